@@ -1,0 +1,105 @@
+//! CUDA probe: the driver library loads, `cuInit` succeeds, each device answers its attributes,
+//! and NVRTC (needed to compile the embedded kernels at run time) loads.
+//!
+//! cudarc's dynamic loading panics on first use when libcuda is absent, so the library is looked
+//! up with `is_culib_present` before any other cudarc call.
+
+use super::Probe;
+use serde::{Deserialize, Serialize};
+
+/// What the CUDA probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CudaInfo {
+    /// `cuDriverGetVersion`, e.g. 12080 for CUDA 12.8.
+    pub driver_version: i32,
+    /// NVRTC's `(major, minor)`.
+    pub nvrtc_version: (i32, i32),
+    /// The devices, by ordinal.
+    pub devices: Vec<CudaDevice>,
+}
+
+/// One CUDA device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CudaDevice {
+    /// Device ordinal.
+    pub ordinal: usize,
+    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Compute capability `(major, minor)`, e.g. (9, 0) for Hopper.
+    pub compute_capability: (i32, i32),
+    /// Streaming multiprocessors.
+    pub sm_count: i32,
+    /// Global memory in bytes.
+    pub memory_bytes: u64,
+}
+
+#[cfg(not(feature = "cuda"))]
+pub(super) fn probe() -> Probe<CudaInfo> {
+    Probe::unavailable("built without feature `cuda`")
+}
+
+#[cfg(feature = "cuda")]
+pub(super) fn probe() -> Probe<CudaInfo> {
+    match probe_inner() {
+        Ok(info) => Probe::Available(info),
+        Err(reason) => Probe::unavailable(reason),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn probe_inner() -> Result<CudaInfo, String> {
+    use cudarc::driver::{result, sys};
+
+    // SAFETY: is_culib_present only tries to dlopen candidate library names; it calls nothing.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("libcuda.so.1 not found (no NVIDIA driver installed)".into());
+    }
+    result::init().map_err(|e| format!("cuInit failed: {e:?}"))?;
+    let mut driver_version = 0i32;
+    // SAFETY: the driver library is present (checked above) and `driver_version` is a valid
+    // out-pointer for the duration of the call.
+    unsafe { sys::cuDriverGetVersion(&mut driver_version) }
+        .result()
+        .map_err(|e| format!("cuDriverGetVersion failed: {e:?}"))?;
+    let count = result::device::get_count().map_err(|e| format!("cuDeviceGetCount failed: {e:?}"))?;
+    if count <= 0 {
+        return Err("CUDA driver loaded but reports no devices".into());
+    }
+    let mut devices = Vec::with_capacity(count as usize);
+    for ordinal in 0..count {
+        let dev = result::device::get(ordinal).map_err(|e| format!("cuDeviceGet({ordinal}): {e:?}"))?;
+        let attr = |a: sys::CUdevice_attribute| {
+            // SAFETY: `dev` was returned by cuDeviceGet for a valid ordinal.
+            unsafe { result::device::get_attribute(dev, a) }
+                .map_err(|e| format!("cuDeviceGetAttribute({a:?}) on device {ordinal}: {e:?}"))
+        };
+        let major = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        // SAFETY: `dev` was returned by cuDeviceGet for a valid ordinal.
+        let memory_bytes = unsafe { result::device::total_mem(dev) }
+            .map_err(|e| format!("cuDeviceTotalMem on device {ordinal}: {e:?}"))?;
+        let name = result::device::get_name(dev).map_err(|e| format!("cuDeviceGetName({ordinal}): {e:?}"))?;
+        devices.push(CudaDevice {
+            ordinal: ordinal as usize,
+            name,
+            compute_capability: (major, minor),
+            sm_count,
+            memory_bytes: memory_bytes as u64,
+        });
+    }
+    // SAFETY: as for the driver: only tries to dlopen candidate names.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(format!(
+            "{} CUDA device(s) found, but libnvrtc not found: kernels cannot be compiled",
+            devices.len()
+        ));
+    }
+    let (mut maj, mut min) = (0i32, 0i32);
+    // SAFETY: NVRTC is present (checked above); both out-pointers are valid for the call.
+    let rc = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut maj, &mut min) };
+    if rc != cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(format!("nvrtcVersion failed: {rc:?}"));
+    }
+    Ok(CudaInfo { driver_version, nvrtc_version: (maj, min), devices })
+}

@@ -1,0 +1,543 @@
+//! The engine: detected capabilities plus a routing table that names, for each job, the backend
+//! that serves it and why.
+//!
+//! # Routing rules
+//!
+//! - Each job has its backends in preference order, fastest first ([`Backend::for_job`]).
+//! - `auto` takes the first backend that is *present* (its probe succeeded and the CPU has the
+//!   instructions it needs), *eligible for auto* (e.g. an OpenCL device that is itself a CPU, such
+//!   as PoCL, is never picked automatically: the native CPU backend beats it) and not forbidden.
+//!   Every faster backend passed over is a *downgrade*: logged at `info` with its reason and listed
+//!   in [`Route::passed_over`].
+//! - A forced backend ([`EngineBuilder::force`]) is used as is or the build fails with
+//!   [`Error::BackendUnavailable`] naming the reason; it never silently falls back.
+//! - A forbidden backend ([`EngineBuilder::forbid`]) is never routed to; forbidding the last
+//!   backend of a job is [`Error::NoBackend`].
+//!
+//! Jobs refine the route at run time where the issue calls for it (verification crosses over from
+//! CPU to GPU above a calibrated batch size; transfer picks by block size); those refinements live
+//! with the job and are reported through the same [`Report`].
+
+use crate::detect::{self, Capabilities, DetectOptions};
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The three jobs the engine routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    /// AES-256-GCM seal/open.
+    Cipher,
+    /// Batch signature verification.
+    Verify,
+    /// Block transfer between nodes.
+    Transfer,
+}
+
+impl Job {
+    /// All jobs, in report order.
+    pub const ALL: [Job; 3] = [Job::Cipher, Job::Verify, Job::Transfer];
+
+    /// The job's name as used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Cipher => "cipher",
+            Job::Verify => "verify",
+            Job::Transfer => "transfer",
+        }
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Job {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Job::ALL.into_iter().find(|j| j.name() == s).ok_or_else(|| Error::UnknownJob { name: s.to_string() })
+    }
+}
+
+/// Every backend of every job. Names (`Display`/`FromStr`/serde) are kebab-case: `vaes-avx512`,
+/// `io-uring`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Cipher: VAES + VPCLMULQDQ on 512-bit registers (AVX-512).
+    VaesAvx512,
+    /// Cipher: VAES + VPCLMULQDQ on 256-bit registers (AVX2).
+    VaesAvx2,
+    /// Cipher: AES-NI + PCLMULQDQ on 128-bit registers.
+    AesNi,
+    /// Cipher: constant-time software (RustCrypto `aes` + `ghash`), for CPUs without AES-NI.
+    Portable,
+    /// Verify: CUDA GPUs (kernels compiled at run time by NVRTC).
+    Cuda,
+    /// Verify: OpenCL devices.
+    Opencl,
+    /// Verify: the CPU, all usable cores.
+    Cpu,
+    /// Transfer: DPDK kernel-bypass datagrams.
+    Dpdk,
+    /// Transfer: io_uring (registered buffers, SEND_ZC, batched submissions).
+    IoUring,
+    /// Transfer: `sendfile(2)`.
+    Sendfile,
+    /// Transfer: `splice(2)` through a pipe.
+    Splice,
+    /// Transfer: memory-mapped block files written to the socket.
+    Mmap,
+    /// Transfer: `read` + `write` through a 1 MiB buffer (the honest baseline).
+    Copy,
+}
+
+impl Backend {
+    /// Every backend, grouped by job, each job's fastest first.
+    pub const ALL: [Backend; 13] = [
+        Backend::VaesAvx512,
+        Backend::VaesAvx2,
+        Backend::AesNi,
+        Backend::Portable,
+        Backend::Cuda,
+        Backend::Opencl,
+        Backend::Cpu,
+        Backend::Dpdk,
+        Backend::IoUring,
+        Backend::Sendfile,
+        Backend::Splice,
+        Backend::Mmap,
+        Backend::Copy,
+    ];
+
+    /// The job this backend serves.
+    pub fn job(self) -> Job {
+        use Backend::*;
+        match self {
+            VaesAvx512 | VaesAvx2 | AesNi | Portable => Job::Cipher,
+            Cuda | Opencl | Cpu => Job::Verify,
+            Dpdk | IoUring | Sendfile | Splice | Mmap | Copy => Job::Transfer,
+        }
+    }
+
+    /// The backends of `job`, fastest first.
+    pub fn for_job(job: Job) -> impl Iterator<Item = Backend> {
+        Backend::ALL.into_iter().filter(move |b| b.job() == job)
+    }
+
+    /// The backend's name as used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        use Backend::*;
+        match self {
+            VaesAvx512 => "vaes-avx512",
+            VaesAvx2 => "vaes-avx2",
+            AesNi => "aes-ni",
+            Portable => "portable",
+            Cuda => "cuda",
+            Opencl => "opencl",
+            Cpu => "cpu",
+            Dpdk => "dpdk",
+            IoUring => "io-uring",
+            Sendfile => "sendfile",
+            Splice => "splice",
+            Mmap => "mmap",
+            Copy => "copy",
+        }
+    }
+
+    /// `Ok(())` when `caps` say this backend can run here, else why not.
+    pub fn presence(self, caps: &Capabilities) -> Result<(), String> {
+        use Backend::*;
+        let f = &caps.cpu.features;
+        let need = |pairs: &[(&str, bool)]| -> Result<(), String> {
+            let missing: Vec<&str> = pairs.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("CPU lacks {}", missing.join(", ")))
+            }
+        };
+        match self {
+            VaesAvx512 => need(&[
+                ("vaes", f.vaes),
+                ("vpclmulqdq", f.vpclmulqdq),
+                ("avx512f", f.avx512f),
+                ("avx512vl", f.avx512vl),
+                ("avx512bw", f.avx512bw),
+            ]),
+            VaesAvx2 => need(&[("vaes", f.vaes), ("vpclmulqdq", f.vpclmulqdq), ("avx2", f.avx2)]),
+            AesNi => need(&[("aes", f.aes), ("pclmulqdq", f.pclmulqdq)]),
+            Portable | Cpu | Copy => Ok(()),
+            Cuda => caps.cuda.check().map(drop).map_err(str::to_owned),
+            Opencl => caps.opencl.check().map(drop).map_err(str::to_owned),
+            Dpdk => caps.dpdk.check().map(drop).map_err(str::to_owned),
+            IoUring => caps.io_uring.check().map(drop).map_err(str::to_owned),
+            Sendfile => caps.sendfile.check().map(drop).map_err(str::to_owned),
+            Splice => caps.splice.check().map(drop).map_err(str::to_owned),
+            Mmap => Ok(()),
+        }
+    }
+
+    /// `Ok(())` when `auto` may pick this present backend, else why it leaves it to an explicit
+    /// choice.
+    pub fn auto_eligibility(self, caps: &Capabilities) -> Result<(), String> {
+        match self {
+            Backend::Opencl => {
+                let gpus = caps
+                    .opencl
+                    .available()
+                    .map(|i| i.platforms.iter().flat_map(|p| &p.devices).any(|d| d.kind == "gpu"))
+                    .unwrap_or(false);
+                if gpus {
+                    Ok(())
+                } else {
+                    Err("OpenCL devices are CPUs (e.g. PoCL): the native CPU backend is faster".into())
+                }
+            }
+            Backend::Dpdk => Err("kernel bypass needs a DPDK peer on the same link: select it explicitly".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let s = s.to_ascii_lowercase().replace('_', "-");
+        Backend::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| Error::UnknownBackend { name: s.clone() })
+    }
+}
+
+/// A backend the router passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    /// The backend.
+    pub backend: Backend,
+    /// Why it does not serve the job.
+    pub reason: String,
+}
+
+/// How one job is served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The job.
+    pub job: Job,
+    /// The backend serving it.
+    pub backend: Backend,
+    /// Why this backend: "forced", or "auto: fastest present".
+    pub reason: String,
+    /// The faster backends that were passed over, with reasons (the downgrades), followed by
+    /// forbidden slower ones.
+    pub passed_over: Vec<PassedOver>,
+}
+
+/// How the caller wants a job routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// The fastest present backend.
+    #[default]
+    Auto,
+    /// Exactly this backend, or an error.
+    Force(Backend),
+}
+
+/// Builds an [`Engine`]: detection (or given capabilities) plus per-job overrides.
+#[derive(Debug, Clone, Default)]
+pub struct EngineBuilder {
+    caps: Option<Capabilities>,
+    detect: DetectOptions,
+    selections: BTreeMap<Job, Selection>,
+    forbidden: Vec<Backend>,
+}
+
+impl EngineBuilder {
+    /// Use these capabilities instead of probing (tests, or a cached detection).
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.caps = Some(caps);
+        self
+    }
+
+    /// Options for detection when no capabilities are given.
+    pub fn detect_options(mut self, opts: DetectOptions) -> Self {
+        self.detect = opts;
+        self
+    }
+
+    /// Serve `backend`'s job with exactly `backend`; [`EngineBuilder::build`] fails if it is absent.
+    pub fn force(mut self, backend: Backend) -> Self {
+        self.selections.insert(backend.job(), Selection::Force(backend));
+        self
+    }
+
+    /// Set how `job` is routed.
+    pub fn select(mut self, job: Job, selection: Selection) -> Self {
+        self.selections.insert(job, selection);
+        self
+    }
+
+    /// Never route to `backend`.
+    pub fn forbid(mut self, backend: Backend) -> Self {
+        if !self.forbidden.contains(&backend) {
+            self.forbidden.push(backend);
+        }
+        self
+    }
+
+    /// Detects (unless capabilities were given) and routes every job.
+    pub fn build(self) -> Result<Engine, Error> {
+        let caps = match self.caps {
+            Some(c) => c,
+            None => detect::detect_with(&self.detect),
+        };
+        let mut routes = BTreeMap::new();
+        for job in Job::ALL {
+            let sel = self.selections.get(&job).copied().unwrap_or_default();
+            let route = route(&caps, job, sel, &self.forbidden)?;
+            for p in &route.passed_over {
+                if p.backend < route.backend {
+                    tracing::info!(job = %job, backend = %p.backend, reason = %p.reason, chosen = %route.backend, "downgrade");
+                }
+            }
+            tracing::debug!(job = %job, backend = %route.backend, reason = %route.reason, "route");
+            routes.insert(job, route);
+        }
+        Ok(Engine { inner: Arc::new(Inner { caps, routes, forbidden: self.forbidden }) })
+    }
+}
+
+/// Computes the route of one job. Pure: the same inputs give the same route.
+pub fn route(caps: &Capabilities, job: Job, sel: Selection, forbidden: &[Backend]) -> Result<Route, Error> {
+    match sel {
+        Selection::Force(b) => {
+            if b.job() != job {
+                return Err(Error::WrongJob { backend: b, job, serves: b.job() });
+            }
+            if forbidden.contains(&b) {
+                return Err(Error::ConflictingOverride { backend: b });
+            }
+            b.presence(caps).map_err(|reason| Error::BackendUnavailable { job, backend: b, reason })?;
+            Ok(Route { job, backend: b, reason: "forced".into(), passed_over: Vec::new() })
+        }
+        Selection::Auto => {
+            let mut passed_over = Vec::new();
+            let mut chosen = None;
+            for b in Backend::for_job(job) {
+                let why_not = if forbidden.contains(&b) {
+                    Some("forbidden by configuration".to_string())
+                } else {
+                    b.presence(caps).and_then(|()| b.auto_eligibility(caps)).err()
+                };
+                match (why_not, chosen) {
+                    (None, None) => chosen = Some(b),
+                    (Some(reason), _) => passed_over.push(PassedOver { backend: b, reason }),
+                    (None, Some(_)) => {}
+                }
+            }
+            let backend = chosen.ok_or_else(|| Error::NoBackend {
+                job,
+                reasons: passed_over
+                    .iter()
+                    .map(|p| format!("{}: {}", p.backend, p.reason))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
+            let reason = if passed_over.iter().any(|p| p.backend < backend) {
+                "auto: fastest backend present and allowed".to_string()
+            } else {
+                "auto: fastest backend".to_string()
+            };
+            Ok(Route { job, backend, reason, passed_over })
+        }
+    }
+}
+
+/// What [`Engine::report`] returns: capabilities and the route of each job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// What detection found.
+    pub capabilities: Capabilities,
+    /// One route per job, in [`Job::ALL`] order.
+    pub routes: Vec<Route>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.routes {
+            writeln!(f, "{:<9} -> {:<12} ({})", r.job.name(), r.backend.name(), r.reason)?;
+            for p in &r.passed_over {
+                writeln!(f, "{:<9}    not {:<12} {}", "", p.backend.name(), p.reason)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    caps: Capabilities,
+    routes: BTreeMap<Job, Route>,
+    forbidden: Vec<Backend>,
+}
+
+/// The engine: capabilities and routes. Cheap to clone (shared inside).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// A builder with automatic routing for every job.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Detects and routes everything automatically.
+    pub fn new() -> Result<Engine, Error> {
+        Engine::builder().build()
+    }
+
+    /// What detection found.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    /// How `job` is served.
+    pub fn route(&self, job: Job) -> &Route {
+        // Every job is routed in `build`, so the map is total.
+        &self.inner.routes[&job]
+    }
+
+    /// The backend serving `job`.
+    pub fn backend(&self, job: Job) -> Backend {
+        self.route(job).backend
+    }
+
+    /// Whether `backend` was forbidden by the builder.
+    pub fn is_forbidden(&self, backend: Backend) -> bool {
+        self.inner.forbidden.contains(&backend)
+    }
+
+    /// Which backend serves each job and why, with the capabilities behind it.
+    pub fn report(&self) -> Report {
+        Report {
+            capabilities: self.inner.caps.clone(),
+            routes: Job::ALL.iter().map(|j| self.route(*j).clone()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{CpuFeatures, CpuInfo, Probe};
+
+    pub(crate) fn bare_caps(features: CpuFeatures) -> Capabilities {
+        Capabilities {
+            schema: detect::SCHEMA.into(),
+            cpu: CpuInfo { arch: "x86_64".into(), model: None, cores_usable: 2, features },
+            cuda: Probe::unavailable("built without feature `cuda`"),
+            opencl: Probe::unavailable("built without feature `opencl`"),
+            io_uring: Probe::refused("io_uring_setup", libc::EPERM),
+            sendfile: Probe::Available(detect::SpliceInfo { probe_bytes: 1 }),
+            splice: Probe::Available(detect::SpliceInfo { probe_bytes: 1 }),
+            dpdk: Probe::unavailable("built without feature `dpdk`"),
+            probe_micros: 0,
+        }
+    }
+
+    fn full_cpu() -> CpuFeatures {
+        CpuFeatures {
+            aes: true,
+            pclmulqdq: true,
+            vaes: true,
+            vpclmulqdq: true,
+            avx2: true,
+            avx512f: true,
+            avx512vl: true,
+            avx512bw: true,
+            avx512ifma: true,
+            sha: true,
+            bmi2: true,
+            adx: true,
+        }
+    }
+
+    #[test]
+    fn auto_takes_fastest_present() {
+        let e = Engine::builder().capabilities(bare_caps(full_cpu())).build().unwrap();
+        assert_eq!(e.backend(Job::Cipher), Backend::VaesAvx512);
+        assert_eq!(e.backend(Job::Verify), Backend::Cpu);
+        assert_eq!(e.backend(Job::Transfer), Backend::Sendfile);
+        let t = e.route(Job::Transfer);
+        let io = t.passed_over.iter().find(|p| p.backend == Backend::IoUring).unwrap();
+        assert!(io.reason.contains("EPERM"), "{}", io.reason);
+    }
+
+    #[test]
+    fn forbidding_moves_the_route() {
+        let caps = bare_caps(full_cpu());
+        let e = Engine::builder().capabilities(caps.clone()).forbid(Backend::VaesAvx512).build().unwrap();
+        assert_eq!(e.backend(Job::Cipher), Backend::VaesAvx2);
+        let e =
+            Engine::builder().capabilities(caps).forbid(Backend::VaesAvx512).forbid(Backend::VaesAvx2).build().unwrap();
+        assert_eq!(e.backend(Job::Cipher), Backend::AesNi);
+        assert!(e.route(Job::Cipher).passed_over.iter().all(|p| p.reason.contains("forbidden")));
+    }
+
+    #[test]
+    fn forcing_absent_backend_names_reason() {
+        let err = Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Cuda).build().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cuda") && msg.contains("built without feature `cuda`"), "{msg}");
+
+        let no_aes = CpuFeatures { aes: false, ..CpuFeatures::default() };
+        let err = Engine::builder().capabilities(bare_caps(no_aes)).force(Backend::AesNi).build().unwrap_err();
+        assert!(err.to_string().contains("CPU lacks aes, pclmulqdq"), "{err}");
+    }
+
+    #[test]
+    fn portable_serves_cpus_without_aes() {
+        let e = Engine::builder().capabilities(bare_caps(CpuFeatures::default())).build().unwrap();
+        assert_eq!(e.backend(Job::Cipher), Backend::Portable);
+    }
+
+    #[test]
+    fn forbidding_everything_is_an_error() {
+        let mut b = Engine::builder().capabilities(bare_caps(CpuFeatures::default()));
+        for be in Backend::for_job(Job::Verify) {
+            b = b.forbid(be);
+        }
+        assert!(matches!(b.build(), Err(Error::NoBackend { job: Job::Verify, .. })));
+    }
+
+    #[test]
+    fn force_and_forbid_conflict() {
+        let r = Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Cpu).forbid(Backend::Cpu).build();
+        assert!(matches!(r, Err(Error::ConflictingOverride { backend: Backend::Cpu })));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
+            let j = serde_json::to_string(&b).unwrap();
+            assert_eq!(j, format!("\"{}\"", b.name()));
+        }
+        for j in Job::ALL {
+            assert_eq!(j.name().parse::<Job>().unwrap(), j);
+        }
+        assert!("warp-drive".parse::<Backend>().is_err());
+    }
+}
