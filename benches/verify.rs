@@ -81,6 +81,15 @@ fn ed25519(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("dalek_verify_batch", n), &n, |b, _| {
             b.iter(|| ed25519_dalek::verify_batch(black_box(&refs), &set.sigs, &set.keys).unwrap())
         });
+        // What a node pays with dalek when keys arrive as bytes: decode them, then verify_batch.
+        let key_bytes: Vec<[u8; 32]> = set.keys.iter().map(|k| k.to_bytes()).collect();
+        g.bench_with_input(BenchmarkId::new("dalek_verify_batch_from_bytes", n), &n, |b, _| {
+            b.iter(|| {
+                let keys: Vec<ed25519_dalek::VerifyingKey> =
+                    key_bytes.iter().map(|k| ed25519_dalek::VerifyingKey::from_bytes(black_box(k)).unwrap()).collect();
+                ed25519_dalek::verify_batch(&refs, &set.sigs, &keys).unwrap()
+            })
+        });
         g.bench_with_input(BenchmarkId::new("dalek_verify_single", n), &n, |b, _| {
             b.iter(|| {
                 for i in 0..n {
