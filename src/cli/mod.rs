@@ -2,6 +2,7 @@
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
 mod detect;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
+    /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
+    Verify(verify::Args),
 }
 
 /// A failure that decides the exit code.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        Command::Verify(a) => verify::run(a),
     };
     #[cfg(feature = "dpdk")]
     if let Some(eal) = parthenon::dpdk::Eal::get() {
