@@ -142,11 +142,17 @@ unsafe fn counters<V: Lanes>(c: &Ctx<V>, nonce: &[u8; 12], ctr: u32) -> V {
     unsafe { V::splat(_mm_loadu_si128(b.as_ptr().cast())).shuffle(c.bswap).add32(V::lane_index()) }
 }
 
+/// A chunk function: [`chunk`] instantiated behind a `#[target_feature]`, `#[inline(never)]`
+/// wrapper by each backend. Keeping each chunk in its own function keeps the round keys in
+/// memory operands and the register pressure low; inlined into the loop, LLVM's scheduler ran
+/// out of the 32 registers and serialised the AES chains one register after another.
+pub(crate) type ChunkFn<V, const NV: usize> = unsafe fn(&Ctx<V>, &[V; NV], &mut V, V, *mut u8, *const u8, &mut __m128i);
+
 /// `NV` registers of keystream for counters `*ctr ..`, advancing `*ctr`; XORs it into `NV`
 /// registers at `io` (loads them first). With `GHASH`, hashes the `NV` registers at `prev`
 /// between the rounds (`prev` may equal `io`: it is read before `io` is written).
 #[inline(always)]
-unsafe fn chunk<V: Lanes, const NV: usize, const NR: usize, const GHASH: bool>(
+pub(crate) unsafe fn chunk<V: Lanes, const NV: usize, const NR: usize, const GHASH: bool>(
     c: &Ctx<V>,
     pw: &[V; NV],
     ctr: &mut V,
@@ -234,6 +240,8 @@ pub(crate) unsafe fn crypt<V: Lanes, const NV: usize, const NR: usize, const OPE
     mut acc: __m128i,
     buf: &mut [u8],
     lens: Option<&[u8; 16]>,
+    plain_chunk: ChunkFn<V, NV>,
+    ghash_chunk: ChunkFn<V, NV>,
 ) -> __m128i {
     let n = NV * V::BLOCKS;
     let chunk_bytes = 16 * n;
@@ -252,13 +260,13 @@ pub(crate) unsafe fn crypt<V: Lanes, const NV: usize, const NR: usize, const OPE
         if OPEN {
             for i in 0..chunks {
                 let io = p.add(i * chunk_bytes);
-                chunk::<V, NV, NR, true>(c, &pw, &mut ctrv, inc, io, io, &mut acc);
+                ghash_chunk(c, &pw, &mut ctrv, inc, io, io, &mut acc);
             }
         } else if chunks > 0 {
-            chunk::<V, NV, NR, false>(c, &pw, &mut ctrv, inc, p, p, &mut acc);
+            plain_chunk(c, &pw, &mut ctrv, inc, p, p, &mut acc);
             for i in 1..chunks {
                 let io = p.add(i * chunk_bytes);
-                chunk::<V, NV, NR, true>(c, &pw, &mut ctrv, inc, io, io.sub(chunk_bytes), &mut acc);
+                ghash_chunk(c, &pw, &mut ctrv, inc, io, io.sub(chunk_bytes), &mut acc);
             }
             acc = ghash_run(c, ks, acc, p.add((chunks - 1) * chunk_bytes), n);
         }

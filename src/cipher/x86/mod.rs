@@ -63,6 +63,22 @@ macro_rules! hw_kernel {
         }
 
         #[target_feature(enable = $feat)]
+        #[inline(never)]
+        unsafe fn chunk_tf<const NR: usize, const GHASH: bool>(
+            c: &gcm::Ctx<$v>,
+            pw: &[$v; $nv],
+            ctr: &mut $v,
+            inc: $v,
+            io: *mut u8,
+            prev: *const u8,
+            acc: &mut core::arch::x86_64::__m128i,
+        ) {
+            // SAFETY: this function enables the features; the caller (`gcm::crypt`) guarantees
+            // the pointers.
+            unsafe { gcm::chunk::<$v, { $nv }, NR, GHASH>(c, pw, ctr, inc, io, prev, acc) }
+        }
+
+        #[target_feature(enable = $feat)]
         unsafe fn crypt_tf<const NR: usize, const OPEN: bool>(
             ks: &KeySchedule,
             nonce: &[u8; 12],
@@ -75,7 +91,17 @@ macro_rules! hw_kernel {
             unsafe {
                 let c = gcm::ctx::<$v>(ks);
                 let a = gcm::acc_in(acc, ks);
-                let a = gcm::crypt::<$v, { $nv }, NR, OPEN>(&c, ks, nonce, ctr, a, buf, lens);
+                let a = gcm::crypt::<$v, { $nv }, NR, OPEN>(
+                    &c,
+                    ks,
+                    nonce,
+                    ctr,
+                    a,
+                    buf,
+                    lens,
+                    chunk_tf::<NR, false>,
+                    chunk_tf::<NR, true>,
+                );
                 gcm::acc_out(a, acc, ks);
             }
         }
