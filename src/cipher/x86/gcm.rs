@@ -21,9 +21,9 @@ use super::keys::{KeySchedule, MAX_POWERS};
 use super::lanes::Lanes;
 use core::arch::x86_64::*;
 
-/// Bytes in the stack buffer used for tails: up to 16 chunk blocks, the length block and padding
-/// to a whole 4-block register.
-const TAIL_BYTES: usize = 16 * (16 + 4);
+/// Bytes in the stack buffer used for tails: up to 32 chunk blocks (the largest chunk), the
+/// length block and padding to a whole 4-block register.
+const TAIL_BYTES: usize = 16 * (32 + 4);
 
 /// Per-call state: round keys and constants broadcast to `V`.
 pub(crate) struct Ctx<V: Lanes> {
@@ -217,7 +217,7 @@ unsafe fn tail_ctr<V: Lanes, const NV: usize, const NR: usize>(
 ) {
     let regs = len.div_ceil(16 * V::BLOCKS);
     let p = tmp.as_mut_ptr();
-    // SAFETY: `tmp` holds 20 blocks >= NV * V::BLOCKS + 4 (NV * BLOCKS <= 16), so every batch fits.
+    // SAFETY: `tmp` holds 36 blocks >= NV * V::BLOCKS + 4 (NV * BLOCKS <= 32), so every batch fits.
     unsafe {
         match regs {
             0 => {}

@@ -13,7 +13,7 @@
 use core::arch::x86_64::*;
 
 /// How many key powers are kept: a GHASH run of up to this many blocks needs one reduction.
-pub(crate) const MAX_POWERS: usize = 32;
+pub(crate) const MAX_POWERS: usize = 40;
 
 /// Round keys and key powers of one key. `NR` = 10 (AES-128) or 14 (AES-256).
 #[derive(Clone)]
