@@ -14,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod cipher;
 pub mod detect;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;

@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing, logging set-up and dispatch to one module per
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+mod bench;
 mod detect;
 mod verify;
 
@@ -21,6 +22,8 @@ enum Command {
     Detect(detect::Args),
     /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
     Verify(verify::Args),
+    /// Measure throughput of a job's backends on this machine.
+    Bench(bench::Args),
 }
 
 /// A failure that decides the exit code.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     #[cfg(feature = "dpdk")]
     if let Some(eal) = parthenon::dpdk::Eal::get() {
