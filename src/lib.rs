@@ -20,6 +20,7 @@ pub mod dpdk;
 pub mod engine;
 mod error;
 pub mod kernels;
+pub mod transfer;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};
