@@ -1,6 +1,8 @@
 //! Command-line front end: argument parsing, logging set-up and dispatch to one module per
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+mod bench;
+mod bench_transfer;
 mod detect;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
+    /// Measure backends side by side (`bench transfer`).
+    Bench(bench::Args),
 }
 
 /// A failure that decides the exit code.
@@ -40,6 +44,7 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
