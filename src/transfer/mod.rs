@@ -33,6 +33,7 @@
 //! [`route`].
 
 pub mod copy;
+pub mod datagram;
 pub mod mmap;
 pub mod route;
 pub mod sendfile;
@@ -220,6 +221,44 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A datagram frame broke the protocol (not mere corruption, which is repaired by resending).
+    #[error("block {block}: frame {index} rejected: {reason}")]
+    FrameRejected {
+        /// The block.
+        block: BlockId,
+        /// The frame index.
+        index: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Frames stayed missing after every resend request.
+    #[error("block {block}: gave up: {missing} of {count} frames still missing after {rounds} resend requests ({corrupt} corrupt frames dropped)")]
+    GaveUp {
+        /// The block.
+        block: BlockId,
+        /// Frames missing.
+        missing: usize,
+        /// Frames in the block.
+        count: u32,
+        /// Resend requests made.
+        rounds: u32,
+        /// Frames dropped for a bad checksum.
+        corrupt: u64,
+    },
+    /// The receiving peer refused the block and said why.
+    #[error("block {block}: refused by peer: {reason}")]
+    RefusedByPeer {
+        /// The block.
+        block: BlockId,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// Nothing arrived in time.
+    #[error("timed out: {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+    },
     /// The requested backend cannot serve here.
     #[error("transfer backend `{backend}` unavailable: {reason}")]
     Unavailable {
@@ -258,7 +297,10 @@ impl Error {
             | Error::Tampered { block, .. }
             | Error::Duplicate { block, .. }
             | Error::NotFound { block, .. }
-            | Error::CorruptStore { block, .. } => Some(*block),
+            | Error::CorruptStore { block, .. }
+            | Error::FrameRejected { block, .. }
+            | Error::GaveUp { block, .. }
+            | Error::RefusedByPeer { block, .. } => Some(*block),
             Error::UnexpectedBlock { got, .. } => Some(*got),
             _ => None,
         }
