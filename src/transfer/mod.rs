@@ -34,6 +34,8 @@
 
 pub mod copy;
 pub mod datagram;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod mmap;
 pub mod route;
 pub mod sendfile;

@@ -17,8 +17,10 @@ pub trait Link: Send {
     /// below it.
     fn max_frame(&self) -> usize;
 
-    /// Sends one frame made of `parts` gathered in order. A frame too large for the path may be
-    /// dropped silently (as a network would) or refused with `EMSGSIZE`.
+    /// Sends one frame made of `parts` gathered in order (the frame header, then the payload).
+    /// A frame too large for the path may be dropped silently (as a network would) or refused
+    /// with `EMSGSIZE`. A zero-copy link may keep referencing the payload after this returns:
+    /// the caller keeps it alive and unchanged until [`Link::release`] returns.
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()>;
 
     /// Receives one frame into `buf`, waiting at most `timeout`; `Ok(None)` on timeout. Frames

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub const MIN_FRAME: usize = 512;
 /// NACK payloads stay within the smallest frame: 54 (start, len) ranges.
 const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
+/// Padding of MTU probes (the largest frame any link here carries is 65 507 bytes).
+static PROBE_PAD: [u8; 65_536] = [0; 65_536];
 /// Most frames a receiver buffers before the descriptor arrives.
 const MAX_PENDING: usize = 1 << 16;
 
@@ -63,6 +65,14 @@ pub struct DatagramReport {
     pub payload_bytes: u64,
 }
 
+/// One block on its way out (keeps `send_inner`'s signature small).
+struct Outgoing<'a> {
+    header: BlockHeader,
+    payload: &'a [u8],
+    codec: Codec,
+    desc: &'a mut [u8; DESCRIPTOR_LEN],
+}
+
 /// Largest working frame per peer, found by [`MtuCache::discover`].
 #[derive(Debug, Default)]
 pub struct MtuCache {
@@ -101,11 +111,12 @@ impl MtuCache {
         let max = link.max_frame();
         let mut buf = vec![0u8; max.max(MIN_FRAME)];
         let mut probe = |size: usize| -> Result<bool, Error> {
-            let pad = vec![0u8; size - FRAME_HEADER];
+            // Static padding: a zero-copy link may reference it after `send` returns.
+            let pad = &PROBE_PAD[..size - FRAME_HEADER];
             for _ in 0..2 {
                 let h =
                     FrameHeader { kind: Kind::Probe, block: BlockId(0), index: size as u32, count: 0, payload_len: 0 };
-                match send_frame(link, h, &pad) {
+                match send_frame(link, h, pad) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(false),
                     Err(e) => return Err(Error::io("send MTU probe", None, e)),
@@ -169,31 +180,54 @@ impl DatagramSender {
     /// Sends `body` as block `id` and returns once the receiver confirmed it verified the block.
     /// Before returning (also on error) it waits until the link no longer references `body`.
     pub fn send_block(&self, link: &mut dyn Link, id: BlockId, body: &[u8]) -> Result<DatagramReport, Error> {
-        let r = self.send_inner(link, id, body);
+        self.send_with_header(link, BlockHeader::for_body(id, body), body)
+    }
+
+    /// Sends a sealed block from a [`crate::transfer::BlockStore`] straight from its read-only
+    /// mapping, with the digest the store already verified (no re-hash). Same contract as
+    /// [`DatagramSender::send_block`].
+    pub fn send_sealed(
+        &self,
+        link: &mut dyn Link,
+        block: &crate::transfer::SealedBlock,
+    ) -> Result<DatagramReport, Error> {
+        let map = block.map()?;
+        self.send_with_header(link, *block.header(), &map[crate::transfer::HEADER_LEN..])
+    }
+
+    fn send_with_header(&self, link: &mut dyn Link, header: BlockHeader, body: &[u8]) -> Result<DatagramReport, Error> {
+        let id = header.id;
+        let (payload, codec) = compress::encode(body, self.config.compression);
+        let mut desc = [0u8; DESCRIPTOR_LEN];
+        let r = self.send_inner(link, Outgoing { header, payload: &payload, codec, desc: &mut desc });
+        // Frames may reference `payload` (which may be `body`) and `desc` until the link
+        // releases them; all are still alive here.
         let released = link.release().map_err(|e| Error::io("release link buffers", Some(id), e));
         let report = r?;
         released?;
         Ok(report)
     }
 
-    fn send_inner(&self, link: &mut dyn Link, id: BlockId, body: &[u8]) -> Result<DatagramReport, Error> {
+    fn send_inner(&self, link: &mut dyn Link, out: Outgoing<'_>) -> Result<DatagramReport, Error> {
+        let Outgoing { header, payload, codec, desc } = out;
+        let id = header.id;
+        let body_len = header.length;
         let cfg = &self.config;
         let frame = self.mtu.discover(link, cfg)?;
         let chunk = frame - FRAME_HEADER;
-        let header = BlockHeader::for_body(id, body);
-        let (payload, codec) = compress::encode(body, cfg.compression);
         let data_frames = payload.len().div_ceil(chunk);
         let count = u32::try_from(data_frames + 1).map_err(|_| Error::Oversized {
             block: id,
-            length: body.len() as u64,
+            length: body_len,
             max: (u32::MAX as u64 - 1) * chunk as u64,
         })?;
-        let desc = Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
+        *desc = Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
+        let desc = &*desc;
         let io = |e| Error::io("send frame", Some(id), e);
         let send = |link: &mut dyn Link, i: u32| -> std::io::Result<()> {
             let h = FrameHeader { kind: Kind::Data, block: id, index: i, count, payload_len: 0 };
             if i == 0 {
-                send_frame(link, h, &desc)
+                send_frame(link, h, desc)
             } else {
                 let s = (i as usize - 1) * chunk;
                 send_frame(link, h, &payload[s..(s + chunk).min(payload.len())])
@@ -235,7 +269,7 @@ impl DatagramSender {
                         frames: count,
                         resent,
                         codec,
-                        raw_bytes: body.len() as u64,
+                        raw_bytes: body_len,
                         payload_bytes: payload.len() as u64,
                     })
                 }
