@@ -407,6 +407,7 @@ impl DatagramReceiver {
         let mut asm: Option<Assembly> = None;
         let mut corrupt = 0u64;
         let mut rounds = 0u32;
+        let mut progress_mark = 0u32;
         let started = Instant::now();
         loop {
             let got = link
@@ -420,6 +421,11 @@ impl DatagramReceiver {
                         }
                     }
                     Some(a) => {
+                        // Progress since the last request resets the count: only stalls give up.
+                        if a.have_n > progress_mark {
+                            progress_mark = a.have_n;
+                            rounds = 0;
+                        }
                         rounds += 1;
                         let missing = a.have.iter().filter(|h| !**h).count();
                         if rounds > cfg.max_rounds {
