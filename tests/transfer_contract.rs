@@ -64,13 +64,18 @@ fn run_contract(backend: Backend) {
     let Some(engine) = engine_for(backend) else { return };
     let t = engine.transport().unwrap();
     assert_eq!(t.backend(), backend);
+    run_contract_on(Box::new(t), backend, None);
+}
+
+/// `method`: a string the 64 MiB send's method must contain.
+fn run_contract_on(t: Box<dyn Transport>, backend: Backend, method: Option<&str>) {
     let (_src_dir, src) = source();
     let dst_dir = TempDir::new(&format!("contract-dst-{backend}"));
     let dst = BlockStore::open(dst_dir.path()).unwrap();
 
     // Byte-exact, every size, into the store; all blocks on one connection.
     let (tx, rx) = pair();
-    let t = std::sync::Arc::new(t);
+    let t: std::sync::Arc<dyn Transport> = t.into();
     let t2 = t.clone();
     let dst2 = dst.clone();
     let receiver = thread::spawn(move || {
@@ -82,6 +87,9 @@ fn run_contract(backend: Backend) {
         let b = src.get(BlockId(i as u64)).unwrap();
         let r = t.send_block(&tx, &b).unwrap();
         assert_eq!(r.wire_bytes, (HEADER_LEN + n) as u64);
+        if let (Some(m), true) = (method, n == 64 << 20) {
+            assert!(r.method.contains(m), "{backend}: 64 MiB sent by `{}`, expected `{m}`", r.method);
+        }
     }
     receiver.join().unwrap().unwrap();
     for (i, &n) in SIZES.iter().enumerate() {
@@ -233,6 +241,18 @@ fn contract_splice() {
 #[test]
 fn contract_io_uring() {
     run_contract(Backend::IoUring);
+}
+
+/// io_uring with SEND_ZC forced on the loopback peer, so the zero-copy paths (registered
+/// buffers when RLIMIT_MEMLOCK allows, else SEND_ZC from the mapping) run the contract too.
+#[cfg(feature = "io-uring")]
+#[test]
+fn contract_io_uring_zero_copy_paths() {
+    if engine_for(Backend::IoUring).is_none() {
+        return;
+    }
+    let t = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
+    run_contract_on(Box::new(t), Backend::IoUring, Some("SEND_ZC"));
 }
 
 /// Every sender backend interoperates with every receiver backend (same wire format).

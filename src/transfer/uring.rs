@@ -8,9 +8,10 @@
 //!   kernel pins nothing per call because the buffers are registered once.
 //! - **Without registered buffers** (memlock too low): `SEND_ZC` straight from the read-only
 //!   mapping of the sealed block, eight 1 MiB chunks per submission.
-//! - Blocks whose wire size is below [`ZERO_COPY_MIN`] use plain `IORING_OP_SEND` (a zero-copy
-//!   send costs a second completion and page pinning, which small sends do not repay); so does a
-//!   kernel without `SEND_ZC`.
+//! - Blocks whose wire size is below [`ZERO_COPY_MIN`] use plain `IORING_OP_SEND` from the
+//!   mapping (a zero-copy send costs a second completion and page pinning, which small sends do
+//!   not repay); so does a kernel without `SEND_ZC`, and so does a peer on a loopback address,
+//!   because the kernel copies zero-copy data looped to a local socket anyway.
 //! - **Ownership.** A `SEND_ZC` completes twice: once when the send is queued, once (a
 //!   notification CQE) when the kernel has released the pages. A send here returns only after
 //!   every notification of every submitted send has arrived, also on error, so the caller owns
@@ -114,6 +115,7 @@ pub struct UringTransport {
     rings: Mutex<Vec<RingBox>>,
     notes: Vec<String>,
     send_zc: bool,
+    zc_on_loopback: bool,
 }
 
 struct RingBox(Ring);
@@ -136,7 +138,18 @@ impl UringTransport {
         if !send_zc {
             notes.push("kernel lacks IORING_OP_SEND_ZC: plain SEND".into());
         }
-        Ok(UringTransport { rings: Mutex::new(vec![RingBox(ring)]), notes, send_zc })
+        Ok(UringTransport { rings: Mutex::new(vec![RingBox(ring)]), notes, send_zc, zc_on_loopback: false })
+    }
+
+    /// Use `SEND_ZC` (and the registered-buffer path) for loopback peers too, which the
+    /// transport otherwise skips as pointless there. For tests and measurements of those paths.
+    pub fn zero_copy_on_loopback(mut self, on: bool) -> Self {
+        self.zc_on_loopback = on;
+        self
+    }
+
+    fn skip_zc(&self, peer: &TcpStream) -> bool {
+        !self.zc_on_loopback && is_loopback(peer)
     }
 
     /// What this backend could not use here, and why.
@@ -311,7 +324,8 @@ impl Transport for UringTransport {
     fn send_block(&self, peer: &TcpStream, block: &SealedBlock) -> Result<SendReport, Error> {
         let id = block.id();
         let wire = block.wire_len();
-        let zc = self.send_zc && wire >= ZERO_COPY_MIN;
+        let local = self.skip_zc(peer);
+        let zc = self.send_zc && wire >= ZERO_COPY_MIN && !local;
         let method = self.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
             if zc && r.pool.is_some() {
@@ -321,12 +335,17 @@ impl Transport for UringTransport {
                 send_all(r, Source::Memory(&map), zc, id)
             }
         })?;
+        let method = if local && self.send_zc && wire >= ZERO_COPY_MIN {
+            format!("{method}; loopback peer: SEND_ZC skipped (the kernel copies zero-copy sends to local sockets)")
+        } else {
+            method
+        };
         Ok(SendReport { id, wire_bytes: wire, backend: Backend::IoUring, method })
     }
 
     fn send_bytes(&self, peer: &TcpStream, id: BlockId, body: &[u8]) -> Result<SendReport, Error> {
         let h = BlockHeader::for_body(id, body).encode();
-        let zc = self.send_zc && body.len() as u64 >= ZERO_COPY_MIN;
+        let zc = self.send_zc && body.len() as u64 >= ZERO_COPY_MIN && !self.skip_zc(peer);
         let method = self.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
             send_all(r, Source::Memory(&h), false, id)?;
@@ -340,6 +359,13 @@ impl Transport for UringTransport {
         let mover = UringSplice { transport: self, pipe };
         recv::recv_into_store(peer, store, expect, &mover)
     }
+}
+
+/// Whether the peer is on this host. The kernel copies `MSG_ZEROCOPY`/`SEND_ZC` data looped to
+/// a local socket (deferred copy, kernel `msg_zerocopy.rst`), so zero-copy there only adds
+/// page pinning and a notification to the copy.
+fn is_loopback(peer: &TcpStream) -> bool {
+    peer.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false)
 }
 
 struct UringSplice<'a> {
