@@ -22,6 +22,7 @@ pub mod engine;
 mod error;
 pub mod kernels;
 pub mod sigverify;
+pub mod transfer;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};

@@ -2,6 +2,8 @@
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
 mod bench;
+mod bench_cipher;
+mod bench_transfer;
 mod detect;
 mod verify;
 
@@ -22,7 +24,7 @@ enum Command {
     Detect(detect::Args),
     /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
     Verify(verify::Args),
-    /// Measure throughput of a job's backends on this machine.
+    /// Measure a job's backends side by side on this machine (`bench cipher|transfer`).
     Bench(bench::Args),
 }
 
