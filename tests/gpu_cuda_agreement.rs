@@ -33,6 +33,10 @@ fn check(items: &[Item]) {
         offsets: &s.offsets,
     };
     let refs: Vec<(bool, bool)> = items.iter().map(reference).collect();
+    let zip_valid = refs.iter().filter(|r| r.0).count();
+    let strict_valid = refs.iter().filter(|r| r.1).count();
+    let rules_differ = refs.iter().filter(|r| r.0 != r.1).count();
+    println!("{} items: {zip_valid} valid under ZIP-215, {strict_valid} under strict, {rules_differ} where the rules differ", items.len());
     for (rules, pick) in [(EdRules::Zip215, 0usize), (EdRules::Strict, 1)] {
         let t = std::time::Instant::now();
         let got = v.verify_soa(&batch, rules).expect("device verification");
@@ -77,5 +81,8 @@ fn random_and_mutated_corpus_agrees_with_reference() {
     }
     let valid = mixed.iter().filter(|it| reference(it).0).count();
     assert!(valid > mixed.len() / 10, "corpus has too few valid items ({valid})");
+    // The corpus must separate the rules, or agreement under one could hide the other.
+    let differ = mixed.iter().map(reference).filter(|r| r.0 != r.1).count();
+    assert!(differ > n / 20, "corpus has too few items where ZIP-215 and strict differ ({differ})");
     check(&mixed);
 }

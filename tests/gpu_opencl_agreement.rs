@@ -1,6 +1,6 @@
 //! OpenCL kernels (PoCL on CI) against the pinned reference implementations, item by item, under
 //! ZIP-215, strict and BIP-340, over the public vectors plus a random and mutated corpus
-//! (`PARTHENON_GPU_CORPUS` random items per scheme, default 400).
+//! (`PARTHENON_GPU_CORPUS` random items per scheme, default 1000).
 #![cfg(feature = "opencl")]
 
 #[path = "common/gpu_corpus.rs"]
@@ -32,6 +32,10 @@ fn check(items: &[Item]) {
         offsets: &s.offsets,
     };
     let refs: Vec<(bool, bool)> = items.iter().map(reference).collect();
+    let zip_valid = refs.iter().filter(|r| r.0).count();
+    let strict_valid = refs.iter().filter(|r| r.1).count();
+    let rules_differ = refs.iter().filter(|r| r.0 != r.1).count();
+    println!("{} items: {zip_valid} valid under ZIP-215, {strict_valid} under strict, {rules_differ} where the rules differ", items.len());
     for (rules, pick) in [(EdRules::Zip215, 0usize), (EdRules::Strict, 1)] {
         let t = std::time::Instant::now();
         let got = v.verify_soa(&batch, rules).expect("device verification");
@@ -63,7 +67,7 @@ fn random_and_mutated_corpus_agrees_with_reference() {
     if verifier().is_none() {
         return;
     }
-    let n = corpus_size(400);
+    let n = corpus_size(1000);
     let mut rng = Rng::new(0x5eed_0001);
     let mut items = ed25519_items(&mut rng, n);
     items.extend(bip340_items(&mut rng, n));
@@ -76,5 +80,8 @@ fn random_and_mutated_corpus_agrees_with_reference() {
     }
     let valid = mixed.iter().filter(|it| reference(it).0).count();
     assert!(valid > mixed.len() / 10, "corpus has too few valid items ({valid})");
+    // The corpus must separate the rules, or agreement under one could hide the other.
+    let differ = mixed.iter().map(reference).filter(|r| r.0 != r.1).count();
+    assert!(differ > n / 20, "corpus has too few items where ZIP-215 and strict differ ({differ})");
     check(&mixed);
 }

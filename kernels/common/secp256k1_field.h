@@ -154,30 +154,66 @@ DEVICE_FN void fs_mul(fe_secp *r, const fe_secp *a, const fe_secp *b) {
 
 DEVICE_FN void fs_sq(fe_secp *r, const fe_secp *a) { fs_mul(r, a, a); }
 
-/* a^e for a 256-bit exponent given as four little-endian limbs (left-to-right binary). */
-DEVICE_FN void fs_pow(fe_secp *r, const fe_secp *a, u64 e0, u64 e1, u64 e2, u64 e3) {
-  u64 e[4] = {e0, e1, e2, e3};
-  fe_secp acc;
-  fs_set_u64(&acc, 1);
-  for (int i = 255; i >= 0; i--) {
-    fs_sq(&acc, &acc);
-    if ((e[i >> 6] >> (i & 63)) & 1) fs_mul(&acc, &acc, a);
-  }
-  *r = acc;
+DEVICE_FN void fs_sqn(fe_secp *r, const fe_secp *a, int n) {
+  fe_secp t = *a;
+  for (int i = 0; i < n; i++) fs_sq(&t, &t);
+  *r = t;
 }
 
-/* a^(p-2); 0 maps to 0. */
+/* x^(2^223 - 1), x^(2^22 - 1) and x^3: the shared prefix of libsecp256k1's addition chains for
+ * the inverse and the square root (255 squarings and 15 multiplications in all). */
+DEVICE_FN void fs_pow_prefix(fe_secp *x223, fe_secp *x22, fe_secp *x2, const fe_secp *a) {
+  fe_secp x3, x6, x9, x11, x44, x88, x176, x220, t;
+  fs_sq(&t, a);
+  fs_mul(x2, &t, a);            /* a^(2^2 - 1) */
+  fs_sq(&t, x2);
+  fs_mul(&x3, &t, a);           /* a^(2^3 - 1) */
+  fs_sqn(&t, &x3, 3);
+  fs_mul(&x6, &t, &x3);
+  fs_sqn(&t, &x6, 3);
+  fs_mul(&x9, &t, &x3);
+  fs_sqn(&t, &x9, 2);
+  fs_mul(&x11, &t, x2);
+  fs_sqn(&t, &x11, 11);
+  fs_mul(x22, &t, &x11);
+  fs_sqn(&t, x22, 22);
+  fs_mul(&x44, &t, x22);
+  fs_sqn(&t, &x44, 44);
+  fs_mul(&x88, &t, &x44);
+  fs_sqn(&t, &x88, 88);
+  fs_mul(&x176, &t, &x88);
+  fs_sqn(&t, &x176, 44);
+  fs_mul(&x220, &t, &x44);
+  fs_sqn(&t, &x220, 3);
+  fs_mul(x223, &t, &x3);        /* a^(2^223 - 1) */
+}
+
+/* a^(p-2) = a^(2^256 - 2^32 - 979); 0 maps to 0. */
 DEVICE_FN void fs_inv(fe_secp *r, const fe_secp *a) {
-  fs_pow(r, a, 0xFFFFFFFEFFFFFC2DULL, SECP_PX, SECP_PX, SECP_PX);
+  fe_secp x223, x22, x2, t;
+  fs_pow_prefix(&x223, &x22, &x2, a);
+  fs_sqn(&t, &x223, 23);
+  fs_mul(&t, &t, &x22);         /* 2^246 - 2^22 - 1 */
+  fs_sqn(&t, &t, 5);
+  fs_mul(&t, &t, a);            /* 2^251 - 2^27 - 31 */
+  fs_sqn(&t, &t, 3);
+  fs_mul(&t, &t, &x2);          /* 2^254 - 2^30 - 245 */
+  fs_sqn(&t, &t, 2);
+  fs_mul(r, &t, a);             /* 2^256 - 2^32 - 979 */
 }
 
 /* A square root of a when one exists: returns 1 and r with r^2 == a, else 0. Since
- * p == 3 (mod 4), the candidate is a^((p+1)/4). */
+ * p == 3 (mod 4), the candidate is a^((p+1)/4) = a^(2^254 - 2^30 - 244). */
 DEVICE_FN int fs_sqrt(fe_secp *r, const fe_secp *a) {
-  fe_secp s, chk;
-  fs_pow(&s, a, 0xFFFFFFFFBFFFFF0CULL, SECP_PX, SECP_PX, 0x3FFFFFFFFFFFFFFFULL);
-  fs_sq(&chk, &s);
-  *r = s;
+  fe_secp x223, x22, x2, t, chk;
+  fs_pow_prefix(&x223, &x22, &x2, a);
+  fs_sqn(&t, &x223, 23);
+  fs_mul(&t, &t, &x22);         /* 2^246 - 2^22 - 1 */
+  fs_sqn(&t, &t, 6);
+  fs_mul(&t, &t, &x2);          /* 2^252 - 2^28 - 61 */
+  fs_sqn(&t, &t, 2);            /* 2^254 - 2^30 - 244 */
+  fs_sq(&chk, &t);
+  *r = t;
   return fs_eq(&chk, a);
 }
 
