@@ -302,7 +302,7 @@ pub fn bip340_items(rng: &mut Rng, n: usize) -> Vec<Item> {
     while out.len() < n {
         let msg = rng.message();
         let Ok(kp) = secp256k1::Keypair::from_secret_bytes(rng.bytes()) else { continue };
-        let pk = kp.x_only_public_key().0.serialize();
+        let pk = kp.x_only_public_key().0.to_byte_array();
         let sig = secp256k1::schnorr::sign_no_aux_rand(&msg, &kp).to_byte_array();
         let mut it = Item { scheme: BIP340, pk, sig, msg, origin: String::new() };
         match rng.below(9) {

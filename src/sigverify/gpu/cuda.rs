@@ -62,7 +62,7 @@ fn pinned<T: cudarc::driver::DeviceRepr>(ctx: &Arc<CudaContext>, n: usize, wc: b
 
 impl Lane {
     fn new(ctx: &Arc<CudaContext>, stream: Arc<CudaStream>, items: usize, message_bytes: usize) -> Result<Self, GpuError> {
-        let alloc = |n: usize| ctx.alloc_zeros::<u8>(n.max(1)).map_err(drv("cuMemAlloc"));
+        let alloc = |n: usize| stream.alloc_zeros::<u8>(n.max(1)).map_err(drv("cuMemAlloc"));
         Ok(Lane {
             items,
             message_bytes,
@@ -76,7 +76,7 @@ impl Lane {
             d_pubkeys: alloc(items * 32)?,
             d_sigs: alloc(items * 64)?,
             d_msgs: alloc(message_bytes)?,
-            d_offsets: ctx.alloc_zeros::<u64>(items + 1).map_err(drv("cuMemAlloc"))?,
+            d_offsets: stream.alloc_zeros::<u64>(items + 1).map_err(drv("cuMemAlloc"))?,
             d_challenges: alloc(items * 32)?,
             d_verdicts: alloc(items)?,
             stream,

@@ -170,3 +170,56 @@ pub trait GpuVerifier: Send + Sync {
     /// stream timing), for benchmarks.
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError>;
 }
+
+/// An owned [`SoaBatch`] (tests, calibration, benchmarks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedSoa {
+    /// Scheme codes.
+    pub schemes: Vec<u8>,
+    /// Public keys.
+    pub pubkeys: Vec<[u8; 32]>,
+    /// Signatures.
+    pub signatures: Vec<[u8; 64]>,
+    /// Messages, concatenated.
+    pub messages: Vec<u8>,
+    /// `len + 1` offsets into `messages`.
+    pub offsets: Vec<u64>,
+}
+
+impl OwnedSoa {
+    /// Empty, with room for `items` items and `message_bytes` message bytes.
+    pub fn with_capacity(items: usize, message_bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(items + 1);
+        offsets.push(0);
+        OwnedSoa {
+            schemes: Vec::with_capacity(items),
+            pubkeys: Vec::with_capacity(items),
+            signatures: Vec::with_capacity(items),
+            messages: Vec::with_capacity(message_bytes),
+            offsets,
+        }
+    }
+
+    /// Appends one item.
+    pub fn push(&mut self, scheme: u8, pubkey: &[u8; 32], message: &[u8], signature: &[u8; 64]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.schemes.push(scheme);
+        self.pubkeys.push(*pubkey);
+        self.signatures.push(*signature);
+        self.messages.extend_from_slice(message);
+        self.offsets.push(self.messages.len() as u64);
+    }
+
+    /// The borrowed view the devices take.
+    pub fn view(&self) -> SoaBatch<'_> {
+        SoaBatch {
+            schemes: &self.schemes,
+            pubkeys: &self.pubkeys,
+            signatures: &self.signatures,
+            messages: &self.messages,
+            offsets: &self.offsets,
+        }
+    }
+}
