@@ -20,8 +20,7 @@ pub mod dpdk;
 pub mod engine;
 mod error;
 pub mod kernels;
-#[path = "sigverify/gpu/mod.rs"]
-pub mod gpu_verify;
+pub mod sigverify;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};

@@ -7,8 +7,8 @@
 mod gpu_corpus;
 
 use gpu_corpus::*;
-use parthenon::gpu_verify::cuda::CudaVerifier;
-use parthenon::gpu_verify::{EdRules, GpuError, GpuVerifier, SoaBatch};
+use parthenon::sigverify::gpu::cuda::CudaVerifier;
+use parthenon::sigverify::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch};
 
 fn verifier() -> Option<&'static CudaVerifier> {
     match CudaVerifier::shared() {

@@ -13,9 +13,9 @@
 //! reported invalid is a failure, not a figure.
 
 use super::Failure;
-use parthenon::gpu_verify::synthetic::{valid_batch, Mix};
-use parthenon::gpu_verify::{EdRules, GpuVerifier, OwnedSoa};
-use parthenon::sigverify::{Batch, Rules, Scheme};
+use parthenon::sigverify::gpu::synthetic::{valid_batch, Mix};
+use parthenon::sigverify::gpu::{EdRules, GpuVerifier, OwnedSoa};
+use parthenon::sigverify::{Batch, Rules};
 use parthenon::{Backend, Engine};
 use serde::Serialize;
 use std::time::Instant;
@@ -62,24 +62,14 @@ enum Runner {
     Auto(Engine),
 }
 
-fn to_batch(soa: &OwnedSoa) -> Result<Batch, Failure> {
-    let mut b = Batch::new();
-    for i in 0..soa.schemes.len() {
-        let scheme = if soa.schemes[i] == 0 { Scheme::Ed25519 } else { Scheme::Bip340 };
-        let m = &soa.messages[soa.offsets[i] as usize..soa.offsets[i + 1] as usize];
-        b.push(scheme, &soa.pubkeys[i], m, &soa.signatures[i]).map_err(|e| Failure::Runtime(e.to_string()))?;
-    }
-    Ok(b)
-}
-
 fn device(backend: Backend) -> Result<&'static dyn GpuVerifier, Failure> {
     match backend {
         #[cfg(feature = "opencl")]
-        Backend::Opencl => parthenon::gpu_verify::opencl::OpenClVerifier::shared()
+        Backend::Opencl => parthenon::sigverify::gpu::opencl::OpenClVerifier::shared()
             .map(|v| v as &dyn GpuVerifier)
             .map_err(|e| Failure::Runtime(format!("opencl: {e}"))),
         #[cfg(feature = "cuda")]
-        Backend::Cuda => parthenon::gpu_verify::cuda::CudaVerifier::shared()
+        Backend::Cuda => parthenon::sigverify::gpu::cuda::CudaVerifier::shared()
             .map(|v| v as &dyn GpuVerifier)
             .map_err(|e| Failure::Runtime(format!("cuda: {e}"))),
         b => Err(Failure::Input(format!("backend `{b}` is not built into this binary (enable its cargo feature)"))),
@@ -95,7 +85,7 @@ fn run_once(r: &Runner, soa: &OwnedSoa, batch: &Batch, rules: Rules, ed: EdRules
             let (v, k) = v.verify_soa_timed(&soa.view(), ed).map_err(|e| Failure::Runtime(e.to_string()))?;
             (v, Some(k))
         }
-        Runner::Auto(e) => (e.verify_with(batch, rules).map_err(|e| Failure::Runtime(e.to_string()))?.as_bytes().to_vec(), None),
+        Runner::Auto(e) => (e.verify_with(batch, rules).as_bytes().to_vec(), None),
     };
     let secs = t.elapsed().as_secs_f64();
     if let Some(i) = verdicts.iter().position(|v| *v != 1) {
@@ -140,7 +130,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         };
         for &n in &args.sizes {
             let soa = valid_batch(mix, n, 1);
-            let batch = to_batch(&soa)?;
+            let batch = soa.to_batch();
             run_once(&runner, &soa, &batch, rules, ed)?; // warm-up
             let mut best = (f64::MAX, None::<f64>);
             for _ in 0..args.repeat.max(1) {

@@ -1,6 +1,8 @@
 //! Command-line front end: argument parsing, logging set-up and dispatch to one module per
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+mod bench;
+mod bench_verify;
 mod detect;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
+    /// Measure a job's throughput on this machine (e.g. `bench verify`).
+    Bench(bench::Args),
 }
 
 /// A failure that decides the exit code.
@@ -40,7 +44,12 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        Command::Bench(a) => bench::run(a),
     };
+    #[cfg(feature = "dpdk")]
+    if let Some(eal) = parthenon::dpdk::Eal::get() {
+        eal.cleanup();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(m)) => {

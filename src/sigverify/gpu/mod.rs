@@ -31,6 +31,7 @@ pub mod cuda;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod route;
+pub mod synthetic;
 
 
 /// Scheme code of an Ed25519 item in [`SoaBatch::schemes`] (`SCHEME_ED25519` in the kernels).
@@ -221,5 +222,20 @@ impl OwnedSoa {
             messages: &self.messages,
             offsets: &self.offsets,
         }
+    }
+}
+
+impl OwnedSoa {
+    /// The same items as a [`crate::sigverify::Batch`].
+    pub fn to_batch(&self) -> crate::sigverify::Batch {
+        use crate::sigverify::{Batch, Scheme};
+        let mut b = Batch::with_capacity(self.schemes.len(), self.messages.len());
+        for i in 0..self.schemes.len() {
+            let scheme = if self.schemes[i] == SCHEME_ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
+            let m = &self.messages[(self.offsets[i] - self.offsets[0]) as usize..(self.offsets[i + 1] - self.offsets[0]) as usize];
+            // Key and signature lengths are fixed by the array types, so push cannot refuse.
+            let _ = b.push(scheme, &self.pubkeys[i], m, &self.signatures[i]);
+        }
+        b
     }
 }
