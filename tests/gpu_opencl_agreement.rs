@@ -35,7 +35,10 @@ fn check(items: &[Item]) {
     let zip_valid = refs.iter().filter(|r| r.0).count();
     let strict_valid = refs.iter().filter(|r| r.1).count();
     let rules_differ = refs.iter().filter(|r| r.0 != r.1).count();
-    println!("{} items: {zip_valid} valid under ZIP-215, {strict_valid} under strict, {rules_differ} where the rules differ", items.len());
+    println!(
+        "{} items: {zip_valid} valid under ZIP-215, {strict_valid} under strict, {rules_differ} where the rules differ",
+        items.len()
+    );
     for (rules, pick) in [(EdRules::Zip215, 0usize), (EdRules::Strict, 1)] {
         let t = std::time::Instant::now();
         let got = v.verify_soa(&batch, rules).expect("device verification");

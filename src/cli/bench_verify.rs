@@ -77,10 +77,18 @@ fn device(backend: Backend) -> Result<&'static dyn GpuVerifier, Failure> {
 }
 
 /// Runs once; returns (end-to-end seconds, kernel seconds).
-fn run_once(r: &Runner, soa: &OwnedSoa, batch: &Batch, rules: Rules, ed: EdRules) -> Result<(f64, Option<f64>), Failure> {
+fn run_once(
+    r: &Runner,
+    soa: &OwnedSoa,
+    batch: &Batch,
+    rules: Rules,
+    ed: EdRules,
+) -> Result<(f64, Option<f64>), Failure> {
     let t = Instant::now();
     let (verdicts, kernel) = match r {
-        Runner::Cpu { threads } => (parthenon::sigverify::cpu::verify_batch(batch, rules, *threads).as_bytes().to_vec(), None),
+        Runner::Cpu { threads } => {
+            (parthenon::sigverify::cpu::verify_batch(batch, rules, *threads).as_bytes().to_vec(), None)
+        }
         Runner::Device(v) => {
             let (v, k) = v.verify_soa_timed(&soa.view(), ed).map_err(|e| Failure::Runtime(e.to_string()))?;
             (v, Some(k))
@@ -119,7 +127,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     if !args.json {
         println!("device: {device_name}");
-        println!("{:<8} {:<7} {:>9} {:>12} {:>14} {:>12} {:>14}", "scheme", "rules", "batch", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s");
+        println!(
+            "{:<8} {:<7} {:>9} {:>12} {:>14} {:>12} {:>14}",
+            "scheme", "rules", "batch", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s"
+        );
     }
     for scheme in &args.schemes {
         let mix = match scheme.as_str() {

@@ -168,9 +168,7 @@ pub(crate) fn try_verify(engine: &Engine, batch: &Batch, rules: Rules) -> Result
                 let c = cpu::verify_batch(&rest, rules, threads);
                 (h.join(), c)
             });
-            let mut bytes = gpu
-                .map_err(|_| dev(GpuError::call("device thread", "panicked")))?
-                .map_err(dev)?;
+            let mut bytes = gpu.map_err(|_| dev(GpuError::call("device thread", "panicked")))?.map_err(dev)?;
             bytes.extend_from_slice(cpu_part.as_bytes());
             Ok(Verdicts::from_bytes(bytes))
         }

@@ -39,8 +39,12 @@ pub fn reference(item: &Item) -> (bool, bool) {
         _ => {
             let ok = secp256k1::XOnlyPublicKey::from_byte_array(item.pk)
                 .map(|pk| {
-                    secp256k1::schnorr::verify(&secp256k1::schnorr::Signature::from_byte_array(item.sig), &item.msg, &pk)
-                        .is_ok()
+                    secp256k1::schnorr::verify(
+                        &secp256k1::schnorr::Signature::from_byte_array(item.sig),
+                        &item.msg,
+                        &pk,
+                    )
+                    .is_ok()
                 })
                 .unwrap_or(false);
             (ok, ok)
@@ -95,10 +99,9 @@ pub fn vector_items(dir: &std::path::Path) -> Vec<Item> {
             }
         }
     }
-    let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("ed25519-speccheck/cases.json")).expect("speccheck"),
-    )
-    .expect("json");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ed25519-speccheck/cases.json")).expect("speccheck"))
+            .expect("json");
     for (i, c) in s.as_array().expect("cases").iter().enumerate() {
         if let (Some(pk), Some(sig)) =
             (arr(&hex(c["pub_key"].as_str().unwrap_or(""))), arr(&hex(c["signature"].as_str().unwrap_or(""))))
@@ -209,7 +212,8 @@ pub fn ed25519_items(rng: &mut Rng, n: usize) -> Vec<Item> {
             0..=2 => {
                 let sk = ed25519_dalek::SigningKey::from_bytes(&rng.bytes());
                 let sig = sk.sign(&msg).to_bytes();
-                let mut it = Item { scheme: ED25519, pk: sk.verifying_key().to_bytes(), sig, msg, origin: String::new() };
+                let mut it =
+                    Item { scheme: ED25519, pk: sk.verifying_key().to_bytes(), sig, msg, origin: String::new() };
                 match kind {
                     0 => it.origin = "ed valid".into(),
                     1 => {
@@ -263,7 +267,13 @@ pub fn ed25519_items(rng: &mut Rng, n: usize) -> Vec<Item> {
                 // Both small order, S = 0.
                 let mut sig = [0u8; 64];
                 sig[..32].copy_from_slice(&small[rng.below(small.len() as u64) as usize]);
-                Item { scheme: ED25519, pk: small[rng.below(small.len() as u64) as usize], sig, msg, origin: "ed both small".into() }
+                Item {
+                    scheme: ED25519,
+                    pk: small[rng.below(small.len() as u64) as usize],
+                    sig,
+                    msg,
+                    origin: "ed both small".into(),
+                }
             }
             _ => {
                 // Random bytes: mostly undecodable or invalid.

@@ -53,7 +53,11 @@ struct Lane {
     pending: Option<(usize, usize)>,
 }
 
-fn pinned<T: cudarc::driver::DeviceRepr>(ctx: &Arc<CudaContext>, n: usize, wc: bool) -> Result<PinnedHostSlice<T>, GpuError> {
+fn pinned<T: cudarc::driver::DeviceRepr>(
+    ctx: &Arc<CudaContext>,
+    n: usize,
+    wc: bool,
+) -> Result<PinnedHostSlice<T>, GpuError> {
     let flags = if wc { sys::CU_MEMHOSTALLOC_WRITECOMBINED } else { 0 };
     // SAFETY: the memory is uninitialised; every byte read back (verdicts) or sent to the device
     // is first written by `stage`, which fills exactly the prefix it then copies.
@@ -61,7 +65,12 @@ fn pinned<T: cudarc::driver::DeviceRepr>(ctx: &Arc<CudaContext>, n: usize, wc: b
 }
 
 impl Lane {
-    fn new(ctx: &Arc<CudaContext>, stream: Arc<CudaStream>, items: usize, message_bytes: usize) -> Result<Self, GpuError> {
+    fn new(
+        ctx: &Arc<CudaContext>,
+        stream: Arc<CudaStream>,
+        items: usize,
+        message_bytes: usize,
+    ) -> Result<Self, GpuError> {
         let alloc = |n: usize| stream.alloc_zeros::<u8>(n.max(1)).map_err(drv("cuMemAlloc"));
         Ok(Lane {
             items,
@@ -170,7 +179,8 @@ impl CudaVerifier {
         for i in 0..want_lanes {
             let fits = lanes.get(i).is_some_and(|l| l.items >= chunk && l.message_bytes >= max_msg);
             if !fits {
-                let (items, bytes) = lanes.get(i).map_or((chunk, max_msg), |l| (l.items.max(chunk), l.message_bytes.max(max_msg)));
+                let (items, bytes) =
+                    lanes.get(i).map_or((chunk, max_msg), |l| (l.items.max(chunk), l.message_bytes.max(max_msg)));
                 let stream = match lanes.get(i) {
                     Some(l) => l.stream.clone(),
                     None => self.ctx.new_stream().map_err(drv("cuStreamCreate"))?,
@@ -197,7 +207,11 @@ impl CudaVerifier {
             stage(&stream, sub.signatures.as_flattened(), &mut lane.h_sigs, &mut lane.d_sigs)?;
             stage(&stream, sub.messages, &mut lane.h_msgs, &mut lane.d_msgs)?;
             stage(&stream, sub.offsets, &mut lane.h_offsets, &mut lane.d_offsets)?;
-            let cfg = LaunchConfig { grid_dim: ((m as u32).div_ceil(BLOCK), 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+            let cfg = LaunchConfig {
+                grid_dim: ((m as u32).div_ceil(BLOCK), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
             let count = m as u64;
             let code = rules.code();
             let start = stream.record_event(timing).map_err(drv("cuEventRecord"))?;

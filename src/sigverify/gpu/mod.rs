@@ -33,7 +33,6 @@ pub mod opencl;
 pub mod route;
 pub mod synthetic;
 
-
 /// Scheme code of an Ed25519 item in [`SoaBatch::schemes`] (`SCHEME_ED25519` in the kernels).
 pub const SCHEME_ED25519: u8 = 0;
 /// Scheme code of a BIP-340 item in [`SoaBatch::schemes`] (`SCHEME_BIP340` in the kernels).
@@ -141,7 +140,10 @@ impl<'a> SoaBatch<'a> {
         }
         let span = self.offsets[n] - self.offsets[0];
         if span != self.messages.len() as u64 {
-            return bad(n.saturating_sub(1), format!("offsets span {span} bytes, messages hold {}", self.messages.len()));
+            return bad(
+                n.saturating_sub(1),
+                format!("offsets span {span} bytes, messages hold {}", self.messages.len()),
+            );
         }
         Ok(())
     }
@@ -232,7 +234,8 @@ impl OwnedSoa {
         let mut b = Batch::with_capacity(self.schemes.len(), self.messages.len());
         for i in 0..self.schemes.len() {
             let scheme = if self.schemes[i] == SCHEME_ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
-            let m = &self.messages[(self.offsets[i] - self.offsets[0]) as usize..(self.offsets[i + 1] - self.offsets[0]) as usize];
+            let m = &self.messages
+                [(self.offsets[i] - self.offsets[0]) as usize..(self.offsets[i + 1] - self.offsets[0]) as usize];
             // Key and signature lengths are fixed by the array types, so push cannot refuse.
             let _ = b.push(scheme, &self.pubkeys[i], m, &self.signatures[i]);
         }

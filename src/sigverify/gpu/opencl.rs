@@ -20,6 +20,11 @@ use std::sync::{Mutex, OnceLock};
 /// The entry file the program is built from.
 pub const ENTRY: &str = "opencl/verify.cl";
 
+/// Work-group size on GPUs.
+const GPU_GROUP: usize = 64;
+/// Work-group size on CPU devices (see `run`).
+const CPU_GROUP: usize = 4;
+
 /// A built program on one OpenCL device, with its reusable buffers.
 pub struct OpenClVerifier {
     description: String,
@@ -81,7 +86,9 @@ impl OpenClVerifier {
         let platforms = opencl3::platform::get_platforms().map_err(|e| GpuError::NoDevice(e.to_string()))?;
         let p = platforms.get(platform).ok_or_else(|| GpuError::NoDevice(format!("no OpenCL platform {platform}")))?;
         let ids = p.get_devices(CL_DEVICE_TYPE_ALL).map_err(|e| GpuError::NoDevice(e.to_string()))?;
-        let id = *ids.get(device).ok_or_else(|| GpuError::NoDevice(format!("platform {platform} has no device {device}")))?;
+        let id = *ids
+            .get(device)
+            .ok_or_else(|| GpuError::NoDevice(format!("platform {platform} has no device {device}")))?;
         let dev = Device::new(id);
         let name = dev.name().unwrap_or_default().trim().to_string();
         let is_gpu = dev.dev_type().map(|t| t & CL_DEVICE_TYPE_GPU != 0).unwrap_or(false);
@@ -164,6 +171,12 @@ impl OpenClVerifier {
             wr(q.enqueue_write_buffer(&mut b.offsets, CL_NON_BLOCKING, 0, batch.offsets, &[]))?;
         }
         let count = n as cl_ulong;
+        // An explicit work-group size: CPU implementations (PoCL) run a work-group's items on one
+        // thread's stack, and these kernels keep a few KiB of tables per item, so the driver's
+        // default group size can overflow it. The kernels guard `i < n`, so the global size is
+        // rounded up to a whole number of groups.
+        let local = if self.is_gpu { GPU_GROUP } else { CPU_GROUP };
+        let global = n.div_ceil(local) * local;
         let rules_code = rules.code();
         let launch = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueNDRangeKernel", e));
         // SAFETY: the arguments match the kernel signatures in kernels/opencl/verify.cl in order
@@ -179,7 +192,8 @@ impl OpenClVerifier {
                     .set_arg(&b.messages)
                     .set_arg(&b.offsets)
                     .set_arg(&b.challenges)
-                    .set_global_work_size(n)
+                    .set_global_work_size(global)
+                    .set_local_work_size(local)
                     .enqueue_nd_range(q),
             )?;
             let e2 = launch(
@@ -191,7 +205,8 @@ impl OpenClVerifier {
                     .set_arg(&b.signatures)
                     .set_arg(&b.challenges)
                     .set_arg(&b.verdicts)
-                    .set_global_work_size(n)
+                    .set_global_work_size(global)
+                    .set_local_work_size(local)
                     .enqueue_nd_range(q),
             )?;
             (e1, e2)

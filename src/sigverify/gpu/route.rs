@@ -102,7 +102,14 @@ pub fn from_timings(fingerprint: &str, sizes: &[usize], cpu: &[f64], device: &[f
     } else {
         (usize::MAX, 1.0)
     };
-    Crossover { fingerprint: fingerprint.to_string(), min_device_batch, split_from, device_share, cpu_rate, device_rate }
+    Crossover {
+        fingerprint: fingerprint.to_string(),
+        min_device_batch,
+        split_from,
+        device_share,
+        cpu_rate,
+        device_rate,
+    }
 }
 
 /// Times both sides at [`CALIBRATION_SIZES`] (best of three runs each) and derives the

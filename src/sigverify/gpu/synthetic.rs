@@ -20,6 +20,9 @@ pub const POOL: usize = 4096;
 /// Message length of every synthetic item.
 pub const MESSAGE_LEN: usize = 32;
 
+/// One generated item: public key, message, signature.
+pub type Item = ([u8; 32], Vec<u8>, [u8; 64]);
+
 /// Which schemes a synthetic batch holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mix {
@@ -32,11 +35,16 @@ pub enum Mix {
 }
 
 fn seed_bytes(seed: u64, i: usize, label: &[u8]) -> [u8; 32] {
-    Sha256::new().chain_update(label).chain_update(seed.to_le_bytes()).chain_update((i as u64).to_le_bytes()).finalize().into()
+    Sha256::new()
+        .chain_update(label)
+        .chain_update(seed.to_le_bytes())
+        .chain_update((i as u64).to_le_bytes())
+        .finalize()
+        .into()
 }
 
 /// One valid Ed25519 item (public key, message, signature) from `seed`, `i`.
-pub fn ed25519_item(seed: u64, i: usize) -> ([u8; 32], Vec<u8>, [u8; 64]) {
+pub fn ed25519_item(seed: u64, i: usize) -> Item {
     let sk = seed_bytes(seed, i, b"ed25519 key");
     let msg = seed_bytes(seed, i, b"ed25519 msg").to_vec();
     let h: [u8; 64] = Sha512::digest(sk).into();
@@ -63,7 +71,7 @@ fn k_scalar(bytes: [u8; 32]) -> KScalar {
 }
 
 /// One valid BIP-340 item (x-only public key, message, signature) from `seed`, `i`.
-pub fn bip340_item(seed: u64, i: usize) -> ([u8; 32], Vec<u8>, [u8; 64]) {
+pub fn bip340_item(seed: u64, i: usize) -> Item {
     let msg = seed_bytes(seed, i, b"bip340 msg").to_vec();
     let mut d = k_scalar(seed_bytes(seed, i, b"bip340 key"));
     if bool::from(d.is_zero()) {
@@ -84,8 +92,14 @@ pub fn bip340_item(seed: u64, i: usize) -> ([u8; 32], Vec<u8>, [u8; 64]) {
     }
     let rx: [u8; 32] = r.x().into();
     let tag: [u8; 32] = Sha256::digest(b"BIP0340/challenge").into();
-    let e: [u8; 32] =
-        Sha256::new().chain_update(tag).chain_update(tag).chain_update(rx).chain_update(px).chain_update(&msg).finalize().into();
+    let e: [u8; 32] = Sha256::new()
+        .chain_update(tag)
+        .chain_update(tag)
+        .chain_update(rx)
+        .chain_update(px)
+        .chain_update(&msg)
+        .finalize()
+        .into();
     let s = k + k_scalar(e) * d;
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(&rx);
@@ -96,7 +110,8 @@ pub fn bip340_item(seed: u64, i: usize) -> ([u8; 32], Vec<u8>, [u8; 64]) {
 /// A batch of `n` valid items of `mix`, tiled from a pool of at most [`POOL`] distinct ones.
 pub fn valid_batch(mix: Mix, n: usize, seed: u64) -> OwnedSoa {
     let pool_len = n.min(POOL);
-    let make = |scheme: u8, i: usize| if scheme == SCHEME_ED25519 { ed25519_item(seed, i) } else { bip340_item(seed, i) };
+    let make =
+        |scheme: u8, i: usize| if scheme == SCHEME_ED25519 { ed25519_item(seed, i) } else { bip340_item(seed, i) };
     let scheme_of = |i: usize| match mix {
         Mix::Ed25519 => SCHEME_ED25519,
         Mix::Bip340 => SCHEME_BIP340,
@@ -108,7 +123,7 @@ pub fn valid_batch(mix: Mix, n: usize, seed: u64) -> OwnedSoa {
             }
         }
     };
-    let pool: Vec<(u8, ([u8; 32], Vec<u8>, [u8; 64]))> = (0..pool_len).map(|i| (scheme_of(i), make(scheme_of(i), i))).collect();
+    let pool: Vec<(u8, Item)> = (0..pool_len).map(|i| (scheme_of(i), make(scheme_of(i), i))).collect();
     let mut out = OwnedSoa::with_capacity(n, n * MESSAGE_LEN);
     for i in 0..n {
         let (scheme, (pk, msg, sig)) = &pool[i % pool_len.max(1)];
