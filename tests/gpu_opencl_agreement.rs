@@ -88,3 +88,32 @@ fn random_and_mutated_corpus_agrees_with_reference() {
     assert!(differ > n / 20, "corpus has too few items where ZIP-215 and strict differ ({differ})");
     check(&mixed);
 }
+
+/// The engine's own path: a route forced to OpenCL serves the batch on the device (no fallback
+/// counted) and returns the CPU backend's verdicts.
+#[test]
+fn engine_forced_to_opencl_matches_cpu_backend() {
+    if verifier().is_none() {
+        return;
+    }
+    let engine = parthenon::Engine::builder().force(parthenon::Backend::Opencl).build().expect("opencl present");
+    let mut rng = Rng::new(0x5eed_0002);
+    let mut items = ed25519_items(&mut rng, 100);
+    items.extend(bip340_items(&mut rng, 100));
+    let mut batch = parthenon::sigverify::Batch::new();
+    for it in &items {
+        let scheme = if it.scheme == ED25519 {
+            parthenon::sigverify::Scheme::Ed25519
+        } else {
+            parthenon::sigverify::Scheme::Bip340
+        };
+        batch.push(scheme, &it.pk, &it.msg, &it.sig).expect("well-formed item");
+    }
+    for rules in [parthenon::sigverify::Rules::Zip215, parthenon::sigverify::Rules::Strict] {
+        let before = parthenon::sigverify::stats().device_fallbacks;
+        let got = engine.verify_with(&batch, rules);
+        assert_eq!(parthenon::sigverify::stats().device_fallbacks, before, "the device path fell back to the CPU");
+        let want = parthenon::sigverify::cpu::verify_batch(&batch, rules, 2);
+        assert_eq!(got.as_bytes(), want.as_bytes(), "{rules:?}");
+    }
+}

@@ -154,36 +154,58 @@ DEVICE_FN void ge25519_compress(u8 s[32], const ge25519 *p) {
   s[31] ^= (u8)(fe25519_isneg(&x) << 7);
 }
 
-/* Straus with 4-bit windows: [a]P + [b]B for little-endian 32-byte scalars a, b (any 256-bit
- * values; the verifier has already required b < L). Variable time: all inputs are public. */
+/* Signed radix-16 digits of a little-endian 256-bit value: v = sum d[i] 16^i with
+ * d[i] in [-8, 8), and d[64] in {0, 1} carrying out of the top nibble. */
+DEVICE_FN void recode_signed16(int d[65], const u8 v[32]) {
+  for (int i = 0; i < 32; i++) {
+    d[2 * i] = v[i] & 15;
+    d[2 * i + 1] = (v[i] >> 4) & 15;
+  }
+  d[64] = 0;
+  for (int i = 0; i < 64; i++) {
+    int carry = (d[i] + 8) >> 4;
+    d[i] -= carry << 4;
+    d[i + 1] += carry;
+  }
+}
+
+/* Straus with signed 4-bit windows: [a]P + [b]B for little-endian 256-bit scalars a, b. The
+ * tables hold 1..8 times each point; a negative digit subtracts. Variable time: every input is
+ * public. */
 DEVICE_FN void ge25519_double_scalarmult_vartime(ge25519 *r, const u8 a[32], const ge25519 *P, const u8 b[32]) {
-  ge25519_cached tp[16], tb[16];
-  ge25519 t, B;
+  ge25519_cached tp[8], tb[8];
+  int da[65], db[65];
+  ge25519 t, B, acc;
+  recode_signed16(da, a);
+  recode_signed16(db, b);
   ge25519_basepoint(&B);
-  ge25519_identity(&t);
-  ge25519_to_cached(&tp[0], &t);
-  tb[0] = tp[0];
-  ge25519_to_cached(&tp[1], P);
-  ge25519_to_cached(&tb[1], &B);
-  ge25519 accp = *P, accb = B;
-  for (int i = 2; i < 16; i++) {
-    ge25519_add_cached(&accp, &accp, &tp[1]);
-    ge25519_to_cached(&tp[i], &accp);
-    ge25519_add_cached(&accb, &accb, &tb[1]);
-    ge25519_to_cached(&tb[i], &accb);
+  ge25519_to_cached(&tp[0], P);
+  ge25519_to_cached(&tb[0], &B);
+  acc = *P;
+  for (int i = 1; i < 8; i++) {
+    ge25519_add_cached(&acc, &acc, &tp[0]);
+    ge25519_to_cached(&tp[i], &acc);
+  }
+  acc = B;
+  for (int i = 1; i < 8; i++) {
+    ge25519_add_cached(&acc, &acc, &tb[0]);
+    ge25519_to_cached(&tb[i], &acc);
   }
   ge25519_identity(&t);
-  for (int i = 63; i >= 0; i--) {
-    if (i != 63) {
+  int started = 0;
+  for (int i = 64; i >= 0; i--) {
+    if (started) {
       ge25519_double(&t, &t);
       ge25519_double(&t, &t);
       ge25519_double(&t, &t);
       ge25519_double(&t, &t);
     }
-    int na = (a[i >> 1] >> ((i & 1) * 4)) & 15;
-    int nb = (b[i >> 1] >> ((i & 1) * 4)) & 15;
-    if (na) ge25519_add_cached(&t, &t, &tp[na]);
-    if (nb) ge25519_add_cached(&t, &t, &tb[nb]);
+    int x = da[i], y = db[i];
+    if (x > 0) ge25519_add_cached(&t, &t, &tp[x - 1]);
+    if (x < 0) ge25519_sub_cached(&t, &t, &tp[-x - 1]);
+    if (y > 0) ge25519_add_cached(&t, &t, &tb[y - 1]);
+    if (y < 0) ge25519_sub_cached(&t, &t, &tb[-y - 1]);
+    if (x != 0 || y != 0) started = 1;
   }
   *r = t;
 }

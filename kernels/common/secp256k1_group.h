@@ -115,29 +115,50 @@ DEVICE_FN int gej_lift_x(gej_secp *r, const fe_secp *x) {
   return 1;
 }
 
-/* Straus with 4-bit windows: [a]P + [b]G for little-endian 4-limb scalars (variable time). */
+/* Signed radix-16 digits (see recode_signed16 in ge25519.h) of a little-endian 4-limb scalar. */
+DEVICE_FN void ss_recode_signed16(int d[65], const u64 a[4]) {
+  for (int w = 0; w < 64; w++) d[w] = ss_nibble(a, w);
+  d[64] = 0;
+  for (int i = 0; i < 64; i++) {
+    int carry = (d[i] + 8) >> 4;
+    d[i] -= carry << 4;
+    d[i + 1] += carry;
+  }
+}
+
+DEVICE_FN void gej_add_signed(gej_secp *t, const gej_secp *tab, int digit) {
+  if (digit > 0) {
+    gej_add(t, t, &tab[digit - 1]);
+  } else if (digit < 0) {
+    gej_secp n;
+    gej_neg(&n, &tab[-digit - 1]);
+    gej_add(t, t, &n);
+  }
+}
+
+/* Straus with signed 4-bit windows: [a]P + [b]G for little-endian 4-limb scalars (variable
+ * time); tables hold 1..8 times each point. */
 DEVICE_FN void gej_double_scalarmult_vartime(gej_secp *r, const u64 a[4], const gej_secp *P, const u64 b[4]) {
-  gej_secp tp[16], tg[16], t;
-  gej_set_infinity(&tp[0]);
-  tg[0] = tp[0];
-  tp[1] = *P;
-  gej_generator(&tg[1]);
-  for (int i = 2; i < 16; i++) {
-    gej_add(&tp[i], &tp[i - 1], &tp[1]);
-    gej_add(&tg[i], &tg[i - 1], &tg[1]);
+  gej_secp tp[8], tg[8], t;
+  int da[65], db[65];
+  ss_recode_signed16(da, a);
+  ss_recode_signed16(db, b);
+  tp[0] = *P;
+  gej_generator(&tg[0]);
+  for (int i = 1; i < 8; i++) {
+    gej_add(&tp[i], &tp[i - 1], &tp[0]);
+    gej_add(&tg[i], &tg[i - 1], &tg[0]);
   }
   gej_set_infinity(&t);
-  for (int w = 63; w >= 0; w--) {
-    if (w != 63) {
+  for (int w = 64; w >= 0; w--) {
+    if (!gej_is_infinity(&t)) {
       gej_double(&t, &t);
       gej_double(&t, &t);
       gej_double(&t, &t);
       gej_double(&t, &t);
     }
-    int na = ss_nibble(a, w);
-    int nb = ss_nibble(b, w);
-    if (na) gej_add(&t, &t, &tp[na]);
-    if (nb) gej_add(&t, &t, &tg[nb]);
+    gej_add_signed(&t, tp, da[w]);
+    gej_add_signed(&t, tg, db[w]);
   }
   *r = t;
 }

@@ -242,3 +242,63 @@ impl OwnedSoa {
         b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_items() -> OwnedSoa {
+        let mut s = OwnedSoa::with_capacity(2, 5);
+        s.push(SCHEME_ED25519, &[1; 32], b"abc", &[2; 64]);
+        s.push(SCHEME_BIP340, &[3; 32], b"de", &[4; 64]);
+        s
+    }
+
+    #[test]
+    fn a_consistent_layout_passes_and_slices_keep_absolute_offsets() {
+        let s = two_items();
+        s.view().check().unwrap();
+        let tail = s.view().slice(1..2);
+        assert_eq!(tail.messages, b"de");
+        assert_eq!(tail.offsets, &[3, 5]);
+        tail.check().unwrap();
+    }
+
+    #[test]
+    fn inconsistent_layouts_name_the_item() {
+        let s = two_items();
+        let mut v = s.view();
+        let bad_offsets = [0u64, 4, 3];
+        v.offsets = &bad_offsets;
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 1, .. })));
+        let mut v = s.view();
+        let bad_schemes = [0u8, 7];
+        v.schemes = &bad_schemes;
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 1, .. })));
+        let mut v = s.view();
+        v.messages = b"abcd";
+        assert!(matches!(v.check(), Err(GpuError::Layout { .. })));
+        let mut v = s.view();
+        v.offsets = &v.offsets[..2];
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 0, .. })));
+    }
+
+    #[test]
+    fn owned_soa_round_trips_through_a_batch() {
+        let s = two_items();
+        let b = s.to_batch();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.message(1), b"de");
+        assert_eq!(b.pubkeys()[0], [1; 32]);
+    }
+
+    #[test]
+    fn synthetic_batches_are_valid_under_the_cpu_backend() {
+        for mix in [synthetic::Mix::Ed25519, synthetic::Mix::Bip340, synthetic::Mix::Mixed] {
+            let b = synthetic::valid_batch(mix, 6, 3).to_batch();
+            for rules in [crate::sigverify::Rules::Zip215, crate::sigverify::Rules::Strict] {
+                assert!(crate::sigverify::cpu::verify_batch(&b, rules, 1).all_valid(), "{mix:?} {rules:?}");
+            }
+        }
+    }
+}
