@@ -13,6 +13,8 @@ pub struct Args {
 enum Bench {
     /// AES-256-GCM seal and open throughput (GB/s) per backend and message size.
     Cipher(super::bench_cipher::Args),
+    /// Batch signature verification: CPU, OpenCL, CUDA or auto, kernel-only and end-to-end rates.
+    Verify(super::bench_verify::Args),
     /// Block transfer between two processes on loopback: GB/s and sender CPU-seconds per GB for
     /// each backend, `copy` always included.
     Transfer(super::bench_transfer::Args),
@@ -21,6 +23,7 @@ enum Bench {
 pub fn run(args: Args) -> Result<(), Failure> {
     match args.what {
         Bench::Cipher(a) => super::bench_cipher::run(a),
+        Bench::Verify(a) => super::bench_verify::run(a),
         Bench::Transfer(a) => super::bench_transfer::run(a),
     }
 }

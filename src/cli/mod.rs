@@ -4,6 +4,7 @@
 mod bench;
 mod bench_cipher;
 mod bench_transfer;
+mod bench_verify;
 mod detect;
 mod verify;
 
@@ -24,7 +25,7 @@ enum Command {
     Detect(detect::Args),
     /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
     Verify(verify::Args),
-    /// Measure a job's backends side by side on this machine (`bench cipher|transfer`).
+    /// Measure a job's backends side by side on this machine (`bench cipher|verify|transfer`).
     Bench(bench::Args),
 }
 

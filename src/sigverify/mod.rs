@@ -44,6 +44,7 @@
 mod batch;
 pub mod cpu;
 mod device;
+pub mod gpu;
 mod verdicts;
 
 pub use batch::Batch;
