@@ -20,6 +20,8 @@ pub mod dpdk;
 pub mod engine;
 mod error;
 pub mod kernels;
+#[cfg(feature = "node")]
+pub mod node;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};

@@ -1,0 +1,1 @@
+//! Seeded deterministic simulator (filled in next).
