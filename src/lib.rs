@@ -22,6 +22,7 @@ mod error;
 pub mod kernels;
 #[cfg(feature = "node")]
 pub mod node;
+pub mod sigverify;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};

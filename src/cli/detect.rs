@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .collect();
         let memlock = i.memlock_limit_bytes.map(human_bytes).unwrap_or_else(|| "unlimited".into());
         let reg = match &i.registered_buffers {
-            Probe::Available(n) => format!("registered buffers {} ok", human_bytes(*n)),
+            Probe::Available(r) => format!("registered buffers {} ok", human_bytes(r.bytes)),
             Probe::Unavailable { reason, .. } => format!("no registered buffers: {reason}"),
         };
         format!("{}; RLIMIT_MEMLOCK {memlock}; {reg}", ops.join(" "))

@@ -41,6 +41,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
     };
+    #[cfg(feature = "dpdk")]
+    if let Some(eal) = parthenon::dpdk::Eal::get() {
+        eal.cleanup();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(m)) => {

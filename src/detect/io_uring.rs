@@ -17,7 +17,14 @@ pub struct IoUringInfo {
     /// `RLIMIT_MEMLOCK` soft limit in bytes; `None` when unlimited.
     pub memlock_limit_bytes: Option<u64>,
     /// Whether [`REGISTERED_BUFFER_BYTES`] of buffers could be registered; when not, why.
-    pub registered_buffers: Probe<u64>,
+    pub registered_buffers: Probe<RegisteredBuffers>,
+}
+
+/// A successful registration of fixed buffers by the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredBuffers {
+    /// Bytes registered (and unregistered again) by the probe.
+    pub bytes: u64,
 }
 
 /// The opcodes transfer uses, and whether the kernel supports each.
@@ -101,7 +108,7 @@ pub(super) fn probe() -> Probe<IoUringInfo> {
 }
 
 #[cfg(feature = "io-uring")]
-fn probe_registered_buffers(ring: &io_uring::IoUring, memlock: Option<u64>) -> Probe<u64> {
+fn probe_registered_buffers(ring: &io_uring::IoUring, memlock: Option<u64>) -> Probe<RegisteredBuffers> {
     // Policy, not only mechanism: a privileged process (CAP_IPC_LOCK) could register past the
     // limit, but an operator who set RLIMIT_MEMLOCK low asked for little locked memory, so the
     // engine honours the limit as the budget either way.
@@ -123,7 +130,7 @@ fn probe_registered_buffers(ring: &io_uring::IoUring, memlock: Option<u64>) -> P
         Ok(()) => {
             let _ = ring.submitter().unregister_buffers();
             drop(buf);
-            Probe::Available(REGISTERED_BUFFER_BYTES)
+            Probe::Available(RegisteredBuffers { bytes: REGISTERED_BUFFER_BYTES })
         }
         Err(e) => match e.raw_os_error() {
             Some(errno) => Probe::refused("io_uring_register(BUFFERS)", errno),

@@ -30,7 +30,9 @@ mod splice;
 pub use cpu::{CpuFeatures, CpuInfo};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use dpdk::{DpdkInfo, DpdkPort};
-pub use io_uring::{human_bytes, memlock_limit, IoUringInfo, IoUringOpcodes, REGISTERED_BUFFER_BYTES};
+pub use io_uring::{
+    human_bytes, memlock_limit, IoUringInfo, IoUringOpcodes, RegisteredBuffers, REGISTERED_BUFFER_BYTES,
+};
 pub use opencl::{OpenClDevice, OpenClInfo, OpenClPlatform};
 pub use splice::SpliceInfo;
 

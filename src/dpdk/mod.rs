@@ -106,6 +106,35 @@ impl Eal {
         Ok(Eal { args: args.to_vec() })
     }
 
+    /// Releases the EAL's resources (hugepage or heap memory, runtime files). Call once, at
+    /// process exit, after every DPDK user has stopped; the EAL cannot be used afterwards.
+    pub fn cleanup(&self) {
+        // SAFETY: the EAL was initialised; the caller guarantees no DPDK objects are in use.
+        let rc = unsafe { sys::rte_eal_cleanup() };
+        if rc != 0 {
+            tracing::warn!(rc, "rte_eal_cleanup failed");
+        }
+        // DPDK 22.11 leaves its runtime directory behind. Remove it when it is this process's own
+        // default prefix (see `detect::default_dpdk_args`), so runs do not accumulate; a prefix an
+        // operator chose is theirs to keep.
+        let own = format!("parthenon-{}", std::process::id());
+        if let Some(prefix) = self.args.iter().find_map(|a| a.strip_prefix("--file-prefix=")).filter(|p| *p == own) {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            let base = if root {
+                std::path::PathBuf::from("/var/run/dpdk")
+            } else {
+                std::env::var_os("XDG_RUNTIME_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| "/tmp".into())
+                    .join("dpdk")
+            };
+            if let Err(e) = std::fs::remove_dir_all(base.join(prefix)) {
+                tracing::debug!(error = %e, "could not remove the EAL runtime directory");
+            }
+        }
+    }
+
     /// The arguments the EAL started with.
     pub fn args(&self) -> &[String] {
         &self.args

@@ -2,9 +2,12 @@
 //! network.
 //!
 //! - [`consensus`]: the BFT core, a pure state machine (inputs in, effects out, no I/O, no clock).
+//! - [`ledger`]: UTXO set, transactions locked to Ed25519 or BIP-340 keys, blocks; signatures
+//!   verified in batches through [`crate::Engine::verify`].
 //! - [`sim`]: a seeded deterministic network simulator that drives the core in tests.
 //!
 //! The protocol and its safety argument are written down in `docs/consensus.md`.
 
 pub mod consensus;
+pub mod ledger;
 pub mod sim;

@@ -26,6 +26,11 @@ pub trait Application {
     /// Whether `payload` is a valid block at `height` (every honest validator must answer the
     /// same for the same chain).
     fn validate(&mut self, height: Height, payload: &[u8]) -> bool;
+    /// `payload` is final at `height`: apply it before the next height's proposals are
+    /// validated (called inside [`Core::handle`], before [`Effect::Decide`] reaches the host).
+    fn commit(&mut self, height: Height, payload: &[u8]) {
+        let _ = (height, payload);
+    }
 }
 
 /// Tuning of the core.
@@ -635,6 +640,7 @@ impl Core {
 
     fn decide(&mut self, cert: CommitCert, payload: Vec<u8>, app: &mut dyn Application) {
         let height = self.height;
+        app.commit(height, &payload);
         self.out.push(Effect::Decide { height, payload, cert });
         // Messages still queued for this height are moot.
         self.pending.retain(|(_, m)| m.height() != height);

@@ -1,0 +1,174 @@
+//! Ed25519 verification under [`Rules::Zip215`] and [`Rules::Strict`], single and batch.
+//!
+//! # Single verification
+//!
+//! - **Zip215** (= ed25519-zebra 5 `VerificationKey::verify`): `A` and `R` are decoded with
+//!   curve25519-dalek's `CompressedEdwardsY::decompress`, which accepts every encoding of a curve
+//!   point, including non-canonical `y` (`y ≥ p`) and `x = 0` with the sign bit set; `s` must be
+//!   canonical (`s < ℓ`); `k = SHA-512(R_bytes ‖ A_bytes ‖ M) mod ℓ` over the bytes *as given*; the
+//!   item is valid iff `[8](R − ([s]B − [k]A))` is the identity.
+//! - **Strict** (= ed25519-dalek 3 `VerifyingKey::verify_strict`): `s < ℓ`; `A` and `R` decode;
+//!   neither is of small order; the item is valid iff `compress([s]B − [k]A) == R_bytes`. The
+//!   comparison is on bytes, so an `R` given in a non-canonical encoding never verifies, and the
+//!   equation is cofactorless.
+//!
+//! # Batch verification
+//!
+//! **Zip215.** For items `i` with `D_i = R_i + [k_i]A_i − [s_i]B`, single verification accepts
+//! iff `[8]D_i = 0`. The batch check draws independent uniform 128-bit `z_i` from the thread's
+//! CSPRNG (ChaCha seeded by the OS) and accepts iff `[8](Σ z_i D_i) = 0`, computed as one
+//! vartime multiscalar multiplication `[−Σ z_i s_i]B + Σ [z_i]R_i + Σ [z_i k_i]A_i` (Pippenger
+//! for large batches). Completeness: if every `[8]D_i = 0` then `[8]Σ z_i D_i = Σ z_i [8]D_i = 0`,
+//! so a batch of items that each verify always passes. Soundness: the `[8]D_i` lie in the
+//! prime-order subgroup (order ℓ > 2^252); if some `[8]D_j ≠ 0`, then for any fixed values of the
+//! other `z_i` at most one residue of `z_j` mod ℓ makes the sum vanish, and `z_j` is uniform over
+//! 2^128 values below ℓ, so a batch containing an invalid item passes with probability ≤ 2^-128.
+//! Torsion components cannot cancel because the cofactor 8 kills them before the sum is tested.
+//! A batch that fails is bisected ([`super::locate`]) until each item's verdict comes from a
+//! passing sub-batch or from single verification.
+//!
+//! **Strict** is verified item by item (in parallel across cores), never by a batch equation.
+//! The cofactorless batch equation `Σ z_i D_i = 0` is unsound for this rule: if `D_i` is a
+//! non-zero torsion point (a small-order component in `A` or `R` that the small-order checks do
+//! not catch when the point also has a prime-order part), `z_i D_i = 0` whenever `z_i` is a
+//! multiple of the torsion order, which happens with probability up to 1/2; torsion components of
+//! several items can also cancel each other. Making the batch exact would need a torsion-freeness
+//! test of every `A` and `R` (`[ℓ]P = 0`), which costs as much as single verification. The
+//! cofactored batch is no shortcut either: it accepts items whose `D_i` is a non-zero torsion
+//! point, which `verify_strict` rejects.
+
+use super::locate::{self, Checker};
+use crate::sigverify::Rules;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use rand::RngExt;
+use sha2::{Digest, Sha512};
+
+/// `k = SHA-512(R_bytes ‖ A_bytes ‖ M) mod ℓ`.
+fn challenge(r_bytes: &[u8], a_bytes: &[u8; 32], msg: &[u8]) -> Scalar {
+    let mut h = Sha512::new();
+    h.update(r_bytes);
+    h.update(a_bytes);
+    h.update(msg);
+    let wide: [u8; 64] = h.finalize().into();
+    Scalar::from_bytes_mod_order_wide(&wide)
+}
+
+fn split_sig(sig: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&sig[..32]);
+    s.copy_from_slice(&sig[32..]);
+    (r, s)
+}
+
+/// Single verification under `rules` (the reference function of this module).
+pub fn verify_one(rules: Rules, pubkey: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    match rules {
+        Rules::Zip215 => prepare(pubkey, msg, sig).is_some_and(|p| p.check_one()),
+        Rules::Strict => verify_strict(pubkey, msg, sig),
+    }
+}
+
+fn verify_strict(pubkey: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    let (r_bytes, s_bytes) = split_sig(sig);
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+        return false;
+    };
+    let Some(a) = CompressedEdwardsY(*pubkey).decompress() else {
+        return false;
+    };
+    let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+        return false;
+    };
+    if r.is_small_order() || a.is_small_order() {
+        return false;
+    }
+    let k = challenge(&r_bytes, pubkey, msg);
+    let expected_r = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-a, &s).compress();
+    expected_r.as_bytes() == &r_bytes
+}
+
+/// A Zip215 item with its points decoded and its challenge computed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Prepared {
+    a: EdwardsPoint,
+    r: EdwardsPoint,
+    s: Scalar,
+    k: Scalar,
+}
+
+/// Decodes a Zip215 item; `None` when it is invalid by encoding (undecodable `A` or `R`, `s ≥ ℓ`).
+pub(super) fn prepare(pubkey: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<Prepared> {
+    let (r_bytes, s_bytes) = split_sig(sig);
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+    let a = CompressedEdwardsY(*pubkey).decompress()?;
+    let r = CompressedEdwardsY(r_bytes).decompress()?;
+    let k = challenge(&r_bytes, pubkey, msg);
+    Some(Prepared { a, r, s, k })
+}
+
+impl Prepared {
+    /// `[8](R − ([s]B − [k]A)) == 0`.
+    fn check_one(&self) -> bool {
+        let r_prime = EdwardsPoint::vartime_double_scalar_mul_basepoint(&self.k, &-self.a, &self.s);
+        (self.r - r_prime).mul_by_cofactor().is_identity()
+    }
+}
+
+/// The Zip215 batch equation over prepared items (see the module docs).
+pub(super) struct Zip215;
+
+impl Checker for Zip215 {
+    type Item = Prepared;
+
+    fn check_batch(&self, items: &[Prepared]) -> bool {
+        let mut rng = rand::rng();
+        let mut b_coeff = Scalar::ZERO;
+        let mut scalars = Vec::with_capacity(2 * items.len() + 1);
+        scalars.push(Scalar::ZERO); // replaced by b_coeff below
+        let mut points = Vec::with_capacity(2 * items.len() + 1);
+        points.push(ED25519_BASEPOINT_POINT);
+        for it in items {
+            let z = Scalar::from(rng.random::<u128>());
+            b_coeff -= z * it.s;
+            scalars.push(z);
+            points.push(it.r);
+            scalars.push(z * it.k);
+            points.push(it.a);
+        }
+        scalars[0] = b_coeff;
+        EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).mul_by_cofactor().is_identity()
+    }
+
+    fn check_one(&self, item: &Prepared) -> bool {
+        item.check_one()
+    }
+}
+
+/// Verifies the items `indices` of `batch` under `rules`; one verdict per index, in order.
+pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], rules: Rules) -> Vec<bool> {
+    let pks = batch.pubkeys();
+    let sigs = batch.signatures();
+    match rules {
+        Rules::Strict => indices.iter().map(|&i| verify_strict(&pks[i], batch.message(i), &sigs[i])).collect(),
+        Rules::Zip215 => {
+            let mut verdicts = vec![false; indices.len()];
+            let mut slots = Vec::with_capacity(indices.len());
+            let mut items = Vec::with_capacity(indices.len());
+            for (slot, &i) in indices.iter().enumerate() {
+                if let Some(p) = prepare(&pks[i], batch.message(i), &sigs[i]) {
+                    slots.push(slot);
+                    items.push(p);
+                }
+            }
+            let found = locate::locate(&Zip215, &items);
+            for (slot, ok) in slots.into_iter().zip(found) {
+                verdicts[slot] = ok;
+            }
+            verdicts
+        }
+    }
+}

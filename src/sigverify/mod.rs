@@ -1,0 +1,247 @@
+//! Batch signature verification: Ed25519 and BIP-340 Schnorr (secp256k1), one verdict per
+//! signature, in input order.
+//!
+//! # Contract
+//!
+//! [`crate::Engine::verify_with`] takes a [`Batch`] (items of either scheme, mixed freely) and a
+//! [`Rules`] and returns [`Verdicts`]: exactly one `bool` per item, `true` iff that item verifies
+//! under the named rule. The verdict of an item never depends on the other items of the batch, on
+//! the batch size, on the thread count or on the backend: every backend computes the function
+//! [`cpu::verify_one`] computes, item by item. Batch verification is an optimisation of that
+//! function, never a different one (see [`cpu`] for the argument per rule).
+//!
+//! # Rules
+//!
+//! - Ed25519 under [`Rules::Zip215`] (the default): the verdicts of ed25519-zebra 5 (ZIP-215).
+//!   Public key `A` and nonce `R` are decoded permissively (non-canonical `y` and "negative zero"
+//!   accepted), `s` must be canonical (`s < ℓ`), and the cofactored equation
+//!   `[8][s]B = [8]R + [8][k]A` must hold, `k = SHA-512(R_bytes ‖ A_bytes ‖ M) mod ℓ`.
+//!   Cofactored verification is what makes batch and single verification agree on every input.
+//! - Ed25519 under [`Rules::Strict`]: the verdicts of ed25519-dalek 3 `verify_strict`: `s < ℓ`,
+//!   `A` and `R` decodable and not of small order, and the *cofactorless* equation holds with the
+//!   recomputed `R` compared byte-for-byte to `R_bytes` (so a non-canonical `R` never verifies).
+//! - BIP-340 (one rule, [`Rules`] is ignored): the verdicts of libsecp256k1
+//!   `secp256k1_schnorrsig_verify`, messages of any length: `P = lift_x(pk)` (x < p, on the curve),
+//!   `r < p`, `s < n`, `e = H_BIP0340/challenge(r ‖ pk ‖ m) mod n`, `R = [s]G − [e]P` not infinity,
+//!   `y(R)` even, `x(R) = r`.
+//!
+//! `docs/rules.md` lists the edge cases each rule accepts and rejects, with the test that pins it.
+//!
+//! # Backends and faults
+//!
+//! The route of [`crate::Job::Verify`] decides: [`crate::Backend::Cpu`] runs [`cpu::verify_batch`]
+//! over the cores the process may use. A GPU route goes through the device path; if the device
+//! fails (not built, lost, out of memory, ...), the failure is logged at `warn`, counted in
+//! [`stats`]`().device_fallbacks`, and the batch is verified on the CPU: a device fault is never
+//! turned into a verdict.
+//!
+//! # Errors
+//!
+//! Only [`Batch::push`] fails: a public key, signature or message of the wrong length is refused
+//! with [`Error`] naming the item index, the field and the lengths. Verification itself cannot
+//! fail: every well-formed item gets a verdict.
+
+mod batch;
+pub mod cpu;
+mod device;
+mod verdicts;
+
+pub use batch::Batch;
+pub use device::DeviceFault;
+pub use verdicts::Verdicts;
+
+use crate::engine::{Backend, Engine, Job};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A signature scheme. Serde and command-line names: `ed25519`, `schnorr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scheme {
+    /// Ed25519 (RFC 8032 signatures over edwards25519), verified under a [`Rules`].
+    #[serde(rename = "ed25519")]
+    Ed25519,
+    /// BIP-340 Schnorr signatures over secp256k1 with x-only public keys.
+    #[serde(rename = "schnorr")]
+    Bip340,
+}
+
+impl Scheme {
+    /// The scheme's name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Ed25519 => "ed25519",
+            Scheme::Bip340 => "schnorr",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "ed25519" => Ok(Scheme::Ed25519),
+            "schnorr" | "bip340" => Ok(Scheme::Bip340),
+            _ => Err(Error::UnknownScheme { name: s.to_string() }),
+        }
+    }
+}
+
+/// The Ed25519 rule set (BIP-340 has exactly one rule and ignores this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rules {
+    /// ZIP-215: permissive point decoding, canonical `s`, cofactored equation; = ed25519-zebra.
+    #[default]
+    Zip215,
+    /// Canonical `s`, no small-order `A` or `R`, cofactorless equation with `R` compared as
+    /// bytes; = ed25519-dalek `verify_strict`.
+    Strict,
+}
+
+impl Rules {
+    /// The rule's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rules::Zip215 => "zip215",
+            Rules::Strict => "strict",
+        }
+    }
+}
+
+impl fmt::Display for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Rules {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "zip215" => Ok(Rules::Zip215),
+            "strict" => Ok(Rules::Strict),
+            _ => Err(Error::UnknownRules { name: s.to_string() }),
+        }
+    }
+}
+
+/// Errors of this module: malformed items, unknown names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A field of an item has the wrong length.
+    #[error("item {index}: {field} is {got} bytes, {scheme} needs {want}")]
+    WrongLength {
+        /// Index the item would have had in the batch.
+        index: usize,
+        /// The scheme of the item.
+        scheme: Scheme,
+        /// `pubkey` or `sig`.
+        field: &'static str,
+        /// Bytes given.
+        got: usize,
+        /// Bytes required.
+        want: usize,
+    },
+    /// A scheme name that does not exist.
+    #[error("unknown scheme `{name}`; known: ed25519, schnorr")]
+    UnknownScheme {
+        /// The name given.
+        name: String,
+    },
+    /// A rule name that does not exist.
+    #[error("unknown rules `{name}`; known: zip215, strict")]
+    UnknownRules {
+        /// The name given.
+        name: String,
+    },
+}
+
+static DEVICE_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+static BATCHES: AtomicU64 = AtomicU64::new(0);
+static ITEMS: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide counters of this module (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Batches verified through [`Engine::verify_with`].
+    pub batches: u64,
+    /// Items verified through [`Engine::verify_with`].
+    pub items: u64,
+    /// Batches routed to a device that failed and were verified on the CPU instead.
+    pub device_fallbacks: u64,
+}
+
+/// A snapshot of the process-wide counters.
+pub fn stats() -> Stats {
+    Stats {
+        batches: BATCHES.load(Ordering::Relaxed),
+        items: ITEMS.load(Ordering::Relaxed),
+        device_fallbacks: DEVICE_FALLBACKS.load(Ordering::Relaxed),
+    }
+}
+
+impl Engine {
+    /// Verifies every item of `batch` under the default rules ([`Rules::Zip215`] for Ed25519).
+    pub fn verify(&self, batch: &Batch) -> Verdicts {
+        self.verify_with(batch, Rules::default())
+    }
+
+    /// Verifies every item of `batch` under `rules`, on the backend routed for
+    /// [`Job::Verify`]. A device failure falls back to the CPU (logged, counted in [`stats`]).
+    pub fn verify_with(&self, batch: &Batch, rules: Rules) -> Verdicts {
+        BATCHES.fetch_add(1, Ordering::Relaxed);
+        ITEMS.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        match self.backend(Job::Verify) {
+            Backend::Cuda | Backend::Opencl => match device::try_verify(self, batch, rules) {
+                Ok(v) if v.len() == batch.len() => return v,
+                Ok(v) => {
+                    DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        got = v.len(),
+                        want = batch.len(),
+                        "device returned the wrong number of verdicts; verifying on the CPU"
+                    );
+                }
+                Err(fault) => {
+                    DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(reason = %fault, items = batch.len(), "device verification failed; verifying on the CPU");
+                }
+            },
+            _ => {}
+        }
+        cpu::verify_batch(batch, rules, cpu_threads(self))
+    }
+}
+
+/// The number of CPU threads verification may use: the cores the process may run on.
+fn cpu_threads(engine: &Engine) -> usize {
+    let usable = engine.capabilities().cpu.cores_usable;
+    let os = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    usable.clamp(1, os.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in [Scheme::Ed25519, Scheme::Bip340] {
+            assert_eq!(s.name().parse::<Scheme>().unwrap(), s);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
+        }
+        for r in [Rules::Zip215, Rules::Strict] {
+            assert_eq!(r.name().parse::<Rules>().unwrap(), r);
+        }
+        assert!("rsa".parse::<Scheme>().is_err());
+        assert_eq!(Rules::default(), Rules::Zip215);
+    }
+}

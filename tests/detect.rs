@@ -1,0 +1,170 @@
+//! The `detect` command end to end: the JSON schema round-trips, refusals surface as
+//! `Unavailable` with their errno, overrides route or fail as documented, and installed backends
+//! (PoCL under CI) are found.
+
+mod common;
+
+use parthenon::detect::Probe;
+use parthenon::{Backend, Job, Report};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+fn parthenon() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_parthenon"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn report(mut cmd: Command) -> Report {
+    let out = cmd.output().expect("run parthenon");
+    assert!(out.status.success(), "parthenon failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("detect --json prints a Report")
+}
+
+fn detect_json() -> Command {
+    let mut c = parthenon();
+    c.args(["detect", "--json", "--no-dpdk"]);
+    c
+}
+
+#[test]
+fn json_round_trips() {
+    let out = detect_json().output().unwrap();
+    let r: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let again = serde_json::to_vec(&r).unwrap();
+    let back: Report = serde_json::from_slice(&again).unwrap();
+    assert_eq!(r, back);
+    assert_eq!(r.capabilities.schema, parthenon::detect::SCHEMA);
+    assert_eq!(r.routes.len(), 3);
+}
+
+#[test]
+fn io_uring_refused_by_seccomp_is_unavailable_with_errno() {
+    let mut cmd = detect_json();
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl.
+    unsafe { cmd.pre_exec(common::seccomp::deny_io_uring_setup) };
+    let r = report(cmd);
+    match &r.capabilities.io_uring {
+        Probe::Unavailable { reason, errno } => {
+            assert_eq!(*errno, Some(libc::EPERM), "{reason}");
+            assert!(reason.contains("io_uring_setup") && reason.contains("EPERM"), "{reason}");
+        }
+        Probe::Available(_) => panic!("io_uring must be unavailable under the seccomp filter"),
+    }
+    let t = r.routes.iter().find(|r| r.job == Job::Transfer).unwrap();
+    assert_ne!(t.backend, Backend::IoUring);
+    let why = t.passed_over.iter().find(|p| p.backend == Backend::IoUring).expect("io-uring listed as passed over");
+    assert!(why.reason.contains("EPERM"), "{}", why.reason);
+}
+
+#[test]
+#[cfg(feature = "io-uring")]
+fn low_memlock_disables_registered_buffers_with_reason() {
+    let mut cmd = detect_json();
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit.
+    unsafe { cmd.pre_exec(|| common::seccomp::limit_memlock(64 << 10)) };
+    let r = report(cmd);
+    if let Probe::Available(info) = &r.capabilities.io_uring {
+        assert_eq!(info.memlock_limit_bytes, Some(64 << 10));
+        match &info.registered_buffers {
+            Probe::Unavailable { reason, .. } => assert_eq!(reason, "RLIMIT_MEMLOCK 64 KiB < 8 MiB needed"),
+            Probe::Available(_) => panic!("registered buffers must be refused at 64 KiB"),
+        }
+    } else {
+        eprintln!("io_uring unavailable on this machine; memlock check not applicable");
+    }
+}
+
+#[test]
+fn forcing_an_absent_backend_fails_with_its_reason() {
+    // With the DPDK probe skipped, `dpdk` is absent on every machine.
+    let out: Output = parthenon().args(["detect", "--no-dpdk", "--force", "dpdk"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`dpdk`") && err.contains("DPDK probe skipped by configuration"), "{err}");
+
+    // CUDA, where absent, fails with the probe's own reason.
+    let r = report(detect_json());
+    if let Err(reason) = r.capabilities.cuda.check() {
+        let out = parthenon().args(["detect", "--no-dpdk", "--force", "cuda"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("`cuda`") && err.contains(reason), "error must carry {reason:?}: {err}");
+    }
+}
+
+#[test]
+fn forbidding_moves_the_route() {
+    let base = report(detect_json());
+    let first = base.routes.iter().find(|r| r.job == Job::Cipher).unwrap().backend;
+    let mut cmd = detect_json();
+    cmd.args(["--forbid", first.name()]);
+    let moved = report(cmd);
+    let now = moved.routes.iter().find(|r| r.job == Job::Cipher).unwrap();
+    assert_ne!(now.backend, first);
+    assert!(now.passed_over.iter().any(|p| p.backend == first && p.reason.contains("forbidden")));
+}
+
+#[test]
+fn unknown_backend_is_a_usage_error() {
+    let out = parthenon().args(["detect", "--no-dpdk", "--force", "warp-drive"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown backend `warp-drive`"));
+}
+
+#[test]
+fn cuda_is_found_or_says_why() {
+    let r = report(detect_json());
+    match &r.capabilities.cuda {
+        Probe::Available(info) => {
+            assert!(!info.devices.is_empty());
+            assert!(info.devices.iter().all(|d| d.sm_count > 0 && d.memory_bytes > 0));
+        }
+        Probe::Unavailable { reason, .. } => {
+            if cfg!(feature = "cuda") {
+                assert!(reason.contains("libcuda") || reason.contains("cu"), "{reason}");
+            } else {
+                assert_eq!(reason, "built without feature `cuda`");
+            }
+        }
+    }
+}
+
+/// With PoCL installed (CI installs pocl-opencl-icd), detection must list its device.
+#[test]
+#[cfg(feature = "opencl")]
+fn pocl_device_is_listed_when_installed() {
+    let installed = std::path::Path::new("/etc/OpenCL/vendors/pocl.icd").exists();
+    if !installed {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must install pocl-opencl-icd");
+        eprintln!("PoCL not installed; skipping");
+        return;
+    }
+    let r = report(detect_json());
+    let info = r.capabilities.opencl.check().expect("OpenCL available with PoCL installed");
+    let pocl = info.platforms.iter().find(|p| p.name.contains("Portable Computing Language")).expect("PoCL platform");
+    assert!(!pocl.devices.is_empty());
+    assert!(pocl.devices.iter().all(|d| d.kind == "cpu" && d.compute_units > 0));
+    // auto never routes verification to a CPU OpenCL device; forcing it works.
+    let v = r.routes.iter().find(|r| r.job == Job::Verify).unwrap();
+    if !r.capabilities.cuda.is_available() {
+        assert_eq!(v.backend, Backend::Cpu);
+    }
+    let mut cmd = detect_json();
+    cmd.args(["--force", "opencl"]);
+    let forced = report(cmd);
+    assert_eq!(forced.routes.iter().find(|r| r.job == Job::Verify).unwrap().backend, Backend::Opencl);
+}
+
+/// With `dpdk`, the EAL starts on the default arguments and finds the ring port.
+#[test]
+#[cfg(feature = "dpdk")]
+fn dpdk_eal_starts_with_ring_port() {
+    let r = report({
+        let mut c = parthenon();
+        c.args(["detect", "--json"]);
+        c
+    });
+    let info = r.capabilities.dpdk.check().expect("EAL starts with the default arguments");
+    assert!(info.ports.iter().any(|p| p.name == "net_ring0"), "{info:?}");
+}
