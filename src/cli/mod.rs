@@ -2,6 +2,10 @@
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
 mod detect;
+#[cfg(feature = "node")]
+mod node;
+#[cfg(feature = "node")]
+mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +22,12 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
+    /// Run one consensus validator (`--config node.toml`).
+    #[cfg(feature = "node")]
+    Node(node::Args),
+    /// Start a local network of validator processes, drive signed transfers, report.
+    #[cfg(feature = "node")]
+    Testnet(testnet::Args),
 }
 
 /// A failure that decides the exit code.
@@ -40,6 +50,10 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        #[cfg(feature = "node")]
+        Command::Node(a) => node::run(a),
+        #[cfg(feature = "node")]
+        Command::Testnet(a) => testnet::run(a),
     };
     #[cfg(feature = "dpdk")]
     if let Some(eal) = parthenon::dpdk::Eal::get() {

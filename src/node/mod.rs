@@ -8,6 +8,11 @@
 //!
 //! The protocol and its safety argument are written down in `docs/consensus.md`.
 
+pub mod config;
 pub mod consensus;
 pub mod ledger;
+pub mod net;
+pub mod service;
 pub mod sim;
+pub mod storage;
+pub mod testnet;

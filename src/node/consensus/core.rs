@@ -43,11 +43,14 @@ pub struct Config {
     pub max_view_ahead: u64,
     /// At most this many messages for the next height are buffered.
     pub max_buffered: usize,
+    /// The leader of view 0 waits this long after entering a height before proposing (lets the
+    /// mempool fill; 0 proposes at once).
+    pub propose_delay_ms: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { base_timeout_ms: 1000, max_view_ahead: 64, max_buffered: 4096 }
+        Config { base_timeout_ms: 1000, max_view_ahead: 64, max_buffered: 4096, propose_delay_ms: 0 }
     }
 }
 
@@ -58,8 +61,19 @@ pub struct Timer {
     pub height: Height,
     /// View it was set at.
     pub view: View,
-    /// Sequence number; only the latest timer counts.
+    /// Sequence number; only the latest view timer counts.
     pub seq: u64,
+    /// What the timer is for.
+    pub kind: TimerKind,
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// The view ran out of time: change view.
+    View,
+    /// The leader's proposal delay is over: propose.
+    Propose,
 }
 
 /// What the host gives the core.
@@ -319,6 +333,11 @@ impl Core {
         match input {
             Input::Start => self.start(app),
             Input::Message { from, message } => self.pending.push_back((from, message)),
+            Input::Timeout(t) if t.kind == TimerKind::Propose => {
+                if t.height == self.height && self.view == 0 && self.active && self.own_proposal.is_none() {
+                    self.propose(Vec::new(), app);
+                }
+            }
             Input::Timeout(t) => {
                 if t.seq == self.timer_seq && t.height == self.height {
                     self.start_view_change(self.view + 1);
@@ -364,7 +383,7 @@ impl Core {
     fn arm_timer(&mut self) {
         self.timer_seq += 1;
         let after_ms = self.config.base_timeout_ms.saturating_mul(1 << self.view.min(5));
-        let timer = Timer { height: self.height, view: self.view, seq: self.timer_seq };
+        let timer = Timer { height: self.height, view: self.view, seq: self.timer_seq, kind: TimerKind::View };
         self.out.push(Effect::SetTimer { timer, after_ms });
     }
 
@@ -395,7 +414,12 @@ impl Core {
         self.dirty = true;
         self.arm_timer();
         if self.set.leader(height, 0) == self.me {
-            self.propose(Vec::new(), app);
+            if self.config.propose_delay_ms == 0 {
+                self.propose(Vec::new(), app);
+            } else {
+                let timer = Timer { height, view: 0, seq: 0, kind: TimerKind::Propose };
+                self.out.push(Effect::SetTimer { timer, after_ms: self.config.propose_delay_ms });
+            }
         }
         let future = std::mem::take(&mut self.future);
         for (from, m) in future {

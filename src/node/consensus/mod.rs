@@ -18,5 +18,5 @@ mod core;
 pub mod rules;
 mod types;
 
-pub use self::core::{Application, Config, Core, Dropped, Effect, Input, SafetyState, Timer};
+pub use self::core::{Application, Config, Core, Dropped, Effect, Input, SafetyState, Timer, TimerKind};
 pub use types::*;

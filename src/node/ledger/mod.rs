@@ -13,3 +13,6 @@ pub mod tx;
 
 pub use state::{BlockError, Ledger, TxError};
 pub use tx::*;
+
+#[cfg(test)]
+mod tests;
