@@ -21,6 +21,8 @@ pub mod dpdk;
 pub mod engine;
 mod error;
 pub mod kernels;
+#[cfg(feature = "node")]
+pub mod node;
 pub mod sigverify;
 pub mod transfer;
 

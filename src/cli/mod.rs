@@ -7,6 +7,10 @@ mod bench_transfer;
 mod bench_verify;
 mod detect;
 mod verify;
+#[cfg(feature = "node")]
+mod node;
+#[cfg(feature = "node")]
+mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +31,12 @@ enum Command {
     Verify(verify::Args),
     /// Measure a job's backends side by side on this machine (`bench cipher|verify|transfer`).
     Bench(bench::Args),
+    /// Run one consensus validator (`--config node.toml`).
+    #[cfg(feature = "node")]
+    Node(node::Args),
+    /// Start a local network of validator processes, drive signed transfers, report.
+    #[cfg(feature = "node")]
+    Testnet(testnet::Args),
 }
 
 /// A failure that decides the exit code.
@@ -51,6 +61,10 @@ pub fn main() -> ExitCode {
         Command::Detect(a) => detect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "node")]
+        Command::Node(a) => node::run(a),
+        #[cfg(feature = "node")]
+        Command::Testnet(a) => testnet::run(a),
     };
     #[cfg(feature = "dpdk")]
     if let Some(eal) = parthenon::dpdk::Eal::get() {
