@@ -36,7 +36,7 @@ fn ring_seal(
     key: &[u8],
     nonce: [u8; 12],
     aad: &[u8],
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
 ) -> [u8; 16] {
     let k = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
     let tag = k.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf).unwrap();
