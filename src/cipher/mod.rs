@@ -190,13 +190,11 @@ impl Gcm {
     }
 
     fn open_many(&self, msgs: &mut [Message<'_>]) -> Vec<Result<(), Error>> {
-        let mut verdicts: Vec<(usize, Result<(), Error>)> = Vec::with_capacity(msgs.len());
         let mut slots: Vec<(&mut Message<'_>, Result<(), Error>)> = msgs.iter_mut().map(|m| (m, Ok(()))).collect();
         parallel::for_each_group(&mut slots, self.threads, |_, (m, r)| {
             *r = self.open(&m.nonce, m.aad, m.buf, &m.tag, 1);
         });
-        verdicts.extend(slots.into_iter().map(|(_, r)| r).enumerate());
-        verdicts.into_iter().map(|(_, r)| r).collect()
+        slots.into_iter().map(|(_, r)| r).collect()
     }
 }
 
