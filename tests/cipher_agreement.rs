@@ -31,13 +31,7 @@ impl Rng {
     }
 }
 
-fn ring_seal(
-    alg: &'static ring::aead::Algorithm,
-    key: &[u8],
-    nonce: [u8; 12],
-    aad: &[u8],
-    buf: &mut [u8],
-) -> [u8; 16] {
+fn ring_seal(alg: &'static ring::aead::Algorithm, key: &[u8], nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
     let k = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
     let tag = k.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf).unwrap();
     tag.as_ref().try_into().unwrap()
