@@ -13,7 +13,8 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use std::hint::black_box;
 use std::time::Duration;
 
-const SIZES: [(usize, &str); 5] = [(64, "64B"), (1420, "1420B"), (16 << 10, "16KiB"), (1 << 20, "1MiB"), (64 << 20, "64MiB")];
+const SIZES: [(usize, &str); 5] =
+    [(64, "64B"), (1420, "1420B"), (16 << 10, "16KiB"), (1 << 20, "1MiB"), (64 << 20, "64MiB")];
 const KEY: [u8; 32] = [0x42; 32];
 const NONCE: [u8; 12] = [7; 12];
 const AAD: [u8; 13] = [1; 13];

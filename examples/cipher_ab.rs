@@ -36,10 +36,14 @@ fn main() {
                     match i {
                         0 => {
                             let n = Nonce::assume_unique_for_key(nonce);
-                            let _ = std::hint::black_box(ring_key.seal_in_place_separate_tag(n, Aad::from(&aad), &mut buf).unwrap());
+                            let _ = std::hint::black_box(
+                                ring_key.seal_in_place_separate_tag(n, Aad::from(&aad), &mut buf).unwrap(),
+                            );
                         }
                         1 => {
-                            std::hint::black_box(rc.encrypt_inout_detached(&nonce.into(), &aad, buf.as_mut_slice().into()).unwrap());
+                            std::hint::black_box(
+                                rc.encrypt_inout_detached(&nonce.into(), &aad, buf.as_mut_slice().into()).unwrap(),
+                            );
                         }
                         i if i - 2 < ours.len() => {
                             std::hint::black_box(ours[i - 2].1.seal_in_place_detached(&nonce, &aad, &mut buf).unwrap());

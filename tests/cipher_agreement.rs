@@ -31,13 +31,7 @@ impl Rng {
     }
 }
 
-fn ring_seal(
-    alg: &'static ring::aead::Algorithm,
-    key: &[u8],
-    nonce: [u8; 12],
-    aad: &[u8],
-    buf: &mut Vec<u8>,
-) -> [u8; 16] {
+fn ring_seal(alg: &'static ring::aead::Algorithm, key: &[u8], nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
     let k = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
     let tag = k.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf).unwrap();
     tag.as_ref().try_into().unwrap()
@@ -284,4 +278,22 @@ fn absent_or_wrong_backends_are_errors() {
         }
     }
     assert_eq!(Aes256Gcm::new(&key).backend(), backends_present()[0]);
+}
+
+#[test]
+fn engine_cipher_follows_the_route() {
+    use parthenon::{Engine, Job};
+    let engine = Engine::builder().forbid(Backend::VaesAvx512).build().unwrap();
+    let c = engine.cipher(&[3u8; 32]).unwrap();
+    assert_eq!(c.backend(), engine.backend(Job::Cipher));
+    assert_ne!(c.backend(), Backend::VaesAvx512);
+    let engine = Engine::builder().force(Backend::Portable).build().unwrap();
+    let c = engine.cipher(&[3u8; 32]).unwrap();
+    assert_eq!(c.backend(), Backend::Portable);
+    assert_eq!(c.threads(), engine.capabilities().cpu.cores_usable);
+    let mut buf = vec![5u8; 100];
+    let tag = c.seal_in_place_detached(&[0; 12], b"", &mut buf).unwrap();
+    let mut want = vec![5u8; 100];
+    assert_eq!(ring_seal(&AES_256_GCM, &[3u8; 32], [0; 12], b"", &mut want), tag);
+    assert_eq!(buf, want);
 }

@@ -187,3 +187,92 @@ pub(crate) fn build(backend: Backend, aes_key: AesKey<'_>) -> Result<Box<dyn Ker
         other => return Err(Error::NotACipherBackend { backend: other }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernels() -> Vec<Box<dyn Kernel>> {
+        let key = [0x5au8; 32];
+        ORDER.iter().filter(|b| check(**b).is_ok()).map(|b| build(*b, AesKey::K256(&key)).unwrap()).collect()
+    }
+
+    #[test]
+    fn length_block_is_bit_lengths_big_endian() {
+        let b = lengths(3, 0x1234);
+        assert_eq!(&b[..8], &24u64.to_be_bytes());
+        assert_eq!(&b[8..], &(0x1234u64 * 8).to_be_bytes());
+    }
+
+    #[test]
+    fn tag_comparison() {
+        let a = [1u8; 16];
+        let mut b = a;
+        assert!(tags_equal(&a, &b));
+        b[15] ^= 0x80;
+        assert!(!tags_equal(&a, &b));
+    }
+
+    #[test]
+    fn non_cipher_backends_are_refused() {
+        assert!(matches!(check(Backend::Cuda), Err(Error::NotACipherBackend { .. })));
+        assert!(check(Backend::Portable).is_ok());
+        assert!(build(Backend::Sendfile, AesKey::K128(&[0; 16])).is_err());
+    }
+
+    #[test]
+    fn mul_h_pow_equals_hashing_zero_blocks() {
+        for k in kernels() {
+            for m in [0u64, 1, 2, 7, 31, 32, 33, 100, 1000] {
+                let mut a = [0x33u8; 16];
+                let mut b = a;
+                k.mul_h_pow(&mut a, m);
+                k.ghash(&mut b, &vec![0u8; 16 * m as usize]);
+                assert_eq!(a, b, "{} m={m}", k.backend());
+            }
+        }
+    }
+
+    #[test]
+    fn segments_recombine_to_the_whole() {
+        // The identity the parallel path rests on: crypt(whole) = combine(crypt(segments)).
+        let nonce = [9u8; 12];
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
+        for k in kernels() {
+            let mut whole = data.clone();
+            let mut acc_whole = [0u8; 16];
+            k.crypt(false, &nonce, 2, &mut acc_whole, &mut whole, None);
+            for cut in [16usize, 512, 4096] {
+                let mut parts = data.clone();
+                let (a, b) = parts.split_at_mut(cut);
+                let (mut pa, mut pb) = ([0u8; 16], [0u8; 16]);
+                k.crypt(false, &nonce, 2, &mut pa, a, None);
+                k.crypt(false, &nonce, 2 + (cut / 16) as u32, &mut pb, b, None);
+                k.mul_h_pow(&mut pa, b.len().div_ceil(16) as u64);
+                for (x, y) in pa.iter_mut().zip(pb) {
+                    *x ^= y;
+                }
+                assert_eq!(parts, whole, "{} cut {cut}", k.backend());
+                assert_eq!(pa, acc_whole, "{} cut {cut}", k.backend());
+            }
+        }
+    }
+
+    #[test]
+    fn counter_wraps_as_inc32() {
+        // Counter 0xffff_ffff is followed by 0, not by a carry into the nonce.
+        let nonce = [1u8; 12];
+        for k in kernels() {
+            let mut buf = vec![0u8; 64];
+            let mut acc = [0u8; 16];
+            k.crypt(false, &nonce, u32::MAX, &mut acc, &mut buf, None);
+            for (i, ctr) in [u32::MAX, 0, 1, 2].into_iter().enumerate() {
+                let mut block = [0u8; 16];
+                block[..12].copy_from_slice(&nonce);
+                block[12..].copy_from_slice(&ctr.to_be_bytes());
+                k.encrypt_block(&mut block);
+                assert_eq!(&buf[16 * i..16 * i + 16], &block, "{} block {i}", k.backend());
+            }
+        }
+    }
+}

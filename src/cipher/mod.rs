@@ -11,8 +11,8 @@
 //!
 //! | backend | instructions | blocks in flight |
 //! | --- | --- | --- |
-//! | [`Backend::VaesAvx512`] | VAES + VPCLMULQDQ on zmm (AVX-512F/BW/VL) | 16 |
-//! | [`Backend::VaesAvx2`] | VAES + VPCLMULQDQ on ymm (AVX2) | 8 |
+//! | [`Backend::VaesAvx512`] | VAES + VPCLMULQDQ on zmm (AVX-512F/BW/VL) | 32 |
+//! | [`Backend::VaesAvx2`] | VAES + VPCLMULQDQ on ymm (AVX2) | 16 |
 //! | [`Backend::AesNi`] | AES-NI + PCLMULQDQ on xmm | 8 |
 //! | [`Backend::Portable`] | RustCrypto `aes` + `ghash` (constant-time software) | – |
 //!
@@ -33,8 +33,8 @@
 //! # Parallelism
 //!
 //! [`Aes256Gcm::seal_many`] / [`Aes256Gcm::open_many`] spread independent messages over
-//! threads. A single buffer of at least [`PARALLEL_MIN`] bytes is split across
-//! [`Aes256Gcm::threads`] threads (see [`parallel`](self) docs in the source): the counters and
+//! threads. A single buffer of at least [`PARALLEL_MIN`] bytes is split across up to
+//! [`Aes256Gcm::threads`] threads (one per MiB) (see [`parallel`](self) docs in the source): the counters and
 //! the GHASH partial sums are recombined with powers of `H`, so the output is byte-identical to
 //! the sequential pass. [`Aes256Gcm::new`] uses one thread (a library does not start threads
 //! unasked); [`Aes256Gcm::with_threads`] or [`Engine::cipher`](crate::Engine::cipher) (all usable
@@ -190,13 +190,11 @@ impl Gcm {
     }
 
     fn open_many(&self, msgs: &mut [Message<'_>]) -> Vec<Result<(), Error>> {
-        let mut verdicts: Vec<(usize, Result<(), Error>)> = Vec::with_capacity(msgs.len());
         let mut slots: Vec<(&mut Message<'_>, Result<(), Error>)> = msgs.iter_mut().map(|m| (m, Ok(()))).collect();
         parallel::for_each_group(&mut slots, self.threads, |_, (m, r)| {
             *r = self.open(&m.nonce, m.aad, m.buf, &m.tag, 1);
         });
-        verdicts.extend(slots.into_iter().map(|(_, r)| r).enumerate());
-        verdicts.into_iter().map(|(_, r)| r).collect()
+        slots.into_iter().map(|(_, r)| r).collect()
     }
 }
 

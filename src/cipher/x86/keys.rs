@@ -155,3 +155,40 @@ pub(crate) unsafe fn expand(key: &[u8]) -> KeySchedule {
     let bswap = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     KeySchedule { rk, pows, poly, bswap }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shl1_folds_the_carry() {
+        assert_eq!(shl1(1), 2);
+        assert_eq!(shl1(1 << 127), 0xc200_0000_0000_0000_0000_0000_0000_0001);
+        assert_eq!(shl1((1 << 127) | 1), 0xc200_0000_0000_0000_0000_0000_0000_0003);
+    }
+
+    #[test]
+    fn round_keys_match_fips197() {
+        if !super::super::missing("aes,pclmulqdq,ssse3,sse4.1").is_empty() {
+            return;
+        }
+        // FIPS-197 appendix A.3: AES-256 key expansion, last round key w[56..60].
+        let key: Vec<u8> = (0..32)
+            .map(|i| {
+                [
+                    0x60u8, 0x3d, 0xeb, 0x10, 0x15, 0xca, 0x71, 0xbe, 0x2b, 0x73, 0xae, 0xf0, 0x85, 0x7d, 0x77, 0x81,
+                    0x1f, 0x35, 0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7, 0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4,
+                ][i]
+            })
+            .collect();
+        // SAFETY: the features were checked above.
+        let ks = unsafe { expand(&key) };
+        let mut last = [0u8; 16];
+        // SAFETY: 16 writable bytes.
+        unsafe { _mm_storeu_si128(last.as_mut_ptr().cast(), ks.rk[14]) };
+        assert_eq!(
+            last,
+            [0xfe, 0x48, 0x90, 0xd1, 0xe6, 0x18, 0x8d, 0x0b, 0x04, 0x6d, 0xf3, 0x44, 0x70, 0x6c, 0x63, 0x1e]
+        );
+    }
+}

