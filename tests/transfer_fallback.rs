@@ -137,9 +137,14 @@ fn child_memlock_64k() {
     transfers_byte_exact(&t);
     #[cfg(feature = "io-uring")]
     {
+        // io_uring itself under the limit: plain SEND, and SEND_ZC from the mapping (forced on
+        // loopback), both without registered buffers.
         let u = parthenon::transfer::uring::UringTransport::new().unwrap();
         assert!(!u.registered_buffers());
         assert!(u.notes().iter().any(|n| n.contains("RLIMIT_MEMLOCK 64 KiB")), "{:?}", u.notes());
+        transfers_byte_exact(&u);
+        let zc = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
+        transfers_byte_exact(&zc);
     }
     println!("CHILD-OK");
 }
