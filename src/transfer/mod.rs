@@ -348,7 +348,7 @@ pub fn transport_for(backend: Backend) -> Result<Box<dyn Transport>, Error> {
         Backend::Copy => Ok(Box::new(copy::CopyTransport)),
         Backend::Mmap => Ok(Box::new(mmap::MmapTransport)),
         Backend::Sendfile => Ok(Box::new(sendfile::SendfileTransport)),
-        Backend::Splice => Ok(Box::new(splice::SpliceTransport)),
+        Backend::Splice => Ok(Box::new(splice::SpliceTransport::new())),
         #[cfg(feature = "io-uring")]
         Backend::IoUring => Ok(Box::new(uring::UringTransport::new()?)),
         #[cfg(not(feature = "io-uring"))]
