@@ -293,6 +293,13 @@ fn auto_routes_by_size_and_reports_why() {
         assert!(report.size_refinement);
         assert_eq!(t.choose(100).0.backend(), Backend::Copy);
         assert_eq!(t.choose(64 << 20).0.backend(), t.backend());
+        if t.backend() == Backend::IoUring {
+            let (a, _b) = pair();
+            let (chosen, why) = t.choose_for(&a, 64 << 20);
+            assert_eq!(chosen.backend(), Backend::Sendfile, "{why}");
+            assert!(why.contains("loopback"), "{why}");
+            assert!(text.contains("loopback peer -> sendfile"), "{text}");
+        }
         assert!(text.contains("small_block_max") || text.contains("copy"), "{text}");
     }
     // Byte-exact through the router, small and large.

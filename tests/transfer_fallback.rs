@@ -137,9 +137,49 @@ fn child_memlock_64k() {
     transfers_byte_exact(&t);
     #[cfg(feature = "io-uring")]
     {
+        // io_uring itself under the limit: plain SEND, and SEND_ZC from the mapping (forced on
+        // loopback), both without registered buffers.
         let u = parthenon::transfer::uring::UringTransport::new().unwrap();
         assert!(!u.registered_buffers());
         assert!(u.notes().iter().any(|n| n.contains("RLIMIT_MEMLOCK 64 KiB")), "{:?}", u.notes());
+        transfers_byte_exact(&u);
+        let zc = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
+        transfers_byte_exact(&zc);
     }
     println!("CHILD-OK");
+}
+
+/// The `parthenon` binary under the same refusal: `bench transfer` (sender and receiver as two
+/// processes, both under the filter) still transfers with `auto`, its JSON report names the
+/// downgrade, and an explicit `--backend io-uring` is an error naming the reason.
+#[test]
+fn bench_cli_with_io_uring_refused() {
+    let exe = env!("CARGO_BIN_EXE_parthenon");
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "transfer", "--sizes", "4KiB,1MiB", "--min-bytes", "2MiB", "--backend", "auto", "--json"]);
+    // SAFETY: only prctl calls in the child before exec.
+    unsafe { cmd.pre_exec(seccomp::deny_io_uring_setup) };
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let route = &v["auto_route"]["route"];
+    assert_ne!(route["backend"], "io-uring", "{route}");
+    let passed = route["passed_over"].as_array().unwrap();
+    assert!(
+        passed.iter().any(|p| p["backend"] == "io-uring" && p["reason"].as_str().unwrap().contains("EPERM")),
+        "{route}"
+    );
+    let rows = v["results"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["backend"] == "copy") && rows.iter().any(|r| r["backend"] == "auto"), "{stdout}");
+    assert!(rows.iter().all(|r| r["gb_per_s"].as_f64().unwrap() > 0.0), "{stdout}");
+
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "transfer", "--sizes", "4KiB", "--backend", "io-uring"]);
+    // SAFETY: as above.
+    unsafe { cmd.pre_exec(seccomp::deny_io_uring_setup) };
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("io-uring") && stderr.contains("EPERM"), "{stderr}");
 }

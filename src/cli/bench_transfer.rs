@@ -8,6 +8,8 @@
 //! measured), verifies the digest, publishes it, acknowledges it with one byte and deletes it so
 //! the next copy is not a duplicate. Time runs from the first send to the last acknowledgement.
 //!
+//! `--receiver copy` makes every run use the same receive path, isolating the sender.
+//!
 //! Reported per backend and size: body GB/s (10^9 bytes), the sender's CPU-seconds per GB
 //! (`getrusage(RUSAGE_SELF)`, user + system), and both as ratios to `copy` in the same run.
 
@@ -40,6 +42,10 @@ pub struct Args {
     /// Directory for the block stores (default: /dev/shm when present, else the temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Receive path of the receiver process: `same` (the backend being measured) or a backend
+    /// name used for every run (e.g. `copy`, to compare senders against one fixed receiver).
+    #[arg(long, default_value = "same")]
+    receiver: String,
     /// Internal: run as the receiver, connecting to this address.
     #[arg(long, hide = true)]
     receiver_connect: Option<String>,
@@ -90,6 +96,7 @@ struct Row {
 struct Output {
     schema: &'static str,
     machine: String,
+    receiver: String,
     auto_route: parthenon::transfer::route::TransferReport,
     results: Vec<Row>,
 }
@@ -163,17 +170,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
             rows[i].cpu_vs_copy = Some(rows[i].sender_cpu_s_per_gb / c.sender_cpu_s_per_gb);
         }
     }
-    let auto_route = engine_for("auto")?.transport().map_err(|e| Failure::Runtime(e.to_string()))?.report();
-    let machine = format!(
-        "{} ({} usable cores)",
-        auto_route.route.backend,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
+    let auto = engine_for("auto")?;
+    let auto_route = auto.transport().map_err(|e| Failure::Runtime(e.to_string()))?.report();
+    let cpu = &auto.capabilities().cpu;
+    let machine = format!("{}, {} usable cores", cpu.model.as_deref().unwrap_or("unknown CPU"), cpu.cores_usable);
     if args.json {
-        let out = Output { schema: "parthenon.bench.transfer/1", machine, auto_route, results: rows };
+        let out = Output {
+            schema: "parthenon.bench.transfer/1",
+            machine,
+            receiver: args.receiver.clone(),
+            auto_route,
+            results: rows,
+        };
         println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Failure::Runtime(e.to_string()))?);
     } else {
+        println!("machine: {machine}");
         print!("{auto_route}");
+        println!("receiver: {}", if args.receiver == "same" { "same backend as the sender" } else { &args.receiver });
         println!(
             "{:<9} {:>8} {:>6} {:>9} {:>12} {:>9} {:>9}  sent by",
             "backend", "size", "reps", "GB/s", "CPU-s/GB tx", "x copy", "cpu/copy"
@@ -225,8 +238,9 @@ fn measure_all(
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Failure::Runtime(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
         let dst_dir = store_dir(args, &format!("dst-{name}"));
+        let rx_backend = if args.receiver == "same" { name.as_str() } else { args.receiver.as_str() };
         let mut child = Command::new(&exe)
-            .args(["bench", "transfer", "--backend", name, "--receiver-connect", &addr.to_string(), "--dir"])
+            .args(["bench", "transfer", "--backend", rx_backend, "--receiver-connect", &addr.to_string(), "--dir"])
             .arg(&dst_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -28,9 +28,41 @@
 //!   every backend present against the same cases; a backend that is absent says why through
 //!   detection and is never replaced silently by another when requested explicitly.
 //!
-//! Backends: [`copy`] (read + write through a 1 MiB buffer, the baseline), [`mmap`], [`sendfile`],
-//! [`splice`], `uring` (feature `io-uring`). Routing by engine route and block size is in
-//! [`route`].
+//! Stream backends: [`copy`] (read + write through a 1 MiB buffer, the baseline), [`mmap`],
+//! [`sendfile`], [`splice`], `uring` (feature `io-uring`). Routing by engine route and block
+//! size is in [`route`] ([`crate::Engine::transport`]).
+//!
+//! The datagram path ([`datagram`]: frames sized by MTU discovery, reassembly, NACK/resend,
+//! LZ4 by entropy) carries the same block header and digest rule over any [`datagram::Link`]:
+//! UDP, an in-process link, or DPDK kernel bypass (`dpdk`, feature `dpdk`, transmitting straight
+//! from the block's memory as external mbuf buffers).
+
+//! # Example
+//!
+//! ```no_run
+//! use parthenon::transfer::{BlockId, BlockStore, Expect, Transport};
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = parthenon::Engine::new()?;
+//! let transport = engine.transport()?; // routed backend + copy for small blocks
+//! println!("{}", transport.report()); // which backend serves which sizes, and why
+//!
+//! // Serving side: store a block once, send it to a peer.
+//! let store = BlockStore::open("/var/lib/node/blocks")?;
+//! let block = store.put(BlockId(42), b"block bytes")?;
+//! let peer = TcpStream::connect("10.0.0.2:7000")?;
+//! transport.send_block(&peer, &block)?;
+//!
+//! // Receiving side: the block becomes visible only once whole and verified.
+//! let listener = TcpListener::bind("0.0.0.0:7000")?;
+//! let (conn, _) = listener.accept()?;
+//! let inbox = BlockStore::open("/var/lib/node/inbox")?;
+//! let got = transport.recv_block(&conn, &inbox, &Expect::block(BlockId(42)))?;
+//! assert_eq!(got.len(), 11);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod copy;
 pub mod datagram;
@@ -316,7 +348,7 @@ pub fn transport_for(backend: Backend) -> Result<Box<dyn Transport>, Error> {
         Backend::Copy => Ok(Box::new(copy::CopyTransport)),
         Backend::Mmap => Ok(Box::new(mmap::MmapTransport)),
         Backend::Sendfile => Ok(Box::new(sendfile::SendfileTransport)),
-        Backend::Splice => Ok(Box::new(splice::SpliceTransport)),
+        Backend::Splice => Ok(Box::new(splice::SpliceTransport::new())),
         #[cfg(feature = "io-uring")]
         Backend::IoUring => Ok(Box::new(uring::UringTransport::new()?)),
         #[cfg(not(feature = "io-uring"))]

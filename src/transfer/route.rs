@@ -9,6 +9,9 @@
 //!   completion notification) costs more than the copy it saves. The default comes from
 //!   `parthenon bench transfer` on the reference machine (docs/benchmarks.md, "Transfer"); it is
 //!   configurable, and `PARTHENON_TRANSFER_SMALL_MAX` (bytes) overrides it.
+//! - Under `auto` with io-uring routed, blocks to a peer on a loopback address go by `sendfile`:
+//!   the kernel copies zero-copy (`SEND_ZC`) data looped to a local socket, and
+//!   `parthenon bench transfer` measured io-uring below copy there (docs/benchmarks.md).
 //! - Receives read the header before the size is known, so they always use the routed backend.
 //! - [`TransferRouter::report`] says which backend serves which sizes and why, including every
 //!   backend passed over (e.g. "io_uring_setup: EPERM") and the io_uring backend's own
@@ -26,6 +29,9 @@ pub struct TransferPolicy {
     /// Under `auto`, blocks with a wire size (header + body) below this many bytes go by `copy`.
     pub small_block_max: u64,
 }
+
+const LOOPBACK_REASON: &str = "loopback peer: the kernel copies io_uring SEND_ZC data looped to a local socket, \
+     so sendfile (no user-space copy, one syscall) serves it";
 
 /// Default of [`TransferPolicy::small_block_max`], calibrated with `parthenon bench transfer`.
 pub const DEFAULT_SMALL_BLOCK_MAX: u64 = 16 << 10;
@@ -86,6 +92,8 @@ pub struct TransferRouter {
     policy: TransferPolicy,
     primary: Box<dyn Transport>,
     small: Option<Box<dyn Transport>>,
+    /// Under `auto` with io-uring routed: sendfile for peers on a loopback address.
+    loopback: Option<Box<dyn Transport>>,
     notes: Vec<String>,
 }
 
@@ -104,6 +112,18 @@ impl TransferRouter {
         }
     }
 
+    /// The backend that sends a block of `wire_len` bytes to `peer`, and why (adds the
+    /// loopback refinement to [`TransferRouter::choose`]).
+    pub fn choose_for(&self, peer: &TcpStream, wire_len: u64) -> (&dyn Transport, String) {
+        let (t, why) = self.choose(wire_len);
+        if let Some(lb) = &self.loopback {
+            if t.backend() == self.route.backend && peer.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+                return (lb.as_ref(), LOOPBACK_REASON.to_string());
+            }
+        }
+        (t, why)
+    }
+
     /// The routed (primary) backend.
     pub fn primary(&self) -> &dyn Transport {
         self.primary.as_ref()
@@ -118,6 +138,12 @@ impl TransferRouter {
                 self.policy.small_block_max
             ));
             size_classes.push(format!("wire size >= {} B -> {}", self.policy.small_block_max, self.route.backend));
+            if self.loopback.is_some() {
+                size_classes.push(format!(
+                    "wire size >= {} B to a loopback peer -> sendfile ({LOOPBACK_REASON})",
+                    self.policy.small_block_max
+                ));
+            }
         } else {
             size_classes.push(format!("all sizes -> {} ({})", self.route.backend, self.route.reason));
         }
@@ -137,11 +163,11 @@ impl Transport for TransferRouter {
     }
 
     fn send_block(&self, peer: &TcpStream, block: &SealedBlock) -> Result<SendReport, Error> {
-        self.choose(block.wire_len()).0.send_block(peer, block)
+        self.choose_for(peer, block.wire_len()).0.send_block(peer, block)
     }
 
     fn send_bytes(&self, peer: &TcpStream, id: super::BlockId, body: &[u8]) -> Result<SendReport, Error> {
-        self.choose(body.len() as u64 + super::HEADER_LEN as u64).0.send_bytes(peer, id, body)
+        self.choose_for(peer, body.len() as u64 + super::HEADER_LEN as u64).0.send_bytes(peer, id, body)
     }
 
     fn recv_block(&self, peer: &TcpStream, store: &BlockStore, expect: &Expect) -> Result<SealedBlock, Error> {
@@ -174,7 +200,16 @@ impl Engine {
         } else {
             None
         };
-        Ok(TransferRouter { route, policy, primary, small, notes })
+        let loopback = if !forced
+            && route.backend == Backend::IoUring
+            && !self.is_forbidden(Backend::Sendfile)
+            && Backend::Sendfile.presence(self.capabilities()).is_ok()
+        {
+            Some(transport_for(Backend::Sendfile)?)
+        } else {
+            None
+        };
+        Ok(TransferRouter { route, policy, primary, small, loopback, notes })
     }
 }
 

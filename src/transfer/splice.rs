@@ -16,11 +16,37 @@ use std::os::fd::{AsFd, OwnedFd};
 /// Pipe size asked for.
 pub const PIPE_BYTES: usize = 1 << 20;
 
-/// The `splice` backend.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SpliceTransport;
+/// The `splice` backend. Keeps up to four empty pipes for reuse, so a send does not pay for
+/// `pipe2` + `F_SETPIPE_SZ` each time; a pipe that may hold data after an error is closed.
+#[derive(Debug, Default)]
+pub struct SpliceTransport {
+    pipes: std::sync::Mutex<Vec<Pipe>>,
+}
+
+impl SpliceTransport {
+    /// A transport with an empty pipe cache.
+    pub fn new() -> Self {
+        SpliceTransport::default()
+    }
+
+    fn take_pipe(&self) -> Result<Pipe, Errno> {
+        match self.pipes.lock().ok().and_then(|mut v| v.pop()) {
+            Some(p) => Ok(p),
+            None => Pipe::new(),
+        }
+    }
+
+    fn give_back(&self, p: Pipe) {
+        if let Ok(mut v) = self.pipes.lock() {
+            if v.len() < 4 {
+                v.push(p);
+            }
+        }
+    }
+}
 
 /// A pipe pair sized for splicing.
+#[derive(Debug)]
 pub(crate) struct Pipe {
     r: OwnedFd,
     w: OwnedFd,
@@ -88,7 +114,7 @@ impl Transport for SpliceTransport {
 
     fn send_block(&self, peer: &TcpStream, block: &SealedBlock) -> Result<SendReport, Error> {
         let id = block.id();
-        let pipe = Pipe::new().map_err(|e| Error::errno("pipe", Some(id), e))?;
+        let pipe = self.take_pipe().map_err(|e| Error::errno("pipe", Some(id), e))?;
         let total = block.wire_len() as i64;
         let mut off: i64 = 0;
         while off < total {
@@ -98,8 +124,10 @@ impl Transport for SpliceTransport {
             if n == 0 {
                 return Err(Error::errno("splice file -> pipe (file shorter than header says)", Some(id), Errno::EIO));
             }
+            // On error the pipe may hold bytes: it is dropped (closed), never reused.
             drain(&pipe, peer, None, n, id)?;
         }
+        self.give_back(pipe);
         Ok(SendReport {
             id,
             wire_bytes: total as u64,

@@ -342,6 +342,22 @@ mod tests {
     }
 
     #[test]
+    fn temps_of_dead_processes_are_removed_on_open() {
+        let dir = temp_dir("stale");
+        let s = BlockStore::open(&dir).unwrap();
+        // pid 4194304 is above the kernel's pid_max limit, so it never runs.
+        let stale = dir.join("tmp").join("0000000000000001.4194304.0.part");
+        let live = dir.join("tmp").join(format!("0000000000000002.{}.0.part", std::process::id()));
+        fs::write(&stale, b"half a block").unwrap();
+        fs::write(&live, b"being written").unwrap();
+        drop(s);
+        let _s = BlockStore::open(&dir).unwrap();
+        assert!(!stale.exists(), "a dead process's temp file must go");
+        assert!(live.exists(), "a running process's temp file must stay");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn uncommitted_temp_is_removed() {
         let dir = temp_dir("tmp");
         let s = BlockStore::open(&dir).unwrap();

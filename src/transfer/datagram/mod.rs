@@ -36,6 +36,7 @@
 pub mod compress;
 pub mod frame;
 pub mod link;
+pub mod mtu;
 pub mod session;
 
 pub use compress::Compression;

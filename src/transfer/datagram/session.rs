@@ -4,18 +4,15 @@
 use super::compress::{self, Compression};
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
 use super::link::Link;
+pub use super::mtu::MtuCache;
 use crate::transfer::wire::{BlockHeader, Digest};
 use crate::transfer::{BlockId, Error, Expect};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Smallest frame the protocol uses (and the first MTU probe): fits a descriptor and a NACK.
 pub const MIN_FRAME: usize = 512;
 /// NACK payloads stay within the smallest frame: 54 (start, len) ranges.
 const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
-/// Padding of MTU probes (the largest frame any link here carries is 65 507 bytes).
-static PROBE_PAD: [u8; 65_536] = [0; 65_536];
 /// Most frames a receiver buffers before the descriptor arrives.
 const MAX_PENDING: usize = 1 << 16;
 
@@ -73,93 +70,13 @@ struct Outgoing<'a> {
     desc: &'a mut [u8; DESCRIPTOR_LEN],
 }
 
-/// Largest working frame per peer, found by [`MtuCache::discover`].
-#[derive(Debug, Default)]
-pub struct MtuCache {
-    map: Mutex<HashMap<String, usize>>,
-}
-
-fn send_frame(link: &mut dyn Link, h: FrameHeader, payload: &[u8]) -> std::io::Result<()> {
+pub(super) fn send_frame(link: &mut dyn Link, h: FrameHeader, payload: &[u8]) -> std::io::Result<()> {
     let head = h.encode(payload);
     link.send(&[&head, payload])
 }
 
-fn control(kind: Kind, block: BlockId, index: u32, count: u32) -> FrameHeader {
+pub(super) fn control(kind: Kind, block: BlockId, index: u32, count: u32) -> FrameHeader {
     FrameHeader { kind, block, index, count, payload_len: 0 }
-}
-
-impl MtuCache {
-    /// The cached frame size for `peer`, if discovered.
-    pub fn get(&self, peer: &str) -> Option<usize> {
-        self.map.lock().ok().and_then(|m| m.get(peer).copied())
-    }
-
-    /// Forgets `peer` (e.g. after a route change), so the next send discovers again.
-    pub fn forget(&self, peer: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(peer);
-        }
-    }
-
-    /// The cached frame size for the link's peer, or a binary search for the largest frame that
-    /// gets through (the peer's receiver answers probes), cached.
-    pub fn discover(&self, link: &mut dyn Link, cfg: &DatagramConfig) -> Result<usize, Error> {
-        let peer = link.peer();
-        if let Some(m) = self.get(&peer) {
-            return Ok(m);
-        }
-        let max = link.max_frame();
-        let mut buf = vec![0u8; max.max(MIN_FRAME)];
-        let mut probe = |size: usize| -> Result<bool, Error> {
-            // Static padding: a zero-copy link may reference it after `send` returns.
-            let pad = &PROBE_PAD[..size - FRAME_HEADER];
-            for _ in 0..2 {
-                let h =
-                    FrameHeader { kind: Kind::Probe, block: BlockId(0), index: size as u32, count: 0, payload_len: 0 };
-                match send_frame(link, h, pad) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(false),
-                    Err(e) => return Err(Error::io("send MTU probe", None, e)),
-                }
-                let deadline = Instant::now() + cfg.probe_timeout;
-                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-                    let Some(n) =
-                        link.recv(&mut buf, left).map_err(|e| Error::io("receive MTU probe answer", None, e))?
-                    else {
-                        break;
-                    };
-                    if let Ok((h, _)) = FrameHeader::decode(&buf[..n]) {
-                        if h.kind == Kind::ProbeAck && h.index as usize == size {
-                            return Ok(true);
-                        }
-                    }
-                }
-            }
-            Ok(false)
-        };
-        if max < MIN_FRAME || !probe(MIN_FRAME)? {
-            return Err(Error::Timeout { what: format!("peer {peer} answers no MTU probe of {MIN_FRAME} bytes") });
-        }
-        let frame = if probe(max)? {
-            max
-        } else {
-            let (mut lo, mut hi) = (MIN_FRAME, max);
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if probe(mid)? {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        };
-        tracing::debug!(%peer, frame, "MTU discovered");
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(peer, frame);
-        }
-        Ok(frame)
-    }
 }
 
 /// Sends blocks over a [`Link`].
