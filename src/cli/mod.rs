@@ -2,8 +2,15 @@
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
 mod bench;
+mod bench_cipher;
+mod bench_transfer;
 mod bench_verify;
 mod detect;
+mod verify;
+#[cfg(feature = "node")]
+mod node;
+#[cfg(feature = "node")]
+mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,8 +27,16 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
-    /// Measure a job's throughput on this machine (e.g. `bench verify`).
+    /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
+    Verify(verify::Args),
+    /// Measure a job's backends side by side on this machine (`bench cipher|verify|transfer`).
     Bench(bench::Args),
+    /// Run one consensus validator (`--config node.toml`).
+    #[cfg(feature = "node")]
+    Node(node::Args),
+    /// Start a local network of validator processes, drive signed transfers, report.
+    #[cfg(feature = "node")]
+    Testnet(testnet::Args),
 }
 
 /// A failure that decides the exit code.
@@ -44,7 +59,12 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "node")]
+        Command::Node(a) => node::run(a),
+        #[cfg(feature = "node")]
+        Command::Testnet(a) => testnet::run(a),
     };
     #[cfg(feature = "dpdk")]
     if let Some(eal) = parthenon::dpdk::Eal::get() {

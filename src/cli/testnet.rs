@@ -1,0 +1,94 @@
+//! `parthenon testnet`: a local multi-process network with load, see `parthenon::node::testnet`.
+
+use super::Failure;
+use std::time::Duration;
+
+/// Arguments of `parthenon testnet`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of validators (separate processes on loopback).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// How long to drive load, e.g. `30s`, `500ms`, `2m`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Target signed transfers per second.
+    #[arg(long, default_value_t = 6000)]
+    tx_rate: u64,
+    /// Kill the last validator with SIGKILL this long into the run, then restart it.
+    #[arg(long, value_parser = parse_duration)]
+    kill_at: Option<Duration>,
+    /// How long the killed validator stays down.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    down_for: Duration,
+    /// Leader's block fill delay in ms.
+    #[arg(long, default_value_t = 20)]
+    propose_delay_ms: u64,
+    /// Keep the temporary directory (configs, data, logs).
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 500ms, 2m"))?;
+    let secs = match unit {
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (ms, s, m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure::Runtime(format!("own executable: {e}")))?;
+    let opts = parthenon::node::testnet::Options {
+        validators: a.validators,
+        duration: a.duration,
+        tx_rate: a.tx_rate,
+        crash_at: a.kill_at,
+        crash_down: a.down_for,
+        exe,
+        keep: a.keep,
+        propose_delay_ms: a.propose_delay_ms,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("tokio runtime: {e}")))?;
+    let r = rt.block_on(parthenon::node::testnet::run(opts)).map_err(Failure::Runtime)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!("validators        {}", r.validators);
+        println!("load              {:.1} s, {} submitted, {} committed", r.duration_s, r.submitted, r.committed);
+        println!("throughput        {:.0} tx/s", r.tx_per_s);
+        println!("finality          p50 {:.0} ms, p99 {:.0} ms", r.finality_p50_ms, r.finality_p99_ms);
+        println!("committed height  {}", r.committed_height);
+        println!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" });
+        if let Some((i, h)) = r.crashed_validator {
+            println!("killed (-9)       validator {i}, restarted, now at height {h}");
+        }
+        for n in &r.nodes {
+            println!(
+                "validator {}       height {}  verify -> {}  sigs verified {}  bad-signature msgs {}  malformed frames {}  evidence {}",
+                n["index"], n["height"],
+                n["engine"]["routes"].as_array().and_then(|rs| rs.iter().find(|r| r["job"] == "verify")).map_or("?".to_string(), |r| r["backend"].to_string()),
+                n["sigverify"]["items"], n["net"]["bad_signatures"], n["net"]["malformed_frames"], n["evidence"]
+            );
+        }
+        if !r.identical_chains {
+            println!("logs and data kept in {}", r.dir.display());
+        }
+    }
+    if !r.identical_chains || r.committed_height == 0 {
+        return Err(Failure::Runtime("validators do not hold identical non-empty chains".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,780 @@
+//! The consensus state machine: [`Core::handle`] takes one [`Input`] and returns the [`Effect`]s
+//! the host must perform, in order. No I/O, no clock, no randomness: the same inputs give the same
+//! effects, which is what lets [`crate::node::sim`] replay a network from a seed.
+//!
+//! # Host contract
+//!
+//! - Feed only messages whose signatures (all of [`Message::signatures`]) verified.
+//! - Perform effects in order. [`Effect::Decide`] and [`Effect::Persist`] come before any message
+//!   the same call produces: make them durable first, then send. Restarting from the last
+//!   persisted [`SafetyState`] ([`Core::restore`]) then never makes the validator contradict a
+//!   vote it already sent.
+//! - Deliver [`Effect::SetTimer`] back as [`Input::Timeout`] after the given milliseconds; stale
+//!   timers are ignored by the core, so the host never needs to cancel one.
+//! - Answer [`Effect::Behind`] by sending the peer [`Message::Decided`] for the heights it misses,
+//!   and [`Effect::Ahead`] by asking that peer for them.
+
+use super::rules::{check_commit, check_view_change, choose};
+use super::types::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// The block producer and validity predicate the core consults (pure, deterministic).
+pub trait Application {
+    /// A new payload for `height` (called on the leader).
+    fn propose(&mut self, height: Height) -> Vec<u8>;
+    /// Whether `payload` is a valid block at `height` (every honest validator must answer the
+    /// same for the same chain).
+    fn validate(&mut self, height: Height, payload: &[u8]) -> bool;
+    /// `payload` is final at `height`: apply it before the next height's proposals are
+    /// validated (called inside [`Core::handle`], before [`Effect::Decide`] reaches the host).
+    fn commit(&mut self, height: Height, payload: &[u8]) {
+        let _ = (height, payload);
+    }
+}
+
+/// Tuning of the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Timeout of view 0 in milliseconds; view `v` waits `base · 2^min(v, 5)`.
+    pub base_timeout_ms: u64,
+    /// Messages for views further than this above the current one are ignored (bounds memory
+    /// against a validator that signs votes for arbitrary views).
+    pub max_view_ahead: u64,
+    /// At most this many messages for the next height are buffered.
+    pub max_buffered: usize,
+    /// The leader of view 0 waits this long after entering a height before proposing (lets the
+    /// mempool fill; 0 proposes at once).
+    pub propose_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { base_timeout_ms: 1000, max_view_ahead: 64, max_buffered: 4096, propose_delay_ms: 0 }
+    }
+}
+
+/// A timer the core asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    /// Height it was set at.
+    pub height: Height,
+    /// View it was set at.
+    pub view: View,
+    /// Sequence number; only the latest view timer counts.
+    pub seq: u64,
+    /// What the timer is for.
+    pub kind: TimerKind,
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// The view ran out of time: change view.
+    View,
+    /// The leader's proposal delay is over: propose.
+    Propose,
+}
+
+/// What the host gives the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Begin (or resume after [`Core::restore`]): arm the timer, propose if leader, resend the
+    /// last own proposal and vote.
+    Start,
+    /// A message whose signatures verified, received from peer `from`.
+    Message {
+        /// The peer it came from (used only to answer it; authority comes from signatures).
+        from: ValidatorIndex,
+        /// The message.
+        message: Message,
+    },
+    /// A timer fired.
+    Timeout(Timer),
+}
+
+/// What the core asks the host to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A payload is final at `height`. Store it durably (with its certificate) before anything
+    /// after it.
+    Decide {
+        /// Height.
+        height: Height,
+        /// The payload.
+        payload: Vec<u8>,
+        /// Proof of finality.
+        cert: CommitCert,
+    },
+    /// Conflicting signed statements by one validator.
+    Evidence(Evidence),
+    /// Store this state durably before sending any message that follows.
+    Persist(Box<SafetyState>),
+    /// Send to every other validator.
+    Broadcast(Message),
+    /// Send to one validator.
+    Send {
+        /// Recipient.
+        to: ValidatorIndex,
+        /// Message.
+        message: Message,
+    },
+    /// Deliver [`Input::Timeout`] with `timer` after `after_ms`.
+    SetTimer {
+        /// The timer.
+        timer: Timer,
+        /// Delay in milliseconds.
+        after_ms: u64,
+    },
+    /// `peer` is at `height`, below ours: send it the decided blocks from `height` on.
+    Behind {
+        /// The peer.
+        peer: ValidatorIndex,
+        /// Its height.
+        height: Height,
+    },
+    /// `peer` is at `height`, above ours: ask it for the blocks we miss.
+    Ahead {
+        /// The peer.
+        peer: ValidatorIndex,
+        /// Its height.
+        height: Height,
+        /// Our height (the first block we miss).
+        ours: Height,
+    },
+}
+
+/// What a validator must remember across a crash to never contradict itself: the votes, proposal
+/// and view it committed to at its current height.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SafetyState {
+    /// Height.
+    pub height: Height,
+    /// View.
+    pub view: View,
+    /// Whether the view is running (false after sending a view change for it, until its
+    /// new-view proposal is accepted).
+    pub active: bool,
+    /// Highest prepared certificate at this height.
+    pub prepared: Option<PreparedCert>,
+    /// Last prepare sent at this height.
+    pub last_vote: Option<SignedVote>,
+    /// Last commit sent at this height.
+    pub last_commit: Option<SignedVote>,
+    /// Own proposal at `(height, view)` if leader.
+    pub proposal: Option<(Signed<ProposalHeader>, Vec<u8>)>,
+    /// Payloads named by `prepared` and `last_vote`.
+    pub payloads: Vec<Vec<u8>>,
+}
+
+/// Counters of what the core dropped, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Structurally invalid messages (bad certificate, wrong leader, digest mismatch, ...).
+    pub invalid: u64,
+    /// Proposals whose payload the application rejected.
+    pub rejected_payloads: u64,
+    /// Messages too far ahead (views or heights) or beyond the buffer.
+    pub out_of_range: u64,
+}
+
+/// One validator's consensus state machine.
+pub struct Core {
+    set: ValidatorSet,
+    me: ValidatorIndex,
+    signer: Box<dyn Sign>,
+    config: Config,
+    // Safety state.
+    height: Height,
+    view: View,
+    active: bool,
+    prepared: Option<PreparedCert>,
+    last_vote: Option<SignedVote>,
+    last_commit: Option<SignedVote>,
+    own_proposal: Option<(Signed<ProposalHeader>, Vec<u8>)>,
+    // Per-height working state.
+    proposals: BTreeMap<View, Signed<ProposalHeader>>,
+    new_view: Option<Message>,
+    my_view_change: Option<ViewChange>,
+    payloads: HashMap<Digest, Vec<u8>>,
+    validity: HashMap<Digest, bool>,
+    prepares: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
+    commits: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
+    view_changes: BTreeMap<View, BTreeMap<ValidatorIndex, ViewChange>>,
+    reported: HashSet<(ValidatorIndex, View, u8)>,
+    behind_told: HashSet<(ValidatorIndex, Height)>,
+    ahead_told: HashSet<Height>,
+    // Across heights.
+    future: Vec<(ValidatorIndex, Message)>,
+    decided_future: BTreeMap<Height, (CommitCert, Vec<u8>)>,
+    timer_seq: u64,
+    dirty: bool,
+    pending: VecDeque<(ValidatorIndex, Message)>,
+    out: Vec<Effect>,
+    dropped: Dropped,
+}
+
+impl Core {
+    /// A validator at height 0.
+    pub fn new(set: ValidatorSet, me: ValidatorIndex, signer: Box<dyn Sign>, config: Config) -> Core {
+        Core::restore(set, me, signer, config, SafetyState::default(), 0)
+    }
+
+    /// A validator resuming with `next_height` blocks committed and `state` its last persisted
+    /// safety state (ignored unless it is for `next_height`).
+    pub fn restore(
+        set: ValidatorSet,
+        me: ValidatorIndex,
+        signer: Box<dyn Sign>,
+        config: Config,
+        state: SafetyState,
+        next_height: Height,
+    ) -> Core {
+        let mut c = Core {
+            set,
+            me,
+            signer,
+            config,
+            height: next_height,
+            view: 0,
+            active: true,
+            prepared: None,
+            last_vote: None,
+            last_commit: None,
+            own_proposal: None,
+            proposals: BTreeMap::new(),
+            new_view: None,
+            my_view_change: None,
+            payloads: HashMap::new(),
+            validity: HashMap::new(),
+            prepares: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            reported: HashSet::new(),
+            behind_told: HashSet::new(),
+            ahead_told: HashSet::new(),
+            future: Vec::new(),
+            decided_future: BTreeMap::new(),
+            timer_seq: 0,
+            dirty: false,
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            dropped: Dropped::default(),
+        };
+        if state.height == next_height {
+            c.view = state.view;
+            c.active = state.active;
+            c.prepared = state.prepared;
+            c.last_vote = state.last_vote;
+            c.last_commit = state.last_commit;
+            c.own_proposal = state.proposal;
+            for p in state.payloads {
+                c.payloads.insert(Digest::of(&p), p);
+            }
+            if let Some((h, p)) = &c.own_proposal {
+                c.payloads.insert(h.body.digest, p.clone());
+                c.proposals.insert(h.body.view, h.clone());
+            }
+        }
+        c
+    }
+
+    /// The height being decided.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+    /// This validator's index.
+    pub fn me(&self) -> ValidatorIndex {
+        self.me
+    }
+    /// The validator set.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.set
+    }
+    /// What was dropped so far.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// The state to persist (also emitted as [`Effect::Persist`] whenever it changes).
+    pub fn safety_state(&self) -> SafetyState {
+        let mut payloads = Vec::new();
+        let mut want: Vec<Digest> = Vec::new();
+        if let Some(p) = &self.prepared {
+            want.push(p.digest());
+        }
+        if let Some(v) = &self.last_vote {
+            want.push(v.body.digest);
+        }
+        want.dedup();
+        for d in want {
+            if let Some(p) = self.payloads.get(&d) {
+                payloads.push(p.clone());
+            }
+        }
+        SafetyState {
+            height: self.height,
+            view: self.view,
+            active: self.active,
+            prepared: self.prepared.clone(),
+            last_vote: self.last_vote,
+            last_commit: self.last_commit,
+            proposal: self.own_proposal.clone(),
+            payloads,
+        }
+    }
+
+    /// Processes one input; returns the effects in the order they must be performed.
+    pub fn handle(&mut self, input: Input, app: &mut dyn Application) -> Vec<Effect> {
+        match input {
+            Input::Start => self.start(app),
+            Input::Message { from, message } => self.pending.push_back((from, message)),
+            Input::Timeout(t) if t.kind == TimerKind::Propose => {
+                if t.height == self.height && self.view == 0 && self.active && self.own_proposal.is_none() {
+                    self.propose(Vec::new(), app);
+                }
+            }
+            Input::Timeout(t) => {
+                if t.seq == self.timer_seq && t.height == self.height {
+                    self.start_view_change(self.view + 1);
+                }
+            }
+        }
+        while let Some((from, m)) = self.pending.pop_front() {
+            self.on_message(from, m, app);
+        }
+        let mut out = std::mem::take(&mut self.out);
+        // Durable things first: decisions, evidence, then the safety state, then the network.
+        let (mut first, rest): (Vec<Effect>, Vec<Effect>) =
+            out.drain(..).partition(|e| matches!(e, Effect::Decide { .. } | Effect::Evidence(_)));
+        if self.dirty {
+            self.dirty = false;
+            first.push(Effect::Persist(Box::new(self.safety_state())));
+        }
+        first.extend(rest);
+        first
+    }
+
+    fn start(&mut self, app: &mut dyn Application) {
+        self.arm_timer();
+        if let Some((h, p)) = self.own_proposal.clone() {
+            if h.body.view == self.view {
+                let justification = match &self.new_view {
+                    Some(Message::Proposal { justification, .. }) => justification.clone(),
+                    _ => Vec::new(),
+                };
+                self.out.push(Effect::Broadcast(Message::Proposal { header: h, payload: p, justification }));
+            }
+        } else if self.view == 0 && self.active && self.set.leader(self.height, 0) == self.me {
+            self.propose(Vec::new(), app);
+        }
+        if let Some(v) = self.last_vote.filter(|v| v.body.view == self.view) {
+            self.out.push(Effect::Broadcast(Message::Vote(v)));
+        }
+        if let Some(v) = self.last_commit.filter(|v| v.body.view == self.view) {
+            self.out.push(Effect::Broadcast(Message::Vote(v)));
+        }
+    }
+
+    fn arm_timer(&mut self) {
+        self.timer_seq += 1;
+        let after_ms = self.config.base_timeout_ms.saturating_mul(1 << self.view.min(5));
+        let timer = Timer { height: self.height, view: self.view, seq: self.timer_seq, kind: TimerKind::View };
+        self.out.push(Effect::SetTimer { timer, after_ms });
+    }
+
+    fn sign<T: Signable>(&self, body: T) -> Signed<T> {
+        let signature = self.signer.sign(&body.signing_bytes());
+        Signed { body, signer: self.me, signature }
+    }
+
+    fn enter_height(&mut self, height: Height, app: &mut dyn Application) {
+        self.height = height;
+        self.view = 0;
+        self.active = true;
+        self.prepared = None;
+        self.last_vote = None;
+        self.last_commit = None;
+        self.own_proposal = None;
+        self.proposals.clear();
+        self.new_view = None;
+        self.my_view_change = None;
+        self.payloads.clear();
+        self.validity.clear();
+        self.prepares.clear();
+        self.commits.clear();
+        self.view_changes.clear();
+        self.reported.clear();
+        self.behind_told.clear();
+        self.ahead_told.retain(|h| *h > height);
+        self.dirty = true;
+        self.arm_timer();
+        if self.set.leader(height, 0) == self.me {
+            if self.config.propose_delay_ms == 0 {
+                self.propose(Vec::new(), app);
+            } else {
+                let timer = Timer { height, view: 0, seq: 0, kind: TimerKind::Propose };
+                self.out.push(Effect::SetTimer { timer, after_ms: self.config.propose_delay_ms });
+            }
+        }
+        let future = std::mem::take(&mut self.future);
+        for (from, m) in future {
+            match m.height() {
+                h if h == height => self.pending.push_back((from, m)),
+                h if h > height => self.future.push((from, m)),
+                _ => {}
+            }
+        }
+        self.decided_future.retain(|h, _| *h >= height);
+        if let Some((cert, payload)) = self.decided_future.remove(&height) {
+            self.pending.push_front((self.me, Message::Decided { cert, payload }));
+        }
+    }
+
+    /// Proposes at the current view: the chosen payload if `justification` forces one, else a
+    /// fresh one from the application.
+    fn propose(&mut self, justification: Vec<ViewChange>, app: &mut dyn Application) {
+        let forced = choose(&self.set, justification.iter().map(|vc| &vc.signed));
+        let payload = match forced {
+            Some(d) => match self.payloads.get(&d) {
+                Some(p) => p.clone(),
+                None => return, // wait for a view change that carries it
+            },
+            None => app.propose(self.height),
+        };
+        let digest = Digest::of(&payload);
+        let header = self.sign(ProposalHeader { height: self.height, view: self.view, digest });
+        self.own_proposal = Some((header.clone(), payload.clone()));
+        self.dirty = true;
+        let justification: Vec<ViewChange> =
+            justification.into_iter().map(|vc| ViewChange { signed: vc.signed, payloads: Vec::new() }).collect();
+        let m = Message::Proposal { header, payload, justification };
+        self.out.push(Effect::Broadcast(m.clone()));
+        self.pending.push_front((self.me, m));
+    }
+
+    fn on_message(&mut self, from: ValidatorIndex, m: Message, app: &mut dyn Application) {
+        let h = m.height();
+        if h < self.height {
+            let first = self.behind_told.insert((from, h));
+            if from != self.me && (first || matches!(m, Message::ViewChange(_))) {
+                self.out.push(Effect::Behind { peer: from, height: h });
+            }
+            return;
+        }
+        if h > self.height {
+            if let Message::Decided { cert, payload } = m {
+                if check_commit(&self.set, &cert).is_ok() && self.decided_future.len() < self.config.max_buffered {
+                    self.decided_future.insert(h, (cert, payload));
+                } else {
+                    self.dropped.out_of_range += 1;
+                }
+            } else if h == self.height + 1 && self.future.len() < self.config.max_buffered {
+                self.future.push((from, m));
+            } else {
+                self.dropped.out_of_range += 1;
+            }
+            if self.ahead_told.insert(h) {
+                self.out.push(Effect::Ahead { peer: from, height: h, ours: self.height });
+            }
+            return;
+        }
+        match m {
+            Message::Proposal { header, payload, justification } => {
+                self.on_proposal(from, header, payload, justification, app)
+            }
+            Message::Vote(v) => self.on_vote(v, app),
+            Message::ViewChange(vc) => self.on_view_change(from, vc, app),
+            Message::Decided { cert, payload } => self.on_decided(cert, payload, app),
+        }
+    }
+
+    fn in_view_range(&mut self, view: View) -> bool {
+        if view > self.view.saturating_add(self.config.max_view_ahead) {
+            self.dropped.out_of_range += 1;
+            return false;
+        }
+        true
+    }
+
+    fn report(&mut self, key: (ValidatorIndex, View, u8), e: Evidence) {
+        if self.reported.insert(key) {
+            self.out.push(Effect::Evidence(e));
+        }
+    }
+
+    fn learn_payload(&mut self, payload: &[u8], wanted: &[Digest]) {
+        let d = Digest::of(payload);
+        if wanted.contains(&d) {
+            self.payloads.entry(d).or_insert_with(|| payload.to_vec());
+        }
+    }
+
+    fn on_proposal(
+        &mut self,
+        from: ValidatorIndex,
+        header: Signed<ProposalHeader>,
+        payload: Vec<u8>,
+        justification: Vec<ViewChange>,
+        app: &mut dyn Application,
+    ) {
+        let ProposalHeader { height, view, digest } = header.body;
+        if header.signer != self.set.leader(height, view) || Digest::of(&payload) != digest {
+            self.dropped.invalid += 1;
+            return;
+        }
+        if !self.in_view_range(view) {
+            return;
+        }
+        if let Some(prev) = self.proposals.get(&view) {
+            if prev.body.digest != digest {
+                let e = Evidence::Proposals(prev.clone(), header.clone());
+                self.report((header.signer, view, 0), e);
+                return;
+            }
+        }
+        if view < self.view {
+            self.proposals.entry(view).or_insert(header);
+            return;
+        }
+        if view > 0 {
+            let mut signers = Vec::new();
+            for vc in &justification {
+                let b = &vc.signed.body;
+                if b.height != height
+                    || b.new_view != view
+                    || signers.contains(&vc.signed.signer)
+                    || check_view_change(&self.set, &vc.signed).is_err()
+                {
+                    self.dropped.invalid += 1;
+                    return;
+                }
+                signers.push(vc.signed.signer);
+            }
+            if self.set.stake_of(signers) < self.set.quorum() {
+                self.dropped.invalid += 1;
+                return;
+            }
+            if let Some(d) = choose(&self.set, justification.iter().map(|vc| &vc.signed)) {
+                if d != digest {
+                    self.dropped.invalid += 1;
+                    return;
+                }
+            }
+        }
+        let valid = *self.validity.entry(digest).or_insert_with(|| app.validate(height, &payload));
+        if !valid {
+            self.dropped.rejected_payloads += 1;
+            return;
+        }
+        self.proposals.insert(view, header.clone());
+        self.payloads.entry(digest).or_insert_with(|| payload.clone());
+        if view > self.view || (view == self.view && !self.active) {
+            self.view = view;
+            self.active = true;
+            self.dirty = true;
+            self.new_view = Some(Message::Proposal { header, payload, justification });
+            self.arm_timer();
+        }
+        let _ = from;
+        if view == self.view && self.active && self.last_vote.is_none_or(|v| v.body.view < view) {
+            let vote = self.sign(Vote { kind: VoteKind::Prepare, height, view, digest });
+            self.last_vote = Some(vote);
+            self.dirty = true;
+            self.out.push(Effect::Broadcast(Message::Vote(vote)));
+            self.pending.push_front((self.me, Message::Vote(vote)));
+        }
+        self.progress(view, app);
+    }
+
+    fn on_vote(&mut self, v: SignedVote, app: &mut dyn Application) {
+        if self.set.get(v.signer).is_none() {
+            self.dropped.invalid += 1;
+            return;
+        }
+        if !self.in_view_range(v.body.view) {
+            return;
+        }
+        let (map, tag) = match v.body.kind {
+            VoteKind::Prepare => (&mut self.prepares, 1),
+            VoteKind::Commit => (&mut self.commits, 2),
+        };
+        let slot = map.entry(v.body.view).or_default();
+        match slot.get(&v.signer) {
+            Some(prev) if prev.body.digest != v.body.digest => {
+                let e = Evidence::Votes(*prev, v);
+                self.report((v.signer, v.body.view, tag), e);
+                return;
+            }
+            Some(_) => return,
+            None => {
+                slot.insert(v.signer, v);
+            }
+        }
+        self.progress(v.body.view, app);
+    }
+
+    /// Votes for `digest` among `votes`, with their stake.
+    fn tally(&self, votes: Option<&BTreeMap<ValidatorIndex, SignedVote>>, digest: Digest) -> (Vec<SignedVote>, u64) {
+        let vs: Vec<SignedVote> =
+            votes.map(|m| m.values().filter(|v| v.body.digest == digest).copied().collect()).unwrap_or_default();
+        let stake = self.set.stake_of(vs.iter().map(|v| v.signer));
+        (vs, stake)
+    }
+
+    fn progress(&mut self, view: View, app: &mut dyn Application) {
+        let mut digests: Vec<Digest> = Vec::new();
+        for m in [self.prepares.get(&view), self.commits.get(&view)].into_iter().flatten() {
+            for v in m.values() {
+                if !digests.contains(&v.body.digest) {
+                    digests.push(v.body.digest);
+                }
+            }
+        }
+        for d in digests {
+            let Some(payload) = self.payloads.get(&d).cloned() else { continue };
+            let (commits, cstake) = self.tally(self.commits.get(&view), d);
+            if cstake >= self.set.quorum() {
+                return self.decide(CommitCert { votes: commits }, payload, app);
+            }
+            let (prepares, pstake) = self.tally(self.prepares.get(&view), d);
+            if pstake >= self.set.total_stake() {
+                return self.decide(CommitCert { votes: prepares }, payload, app);
+            }
+            let accepted = self.proposals.get(&view).is_some_and(|h| h.body.digest == d);
+            if accepted && pstake >= self.set.quorum() {
+                if self.prepared.as_ref().is_none_or(|p| p.view() < view) {
+                    self.prepared = Some(PreparedCert { votes: prepares });
+                    self.dirty = true;
+                }
+                if view == self.view && self.active && self.last_commit.is_none_or(|c| c.body.view < view) {
+                    let vote = self.sign(Vote { kind: VoteKind::Commit, height: self.height, view, digest: d });
+                    self.last_commit = Some(vote);
+                    self.dirty = true;
+                    self.out.push(Effect::Broadcast(Message::Vote(vote)));
+                    self.pending.push_front((self.me, Message::Vote(vote)));
+                }
+            }
+        }
+    }
+
+    fn decide(&mut self, cert: CommitCert, payload: Vec<u8>, app: &mut dyn Application) {
+        let height = self.height;
+        app.commit(height, &payload);
+        self.out.push(Effect::Decide { height, payload, cert });
+        // Messages still queued for this height are moot.
+        self.pending.retain(|(_, m)| m.height() != height);
+        self.enter_height(height + 1, app);
+    }
+
+    fn on_decided(&mut self, cert: CommitCert, payload: Vec<u8>, app: &mut dyn Application) {
+        match check_commit(&self.set, &cert) {
+            Ok(v) if v.digest == Digest::of(&payload) => self.decide(cert, payload, app),
+            _ => self.dropped.invalid += 1,
+        }
+    }
+
+    fn on_view_change(&mut self, from: ValidatorIndex, vc: ViewChange, app: &mut dyn Application) {
+        let b = &vc.signed.body;
+        if check_view_change(&self.set, &vc.signed).is_err() {
+            self.dropped.invalid += 1;
+            return;
+        }
+        let new_view = b.new_view;
+        if !self.in_view_range(new_view) {
+            return;
+        }
+        if new_view < self.view || (new_view == self.view && self.active && new_view > 0) {
+            // The sender lags in views: help it catch up.
+            if from != self.me {
+                if let Some(nv) = self.new_view.clone() {
+                    self.out.push(Effect::Send { to: from, message: nv });
+                } else if let Some(mine) = self.my_view_change.clone() {
+                    self.out.push(Effect::Send { to: from, message: Message::ViewChange(mine) });
+                }
+            }
+            if new_view < self.view {
+                return;
+            }
+        }
+        let mut wanted = Vec::new();
+        if let Some(p) = &b.prepared {
+            wanted.push(p.digest());
+        }
+        if let Some(v) = &b.last_vote {
+            wanted.push(v.body.digest);
+        }
+        for p in &vc.payloads {
+            self.learn_payload(p, &wanted);
+        }
+        let signer = vc.signed.signer;
+        self.view_changes.entry(new_view).or_default().insert(signer, vc);
+
+        // f+1 rule: join the highest view that weak support has asked for.
+        let mut highest: BTreeMap<ValidatorIndex, View> = BTreeMap::new();
+        for (v, m) in self.view_changes.range(self.view + 1..) {
+            for s in m.keys() {
+                highest.insert(*s, *v);
+            }
+        }
+        let mut asks: Vec<(View, u64)> = highest.iter().map(|(s, v)| (*v, self.set.stake(*s))).collect();
+        asks.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut acc = 0;
+        for (v, stake) in asks {
+            acc += stake;
+            if acc >= self.set.weak() {
+                if v > self.view {
+                    self.start_view_change(v);
+                }
+                break;
+            }
+        }
+        self.try_new_view(app);
+    }
+
+    fn start_view_change(&mut self, new_view: View) {
+        self.view = new_view;
+        self.active = false;
+        self.dirty = true;
+        let body = ViewChangeBody {
+            height: self.height,
+            new_view,
+            prepared: self.prepared.clone(),
+            last_vote: self.last_vote,
+        };
+        let mut payloads = Vec::new();
+        for d in
+            [body.prepared.as_ref().map(|p| p.digest()), body.last_vote.map(|v| v.body.digest)].into_iter().flatten()
+        {
+            if let Some(p) = self.payloads.get(&d) {
+                if !payloads.contains(p) {
+                    payloads.push(p.clone());
+                }
+            }
+        }
+        let vc = ViewChange { signed: self.sign(body), payloads };
+        self.my_view_change = Some(vc.clone());
+        self.out.push(Effect::Broadcast(Message::ViewChange(vc.clone())));
+        self.pending.push_front((self.me, Message::ViewChange(vc)));
+        self.arm_timer();
+    }
+
+    fn try_new_view(&mut self, app: &mut dyn Application) {
+        if self.active || self.set.leader(self.height, self.view) != self.me {
+            return;
+        }
+        if self.own_proposal.as_ref().is_some_and(|(h, _)| h.body.view == self.view) {
+            return;
+        }
+        let Some(vcs) = self.view_changes.get(&self.view) else { return };
+        if self.set.stake_of(vcs.keys().copied()) < self.set.quorum() {
+            return;
+        }
+        let justification: Vec<ViewChange> = vcs.values().cloned().collect();
+        self.propose(justification, app);
+    }
+}

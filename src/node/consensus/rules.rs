@@ -1,0 +1,244 @@
+//! The protocol's pure rules: when a certificate is well formed, when a view change is well
+//! formed, and which digest a new leader must re-propose ([`choose`]).
+//!
+//! These functions check structure and stake only; signatures were checked by the host.
+
+use super::types::*;
+use std::collections::BTreeMap;
+
+/// Why a certificate or view change is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// A certificate with no votes.
+    #[error("certificate is empty")]
+    Empty,
+    /// Votes of a certificate disagree on kind, height, view or digest.
+    #[error("certificate votes disagree")]
+    Mixed,
+    /// A signer appears twice or is not a validator.
+    #[error("signer {0} is duplicated or not a validator")]
+    BadSigner(ValidatorIndex),
+    /// Not enough stake.
+    #[error("certificate stake {have} below required {need}")]
+    Stake {
+        /// Stake present.
+        have: u64,
+        /// Stake required.
+        need: u64,
+    },
+    /// Wrong vote kind for this certificate.
+    #[error("wrong vote kind")]
+    Kind,
+    /// A view change that refers to a view not below its new view, or the wrong height.
+    #[error("view change refers to height/view outside its scope")]
+    Scope,
+    /// A last vote signed by someone other than the view change's signer.
+    #[error("last vote not signed by the view change's sender")]
+    ForeignVote,
+}
+
+/// Checks votes are for one `(kind, height, view, digest)`, from distinct validators, and returns
+/// their stake.
+fn uniform_stake(set: &ValidatorSet, votes: &[SignedVote]) -> Result<(Vote, u64), RuleError> {
+    let first = votes.first().ok_or(RuleError::Empty)?.body;
+    let mut seen = vec![false; set.len()];
+    let mut stake = 0;
+    for v in votes {
+        if v.body != first {
+            return Err(RuleError::Mixed);
+        }
+        let slot = seen.get_mut(usize::from(v.signer)).ok_or(RuleError::BadSigner(v.signer))?;
+        if *slot {
+            return Err(RuleError::BadSigner(v.signer));
+        }
+        *slot = true;
+        stake += set.stake(v.signer);
+    }
+    Ok((first, stake))
+}
+
+/// A prepared certificate: a quorum of prepares for one digest.
+pub fn check_prepared(set: &ValidatorSet, cert: &PreparedCert) -> Result<Vote, RuleError> {
+    let (vote, stake) = uniform_stake(set, &cert.votes)?;
+    if vote.kind != VoteKind::Prepare {
+        return Err(RuleError::Kind);
+    }
+    if stake < set.quorum() {
+        return Err(RuleError::Stake { have: stake, need: set.quorum() });
+    }
+    Ok(vote)
+}
+
+/// A commit certificate: a quorum of commits, or prepares from all stake (fast path).
+pub fn check_commit(set: &ValidatorSet, cert: &CommitCert) -> Result<Vote, RuleError> {
+    let (vote, stake) = uniform_stake(set, &cert.votes)?;
+    let need = match vote.kind {
+        VoteKind::Commit => set.quorum(),
+        VoteKind::Prepare => set.total_stake(),
+    };
+    if stake < need {
+        return Err(RuleError::Stake { have: stake, need });
+    }
+    Ok(vote)
+}
+
+/// A view change's body: its certificate and last vote are at its height, below its new view,
+/// and the last vote is the sender's own prepare.
+pub fn check_view_change(set: &ValidatorSet, vc: &Signed<ViewChangeBody>) -> Result<(), RuleError> {
+    let b = &vc.body;
+    if set.get(vc.signer).is_none() {
+        return Err(RuleError::BadSigner(vc.signer));
+    }
+    if let Some(p) = &b.prepared {
+        let v = check_prepared(set, p)?;
+        if v.height != b.height || v.view >= b.new_view {
+            return Err(RuleError::Scope);
+        }
+    }
+    if let Some(lv) = &b.last_vote {
+        if lv.signer != vc.signer {
+            return Err(RuleError::ForeignVote);
+        }
+        if lv.body.kind != VoteKind::Prepare {
+            return Err(RuleError::Kind);
+        }
+        if lv.body.height != b.height || lv.body.view >= b.new_view {
+            return Err(RuleError::Scope);
+        }
+    }
+    Ok(())
+}
+
+/// What the new leader of a view must propose, given the view changes of a quorum.
+///
+/// Candidates:
+/// - every prepared certificate, ranked `(view, 1)`;
+/// - every digest `d` whose senders' last votes carry weak support (`≥ f+1` stake) at views
+///   `≥ w`, ranked `(w, 0)` for the largest such `w`.
+///
+/// The highest-ranked candidate wins (ties between digests broken by the digest bytes, which only
+/// happens when nothing can have been decided). `None`: no candidate, the leader may propose any
+/// valid payload. `docs/consensus.md` proves that a digest decided in an earlier view is always the
+/// unique highest candidate of any quorum of view changes.
+pub fn choose<'a>(set: &ValidatorSet, vcs: impl IntoIterator<Item = &'a Signed<ViewChangeBody>>) -> Option<Digest> {
+    let mut best: Option<((View, u8), Digest)> = None;
+    let mut consider = |rank: (View, u8), d: Digest| {
+        if best.is_none_or(|(r, bd)| (rank, d) > (r, bd)) {
+            best = Some((rank, d));
+        }
+    };
+    let mut votes: BTreeMap<Digest, Vec<(View, u64)>> = BTreeMap::new();
+    for vc in vcs {
+        if let Some(p) = &vc.body.prepared {
+            consider((p.view(), 1), p.digest());
+        }
+        if let Some(lv) = &vc.body.last_vote {
+            votes.entry(lv.body.digest).or_default().push((lv.body.view, set.stake(vc.signer)));
+        }
+    }
+    for (d, mut vs) in votes {
+        vs.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut acc = 0;
+        for (view, stake) in vs {
+            acc += stake;
+            if acc >= set.weak() {
+                consider((view, 0), d);
+                break;
+            }
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> ValidatorSet {
+        ValidatorSet::new((0..n).map(|i| Validator { public_key: [i as u8; 32], stake: 1 }).collect()).unwrap()
+    }
+    fn sv(kind: VoteKind, view: View, d: u8, signer: ValidatorIndex) -> SignedVote {
+        Signed { body: Vote { kind, height: 5, view, digest: Digest([d; 32]) }, signer, signature: Signature([0; 64]) }
+    }
+    fn vc(signer: ValidatorIndex, prepared: Option<(View, u8)>, last: Option<(View, u8)>) -> Signed<ViewChangeBody> {
+        Signed {
+            body: ViewChangeBody {
+                height: 5,
+                new_view: 9,
+                prepared: prepared
+                    .map(|(v, d)| PreparedCert { votes: (0..3).map(|s| sv(VoteKind::Prepare, v, d, s)).collect() }),
+                last_vote: last.map(|(v, d)| sv(VoteKind::Prepare, v, d, signer)),
+            },
+            signer,
+            signature: Signature([0; 64]),
+        }
+    }
+
+    #[test]
+    fn thresholds() {
+        let s = set(4);
+        assert_eq!((s.max_faulty(), s.quorum(), s.weak()), (1, 3, 2));
+        let s = set(7);
+        assert_eq!((s.max_faulty(), s.quorum(), s.weak()), (2, 5, 3));
+        let w = ValidatorSet::new(vec![
+            Validator { public_key: [1; 32], stake: 5 },
+            Validator { public_key: [2; 32], stake: 3 },
+            Validator { public_key: [3; 32], stake: 2 },
+        ])
+        .unwrap();
+        assert_eq!((w.max_faulty(), w.quorum(), w.weak()), (3, 7, 4));
+        assert!(2 * w.quorum() - w.total_stake() > w.max_faulty());
+        assert_eq!(ValidatorSet::new(vec![]), Err(SetError::Empty));
+    }
+
+    #[test]
+    fn certificates() {
+        let s = set(4);
+        let ok = PreparedCert { votes: (0..3).map(|i| sv(VoteKind::Prepare, 1, 7, i)).collect() };
+        assert!(check_prepared(&s, &ok).is_ok());
+        let short = PreparedCert { votes: (0..2).map(|i| sv(VoteKind::Prepare, 1, 7, i)).collect() };
+        assert_eq!(check_prepared(&s, &short), Err(RuleError::Stake { have: 2, need: 3 }));
+        let dup = PreparedCert { votes: vec![sv(VoteKind::Prepare, 1, 7, 0); 3] };
+        assert_eq!(check_prepared(&s, &dup), Err(RuleError::BadSigner(0)));
+        let mixed = PreparedCert {
+            votes: vec![sv(VoteKind::Prepare, 1, 7, 0), sv(VoteKind::Prepare, 1, 8, 1), sv(VoteKind::Prepare, 1, 7, 2)],
+        };
+        assert_eq!(check_prepared(&s, &mixed), Err(RuleError::Mixed));
+        let fast3 = CommitCert { votes: (0..3).map(|i| sv(VoteKind::Prepare, 1, 7, i)).collect() };
+        assert!(check_commit(&s, &fast3).is_err());
+        let fast4 = CommitCert { votes: (0..4).map(|i| sv(VoteKind::Prepare, 1, 7, i)).collect() };
+        assert!(check_commit(&s, &fast4).is_ok());
+        let slow = CommitCert { votes: (1..4).map(|i| sv(VoteKind::Commit, 1, 7, i)).collect() };
+        assert!(check_commit(&s, &slow).is_ok());
+        let unknown = CommitCert { votes: (1..5).map(|i| sv(VoteKind::Commit, 1, 7, i)).collect() };
+        assert_eq!(check_commit(&s, &unknown), Err(RuleError::BadSigner(4)));
+    }
+
+    #[test]
+    fn choice_prefers_highest_view_and_cert_on_ties() {
+        let s = set(4);
+        // Nothing known: free choice.
+        assert_eq!(choose(&s, &[vc(0, None, None), vc(1, None, None), vc(2, None, None)]), None);
+        // A single last vote is not weak support.
+        assert_eq!(choose(&s, &[vc(0, None, Some((3, 1))), vc(1, None, None), vc(2, None, None)]), None);
+        // Two last votes for digest 1 at views 3 and 4: weak support at view 3.
+        let two = [vc(0, None, Some((3, 1))), vc(1, None, Some((4, 1))), vc(2, Some((2, 2)), Some((2, 2)))];
+        assert_eq!(choose(&s, &two), Some(Digest([1; 32])));
+        // A certificate at the same view as weak support wins the tie.
+        let tie = [vc(0, None, Some((3, 1))), vc(1, None, Some((3, 1))), vc(2, Some((3, 2)), Some((3, 2)))];
+        assert_eq!(choose(&s, &tie), Some(Digest([2; 32])));
+        // A higher certificate wins over lower weak support.
+        let hi = [vc(0, None, Some((3, 1))), vc(1, None, Some((3, 1))), vc(2, Some((4, 2)), Some((4, 2)))];
+        assert_eq!(choose(&s, &hi), Some(Digest([2; 32])));
+    }
+
+    #[test]
+    fn view_change_scope() {
+        let s = set(4);
+        assert!(check_view_change(&s, &vc(0, Some((3, 1)), Some((4, 1)))).is_ok());
+        let mut bad = vc(0, None, Some((9, 1)));
+        assert_eq!(check_view_change(&s, &bad), Err(RuleError::Scope));
+        bad.body.last_vote = Some(sv(VoteKind::Prepare, 1, 1, 3));
+        assert_eq!(check_view_change(&s, &bad), Err(RuleError::ForeignVote));
+    }
+}

@@ -1,0 +1,476 @@
+//! Identifiers, the validator set with its stake thresholds, and the signed messages of the
+//! protocol.
+//!
+//! # Signing
+//!
+//! Every message a validator originates is a [`Signed`] body. The bytes a signature covers are
+//! [`Signable::signing_bytes`]: a domain tag, a one-byte kind and the SHA-256 of the body's
+//! canonical (postcard) encoding. Payloads (block bytes) are never signed directly: a body names a
+//! payload by its [`Digest`] (SHA-256 of the payload), and whoever receives a payload checks that it
+//! hashes to the digest it was announced with.
+//!
+//! The core does not verify signatures: the host verifies every signature a message carries,
+//! nested ones included ([`Message::signatures`]), in one batch through the engine, and feeds the
+//! core only messages whose signatures all hold. The core checks everything else (signer is a
+//! validator, stake thresholds, heights and views, digests).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+
+/// A block height: the index of one consensus instance (first block: 0).
+pub type Height = u64;
+/// A view (round) inside one height; view 0 is led by the height's first leader.
+pub type View = u64;
+/// A validator's position in the [`ValidatorSet`].
+pub type ValidatorIndex = u16;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A 64-byte signature (Ed25519 for consensus messages).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sig:{:02x}{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2], self.0[3])
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Signature, E> {
+                let a: [u8; 64] = v.try_into().map_err(|_| E::invalid_length(v.len(), &self))?;
+                Ok(Signature(a))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut a = [0u8; 64];
+                for (i, b) in a.iter_mut().enumerate() {
+                    *b = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(a))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// One validator: its Ed25519 public key and its stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// Ed25519 public key that signs its consensus messages.
+    pub public_key: [u8; 32],
+    /// Voting weight; must be positive.
+    pub stake: u64,
+}
+
+/// Why a validator set is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// No validators.
+    #[error("validator set is empty")]
+    Empty,
+    /// More validators than a [`ValidatorIndex`] can name.
+    #[error("validator set has {0} validators; at most 65535")]
+    TooMany(usize),
+    /// A validator with zero stake.
+    #[error("validator {0} has zero stake")]
+    ZeroStake(usize),
+    /// Total stake overflows u64.
+    #[error("total stake overflows u64")]
+    Overflow,
+    /// Two validators share a key.
+    #[error("validators {0} and {1} share a public key")]
+    DuplicateKey(usize, usize),
+}
+
+/// The validators of the network with their stake, and the thresholds derived from it.
+///
+/// With total stake `S`, the protocol tolerates Byzantine stake up to `f = ⌊(S−1)/3⌋`
+/// ([`ValidatorSet::max_faulty`]). A *quorum* is stake `≥ S − f` (any two quorums overlap in more
+/// than `f`, so in at least one honest validator); *weak* support is stake `≥ f + 1` (it contains
+/// at least one honest validator); the *fast path* needs all `S`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorSet {
+    validators: Vec<Validator>,
+    total: u64,
+}
+
+impl ValidatorSet {
+    /// A set from validators in index order.
+    pub fn new(validators: Vec<Validator>) -> Result<ValidatorSet, SetError> {
+        if validators.is_empty() {
+            return Err(SetError::Empty);
+        }
+        if validators.len() > usize::from(u16::MAX) {
+            return Err(SetError::TooMany(validators.len()));
+        }
+        let mut total = 0u64;
+        for (i, v) in validators.iter().enumerate() {
+            if v.stake == 0 {
+                return Err(SetError::ZeroStake(i));
+            }
+            total = total.checked_add(v.stake).ok_or(SetError::Overflow)?;
+            if let Some(j) = validators[..i].iter().position(|w| w.public_key == v.public_key) {
+                return Err(SetError::DuplicateKey(j, i));
+            }
+        }
+        Ok(ValidatorSet { validators, total })
+    }
+
+    /// Number of validators.
+    pub fn len(&self) -> usize {
+        self.validators.len()
+    }
+
+    /// Always false (a set is never empty).
+    pub fn is_empty(&self) -> bool {
+        self.validators.is_empty()
+    }
+
+    /// The validators in index order.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// The validator at `i`, if any.
+    pub fn get(&self, i: ValidatorIndex) -> Option<&Validator> {
+        self.validators.get(usize::from(i))
+    }
+
+    /// Stake of validator `i` (0 for an unknown index).
+    pub fn stake(&self, i: ValidatorIndex) -> u64 {
+        self.get(i).map_or(0, |v| v.stake)
+    }
+
+    /// Total stake `S`.
+    pub fn total_stake(&self) -> u64 {
+        self.total
+    }
+
+    /// The Byzantine stake tolerated: `f = ⌊(S−1)/3⌋`.
+    pub fn max_faulty(&self) -> u64 {
+        (self.total - 1) / 3
+    }
+
+    /// Quorum stake `S − f`.
+    pub fn quorum(&self) -> u64 {
+        self.total - self.max_faulty()
+    }
+
+    /// Weak-support stake `f + 1`.
+    pub fn weak(&self) -> u64 {
+        self.max_faulty() + 1
+    }
+
+    /// Sum of the stake of distinct validators in `who`.
+    pub fn stake_of(&self, who: impl IntoIterator<Item = ValidatorIndex>) -> u64 {
+        let mut seen = vec![false; self.len()];
+        let mut sum = 0;
+        for i in who {
+            if let Some(s) = seen.get_mut(usize::from(i)) {
+                if !*s {
+                    *s = true;
+                    sum += self.stake(i);
+                }
+            }
+        }
+        sum
+    }
+
+    /// The leader of `(height, view)`: round robin over indices, `(height + view) mod n`.
+    pub fn leader(&self, height: Height, view: View) -> ValidatorIndex {
+        let n = self.validators.len() as u64;
+        (height.wrapping_add(view) % n) as ValidatorIndex
+    }
+}
+
+/// Something a validator signs.
+pub trait Signable: Serialize {
+    /// One byte that separates kinds of bodies.
+    const KIND: u8;
+    /// The bytes the signature covers: `"parthenon/consensus/v1" || KIND || SHA-256(postcard(body))`.
+    fn signing_bytes(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(DOMAIN.len() + 33);
+        out.extend_from_slice(DOMAIN);
+        out.push(Self::KIND);
+        out.extend_from_slice(&Sha256::digest(&body));
+        out
+    }
+}
+
+/// Domain separation tag of consensus signatures.
+pub const DOMAIN: &[u8] = b"parthenon/consensus/v1";
+
+/// A body with its signer and signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// What was signed.
+    pub body: T,
+    /// Who signed it.
+    pub signer: ValidatorIndex,
+    /// Signature over `body.signing_bytes()`.
+    pub signature: Signature,
+}
+
+/// Produces this validator's signatures (Ed25519 signing, deterministic).
+pub trait Sign: Send {
+    /// Signs `bytes`.
+    fn sign(&self, bytes: &[u8]) -> Signature;
+}
+
+impl Sign for ed25519_dalek::SigningKey {
+    fn sign(&self, bytes: &[u8]) -> Signature {
+        use ed25519_dalek::Signer;
+        Signature(Signer::sign(self, bytes).to_bytes())
+    }
+}
+
+/// A leader's proposal of a payload at `(height, view)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalHeader {
+    /// Height.
+    pub height: Height,
+    /// View.
+    pub view: View,
+    /// SHA-256 of the payload.
+    pub digest: Digest,
+}
+
+impl Signable for ProposalHeader {
+    const KIND: u8 = 1;
+}
+
+/// The two voting phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VoteKind {
+    /// Second phase: "I accept this proposal in this view".
+    Prepare,
+    /// Third phase: "I saw a quorum of prepares for it".
+    Commit,
+}
+
+/// A vote for a digest at `(height, view)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// Phase.
+    pub kind: VoteKind,
+    /// Height.
+    pub height: Height,
+    /// View.
+    pub view: View,
+    /// Digest voted for.
+    pub digest: Digest,
+}
+
+impl Signable for Vote {
+    const KIND: u8 = 2;
+}
+
+/// A signed vote.
+pub type SignedVote = Signed<Vote>;
+
+/// A quorum of prepares for one digest in one view: proof that the digest may have been
+/// committed in that view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCert {
+    /// The prepares (same height, view, digest; distinct signers).
+    pub votes: Vec<SignedVote>,
+}
+
+impl PreparedCert {
+    /// The view of the certificate (of its first vote).
+    pub fn view(&self) -> View {
+        self.votes.first().map_or(0, |v| v.body.view)
+    }
+    /// The digest of the certificate.
+    pub fn digest(&self) -> Digest {
+        self.votes.first().map_or(Digest::default(), |v| v.body.digest)
+    }
+}
+
+/// Proof that a digest is final at a height: a quorum of commits (slow path) or prepares from
+/// all stake (fast path), all for the same `(height, view, digest)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCert {
+    /// The votes.
+    pub votes: Vec<SignedVote>,
+}
+
+impl CommitCert {
+    /// The certified vote (the first one's body).
+    pub fn vote(&self) -> Option<Vote> {
+        self.votes.first().map(|v| v.body)
+    }
+    /// True when it was formed by the fast path (all prepares).
+    pub fn is_fast(&self) -> bool {
+        self.vote().is_some_and(|v| v.kind == VoteKind::Prepare)
+    }
+}
+
+/// "I leave every view below `new_view` at `height`", with what the sender knows that the next
+/// leader must respect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChangeBody {
+    /// Height.
+    pub height: Height,
+    /// The view the sender moves to.
+    pub new_view: View,
+    /// The sender's highest prepared certificate at this height (view < `new_view`).
+    pub prepared: Option<PreparedCert>,
+    /// The sender's last prepare at this height (view < `new_view`), signed by the sender.
+    pub last_vote: Option<SignedVote>,
+}
+
+impl Signable for ViewChangeBody {
+    const KIND: u8 = 3;
+}
+
+/// A signed view change plus the payloads its certificate and last vote name (unsigned: each is
+/// checked against its digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The signed part.
+    pub signed: Signed<ViewChangeBody>,
+    /// Payloads named by `prepared` and `last_vote`.
+    pub payloads: Vec<Vec<u8>>,
+}
+
+/// Everything validators send each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A leader's proposal; for a view above 0 it carries the view changes that justify it
+    /// (the new-view message of PBFT).
+    Proposal {
+        /// The signed header.
+        header: Signed<ProposalHeader>,
+        /// The payload (hashes to `header.body.digest`).
+        payload: Vec<u8>,
+        /// View changes from a quorum for `(height, view)`; empty in view 0.
+        justification: Vec<ViewChange>,
+    },
+    /// A prepare or commit vote.
+    Vote(SignedVote),
+    /// A view change.
+    ViewChange(ViewChange),
+    /// A finalized payload with its certificate (sent to validators that are behind).
+    Decided {
+        /// The certificate.
+        cert: CommitCert,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// One signature a message carries: who, over what, the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRef {
+    /// The claimed signer.
+    pub signer: ValidatorIndex,
+    /// The signed bytes.
+    pub bytes: Vec<u8>,
+    /// The signature.
+    pub signature: Signature,
+}
+
+fn push_signed<T: Signable>(out: &mut Vec<SignatureRef>, s: &Signed<T>) {
+    out.push(SignatureRef { signer: s.signer, bytes: s.body.signing_bytes(), signature: s.signature });
+}
+
+fn push_view_change(out: &mut Vec<SignatureRef>, vc: &ViewChange) {
+    push_signed(out, &vc.signed);
+    if let Some(p) = &vc.signed.body.prepared {
+        p.votes.iter().for_each(|v| push_signed(out, v));
+    }
+    if let Some(v) = &vc.signed.body.last_vote {
+        push_signed(out, v);
+    }
+}
+
+impl Message {
+    /// The height the message is about.
+    pub fn height(&self) -> Height {
+        match self {
+            Message::Proposal { header, .. } => header.body.height,
+            Message::Vote(v) => v.body.height,
+            Message::ViewChange(vc) => vc.signed.body.height,
+            Message::Decided { cert, .. } => cert.vote().map_or(0, |v| v.height),
+        }
+    }
+
+    /// Every signature the message carries, nested ones included. The host verifies all of them
+    /// (one batch) before the core sees the message.
+    pub fn signatures(&self) -> Vec<SignatureRef> {
+        let mut out = Vec::new();
+        match self {
+            Message::Proposal { header, justification, .. } => {
+                push_signed(&mut out, header);
+                justification.iter().for_each(|vc| push_view_change(&mut out, vc));
+            }
+            Message::Vote(v) => push_signed(&mut out, v),
+            Message::ViewChange(vc) => push_view_change(&mut out, vc),
+            Message::Decided { cert, .. } => cert.votes.iter().for_each(|v| push_signed(&mut out, v)),
+        }
+        out
+    }
+
+    /// Canonical encoding (postcard).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Decodes [`Message::encode`]'s output.
+    pub fn decode(bytes: &[u8]) -> Result<Message, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// Two conflicting signed statements by one validator: proof of equivocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two proposals for the same `(height, view)` with different digests.
+    Proposals(Signed<ProposalHeader>, Signed<ProposalHeader>),
+    /// Two votes of the same kind for the same `(height, view)` with different digests.
+    Votes(SignedVote, SignedVote),
+}
+
+impl Evidence {
+    /// The equivocating validator.
+    pub fn culprit(&self) -> ValidatorIndex {
+        match self {
+            Evidence::Proposals(a, _) => a.signer,
+            Evidence::Votes(a, _) => a.signer,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The consensus application of a validator: a [`Ledger`] plus a mempool.
+//!
+//! - `propose` builds the next block from the mempool (oldest first, up to `max_block_txs`,
+//!   skipping transactions whose inputs are gone or already taken by an earlier one).
+//! - `validate` decodes a payload and runs [`Ledger::validate_block`] against the tip.
+//! - `commit` applies a final block and drops the mempool entries it made obsolete.
+//!
+//! Transactions enter the mempool through [`LedgerApp::submit`], which checks a whole batch at
+//! once (one engine batch for all their signatures) and admits exactly the valid ones; the
+//! verdicts are per transaction, naming the offending input.
+
+use super::state::{BlockError, Ledger, TxError};
+use super::tx::{Block, OutPoint, Transaction};
+use crate::node::consensus::{Application, Digest, Height, ValidatorIndex};
+use std::collections::{HashSet, VecDeque};
+
+/// A ledger with a mempool, as a consensus application.
+#[derive(Debug)]
+pub struct LedgerApp {
+    ledger: Ledger,
+    me: ValidatorIndex,
+    max_block_txs: usize,
+    max_mempool: usize,
+    mempool: VecDeque<Transaction>,
+    in_pool: HashSet<Digest>,
+    last_rejection: Option<BlockError>,
+    rejected_blocks: u64,
+}
+
+/// Why [`LedgerApp::submit`] refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Invalid.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Already in the mempool.
+    #[error("already in the mempool")]
+    Duplicate,
+    /// Mempool full.
+    #[error("mempool full")]
+    Full,
+}
+
+impl LedgerApp {
+    /// An application for validator `me`.
+    pub fn new(ledger: Ledger, me: ValidatorIndex, max_block_txs: usize, max_mempool: usize) -> LedgerApp {
+        LedgerApp {
+            ledger,
+            me,
+            max_block_txs,
+            max_mempool,
+            mempool: VecDeque::new(),
+            in_pool: HashSet::new(),
+            last_rejection: None,
+            rejected_blocks: 0,
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    /// Transactions waiting.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+    /// Why the last rejected block was rejected.
+    pub fn last_rejection(&self) -> Option<&BlockError> {
+        self.last_rejection.as_ref()
+    }
+    /// Blocks rejected so far.
+    pub fn rejected_blocks(&self) -> u64 {
+        self.rejected_blocks
+    }
+
+    /// Checks `txs` in one signature batch and admits the valid ones. One result per input
+    /// transaction.
+    pub fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), SubmitError>> {
+        let checks = self.ledger.check_transactions(&txs);
+        let mut out = Vec::with_capacity(txs.len());
+        for (tx, r) in txs.into_iter().zip(checks) {
+            out.push(match r {
+                Err(e) => Err(SubmitError::Invalid(e)),
+                Ok(()) if self.mempool.len() >= self.max_mempool => Err(SubmitError::Full),
+                Ok(()) => {
+                    if self.in_pool.insert(tx.id()) {
+                        self.mempool.push_back(tx);
+                        Ok(())
+                    } else {
+                        Err(SubmitError::Duplicate)
+                    }
+                }
+            });
+        }
+        out
+    }
+}
+
+impl Application for LedgerApp {
+    fn propose(&mut self, height: Height) -> Vec<u8> {
+        let mut taken: HashSet<OutPoint> = HashSet::new();
+        let mut txs = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.mempool.len());
+        while let Some(tx) = self.mempool.pop_front() {
+            if !tx.inputs.iter().all(|o| self.ledger.output(o).is_some()) {
+                self.in_pool.remove(&tx.id()); // spent by a committed block: obsolete
+                continue;
+            }
+            if txs.len() < self.max_block_txs && tx.inputs.iter().all(|o| !taken.contains(o)) {
+                taken.extend(tx.inputs.iter().copied());
+                txs.push(tx.clone());
+            }
+            keep.push_back(tx);
+        }
+        self.mempool = keep;
+        Block { height, parent: self.ledger.tip(), proposer: self.me, transactions: txs }.encode()
+    }
+
+    fn validate(&mut self, height: Height, payload: &[u8]) -> bool {
+        let r = Block::decode(payload).map_err(|e| BlockError::Decode(e.to_string())).and_then(|b| {
+            if b.height == height {
+                self.ledger.validate_block(&b)
+            } else {
+                Err(BlockError::Height { got: b.height, want: height })
+            }
+        });
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "rejected block");
+                self.last_rejection = Some(e);
+                self.rejected_blocks += 1;
+                false
+            }
+        }
+    }
+
+    fn commit(&mut self, height: Height, payload: &[u8]) {
+        let r = Block::decode(payload)
+            .map_err(|e| BlockError::Decode(e.to_string()))
+            .and_then(|b| self.ledger.apply_block(&b, Digest::of(payload)).map(|()| b));
+        match r {
+            Ok(b) => {
+                let included: HashSet<Digest> = b.transactions.iter().map(Transaction::id).collect();
+                if !included.is_empty() {
+                    self.mempool.retain(|t| !included.contains(&t.id()));
+                    for id in &included {
+                        self.in_pool.remove(id);
+                    }
+                }
+            }
+            // A certified block that does not apply means this ledger diverged from the
+            // quorum: nothing safe to do but stop trusting it; report loudly.
+            Err(e) => tracing::error!(height, error = %e, "final block does not apply to the local ledger"),
+        }
+    }
+}

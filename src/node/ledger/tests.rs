@@ -1,0 +1,132 @@
+use super::app::{LedgerApp, SubmitError};
+use super::*;
+use crate::node::consensus::{Application, Digest, Signature};
+use crate::Engine;
+
+fn key(bip340: bool, i: u8) -> SpendKey {
+    SpendKey::from_seed(bip340, [i + 1; 32]).unwrap()
+}
+
+fn setup() -> (Ledger, Vec<SpendKey>, Digest) {
+    let keys: Vec<SpendKey> = (0..4).map(|i| key(i % 2 == 1, i)).collect();
+    let genesis =
+        Genesis { chain: "test".into(), outputs: keys.iter().map(|k| Output { value: 100, lock: k.lock() }).collect() };
+    let engine = Engine::builder().build().unwrap();
+    let id = genesis.id();
+    (Ledger::new(&genesis, engine), keys, id)
+}
+
+fn op(tx: Digest, index: u32) -> OutPoint {
+    OutPoint { tx, index }
+}
+
+#[test]
+fn transfers_of_both_schemes_apply() {
+    let (mut l, k, g) = setup();
+    let t0 = sign_transaction(
+        &[(op(g, 0), &k[0])],
+        vec![Output { value: 60, lock: k[1].lock() }, Output { value: 40, lock: k[0].lock() }],
+    );
+    let t1 = sign_transaction(&[(op(g, 1), &k[1]), (op(g, 3), &k[3])], vec![Output { value: 200, lock: k[2].lock() }]);
+    assert_eq!(l.check_transactions(&[t0.clone(), t1.clone()]), vec![Ok(()), Ok(())]);
+    let block = Block { height: 0, parent: g, proposer: 0, transactions: vec![t0.clone(), t1.clone()] };
+    l.validate_block(&block).unwrap();
+    l.apply_block(&block, Digest::of(&block.encode())).unwrap();
+    assert_eq!(l.height(), 1);
+    assert!(l.output(&op(g, 0)).is_none());
+    assert_eq!(l.output(&op(t1.id(), 0)).unwrap().value, 200);
+    assert_eq!(l.utxo_len(), 1 + 2 + 1);
+    // Spending a committed output of a BIP-340 key created in block 0.
+    let t2 = sign_transaction(&[(op(t0.id(), 0), &k[1])], vec![Output { value: 60, lock: k[3].lock() }]);
+    let b1 = Block { height: 1, parent: Digest::of(&block.encode()), proposer: 1, transactions: vec![t2] };
+    l.validate_block(&b1).unwrap();
+}
+
+#[test]
+fn per_signature_verdicts_reject_only_the_bad_transaction() {
+    let (mut l, k, g) = setup();
+    let good = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 1, lock: k[1].lock() }]);
+    let mut bad_ed = sign_transaction(&[(op(g, 2), &k[2])], vec![Output { value: 1, lock: k[1].lock() }]);
+    bad_ed.signatures[0].0[5] ^= 1;
+    let mut bad_schnorr =
+        sign_transaction(&[(op(g, 1), &k[1]), (op(g, 3), &k[3])], vec![Output { value: 1, lock: k[1].lock() }]);
+    bad_schnorr.signatures[1] = Signature([7; 64]);
+    // Signed by the wrong key.
+    let wrong_key = sign_transaction(&[(op(g, 3), &k[1])], vec![Output { value: 1, lock: k[1].lock() }]);
+    let r = l.check_transactions(&[good.clone(), bad_ed.clone(), bad_schnorr.clone(), wrong_key]);
+    assert_eq!(r[0], Ok(()));
+    assert_eq!(r[1], Err(TxError::BadSignature { input: 0 }));
+    assert_eq!(r[2], Err(TxError::BadSignature { input: 1 }));
+    assert_eq!(r[3], Err(TxError::BadSignature { input: 0 }));
+    let block = Block { height: 0, parent: g, proposer: 0, transactions: vec![good, bad_ed.clone()] };
+    assert_eq!(
+        l.validate_block(&block),
+        Err(BlockError::Transaction { index: 1, id: bad_ed.id(), error: TxError::BadSignature { input: 0 } })
+    );
+}
+
+#[test]
+fn spend_rules() {
+    let (mut l, k, g) = setup();
+    let lock = k[0].lock();
+    let over = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 101, lock }]);
+    let zero = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 0, lock }]);
+    let missing = sign_transaction(&[(op(g, 9), &k[0])], vec![Output { value: 1, lock }]);
+    let twice = sign_transaction(&[(op(g, 0), &k[0]), (op(g, 0), &k[0])], vec![Output { value: 1, lock }]);
+    let overflow =
+        sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: u64::MAX, lock }, Output { value: 2, lock }]);
+    let mut unsigned = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 1, lock }]);
+    unsigned.signatures.clear();
+    let empty = Transaction { inputs: vec![], outputs: vec![Output { value: 1, lock }], signatures: vec![] };
+    let r = l.check_transactions(&[over, zero, missing, twice, overflow, unsigned, empty]);
+    assert_eq!(r[0], Err(TxError::Overspend { inputs: 100, outputs: 101 }));
+    assert_eq!(r[1], Err(TxError::ZeroValue { output: 0 }));
+    assert_eq!(r[2], Err(TxError::Missing { input: 0, outpoint: op(g, 9) }));
+    assert_eq!(r[3], Err(TxError::DoubleSpend { input: 1, outpoint: op(g, 0) }));
+    assert_eq!(r[4], Err(TxError::Overflow));
+    assert_eq!(r[5], Err(TxError::SignatureCount { inputs: 1, signatures: 0 }));
+    assert_eq!(r[6], Err(TxError::NoInputs));
+    // Two transactions spending one output in one block.
+    let a = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 1, lock }]);
+    let b = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 2, lock }]);
+    let block = Block { height: 0, parent: g, proposer: 0, transactions: vec![a, b.clone()] };
+    assert_eq!(
+        l.validate_block(&block),
+        Err(BlockError::Transaction {
+            index: 1,
+            id: b.id(),
+            error: TxError::DoubleSpend { input: 0, outpoint: op(g, 0) }
+        })
+    );
+    let wrong_parent = Block { height: 0, parent: Digest([1; 32]), proposer: 0, transactions: vec![] };
+    assert!(matches!(l.validate_block(&wrong_parent), Err(BlockError::Parent { .. })));
+    let wrong_height = Block { height: 3, parent: g, proposer: 0, transactions: vec![] };
+    assert_eq!(l.validate_block(&wrong_height), Err(BlockError::Height { got: 3, want: 0 }));
+}
+
+#[test]
+fn app_proposes_validates_commits() {
+    let (l, k, g) = setup();
+    let mut app = LedgerApp::new(l, 0, 1000, 10_000);
+    let a = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 1, lock: k[1].lock() }]);
+    let conflict = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 2, lock: k[1].lock() }]);
+    let mut bad = sign_transaction(&[(op(g, 1), &k[1])], vec![Output { value: 1, lock: k[1].lock() }]);
+    bad.signatures[0].0[0] ^= 0x40;
+    let r = app.submit(vec![a.clone(), conflict, bad, a.clone()]);
+    assert_eq!(r[0], Ok(()));
+    assert_eq!(r[1], Ok(()), "conflicts are resolved when building a block");
+    assert_eq!(r[2], Err(SubmitError::Invalid(TxError::BadSignature { input: 0 })));
+    assert_eq!(r[3], Err(SubmitError::Duplicate));
+    let payload = app.propose(0);
+    let block = Block::decode(&payload).unwrap();
+    assert_eq!(block.transactions, vec![a]);
+    assert!(app.validate(0, &payload));
+    assert!(!app.validate(1, &payload));
+    assert!(!app.validate(0, b"garbage"));
+    app.commit(0, &payload);
+    assert_eq!(app.ledger().height(), 1);
+    // The conflicting transaction is now obsolete and dropped at the next proposal.
+    let next = Block::decode(&app.propose(1)).unwrap();
+    assert!(next.transactions.is_empty());
+    assert_eq!(app.mempool_len(), 0);
+}

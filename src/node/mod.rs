@@ -1,0 +1,18 @@
+//! The consensus node: a consumer of parthenon's public API that proves the engine in a real
+//! network.
+//!
+//! - [`consensus`]: the BFT core, a pure state machine (inputs in, effects out, no I/O, no clock).
+//! - [`ledger`]: UTXO set, transactions locked to Ed25519 or BIP-340 keys, blocks; signatures
+//!   verified in batches through [`crate::Engine::verify`].
+//! - [`sim`]: a seeded deterministic network simulator that drives the core in tests.
+//!
+//! The protocol and its safety argument are written down in `docs/consensus.md`.
+
+pub mod config;
+pub mod consensus;
+pub mod ledger;
+pub mod net;
+pub mod service;
+pub mod sim;
+pub mod storage;
+pub mod testnet;

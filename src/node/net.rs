@@ -1,0 +1,114 @@
+//! Framing between validators and clients over TCP.
+//!
+//! A frame is a 4-byte little-endian length followed by the postcard encoding of a [`Frame`];
+//! frames above [`MAX_FRAME`] close the connection. A frame that does not decode is *malformed*:
+//! the reader skips it (the length prefix keeps the stream in sync) and the node counts it.
+//! Consensus frames carry signed messages: the node verifies every signature they carry in one
+//! engine batch per tick and drops (and counts) any message with a missing or invalid one.
+
+use crate::node::consensus::{Digest, Height, Message};
+use crate::node::ledger::Transaction;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame accepted (64 MiB).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Everything sent over a connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame of a validator-to-validator connection: who is calling.
+    Hello {
+        /// The caller's validator index.
+        validator: u16,
+    },
+    /// A signed consensus message.
+    Consensus(Message),
+    /// "Send me the decided blocks from this height on."
+    SyncRequest(Height),
+    /// Client: transactions to admit.
+    Submit(Vec<Transaction>),
+    /// Client: stream me [`Frame::Committed`] for every final block.
+    Subscribe,
+    /// A final block's height and transaction ids.
+    Committed {
+        /// Height.
+        height: Height,
+        /// Transaction ids in block order.
+        txids: Vec<Digest>,
+    },
+    /// Client: report status (with the block digest at `at`, if given).
+    StatusRequest {
+        /// A height whose block digest to include.
+        at: Option<Height>,
+    },
+    /// JSON status.
+    Status(String),
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Connection error or EOF in the middle of a frame.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// Length above [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Body does not decode (the stream is still in sync).
+    #[error("malformed frame: {0}")]
+    Malformed(postcard::Error),
+}
+
+/// Encodes a frame with its length prefix.
+pub fn encode(f: &Frame) -> Vec<u8> {
+    let body = postcard::to_stdvec(f).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Writes one frame.
+pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), f: &Frame) -> std::io::Result<()> {
+    w.write_all(&encode(f)).await
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Result<Option<Frame>, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body).await?;
+    postcard::from_bytes(&body).map(Some).map_err(FrameError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_malformed_ones_keep_the_stream_in_sync() {
+        let mut buf = Vec::new();
+        buf.extend(encode(&Frame::Hello { validator: 3 }));
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        buf.extend_from_slice(&[0xff, 0xff, 0xff]);
+        buf.extend(encode(&Frame::SyncRequest(9)));
+        buf.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
+        let mut r = buf.as_slice();
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Hello { validator: 3 }))));
+        assert!(matches!(read_frame(&mut r).await, Err(FrameError::Malformed(_))));
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::SyncRequest(9)))));
+        assert!(matches!(read_frame(&mut r).await, Err(FrameError::TooLarge(_))));
+        let mut empty: &[u8] = &[];
+        assert!(matches!(read_frame(&mut empty).await, Ok(None)));
+    }
+}

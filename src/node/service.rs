@@ -1,0 +1,377 @@
+//! One validator process: the consensus core, ledger and store driven by tokio.
+//!
+//! A single consensus task owns the [`Core`], the [`LedgerApp`] and the [`Store`]; network tasks
+//! feed it events through a channel. Each tick it drains the pending events, verifies every
+//! signature of every consensus message in **one** [`Engine::verify`] batch, drops (and counts)
+//! the messages with a bad or unknown signer, feeds the rest to the core, and performs the
+//! effects in order: decisions are appended (fsync) and safety state persisted before any message
+//! of the same step is sent.
+//!
+//! Peers are reached through one outbound TCP connection each (reconnecting; a full queue drops
+//! frames, which consensus tolerates). Inbound connections carry validator frames (after a
+//! `Hello`) and client frames (`Submit`, `Subscribe`, `StatusRequest`).
+
+use crate::node::config::{ConfigError, NodeConfig};
+use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
+use crate::node::ledger::app::LedgerApp;
+use crate::node::ledger::{Block, Ledger};
+use crate::node::net::{encode, read_frame, write_frame, Frame, FrameError};
+use crate::node::storage::{Store, StoreError};
+use crate::sigverify::{Batch, Scheme};
+use crate::Engine;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why the node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Cannot listen.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+/// Network-level counters.
+#[derive(Debug, Default, Serialize)]
+pub struct NetCounters {
+    /// Frames that did not decode.
+    pub malformed_frames: AtomicU64,
+    /// Consensus frames from a connection that never said `Hello`.
+    pub unidentified: AtomicU64,
+    /// Consensus messages dropped for a bad, unknown or missing signature.
+    pub bad_signatures: AtomicU64,
+    /// Frames dropped because a peer queue was full.
+    pub send_dropped: AtomicU64,
+    /// Consensus messages accepted.
+    pub messages_in: AtomicU64,
+}
+
+enum Event {
+    Peer(ValidatorIndex, Message),
+    Timer(Timer),
+    Submit(Vec<crate::node::ledger::Transaction>),
+    Sync(ValidatorIndex, u64),
+    Subscribe(mpsc::Sender<Frame>),
+    Status(Option<u64>, oneshot::Sender<String>),
+}
+
+/// Runs a validator until the process is killed.
+pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
+    let set = cfg.validator_set()?;
+    let key = cfg.signing_key(&set)?;
+    let genesis = cfg.genesis.genesis()?;
+    let (store, rec) = Store::open(&cfg.data_dir, &genesis)?;
+    tracing::info!(index = cfg.index, height = rec.height, "recovered");
+    let ledger = Ledger::from_parts(engine.clone(), rec.utxo, rec.height, rec.tip);
+    let app = LedgerApp::new(ledger, cfg.index, cfg.max_block_txs, 500_000);
+    let config = cs::Config {
+        base_timeout_ms: cfg.base_timeout_ms,
+        propose_delay_ms: cfg.propose_delay_ms,
+        ..cs::Config::default()
+    };
+    let core = Core::restore(set.clone(), cfg.index, Box::new(key), config, rec.safety.unwrap_or_default(), rec.height);
+    let counters = Arc::new(NetCounters::default());
+    let (tx, rx) = mpsc::channel::<Event>(1 << 16);
+
+    let listener =
+        TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
+    tokio::spawn(accept_loop(listener, tx.clone(), counters.clone()));
+    let mut peers = Vec::new();
+    for (i, v) in cfg.validators.iter().enumerate() {
+        if i == usize::from(cfg.index) {
+            peers.push(None);
+            continue;
+        }
+        let (ptx, prx) = mpsc::channel::<Arc<Vec<u8>>>(4096);
+        tokio::spawn(outbound(v.address, cfg.index, prx));
+        peers.push(Some(ptx));
+    }
+    let mut node = Node { core, app, store, engine, peers, tx, counters, subscribers: Vec::new(), evidence: 0 };
+    node.step(Input::Start);
+    node.main_loop(rx).await;
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, counters: Arc<NetCounters>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, tx.clone(), counters.clone()));
+    }
+}
+
+async fn connection(stream: TcpStream, tx: mpsc::Sender<Event>, counters: Arc<NetCounters>) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
+    tokio::spawn(async move {
+        while let Some(f) = orx.recv().await {
+            if write_frame(&mut wr, &f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut from: Option<ValidatorIndex> = None;
+    loop {
+        let frame = match read_frame(&mut rd).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(FrameError::Malformed(_)) => {
+                counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(_) => return,
+        };
+        let ev = match frame {
+            Frame::Hello { validator } => {
+                from = Some(validator);
+                continue;
+            }
+            Frame::Consensus(m) => match from {
+                Some(f) => Event::Peer(f, m),
+                None => {
+                    counters.unidentified.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            },
+            Frame::SyncRequest(h) => match from {
+                Some(f) => Event::Sync(f, h),
+                None => continue,
+            },
+            Frame::Submit(txs) => Event::Submit(txs),
+            Frame::Subscribe => Event::Subscribe(otx.clone()),
+            Frame::StatusRequest { at } => {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Event::Status(at, rtx)).await.is_err() {
+                    return;
+                }
+                if let Ok(s) = rrx.await {
+                    let _ = otx.send(Frame::Status(s)).await;
+                }
+                continue;
+            }
+            Frame::Committed { .. } | Frame::Status(_) => continue,
+        };
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn outbound(addr: std::net::SocketAddr, me: ValidatorIndex, mut rx: mpsc::Receiver<Arc<Vec<u8>>>) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let mut s = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Drop what queued up while the peer was unreachable.
+                while rx.try_recv().is_ok() {}
+                continue;
+            }
+        };
+        let _ = s.set_nodelay(true);
+        if s.write_all(&encode(&Frame::Hello { validator: me })).await.is_err() {
+            continue;
+        }
+        loop {
+            let Some(buf) = rx.recv().await else { return };
+            if s.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+struct Node {
+    core: Core,
+    app: LedgerApp,
+    store: Store,
+    engine: Engine,
+    peers: Vec<Option<mpsc::Sender<Arc<Vec<u8>>>>>,
+    tx: mpsc::Sender<Event>,
+    counters: Arc<NetCounters>,
+    subscribers: Vec<mpsc::Sender<Frame>>,
+    evidence: u64,
+}
+
+impl Node {
+    async fn main_loop(&mut self, mut rx: mpsc::Receiver<Event>) {
+        while let Some(first) = rx.recv().await {
+            let mut events = vec![first];
+            while events.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(e) => events.push(e),
+                    Err(_) => break,
+                }
+            }
+            let verified = self.verify_messages(&events);
+            for (e, ok) in events.into_iter().zip(verified) {
+                match e {
+                    Event::Peer(from, message) => {
+                        if ok {
+                            self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                            self.step(Input::Message { from, message });
+                        } else {
+                            self.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Event::Timer(t) => self.step(Input::Timeout(t)),
+                    Event::Submit(txs) => {
+                        let _ = self.app.submit(txs);
+                    }
+                    Event::Sync(peer, h) => self.serve(peer, h),
+                    Event::Subscribe(s) => self.subscribers.push(s),
+                    Event::Status(at, reply) => {
+                        let _ = reply.send(self.status(at));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One engine batch for all signatures of all consensus messages in `events`; true for a
+    /// message whose signatures all verify (and non-messages).
+    fn verify_messages(&self, events: &[Event]) -> Vec<bool> {
+        let set = self.core.validators();
+        let mut batch = Batch::new();
+        let mut owner = Vec::new();
+        let mut ok = vec![true; events.len()];
+        for (i, e) in events.iter().enumerate() {
+            let Event::Peer(_, m) = e else { continue };
+            let sigs = m.signatures();
+            if sigs.is_empty() {
+                ok[i] = false;
+            }
+            for s in sigs {
+                match set.get(s.signer) {
+                    Some(v) if batch.push(Scheme::Ed25519, &v.public_key, &s.bytes, &s.signature.0).is_ok() => {
+                        owner.push(i)
+                    }
+                    _ => ok[i] = false,
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let verdicts = self.engine.verify(&batch);
+            for (k, i) in owner.into_iter().enumerate() {
+                if verdicts.get(k) != Some(true) {
+                    ok[i] = false;
+                }
+            }
+        }
+        ok
+    }
+
+    fn step(&mut self, input: Input) {
+        let effects = self.core.handle(input, &mut self.app);
+        for e in effects {
+            self.effect(e);
+        }
+    }
+
+    fn send(&self, to: ValidatorIndex, f: &Frame) {
+        if let Some(Some(p)) = self.peers.get(usize::from(to)) {
+            if p.try_send(Arc::new(encode(f))).is_err() {
+                self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn effect(&mut self, e: Effect) {
+        match e {
+            Effect::Decide { height, payload, cert } => {
+                let block = Block::decode(&payload).unwrap_or(Block {
+                    height,
+                    parent: Default::default(),
+                    proposer: 0,
+                    transactions: Vec::new(),
+                });
+                if let Err(err) = self.store.append(height, &payload, &cert, &block) {
+                    // Without durable storage the validator must not vote on: stop.
+                    tracing::error!(height, error = %err, "cannot store a final block; stopping");
+                    std::process::exit(1);
+                }
+                let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
+                let f = Frame::Committed { height, txids };
+                self.subscribers.retain(|s| s.try_send(f.clone()).is_ok() || !s.is_closed());
+            }
+            Effect::Persist(s) => {
+                if let Err(err) = self.store.persist_safety(&s) {
+                    tracing::error!(error = %err, "cannot persist consensus state; stopping");
+                    std::process::exit(1);
+                }
+            }
+            Effect::Broadcast(m) => {
+                let buf = Arc::new(encode(&Frame::Consensus(m)));
+                for p in self.peers.iter().flatten() {
+                    if p.try_send(buf.clone()).is_err() {
+                        self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Effect::Send { to, message } => self.send(to, &Frame::Consensus(message)),
+            Effect::SetTimer { timer, after_ms } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    let _ = tx.send(Event::Timer(timer)).await;
+                });
+            }
+            Effect::Behind { peer, height } => self.serve(peer, height),
+            Effect::Ahead { peer, ours, .. } => self.send(peer, &Frame::SyncRequest(ours)),
+            Effect::Evidence(ev) => {
+                self.evidence += 1;
+                tracing::warn!(culprit = ev.culprit(), "equivocation evidence");
+            }
+        }
+    }
+
+    /// Sends `peer` up to 64 decided blocks from `from`.
+    fn serve(&self, peer: ValidatorIndex, from: u64) {
+        for h in from..self.store.height().min(from + 64) {
+            match self.store.read(h) {
+                Ok(Some((payload, cert))) => self.send(peer, &Frame::Consensus(Message::Decided { cert, payload })),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(height = h, error = %e, "cannot read block");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn status(&self, at: Option<u64>) -> String {
+        let digest_at =
+            at.and_then(|h| self.store.read(h).ok().flatten()).map(|(p, _)| hex::encode(cs::Digest::of(&p).0));
+        serde_json::json!({
+            "index": self.core.me(),
+            "height": self.store.height(),
+            "view": self.core.view(),
+            "tip": hex::encode(self.app.ledger().tip().0),
+            "digest_at": digest_at,
+            "mempool": self.app.mempool_len(),
+            "rejected_blocks": self.app.rejected_blocks(),
+            "ledger_signatures_verified": self.app.ledger().signatures_verified(),
+            "evidence": self.evidence,
+            "dropped": self.core.dropped(),
+            "net": &*self.counters,
+            "sigverify": crate::sigverify::stats(),
+            "engine": self.engine.report(),
+        })
+        .to_string()
+    }
+}

@@ -1,0 +1,316 @@
+//! `parthenon testnet`: a local network of separate validator processes on loopback, driven with
+//! signed transfers of both schemes, measured, and checked for identical chains.
+//!
+//! The harness generates validator keys and a seed-derived genesis into a fresh temporary
+//! directory, writes one `node.toml` per validator, starts `parthenon node --config …` for each,
+//! and then acts as the wallet: every 10 ms it signs as many one-input transfers as the target
+//! rate allows (Ed25519 keys and BIP-340 keys alternate), submits each batch to every validator,
+//! and times each transaction from submission to the `Committed` notice of validator 0
+//! (finality). An output becomes spendable again when its transaction commits. At the end it asks
+//! every validator for its height and the digest of a common block: equal digests mean identical
+//! chains (each block names its parent). Optionally one validator is killed with SIGKILL under
+//! load and restarted from its data directory.
+
+use crate::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
+use crate::node::consensus::Digest;
+use crate::node::ledger::{sign_transaction, OutPoint, Output, SpendKey};
+use crate::node::net::{read_frame, write_frame, Frame};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of validators.
+    pub validators: usize,
+    /// Load duration.
+    pub duration: Duration,
+    /// Target transactions per second.
+    pub tx_rate: u64,
+    /// Kill the last validator with SIGKILL this long after the load starts...
+    pub crash_at: Option<Duration>,
+    /// ...and restart it this long after.
+    pub crash_down: Duration,
+    /// The `parthenon` executable to start validators with.
+    pub exe: PathBuf,
+    /// Keep the directory (configs, data, logs) afterwards.
+    pub keep: bool,
+    /// Leader fill delay handed to the validators (ms).
+    pub propose_delay_ms: u64,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Validators.
+    pub validators: usize,
+    /// Seconds of load.
+    pub duration_s: f64,
+    /// Transactions submitted.
+    pub submitted: u64,
+    /// Of those, committed (notice received).
+    pub committed: u64,
+    /// Committed per second of load.
+    pub tx_per_s: f64,
+    /// Finality latency percentiles in ms.
+    pub finality_p50_ms: f64,
+    /// 99th percentile.
+    pub finality_p99_ms: f64,
+    /// Lowest height among validators at the end.
+    pub committed_height: u64,
+    /// Whether every validator holds the same block at `committed_height - 1`.
+    pub identical_chains: bool,
+    /// Whether a validator was killed and restarted, and its height at the end.
+    pub crashed_validator: Option<(usize, u64)>,
+    /// Each validator's status (height, counters, engine report).
+    pub nodes: Vec<serde_json::Value>,
+    /// Where configs, data and logs are (removed unless kept).
+    pub dir: PathBuf,
+}
+
+fn random32() -> Result<[u8; 32], String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(b)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind loopback: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn spawn(exe: &Path, dir: &Path, i: usize) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("node{i}.log")))
+        .map_err(|e| format!("log file: {e}"))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .args(["node", "--config"])
+        .arg(dir.join(format!("node{i}.toml")))
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", exe.display()))
+}
+
+async fn status(addr: std::net::SocketAddr, at: Option<u64>) -> Result<serde_json::Value, String> {
+    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    write_frame(&mut s, &Frame::StatusRequest { at }).await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s)).await {
+        Ok(Ok(Some(Frame::Status(j)))) => serde_json::from_str(&j).map_err(|e| e.to_string()),
+        other => Err(format!("no status from {addr}: {other:?}")),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs a testnet (see the module docs).
+pub async fn run(opts: Options) -> Result<Report, String> {
+    let n = opts.validators;
+    if n == 0 {
+        return Err("--validators must be at least 1".into());
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("parthenon-testnet-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let keys: Vec<ed25519_dalek::SigningKey> =
+        (0..n).map(|_| random32().map(|b| ed25519_dalek::SigningKey::from_bytes(&b))).collect::<Result<_, _>>()?;
+    let addrs: Vec<std::net::SocketAddr> = (0..n)
+        .map(|_| free_port().map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))))
+        .collect::<Result<_, _>>()?;
+    let genesis = GenesisSpec {
+        chain: format!("testnet-{stamp}"),
+        wallet_seed: hex::encode(random32()?),
+        keys: 64,
+        outputs: (opts.tx_rate * 3).clamp(2_000, 60_000) as u32,
+        value: 1_000,
+    };
+    let validators: Vec<ValidatorEntry> = keys
+        .iter()
+        .zip(&addrs)
+        .map(|(k, a)| ValidatorEntry { public_key: hex::encode(k.verifying_key().to_bytes()), stake: 1, address: *a })
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let cfg = NodeConfig {
+            index: i as u16,
+            key: hex::encode(k.to_bytes()),
+            listen: addrs[i],
+            data_dir: dir.join(format!("data{i}")),
+            base_timeout_ms: 1000,
+            propose_delay_ms: opts.propose_delay_ms,
+            max_block_txs: 20_000,
+            validators: validators.clone(),
+            genesis: genesis.clone(),
+        };
+        std::fs::write(dir.join(format!("node{i}.toml")), cfg.to_toml()).map_err(|e| format!("write config: {e}"))?;
+    }
+    let mut children: Vec<Child> = (0..n).map(|i| spawn(&opts.exe, &dir, i)).collect::<Result<_, _>>()?;
+    // Wait until every validator answers.
+    let t0 = Instant::now();
+    for a in &addrs {
+        while status(*a, None).await.is_err() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                return Err(format!("validator at {a} did not start; logs in {}", dir.display()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The wallet.
+    let spend_keys: Vec<SpendKey> =
+        (0..genesis.keys).map(|i| genesis.spend_key(i)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let gid = genesis.genesis().map_err(|e| e.to_string())?.id();
+    let mut pool: VecDeque<(OutPoint, usize)> =
+        (0..genesis.outputs).map(|j| (OutPoint { tx: gid, index: j }, (j % genesis.keys) as usize)).collect();
+    let mut writers = Vec::new();
+    for a in &addrs {
+        let s = TcpStream::connect(a).await.map_err(|e| format!("connect {a}: {e}"))?;
+        let _ = s.set_nodelay(true);
+        writers.push(s);
+    }
+    let mut sub = TcpStream::connect(addrs[0]).await.map_err(|e| e.to_string())?;
+    write_frame(&mut sub, &Frame::Subscribe).await.map_err(|e| e.to_string())?;
+    let (ctx, mut crx) = tokio::sync::mpsc::unbounded_channel::<(Vec<Digest>, Instant)>();
+    tokio::spawn(async move {
+        while let Ok(Some(f)) = read_frame(&mut sub).await {
+            if let Frame::Committed { txids, .. } = f {
+                if ctx.send((txids, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut pending: HashMap<Digest, (Instant, usize)> = HashMap::new();
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut submitted = 0u64;
+    let crash_victim = n - 1;
+    let mut crashed: Option<Instant> = None;
+    let mut restarted = false;
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut draining_since: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let elapsed = now - start;
+        while let Ok((txids, at)) = crx.try_recv() {
+            for id in txids {
+                if let Some((t, k)) = pending.remove(&id) {
+                    if draining_since.is_none() {
+                        latencies.push((at - t).as_secs_f64() * 1e3);
+                    }
+                    pool.push_back((OutPoint { tx: id, index: 0 }, k));
+                }
+            }
+        }
+        if let (Some(at), None) = (opts.crash_at, crashed) {
+            if elapsed >= at {
+                let _ = children[crash_victim].start_kill(); // SIGKILL
+                let _ = children[crash_victim].wait().await;
+                crashed = Some(Instant::now());
+            }
+        }
+        if let (Some(c), false) = (crashed, restarted) {
+            if c.elapsed() >= opts.crash_down {
+                children[crash_victim] = spawn(&opts.exe, &dir, crash_victim)?;
+                restarted = true;
+            }
+        }
+        if elapsed >= opts.duration {
+            let d = *draining_since.get_or_insert(now);
+            if pending.is_empty() || d.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            continue;
+        }
+        let due = (opts.tx_rate as f64 * elapsed.as_secs_f64()) as u64;
+        let want = due.saturating_sub(submitted).min(pool.len() as u64);
+        if want == 0 {
+            continue;
+        }
+        let mut batch = Vec::with_capacity(want as usize);
+        for _ in 0..want {
+            let Some((op, k)) = pool.pop_front() else { break };
+            let key = &spend_keys[k];
+            let tx = sign_transaction(&[(op, key)], vec![Output { value: genesis.value, lock: key.lock() }]);
+            pending.insert(tx.id(), (now, k));
+            batch.push(tx);
+        }
+        submitted += batch.len() as u64;
+        let frame = crate::node::net::encode(&Frame::Submit(batch));
+        for (i, w) in writers.iter_mut().enumerate() {
+            if crashed.is_some() && i == crash_victim {
+                continue;
+            }
+            use tokio::io::AsyncWriteExt;
+            let _ = w.write_all(&frame).await;
+        }
+    }
+    let load_s = opts.duration.as_secs_f64();
+    // Let a restarted validator catch up before comparing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut nodes = Vec::new();
+    loop {
+        nodes.clear();
+        for a in &addrs {
+            nodes.push(status(*a, None).await.unwrap_or(serde_json::Value::Null));
+        }
+        let hs: Vec<u64> = nodes.iter().map(|s| s["height"].as_u64().unwrap_or(0)).collect();
+        let (lo, hi) = (hs.iter().copied().min().unwrap_or(0), hs.iter().copied().max().unwrap_or(0));
+        if hi - lo <= 2 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let committed_height = nodes.iter().map(|s| s["height"].as_u64().unwrap_or(0)).min().unwrap_or(0);
+    let mut identical = committed_height > 0;
+    if committed_height > 0 {
+        let mut digest: Option<String> = None;
+        for (i, a) in addrs.iter().enumerate() {
+            let s = status(*a, Some(committed_height - 1)).await.unwrap_or(serde_json::Value::Null);
+            let d = s["digest_at"].as_str().map(str::to_string);
+            identical &= d.is_some() && (digest.is_none() || digest == d);
+            digest = digest.or(d);
+            nodes[i] = s;
+        }
+    }
+    for c in &mut children {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let committed = latencies.len() as u64;
+    let report = Report {
+        validators: n,
+        duration_s: load_s,
+        submitted,
+        committed,
+        tx_per_s: committed as f64 / load_s,
+        finality_p50_ms: percentile(&latencies, 0.50),
+        finality_p99_ms: percentile(&latencies, 0.99),
+        committed_height,
+        identical_chains: identical,
+        crashed_validator: opts.crash_at.map(|_| (crash_victim, nodes[crash_victim]["height"].as_u64().unwrap_or(0))),
+        nodes,
+        dir: dir.clone(),
+    };
+    if !opts.keep && identical {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(report)
+}
