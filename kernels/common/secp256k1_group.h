@@ -126,23 +126,40 @@ DEVICE_FN void ss_recode_signed16(int d[65], const u64 a[4]) {
   }
 }
 
-DEVICE_FN void gej_add_signed(gej_secp *t, const gej_secp *tab, int digit) {
-  if (digit > 0) {
-    gej_add(t, t, &tab[digit - 1]);
-  } else if (digit < 0) {
-    gej_secp n;
-    gej_neg(&n, &tab[-digit - 1]);
-    gej_add(t, t, &n);
-  }
+/* [lambda](X, Y, Z) = (beta X, Y, Z). */
+DEVICE_FN void gej_mul_lambda(gej_secp *r, const gej_secp *a) {
+  fe_secp beta;
+  beta.v[3] = 0x7AE96A2B657C0710ULL; beta.v[2] = 0x6E64479EAC3434E9ULL;
+  beta.v[1] = 0x9CF0497512F58995ULL; beta.v[0] = 0xC1396C28719501EEULL;
+  fs_mul(&r->X, &a->X, &beta);
+  r->Y = a->Y;
+  r->Z = a->Z;
 }
 
-/* Straus with signed 4-bit windows: [a]P + [b]G for little-endian 4-limb scalars (variable
- * time); tables hold 1..8 times each point. */
+/* t += sign * [lambda?] tab[|digit| - 1], where sign flips when `neg` is set. */
+DEVICE_FN void gej_add_glv(gej_secp *t, const gej_secp *tab, int digit, int neg, int lambda) {
+  if (digit == 0) return;
+  if (neg) digit = -digit;
+  gej_secp e = tab[(digit > 0 ? digit : -digit) - 1];
+  if (lambda) gej_mul_lambda(&e, &e);
+  if (digit < 0) gej_neg(&e, &e);
+  gej_add(t, t, &e);
+}
+
+/* [a]P + [b]G (variable time): both scalars split with GLV into halves below 2^128, then
+ * Straus over four points (P, lambda P, G, lambda G) with signed radix-16 windows: 32 rounds of
+ * 4 doublings instead of 64. The lambda tables are the base tables with X multiplied by beta. */
 DEVICE_FN void gej_double_scalarmult_vartime(gej_secp *r, const u64 a[4], const gej_secp *P, const u64 b[4]) {
   gej_secp tp[8], tg[8], t;
-  int da[65], db[65];
-  ss_recode_signed16(da, a);
-  ss_recode_signed16(db, b);
+  u64 a1[4], a2[4], b1[4], b2[4];
+  int na1, na2, nb1, nb2;
+  int da1[65], da2[65], db1[65], db2[65];
+  ss_split_lambda(a1, &na1, a2, &na2, a);
+  ss_split_lambda(b1, &nb1, b2, &nb2, b);
+  ss_recode_signed16(da1, a1);
+  ss_recode_signed16(da2, a2);
+  ss_recode_signed16(db1, b1);
+  ss_recode_signed16(db2, b2);
   tp[0] = *P;
   gej_generator(&tg[0]);
   for (int i = 1; i < 8; i++) {
@@ -157,8 +174,10 @@ DEVICE_FN void gej_double_scalarmult_vartime(gej_secp *r, const u64 a[4], const 
       gej_double(&t, &t);
       gej_double(&t, &t);
     }
-    gej_add_signed(&t, tp, da[w]);
-    gej_add_signed(&t, tg, db[w]);
+    gej_add_glv(&t, tp, da1[w], na1, 0);
+    gej_add_glv(&t, tp, da2[w], na2, 1);
+    gej_add_glv(&t, tg, db1[w], nb1, 0);
+    gej_add_glv(&t, tg, db2[w], nb2, 1);
   }
   *r = t;
 }

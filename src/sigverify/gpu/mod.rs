@@ -20,6 +20,18 @@
 //! before anything reaches a device; an inconsistent layout is a [`GpuError::Layout`] naming the
 //! item, never a verdict.
 //!
+//! # Kernel design (and what is not done yet)
+//!
+//! One thread per signature; the hashing pass is its own kernel; the double-scalar multiplications
+//! `[S]B - [k]A` and `[s]G - [e]P` use Straus with signed radix-16 windows (tables of 1..8 times
+//! each point, built per thread); on secp256k1 both scalars are first split with the GLV
+//! endomorphism into halves below 2^128, halving the doublings. Ed25519 uses five 51-bit limbs with
+//! complete extended-coordinate formulas; secp256k1 uses four 64-bit limbs, Jacobian coordinates
+//! with every special case of the addition handled, and libsecp256k1's addition chains for
+//! inversion and square roots. Not done yet (performance, not correctness): precomputed wider
+//! fixed-base tables for `B` and `G` in device memory, and pinned memory plus several queues on the
+//! OpenCL host (the CUDA host has both).
+//!
 //! # Faults
 //!
 //! Every device failure (no driver, build failure, allocation failure, lost device) is a
