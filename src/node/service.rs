@@ -60,6 +60,8 @@ pub struct NetCounters {
     pub messages_in: AtomicU64,
 }
 
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Peer(ValidatorIndex, Message),
     Timer(Timer),
