@@ -14,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod cipher;
 pub mod detect;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
@@ -23,6 +24,7 @@ pub mod kernels;
 #[cfg(feature = "node")]
 pub mod node;
 pub mod sigverify;
+pub mod transfer;
 
 pub use detect::{Capabilities, Probe};
 pub use engine::{Backend, Engine, EngineBuilder, Job, Report, Route, Selection};

@@ -1,7 +1,12 @@
 //! Command-line front end: argument parsing, logging set-up and dispatch to one module per
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+mod bench;
+mod bench_cipher;
+mod bench_transfer;
+mod bench_verify;
 mod detect;
+mod verify;
 #[cfg(feature = "node")]
 mod node;
 #[cfg(feature = "node")]
@@ -22,6 +27,10 @@ pub struct Cli {
 enum Command {
     /// Show the hardware found and which backend serves each job, and why.
     Detect(detect::Args),
+    /// Verify Ed25519 / BIP-340 signatures from a JSON Lines file; one verdict line per input.
+    Verify(verify::Args),
+    /// Measure a job's backends side by side on this machine (`bench cipher|verify|transfer`).
+    Bench(bench::Args),
     /// Run one consensus validator (`--config node.toml`).
     #[cfg(feature = "node")]
     Node(node::Args),
@@ -50,6 +59,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Detect(a) => detect::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Bench(a) => bench::run(a),
         #[cfg(feature = "node")]
         Command::Node(a) => node::run(a),
         #[cfg(feature = "node")]

@@ -44,6 +44,7 @@
 mod batch;
 pub mod cpu;
 mod device;
+pub mod gpu;
 mod verdicts;
 
 pub use batch::Batch;
@@ -243,5 +244,43 @@ mod tests {
         }
         assert!("rsa".parse::<Scheme>().is_err());
         assert_eq!(Rules::default(), Rules::Zip215);
+    }
+
+    /// A route to a device whose path fails gives CPU verdicts and counts a fallback.
+    #[test]
+    fn device_fault_falls_back_to_cpu_and_is_counted() {
+        use crate::detect::{self, CudaDevice, CudaInfo, DetectOptions, Probe};
+        let mut caps = detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
+        caps.cuda = Probe::Available(CudaInfo {
+            driver_version: 12080,
+            nvrtc_version: (12, 8),
+            devices: vec![CudaDevice {
+                ordinal: 0,
+                name: "test device".into(),
+                compute_capability: (9, 0),
+                sm_count: 1,
+                memory_bytes: 1 << 30,
+            }],
+        });
+        let engine = Engine::builder().capabilities(caps).force(Backend::Cuda).build().unwrap();
+        assert_eq!(engine.backend(Job::Verify), Backend::Cuda);
+        let mut batch = Batch::new();
+        // RFC 8032 test 1 (empty message), then the same with a flipped signature bit.
+        let pk = hex_array::<32>("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let sig = hex_array::<64>(
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        );
+        batch.push(Scheme::Ed25519, &pk, b"", &sig).unwrap();
+        let mut bad = sig;
+        bad[0] ^= 1;
+        batch.push(Scheme::Ed25519, &pk, b"", &bad).unwrap();
+        let before = stats().device_fallbacks;
+        let v = engine.verify(&batch);
+        assert_eq!(v.iter().collect::<Vec<_>>(), vec![true, false]);
+        assert!(stats().device_fallbacks > before);
+    }
+
+    fn hex_array<const N: usize>(s: &str) -> [u8; N] {
+        hex::decode(s).unwrap().try_into().unwrap()
     }
 }

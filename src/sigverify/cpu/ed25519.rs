@@ -24,7 +24,7 @@
 //! other `z_i` at most one residue of `z_j` mod ℓ makes the sum vanish, and `z_j` is uniform over
 //! 2^128 values below ℓ, so a batch containing an invalid item passes with probability ≤ 2^-128.
 //! Torsion components cannot cancel because the cofactor 8 kills them before the sum is tested.
-//! A batch that fails is bisected ([`super::locate`]) until each item's verdict comes from a
+//! A batch that fails is searched ([`super::locate`]) until each item's verdict comes from a
 //! passing sub-batch or from single verification.
 //!
 //! **Strict** is verified item by item (in parallel across cores), never by a batch equation.

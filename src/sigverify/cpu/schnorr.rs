@@ -22,7 +22,7 @@
 //! ([`super::msm`]). Completeness: valid items have `D_i = 0`, so the sum is 0. Soundness: the
 //! group has prime order n; if some `D_j ≠ 0`, for fixed other terms exactly one residue of
 //! `a_j` mod n cancels it, and `a_j` is the output of a hash over the inputs, so an adversary
-//! needs about 2^128 hash evaluations per success. A failing batch is bisected
+//! needs about 2^128 hash evaluations per success. A failing batch is searched
 //! ([`super::locate`]) with the same coefficients.
 
 use super::locate::{self, Checker};

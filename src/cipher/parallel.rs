@@ -1,0 +1,109 @@
+//! Many cores on one job.
+//!
+//! **One large buffer** ([`crypt_message`]): the buffer is cut into pieces at 4 KiB boundaries
+//! (at most 2 MiB, at least one per thread) that the threads take from a queue. A piece starting
+//! at byte `off` uses counters from `2 + off / 16`, exactly
+//! the counters the sequential pass gives those bytes, so the ciphertext is identical. Each
+//! thread also hashes each piece's ciphertext from a zero accumulator, giving
+//! `S_i = Σ_j c_j · H^(m_i - j)` over its `m_i` blocks. GHASH is linear, so the sequential
+//! accumulator is recovered as `acc = acc · H^(m_i) ⊕ S_i` segment by segment (starting from the
+//! hash of the associated data); then the length block and the encrypted `J0` give the same tag,
+//! bit for bit, as the sequential pass.
+//!
+//! **Many messages** ([`for_each_group`]): messages are dealt to threads in contiguous groups;
+//! each message is sealed or opened whole by one thread.
+
+use super::kernel::{finish, lengths, Block, Kernel};
+use std::sync::Mutex;
+
+/// Buffers at least this long may be split across threads.
+pub const PARALLEL_MIN: usize = 1 << 20;
+/// No segment is shorter than this (thread start-up would dominate).
+const SEGMENT_MIN: usize = 256 << 10;
+/// Segment boundaries fall on multiples of this (a whole number of blocks).
+const SEGMENT_ALIGN: usize = 4096;
+/// Largest piece a thread takes from the queue at a time.
+const PIECE: usize = 2 << 20;
+
+/// Seals (`open = false`) or opens `buf` on up to `threads` threads; returns the tag (computed
+/// over the ciphertext in both cases).
+///
+/// The buffer is cut into pieces of [`PIECE`] bytes that the threads take from a shared queue,
+/// so a thread slowed down by other work on its core takes fewer pieces instead of holding
+/// everyone up.
+pub(crate) fn crypt_message(k: &dyn Kernel, open: bool, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], threads: usize) -> Block {
+    let len = buf.len();
+    let t = threads.min(len / SEGMENT_MIN).max(1);
+    if t == 1 {
+        return if open { k.open_message(nonce, aad, buf) } else { k.seal_message(nonce, aad, buf) };
+    }
+    let mut acc = [0u8; 16];
+    if !aad.is_empty() {
+        k.ghash(&mut acc, aad);
+    }
+    let piece = len.div_ceil(t).next_multiple_of(SEGMENT_ALIGN).min(PIECE);
+    let queue = Mutex::new(buf.chunks_mut(piece).enumerate());
+    let mut partials = vec![[0u8; 16]; len.div_ceil(piece)];
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            // A poisoned lock means another worker panicked; the scope re-raises that panic.
+            let next = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(_) => None,
+            };
+            let Some((i, segment)) = next else { break };
+            // Counter of the piece's first block; wrapping as GCM's inc32 (the message limit
+            // keeps it below 2^32 anyway).
+            let ctr = 2u32.wrapping_add(((i * piece) / 16) as u32);
+            let mut part = [0u8; 16];
+            k.crypt(open, nonce, ctr, &mut part, segment, None);
+            done.push((i, part));
+        }
+        done
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..t).map(|_| s.spawn(worker)).collect();
+        let mut results = worker();
+        for h in handles {
+            match h.join() {
+                Ok(r) => results.extend(r),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        for (i, part) in results {
+            partials[i] = part;
+        }
+    });
+    for (i, part) in partials.iter().enumerate() {
+        let blocks = (len - i * piece).min(piece).div_ceil(16);
+        k.mul_h_pow(&mut acc, blocks as u64);
+        for (a, p) in acc.iter_mut().zip(part) {
+            *a ^= p;
+        }
+    }
+    k.ghash(&mut acc, &lengths(aad.len(), len));
+    finish(k, nonce, acc)
+}
+
+/// Runs `f` over `items` in up to `threads` contiguous groups, one scoped thread per group (the
+/// first on the calling thread).
+pub(crate) fn for_each_group<T: Send>(items: &mut [T], threads: usize, f: impl Fn(usize, &mut T) + Sync) {
+    let t = threads.clamp(1, items.len().max(1));
+    if t == 1 {
+        items.iter_mut().enumerate().for_each(|(i, x)| f(i, x));
+        return;
+    }
+    let per = items.len().div_ceil(t);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut groups = items.chunks_mut(per).enumerate();
+        let first = groups.next();
+        for (g, group) in groups {
+            s.spawn(move || group.iter_mut().enumerate().for_each(|(i, x)| f(g * per + i, x)));
+        }
+        if let Some((_, group)) = first {
+            group.iter_mut().enumerate().for_each(|(i, x)| f(i, x));
+        }
+    });
+}

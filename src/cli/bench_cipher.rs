@@ -1,0 +1,114 @@
+//! `parthenon bench cipher`: AES-256-GCM throughput per backend and size from this binary, one
+//! process, no peers (the criterion bench `benches/cipher.rs` puts ring and RustCrypto in the same
+//! run). A table, or JSON with `--json`.
+
+use super::Failure;
+use parthenon::cipher::{self, Aes256Gcm, Backend};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// `parthenon bench cipher`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Message sizes, comma-separated, with optional k/m suffix (KiB/MiB).
+    #[arg(long, value_delimiter = ',', default_value = "64,1420,16k,1m,64m")]
+    sizes: Vec<String>,
+    /// Only these backends (repeatable; default: every backend present).
+    #[arg(long = "backend", value_name = "BACKEND")]
+    backends: Vec<String>,
+    /// Threads for buffers of at least 1 MiB (default 1: one core).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Measuring time per figure, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    millis: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Figure {
+    backend: Backend,
+    op: &'static str,
+    bytes: usize,
+    threads: usize,
+    gb_per_s: f64,
+    iterations: u64,
+}
+
+fn parse_size(s: &str) -> Result<usize, Failure> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mul) = match s.strip_suffix('m') {
+        Some(n) => (n, 1 << 20),
+        None => match s.strip_suffix('k') {
+            Some(n) => (n, 1 << 10),
+            None => (s.as_str(), 1),
+        },
+    };
+    num.parse::<usize>()
+        .map(|n| n * mul)
+        .map_err(|e| Failure::Input(format!("--sizes: `{s}` is not a size (e.g. 1420, 16k, 1m): {e}")))
+}
+
+/// Runs `f` repeatedly for about `budget`, returns (iterations, elapsed).
+fn time(budget: Duration, mut f: impl FnMut()) -> (u64, Duration) {
+    f(); // warm-up
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        f();
+        n += 1;
+        let el = start.elapsed();
+        if el >= budget {
+            return (n, el);
+        }
+    }
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
+    let backends = if a.backends.is_empty() {
+        cipher::backends_present()
+    } else {
+        a.backends.iter().map(|b| b.parse::<Backend>().map_err(Failure::from)).collect::<Result<Vec<_>, _>>()?
+    };
+    let key = [0x42u8; 32];
+    let nonce = [7u8; 12];
+    let budget = Duration::from_millis(a.millis);
+    let mut figures = Vec::new();
+    for &backend in &backends {
+        let c = Aes256Gcm::with_backend(&key, backend)
+            .map_err(|e| Failure::Input(e.to_string()))?
+            .with_threads(a.threads);
+        for &bytes in &sizes {
+            let mut buf = vec![0u8; bytes];
+            let mut tag = [0u8; 16];
+            let (n, el) = time(budget, || {
+                tag = c.seal_in_place_detached(&nonce, &[], &mut buf).unwrap_or(tag);
+            });
+            let threads = if bytes >= cipher::PARALLEL_MIN { a.threads } else { 1 };
+            let gbps = (n as f64 * bytes as f64) / el.as_secs_f64() / 1e9;
+            figures.push(Figure { backend, op: "seal", bytes, threads, gb_per_s: gbps, iterations: n });
+            // Open what was just sealed (the last seal's output and tag).
+            let sealed = buf.clone();
+            let (n, el) = time(budget, || {
+                buf.copy_from_slice(&sealed);
+                let _ = c.open_in_place_detached(&nonce, &[], &mut buf, &tag);
+            });
+            let gbps = (n as f64 * bytes as f64) / el.as_secs_f64() / 1e9;
+            figures.push(Figure { backend, op: "open", bytes, threads, gb_per_s: gbps, iterations: n });
+        }
+    }
+    if a.json {
+        let s = serde_json::to_string_pretty(&figures).map_err(|e| Failure::Runtime(e.to_string()))?;
+        println!("{s}");
+    } else {
+        println!("AES-256-GCM, GB/s (open includes a copy of the ciphertext back into the buffer)");
+        println!("{:<12} {:<5} {:>10} {:>8} {:>9}", "backend", "op", "bytes", "threads", "GB/s");
+        for f in &figures {
+            println!("{:<12} {:<5} {:>10} {:>8} {:>9.2}", f.backend.name(), f.op, f.bytes, f.threads, f.gb_per_s);
+        }
+    }
+    Ok(())
+}

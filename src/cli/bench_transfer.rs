@@ -1,0 +1,341 @@
+//! `parthenon bench transfer --sizes 4KiB,1MiB,64MiB [--backend B]... [--json]`
+//!
+//! Runs the sender in this process and the receiver in a second process (this binary, re-executed
+//! with the hidden `--receiver-connect`), connected over loopback TCP. For each backend (every
+//! stream backend present, `auto`, and always `copy`) and each size, the sender sends the same
+//! stored block `reps` times (enough to move `--min-bytes`, at least 3); the receiver receives each
+//! with the same backend into its store (on `/dev/shm` when present, so the disk is not what is
+//! measured), verifies the digest, publishes it, acknowledges it with one byte and deletes it so
+//! the next copy is not a duplicate. Time runs from the first send to the last acknowledgement.
+//!
+//! Reported per backend and size: body GB/s (10^9 bytes), the sender's CPU-seconds per GB
+//! (`getrusage(RUSAGE_SELF)`, user + system), and both as ratios to `copy` in the same run.
+
+use super::Failure;
+use parthenon::detect::DetectOptions;
+use parthenon::transfer::{BlockId, BlockStore, Error as TransferError, Expect, Transport};
+use parthenon::{Backend, Engine};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Block sizes, comma-separated: 4KiB, 1MiB, 64MiB, 1000, ...
+    #[arg(long, value_delimiter = ',', default_value = "4KiB,1MiB,64MiB")]
+    sizes: Vec<String>,
+    /// Backends to measure (repeatable or comma-separated): auto, copy, mmap, sendfile, splice,
+    /// io-uring. Default: every stream backend present, plus auto. `copy` is always added.
+    #[arg(long = "backend", value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Bytes to move per backend and size (at least 3 blocks): 256MiB by default.
+    #[arg(long, default_value = "256MiB")]
+    min_bytes: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Directory for the block stores (default: /dev/shm when present, else the temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Internal: run as the receiver, connecting to this address.
+    #[arg(long, hide = true)]
+    receiver_connect: Option<String>,
+}
+
+/// Parses "4KiB", "1MiB", "64MiB", "2GiB", "4096", "1MiB+7".
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Some((a, b)) = s.split_once('+') {
+        return Ok(parse_size(a)? + parse_size(b)?);
+    }
+    let (num, mult) = [
+        ("GiB", 1u64 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.trim().parse::<u64>().map(|n| n * mult).map_err(|_| format!("bad size `{s}` (use e.g. 4KiB, 1MiB, 64MiB)"))
+}
+
+fn human(n: u64) -> String {
+    parthenon::detect::human_bytes(n)
+}
+
+/// One measured (backend, size).
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    backend: String,
+    /// What actually sent (for `auto`: the routed backend, or copy for small blocks).
+    sent_by: String,
+    method: String,
+    size: u64,
+    reps: u64,
+    seconds: f64,
+    gb_per_s: f64,
+    sender_cpu_s_per_gb: f64,
+    throughput_vs_copy: Option<f64>,
+    cpu_vs_copy: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Output {
+    schema: &'static str,
+    machine: String,
+    auto_route: parthenon::transfer::route::TransferReport,
+    results: Vec<Row>,
+}
+
+fn cpu_seconds() -> f64 {
+    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 * 1e-6;
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => f64::NAN,
+    }
+}
+
+fn engine_for(name: &str) -> Result<Engine, Failure> {
+    let b = Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() });
+    let b = if name == "auto" { b } else { b.force(name.parse::<Backend>()?) };
+    Ok(b.build()?)
+}
+
+fn store_dir(args: &Args, tag: &str) -> PathBuf {
+    let base = args.dir.clone().unwrap_or_else(|| {
+        let shm = PathBuf::from("/dev/shm");
+        if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    base.join(format!("parthenon-bench-{tag}-{}", std::process::id()))
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    if let Some(addr) = &args.receiver_connect {
+        return receiver(&args, addr);
+    }
+    let sizes: Vec<u64> = args.sizes.iter().map(|s| parse_size(s)).collect::<Result<_, _>>().map_err(Failure::Input)?;
+    let min_bytes = parse_size(&args.min_bytes).map_err(Failure::Input)?;
+    let mut names: Vec<String> = if args.backends.is_empty() {
+        let caps = parthenon::detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
+        let mut v: Vec<String> = [Backend::IoUring, Backend::Sendfile, Backend::Splice, Backend::Mmap]
+            .into_iter()
+            .filter(|b| b.presence(&caps).is_ok())
+            .map(|b| b.name().to_string())
+            .collect();
+        v.push("auto".into());
+        v
+    } else {
+        args.backends.clone()
+    };
+    names.retain(|n| n != "copy");
+    names.insert(0, "copy".into());
+    // Fail on an absent explicit backend before measuring anything.
+    let engines: Vec<(String, Engine)> =
+        names.iter().map(|n| engine_for(n).map(|e| (n.clone(), e))).collect::<Result<_, _>>()?;
+
+    let src_dir = store_dir(&args, "src");
+    let _ = std::fs::remove_dir_all(&src_dir);
+    let src = BlockStore::open(&src_dir).map_err(|e| Failure::Runtime(e.to_string()))?;
+    for (i, &n) in sizes.iter().enumerate() {
+        let body = bench_body(n as usize, i as u64);
+        src.put(BlockId(i as u64), &body).map_err(|e| Failure::Runtime(e.to_string()))?;
+    }
+    let result = measure_all(&args, &engines, &src, &sizes, min_bytes);
+    let _ = std::fs::remove_dir_all(&src_dir);
+    let mut rows = result?;
+    for i in 0..rows.len() {
+        let copy = rows.iter().find(|r| r.backend == "copy" && r.size == rows[i].size).cloned();
+        if let Some(c) = copy {
+            rows[i].throughput_vs_copy = Some(rows[i].gb_per_s / c.gb_per_s);
+            rows[i].cpu_vs_copy = Some(rows[i].sender_cpu_s_per_gb / c.sender_cpu_s_per_gb);
+        }
+    }
+    let auto_route = engine_for("auto")?.transport().map_err(|e| Failure::Runtime(e.to_string()))?.report();
+    let machine = format!(
+        "{} ({} usable cores)",
+        auto_route.route.backend,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    if args.json {
+        let out = Output { schema: "parthenon.bench.transfer/1", machine, auto_route, results: rows };
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Failure::Runtime(e.to_string()))?);
+    } else {
+        print!("{auto_route}");
+        println!(
+            "{:<9} {:>8} {:>6} {:>9} {:>12} {:>9} {:>9}  sent by",
+            "backend", "size", "reps", "GB/s", "CPU-s/GB tx", "x copy", "cpu/copy"
+        );
+        for r in &rows {
+            println!(
+                "{:<9} {:>8} {:>6} {:>9.3} {:>12.4} {:>9.2} {:>9.2}  {} ({})",
+                r.backend,
+                human(r.size),
+                r.reps,
+                r.gb_per_s,
+                r.sender_cpu_s_per_gb,
+                r.throughput_vs_copy.unwrap_or(f64::NAN),
+                r.cpu_vs_copy.unwrap_or(f64::NAN),
+                r.sent_by,
+                r.method
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Half compressible text-like bytes, half pseudo-random: not all zeros (which some paths
+/// special-case), deterministic.
+fn bench_body(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+fn measure_all(
+    args: &Args,
+    engines: &[(String, Engine)],
+    src: &BlockStore,
+    sizes: &[u64],
+    min_bytes: u64,
+) -> Result<Vec<Row>, Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure::Runtime(format!("current_exe: {e}")))?;
+    let mut rows = Vec::new();
+    for (name, engine) in engines {
+        let t = engine.transport().map_err(|e| Failure::Runtime(e.to_string()))?;
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Failure::Runtime(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
+        let dst_dir = store_dir(args, &format!("dst-{name}"));
+        let mut child = Command::new(&exe)
+            .args(["bench", "transfer", "--backend", name, "--receiver-connect", &addr.to_string(), "--dir"])
+            .arg(&dst_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Failure::Runtime(format!("spawn receiver: {e}")))?;
+        let (peer, _) = listener.accept().map_err(|e| Failure::Runtime(e.to_string()))?;
+        let r = measure_backend(name, &t, &peer, src, sizes, min_bytes);
+        drop(peer);
+        let status = child.wait().map_err(|e| Failure::Runtime(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&dst_dir);
+        let mut got = r?;
+        if !status.success() {
+            return Err(Failure::Runtime(format!("receiver for {name} failed: {status}")));
+        }
+        rows.append(&mut got);
+    }
+    Ok(rows)
+}
+
+fn measure_backend(
+    name: &str,
+    t: &dyn Transport,
+    peer: &TcpStream,
+    src: &BlockStore,
+    sizes: &[u64],
+    min_bytes: u64,
+) -> Result<Vec<Row>, Failure> {
+    let fail = |e: TransferError| Failure::Runtime(format!("{name}: {e}"));
+    let mut rows = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let block = src.get(BlockId(i as u64)).map_err(fail)?;
+        let reps = (min_bytes / size.max(1)).clamp(3, 4096);
+        // Warm-up: one block, acknowledged.
+        t.send_block(peer, &block).map_err(fail)?;
+        read_acks(peer, 1)?;
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let mut last = None;
+        for _ in 0..reps {
+            last = Some(t.send_block(peer, &block).map_err(fail)?);
+        }
+        read_acks(peer, reps)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        let gb = (size * reps) as f64 / 1e9;
+        let last = last.ok_or_else(|| Failure::Runtime("no send".into()))?;
+        rows.push(Row {
+            backend: name.to_string(),
+            sent_by: last.backend.to_string(),
+            method: last.method,
+            size,
+            reps,
+            seconds: secs,
+            gb_per_s: gb / secs,
+            sender_cpu_s_per_gb: cpu / gb,
+            throughput_vs_copy: None,
+            cpu_vs_copy: None,
+        });
+    }
+    Ok(rows)
+}
+
+fn read_acks(mut peer: &TcpStream, n: u64) -> Result<(), Failure> {
+    let mut left = n as usize;
+    let mut buf = [0u8; 4096];
+    while left > 0 {
+        let k = peer.read(&mut buf[..left.min(4096)]).map_err(|e| Failure::Runtime(format!("read ack: {e}")))?;
+        if k == 0 {
+            return Err(Failure::Runtime("receiver closed before acknowledging".into()));
+        }
+        left -= k;
+    }
+    Ok(())
+}
+
+/// The receiver process: receive, verify, publish, acknowledge, delete; until the sender closes.
+fn receiver(args: &Args, addr: &str) -> Result<(), Failure> {
+    let name = args.backends.first().cloned().unwrap_or_else(|| "auto".into());
+    let t = engine_for(&name)?.transport().map_err(|e| Failure::Runtime(e.to_string()))?;
+    let dir = args.dir.clone().ok_or_else(|| Failure::Input("--receiver-connect needs --dir".into()))?;
+    let store = BlockStore::open(&dir).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let mut peer = TcpStream::connect(addr).map_err(|e| Failure::Runtime(format!("connect {addr}: {e}")))?;
+    loop {
+        match t.recv_block(&peer, &store, &Expect::default()) {
+            Ok(b) => {
+                // Bench only: free the id for the next copy of the same block.
+                let path = b.path().to_path_buf();
+                drop(b);
+                std::fs::remove_file(&path).map_err(|e| Failure::Runtime(format!("remove {}: {e}", path.display())))?;
+                peer.write_all(&[1]).map_err(|e| Failure::Runtime(format!("ack: {e}")))?;
+            }
+            Err(TransferError::Closed) => break,
+            Err(e) => return Err(Failure::Runtime(format!("receiver ({name}): {e}"))),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1MiB+7").unwrap(), (1 << 20) + 7);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+    }
+}

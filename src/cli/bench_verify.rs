@@ -1,0 +1,187 @@
+//! `parthenon bench verify --backend cpu|opencl|cuda|auto --sizes 64,1024,... [--json]`
+//!
+//! Verifies synthetic batches of valid signatures (deterministic keys and messages, 32-byte
+//! messages, see `sigverify::gpu::synthetic`) and reports, per scheme and size:
+//! - end to end: wall time of the backend's whole call (host staging, copies both ways, both
+//!   kernels, synchronisation; for `cpu`, the CPU batch verifier on all usable cores; for `auto`,
+//!   `Engine::verify_with`, routing included);
+//! - kernel only (device backends): the device's own timing of the two kernels (OpenCL profiling
+//!   events, CUDA events).
+//!
+//! Each figure is the best of `--repeat` runs after one warm-up run (which also builds the
+//! program and grows the device buffers). Every run's verdicts are checked: a valid signature
+//! reported invalid is a failure, not a figure.
+
+use super::Failure;
+use parthenon::sigverify::gpu::synthetic::{valid_batch, Mix};
+use parthenon::sigverify::gpu::{EdRules, GpuVerifier, OwnedSoa};
+use parthenon::sigverify::{Batch, Rules};
+use parthenon::{Backend, Engine};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// cpu, opencl, cuda or auto.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64,1024,16384,65536,1048576")]
+    sizes: Vec<usize>,
+    /// Schemes to measure, comma-separated: ed25519, bip340, mixed.
+    #[arg(long, value_delimiter = ',', default_value = "ed25519,bip340")]
+    schemes: Vec<String>,
+    /// Ed25519 rules: zip215 or strict.
+    #[arg(long, default_value = "zip215")]
+    rules: String,
+    /// Timed runs per point (the best is reported), after one warm-up run.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One measured point.
+#[derive(Debug, Serialize)]
+struct Point {
+    scheme: String,
+    rules: String,
+    backend: String,
+    device: String,
+    size: usize,
+    end_to_end_seconds: f64,
+    end_to_end_per_second: f64,
+    kernel_seconds: Option<f64>,
+    kernel_per_second: Option<f64>,
+}
+
+enum Runner {
+    Cpu { threads: usize },
+    Device(&'static dyn GpuVerifier),
+    Auto(Engine),
+}
+
+fn device(backend: Backend) -> Result<&'static dyn GpuVerifier, Failure> {
+    match backend {
+        #[cfg(feature = "opencl")]
+        Backend::Opencl => parthenon::sigverify::gpu::opencl::OpenClVerifier::shared()
+            .map(|v| v as &dyn GpuVerifier)
+            .map_err(|e| Failure::Runtime(format!("opencl: {e}"))),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => parthenon::sigverify::gpu::cuda::CudaVerifier::shared()
+            .map(|v| v as &dyn GpuVerifier)
+            .map_err(|e| Failure::Runtime(format!("cuda: {e}"))),
+        b => Err(Failure::Input(format!("backend `{b}` is not built into this binary (enable its cargo feature)"))),
+    }
+}
+
+/// Runs once; returns (end-to-end seconds, kernel seconds).
+fn run_once(
+    r: &Runner,
+    soa: &OwnedSoa,
+    batch: &Batch,
+    rules: Rules,
+    ed: EdRules,
+) -> Result<(f64, Option<f64>), Failure> {
+    let t = Instant::now();
+    let (verdicts, kernel) = match r {
+        Runner::Cpu { threads } => {
+            (parthenon::sigverify::cpu::verify_batch(batch, rules, *threads).as_bytes().to_vec(), None)
+        }
+        Runner::Device(v) => {
+            let (v, k) = v.verify_soa_timed(&soa.view(), ed).map_err(|e| Failure::Runtime(e.to_string()))?;
+            (v, Some(k))
+        }
+        Runner::Auto(e) => (e.verify_with(batch, rules).as_bytes().to_vec(), None),
+    };
+    let secs = t.elapsed().as_secs_f64();
+    if let Some(i) = verdicts.iter().position(|v| *v != 1) {
+        return Err(Failure::Runtime(format!("item {i} of a batch of valid signatures was reported invalid")));
+    }
+    Ok((secs, kernel))
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let rules = match args.rules.as_str() {
+        "zip215" => Rules::Zip215,
+        "strict" => Rules::Strict,
+        r => return Err(Failure::Input(format!("unknown rules `{r}` (zip215 or strict)"))),
+    };
+    let ed = if rules == Rules::Strict { EdRules::Strict } else { EdRules::Zip215 };
+    let (runner, device_name) = match args.backend.as_str() {
+        "auto" => {
+            let e = Engine::new()?;
+            let name = format!("auto -> {}", e.backend(parthenon::Job::Verify));
+            (Runner::Auto(e), name)
+        }
+        "cpu" => {
+            let threads = parthenon::detect::detect().cpu.cores_usable.max(1);
+            (Runner::Cpu { threads }, format!("CPU, {threads} thread(s)"))
+        }
+        b => {
+            let backend: Backend = b.parse()?;
+            let v = device(backend)?;
+            (Runner::Device(v), v.describe())
+        }
+    };
+    if !args.json {
+        println!("device: {device_name}");
+        println!(
+            "{:<8} {:<7} {:>9} {:>12} {:>14} {:>12} {:>14}",
+            "scheme", "rules", "batch", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s"
+        );
+    }
+    for scheme in &args.schemes {
+        let mix = match scheme.as_str() {
+            "ed25519" => Mix::Ed25519,
+            "bip340" => Mix::Bip340,
+            "mixed" => Mix::Mixed,
+            s => return Err(Failure::Input(format!("unknown scheme `{s}` (ed25519, bip340, mixed)"))),
+        };
+        for &n in &args.sizes {
+            let soa = valid_batch(mix, n, 1);
+            let batch = soa.to_batch();
+            run_once(&runner, &soa, &batch, rules, ed)?; // warm-up
+            let mut best = (f64::MAX, None::<f64>);
+            for _ in 0..args.repeat.max(1) {
+                let (s, k) = run_once(&runner, &soa, &batch, rules, ed)?;
+                if s < best.0 {
+                    best.0 = s;
+                }
+                if let Some(k) = k {
+                    best.1 = Some(best.1.map_or(k, |b: f64| b.min(k)));
+                }
+            }
+            let p = Point {
+                scheme: scheme.clone(),
+                rules: args.rules.clone(),
+                backend: args.backend.clone(),
+                device: device_name.clone(),
+                size: n,
+                end_to_end_seconds: best.0,
+                end_to_end_per_second: n as f64 / best.0,
+                kernel_seconds: best.1,
+                kernel_per_second: best.1.filter(|k| *k > 0.0).map(|k| n as f64 / k),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&p).map_err(|e| Failure::Runtime(e.to_string()))?);
+            } else {
+                let k_ms = p.kernel_seconds.map_or("-".to_string(), |k| format!("{:.3}", k * 1e3));
+                let k_rate = p.kernel_per_second.map_or("-".to_string(), |r| format!("{r:.0}"));
+                let rule = if mix == Mix::Bip340 { "bip340" } else { args.rules.as_str() };
+                println!(
+                    "{:<8} {:<7} {:>9} {:>12.3} {:>14.0} {:>12} {:>14}",
+                    scheme,
+                    rule,
+                    n,
+                    p.end_to_end_seconds * 1e3,
+                    p.end_to_end_per_second,
+                    k_ms,
+                    k_rate
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! CUDA host glue (feature `cuda`): the embedded `kernels/cuda/verify.cu` compiled at run time by
+//! NVRTC for the device's architecture, loaded once per process.
+//!
+//! A batch is cut into chunks that alternate over [`STREAMS`] streams. Each stream owns pinned
+//! (page-locked) staging buffers and device buffers that are grown, never reallocated per batch.
+//! While the device hashes and verifies chunk `k` on one stream, the host stages chunk `k + 1`
+//! into the other stream's pinned buffers, and copies overlap compute.
+//!
+//! cudarc's dynamic loading panics when libcuda or libnvrtc is missing, so both are probed with
+//! `is_culib_present` before any other cudarc call. Every driver or NVRTC error is a
+//! [`GpuError`]; it never becomes a verdict.
+
+use super::{EdRules, GpuError, GpuVerifier, SoaBatch};
+use cudarc::driver::{
+    result, sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut, LaunchConfig, PinnedHostSlice,
+    PushKernelArg,
+};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The entry file the module is compiled from.
+pub const ENTRY: &str = "cuda/verify.cu";
+/// Streams per device; chunks alternate between them.
+pub const STREAMS: usize = 2;
+/// Items per chunk (a batch up to this size is one launch pair on one stream).
+pub const CHUNK_ITEMS: usize = 1 << 17;
+/// Threads per block.
+const BLOCK: u32 = 128;
+
+fn drv(call: &'static str) -> impl Fn(result::DriverError) -> GpuError {
+    move |e| GpuError::call(call, format!("{e:?}"))
+}
+
+/// One stream with its pinned staging and device buffers.
+struct Lane {
+    stream: Arc<CudaStream>,
+    items: usize,
+    message_bytes: usize,
+    // Pinned host staging (inputs write-combined, verdicts cached for host reads).
+    h_schemes: PinnedHostSlice<u8>,
+    h_pubkeys: PinnedHostSlice<u8>,
+    h_sigs: PinnedHostSlice<u8>,
+    h_msgs: PinnedHostSlice<u8>,
+    h_offsets: PinnedHostSlice<u64>,
+    h_verdicts: PinnedHostSlice<u8>,
+    d_schemes: CudaSlice<u8>,
+    d_pubkeys: CudaSlice<u8>,
+    d_sigs: CudaSlice<u8>,
+    d_msgs: CudaSlice<u8>,
+    d_offsets: CudaSlice<u64>,
+    d_challenges: CudaSlice<u8>,
+    d_verdicts: CudaSlice<u8>,
+    /// The chunk whose verdicts are in flight on this lane: (first item, count).
+    pending: Option<(usize, usize)>,
+}
+
+fn pinned<T: cudarc::driver::DeviceRepr>(
+    ctx: &Arc<CudaContext>,
+    n: usize,
+    wc: bool,
+) -> Result<PinnedHostSlice<T>, GpuError> {
+    let flags = if wc { sys::CU_MEMHOSTALLOC_WRITECOMBINED } else { 0 };
+    // SAFETY: the memory is uninitialised; every byte read back (verdicts) or sent to the device
+    // is first written by `stage`, which fills exactly the prefix it then copies.
+    unsafe { ctx.alloc_pinned_with_flags::<T>(n.max(1), flags) }.map_err(drv("cuMemHostAlloc"))
+}
+
+impl Lane {
+    fn new(
+        ctx: &Arc<CudaContext>,
+        stream: Arc<CudaStream>,
+        items: usize,
+        message_bytes: usize,
+    ) -> Result<Self, GpuError> {
+        let alloc = |n: usize| stream.alloc_zeros::<u8>(n.max(1)).map_err(drv("cuMemAlloc"));
+        Ok(Lane {
+            items,
+            message_bytes,
+            h_schemes: pinned(ctx, items, true)?,
+            h_pubkeys: pinned(ctx, items * 32, true)?,
+            h_sigs: pinned(ctx, items * 64, true)?,
+            h_msgs: pinned(ctx, message_bytes, true)?,
+            h_offsets: pinned(ctx, items + 1, true)?,
+            h_verdicts: pinned(ctx, items, false)?,
+            d_schemes: alloc(items)?,
+            d_pubkeys: alloc(items * 32)?,
+            d_sigs: alloc(items * 64)?,
+            d_msgs: alloc(message_bytes)?,
+            d_offsets: stream.alloc_zeros::<u64>(items + 1).map_err(drv("cuMemAlloc"))?,
+            d_challenges: alloc(items * 32)?,
+            d_verdicts: alloc(items)?,
+            stream,
+            pending: None,
+        })
+    }
+}
+
+/// Copies `src` into the front of pinned `dst` and enqueues the host-to-device copy on `stream`.
+fn stage<T: Copy + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    stream: &CudaStream,
+    src: &[T],
+    host: &mut PinnedHostSlice<T>,
+    dev: &mut CudaSlice<T>,
+) -> Result<(), GpuError> {
+    if src.is_empty() {
+        return Ok(());
+    }
+    let h = host.as_mut_slice().map_err(drv("cuEventSynchronize"))?;
+    let h = &mut h[..src.len()];
+    h.copy_from_slice(src);
+    let (dptr, _record) = dev.device_ptr_mut(stream);
+    // SAFETY: `h` lies in page-locked memory owned by the lane and is not touched again until the
+    // lane's stream has been synchronised (`Lane::pending` is drained with a stream synchronise
+    // before the next `stage`); the device buffer holds at least `src.len()` elements.
+    unsafe { result::memcpy_htod_async(dptr, h, stream.cu_stream()) }.map_err(drv("cuMemcpyHtoDAsync"))
+}
+
+/// A compiled module on one CUDA device.
+pub struct CudaVerifier {
+    description: String,
+    ctx: Arc<CudaContext>,
+    challenge: CudaFunction,
+    verify: CudaFunction,
+    lanes: Mutex<Vec<Lane>>,
+}
+
+impl CudaVerifier {
+    /// Compiles and loads the kernels on device `ordinal`.
+    pub fn new(ordinal: usize) -> Result<Self, GpuError> {
+        // SAFETY: is_culib_present only tries to dlopen candidate library names.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(GpuError::NoDevice("libcuda.so.1 not found (no NVIDIA driver installed)".into()));
+        }
+        // SAFETY: as above, for NVRTC.
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            return Err(GpuError::NoDevice("libnvrtc not found: kernels cannot be compiled".into()));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice(format!("cuda device {ordinal}: {e:?}")))?;
+        let (major, minor) = ctx.compute_capability().map_err(drv("cuDeviceGetAttribute"))?;
+        let name = ctx.name().unwrap_or_else(|_| format!("CUDA device {ordinal}"));
+        let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
+        let opts = cudarc::nvrtc::CompileOptions {
+            options: vec![format!("--gpu-architecture=compute_{major}{minor}"), "--std=c++14".into()],
+            name: Some("verify.cu".into()),
+            ..Default::default()
+        };
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(source, opts)
+            .map_err(|e| GpuError::Build(format!("NVRTC on {name}: {e:?}")))?;
+        let module = ctx.load_module(ptx).map_err(drv("cuModuleLoadData"))?;
+        let challenge = module.load_function("sig_challenge").map_err(drv("cuModuleGetFunction"))?;
+        let verify = module.load_function("sig_verify").map_err(drv("cuModuleGetFunction"))?;
+        Ok(CudaVerifier {
+            description: format!("CUDA: {name} (device {ordinal}, sm_{major}{minor})"),
+            ctx,
+            challenge,
+            verify,
+            lanes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The process-wide verifier on device 0, built once; a failure is remembered.
+    pub fn shared() -> Result<&'static CudaVerifier, GpuError> {
+        static SHARED: OnceLock<Result<CudaVerifier, GpuError>> = OnceLock::new();
+        SHARED.get_or_init(|| CudaVerifier::new(0)).as_ref().map_err(Clone::clone)
+    }
+
+    fn run(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+        batch.check()?;
+        let n = batch.len();
+        let mut out = vec![0u8; n];
+        if n == 0 {
+            return Ok((out, 0.0));
+        }
+        let mut lanes = self.lanes.lock().map_err(|_| GpuError::call("lock", "a previous launch panicked"))?;
+        let chunk = CHUNK_ITEMS.min(n.div_ceil(STREAMS)).max(1);
+        let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
+        let max_msg = chunks.iter().map(|r| batch.slice(r.clone()).messages.len()).max().unwrap_or(0);
+        let want_lanes = chunks.len().min(STREAMS);
+        // Grow (or create) lanes so each can hold one chunk.
+        for i in 0..want_lanes {
+            let fits = lanes.get(i).is_some_and(|l| l.items >= chunk && l.message_bytes >= max_msg);
+            if !fits {
+                let (items, bytes) =
+                    lanes.get(i).map_or((chunk, max_msg), |l| (l.items.max(chunk), l.message_bytes.max(max_msg)));
+                let stream = match lanes.get(i) {
+                    Some(l) => l.stream.clone(),
+                    None => self.ctx.new_stream().map_err(drv("cuStreamCreate"))?,
+                };
+                let lane = Lane::new(&self.ctx, stream, items, bytes)?;
+                if i < lanes.len() {
+                    lanes[i] = lane;
+                } else {
+                    lanes.push(lane);
+                }
+            }
+        }
+        let mut kernel_secs = 0.0f64;
+        let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let mut events = Vec::new();
+        for (k, range) in chunks.iter().enumerate() {
+            let lane = &mut lanes[k % want_lanes];
+            drain(lane, &mut out)?;
+            let sub = batch.slice(range.clone());
+            let m = sub.len();
+            let stream = lane.stream.clone();
+            stage(&stream, sub.schemes, &mut lane.h_schemes, &mut lane.d_schemes)?;
+            stage(&stream, sub.pubkeys.as_flattened(), &mut lane.h_pubkeys, &mut lane.d_pubkeys)?;
+            stage(&stream, sub.signatures.as_flattened(), &mut lane.h_sigs, &mut lane.d_sigs)?;
+            stage(&stream, sub.messages, &mut lane.h_msgs, &mut lane.d_msgs)?;
+            stage(&stream, sub.offsets, &mut lane.h_offsets, &mut lane.d_offsets)?;
+            let cfg = LaunchConfig {
+                grid_dim: ((m as u32).div_ceil(BLOCK), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let count = m as u64;
+            let code = rules.code();
+            let start = stream.record_event(timing).map_err(drv("cuEventRecord"))?;
+            // SAFETY: argument order and types match `sig_challenge` / `sig_verify` in
+            // kernels/cuda/verify.cu (u64 n, [u32 rules,] then device pointers); every buffer
+            // holds at least `m` items (lanes grown above) and the kernels guard `i < n`.
+            unsafe {
+                stream
+                    .launch_builder(&self.challenge)
+                    .arg(&count)
+                    .arg(&lane.d_schemes)
+                    .arg(&lane.d_pubkeys)
+                    .arg(&lane.d_sigs)
+                    .arg(&lane.d_msgs)
+                    .arg(&lane.d_offsets)
+                    .arg(&mut lane.d_challenges)
+                    .launch(cfg)
+                    .map_err(drv("cuLaunchKernel"))?;
+                stream
+                    .launch_builder(&self.verify)
+                    .arg(&count)
+                    .arg(&code)
+                    .arg(&lane.d_schemes)
+                    .arg(&lane.d_pubkeys)
+                    .arg(&lane.d_sigs)
+                    .arg(&lane.d_challenges)
+                    .arg(&mut lane.d_verdicts)
+                    .launch(cfg)
+                    .map_err(drv("cuLaunchKernel"))?;
+            }
+            let end = stream.record_event(timing).map_err(drv("cuEventRecord"))?;
+            events.push((start, end));
+            let h = lane.h_verdicts.as_mut_slice().map_err(drv("cuEventSynchronize"))?;
+            let (dptr, _record) = lane.d_verdicts.device_ptr_mut(&stream);
+            // SAFETY: `h[..m]` is page-locked memory owned by the lane; it is read only after the
+            // lane's stream is synchronised in `drain`.
+            unsafe { result::memcpy_dtoh_async(&mut h[..m], dptr, stream.cu_stream()) }
+                .map_err(drv("cuMemcpyDtoHAsync"))?;
+            lane.pending = Some((range.start, m));
+        }
+        for lane in lanes.iter_mut() {
+            drain(lane, &mut out)?;
+        }
+        for (s, e) in &events {
+            kernel_secs += s.elapsed_ms(e).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3;
+        }
+        if out.iter().any(|v| *v > 1) {
+            return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
+        }
+        Ok((out, kernel_secs))
+    }
+}
+
+/// Waits for the lane's chunk in flight, if any, and copies its verdicts into `out`.
+fn drain(lane: &mut Lane, out: &mut [u8]) -> Result<(), GpuError> {
+    if let Some((start, m)) = lane.pending.take() {
+        lane.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
+        let h = lane.h_verdicts.as_slice().map_err(drv("cuEventSynchronize"))?;
+        out[start..start + m].copy_from_slice(&h[..m]);
+    }
+    Ok(())
+}
+
+impl GpuVerifier for CudaVerifier {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
+        self.run(batch, rules).map(|(v, _)| v)
+    }
+
+    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+        self.run(batch, rules)
+    }
+}

@@ -1,0 +1,304 @@
+//! GPU batch verification: Ed25519 and BIP-340 on CUDA and OpenCL from one kernel source.
+//!
+//! # What is computed
+//!
+//! The kernels under `kernels/` (portable C headers, thin CUDA and OpenCL entries) compute, one
+//! thread per signature, exactly the verdicts of the CPU backend:
+//!
+//! - Ed25519 under [`EdRules::Zip215`] (ed25519-zebra) or [`EdRules::Strict`] (ed25519-dalek
+//!   `verify_strict`), adversarial encodings included (non-canonical `y`, `x = 0` with the sign
+//!   bit set, small-order and mixed-order points, `S >= L`);
+//! - BIP-340 (libsecp256k1 `schnorrsig_verify`), messages of any length.
+//!
+//! Two passes per batch: a hashing kernel (SHA-512 for Ed25519, the tagged SHA-256 for BIP-340)
+//! writes one 32-byte challenge per item, then the curve kernel writes one verdict byte per item.
+//!
+//! # Layout
+//!
+//! A [`SoaBatch`] is the batch's structure of arrays copied as is: scheme codes, public keys,
+//! signatures, the messages concatenated, and `len + 1` offsets. [`SoaBatch::check`] validates it
+//! before anything reaches a device; an inconsistent layout is a [`GpuError::Layout`] naming the
+//! item, never a verdict.
+//!
+//! # Faults
+//!
+//! Every device failure (no driver, build failure, allocation failure, lost device) is a
+//! [`GpuError`]; callers fall back to the CPU for that batch. A `GpuError` never stands for a
+//! verdict.
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(feature = "opencl")]
+pub mod opencl;
+pub mod route;
+pub mod synthetic;
+
+/// Scheme code of an Ed25519 item in [`SoaBatch::schemes`] (`SCHEME_ED25519` in the kernels).
+pub const SCHEME_ED25519: u8 = 0;
+/// Scheme code of a BIP-340 item in [`SoaBatch::schemes`] (`SCHEME_BIP340` in the kernels).
+pub const SCHEME_BIP340: u8 = 1;
+
+/// Which Ed25519 rule the kernel applies (BIP-340 has one rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EdRules {
+    /// ZIP-215 (ed25519-zebra): permissive decoding, cofactored equation.
+    Zip215,
+    /// ed25519-dalek `verify_strict`: no small-order A or R, cofactorless, R compared as bytes.
+    Strict,
+}
+
+impl EdRules {
+    /// The code passed to the kernel (`RULES_*` in `kernels/common/portable.h`).
+    pub fn code(self) -> u32 {
+        match self {
+            EdRules::Zip215 => 0,
+            EdRules::Strict => 1,
+        }
+    }
+}
+
+/// Why a device produced no verdicts. Never a verdict: the caller verifies on the CPU instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    /// No usable device or driver.
+    #[error("no device: {0}")]
+    NoDevice(String),
+    /// The embedded kernel source did not assemble or the driver's compiler rejected it.
+    #[error("kernel build failed: {0}")]
+    Build(String),
+    /// A device call (allocation, copy, launch, synchronisation) failed.
+    #[error("device call `{call}` failed: {reason}")]
+    Call {
+        /// The API call.
+        call: &'static str,
+        /// The driver's error.
+        reason: String,
+    },
+    /// The batch layout is inconsistent (caught on the host before any launch).
+    #[error("batch layout: item {item}: {reason}")]
+    Layout {
+        /// The first offending item.
+        item: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl GpuError {
+    pub(crate) fn call(call: &'static str, reason: impl std::fmt::Display) -> Self {
+        GpuError::Call { call, reason: reason.to_string() }
+    }
+}
+
+/// A batch as structure of arrays, the layout the kernels read.
+#[derive(Debug, Clone, Copy)]
+pub struct SoaBatch<'a> {
+    /// One scheme code per item ([`SCHEME_ED25519`] or [`SCHEME_BIP340`]).
+    pub schemes: &'a [u8],
+    /// One 32-byte public key per item (Ed25519 encoding, or BIP-340 x-only).
+    pub pubkeys: &'a [[u8; 32]],
+    /// One 64-byte signature per item.
+    pub signatures: &'a [[u8; 64]],
+    /// Every message, concatenated.
+    pub messages: &'a [u8],
+    /// `len + 1` offsets: message `i` is `messages[offsets[i] - offsets[0] .. offsets[i + 1] - offsets[0]]`.
+    pub offsets: &'a [u64],
+}
+
+impl<'a> SoaBatch<'a> {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.schemes.len()
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.schemes.is_empty()
+    }
+
+    /// Checks that the arrays agree: equal lengths, `len + 1` non-decreasing offsets spanning
+    /// exactly `messages`, known scheme codes.
+    pub fn check(&self) -> Result<(), GpuError> {
+        let n = self.len();
+        let bad = |item: usize, reason: String| Err(GpuError::Layout { item, reason });
+        if self.pubkeys.len() != n || self.signatures.len() != n {
+            return bad(
+                0,
+                format!("{n} schemes, {} public keys, {} signatures", self.pubkeys.len(), self.signatures.len()),
+            );
+        }
+        if self.offsets.len() != n + 1 {
+            return bad(0, format!("{} offsets for {n} items (need {})", self.offsets.len(), n + 1));
+        }
+        for i in 0..n {
+            if self.offsets[i + 1] < self.offsets[i] {
+                return bad(i, "message offsets decrease".into());
+            }
+            if self.schemes[i] > SCHEME_BIP340 {
+                return bad(i, format!("unknown scheme code {}", self.schemes[i]));
+            }
+        }
+        let span = self.offsets[n] - self.offsets[0];
+        if span != self.messages.len() as u64 {
+            return bad(
+                n.saturating_sub(1),
+                format!("offsets span {span} bytes, messages hold {}", self.messages.len()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Items `range` as a batch of their own (offsets keep their absolute values; the kernels
+    /// subtract the first).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> SoaBatch<'a> {
+        let lo = (self.offsets[range.start] - self.offsets[0]) as usize;
+        let hi = (self.offsets[range.end] - self.offsets[0]) as usize;
+        SoaBatch {
+            schemes: &self.schemes[range.clone()],
+            pubkeys: &self.pubkeys[range.clone()],
+            signatures: &self.signatures[range.clone()],
+            messages: &self.messages[lo..hi],
+            offsets: &self.offsets[range.start..range.end + 1],
+        }
+    }
+}
+
+/// A device that verifies [`SoaBatch`]es: one verdict byte per item, 1 valid, 0 invalid.
+pub trait GpuVerifier: Send + Sync {
+    /// A one-line description of the device ("OpenCL: NVIDIA H100 ...").
+    fn describe(&self) -> String;
+    /// Verifies every item; `Err` means no verdicts at all.
+    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError>;
+    /// Like [`GpuVerifier::verify_soa`], and the seconds spent in the kernels alone (events or
+    /// stream timing), for benchmarks.
+    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError>;
+}
+
+/// An owned [`SoaBatch`] (tests, calibration, benchmarks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedSoa {
+    /// Scheme codes.
+    pub schemes: Vec<u8>,
+    /// Public keys.
+    pub pubkeys: Vec<[u8; 32]>,
+    /// Signatures.
+    pub signatures: Vec<[u8; 64]>,
+    /// Messages, concatenated.
+    pub messages: Vec<u8>,
+    /// `len + 1` offsets into `messages`.
+    pub offsets: Vec<u64>,
+}
+
+impl OwnedSoa {
+    /// Empty, with room for `items` items and `message_bytes` message bytes.
+    pub fn with_capacity(items: usize, message_bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(items + 1);
+        offsets.push(0);
+        OwnedSoa {
+            schemes: Vec::with_capacity(items),
+            pubkeys: Vec::with_capacity(items),
+            signatures: Vec::with_capacity(items),
+            messages: Vec::with_capacity(message_bytes),
+            offsets,
+        }
+    }
+
+    /// Appends one item.
+    pub fn push(&mut self, scheme: u8, pubkey: &[u8; 32], message: &[u8], signature: &[u8; 64]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.schemes.push(scheme);
+        self.pubkeys.push(*pubkey);
+        self.signatures.push(*signature);
+        self.messages.extend_from_slice(message);
+        self.offsets.push(self.messages.len() as u64);
+    }
+
+    /// The borrowed view the devices take.
+    pub fn view(&self) -> SoaBatch<'_> {
+        SoaBatch {
+            schemes: &self.schemes,
+            pubkeys: &self.pubkeys,
+            signatures: &self.signatures,
+            messages: &self.messages,
+            offsets: &self.offsets,
+        }
+    }
+}
+
+impl OwnedSoa {
+    /// The same items as a [`crate::sigverify::Batch`].
+    pub fn to_batch(&self) -> crate::sigverify::Batch {
+        use crate::sigverify::{Batch, Scheme};
+        let mut b = Batch::with_capacity(self.schemes.len(), self.messages.len());
+        for i in 0..self.schemes.len() {
+            let scheme = if self.schemes[i] == SCHEME_ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
+            let m = &self.messages
+                [(self.offsets[i] - self.offsets[0]) as usize..(self.offsets[i + 1] - self.offsets[0]) as usize];
+            // Key and signature lengths are fixed by the array types, so push cannot refuse.
+            let _ = b.push(scheme, &self.pubkeys[i], m, &self.signatures[i]);
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_items() -> OwnedSoa {
+        let mut s = OwnedSoa::with_capacity(2, 5);
+        s.push(SCHEME_ED25519, &[1; 32], b"abc", &[2; 64]);
+        s.push(SCHEME_BIP340, &[3; 32], b"de", &[4; 64]);
+        s
+    }
+
+    #[test]
+    fn a_consistent_layout_passes_and_slices_keep_absolute_offsets() {
+        let s = two_items();
+        s.view().check().unwrap();
+        let tail = s.view().slice(1..2);
+        assert_eq!(tail.messages, b"de");
+        assert_eq!(tail.offsets, &[3, 5]);
+        tail.check().unwrap();
+    }
+
+    #[test]
+    fn inconsistent_layouts_name_the_item() {
+        let s = two_items();
+        let mut v = s.view();
+        let bad_offsets = [0u64, 4, 3];
+        v.offsets = &bad_offsets;
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 1, .. })));
+        let mut v = s.view();
+        let bad_schemes = [0u8, 7];
+        v.schemes = &bad_schemes;
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 1, .. })));
+        let mut v = s.view();
+        v.messages = b"abcd";
+        assert!(matches!(v.check(), Err(GpuError::Layout { .. })));
+        let mut v = s.view();
+        v.offsets = &v.offsets[..2];
+        assert!(matches!(v.check(), Err(GpuError::Layout { item: 0, .. })));
+    }
+
+    #[test]
+    fn owned_soa_round_trips_through_a_batch() {
+        let s = two_items();
+        let b = s.to_batch();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.message(1), b"de");
+        assert_eq!(b.pubkeys()[0], [1; 32]);
+    }
+
+    #[test]
+    fn synthetic_batches_are_valid_under_the_cpu_backend() {
+        for mix in [synthetic::Mix::Ed25519, synthetic::Mix::Bip340, synthetic::Mix::Mixed] {
+            let b = synthetic::valid_batch(mix, 6, 3).to_batch();
+            for rules in [crate::sigverify::Rules::Zip215, crate::sigverify::Rules::Strict] {
+                assert!(crate::sigverify::cpu::verify_batch(&b, rules, 1).all_valid(), "{mix:?} {rules:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! When the device serves a batch: the CPU/GPU crossover, and the CPU+GPU split of large batches.
+//!
+//! # Contract
+//!
+//! - Below [`Crossover::min_device_batch`] the CPU serves the batch: a device launch costs a
+//!   fixed latency (copies, two kernel launches, synchronisation) that small batches cannot
+//!   amortise. This is what sank Solana's GPU path; here the number is measured, not assumed.
+//! - From [`Crossover::split_from`] items on, the batch is split: the device takes
+//!   [`Crossover::device_share`] of the items and the CPU cores verify the rest at the same time,
+//!   both shares sized so they finish together (the shares are the measured throughputs'
+//!   ratio). In between, the device takes the whole batch.
+//! - The crossover is calibrated once per hardware fingerprint (device description, CPU model,
+//!   usable cores) by timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
+//!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`). `PARTHENON_GPU_CROSSOVER=<n>`
+//!   overrides the threshold (0 sends everything to the device; the split still applies).
+//! - Routing never changes a verdict: every item is verified under the same rules on whichever
+//!   side serves it, and both sides are tested to agree item by item.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Batch sizes timed by [`calibrate`].
+pub const CALIBRATION_SIZES: [usize; 5] = [64, 256, 1024, 4096, 16384];
+
+/// The calibrated routing thresholds for one machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Crossover {
+    /// The hardware fingerprint this was measured on.
+    pub fingerprint: String,
+    /// Smallest batch the device serves (below: CPU only).
+    pub min_device_batch: usize,
+    /// Smallest batch that is split between device and CPU.
+    pub split_from: usize,
+    /// Fraction of a split batch given to the device, in (0, 1].
+    pub device_share: f64,
+    /// Measured CPU throughput at the largest calibration size, signatures per second.
+    pub cpu_rate: f64,
+    /// Measured device throughput (end to end) at the largest calibration size.
+    pub device_rate: f64,
+}
+
+/// How one batch of `n` items is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// All on the CPU.
+    Cpu,
+    /// All on the device.
+    Device,
+    /// Items `0..device` on the device, the rest on the CPU, concurrently.
+    Split {
+        /// Items given to the device.
+        device: usize,
+    },
+}
+
+impl Crossover {
+    /// The plan for a batch of `n` items.
+    pub fn plan(&self, n: usize) -> Plan {
+        if n == 0 || n < self.min_device_batch {
+            Plan::Cpu
+        } else if n >= self.split_from && self.device_share < 1.0 {
+            let device = ((n as f64) * self.device_share).round() as usize;
+            match device {
+                0 => Plan::Cpu,
+                d if d >= n => Plan::Device,
+                d => Plan::Split { device: d },
+            }
+        } else {
+            Plan::Device
+        }
+    }
+
+    /// Applies `PARTHENON_GPU_CROSSOVER` when set to an integer.
+    pub fn with_env_override(mut self) -> Self {
+        if let Some(n) = std::env::var("PARTHENON_GPU_CROSSOVER").ok().and_then(|v| v.trim().parse().ok()) {
+            self.min_device_batch = n;
+        }
+        self
+    }
+}
+
+/// Derives the thresholds from timings: `cpu[i]` and `device[i]` are seconds to verify
+/// `sizes[i]` items on each side (device end to end, transfers included).
+pub fn from_timings(fingerprint: &str, sizes: &[usize], cpu: &[f64], device: &[f64]) -> Crossover {
+    // The device serves from the smallest size at which it is faster and stays faster.
+    let mut min_device_batch = usize::MAX;
+    for i in (0..sizes.len()).rev() {
+        if device[i] < cpu[i] {
+            min_device_batch = sizes[i];
+        } else {
+            break;
+        }
+    }
+    let last = sizes.len() - 1;
+    let cpu_rate = sizes[last] as f64 / cpu[last].max(1e-12);
+    let device_rate = sizes[last] as f64 / device[last].max(1e-12);
+    // Split so both sides finish together: share = g / (g + c). Only worth it when the CPU adds
+    // at least 5% of the combined rate; splitting starts at the largest calibrated size.
+    let device_share = device_rate / (device_rate + cpu_rate);
+    let (split_from, device_share) = if device_share < 0.95 && min_device_batch != usize::MAX {
+        (sizes[last].max(min_device_batch), device_share)
+    } else {
+        (usize::MAX, 1.0)
+    };
+    Crossover {
+        fingerprint: fingerprint.to_string(),
+        min_device_batch,
+        split_from,
+        device_share,
+        cpu_rate,
+        device_rate,
+    }
+}
+
+/// Times both sides at [`CALIBRATION_SIZES`] (best of three runs each) and derives the
+/// thresholds. `cpu(n)` and `device(n)` verify a batch of `n` items and return the seconds it
+/// took; a device error aborts the calibration.
+pub fn calibrate<E>(
+    fingerprint: &str,
+    mut cpu: impl FnMut(usize) -> f64,
+    mut device: impl FnMut(usize) -> Result<f64, E>,
+) -> Result<Crossover, E> {
+    let mut c = Vec::new();
+    let mut d = Vec::new();
+    for &n in &CALIBRATION_SIZES {
+        device(n)?; // warm-up: buffers grown, code loaded
+        let mut best_d = f64::MAX;
+        let mut best_c = f64::MAX;
+        for _ in 0..3 {
+            best_d = best_d.min(device(n)?);
+            best_c = best_c.min(cpu(n));
+        }
+        c.push(best_c);
+        d.push(best_d);
+    }
+    Ok(from_timings(fingerprint, &CALIBRATION_SIZES, &c, &d))
+}
+
+/// A stable fingerprint of the hardware a crossover applies to.
+pub fn fingerprint(device: &str, cpu_model: &str, cores: usize) -> String {
+    // FNV-1a: stable across runs and builds (std's hasher is randomly keyed).
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in device.bytes().chain([0]).chain(cpu_model.bytes()).chain([0]).chain(cores.to_le_bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The cache folder: `$XDG_CACHE_HOME/parthenon`, else `$HOME/.cache/parthenon`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("parthenon"))
+}
+
+fn cache_file(fingerprint: &str) -> Option<PathBuf> {
+    cache_dir().map(|d| d.join(format!("verify-crossover-{fingerprint}.json")))
+}
+
+/// The cached crossover for `fingerprint`, if one was stored and parses.
+pub fn load_cached(fingerprint: &str) -> Option<Crossover> {
+    let text = std::fs::read_to_string(cache_file(fingerprint)?).ok()?;
+    let c: Crossover = serde_json::from_str(&text).ok()?;
+    (c.fingerprint == fingerprint).then_some(c)
+}
+
+/// Stores `c` in the cache (best effort: a read-only home only costs a recalibration).
+pub fn store_cached(c: &Crossover) {
+    let Some(path) = cache_file(&c.fingerprint) else { return };
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(c).unwrap_or_default())?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(path = %path.display(), error = %e, "could not cache the verify crossover");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_serves_from_the_first_size_where_it_stays_faster() {
+        let sizes = [64, 256, 1024, 4096];
+        // CPU 10 µs/item; device 1 ms fixed + 1 µs/item.
+        let cpu: Vec<f64> = sizes.iter().map(|&n| n as f64 * 10e-6).collect();
+        let dev: Vec<f64> = sizes.iter().map(|&n| 1e-3 + n as f64 * 1e-6).collect();
+        let c = from_timings("fp", &sizes, &cpu, &dev);
+        assert_eq!(c.min_device_batch, 256);
+        assert_eq!(c.plan(64), Plan::Cpu);
+        assert_eq!(c.plan(300), Plan::Device);
+        // Rates at 4096: CPU 100k/s, device ~803k/s: the CPU adds > 5%, so large batches split.
+        match c.plan(100_000) {
+            Plan::Split { device } => assert!((85_000..95_000).contains(&device), "{device}"),
+            p => panic!("expected a split, got {p:?}"),
+        }
+    }
+
+    #[test]
+    fn a_device_never_faster_is_never_used() {
+        let sizes = [64, 1024];
+        let c = from_timings("fp", &sizes, &[1e-4, 1e-3], &[1e-3, 2e-3]);
+        assert_eq!(c.min_device_batch, usize::MAX);
+        assert_eq!(c.plan(1 << 20), Plan::Cpu);
+    }
+
+    #[test]
+    fn calibration_propagates_device_errors() {
+        let r: Result<Crossover, &str> = calibrate("fp", |_| 1.0, |_| Err("lost device"));
+        assert_eq!(r.unwrap_err(), "lost device");
+    }
+
+    #[test]
+    fn cache_round_trips_under_xdg_cache_home() {
+        let dir = std::env::temp_dir().join(format!("parthenon-route-test-{}", std::process::id()));
+        // SAFETY of the env change: this is the only test in the crate that reads or writes
+        // XDG_CACHE_HOME.
+        std::env::set_var("XDG_CACHE_HOME", &dir);
+        let c = from_timings("abc", &[64, 1024], &[1e-3, 1e-2], &[1e-2, 1e-3]);
+        store_cached(&c);
+        // serde_json may round a float's last bit; the thresholds are what must survive.
+        let back = load_cached("abc").expect("cached");
+        assert_eq!((back.min_device_batch, back.split_from), (c.min_device_batch, c.split_from));
+        assert!((back.device_share - c.device_share).abs() < 1e-12);
+        assert_eq!(load_cached("other"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_input_sensitive() {
+        assert_eq!(fingerprint("d", "c", 2), fingerprint("d", "c", 2));
+        assert_ne!(fingerprint("d", "c", 2), fingerprint("d", "c", 4));
+    }
+}

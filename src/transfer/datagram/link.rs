@@ -1,0 +1,200 @@
+//! Datagram links: the one thing the datagram protocol needs from a network. A link carries
+//! whole frames, may drop, duplicate, reorder or corrupt them, and never splits or merges them.
+//!
+//! Implementations here: [`UdpLink`] (a connected UDP socket) and [`MemLink`] (an in-process
+//! pair with a configurable MTU and impairments, for deterministic tests of loss, corruption,
+//! duplication and reordering). The DPDK link (feature `dpdk`) is in `transfer::dpdk`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::UdpSocket;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+/// A frame-carrying link to one peer.
+pub trait Link: Send {
+    /// Largest frame (header + payload) this link could ever carry; MTU discovery searches at or
+    /// below it.
+    fn max_frame(&self) -> usize;
+
+    /// Sends one frame made of `parts` gathered in order (the frame header, then the payload).
+    /// A frame too large for the path may be dropped silently (as a network would) or refused
+    /// with `EMSGSIZE`. A zero-copy link may keep referencing the payload after this returns:
+    /// the caller keeps it alive and unchanged until [`Link::release`] returns.
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()>;
+
+    /// Receives one frame into `buf`, waiting at most `timeout`; `Ok(None)` on timeout. Frames
+    /// larger than `buf` are dropped.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>>;
+
+    /// Returns once the link no longer references memory handed to [`Link::send`] (zero-copy
+    /// links hold it until the NIC is done). Copying links return at once.
+    fn release(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A stable name of the peer, the key of the MTU cache.
+    fn peer(&self) -> String;
+}
+
+/// A connected UDP socket.
+#[derive(Debug)]
+pub struct UdpLink {
+    sock: UdpSocket,
+    peer: String,
+    buf: Vec<u8>,
+}
+
+impl UdpLink {
+    /// Wraps a socket already `connect`ed to its peer.
+    pub fn new(sock: UdpSocket) -> io::Result<UdpLink> {
+        let peer = sock.peer_addr()?.to_string();
+        Ok(UdpLink { sock, peer, buf: Vec::new() })
+    }
+}
+
+impl Link for UdpLink {
+    fn max_frame(&self) -> usize {
+        65_507
+    }
+
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.buf.clear();
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        match self.sock.send(&self.buf) {
+            Ok(_) => Ok(()),
+            // A full socket buffer is loss, which the protocol repairs.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+        self.sock.set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
+        match self.sock.recv(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(None),
+            // ECONNREFUSED: an ICMP for an earlier send; the peer may not be up yet.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn peer(&self) -> String {
+        format!("udp:{}", self.peer)
+    }
+}
+
+/// Impairments a [`MemLink`] applies to frames it sends, counted per link.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impairments {
+    /// Path MTU: larger frames are dropped (0: no limit below `max_frame`).
+    pub mtu: usize,
+    /// Drop every n-th frame (0: never).
+    pub drop_every: usize,
+    /// Flip a bit in every n-th frame (0: never).
+    pub corrupt_every: usize,
+    /// Send every n-th frame twice (0: never).
+    pub duplicate_every: usize,
+    /// Swap every n-th frame with the next one (0: never).
+    pub reorder_every: usize,
+}
+
+/// One end of an in-process link pair.
+#[derive(Debug)]
+pub struct MemLink {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    name: String,
+    max_frame: usize,
+    imp: Impairments,
+    sent: usize,
+    held: VecDeque<Vec<u8>>,
+}
+
+impl MemLink {
+    /// A connected pair; `a_to_b` impairs frames sent by the first end, `b_to_a` by the second.
+    pub fn pair(max_frame: usize, a_to_b: Impairments, b_to_a: Impairments) -> (MemLink, MemLink) {
+        let (ta, rb) = channel();
+        let (tb, ra) = channel();
+        (
+            MemLink { tx: ta, rx: ra, name: "mem:b".into(), max_frame, imp: a_to_b, sent: 0, held: VecDeque::new() },
+            MemLink { tx: tb, rx: rb, name: "mem:a".into(), max_frame, imp: b_to_a, sent: 0, held: VecDeque::new() },
+        )
+    }
+
+    /// Like a network, sending to a peer that is gone succeeds and the frame is lost.
+    fn put(&self, f: Vec<u8>) -> io::Result<()> {
+        let _ = self.tx.send(f);
+        Ok(())
+    }
+}
+
+fn every(n: usize, k: usize) -> bool {
+    n != 0 && k % n == 0
+}
+
+impl Link for MemLink {
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut f: Vec<u8> = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            f.extend_from_slice(p);
+        }
+        if f.len() > self.max_frame {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        if self.imp.mtu != 0 && f.len() > self.imp.mtu {
+            return Ok(()); // dropped on the path
+        }
+        self.sent += 1;
+        let k = self.sent;
+        if every(self.imp.drop_every, k) {
+            return Ok(());
+        }
+        if every(self.imp.corrupt_every, k) {
+            let i = f.len() / 2;
+            f[i] ^= 0x01;
+        }
+        if every(self.imp.duplicate_every, k) {
+            self.put(f.clone())?;
+        }
+        if every(self.imp.reorder_every, k) {
+            self.held.push_back(f);
+            return Ok(());
+        }
+        self.put(f)?;
+        while let Some(h) = self.held.pop_front() {
+            self.put(h)?;
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(f) if f.len() <= buf.len() => {
+                buf[..f.len()].copy_from_slice(&f);
+                Ok(Some(f.len()))
+            }
+            Ok(_) => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "peer end dropped")),
+        }
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        while let Some(h) = self.held.pop_front() {
+            self.put(h)?;
+        }
+        Ok(())
+    }
+
+    fn peer(&self) -> String {
+        self.name.clone()
+    }
+}

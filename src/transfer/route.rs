@@ -1,0 +1,199 @@
+//! Choosing the transport: the engine's route for [`Job::Transfer`] first, block size below it.
+//!
+//! - The engine routes the job ([`crate::Engine::route`]): a forced backend is used for every
+//!   block; `auto` takes the fastest present stream backend (io_uring, sendfile, splice, mmap,
+//!   copy, in that order; DPDK is never picked automatically, and it is a datagram path served by
+//!   [`super::datagram`] rather than by a stream [`Transport`]).
+//! - Under `auto`, blocks whose wire size is below [`TransferPolicy::small_block_max`] go by
+//!   `copy`: for a few KiB the set-up of a zero-copy path (a pipe, a ring submission, a
+//!   completion notification) costs more than the copy it saves. The default comes from
+//!   `parthenon bench transfer` on the reference machine (docs/benchmarks.md, "Transfer"); it is
+//!   configurable, and `PARTHENON_TRANSFER_SMALL_MAX` (bytes) overrides it.
+//! - Receives read the header before the size is known, so they always use the routed backend.
+//! - [`TransferRouter::report`] says which backend serves which sizes and why, including every
+//!   backend passed over (e.g. "io_uring_setup: EPERM") and the io_uring backend's own
+//!   downgrades (e.g. registered buffers refused under `RLIMIT_MEMLOCK`).
+
+use super::{transport_for, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
+use crate::engine::{Backend, Engine, Job, Route};
+use serde::Serialize;
+use std::fmt;
+use std::net::TcpStream;
+
+/// Size thresholds for automatic routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TransferPolicy {
+    /// Under `auto`, blocks with a wire size (header + body) below this many bytes go by `copy`.
+    pub small_block_max: u64,
+}
+
+/// Default of [`TransferPolicy::small_block_max`], calibrated with `parthenon bench transfer`.
+pub const DEFAULT_SMALL_BLOCK_MAX: u64 = 16 << 10;
+
+impl Default for TransferPolicy {
+    fn default() -> Self {
+        TransferPolicy { small_block_max: DEFAULT_SMALL_BLOCK_MAX }
+    }
+}
+
+impl TransferPolicy {
+    /// The defaults, with `PARTHENON_TRANSFER_SMALL_MAX` (bytes) applied when set and valid.
+    pub fn from_env() -> Self {
+        let mut p = TransferPolicy::default();
+        if let Some(v) = std::env::var("PARTHENON_TRANSFER_SMALL_MAX").ok().and_then(|s| s.trim().parse().ok()) {
+            p.small_block_max = v;
+        }
+        p
+    }
+}
+
+/// What [`TransferRouter::report`] says.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferReport {
+    /// The engine's route for the transfer job (backend, reason, backends passed over).
+    pub route: Route,
+    /// The thresholds in force.
+    pub policy: TransferPolicy,
+    /// Whether size refinement applies (only under `auto`).
+    pub size_refinement: bool,
+    /// One line per size class: which backend and why.
+    pub size_classes: Vec<String>,
+    /// The routed backend's own notes (e.g. io_uring features it could not use, and why).
+    pub backend_notes: Vec<String>,
+}
+
+impl fmt::Display for TransferReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "transfer -> {} ({})", self.route.backend, self.route.reason)?;
+        for p in &self.route.passed_over {
+            writeln!(f, "  not {:<9} {}", p.backend.name(), p.reason)?;
+        }
+        for s in &self.size_classes {
+            writeln!(f, "  {s}")?;
+        }
+        for n in &self.backend_notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`Transport`] that picks, per block, between the routed backend and `copy` for small
+/// blocks. See the module docs.
+#[derive(Debug)]
+pub struct TransferRouter {
+    route: Route,
+    policy: TransferPolicy,
+    primary: Box<dyn Transport>,
+    small: Option<Box<dyn Transport>>,
+    notes: Vec<String>,
+}
+
+impl TransferRouter {
+    /// The backend that sends a block of `wire_len` bytes, and why.
+    pub fn choose(&self, wire_len: u64) -> (&dyn Transport, String) {
+        match &self.small {
+            Some(s) if wire_len < self.policy.small_block_max => (
+                s.as_ref(),
+                format!(
+                    "{wire_len} B < small_block_max {} B: copy beats zero-copy set-up",
+                    self.policy.small_block_max
+                ),
+            ),
+            _ => (self.primary.as_ref(), format!("routed backend ({})", self.route.reason)),
+        }
+    }
+
+    /// The routed (primary) backend.
+    pub fn primary(&self) -> &dyn Transport {
+        self.primary.as_ref()
+    }
+
+    /// Which backend serves which sizes, and why.
+    pub fn report(&self) -> TransferReport {
+        let mut size_classes = Vec::new();
+        if self.small.is_some() {
+            size_classes.push(format!(
+                "wire size < {} B -> copy (setting up zero-copy costs more than copying this little)",
+                self.policy.small_block_max
+            ));
+            size_classes.push(format!("wire size >= {} B -> {}", self.policy.small_block_max, self.route.backend));
+        } else {
+            size_classes.push(format!("all sizes -> {} ({})", self.route.backend, self.route.reason));
+        }
+        TransferReport {
+            route: self.route.clone(),
+            policy: self.policy,
+            size_refinement: self.small.is_some(),
+            size_classes,
+            backend_notes: self.notes.clone(),
+        }
+    }
+}
+
+impl Transport for TransferRouter {
+    fn backend(&self) -> Backend {
+        self.route.backend
+    }
+
+    fn send_block(&self, peer: &TcpStream, block: &SealedBlock) -> Result<SendReport, Error> {
+        self.choose(block.wire_len()).0.send_block(peer, block)
+    }
+
+    fn send_bytes(&self, peer: &TcpStream, id: super::BlockId, body: &[u8]) -> Result<SendReport, Error> {
+        self.choose(body.len() as u64 + super::HEADER_LEN as u64).0.send_bytes(peer, id, body)
+    }
+
+    fn recv_block(&self, peer: &TcpStream, store: &BlockStore, expect: &Expect) -> Result<SealedBlock, Error> {
+        self.primary.recv_block(peer, store, expect)
+    }
+
+    fn recv_to_vec(&self, peer: &TcpStream, expect: &Expect) -> Result<(super::BlockHeader, Vec<u8>), Error> {
+        self.primary.recv_to_vec(peer, expect)
+    }
+}
+
+impl Engine {
+    /// The transfer transport for this engine's route, with the policy from the environment
+    /// ([`TransferPolicy::from_env`]).
+    pub fn transport(&self) -> Result<TransferRouter, Error> {
+        self.transport_with(TransferPolicy::from_env())
+    }
+
+    /// The transfer transport for this engine's route with explicit thresholds.
+    pub fn transport_with(&self, policy: TransferPolicy) -> Result<TransferRouter, Error> {
+        let route = self.route(Job::Transfer).clone();
+        let primary = transport_for(route.backend)?;
+        let notes = backend_notes(self, route.backend);
+        for n in &notes {
+            tracing::info!(backend = %route.backend, note = %n, "transfer downgrade");
+        }
+        let forced = route.reason == "forced";
+        let small = if !forced && route.backend != Backend::Copy && !self.is_forbidden(Backend::Copy) {
+            Some(transport_for(Backend::Copy)?)
+        } else {
+            None
+        };
+        Ok(TransferRouter { route, policy, primary, small, notes })
+    }
+}
+
+/// What the routed backend cannot use here, from detection.
+fn backend_notes(engine: &Engine, backend: Backend) -> Vec<String> {
+    let mut notes = Vec::new();
+    if backend == Backend::IoUring {
+        if let Some(info) = engine.capabilities().io_uring.available() {
+            if let Err(r) = info.registered_buffers.check() {
+                notes
+                    .push(format!("io-uring without registered buffers ({r}): SEND_ZC from the block mapping instead"));
+            }
+            if !info.opcodes.send_zc {
+                notes.push("io-uring: kernel lacks SEND_ZC: plain SEND from the block mapping".into());
+            }
+            if !info.opcodes.splice {
+                notes.push("io-uring: kernel lacks IORING_OP_SPLICE: receive through read + write".into());
+            }
+        }
+    }
+    notes
+}

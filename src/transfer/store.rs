@@ -1,0 +1,356 @@
+//! The block store: a directory of immutable block files, addressed by [`BlockId`].
+//!
+//! Layout: `<root>/blocks/<id as 16 hex digits>.blk` holds the 64-byte wire header followed by
+//! the body, so a stored block *is* its wire form and zero-copy backends send the file as is.
+//! `<root>/tmp/` holds blocks being written.
+//!
+//! Rules:
+//! - **Append-only and immutable.** A block is written once: into a private temp file
+//!   (`O_EXCL`, mode 0600), `fsync`ed, made read-only (0444), then `link`ed to its final name
+//!   (which fails if the name exists, so a second copy is [`Error::Duplicate`], never an
+//!   overwrite), after which the temp name is removed and the directory `fsync`ed. The store never
+//!   truncates, rewrites or renames a sealed file.
+//! - **Nothing partial.** A temp file that is not committed is removed when its handle drops; temp
+//!   files of dead processes (crash) are removed when a store is opened. A reader therefore sees a
+//!   block whole or not at all.
+//! - **Only sealed files are memory-mapped.** [`SealedBlock::map`] maps a sealed file read-only.
+//!   Mapping a file that another party truncates kills the process with `SIGBUS`; sealed files are
+//!   never truncated by the store, which is what makes the mapping sound. (An operator who edits
+//!   the store by hand voids that guarantee.)
+//! - Opening a block checks its header against its id and its size ([`Error::CorruptStore`]);
+//!   [`SealedBlock::verify`] re-hashes the body.
+
+use super::wire::{BlockHeader, Digest, HEADER_LEN};
+use super::{BlockId, Error};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A directory of immutable blocks. Cheap to clone; safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct BlockStore {
+    root: PathBuf,
+}
+
+impl BlockStore {
+    /// Opens (creating if needed) the store at `root`, and removes temp files left by processes
+    /// that no longer run.
+    pub fn open(root: impl AsRef<Path>) -> Result<BlockStore, Error> {
+        let root = root.as_ref().to_path_buf();
+        for d in ["blocks", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| Error::io(format!("create {}", p.display()), None, e))?;
+        }
+        let store = BlockStore { root };
+        store.remove_stale_temps();
+        Ok(store)
+    }
+
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // <id>.<pid>.<seq>.part
+            let pid = name.split('.').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where block `id` is (or would be) stored.
+    pub fn path(&self, id: BlockId) -> PathBuf {
+        self.root.join("blocks").join(format!("{id}.blk"))
+    }
+
+    /// Whether block `id` is stored.
+    pub fn contains(&self, id: BlockId) -> bool {
+        self.path(id).exists()
+    }
+
+    /// Every stored block id, ascending.
+    pub fn ids(&self) -> Result<Vec<BlockId>, Error> {
+        let dir = self.root.join("blocks");
+        let rd = fs::read_dir(&dir).map_err(|e| Error::io(format!("list {}", dir.display()), None, e))?;
+        let mut ids: Vec<BlockId> = rd
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let hex = n.strip_suffix(".blk")?;
+                (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok()).flatten().map(BlockId)
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Stores `body` as block `id` (digest computed here) and returns it sealed.
+    pub fn put(&self, id: BlockId, body: &[u8]) -> Result<SealedBlock, Error> {
+        let header = BlockHeader::for_body(id, body);
+        let tmp = self.begin(&header)?;
+        tmp.file.write_all_at(body, HEADER_LEN as u64).map_err(|e| Error::io("write temp block", Some(id), e))?;
+        tmp.commit()
+    }
+
+    /// Opens block `id` read-only for serving, checking its header against the id and the file
+    /// size.
+    pub fn get(&self, id: BlockId) -> Result<SealedBlock, Error> {
+        let path = self.path(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { block: id, store: self.root.display().to_string() })
+            }
+            Err(e) => return Err(Error::io(format!("open {}", path.display()), Some(id), e)),
+        };
+        SealedBlock::from_file(id, path, file)
+    }
+
+    /// Starts writing a block with `header`: a private temp file holding the header, removed on
+    /// drop unless committed. Refuses a block already stored.
+    pub(crate) fn begin(&self, header: &BlockHeader) -> Result<TempBlock, Error> {
+        let id = header.id;
+        if self.contains(id) {
+            return Err(Error::Duplicate { block: id, path: self.path(id).display().to_string() });
+        }
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = self.root.join("tmp").join(format!("{id}.{}.{seq}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("create temp {}", path.display()), Some(id), e))?;
+        let tmp = TempBlock { store: self.clone(), header: *header, file, path, committed: false };
+        tmp.file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write temp header", Some(id), e))?;
+        Ok(tmp)
+    }
+}
+
+/// A block being written; removed on drop unless [`TempBlock::commit`] succeeded.
+#[derive(Debug)]
+pub(crate) struct TempBlock {
+    store: BlockStore,
+    pub(crate) header: BlockHeader,
+    pub(crate) file: File,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl TempBlock {
+    /// Hashes the body as written (file offset 64..64+len), for backends whose body never
+    /// passed through user space.
+    pub(crate) fn hash_body(&self) -> Result<Digest, Error> {
+        let id = self.header.id;
+        if self.header.length == 0 {
+            return Ok(Digest::of(&[]));
+        }
+        // SAFETY: the temp file was created by this process with O_EXCL and mode 0600 in the
+        // store's private tmp directory; nothing else truncates it while the map lives (the map is
+        // dropped before this function returns).
+        let map = unsafe { memmap2::Mmap::map(&self.file) }.map_err(|e| Error::io("map temp block", Some(id), e))?;
+        let end = HEADER_LEN as u64 + self.header.length;
+        if (map.len() as u64) < end {
+            return Err(Error::Truncated {
+                block: id,
+                expected: self.header.length,
+                got: (map.len() as u64).saturating_sub(HEADER_LEN as u64),
+            });
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(&map[HEADER_LEN..end as usize]);
+        Ok(h.finalize().into())
+    }
+
+    /// Checks `digest` against the header, then syncs, seals and publishes the block.
+    pub(crate) fn commit_checked(self, digest: Digest) -> Result<SealedBlock, Error> {
+        if digest != self.header.digest {
+            return Err(Error::Tampered {
+                block: self.header.id,
+                expected: self.header.digest.to_hex(),
+                actual: digest.to_hex(),
+            });
+        }
+        self.commit()
+    }
+
+    /// Syncs, seals (0444) and publishes the block; see the module docs.
+    pub(crate) fn commit(mut self) -> Result<SealedBlock, Error> {
+        let id = self.header.id;
+        let want = HEADER_LEN as u64 + self.header.length;
+        let size = self.file.metadata().map_err(|e| Error::io("stat temp block", Some(id), e))?.len();
+        if size != want {
+            return Err(Error::Truncated { block: id, expected: self.header.length, got: size.saturating_sub(64) });
+        }
+        self.file.sync_all().map_err(|e| Error::io("fsync temp block", Some(id), e))?;
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
+            .map_err(|e| Error::io("seal temp block", Some(id), e))?;
+        let dest = self.store.path(id);
+        match fs::hard_link(&self.path, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Duplicate { block: id, path: dest.display().to_string() })
+            }
+            Err(e) => return Err(Error::io(format!("publish {}", dest.display()), Some(id), e)),
+        }
+        self.committed = true;
+        let _ = fs::remove_file(&self.path);
+        let dir = self.store.root.join("blocks");
+        if let Ok(d) = File::open(&dir) {
+            d.sync_all().map_err(|e| Error::io("fsync block directory", Some(id), e))?;
+        }
+        let file = File::open(&dest).map_err(|e| Error::io(format!("reopen {}", dest.display()), Some(id), e))?;
+        Ok(SealedBlock { id, header: self.header, file, path: dest })
+    }
+}
+
+impl Drop for TempBlock {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A sealed, read-only block file: its header and an open handle.
+#[derive(Debug)]
+pub struct SealedBlock {
+    id: BlockId,
+    header: BlockHeader,
+    file: File,
+    path: PathBuf,
+}
+
+impl SealedBlock {
+    fn from_file(id: BlockId, path: PathBuf, mut file: File) -> Result<SealedBlock, Error> {
+        let corrupt = |reason: String| Error::CorruptStore { block: id, path: path.display().to_string(), reason };
+        let mut hb = [0u8; HEADER_LEN];
+        let size = file.metadata().map_err(|e| Error::io("stat block", Some(id), e))?.len();
+        if size < HEADER_LEN as u64 {
+            return Err(corrupt(format!("{size} bytes, shorter than a header")));
+        }
+        std::io::Read::read_exact(&mut file, &mut hb).map_err(|e| Error::io("read block header", Some(id), e))?;
+        let header = BlockHeader::decode(&hb).map_err(|e| corrupt(e.to_string()))?;
+        if header.id != id {
+            return Err(corrupt(format!("header names block {}", header.id)));
+        }
+        if size != HEADER_LEN as u64 + header.length {
+            return Err(corrupt(format!("file is {size} bytes, header says {} + {}", HEADER_LEN, header.length)));
+        }
+        Ok(SealedBlock { id, header, file, path })
+    }
+
+    /// The block's id.
+    pub fn id(&self) -> BlockId {
+        self.id
+    }
+
+    /// The block's header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    /// Body length in bytes.
+    pub fn len(&self) -> u64 {
+        self.header.length
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.header.length == 0
+    }
+
+    /// Bytes on the wire: header + body (= the file size).
+    pub fn wire_len(&self) -> u64 {
+        HEADER_LEN as u64 + self.header.length
+    }
+
+    /// The read-only file (header at offset 0, body at 64).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the block is stored.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Maps the whole file (header + body) read-only. See the module docs for why this is sound.
+    pub fn map(&self) -> Result<memmap2::Mmap, Error> {
+        // SAFETY: the file is sealed: written once, fsynced, mode 0444, and never truncated or
+        // rewritten by the store (module docs), so the mapping cannot shrink under us.
+        unsafe { memmap2::MmapOptions::new().map(&self.file) }.map_err(|e| Error::io("map block", Some(self.id), e))
+    }
+
+    /// The body, read into memory.
+    pub fn read_body(&self) -> Result<Vec<u8>, Error> {
+        let mut v = vec![0u8; self.header.length as usize];
+        self.file.read_exact_at(&mut v, HEADER_LEN as u64).map_err(|e| Error::io("read block", Some(self.id), e))?;
+        Ok(v)
+    }
+
+    /// Re-hashes the body and checks it against the header.
+    pub fn verify(&self) -> Result<(), Error> {
+        let map = self.map()?;
+        let d = Digest::of(&map[HEADER_LEN..]);
+        if d != self.header.digest {
+            return Err(Error::Tampered { block: self.id, expected: self.header.digest.to_hex(), actual: d.to_hex() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "parthenon-store-{tag}-{}-{}",
+            std::process::id(),
+            TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn put_get_round_trip_and_immutable() {
+        let dir = temp_dir("rt");
+        let s = BlockStore::open(&dir).unwrap();
+        let b = s.put(BlockId(5), b"abc").unwrap();
+        assert_eq!(b.len(), 3);
+        let g = s.get(BlockId(5)).unwrap();
+        assert_eq!(g.read_body().unwrap(), b"abc");
+        g.verify().unwrap();
+        assert!(matches!(s.put(BlockId(5), b"xyz"), Err(Error::Duplicate { .. })));
+        assert_eq!(s.get(BlockId(5)).unwrap().read_body().unwrap(), b"abc");
+        assert_eq!(s.ids().unwrap(), vec![BlockId(5)]);
+        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert!(matches!(s.get(BlockId(6)), Err(Error::NotFound { .. })));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn uncommitted_temp_is_removed() {
+        let dir = temp_dir("tmp");
+        let s = BlockStore::open(&dir).unwrap();
+        let t = s.begin(&BlockHeader::for_body(BlockId(1), b"xy")).unwrap();
+        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 1);
+        let err = t.commit().unwrap_err();
+        assert!(matches!(err, Error::Truncated { .. }), "{err}");
+        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert!(!s.contains(BlockId(1)));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

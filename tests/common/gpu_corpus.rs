@@ -1,0 +1,383 @@
+//! The differential corpus shared by the GPU agreement tests: public vectors (BIP-340 csv,
+//! Wycheproof ed25519, ed25519-speccheck), random valid signatures, and mutations of them
+//! (bit flips, non-canonical S and r/s/x >= modulus, small-order and mixed-order points,
+//! non-canonical point encodings), with verdicts from the pinned reference implementations:
+//! ed25519-zebra 5 (ZIP-215), ed25519-dalek 3 `verify_strict`, libsecp256k1 through secp256k1 0.33.
+#![allow(dead_code)]
+
+use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::Signer;
+use sha2::{Digest, Sha512};
+use std::path::PathBuf;
+
+pub const ED25519: u8 = 0;
+pub const BIP340: u8 = 1;
+
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub scheme: u8,
+    pub pk: [u8; 32],
+    pub sig: [u8; 64],
+    pub msg: Vec<u8>,
+    pub origin: String,
+}
+
+/// Reference verdicts: (zip215, strict) for Ed25519; (bip340, bip340) for BIP-340.
+pub fn reference(item: &Item) -> (bool, bool) {
+    match item.scheme {
+        ED25519 => {
+            let sig = ed25519_dalek::Signature::from_bytes(&item.sig);
+            let zip = ed25519_zebra::VerificationKey::try_from(item.pk)
+                .map(|vk| vk.verify(&sig, &item.msg).is_ok())
+                .unwrap_or(false);
+            let strict = ed25519_dalek::VerifyingKey::from_bytes(&item.pk)
+                .map(|vk| vk.verify_strict(&item.msg, &sig).is_ok())
+                .unwrap_or(false);
+            (zip, strict)
+        }
+        _ => {
+            let ok = secp256k1::XOnlyPublicKey::from_byte_array(item.pk)
+                .map(|pk| {
+                    secp256k1::schnorr::verify(
+                        &secp256k1::schnorr::Signature::from_byte_array(item.sig),
+                        &item.msg,
+                        &pk,
+                    )
+                    .is_ok()
+                })
+                .unwrap_or(false);
+            (ok, ok)
+        }
+    }
+}
+
+pub fn vectors_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PARTHENON_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+    if dir.is_dir() {
+        Some(dir)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("conformance vectors missing at {} (CI=true)", dir.display());
+    } else {
+        None
+    }
+}
+
+pub fn hex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
+}
+
+fn arr<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
+    v.try_into().ok()
+}
+
+/// Every vector that fits the batch shape (32-byte key, 64-byte signature).
+pub fn vector_items(dir: &std::path::Path) -> Vec<Item> {
+    let mut out = Vec::new();
+    let csv = std::fs::read_to_string(dir.join("bip340/test-vectors.csv")).expect("bip340 csv");
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        if let (Some(pk), Some(sig)) = (arr(&hex(f[2])), arr(&hex(f[5]))) {
+            out.push(Item { scheme: BIP340, pk, sig, msg: hex(f[4]), origin: format!("bip340 #{}", f[0]) });
+        }
+    }
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("wycheproof/ed25519_test.json")).expect("wycheproof"))
+            .expect("json");
+    for g in w["testGroups"].as_array().expect("groups") {
+        let Some(pk) = arr(&hex(g["publicKey"]["pk"].as_str().unwrap_or(""))) else { continue };
+        for t in g["tests"].as_array().expect("tests") {
+            if let Some(sig) = arr(&hex(t["sig"].as_str().unwrap_or(""))) {
+                let msg = hex(t["msg"].as_str().unwrap_or(""));
+                out.push(Item { scheme: ED25519, pk, sig, msg, origin: format!("wycheproof tc{}", t["tcId"]) });
+            }
+        }
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ed25519-speccheck/cases.json")).expect("speccheck"))
+            .expect("json");
+    for (i, c) in s.as_array().expect("cases").iter().enumerate() {
+        if let (Some(pk), Some(sig)) =
+            (arr(&hex(c["pub_key"].as_str().unwrap_or(""))), arr(&hex(c["signature"].as_str().unwrap_or(""))))
+        {
+            let msg = hex(c["message"].as_str().unwrap_or(""));
+            out.push(Item { scheme: ED25519, pk, sig, msg, origin: format!("speccheck #{i}") });
+        }
+    }
+    out
+}
+
+/// splitmix64: a deterministic generator, so a failure names a reproducible item.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        for x in b.iter_mut() {
+            *x = self.next() as u8;
+        }
+        b
+    }
+    pub fn message(&mut self) -> Vec<u8> {
+        const EDGES: [usize; 12] = [0, 1, 31, 55, 56, 63, 64, 111, 112, 127, 128, 129];
+        let len = if self.below(3) == 0 { EDGES[self.below(12) as usize] } else { self.below(400) as usize };
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Encodings of small-order points, canonical and not (y >= p, sign bit on x = 0).
+pub fn small_order_encodings() -> Vec<[u8; 32]> {
+    let mut v: Vec<[u8; 32]> = EIGHT_TORSION.iter().map(|t| t.compress().to_bytes()).collect();
+    // p + 0 (y = 0, order 4), p + 1 (y = 1, the identity), with and without the sign bit.
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    let mut p1 = p;
+    p1[0] = 0xee;
+    v.push(p);
+    v.push(p1);
+    let mut pn = p;
+    pn[31] |= 0x80;
+    v.push(pn);
+    let mut p1n = p1;
+    p1n[31] |= 0x80;
+    v.push(p1n);
+    // y = 1 and y = -1 with the sign bit set ("-0").
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    one[31] = 0x80;
+    v.push(one);
+    let mut m1 = [0xffu8; 32];
+    m1[0] = 0xec;
+    m1[31] = 0xff;
+    v.push(m1);
+    v
+}
+
+fn ed_sign_raw(a: Scalar, a_enc: [u8; 32], r: Scalar, r_enc: [u8; 32], msg: &[u8]) -> [u8; 64] {
+    let k = Scalar::from_hash(Sha512::new().chain_update(r_enc).chain_update(a_enc).chain_update(msg));
+    let s = r + k * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r_enc);
+    sig[32..].copy_from_slice(s.as_bytes());
+    sig
+}
+
+fn scalar(rng: &mut Rng) -> Scalar {
+    Scalar::from_bytes_mod_order_wide(&rng.bytes::<64>())
+}
+
+const L_BYTES: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+fn add_le(a: &[u8], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut c = 0u16;
+    for i in 0..32 {
+        let t = a[i] as u16 + b[i] as u16 + c;
+        out[i] = t as u8;
+        c = t >> 8;
+    }
+    out
+}
+
+/// Random Ed25519 items: valid signatures, then mutations and adversarial constructions.
+pub fn ed25519_items(rng: &mut Rng, n: usize) -> Vec<Item> {
+    let small = small_order_encodings();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let msg = rng.message();
+        let kind = rng.below(12);
+        let item = match kind {
+            0..=2 => {
+                let sk = ed25519_dalek::SigningKey::from_bytes(&rng.bytes());
+                let sig = sk.sign(&msg).to_bytes();
+                let mut it =
+                    Item { scheme: ED25519, pk: sk.verifying_key().to_bytes(), sig, msg, origin: String::new() };
+                match kind {
+                    0 => it.origin = "ed valid".into(),
+                    1 => {
+                        let bit = rng.below(64 * 8 + 32 * 8 + 8) as usize;
+                        if bit < 512 {
+                            it.sig[bit / 8] ^= 1 << (bit % 8);
+                        } else if bit < 768 {
+                            it.pk[(bit - 512) / 8] ^= 1 << (bit % 8);
+                        } else {
+                            it.msg.push(1);
+                        }
+                        it.origin = format!("ed flip {bit}");
+                    }
+                    _ => {
+                        let s = add_le(&it.sig[32..], &L_BYTES);
+                        it.sig[32..].copy_from_slice(&s);
+                        it.origin = "ed S+L".into();
+                    }
+                }
+                it
+            }
+            3..=6 => {
+                // Mixed-order A and/or R: A = aB + T_i, R = rB + T_j, S = r + k a.
+                let a = scalar(rng);
+                let r = scalar(rng);
+                let ti = EIGHT_TORSION[rng.below(8) as usize];
+                let tj = EIGHT_TORSION[rng.below(8) as usize];
+                let a_pt = ED25519_BASEPOINT_POINT * a + ti;
+                let r_pt = ED25519_BASEPOINT_POINT * r + tj;
+                let (a_enc, r_enc) = (a_pt.compress().to_bytes(), r_pt.compress().to_bytes());
+                let sig = ed_sign_raw(a, a_enc, r, r_enc, &msg);
+                Item { scheme: ED25519, pk: a_enc, sig, msg, origin: "ed mixed-order".into() }
+            }
+            7 | 8 => {
+                // Small-order (possibly non-canonical) A with a scalar a = 0, R random.
+                let a_enc = small[rng.below(small.len() as u64) as usize];
+                let r = scalar(rng);
+                let r_enc = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
+                let sig = ed_sign_raw(Scalar::ZERO, a_enc, r, r_enc, &msg);
+                Item { scheme: ED25519, pk: a_enc, sig, msg, origin: "ed small-order A".into() }
+            }
+            9 => {
+                // Small-order R with r = 0, honest key.
+                let a = scalar(rng);
+                let a_enc = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+                let r_enc = small[rng.below(small.len() as u64) as usize];
+                let sig = ed_sign_raw(a, a_enc, Scalar::ZERO, r_enc, &msg);
+                Item { scheme: ED25519, pk: a_enc, sig, msg, origin: "ed small-order R".into() }
+            }
+            10 => {
+                // Both small order, S = 0.
+                let mut sig = [0u8; 64];
+                sig[..32].copy_from_slice(&small[rng.below(small.len() as u64) as usize]);
+                Item {
+                    scheme: ED25519,
+                    pk: small[rng.below(small.len() as u64) as usize],
+                    sig,
+                    msg,
+                    origin: "ed both small".into(),
+                }
+            }
+            _ => {
+                // Random bytes: mostly undecodable or invalid.
+                Item { scheme: ED25519, pk: rng.bytes(), sig: rng.bytes(), msg, origin: "ed random".into() }
+            }
+        };
+        out.push(item);
+    }
+    out
+}
+
+const SECP_P: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xfc, 0x2f,
+];
+const SECP_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae, 0xdc,
+    0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+fn be_add_small(v: &[u8; 32], k: u8) -> [u8; 32] {
+    let mut out = *v;
+    let mut c = k as u16;
+    for b in out.iter_mut().rev() {
+        let t = *b as u16 + c;
+        *b = t as u8;
+        c = t >> 8;
+    }
+    out
+}
+
+/// Random BIP-340 items: valid signatures and mutations (flips, r/s/x at or above the modulus,
+/// x off the curve, s = 0).
+pub fn bip340_items(rng: &mut Rng, n: usize) -> Vec<Item> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let msg = rng.message();
+        let Ok(kp) = secp256k1::Keypair::from_secret_bytes(rng.bytes()) else { continue };
+        let pk = kp.x_only_public_key().0.to_byte_array();
+        let sig = secp256k1::schnorr::sign_no_aux_rand(&msg, &kp).to_byte_array();
+        let mut it = Item { scheme: BIP340, pk, sig, msg, origin: String::new() };
+        match rng.below(9) {
+            0 | 1 => it.origin = "bip valid".into(),
+            2 | 3 => {
+                let bit = rng.below(64 * 8 + 32 * 8 + 8) as usize;
+                if bit < 512 {
+                    it.sig[bit / 8] ^= 1 << (bit % 8);
+                } else if bit < 768 {
+                    it.pk[(bit - 512) / 8] ^= 1 << (bit % 8);
+                } else {
+                    it.msg.push(0);
+                }
+                it.origin = format!("bip flip {bit}");
+            }
+            4 => {
+                let r = be_add_small(&SECP_P, rng.below(3) as u8);
+                it.sig[..32].copy_from_slice(&r);
+                it.origin = "bip r>=p".into();
+            }
+            5 => {
+                let s = be_add_small(&SECP_N, rng.below(3) as u8);
+                it.sig[32..].copy_from_slice(&s);
+                it.origin = "bip s>=n".into();
+            }
+            6 => {
+                it.pk = be_add_small(&SECP_P, rng.below(3) as u8);
+                it.origin = "bip x>=p".into();
+            }
+            7 => {
+                it.pk = rng.bytes();
+                it.origin = "bip random x".into();
+            }
+            _ => {
+                it.sig[32..].fill(0);
+                it.origin = "bip s=0".into();
+            }
+        }
+        out.push(it);
+    }
+    out
+}
+
+/// The corpus size from `PARTHENON_GPU_CORPUS` (random items per scheme), else `default`.
+pub fn corpus_size(default: usize) -> usize {
+    std::env::var("PARTHENON_GPU_CORPUS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Structure-of-arrays copy of `items`.
+pub struct Soa {
+    pub schemes: Vec<u8>,
+    pub pubkeys: Vec<[u8; 32]>,
+    pub signatures: Vec<[u8; 64]>,
+    pub messages: Vec<u8>,
+    pub offsets: Vec<u64>,
+}
+
+pub fn soa(items: &[Item]) -> Soa {
+    let mut s = Soa { schemes: vec![], pubkeys: vec![], signatures: vec![], messages: vec![], offsets: vec![0] };
+    for it in items {
+        s.schemes.push(it.scheme);
+        s.pubkeys.push(it.pk);
+        s.signatures.push(it.sig);
+        s.messages.extend_from_slice(&it.msg);
+        s.offsets.push(s.messages.len() as u64);
+    }
+    s
+}

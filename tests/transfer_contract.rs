@@ -1,0 +1,329 @@
+//! One contract, every stream backend present: byte-exact transfer of sizes 0, 1, 4095, 4096,
+//! 1 MiB + 7 and 64 MiB over loopback TCP, into a store and into memory, and rejection of
+//! tampered, truncated, oversized, duplicated, unexpected and malformed input with nothing
+//! partial left behind. A backend absent here is skipped with its detection reason.
+
+mod common;
+
+use common::{pattern, TempDir};
+use parthenon::detect::DetectOptions;
+use parthenon::transfer::{
+    BlockHeader, BlockId, BlockStore, Digest, Error, Expect, SealedBlock, Transport, HEADER_LEN,
+};
+use parthenon::{Backend, Engine};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::OnceLock;
+use std::thread;
+
+const SIZES: [usize; 6] = [0, 1, 4095, 4096, (1 << 20) + 7, 64 << 20];
+
+fn engine_for(backend: Backend) -> Option<Engine> {
+    match Engine::builder()
+        .detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })
+        .force(backend)
+        .build()
+    {
+        Ok(e) => Some(e),
+        Err(e) => {
+            println!("skip {backend}: {e}");
+            None
+        }
+    }
+}
+
+/// The sender's store, shared by every backend's test: one block per size, ids = index.
+fn source() -> &'static (TempDir, BlockStore) {
+    static SRC: OnceLock<(TempDir, BlockStore)> = OnceLock::new();
+    SRC.get_or_init(|| {
+        let dir = TempDir::new("contract-src");
+        let store = BlockStore::open(dir.path()).unwrap();
+        for (i, &n) in SIZES.iter().enumerate() {
+            store.put(BlockId(i as u64), &pattern(n, i as u64 + 1)).unwrap();
+        }
+        (dir, store)
+    })
+}
+
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let c = thread::spawn(move || TcpStream::connect(addr).unwrap());
+    let (s, _) = l.accept().unwrap();
+    (c.join().unwrap(), s)
+}
+
+/// Nothing partial: the store's tmp dir is empty and `id` is absent.
+fn assert_clean(store: &BlockStore, id: BlockId) {
+    assert!(!store.contains(id), "block {id} visible after a failed receive");
+    let tmp: Vec<_> = std::fs::read_dir(store.root().join("tmp")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+}
+
+fn run_contract(backend: Backend) {
+    let Some(engine) = engine_for(backend) else { return };
+    let t = engine.transport().unwrap();
+    assert_eq!(t.backend(), backend);
+    run_contract_on(Box::new(t), backend, None);
+}
+
+/// `method`: a string the 64 MiB send's method must contain.
+fn run_contract_on(t: Box<dyn Transport>, backend: Backend, method: Option<&str>) {
+    let (_src_dir, src) = source();
+    let dst_dir = TempDir::new(&format!("contract-dst-{backend}"));
+    let dst = BlockStore::open(dst_dir.path()).unwrap();
+
+    // Byte-exact, every size, into the store; all blocks on one connection.
+    let (tx, rx) = pair();
+    let t: std::sync::Arc<dyn Transport> = t.into();
+    let t2 = t.clone();
+    let dst2 = dst.clone();
+    let receiver = thread::spawn(move || {
+        (0..SIZES.len())
+            .map(|i| t2.recv_block(&rx, &dst2, &Expect::block(BlockId(i as u64))).map(|b| b.id()))
+            .collect::<Result<Vec<_>, Error>>()
+    });
+    for (i, &n) in SIZES.iter().enumerate() {
+        let b = src.get(BlockId(i as u64)).unwrap();
+        let r = t.send_block(&tx, &b).unwrap();
+        assert_eq!(r.wire_bytes, (HEADER_LEN + n) as u64);
+        if let (Some(m), true) = (method, n == 64 << 20) {
+            assert!(r.method.contains(m), "{backend}: 64 MiB sent by `{}`, expected `{m}`", r.method);
+        }
+    }
+    receiver.join().unwrap().unwrap();
+    for (i, &n) in SIZES.iter().enumerate() {
+        let got = dst.get(BlockId(i as u64)).unwrap().read_body().unwrap();
+        assert_eq!(got.len(), n, "{backend}: size {n}");
+        assert!(got == pattern(n, i as u64 + 1), "{backend}: size {n} differs");
+    }
+
+    // Into memory, from the caller's buffer (send_bytes), sizes up to 1 MiB + 7.
+    let (tx, rx) = pair();
+    let t2 = t.clone();
+    let receiver = thread::spawn(move || {
+        (0..5).map(|_| t2.recv_to_vec(&rx, &Expect::default())).collect::<Result<Vec<_>, Error>>()
+    });
+    for (i, &n) in SIZES[..5].iter().enumerate() {
+        t.send_bytes(&tx, BlockId(100 + i as u64), &pattern(n, 50 + i as u64)).unwrap();
+    }
+    for (i, (h, body)) in receiver.join().unwrap().unwrap().into_iter().enumerate() {
+        assert_eq!(h.id, BlockId(100 + i as u64));
+        assert!(body == pattern(SIZES[i], 50 + i as u64), "{backend}: recv_to_vec size {}", SIZES[i]);
+    }
+
+    adversarial(&*t, backend);
+}
+
+/// Sends raw `bytes` and returns the receiver's verdict (store receive).
+fn feed(t: &dyn Transport, store: &BlockStore, expect: Expect, bytes: Vec<u8>) -> Result<SealedBlock, Error> {
+    let (mut tx, rx) = pair();
+    let w = thread::spawn(move || {
+        let _ = tx.write_all(&bytes);
+        // dropping tx closes the stream
+    });
+    let r = t.recv_block(&rx, store, &expect);
+    w.join().unwrap();
+    r
+}
+
+fn framed(id: u64, body: &[u8]) -> Vec<u8> {
+    let mut v = BlockHeader::for_body(BlockId(id), body).encode().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+fn adversarial(t: &dyn Transport, backend: Backend) {
+    let dir = TempDir::new(&format!("contract-adv-{backend}"));
+    let store = BlockStore::open(dir.path()).unwrap();
+    let body = pattern(300_000, 9);
+
+    // Tampered: one body bit flipped.
+    let mut bytes = framed(1, &body);
+    bytes[HEADER_LEN + 123_456] ^= 0x10;
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(matches!(e, Error::Tampered { block: BlockId(1), .. }), "{backend}: {e}");
+    assert!(e.to_string().contains("0000000000000001") && e.to_string().contains("digest mismatch"), "{e}");
+    assert_clean(&store, BlockId(1));
+
+    // Header claims a digest of other content (tampered digest).
+    let mut h = BlockHeader::for_body(BlockId(2), &body);
+    h.digest = Digest::of(b"something else");
+    let mut bytes = h.encode().to_vec();
+    bytes.extend_from_slice(&body);
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(matches!(e, Error::Tampered { block: BlockId(2), .. }), "{backend}: {e}");
+    assert_clean(&store, BlockId(2));
+
+    // Truncated body.
+    let bytes = framed(3, &body)[..HEADER_LEN + 200_000].to_vec();
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(matches!(e, Error::Truncated { block: BlockId(3), expected: 300_000, got: 200_000 }), "{backend}: {e}");
+    assert_clean(&store, BlockId(3));
+
+    // Truncated header; empty stream.
+    let e = feed(t, &store, Expect::default(), framed(4, &body)[..10].to_vec()).unwrap_err();
+    assert!(matches!(e, Error::TruncatedHeader { got: 10 }), "{backend}: {e}");
+    let e = feed(t, &store, Expect::default(), Vec::new()).unwrap_err();
+    assert!(matches!(e, Error::Closed), "{backend}: {e}");
+
+    // Oversized: over the receiver's limit, and absurdly large; no body byte is needed.
+    let e = feed(t, &store, Expect { id: None, max_len: 299_999 }, framed(5, &body)).unwrap_err();
+    assert!(matches!(e, Error::Oversized { block: BlockId(5), length: 300_000, max: 299_999 }), "{backend}: {e}");
+    assert_clean(&store, BlockId(5));
+    let h = BlockHeader { id: BlockId(6), length: 1 << 40, digest: Digest::of(b"") };
+    let e = feed(t, &store, Expect::default(), h.encode().to_vec()).unwrap_err();
+    assert!(matches!(e, Error::Oversized { block: BlockId(6), .. }), "{backend}: {e}");
+    assert_clean(&store, BlockId(6));
+
+    // Oversized in the other sense: more bytes than announced. The block is whole and accepted;
+    // the surplus is not a valid header, so the next receive fails naming why.
+    let (mut tx, rx) = pair();
+    let mut bytes = framed(7, &body[..1000]);
+    bytes.extend_from_slice(&[0xAB; 100]);
+    tx.write_all(&bytes).unwrap();
+    drop(tx);
+    t.recv_block(&rx, &store, &Expect::default()).unwrap();
+    let e = t.recv_block(&rx, &store, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::BadHeader { .. }), "{backend}: {e}");
+
+    // Duplicate: block 7 is stored; a second copy (even different content) is refused.
+    let e = feed(t, &store, Expect::default(), framed(7, b"other")).unwrap_err();
+    assert!(matches!(e, Error::Duplicate { block: BlockId(7), .. }), "{backend}: {e}");
+    assert_eq!(store.get(BlockId(7)).unwrap().read_body().unwrap(), &body[..1000]);
+
+    // Out of order: asked for 8, got 9.
+    let e = feed(t, &store, Expect::block(BlockId(8)), framed(9, b"x")).unwrap_err();
+    assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(8), got: BlockId(9) }), "{backend}: {e}");
+    assert_clean(&store, BlockId(9));
+
+    // Corrupt header (length bit flipped): the header check catches it.
+    let mut bytes = framed(10, b"hello");
+    bytes[16] ^= 1;
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(matches!(e, Error::BadHeader { .. }), "{backend}: {e}");
+    assert_clean(&store, BlockId(10));
+
+    // Into memory: tampered and truncated are rejected too.
+    let mut bytes = framed(11, &body);
+    bytes[HEADER_LEN] ^= 1;
+    let (mut tx, rx) = pair();
+    thread::spawn(move || tx.write_all(&bytes));
+    let e = t.recv_to_vec(&rx, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::Tampered { block: BlockId(11), .. }), "{backend}: {e}");
+    let bytes = framed(12, &body)[..HEADER_LEN + 5].to_vec();
+    let (mut tx, rx) = pair();
+    thread::spawn(move || tx.write_all(&bytes));
+    let e = t.recv_to_vec(&rx, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::Truncated { block: BlockId(12), .. }), "{backend}: {e}");
+}
+
+#[test]
+fn contract_copy() {
+    run_contract(Backend::Copy);
+}
+
+#[test]
+fn contract_mmap() {
+    run_contract(Backend::Mmap);
+}
+
+#[test]
+fn contract_sendfile() {
+    run_contract(Backend::Sendfile);
+}
+
+#[test]
+fn contract_splice() {
+    run_contract(Backend::Splice);
+}
+
+#[test]
+fn contract_io_uring() {
+    run_contract(Backend::IoUring);
+}
+
+/// io_uring with SEND_ZC forced on the loopback peer, so the zero-copy paths (registered
+/// buffers when RLIMIT_MEMLOCK allows, else SEND_ZC from the mapping) run the contract too.
+#[cfg(feature = "io-uring")]
+#[test]
+fn contract_io_uring_zero_copy_paths() {
+    if engine_for(Backend::IoUring).is_none() {
+        return;
+    }
+    let t = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
+    run_contract_on(Box::new(t), Backend::IoUring, Some("SEND_ZC"));
+}
+
+/// Every sender backend interoperates with every receiver backend (same wire format).
+#[test]
+fn backends_interoperate() {
+    let backends: Vec<(Backend, Engine)> =
+        [Backend::Copy, Backend::Mmap, Backend::Sendfile, Backend::Splice, Backend::IoUring]
+            .into_iter()
+            .filter_map(|b| engine_for(b).map(|e| (b, e)))
+            .collect();
+    let (_d, src) = source();
+    let block = src.get(BlockId(4)).unwrap(); // 1 MiB + 7
+    for (sb, se) in &backends {
+        for (rb, re) in &backends {
+            let dir = TempDir::new("interop");
+            let dst = BlockStore::open(dir.path()).unwrap();
+            let (tx, rx) = pair();
+            let rt = re.transport().unwrap();
+            let dst2 = dst.clone();
+            let h = thread::spawn(move || rt.recv_block(&rx, &dst2, &Expect::default()).map(|b| b.id()));
+            se.transport().unwrap().send_block(&tx, &block).unwrap();
+            assert_eq!(h.join().unwrap().unwrap(), BlockId(4), "{sb} -> {rb}");
+            dst.get(BlockId(4)).unwrap().verify().unwrap();
+        }
+    }
+}
+
+/// The auto router: small blocks by copy, the rest by the routed backend; the report says so.
+#[test]
+fn auto_routes_by_size_and_reports_why() {
+    let engine =
+        Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() }).build().unwrap();
+    let t = engine.transport().unwrap();
+    let report = t.report();
+    let text = report.to_string();
+    println!("{text}");
+    if t.backend() != Backend::Copy {
+        assert!(report.size_refinement);
+        assert_eq!(t.choose(100).0.backend(), Backend::Copy);
+        assert_eq!(t.choose(64 << 20).0.backend(), t.backend());
+        assert!(text.contains("small_block_max") || text.contains("copy"), "{text}");
+    }
+    // Byte-exact through the router, small and large.
+    let (_d, src) = source();
+    let dir = TempDir::new("auto");
+    let dst = BlockStore::open(dir.path()).unwrap();
+    let (tx, rx) = pair();
+    let t = std::sync::Arc::new(t);
+    let t2 = t.clone();
+    let dst2 = dst.clone();
+    let h = thread::spawn(move || {
+        for _ in 0..3 {
+            t2.recv_block(&rx, &dst2, &Expect::default()).unwrap();
+        }
+    });
+    for i in [1u64, 3, 4] {
+        t.send_block(&tx, &src.get(BlockId(i)).unwrap()).unwrap();
+    }
+    h.join().unwrap();
+    for i in [1u64, 3, 4] {
+        dst.get(BlockId(i)).unwrap().verify().unwrap();
+    }
+}
+
+/// A forced backend the build or the machine lacks is an error naming the reason.
+#[test]
+fn forcing_absent_transfer_backend_is_an_error() {
+    let e = Engine::builder()
+        .detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })
+        .force(Backend::Dpdk)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("dpdk") && e.to_string().contains("skipped"), "{e}");
+}

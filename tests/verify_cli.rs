@@ -1,0 +1,163 @@
+//! End-to-end tests of `parthenon verify`: verdict lines in input order across chunk
+//! boundaries, both Ed25519 rule sets, BIP-340, and exit code 2 naming the line of a malformed
+//! input (with the verdicts of the lines before it printed and none for it).
+
+use curve25519_dalek::constants::EIGHT_TORSION;
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha512};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("parthenon-verify-cli-{}-{name}.jsonl", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parthenon")).arg("verify").args(args).output().unwrap()
+}
+
+fn ed_line(seed: u8, msg: &[u8], corrupt: bool) -> String {
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let mut sig = sk.sign(msg).to_bytes();
+    if corrupt {
+        sig[5] ^= 4;
+    }
+    format!(
+        r#"{{"scheme":"ed25519","pubkey":"{}","msg":"{}","sig":"{}","note":"ignored"}}"#,
+        hex::encode(sk.verifying_key().as_bytes()),
+        hex::encode(msg),
+        hex::encode(sig)
+    )
+}
+
+fn schnorr_line(seed: u8, msg: &[u8], corrupt: bool) -> String {
+    let mut sk = [0u8; 32];
+    sk[0] = seed;
+    sk[31] = 1;
+    let kp = secp256k1::Keypair::from_secret_bytes(sk).unwrap();
+    let mut sig = kp.sign_schnorr_no_aux_rand(msg).to_byte_array();
+    if corrupt {
+        sig[40] ^= 1;
+    }
+    format!(
+        r#"{{"scheme":"schnorr","pubkey":"{}","msg":"{}","sig":"{}"}}"#,
+        hex::encode(kp.x_only_public_key().0.to_byte_array()),
+        hex::encode(msg),
+        hex::encode(sig)
+    )
+}
+
+/// A signature whose `R` is a small-order point and `s = k·a`: valid under ZIP-215 (the
+/// cofactor kills `R`), invalid under Strict (small-order `R`).
+fn zip215_only_line() -> String {
+    let a = Scalar::from(12345u64);
+    let pk = EdwardsPoint::mul_base(&a).compress().to_bytes();
+    let r = EIGHT_TORSION[1].compress().to_bytes();
+    let msg = b"zip215 only";
+    let wide: [u8; 64] = Sha512::new().chain_update(r).chain_update(pk).chain_update(msg).finalize().into();
+    let s = Scalar::from_bytes_mod_order_wide(&wide) * a;
+    let mut sig = r.to_vec();
+    sig.extend_from_slice(s.as_bytes());
+    format!(
+        r#"{{"scheme":"ed25519","pubkey":"{}","msg":"{}","sig":"{}"}}"#,
+        hex::encode(pk),
+        hex::encode(msg),
+        hex::encode(sig)
+    )
+}
+
+fn verdicts(out: &Output) -> Vec<(usize, bool)> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v.as_object().unwrap().len(), 2, "{l}");
+            (v["index"].as_u64().unwrap() as usize, v["valid"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn verdicts_in_order_across_chunks_both_schemes() {
+    // More than one 4096-line chunk, schemes interleaved, every 7th item corrupted.
+    let n = 4096 + 1000;
+    let mut lines = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..n {
+        let bad = i % 7 == 3;
+        let msg = (i as u32).to_le_bytes();
+        lines.push(if i % 2 == 0 { ed_line(i as u8, &msg, bad) } else { schnorr_line(i as u8, &msg[..i % 5], bad) });
+        want.push((i, !bad));
+    }
+    let path = temp_file("order", &(lines.join("\n") + "\n"));
+    let out = run(&["--input", path.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(verdicts(&out), want);
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
+fn rules_flag_selects_ed25519_rule_set() {
+    let text = format!("{}\n{}\n", zip215_only_line(), ed_line(9, b"both", false));
+    let path = temp_file("rules", &text);
+    let p = path.to_str().unwrap();
+    let zip = run(&["--input", p]);
+    assert!(zip.status.success());
+    assert_eq!(verdicts(&zip), vec![(0, true), (1, true)]);
+    let strict = run(&["--input", p, "--rules", "strict"]);
+    assert!(strict.status.success());
+    assert_eq!(verdicts(&strict), vec![(0, false), (1, true)]);
+    let bad = run(&["--input", p, "--rules", "lenient"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown rules `lenient`"));
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
+fn malformed_line_stops_with_its_line_number() {
+    let good = ed_line(1, b"ok", false);
+    let cases = [
+        ("json", "{not json".to_string(), "invalid JSON"),
+        ("hex", r#"{"scheme":"ed25519","pubkey":"zz","msg":"","sig":"00"}"#.to_string(), "pubkey: invalid hex"),
+        (
+            "length",
+            format!(r#"{{"scheme":"ed25519","pubkey":"{}","msg":"","sig":"{}"}}"#, "11".repeat(31), "22".repeat(64)),
+            "pubkey is 31 bytes, ed25519 needs 32",
+        ),
+        (
+            "scheme",
+            format!(r#"{{"scheme":"rsa","pubkey":"{}","msg":"","sig":"{}"}}"#, "11".repeat(32), "22".repeat(64)),
+            "unknown scheme `rsa`",
+        ),
+        ("field", r#"{"scheme":"ed25519","pubkey":"00"}"#.to_string(), "missing field"),
+    ];
+    for (name, bad, reason) in cases {
+        let text = format!("{good}\n{good}\n{bad}\n{good}\n");
+        let path = temp_file(name, &text);
+        let out = run(&["--input", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("line 3:") && stderr.contains(reason), "{name}: {stderr}");
+        assert_eq!(verdicts(&out), vec![(0, true), (1, true)], "{name}");
+        std::fs::remove_file(path).ok();
+    }
+}
+
+#[test]
+fn unusable_backend_is_an_input_error() {
+    let path = temp_file("backend", &(ed_line(2, b"x", false) + "\n"));
+    let p = path.to_str().unwrap();
+    let out = run(&["--input", p, "--backend", "aes-ni"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not verify"));
+    let out = run(&["--input", p, "--backend", "warp"]);
+    assert_eq!(out.status.code(), Some(2));
+    let missing = run(&["--input", "/nonexistent/file.jsonl"]);
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_file(path).ok();
+}
