@@ -72,8 +72,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
         println!("finality          p50 {:.0} ms, p99 {:.0} ms", r.finality_p50_ms, r.finality_p99_ms);
         println!("committed height  {}", r.committed_height);
         println!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" });
-        if let Some((i, h)) = r.crashed_validator {
-            println!("killed (-9)       validator {i}, restarted, now at height {h}");
+        if let Some(c) = &r.crashed_validator {
+            println!(
+                "killed (-9)       validator {} at height {}, recovered {} from disk, now at {}",
+                c.index, c.height_before_kill, c.recovered_height, c.height_at_end
+            );
         }
         for n in &r.nodes {
             println!(

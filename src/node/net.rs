@@ -15,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_FRAME: usize = 64 << 20;
 
 /// Everything sent over a connection.
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Frame {
     /// First frame of a validator-to-validator connection: who is calling.

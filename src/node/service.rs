@@ -60,6 +60,8 @@ pub struct NetCounters {
     pub messages_in: AtomicU64,
 }
 
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Peer(ValidatorIndex, Message),
     Timer(Timer),
@@ -100,7 +102,9 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         tokio::spawn(outbound(v.address, cfg.index, prx));
         peers.push(Some(ptx));
     }
-    let mut node = Node { core, app, store, engine, peers, tx, counters, subscribers: Vec::new(), evidence: 0 };
+    let recovered_height = rec.height;
+    let mut node =
+        Node { core, app, store, engine, peers, tx, counters, subscribers: Vec::new(), evidence: 0, recovered_height };
     node.step(Input::Start);
     node.main_loop(rx).await;
     Ok(())
@@ -206,6 +210,7 @@ struct Node {
     counters: Arc<NetCounters>,
     subscribers: Vec<mpsc::Sender<Frame>>,
     evidence: u64,
+    recovered_height: u64,
 }
 
 impl Node {
@@ -360,6 +365,7 @@ impl Node {
         serde_json::json!({
             "index": self.core.me(),
             "height": self.store.height(),
+            "recovered_height": self.recovered_height,
             "view": self.core.view(),
             "tip": hex::encode(self.app.ledger().tip().0),
             "digest_at": digest_at,

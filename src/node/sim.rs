@@ -169,12 +169,16 @@ impl Application for SimApp {
     }
 }
 
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Packet {
     Consensus(Message),
     SyncRequest(Height),
 }
 
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Event {
     Deliver { to: ValidatorIndex, from: ValidatorIndex, packet: Packet },

@@ -64,12 +64,25 @@ pub struct Report {
     pub committed_height: u64,
     /// Whether every validator holds the same block at `committed_height - 1`.
     pub identical_chains: bool,
-    /// Whether a validator was killed and restarted, and its height at the end.
-    pub crashed_validator: Option<(usize, u64)>,
+    /// The validator killed with SIGKILL and restarted, if any.
+    pub crashed_validator: Option<CrashReport>,
     /// Each validator's status (height, counters, engine report).
     pub nodes: Vec<serde_json::Value>,
     /// Where configs, data and logs are (removed unless kept).
     pub dir: PathBuf,
+}
+
+/// What happened to the killed validator.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashReport {
+    /// Its index.
+    pub index: usize,
+    /// Its height just before SIGKILL.
+    pub height_before_kill: u64,
+    /// The height its storage recovered on restart (must be at least `height_before_kill`).
+    pub recovered_height: u64,
+    /// Its height at the end.
+    pub height_at_end: u64,
 }
 
 fn random32() -> Result<[u8; 32], String> {
@@ -201,6 +214,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let crash_victim = n - 1;
     let mut crashed: Option<Instant> = None;
     let mut restarted = false;
+    let mut height_before_kill: Option<u64> = None;
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut draining_since: Option<Instant> = None;
@@ -220,6 +234,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         }
         if let (Some(at), None) = (opts.crash_at, crashed) {
             if elapsed >= at {
+                height_before_kill = status(addrs[crash_victim], None).await.ok().and_then(|s| s["height"].as_u64());
                 let _ = children[crash_victim].start_kill(); // SIGKILL
                 let _ = children[crash_victim].wait().await;
                 crashed = Some(Instant::now());
@@ -305,7 +320,12 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         finality_p99_ms: percentile(&latencies, 0.99),
         committed_height,
         identical_chains: identical,
-        crashed_validator: opts.crash_at.map(|_| (crash_victim, nodes[crash_victim]["height"].as_u64().unwrap_or(0))),
+        crashed_validator: crashed.map(|_| CrashReport {
+            index: crash_victim,
+            height_before_kill: height_before_kill.unwrap_or(0),
+            recovered_height: nodes[crash_victim]["recovered_height"].as_u64().unwrap_or(0),
+            height_at_end: nodes[crash_victim]["height"].as_u64().unwrap_or(0),
+        }),
         nodes,
         dir: dir.clone(),
     };

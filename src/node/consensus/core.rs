@@ -77,6 +77,8 @@ pub enum TimerKind {
 }
 
 /// What the host gives the core.
+// Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
     /// Begin (or resume after [`Core::restore`]): arm the timer, propose if leader, resend the
@@ -273,7 +275,7 @@ impl Core {
             }
             if let Some((h, p)) = &c.own_proposal {
                 c.payloads.insert(h.body.digest, p.clone());
-                c.proposals.insert(h.body.view, h.clone());
+                c.proposals.insert(h.body.view, *h);
             }
         }
         c
@@ -448,7 +450,7 @@ impl Core {
         };
         let digest = Digest::of(&payload);
         let header = self.sign(ProposalHeader { height: self.height, view: self.view, digest });
-        self.own_proposal = Some((header.clone(), payload.clone()));
+        self.own_proposal = Some((header, payload.clone()));
         self.dirty = true;
         let justification: Vec<ViewChange> =
             justification.into_iter().map(|vc| ViewChange { signed: vc.signed, payloads: Vec::new() }).collect();
@@ -532,7 +534,7 @@ impl Core {
         }
         if let Some(prev) = self.proposals.get(&view) {
             if prev.body.digest != digest {
-                let e = Evidence::Proposals(prev.clone(), header.clone());
+                let e = Evidence::Proposals(*prev, header);
                 self.report((header.signer, view, 0), e);
                 return;
             }
@@ -571,7 +573,7 @@ impl Core {
             self.dropped.rejected_payloads += 1;
             return;
         }
-        self.proposals.insert(view, header.clone());
+        self.proposals.insert(view, header);
         self.payloads.entry(digest).or_insert_with(|| payload.clone());
         if view > self.view || (view == self.view && !self.active) {
             self.view = view;
@@ -722,7 +724,7 @@ impl Core {
             }
         }
         let mut asks: Vec<(View, u64)> = highest.iter().map(|(s, v)| (*v, self.set.stake(*s))).collect();
-        asks.sort_by(|a, b| b.0.cmp(&a.0));
+        asks.sort_by_key(|a| std::cmp::Reverse(a.0));
         let mut acc = 0;
         for (v, stake) in asks {
             acc += stake;

@@ -137,7 +137,7 @@ pub fn choose<'a>(set: &ValidatorSet, vcs: impl IntoIterator<Item = &'a Signed<V
         }
     }
     for (d, mut vs) in votes {
-        vs.sort_by(|a, b| b.0.cmp(&a.0));
+        vs.sort_by_key(|a| std::cmp::Reverse(a.0));
         let mut acc = 0;
         for (view, stake) in vs {
             acc += stake;

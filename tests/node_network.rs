@@ -1,0 +1,109 @@
+//! A validator under attack on its network port: malformed frames, consensus messages before
+//! `Hello`, forged and unsigned messages, and a flood of transactions with invalid signatures.
+//! Everything bad is dropped and counted; the valid part is accepted.
+#![cfg(feature = "node")]
+
+use parthenon::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
+use parthenon::node::consensus::{CommitCert, Digest, Message, Sign, Signable, Signed, Vote, VoteKind};
+use parthenon::node::ledger::{sign_transaction, OutPoint, Output};
+use parthenon::node::net::{encode, read_frame, write_frame, Frame};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn key(i: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[i + 10; 32])
+}
+
+async fn status(addr: std::net::SocketAddr) -> serde_json::Value {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    write_frame(&mut s, &Frame::StatusRequest { at: None }).await.unwrap();
+    match read_frame(&mut s).await.unwrap() {
+        Some(Frame::Status(j)) => serde_json::from_str(&j).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_and_signatures_are_dropped_and_counted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let dir = std::env::temp_dir().join(format!("parthenon-net-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let genesis =
+        GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 40, value: 5 };
+    let validators = (0..4)
+        .map(|i| ValidatorEntry {
+            public_key: hex::encode(key(i).verifying_key().to_bytes()),
+            stake: 1,
+            // Peers 1..3 are not running: validator 0 alone cannot reach a quorum.
+            address: if i == 0 { addr } else { ([127, 0, 0, 1], 1).into() },
+        })
+        .collect();
+    let cfg = NodeConfig {
+        index: 0,
+        key: hex::encode(key(0).to_bytes()),
+        listen: addr,
+        data_dir: dir.clone(),
+        base_timeout_ms: 60_000,
+        propose_delay_ms: 0,
+        max_block_txs: 100,
+        validators,
+        genesis: genesis.clone(),
+    };
+    let engine = parthenon::Engine::builder().build().unwrap();
+    tokio::spawn(parthenon::node::service::run(cfg, engine));
+    let mut s = loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let vote = |signer: u16, k: &ed25519_dalek::SigningKey| {
+        let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
+        Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) })
+    };
+    // Consensus before Hello: unidentified.
+    write_frame(&mut s, &Frame::Consensus(vote(1, &key(1)))).await.unwrap();
+    // Malformed body.
+    s.write_all(&[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    // Valid: signed by validator 1.
+    write_frame(&mut s, &Frame::Consensus(vote(1, &key(1)))).await.unwrap();
+    // Forged: claims validator 2, signed by validator 1's key.
+    write_frame(&mut s, &Frame::Consensus(vote(2, &key(1)))).await.unwrap();
+    // Unknown signer.
+    write_frame(&mut s, &Frame::Consensus(vote(9, &key(1)))).await.unwrap();
+    // Unsigned: a "decided" block without a single signature.
+    write_frame(&mut s, &Frame::Consensus(Message::Decided { cert: CommitCert { votes: vec![] }, payload: vec![] }))
+        .await
+        .unwrap();
+    // A transaction flood: 10 valid, 10 with one flipped signature bit.
+    let g = genesis.genesis().unwrap().id();
+    let mut txs = Vec::new();
+    for j in 0..20u32 {
+        let k = genesis.spend_key(j % 4).unwrap();
+        let mut tx = sign_transaction(&[(OutPoint { tx: g, index: j }, &k)], vec![Output { value: 5, lock: k.lock() }]);
+        if j >= 10 {
+            tx.signatures[0].0[9] ^= 4;
+        }
+        txs.push(tx);
+    }
+    s.write_all(&encode(&Frame::Submit(txs))).await.unwrap();
+    s.flush().await.unwrap();
+    let mut st = serde_json::Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        st = status(addr).await;
+        if st["net"]["bad_signatures"] == 3 && st["mempool"] == 10 {
+            break;
+        }
+    }
+    assert_eq!(st["net"]["unidentified"], 1, "{st}");
+    assert_eq!(st["net"]["malformed_frames"], 1, "{st}");
+    assert_eq!(st["net"]["bad_signatures"], 3, "{st}");
+    assert_eq!(st["net"]["messages_in"], 1, "{st}");
+    assert_eq!(st["mempool"], 10, "exactly the validly signed transactions are admitted: {st}");
+    assert_eq!(st["height"], 0, "one validator of four commits nothing alone: {st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
