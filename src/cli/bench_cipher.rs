@@ -78,9 +78,8 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let budget = Duration::from_millis(a.millis);
     let mut figures = Vec::new();
     for &backend in &backends {
-        let c = Aes256Gcm::with_backend(&key, backend)
-            .map_err(|e| Failure::Input(e.to_string()))?
-            .with_threads(a.threads);
+        let c =
+            Aes256Gcm::with_backend(&key, backend).map_err(|e| Failure::Input(e.to_string()))?.with_threads(a.threads);
         for &bytes in &sizes {
             let mut buf = vec![0u8; bytes];
             let mut tag = [0u8; 16];

@@ -116,7 +116,7 @@ pub fn valid_batch(mix: Mix, n: usize, seed: u64) -> OwnedSoa {
         Mix::Ed25519 => SCHEME_ED25519,
         Mix::Bip340 => SCHEME_BIP340,
         Mix::Mixed => {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 SCHEME_ED25519
             } else {
                 SCHEME_BIP340

@@ -133,7 +133,7 @@ impl MemLink {
 }
 
 fn every(n: usize, k: usize) -> bool {
-    n != 0 && k % n == 0
+    n != 0 && k.is_multiple_of(n)
 }
 
 impl Link for MemLink {
