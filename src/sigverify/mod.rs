@@ -251,6 +251,9 @@ mod tests {
     fn device_fault_falls_back_to_cpu_and_is_counted() {
         use crate::detect::{self, CudaDevice, CudaInfo, DetectOptions, Probe};
         let mut caps = detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
+        // Claim a CUDA device that is not there, so the device path must fail. On a machine with
+        // a real one the device succeeds instead, and only the verdicts are checked.
+        let real_device = caps.cuda.is_available();
         caps.cuda = Probe::Available(CudaInfo {
             driver_version: 12080,
             nvrtc_version: (12, 8),
@@ -277,7 +280,9 @@ mod tests {
         let before = stats().device_fallbacks;
         let v = engine.verify(&batch);
         assert_eq!(v.iter().collect::<Vec<_>>(), vec![true, false]);
-        assert!(stats().device_fallbacks > before);
+        if !real_device {
+            assert!(stats().device_fallbacks > before);
+        }
     }
 
     fn hex_array<const N: usize>(s: &str) -> [u8; N] {
