@@ -6,11 +6,11 @@ mod bench_cipher;
 mod bench_transfer;
 mod bench_verify;
 mod detect;
-mod verify;
 #[cfg(feature = "node")]
 mod node;
 #[cfg(feature = "node")]
 mod testnet;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
