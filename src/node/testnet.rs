@@ -41,6 +41,8 @@ pub struct Options {
     pub keep: bool,
     /// Leader fill delay handed to the validators (ms).
     pub propose_delay_ms: u64,
+    /// Largest block, in transactions.
+    pub max_block_txs: usize,
 }
 
 /// What happened.
@@ -166,7 +168,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             data_dir: dir.join(format!("data{i}")),
             base_timeout_ms: 1000,
             propose_delay_ms: opts.propose_delay_ms,
-            max_block_txs: 20_000,
+            max_block_txs: opts.max_block_txs,
             validators: validators.clone(),
             genesis: genesis.clone(),
         };
