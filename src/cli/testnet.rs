@@ -24,6 +24,9 @@ pub struct Args {
     /// Leader's block fill delay in ms.
     #[arg(long, default_value_t = 20)]
     propose_delay_ms: u64,
+    /// Largest block, in transactions.
+    #[arg(long, default_value_t = 5000)]
+    max_block_txs: usize,
     /// Keep the temporary directory (configs, data, logs).
     #[arg(long)]
     keep: bool,
@@ -56,6 +59,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         exe,
         keep: a.keep,
         propose_delay_ms: a.propose_delay_ms,
+        max_block_txs: a.max_block_txs,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -41,6 +41,8 @@ pub struct Options {
     pub keep: bool,
     /// Leader fill delay handed to the validators (ms).
     pub propose_delay_ms: u64,
+    /// Largest block, in transactions.
+    pub max_block_txs: usize,
 }
 
 /// What happened.
@@ -166,7 +168,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             data_dir: dir.join(format!("data{i}")),
             base_timeout_ms: 1000,
             propose_delay_ms: opts.propose_delay_ms,
-            max_block_txs: 20_000,
+            max_block_txs: opts.max_block_txs,
             validators: validators.clone(),
             genesis: genesis.clone(),
         };
@@ -254,17 +256,25 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             continue;
         }
         let due = (opts.tx_rate as f64 * elapsed.as_secs_f64()) as u64;
-        let want = due.saturating_sub(submitted).min(pool.len() as u64);
+        // At most two ticks' worth per batch: a wallet that falls behind sends more batches,
+        // not one giant one whose signing time would count as finality.
+        let per_tick_cap = (opts.tx_rate / 50).max(1);
+        let want = due.saturating_sub(submitted).min(pool.len() as u64).min(per_tick_cap);
         if want == 0 {
             continue;
         }
         let mut batch = Vec::with_capacity(want as usize);
+        let mut owners = Vec::with_capacity(want as usize);
         for _ in 0..want {
             let Some((op, k)) = pool.pop_front() else { break };
             let key = &spend_keys[k];
-            let tx = sign_transaction(&[(op, key)], vec![Output { value: genesis.value, lock: key.lock() }]);
-            pending.insert(tx.id(), (now, k));
-            batch.push(tx);
+            batch.push(sign_transaction(&[(op, key)], vec![Output { value: genesis.value, lock: key.lock() }]));
+            owners.push(k);
+        }
+        // Finality is timed from submission (after signing).
+        let sent = Instant::now();
+        for (tx, k) in batch.iter().zip(owners) {
+            pending.insert(tx.id(), (sent, k));
         }
         submitted += batch.len() as u64;
         let frame = crate::node::net::encode(&Frame::Submit(batch));
