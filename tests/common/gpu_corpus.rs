@@ -8,6 +8,7 @@
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::Signer;
+use parthenon::sigverify::gpu::{EdRules, GpuVerifier, SoaBatch};
 use sha2::{Digest, Sha512};
 use std::path::PathBuf;
 
@@ -380,4 +381,58 @@ pub fn soa(items: &[Item]) -> Soa {
         s.offsets.push(s.messages.len() as u64);
     }
     s
+}
+
+/// Runs `items` through `v` under ZIP-215 and strict (BIP-340 items have one rule) and asserts the
+/// device's verdict equals the pinned reference's on every item, listing every disagreement.
+pub fn check_against_reference<V: GpuVerifier + ?Sized>(v: &V, items: &[Item]) {
+    let s = soa(items);
+    let batch = SoaBatch {
+        schemes: &s.schemes,
+        pubkeys: &s.pubkeys,
+        signatures: &s.signatures,
+        messages: &s.messages,
+        offsets: &s.offsets,
+    };
+    let refs: Vec<(bool, bool)> = items.iter().map(reference).collect();
+    let zip_valid = refs.iter().filter(|r| r.0).count();
+    let strict_valid = refs.iter().filter(|r| r.1).count();
+    let rules_differ = refs.iter().filter(|r| r.0 != r.1).count();
+    println!(
+        "{} items: {zip_valid} valid under ZIP-215, {strict_valid} under strict, {rules_differ} where the rules differ",
+        items.len()
+    );
+    for (rules, pick) in [(EdRules::Zip215, 0usize), (EdRules::Strict, 1)] {
+        let t = std::time::Instant::now();
+        let got = v.verify_soa(&batch, rules).expect("device verification");
+        println!("{} items under {rules:?} on {} in {:.2?}", items.len(), v.describe(), t.elapsed());
+        let mut bad = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let want = if pick == 0 { refs[i].0 } else { refs[i].1 };
+            if (got[i] == 1) != want {
+                bad.push(format!("item {i} ({}) {rules:?}: device {} reference {want}", it.origin, got[i]));
+            }
+        }
+        assert!(bad.is_empty(), "{} disagreements:\n{}", bad.len(), bad.join("\n"));
+    }
+}
+
+/// `n` random and mutated items per scheme, interleaved so mixed batches are exercised; asserts the
+/// corpus has enough valid items and enough items where ZIP-215 and strict differ, so agreement
+/// under one rule cannot hide the other.
+pub fn mixed_corpus(n: usize, seed: u64) -> Vec<Item> {
+    let mut rng = Rng::new(seed);
+    let mut items = ed25519_items(&mut rng, n);
+    items.extend(bip340_items(&mut rng, n));
+    let mut mixed = Vec::with_capacity(items.len());
+    let (a, b) = items.split_at(n);
+    for i in 0..n {
+        mixed.push(a[i].clone());
+        mixed.push(b[i].clone());
+    }
+    let valid = mixed.iter().filter(|it| reference(it).0).count();
+    assert!(valid > mixed.len() / 10, "corpus has too few valid items ({valid})");
+    let differ = mixed.iter().map(reference).filter(|r| r.0 != r.1).count();
+    assert!(differ > n / 20, "corpus has too few items where ZIP-215 and strict differ ({differ})");
+    mixed
 }
