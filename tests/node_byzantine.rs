@@ -35,7 +35,10 @@ impl Application for ByzantineApp {
 
 #[test]
 fn one_byzantine_validator_of_four() {
-    let engine = parthenon::Engine::builder().build().unwrap();
+    let engine = parthenon::Engine::builder()
+        .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
+        .build()
+        .unwrap();
     let spend: Vec<SpendKey> = (0..64u8).map(|i| SpendKey::from_seed(i % 2 == 1, [i + 1; 32]).unwrap()).collect();
     let genesis = Genesis {
         chain: "byzantine".into(),

@@ -51,7 +51,10 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
         validators,
         genesis: genesis.clone(),
     };
-    let engine = parthenon::Engine::builder().build().unwrap();
+    let engine = parthenon::Engine::builder()
+        .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
+        .build()
+        .unwrap();
     tokio::spawn(parthenon::node::service::run(cfg, engine));
     let mut s = loop {
         match TcpStream::connect(addr).await {

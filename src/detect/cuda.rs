@@ -38,12 +38,17 @@ pub(super) fn probe() -> Probe<CudaInfo> {
     Probe::unavailable("built without feature `cuda`")
 }
 
+/// Probes once per process (`cuInit` and the device list do not change while it runs) and returns
+/// the same answer afterwards; concurrent first callers wait for the one probe.
 #[cfg(feature = "cuda")]
 pub(super) fn probe() -> Probe<CudaInfo> {
-    match probe_inner() {
-        Ok(info) => Probe::Available(info),
-        Err(reason) => Probe::unavailable(reason),
-    }
+    static PROBE: std::sync::OnceLock<Probe<CudaInfo>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| match probe_inner() {
+            Ok(info) => Probe::Available(info),
+            Err(reason) => Probe::unavailable(reason),
+        })
+        .clone()
 }
 
 #[cfg(feature = "cuda")]

@@ -49,12 +49,18 @@ pub(super) fn probe() -> Probe<OpenClInfo> {
     Probe::unavailable("built without feature `opencl`")
 }
 
+/// Probes once per process and returns the same answer afterwards. The ICD loader and some drivers
+/// (PoCL among them) are not safe to initialise from several threads at once, and installed
+/// platforms do not change while a process runs; the first caller probes while the others wait.
 #[cfg(feature = "opencl")]
 pub(super) fn probe() -> Probe<OpenClInfo> {
-    match probe_inner() {
-        Ok(info) => Probe::Available(info),
-        Err(reason) => Probe::unavailable(reason),
-    }
+    static PROBE: std::sync::OnceLock<Probe<OpenClInfo>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| match probe_inner() {
+            Ok(info) => Probe::Available(info),
+            Err(reason) => Probe::unavailable(reason),
+        })
+        .clone()
 }
 
 #[cfg(feature = "opencl")]

@@ -94,11 +94,24 @@ impl Eal {
         // rte_eal_init may permute argv; give it pointers into `owned`, which outlives the call
         // and is leaked below because DPDK may keep pointers to its arguments.
         let mut argv: Vec<*mut libc::c_char> = owned.iter().map(|c| c.as_ptr() as *mut _).collect();
+        // rte_eal_init pins the calling thread to the main lcore; every thread it spawns later
+        // would inherit that one-core mask. The engine does not poll from this thread, so give it
+        // back the mask it had.
+        // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
+        let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `mask` is a valid out-buffer of the size passed; pid 0 is the calling thread.
+        let saved = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut mask) } == 0;
         // SAFETY: argv holds argc valid NUL-terminated strings that stay alive for the rest of
         // the process (leaked below). rte_eal_init is called at most once (OnceLock).
         let rc = unsafe { sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
         std::mem::forget(owned);
         std::mem::forget(argv);
+        if saved {
+            // SAFETY: `mask` holds the affinity read above; pid 0 is the calling thread.
+            if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mask) } != 0 {
+                tracing::warn!("could not restore the thread's CPU affinity after rte_eal_init");
+            }
+        }
         if rc < 0 {
             let e = errno();
             return Err(DpdkError::EalInit { args: args.join(" "), reason: strerror(e), errno: e });

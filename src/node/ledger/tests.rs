@@ -11,7 +11,10 @@ fn setup() -> (Ledger, Vec<SpendKey>, Digest) {
     let keys: Vec<SpendKey> = (0..4).map(|i| key(i % 2 == 1, i)).collect();
     let genesis =
         Genesis { chain: "test".into(), outputs: keys.iter().map(|k| Output { value: 100, lock: k.lock() }).collect() };
-    let engine = Engine::builder().build().unwrap();
+    let engine = Engine::builder()
+        .detect_options(crate::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
+        .build()
+        .unwrap();
     let id = genesis.id();
     (Ledger::new(&genesis, engine), keys, id)
 }

@@ -1,0 +1,16 @@
+//! DPDK's `rte_eal_init` pins its calling thread to one lcore, and every thread spawned afterwards
+//! would inherit that mask. Detection starts the EAL; it must leave the caller's affinity as it
+//! was. One test in its own process, because the EAL starts once per process.
+#![cfg(feature = "dpdk")]
+
+#[test]
+fn dpdk_probe_keeps_the_callers_cpu_affinity() {
+    let cores = || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let before = cores();
+    let caps = parthenon::detect::detect();
+    assert!(caps.dpdk.is_available(), "EAL must start on the default arguments: {:?}", caps.dpdk);
+    assert_eq!(cores(), before, "the EAL left this thread pinned");
+    if let Some(eal) = parthenon::dpdk::Eal::get() {
+        eal.cleanup();
+    }
+}
