@@ -84,11 +84,23 @@ pub fn run(a: Args) -> Result<(), Failure> {
         }
         for n in &r.nodes {
             println!(
-                "validator {}       height {}  verify -> {}  sigs verified {}  bad-signature msgs {}  malformed frames {}  evidence {}",
-                n["index"], n["height"],
-                n["engine"]["routes"].as_array().and_then(|rs| rs.iter().find(|r| r["job"] == "verify")).map_or("?".to_string(), |r| r["backend"].to_string()),
-                n["sigverify"]["items"], n["net"]["bad_signatures"], n["net"]["malformed_frames"], n["evidence"]
+                "validator {}       height {}  sigs verified {}  bad-signature msgs {}  malformed frames {}  evidence {}",
+                n["index"],
+                n["height"],
+                n["sigverify"]["items"],
+                n["net"]["bad_signatures"],
+                n["net"]["malformed_frames"],
+                n["evidence"]
             );
+            // The validator's engine report: which backend serves each job, and why.
+            for route in n["engine"]["routes"].as_array().into_iter().flatten() {
+                println!(
+                    "                  {:<9} -> {:<12} ({})",
+                    route["job"].as_str().unwrap_or("?"),
+                    route["backend"].as_str().unwrap_or("?"),
+                    route["reason"].as_str().unwrap_or("")
+                );
+            }
         }
         if !r.identical_chains {
             println!("logs and data kept in {}", r.dir.display());
