@@ -6,21 +6,10 @@
 //! fail to open and leave the ciphertext in the buffer.
 
 use parthenon::cipher::{backends_present, Aes128Gcm, Aes256Gcm, Backend, Error};
-use std::path::PathBuf;
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PARTHENON_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    if dir.is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("conformance vectors missing at {} (CI=true)", dir.display());
-    } else {
-        println!("skip: conformance vectors not found at {}", dir.display());
-        None
-    }
-}
+mod common;
+
+use common::vectors::vectors_dir;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

@@ -4,22 +4,10 @@
 //! verification, the single-threaded batch path and the multi-threaded batch path.
 
 use parthenon::sigverify::{cpu, Batch, Rules, Scheme};
-use std::path::PathBuf;
 
-/// The vectors folder, or `None` (skip) when absent outside CI.
-fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("PARTHENON_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("vectors folder {} missing under CI=true", dir.display());
-    }
-    println!("skipping: no vectors folder at {} (set PARTHENON_VECTORS)", dir.display());
-    None
-}
+mod common;
+
+use common::vectors::vectors_dir as vectors;
 
 fn zebra(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     let Ok(vk) = ed25519_zebra::VerificationKey::try_from(pk) else { return false };

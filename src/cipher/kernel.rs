@@ -146,43 +146,28 @@ pub(crate) fn build(backend: Backend, aes_key: AesKey<'_>) -> Result<Box<dyn Ker
     check(backend)?;
     let aes256 = matches!(aes_key, AesKey::K256(_));
     let key = aes_key.bytes();
+    // One x86 kernel type per backend, generic over the round count (14 for AES-256, 10 for AES-128).
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! x86_kernel {
+        ($kernel:ty) => {{
+            type K<const R: usize> = $kernel;
+            // SAFETY: `check` proved every feature in `FEATURES`.
+            unsafe {
+                if aes256 {
+                    Box::new(K::<14>::new(key)) as Box<dyn Kernel>
+                } else {
+                    Box::new(K::<10>::new(key))
+                }
+            }
+        }};
+    }
     Ok(match backend {
         #[cfg(target_arch = "x86_64")]
-        Backend::VaesAvx512 => {
-            use super::x86::vaes512::Vaes512Kernel as K;
-            // SAFETY: `check` proved every feature in `FEATURES`.
-            unsafe {
-                if aes256 {
-                    Box::new(K::<14>::new(key))
-                } else {
-                    Box::new(K::<10>::new(key))
-                }
-            }
-        }
+        Backend::VaesAvx512 => x86_kernel!(super::x86::vaes512::Vaes512Kernel<R>),
         #[cfg(target_arch = "x86_64")]
-        Backend::VaesAvx2 => {
-            use super::x86::vaes256::Vaes256Kernel as K;
-            // SAFETY: `check` proved every feature in `FEATURES`.
-            unsafe {
-                if aes256 {
-                    Box::new(K::<14>::new(key))
-                } else {
-                    Box::new(K::<10>::new(key))
-                }
-            }
-        }
+        Backend::VaesAvx2 => x86_kernel!(super::x86::vaes256::Vaes256Kernel<R>),
         #[cfg(target_arch = "x86_64")]
-        Backend::AesNi => {
-            use super::x86::aesni::AesNiKernel as K;
-            // SAFETY: `check` proved every feature in `FEATURES`.
-            unsafe {
-                if aes256 {
-                    Box::new(K::<14>::new(key))
-                } else {
-                    Box::new(K::<10>::new(key))
-                }
-            }
-        }
+        Backend::AesNi => x86_kernel!(super::x86::aesni::AesNiKernel<R>),
         Backend::Portable => super::portable::new(aes_key),
         other => return Err(Error::NotACipherBackend { backend: other }),
     })

@@ -10,7 +10,6 @@ use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::Signer;
 use parthenon::sigverify::gpu::{EdRules, GpuVerifier, SoaBatch};
 use sha2::{Digest, Sha512};
-use std::path::PathBuf;
 
 pub const ED25519: u8 = 0;
 pub const BIP340: u8 = 1;
@@ -53,18 +52,7 @@ pub fn reference(item: &Item) -> (bool, bool) {
     }
 }
 
-pub fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PARTHENON_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    if dir.is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("conformance vectors missing at {} (CI=true)", dir.display());
-    } else {
-        None
-    }
-}
+pub use super::common::vectors::vectors_dir;
 
 pub fn hex(s: &str) -> Vec<u8> {
     let s = s.trim();
