@@ -1,5 +1,6 @@
 //! A validator under attack on its network port: malformed frames, consensus messages before
-//! `Hello`, forged and unsigned messages, and a flood of transactions with invalid signatures.
+//! `Hello`, forged and unsigned messages, and a flood of transactions with invalid signatures;
+//! and a peer that serves forged blocks when the validator fetches through the engine's transfer.
 //! Everything bad is dropped and counted; the valid part is accepted.
 #![cfg(feature = "node")]
 
@@ -24,20 +25,30 @@ async fn status(addr: std::net::SocketAddr) -> serde_json::Value {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_frames_and_signatures_are_dropped_and_counted() {
+fn genesis() -> GenesisSpec {
+    GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 40, value: 5 }
+}
+
+/// Starts validator 0 of four on a free loopback port; validator 1 is at `peer1`, the others
+/// are not running, so validator 0 alone can never reach a quorum. Returns its address and a
+/// connection to it.
+async fn start_validator(
+    name: &str,
+    peer1: std::net::SocketAddr,
+) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let dir = std::env::temp_dir().join(format!("parthenon-net-test-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let genesis =
-        GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 40, value: 5 };
     let validators = (0..4)
         .map(|i| ValidatorEntry {
             public_key: hex::encode(key(i).verifying_key().to_bytes()),
             stake: 1,
-            // Peers 1..3 are not running: validator 0 alone cannot reach a quorum.
-            address: if i == 0 { addr } else { ([127, 0, 0, 1], 1).into() },
+            address: match i {
+                0 => addr,
+                1 => peer1,
+                _ => ([127, 0, 0, 1], 1).into(),
+            },
         })
         .collect();
     let cfg = NodeConfig {
@@ -49,19 +60,26 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
         propose_delay_ms: 0,
         max_block_txs: 100,
         validators,
-        genesis: genesis.clone(),
+        genesis: genesis(),
     };
     let engine = parthenon::Engine::builder()
         .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
         .build()
         .unwrap();
     tokio::spawn(parthenon::node::service::run(cfg, engine));
-    let mut s = loop {
+    let s = loop {
         match TcpStream::connect(addr).await {
             Ok(s) => break s,
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
+    (addr, dir, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_and_signatures_are_dropped_and_counted() {
+    let genesis = genesis();
+    let (addr, dir, mut s) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
     let vote = |signer: u16, k: &ed25519_dalek::SigningKey| {
         let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
         Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) })
@@ -108,5 +126,65 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
     assert_eq!(st["net"]["messages_in"], 1, "{st}");
     assert_eq!(st["mempool"], 10, "exactly the validly signed transactions are admitted: {st}");
     assert_eq!(st["height"], 0, "one validator of four commits nothing alone: {st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Validator 1 (played by this test) tells validator 0 that it holds three final blocks, then
+/// serves forged ones through the engine's transfer: one whose certificate is validly signed but
+/// far below a quorum, two whose certificates carry forged signatures. Validator 0 fetches all
+/// three whole (transfer checks length and digest), and consensus refuses every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
+    use parthenon::transfer::{transport_for, BlockId};
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // Validator 0's consensus connections (first frame `Hello`) are let go; the block
+        // connection (first frame `FetchBlocks`) is answered.
+        let (conn, from) = loop {
+            let (conn, _) = fake.accept().unwrap();
+            let mut len = [0u8; 4];
+            std::io::Read::read_exact(&mut &conn, &mut len).unwrap();
+            let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+            std::io::Read::read_exact(&mut &conn, &mut body).unwrap();
+            if let Frame::FetchBlocks { from, .. } = postcard::from_bytes(&body).unwrap() {
+                break (conn, from);
+            }
+        };
+        assert_eq!(from, 0);
+        let copy = transport_for(parthenon::Backend::Copy).unwrap();
+        for h in 0..3u64 {
+            let payload = vec![h as u8; 64];
+            let digest = Digest::of(&payload);
+            let commit = |signer: u16, k: &ed25519_dalek::SigningKey| {
+                let body = Vote { kind: VoteKind::Commit, height: h, view: 0, digest };
+                Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) }
+            };
+            let votes = if h == 0 {
+                vec![commit(1, &key(1))] // genuine, but one vote of four
+            } else {
+                (1..4).map(|i| commit(i, &key(1))).collect() // 2 and 3 forged with 1's key
+            };
+            let record = postcard::to_stdvec(&(h, payload, CommitCert { votes })).unwrap();
+            copy.send_bytes(&conn, BlockId(h), &record).unwrap();
+        }
+    });
+    let (addr, dir, mut s) = start_validator("sync-test", fake_addr).await;
+    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    write_frame(&mut s, &Frame::Tip(3)).await.unwrap();
+    s.flush().await.unwrap();
+    let mut st = serde_json::Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        st = status(addr).await;
+        if st["sync"]["blocks_fetched"] == 3 && st["net"]["bad_signatures"] == 2 {
+            break;
+        }
+    }
+    server.join().unwrap();
+    assert_eq!(st["sync"]["fetches"], 1, "{st}");
+    assert_eq!(st["sync"]["blocks_fetched"], 3, "every block arrived whole: {st}");
+    assert_eq!(st["net"]["bad_signatures"], 2, "forged certificate signatures: {st}");
+    assert_eq!(st["height"], 0, "no forged block became final: {st}");
     let _ = std::fs::remove_dir_all(&dir);
 }

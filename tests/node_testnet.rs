@@ -42,4 +42,7 @@ fn kill_minus_nine_under_load_then_restart_catches_up_and_loses_nothing() {
     assert!(recovered >= before, "blocks lost: {before} before the kill, {recovered} recovered");
     assert!(end >= r["committed_height"].as_u64().unwrap(), "did not catch up: {r}");
     assert!(end > recovered, "made no progress after restart: {r}");
+    // The blocks committed while it was down reached it through the engine's transfer.
+    assert!(c["blocks_fetched"].as_u64().unwrap() > 0, "caught up without fetching blocks: {r}");
+    assert!(!c["served_by"].as_array().unwrap().is_empty(), "{r}");
 }

@@ -81,6 +81,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 "killed (-9)       validator {} at height {}, recovered {} from disk, now at {}",
                 c.index, c.height_before_kill, c.recovered_height, c.height_at_end
             );
+            println!(
+                "caught up         {} blocks fetched through transfer: {}",
+                c.blocks_fetched,
+                c.served_by.join("; ")
+            );
         }
         for n in &r.nodes {
             println!(

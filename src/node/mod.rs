@@ -4,6 +4,8 @@
 //! - [`consensus`]: the BFT core, a pure state machine (inputs in, effects out, no I/O, no clock).
 //! - [`ledger`]: UTXO set, transactions locked to Ed25519 or BIP-340 keys, blocks; signatures
 //!   verified in batches through [`crate::Engine::verify`].
+//! - [`storage`]: block files in the engine's transfer store, redb index and UTXO set.
+//! - [`sync`]: catching up: final blocks served to lagging peers through the engine's transfer.
 //! - [`sim`]: a seeded deterministic network simulator that drives the core in tests.
 //!
 //! The protocol and its safety argument are written down in `docs/consensus.md`.
@@ -15,4 +17,5 @@ pub mod net;
 pub mod service;
 pub mod sim;
 pub mod storage;
+pub mod sync;
 pub mod testnet;

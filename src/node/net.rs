@@ -26,8 +26,17 @@ pub enum Frame {
     },
     /// A signed consensus message.
     Consensus(Message),
-    /// "Send me the decided blocks from this height on."
-    SyncRequest(Height),
+    /// Validator to validator: "I hold this many final blocks" (sent to a peer seen voting at
+    /// an older height, so that it fetches the rest; see [`crate::node::sync`]).
+    Tip(Height),
+    /// First and only frame of a block connection: "send me the final blocks from `from` on,
+    /// at most `count`". The answer is transfer wire blocks, not frames ([`crate::node::sync`]).
+    FetchBlocks {
+        /// First height wanted.
+        from: Height,
+        /// Most blocks wanted.
+        count: u64,
+    },
     /// Client: transactions to admit.
     Submit(Vec<Transaction>),
     /// Client: stream me [`Frame::Committed`] for every final block.
@@ -103,12 +112,12 @@ mod tests {
         buf.extend(encode(&Frame::Hello { validator: 3 }));
         buf.extend_from_slice(&3u32.to_le_bytes());
         buf.extend_from_slice(&[0xff, 0xff, 0xff]);
-        buf.extend(encode(&Frame::SyncRequest(9)));
+        buf.extend(encode(&Frame::Tip(9)));
         buf.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
         let mut r = buf.as_slice();
         assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Hello { validator: 3 }))));
         assert!(matches!(read_frame(&mut r).await, Err(FrameError::Malformed(_))));
-        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::SyncRequest(9)))));
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Tip(9)))));
         assert!(matches!(read_frame(&mut r).await, Err(FrameError::TooLarge(_))));
         let mut empty: &[u8] = &[];
         assert!(matches!(read_frame(&mut empty).await, Ok(None)));

@@ -9,7 +9,10 @@
 //!
 //! Peers are reached through one outbound TCP connection each (reconnecting; a full queue drops
 //! frames, which consensus tolerates). Inbound connections carry validator frames (after a
-//! `Hello`) and client frames (`Submit`, `Subscribe`, `StatusRequest`).
+//! `Hello`), client frames (`Submit`, `Subscribe`, `StatusRequest`), or, when the first frame is
+//! `FetchBlocks`, a block connection: final blocks sent through the engine's transfer
+//! ([`crate::node::sync`]). A validator that falls behind fetches the blocks it misses that way,
+//! one fetch at a time, and feeds them to consensus as `Decided` messages.
 
 use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
@@ -17,12 +20,13 @@ use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger};
 use crate::node::net::{encode, read_frame, write_frame, Frame, FrameError};
 use crate::node::storage::{Store, StoreError};
+use crate::node::sync::{BlockServer, SyncCounters, MAX_FETCH};
 use crate::sigverify::{Batch, Scheme};
 use crate::Engine;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +39,9 @@ pub enum NodeError {
     /// Storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No block transport (the engine's transfer route failed).
+    #[error("block transport: {0}")]
+    Transfer(#[from] crate::transfer::Error),
     /// Cannot listen.
     #[error("listen on {addr}: {source}")]
     Listen {
@@ -66,7 +73,13 @@ enum Event {
     Peer(ValidatorIndex, Message),
     Timer(Timer),
     Submit(Vec<crate::node::ledger::Transaction>),
-    Sync(ValidatorIndex, u64),
+    /// A peer's final height.
+    Tip(ValidatorIndex, u64),
+    /// A fetch from `peer` ended: blocks delivered, or why it stopped.
+    FetchDone {
+        peer: ValidatorIndex,
+        result: Result<u64, String>,
+    },
     Subscribe(mpsc::Sender<Frame>),
     Status(Option<u64>, oneshot::Sender<String>),
 }
@@ -87,11 +100,18 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     };
     let core = Core::restore(set.clone(), cfg.index, Box::new(key), config, rec.safety.unwrap_or_default(), rec.height);
     let counters = Arc::new(NetCounters::default());
+    let server = Arc::new(BlockServer {
+        blocks: store.blocks().clone(),
+        final_height: AtomicU64::new(rec.height),
+        transport: engine.transport()?,
+        counters: SyncCounters::default(),
+    });
+    tracing::info!(transfer = %server.transport.report(), "block sync");
     let (tx, rx) = mpsc::channel::<Event>(1 << 16);
 
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
-    tokio::spawn(accept_loop(listener, tx.clone(), counters.clone()));
+    tokio::spawn(accept_loop(listener, tx.clone(), counters.clone(), server.clone()));
     let mut peers = Vec::new();
     for (i, v) in cfg.validators.iter().enumerate() {
         if i == usize::from(cfg.index) {
@@ -103,22 +123,66 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         peers.push(Some(ptx));
     }
     let recovered_height = rec.height;
-    let mut node =
-        Node { core, app, store, engine, peers, tx, counters, subscribers: Vec::new(), evidence: 0, recovered_height };
+    let addrs = cfg.validators.iter().map(|v| v.address).collect();
+    let mut node = Node {
+        core,
+        app,
+        store,
+        engine,
+        peers,
+        addrs,
+        tx,
+        counters,
+        server,
+        fetching: None,
+        subscribers: Vec::new(),
+        evidence: 0,
+        recovered_height,
+    };
     node.step(Input::Start);
     node.main_loop(rx).await;
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, counters: Arc<NetCounters>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Event>,
+    counters: Arc<NetCounters>,
+    server: Arc<BlockServer>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, tx.clone(), counters.clone()));
+        tokio::spawn(connection(stream, tx.clone(), counters.clone(), server.clone()));
     }
 }
 
-async fn connection(stream: TcpStream, tx: mpsc::Sender<Event>, counters: Arc<NetCounters>) {
+async fn connection(
+    mut stream: TcpStream,
+    tx: mpsc::Sender<Event>,
+    counters: Arc<NetCounters>,
+    server: Arc<BlockServer>,
+) {
+    // The first frame says what the connection is: a block connection is handed to the block
+    // server (blocking transfer calls on tokio's blocking pool); anything else is framed traffic.
+    let first = match read_frame(&mut stream).await {
+        Ok(Some(Frame::FetchBlocks { from, count })) => {
+            match stream.into_std() {
+                Ok(std) => {
+                    tokio::task::spawn_blocking(move || server.serve_counted(std, from, count));
+                }
+                Err(e) => tracing::warn!(error = %e, "block connection"),
+            }
+            return;
+        }
+        Ok(Some(f)) => Some(f),
+        Ok(None) => return,
+        Err(FrameError::Malformed(_)) => {
+            counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Err(_) => return,
+    };
     let (mut rd, mut wr) = stream.into_split();
     let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
     tokio::spawn(async move {
@@ -129,8 +193,13 @@ async fn connection(stream: TcpStream, tx: mpsc::Sender<Event>, counters: Arc<Ne
         }
     });
     let mut from: Option<ValidatorIndex> = None;
+    let mut first = first;
     loop {
-        let frame = match read_frame(&mut rd).await {
+        let next = match first.take() {
+            Some(f) => Ok(Some(f)),
+            None => read_frame(&mut rd).await,
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return,
             Err(FrameError::Malformed(_)) => {
@@ -151,10 +220,12 @@ async fn connection(stream: TcpStream, tx: mpsc::Sender<Event>, counters: Arc<Ne
                     continue;
                 }
             },
-            Frame::SyncRequest(h) => match from {
-                Some(f) => Event::Sync(f, h),
+            Frame::Tip(h) => match from {
+                Some(f) => Event::Tip(f, h),
                 None => continue,
             },
+            // Only valid as the first frame (handled above).
+            Frame::FetchBlocks { .. } => return,
             Frame::Submit(txs) => Event::Submit(txs),
             Frame::Subscribe => Event::Subscribe(otx.clone()),
             Frame::StatusRequest { at } => {
@@ -206,8 +277,12 @@ struct Node {
     store: Store,
     engine: Engine,
     peers: Vec<Option<mpsc::Sender<Arc<Vec<u8>>>>>,
+    addrs: Vec<std::net::SocketAddr>,
     tx: mpsc::Sender<Event>,
     counters: Arc<NetCounters>,
+    server: Arc<BlockServer>,
+    /// When the fetch in flight started, if one is.
+    fetching: Option<Instant>,
     subscribers: Vec<mpsc::Sender<Frame>>,
     evidence: u64,
     recovered_height: u64,
@@ -238,7 +313,20 @@ impl Node {
                     Event::Submit(txs) => {
                         let _ = self.app.submit(txs);
                     }
-                    Event::Sync(peer, h) => self.serve(peer, h),
+                    Event::Tip(peer, h) => {
+                        if h > self.store.height() {
+                            self.fetch(peer);
+                        }
+                    }
+                    Event::FetchDone { peer, result } => {
+                        self.fetching = None;
+                        match result {
+                            // A full answer: the peer may hold more.
+                            Ok(n) if n >= MAX_FETCH => self.fetch(peer),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(peer, error = %e, "fetch stopped"),
+                        }
+                    }
                     Event::Subscribe(s) => self.subscribers.push(s),
                     Event::Status(at, reply) => {
                         let _ = reply.send(self.status(at));
@@ -310,6 +398,7 @@ impl Node {
                     tracing::error!(height, error = %err, "cannot store a final block; stopping");
                     std::process::exit(1);
                 }
+                self.server.final_height.store(height + 1, Ordering::Release);
                 let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
                 let f = Frame::Committed { height, txids };
                 self.subscribers.retain(|s| s.try_send(f.clone()).is_ok() || !s.is_closed());
@@ -336,8 +425,9 @@ impl Node {
                     let _ = tx.send(Event::Timer(timer)).await;
                 });
             }
-            Effect::Behind { peer, height } => self.serve(peer, height),
-            Effect::Ahead { peer, ours, .. } => self.send(peer, &Frame::SyncRequest(ours)),
+            // The peer fetches what it misses (crate::node::sync); tell it how far we are.
+            Effect::Behind { peer, .. } => self.send(peer, &Frame::Tip(self.store.height())),
+            Effect::Ahead { peer, .. } => self.fetch(peer),
             Effect::Evidence(ev) => {
                 self.evidence += 1;
                 tracing::warn!(culprit = ev.culprit(), "equivocation evidence");
@@ -345,18 +435,23 @@ impl Node {
         }
     }
 
-    /// Sends `peer` up to 64 decided blocks from `from`.
-    fn serve(&self, peer: ValidatorIndex, from: u64) {
-        for h in from..self.store.height().min(from + 64) {
-            match self.store.read(h) {
-                Ok(Some((payload, cert))) => self.send(peer, &Frame::Consensus(Message::Decided { cert, payload })),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(height = h, error = %e, "cannot read block");
-                    break;
-                }
-            }
+    /// Starts fetching the final blocks we miss from `peer` through the engine's transfer,
+    /// unless a fetch is in flight. Blocks reach consensus as `Decided` messages, in order.
+    fn fetch(&mut self, peer: ValidatorIndex) {
+        // A fetch ends within the socket timeouts; one older than this is presumed lost.
+        const STALE: Duration = Duration::from_secs(60);
+        if peer == self.core.me() || self.fetching.is_some_and(|t| t.elapsed() < STALE) {
+            return;
         }
+        let Some(addr) = self.addrs.get(usize::from(peer)).copied() else { return };
+        self.fetching = Some(Instant::now());
+        let (from, server, tx) = (self.store.height(), self.server.clone(), self.tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = server.fetch(addr, from, |_, payload, cert| {
+                tx.blocking_send(Event::Peer(peer, Message::Decided { cert, payload })).is_ok()
+            });
+            let _ = tx.blocking_send(Event::FetchDone { peer, result: result.map_err(|e| e.to_string()) });
+        });
     }
 
     fn status(&self, at: Option<u64>) -> String {
@@ -375,6 +470,8 @@ impl Node {
             "evidence": self.evidence,
             "dropped": self.core.dropped(),
             "net": &*self.counters,
+            "sync": &self.server.counters,
+            "transfer": self.server.transport.report(),
             "sigverify": crate::sigverify::stats(),
             "engine": self.engine.report(),
         })

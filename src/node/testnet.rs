@@ -85,6 +85,10 @@ pub struct CrashReport {
     pub recovered_height: u64,
     /// Its height at the end.
     pub height_at_end: u64,
+    /// Final blocks it fetched from peers through the engine's transfer to catch up.
+    pub blocks_fetched: u64,
+    /// How the serving peers moved them ("validator i: n blocks, backend (method)").
+    pub served_by: Vec<String>,
 }
 
 fn random32() -> Result<[u8; 32], String> {
@@ -335,6 +339,19 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             height_before_kill: height_before_kill.unwrap_or(0),
             recovered_height: nodes[crash_victim]["recovered_height"].as_u64().unwrap_or(0),
             height_at_end: nodes[crash_victim]["height"].as_u64().unwrap_or(0),
+            blocks_fetched: nodes[crash_victim]["sync"]["blocks_fetched"].as_u64().unwrap_or(0),
+            served_by: nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s["sync"]["blocks_served"].as_u64().unwrap_or(0) > 0)
+                .map(|(i, s)| {
+                    format!(
+                        "validator {i}: {} blocks, {}",
+                        s["sync"]["blocks_served"],
+                        s["sync"]["last_served_via"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect(),
         }),
         nodes,
         dir: dir.clone(),

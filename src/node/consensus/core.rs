@@ -11,8 +11,11 @@
 //!   vote it already sent.
 //! - Deliver [`Effect::SetTimer`] back as [`Input::Timeout`] after the given milliseconds; stale
 //!   timers are ignored by the core, so the host never needs to cancel one.
-//! - Answer [`Effect::Behind`] by sending the peer [`Message::Decided`] for the heights it misses,
-//!   and [`Effect::Ahead`] by asking that peer for them.
+//! - Answer [`Effect::Behind`] by making the final blocks the peer misses available to it, and
+//!   [`Effect::Ahead`] by getting them from that peer; they must reach the core as
+//!   [`Message::Decided`] (with their commit certificates, verified like any message). The node
+//!   moves them with the engine's transfer ([`crate::node::sync`]); the simulation sends
+//!   `Decided` messages.
 
 use super::rules::{check_commit, check_view_change, choose};
 use super::types::*;

@@ -3,25 +3,29 @@
 //!
 //! # Contract
 //!
-//! - [`Store::append`] writes the block record (length-prefixed postcard of height, payload and
-//!   commit certificate) at the end of `blocks.dat`, `fsync`s the file, and only then commits one
-//!   redb transaction with the index entry (offset, length, digest), the UTXO changes and the new
-//!   height. redb commits are durable, so when `append` returns, the block survives a crash, and
-//!   the node only then sends anything that depends on it.
-//! - [`Store::open`] recovers to the last committed block: the index says how far the file is
-//!   valid; a torn record after it (crash between the file write and the index commit) is cut off.
-//!   A file *shorter* than the index says is corruption ([`StoreError::Corrupt`]), never silently
-//!   accepted.
+//! - Blocks live in the engine's [`BlockStore`] (`<data_dir>/blocks/<height>.blk`): one immutable
+//!   file per final block, holding the transfer wire header (length, BLAKE3 digest) and the block
+//!   record (postcard of height, payload and commit certificate). A stored block therefore *is*
+//!   its wire form, and [`crate::node::sync`] serves it to catching-up peers with the engine's
+//!   transfer (`sendfile`, `splice`, io_uring) straight from the file.
+//! - [`Store::append`] seals the block file ([`BlockStore::put`]: temp file, `fsync`, link into
+//!   place, directory `fsync`) and only then commits one redb transaction with the index entry
+//!   (the payload's consensus digest), the UTXO changes and the new height. redb commits are
+//!   durable, so when `append` returns the block survives a crash, and the node only then sends
+//!   anything that depends on it.
+//! - [`Store::open`] recovers to the last committed block: the index says how many blocks are
+//!   final. A block file above that height was sealed but never indexed (a crash between the two
+//!   steps): nothing was acknowledged for it, so it is removed, and the height is decided or
+//!   fetched again. A *missing* file below the indexed height is corruption
+//!   ([`StoreError::Corrupt`]), never silently accepted.
 //! - [`Store::read`] returns a stored block and checks it against the digest in the index.
 //! - [`Store::persist_safety`] keeps the consensus [`SafetyState`] (one redb commit).
 
 use crate::node::consensus::{CommitCert, Digest, Height, SafetyState};
 use crate::node::ledger::{Block, Genesis, Ledger, OutPoint, Output};
+use crate::transfer::{self, BlockId, BlockStore};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -55,6 +59,9 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The block files.
+    #[error("block store: {0}")]
+    Blocks(#[from] transfer::Error),
     /// A block appended out of order.
     #[error("block {got} appended, expected {want}")]
     OutOfOrder {
@@ -67,8 +74,9 @@ pub enum StoreError {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct IndexEntry {
-    offset: u64,
+    /// Bytes of the block record (the block file's body).
     len: u64,
+    /// Consensus digest of the payload.
     digest: Digest,
 }
 
@@ -88,8 +96,7 @@ pub struct Recovered {
 /// One validator's storage.
 pub struct Store {
     dir: PathBuf,
-    file: File,
-    file_len: u64,
+    blocks: BlockStore,
     db: Database,
     height: Height,
 }
@@ -107,13 +114,11 @@ impl Store {
     pub fn open(dir: &Path, genesis: &Genesis) -> Result<(Store, Recovered), StoreError> {
         let io = |path: PathBuf| move |source| StoreError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-        let bpath = dir.join("blocks.dat");
-        let file = OpenOptions::new().create(true).read(true).append(true).open(&bpath).map_err(io(bpath.clone()))?;
-        let file_len = file.metadata().map_err(io(bpath.clone()))?.len();
+        let blocks = BlockStore::open(dir)?;
         let dpath = dir.join("index.redb");
         let db =
             Database::create(&dpath).map_err(|e| StoreError::Db { path: dpath.clone(), source: Box::new(e.into()) })?;
-        let store = Store { dir: dir.to_path_buf(), file, file_len, db, height: 0 };
+        let store = Store { dir: dir.to_path_buf(), blocks, db, height: 0 };
         store.recover(genesis)
     }
 
@@ -162,32 +167,18 @@ impl Store {
             let v: Output = postcard::from_bytes(v.value()).map_err(|e| corrupt(format!("utxo value: {e}")))?;
             utxo.insert(k, v);
         }
-        // The file is valid up to the end of the last indexed record.
-        let valid_end = if height == 0 {
-            0
-        } else {
-            let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
-            let e = blocks
-                .get(height - 1)
-                .map_err(|e| self.db_err(e))?
-                .ok_or_else(|| corrupt("index entry missing".into()))?;
-            let e: IndexEntry = postcard::from_bytes(e.value()).map_err(|e| corrupt(format!("index entry: {e}")))?;
-            e.offset + e.len
-        };
         drop(meta);
         drop(r);
-        let bpath = self.dir.join("blocks.dat");
-        if self.file_len < valid_end {
+        if height > 0 && !self.blocks.contains(BlockId(height - 1)) {
             return Err(StoreError::Corrupt {
-                path: bpath,
-                reason: format!("{} bytes, index says {valid_end}", self.file_len),
+                path: self.blocks.path(BlockId(height - 1)),
+                reason: format!("missing, but the index says {height} blocks are final"),
             });
         }
-        if self.file_len > valid_end {
-            tracing::warn!(file = %bpath.display(), cut = self.file_len - valid_end, "discarding torn block record");
-            self.file.set_len(valid_end).map_err(|source| StoreError::Io { path: bpath.clone(), source })?;
-            self.file.sync_all().map_err(|source| StoreError::Io { path: bpath.clone(), source })?;
-            self.file_len = valid_end;
+        for id in self.blocks.ids()?.into_iter().filter(|id| id.0 >= height) {
+            let path = self.blocks.path(id);
+            tracing::warn!(file = %path.display(), "removing a block sealed but never indexed (crash in between)");
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
         }
         self.height = height;
         Ok((self, Recovered { height, tip, utxo, safety }))
@@ -209,14 +200,9 @@ impl Store {
         if height != self.height {
             return Err(StoreError::OutOfOrder { got: height, want: self.height });
         }
-        let bpath = self.dir.join("blocks.dat");
-        let body = enc(&(height, payload, cert));
-        let mut rec = Vec::with_capacity(body.len() + 4);
-        rec.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&body);
-        self.file.write_all(&rec).map_err(|source| StoreError::Io { path: bpath.clone(), source })?;
-        self.file.sync_data().map_err(|source| StoreError::Io { path: bpath.clone(), source })?;
-        let entry = IndexEntry { offset: self.file_len, len: rec.len() as u64, digest: Digest::of(payload) };
+        let record = enc(&(height, payload, cert));
+        self.blocks.put(BlockId(height), &record)?;
+        let entry = IndexEntry { len: record.len() as u64, digest: Digest::of(payload) };
         let (spent, created) = Ledger::changes(block);
         let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {
@@ -234,9 +220,13 @@ impl Store {
             meta.insert("tip", entry.digest.0.as_slice()).map_err(|e| self.db_err(e))?;
         }
         w.commit().map_err(|e| self.db_err(e))?;
-        self.file_len += rec.len() as u64;
         self.height = height + 1;
         Ok(())
+    }
+
+    /// The block files (shared read-only with the block server; see [`crate::node::sync`]).
+    pub fn blocks(&self) -> &BlockStore {
+        &self.blocks
     }
 
     /// Durably stores the consensus safety state.
@@ -254,16 +244,18 @@ impl Store {
         if height >= self.height {
             return Ok(None);
         }
-        let bpath = self.dir.join("blocks.dat");
+        let bpath = self.blocks.path(BlockId(height));
         let corrupt = |reason: String| StoreError::Corrupt { path: bpath.clone(), reason };
         let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
         let Some(e) = blocks.get(height).map_err(|e| self.db_err(e))? else { return Ok(None) };
         let e: IndexEntry = postcard::from_bytes(e.value()).map_err(|e| corrupt(format!("index entry: {e}")))?;
-        let mut buf = vec![0u8; e.len as usize];
-        self.file.read_exact_at(&mut buf, e.offset).map_err(|source| StoreError::Io { path: bpath.clone(), source })?;
-        let (h, payload, cert): (Height, Vec<u8>, CommitCert) = postcard::from_bytes(buf.get(4..).unwrap_or(&[]))
-            .map_err(|x| corrupt(format!("block {height} record: {x}")))?;
+        let buf = self.blocks.get(BlockId(height))?.read_body()?;
+        if buf.len() as u64 != e.len {
+            return Err(corrupt(format!("{} bytes, index says {}", buf.len(), e.len)));
+        }
+        let (h, payload, cert): (Height, Vec<u8>, CommitCert) =
+            postcard::from_bytes(&buf).map_err(|x| corrupt(format!("block {height} record: {x}")))?;
         if h != height || Digest::of(&payload) != e.digest {
             return Err(corrupt(format!("block {height} does not match its index entry")));
         }
@@ -293,22 +285,24 @@ mod tests {
         assert!(matches!(s.append(5, &payload, &cert, &block), Err(StoreError::OutOfOrder { got: 5, want: 1 })));
         s.persist_safety(&SafetyState { height: 1, view: 2, ..Default::default() }).unwrap();
         drop(s);
-        // A torn record after the last indexed one is cut off on recovery.
-        let mut f = OpenOptions::new().append(true).open(dir.join("blocks.dat")).unwrap();
-        f.write_all(&[9, 9, 9]).unwrap();
-        drop(f);
+        // A block sealed but never indexed (crash between the two steps) is removed on recovery.
+        let (s, _) = Store::open(&dir, &genesis).unwrap();
+        s.blocks().put(BlockId(1), b"sealed, never indexed").unwrap();
+        drop(s);
         let (s, rec) = Store::open(&dir, &genesis).unwrap();
         assert_eq!(rec.height, 1);
+        assert!(!s.blocks().contains(BlockId(1)));
         assert_eq!(rec.tip, Digest::of(&payload));
         assert_eq!(rec.utxo.keys().copied().collect::<Vec<_>>(), vec![OutPoint { tx: tx.id(), index: 0 }]);
         assert_eq!(rec.safety.unwrap().view, 2);
         assert_eq!(s.read(0).unwrap().unwrap().0, payload);
         assert!(s.read(1).unwrap().is_none());
+        // The stored block is its transfer wire form: header, then the record.
+        let sealed = s.blocks().get(BlockId(0)).unwrap();
+        sealed.verify().unwrap();
         drop(s);
-        // A file shorter than the index says is corruption.
-        let f = OpenOptions::new().write(true).open(dir.join("blocks.dat")).unwrap();
-        f.set_len(5).unwrap();
-        drop(f);
+        // A missing final block is corruption.
+        std::fs::remove_file(dir.join("blocks").join(format!("{}.blk", BlockId(0)))).unwrap();
         assert!(matches!(Store::open(&dir, &genesis), Err(StoreError::Corrupt { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }

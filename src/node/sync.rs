@@ -1,0 +1,287 @@
+//! Catching up: final blocks served to lagging peers through the engine's transfer.
+//!
+//! # Protocol
+//!
+//! - A validator learns it is behind from a signed consensus message for a later height
+//!   ([`crate::node::consensus::Effect::Ahead`]) or from a peer's [`Frame::Tip`] (sent when that
+//!   peer sees our messages for an old height). It then opens a *block connection* to that peer's
+//!   listen address and sends exactly one frame, [`Frame::FetchBlocks`] `{ from, count }`.
+//! - The peer answers with the block files of heights `from, from + 1, …`: at most `count` and
+//!   [`MAX_FETCH`] of them, only final ones, in order. Each goes as a transfer wire block (the
+//!   64-byte [`crate::transfer::BlockHeader`] with the body's length and BLAKE3 digest, then the
+//!   body) sent by the engine's [`TransferRouter`] straight from the stored file: the route's
+//!   zero-copy backend (`sendfile`, `splice`, io_uring) or `copy`, by size, as
+//!   [`TransferRouter::report`] says. Then it closes the connection.
+//! - The fetcher receives each block with [`Transport::recv_to_vec`], expecting exactly the next
+//!   height (transfer checks the length bound and the digest), decodes the record (height,
+//!   payload, commit certificate) and hands it to consensus as a
+//!   [`Message::Decided`](crate::node::consensus::Message::Decided). From there it is an ordinary
+//!   consensus message: its certificate's signatures go through the node's engine batch and the
+//!   core checks the quorum. A peer can therefore waste a fetch, never make us accept a block that
+//!   is not final.
+//!
+//! # Bounds
+//!
+//! Serving is unauthenticated (final blocks are public and self-certifying), bounded per request
+//! by [`MAX_FETCH`], and runs on tokio's blocking pool so it never stalls consensus. Both sides
+//! time out a stalled socket after [`IO_TIMEOUT`]. A node runs one fetch at a time; when a fetch
+//! returned a full [`MAX_FETCH`] it asks again.
+//!
+//! Every outcome is counted in [`SyncCounters`] (part of the node's status), including the
+//! transfer method that moved the blocks.
+
+use crate::node::consensus::{CommitCert, Height};
+use crate::node::net::{encode, Frame};
+use crate::transfer::{self, BlockId, BlockStore, Expect, TransferRouter, Transport, MAX_BLOCK_BYTES};
+use serde::Serialize;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Most blocks one [`Frame::FetchBlocks`] request is answered with.
+pub const MAX_FETCH: u64 = 256;
+
+/// A block connection whose peer neither sends nor accepts a byte for this long is dropped.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What catching up did, in both directions.
+#[derive(Debug, Default, Serialize)]
+pub struct SyncCounters {
+    /// Fetches started.
+    pub fetches: AtomicU64,
+    /// Fetches that ended with an error (after delivering what arrived whole).
+    pub fetch_errors: AtomicU64,
+    /// Blocks received whole and handed to consensus.
+    pub blocks_fetched: AtomicU64,
+    /// Wire bytes of those blocks.
+    pub bytes_fetched: AtomicU64,
+    /// Blocks sent to peers.
+    pub blocks_served: AtomicU64,
+    /// Wire bytes sent to peers.
+    pub bytes_served: AtomicU64,
+    /// Block connections that ended with an error.
+    pub serve_errors: AtomicU64,
+    /// How the last served block moved, e.g. "sendfile" (backend and method).
+    pub last_served_via: Mutex<String>,
+    /// The last error in either direction, with the peer.
+    pub last_error: Mutex<String>,
+}
+
+impl SyncCounters {
+    fn note_error(&self, what: String) {
+        tracing::warn!(error = %what, "block sync");
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = what;
+        }
+    }
+}
+
+/// What a block server needs: the block files, how far they are final, the transport.
+#[derive(Debug)]
+pub struct BlockServer {
+    /// The node's block files.
+    pub blocks: BlockStore,
+    /// Number of final blocks (heights below it are served).
+    pub final_height: AtomicU64,
+    /// The engine's routed transport.
+    pub transport: TransferRouter,
+    /// Counters for both directions.
+    pub counters: SyncCounters,
+}
+
+impl BlockServer {
+    /// Answers one [`Frame::FetchBlocks`] on `peer` (blocking; run it off the async runtime).
+    /// Returns how many blocks were sent.
+    pub fn serve(&self, peer: TcpStream, from: Height, count: u64) -> Result<u64, SyncError> {
+        let io = |what: &'static str| move |source| SyncError::Io { what, source };
+        peer.set_nonblocking(false).map_err(io("set blocking"))?;
+        peer.set_write_timeout(Some(IO_TIMEOUT)).map_err(io("set timeout"))?;
+        let end = from.saturating_add(count.min(MAX_FETCH)).min(self.final_height.load(Ordering::Acquire));
+        let mut sent = 0;
+        for h in from..end {
+            let transfer = |source| SyncError::Transfer { height: h, source };
+            let block = self.blocks.get(BlockId(h)).map_err(transfer)?;
+            let report = self.transport.send_block(&peer, &block).map_err(transfer)?;
+            self.counters.blocks_served.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes_served.fetch_add(report.wire_bytes, Ordering::Relaxed);
+            if let Ok(mut v) = self.counters.last_served_via.lock() {
+                let via = if report.method == report.backend.name() {
+                    report.method
+                } else {
+                    format!("{} ({})", report.backend, report.method)
+                };
+                if *v != via {
+                    *v = via;
+                }
+            }
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// [`BlockServer::serve`], counting a failure instead of returning it.
+    pub fn serve_counted(&self, peer: TcpStream, from: Height, count: u64) {
+        let who = peer.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        if let Err(e) = self.serve(peer, from, count) {
+            self.counters.serve_errors.fetch_add(1, Ordering::Relaxed);
+            self.counters.note_error(format!("serving {who} from height {from}: {e}"));
+        }
+    }
+
+    /// Fetches up to [`MAX_FETCH`] final blocks from height `from` on from the validator at
+    /// `addr` (blocking), calling `deliver(height, payload, cert)` for each as it arrives whole;
+    /// `deliver` returns false to stop. Returns how many were delivered.
+    pub fn fetch(
+        &self,
+        addr: SocketAddr,
+        from: Height,
+        mut deliver: impl FnMut(Height, Vec<u8>, CommitCert) -> bool,
+    ) -> Result<u64, SyncError> {
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = (|| {
+            let io = |what: &'static str| move |source| SyncError::Io { what, source };
+            let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(io("connect"))?;
+            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io("set timeout"))?;
+            s.set_nodelay(true).map_err(io("set nodelay"))?;
+            s.write_all(&encode(&Frame::FetchBlocks { from, count: MAX_FETCH })).map_err(io("send request"))?;
+            let mut got = 0;
+            loop {
+                let h = from + got;
+                let expect = Expect { id: Some(BlockId(h)), max_len: MAX_BLOCK_BYTES };
+                let (header, body) = match self.transport.recv_to_vec(&s, &expect) {
+                    Ok(b) => b,
+                    Err(transfer::Error::Closed) => return Ok(got),
+                    Err(e) => return Err(SyncError::Transfer { height: h, source: e }),
+                };
+                let (rh, payload, cert): (Height, Vec<u8>, CommitCert) =
+                    postcard::from_bytes(&body).map_err(|e| SyncError::Record { height: h, reason: e.to_string() })?;
+                if rh != h {
+                    return Err(SyncError::Record { height: h, reason: format!("record says height {rh}") });
+                }
+                self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes_fetched.fetch_add(header.length + transfer::HEADER_LEN as u64, Ordering::Relaxed);
+                got += 1;
+                if !deliver(h, payload, cert) || got >= MAX_FETCH {
+                    return Ok(got);
+                }
+            }
+        })();
+        if let Err(e) = &result {
+            self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+            self.counters.note_error(format!("fetching from {addr} at height {from}: {e}"));
+        }
+        result
+    }
+}
+
+/// Why serving or fetching stopped early. Blocks delivered before the error stay delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A socket call failed (connect, request, options).
+    #[error("{what}: {source}")]
+    Io {
+        /// The step.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The block could not be read from the store, or did not move whole and verified.
+    #[error("block {height}: {source}")]
+    Transfer {
+        /// The block's height.
+        height: Height,
+        /// The transfer error (names the reason: truncated, digest mismatch, unexpected id, …).
+        source: transfer::Error,
+    },
+    /// The block arrived whole but its record is not a block of that height.
+    #[error("block {height}: bad record: {reason}")]
+    Record {
+        /// The height expected.
+        height: Height,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::consensus::CommitCert;
+
+    fn server(dir: &std::path::Path, heights: u64) -> BlockServer {
+        let blocks = BlockStore::open(dir).unwrap();
+        for h in 0..heights {
+            let record =
+                postcard::to_stdvec(&(h, vec![h as u8; 100 + h as usize], CommitCert { votes: vec![] })).unwrap();
+            blocks.put(BlockId(h), &record).unwrap();
+        }
+        let engine = crate::Engine::new().unwrap();
+        BlockServer {
+            blocks,
+            final_height: AtomicU64::new(heights),
+            transport: engine.transport().unwrap(),
+            counters: SyncCounters::default(),
+        }
+    }
+
+    fn listen(srv: std::sync::Arc<BlockServer>) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let s = s.unwrap();
+                // The request frame: length prefix + body.
+                let mut len = [0u8; 4];
+                std::io::Read::read_exact(&mut &s, &mut len).unwrap();
+                let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+                std::io::Read::read_exact(&mut &s, &mut body).unwrap();
+                let Frame::FetchBlocks { from, count } = postcard::from_bytes(&body).unwrap() else { panic!() };
+                srv.serve_counted(s, from, count);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn fetches_final_blocks_in_order_through_transfer() {
+        let base = std::env::temp_dir().join(format!("parthenon-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let srv = std::sync::Arc::new(server(&base.join("a"), 5));
+        let addr = listen(srv.clone());
+        let client = server(&base.join("b"), 0);
+        let mut got = Vec::new();
+        let n = client
+            .fetch(addr, 2, |h, p, _| {
+                got.push((h, p.len()));
+                true
+            })
+            .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(got, vec![(2, 102), (3, 103), (4, 104)]);
+        assert_eq!(srv.counters.blocks_served.load(Ordering::Relaxed), 3);
+        assert!(!srv.counters.last_served_via.lock().unwrap().is_empty());
+        // Only final blocks are served: nothing at or above the final height.
+        srv.final_height.store(3, Ordering::Release);
+        assert_eq!(client.fetch(addr, 3, |_, _, _| true).unwrap(), 0);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_block_under_the_wrong_height_is_refused() {
+        let base = std::env::temp_dir().join(format!("parthenon-sync-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let srv = server(&base.join("a"), 0);
+        // Block file 0 holds a record that claims height 7.
+        let record = postcard::to_stdvec(&(7u64, vec![1u8; 10], CommitCert { votes: vec![] })).unwrap();
+        srv.blocks.put(BlockId(0), &record).unwrap();
+        srv.final_height.store(1, Ordering::Release);
+        let addr = listen(std::sync::Arc::new(srv));
+        let client = server(&base.join("b"), 0);
+        let err = client.fetch(addr, 0, |_, _, _| true).unwrap_err();
+        assert!(matches!(err, SyncError::Record { height: 0, .. }), "{err}");
+        assert_eq!(client.counters.fetch_errors.load(Ordering::Relaxed), 1);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
