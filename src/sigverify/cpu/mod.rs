@@ -9,6 +9,7 @@
 //! ≤ 2^-128 soundness error of a random linear combination, argued in each scheme's module).
 
 pub mod ed25519;
+mod lift;
 mod locate;
 mod msm;
 pub mod schnorr;
