@@ -1,10 +1,12 @@
 //! The CPU backend: single verification (the reference function every backend must match) and
 //! batch verification across the cores the process may use.
 //!
-//! [`verify_batch`] groups the items by scheme, cuts each group into contiguous chunks (one per
-//! thread, at least [`MIN_CHUNK`] items each), and runs every chunk through its scheme's batch
-//! path on a scoped thread: [`ed25519`] (batch under Zip215, item by item under Strict, with the
-//! reasons) and [`schnorr`]. Verdicts are scattered back into item order. A chunk's verdicts do
+//! [`verify_batch`] groups the items by scheme. Ed25519 items are cut into contiguous chunks (one
+//! per thread, at least [`MIN_CHUNK`] items each), each run through [`ed25519`]'s batch path
+//! (batch under Zip215, item by item under Strict, with the reasons) on a scoped thread. BIP-340
+//! items go through [`schnorr`] as one slice that divides its own work among the threads
+//! (decoding by items, the multiscalar multiplication by windows). Verdicts are scattered back
+//! into item order. A chunk's verdicts do
 //! not depend on how the batch was cut: each equals [`verify_one`] of its item (up to the
 //! ≤ 2^-128 soundness error of a random linear combination, argued in each scheme's module).
 
@@ -41,30 +43,27 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
             Scheme::Bip340 => groups[1].1.push(i),
         }
     }
-    let mut chunks: Vec<(Scheme, &[usize])> = Vec::new();
-    for (scheme, idx) in &groups {
-        if idx.is_empty() {
-            continue;
-        }
-        let parts = threads.min(idx.len().div_ceil(MIN_CHUNK)).max(1);
-        let size = idx.len().div_ceil(parts);
-        chunks.extend(idx.chunks(size).map(|c| (*scheme, c)));
-    }
-    let run = |(scheme, idx): (Scheme, &[usize])| -> Vec<bool> {
-        match scheme {
-            Scheme::Ed25519 => ed25519::verify_indices(batch, idx, rules),
-            Scheme::Bip340 => schnorr::verify_indices(batch, idx),
-        }
-    };
     let mut verdicts = vec![0u8; batch.len()];
     let mut scatter = |idx: &[usize], v: Vec<bool>| {
         for (&i, ok) in idx.iter().zip(v) {
             verdicts[i] = u8::from(ok);
         }
     };
+    // BIP-340 runs as one slice that uses the threads inside (see `schnorr::verify_indices`).
+    let [(_, ed), (_, bip)] = &groups;
+    if !bip.is_empty() {
+        scatter(bip, schnorr::verify_indices(batch, bip, threads));
+    }
+    let mut chunks: Vec<&[usize]> = Vec::new();
+    if !ed.is_empty() {
+        let parts = threads.min(ed.len().div_ceil(MIN_CHUNK)).max(1);
+        let size = ed.len().div_ceil(parts);
+        chunks.extend(ed.chunks(size));
+    }
+    let run = |idx: &[usize]| -> Vec<bool> { ed25519::verify_indices(batch, idx, rules) };
     if threads == 1 || chunks.len() <= 1 {
         for c in &chunks {
-            scatter(c.1, run(*c));
+            scatter(c, run(c));
         }
     } else {
         let next = AtomicUsize::new(0);
@@ -72,7 +71,7 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         let work = || loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
             let Some(c) = chunks.get(j) else { break };
-            let v = run(*c);
+            let v = run(c);
             // A poisoned lock means another worker panicked; the scope re-raises that panic.
             if let Ok(mut d) = done.lock() {
                 d.push((j, v));
@@ -86,7 +85,7 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         });
         let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
         for (j, v) in done {
-            scatter(chunks[j].1, v);
+            scatter(chunks[j], v);
         }
     }
     Verdicts::from_bytes(verdicts)

@@ -2,6 +2,14 @@
 //! bucket method with signed digits over affine inputs (mixed additions), falling back to k256's
 //! interleaved wNAF (`lincomb_vartime`) for few points. Variable time is fine here: every input
 //! of verification is public.
+//!
+//! On several threads ([`multiscalar_mul_threads`]) the *windows* are divided, not the points:
+//! each thread runs the bucket method over every point for a contiguous range of windows, and the
+//! partial sums are combined with `c` doublings per window between them. Splitting the points
+//! instead would give each thread a smaller multiscalar multiplication, which costs more per
+//! point (narrower windows); splitting the windows keeps the single-thread cost per point. Ranges
+//! are balanced by the number of non-zero digits (plus the bucket sums) in each window, because
+//! the short (128-bit) coefficients leave the upper windows half empty.
 
 use k256::elliptic_curve::ops::LinearCombination;
 use k256::{AffinePoint, ProjectivePoint, Scalar};
@@ -63,46 +71,113 @@ fn signed_digits(k: &[u64; 4], c: usize, windows: usize, out: &mut Vec<i32>) {
     }
 }
 
-fn pippenger(terms: &[(AffinePoint, Scalar)]) -> ProjectivePoint {
-    let c = window_bits(terms.len());
-    // 256-bit scalars plus a final carry.
-    let windows = 256 / c + 1;
-    let mut digits = Vec::with_capacity(terms.len() * windows);
-    for (_, k) in terms {
-        signed_digits(&limbs(k), c, windows, &mut digits);
+/// Below this many points a multiscalar multiplication stays on one thread.
+const PARALLEL_MIN: usize = 256;
+
+/// `Σ [k_i] P_i` with up to `threads` threads (see the module docs).
+pub(crate) fn multiscalar_mul_threads(terms: &[(AffinePoint, Scalar)], threads: usize) -> ProjectivePoint {
+    if threads < 2 || terms.len() < PARALLEL_MIN {
+        return multiscalar_mul(terms);
     }
-    let neg: Vec<AffinePoint> = terms.iter().map(|(p, _)| -*p).collect();
-    let mut buckets = vec![ProjectivePoint::IDENTITY; 1 << (c - 1)];
-    let mut acc = ProjectivePoint::IDENTITY;
-    for w in (0..windows).rev() {
-        for _ in 0..c {
-            acc = acc.double();
+    let plan = Plan::new(terms);
+    // Work per window: its non-zero digits plus the bucket sums.
+    let work: Vec<usize> = (0..plan.windows)
+        .map(|w| (0..terms.len()).filter(|&j| plan.digits[j * plan.windows + w] != 0).count() + (1 << plan.c))
+        .collect();
+    let total: usize = work.iter().sum();
+    let mut bounds = vec![0];
+    let mut acc = 0;
+    for (w, x) in work.iter().enumerate() {
+        acc += x;
+        if acc * threads >= total * bounds.len() && bounds.len() < threads && w + 1 < plan.windows {
+            bounds.push(w + 1);
         }
-        buckets.fill(ProjectivePoint::IDENTITY);
-        let mut any = false;
-        for (j, (p, _)) in terms.iter().enumerate() {
-            let d = digits[j * windows + w];
-            if d > 0 {
-                buckets[(d - 1) as usize] += p;
-                any = true;
-            } else if d < 0 {
-                buckets[(-d - 1) as usize] += &neg[j];
-                any = true;
+    }
+    bounds.push(plan.windows);
+    let parts: Vec<ProjectivePoint> = std::thread::scope(|scope| {
+        let plan = &plan;
+        let handles: Vec<_> =
+            bounds.windows(2).skip(1).map(|r| scope.spawn(move || plan.windows_sum(terms, r[0], r[1]))).collect();
+        let mut parts = vec![plan.windows_sum(terms, bounds[0], bounds[1])];
+        // A panicking worker is a bug; re-raise it on this thread.
+        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+        parts
+    });
+    // Σ parts[k] · 2^(c · bounds[k]), highest range first.
+    let mut acc = ProjectivePoint::IDENTITY;
+    for (k, part) in parts.iter().enumerate().rev() {
+        acc += part;
+        if k > 0 {
+            for _ in 0..plan.c * (bounds[k] - bounds[k - 1]) {
+                acc = acc.double();
             }
         }
-        if !any {
-            continue;
-        }
-        // Σ (b+1)·bucket[b] by running sums, highest bucket first.
-        let mut running = ProjectivePoint::IDENTITY;
-        let mut total = ProjectivePoint::IDENTITY;
-        for b in buckets.iter().rev() {
-            running += b;
-            total += running;
-        }
-        acc += total;
     }
     acc
+}
+
+/// Signed digits of every scalar and the negated points, shared by the window ranges.
+struct Plan {
+    c: usize,
+    windows: usize,
+    digits: Vec<i32>,
+    neg: Vec<AffinePoint>,
+}
+
+impl Plan {
+    fn new(terms: &[(AffinePoint, Scalar)]) -> Plan {
+        let c = window_bits(terms.len());
+        // 256-bit scalars plus a final carry.
+        let windows = 256 / c + 1;
+        let mut digits = Vec::with_capacity(terms.len() * windows);
+        for (_, k) in terms {
+            signed_digits(&limbs(k), c, windows, &mut digits);
+        }
+        let neg = terms.iter().map(|(p, _)| -*p).collect();
+        Plan { c, windows, digits, neg }
+    }
+
+    /// `Σ_{w in lo..hi} 2^(c (w − lo)) · S_w`, where `S_w` is the sum of the points weighted by
+    /// their digits in window `w`.
+    fn windows_sum(&self, terms: &[(AffinePoint, Scalar)], lo: usize, hi: usize) -> ProjectivePoint {
+        let (c, windows, digits, neg) = (self.c, self.windows, &self.digits, &self.neg);
+        let mut buckets = vec![ProjectivePoint::IDENTITY; 1 << (c - 1)];
+        let mut acc = ProjectivePoint::IDENTITY;
+        for w in (lo..hi).rev() {
+            for _ in 0..c {
+                acc = acc.double();
+            }
+            buckets.fill(ProjectivePoint::IDENTITY);
+            let mut any = false;
+            for (j, (p, _)) in terms.iter().enumerate() {
+                let d = digits[j * windows + w];
+                if d > 0 {
+                    buckets[(d - 1) as usize] += p;
+                    any = true;
+                } else if d < 0 {
+                    buckets[(-d - 1) as usize] += &neg[j];
+                    any = true;
+                }
+            }
+            if !any {
+                continue;
+            }
+            // Σ (b+1)·bucket[b] by running sums, highest bucket first.
+            let mut running = ProjectivePoint::IDENTITY;
+            let mut total = ProjectivePoint::IDENTITY;
+            for b in buckets.iter().rev() {
+                running += b;
+                total += running;
+            }
+            acc += total;
+        }
+        acc
+    }
+}
+
+fn pippenger(terms: &[(AffinePoint, Scalar)]) -> ProjectivePoint {
+    let plan = Plan::new(terms);
+    plan.windows_sum(terms, 0, plan.windows)
 }
 
 #[cfg(test)]
@@ -165,6 +240,17 @@ mod tests {
             let t = sample(n, 0x9e37_79b9_7f4a_7c15 ^ n as u64);
             assert_eq!(multiscalar_mul(&t), naive(&t), "n={n}");
             assert_eq!(pippenger(&t), naive(&t), "pippenger n={n}");
+        }
+    }
+
+    #[test]
+    fn window_ranges_on_threads_match_one_thread() {
+        for n in [255, 256, 700, 2049] {
+            let t = sample(n, 0x2545_f491_4f6c_dd1d ^ n as u64);
+            let one = multiscalar_mul(&t);
+            for threads in [2, 3, 4, 16] {
+                assert_eq!(multiscalar_mul_threads(&t, threads), one, "n={n} threads={threads}");
+            }
         }
     }
 }
