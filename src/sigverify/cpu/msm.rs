@@ -79,7 +79,7 @@ pub(crate) fn multiscalar_mul_threads(terms: &[(AffinePoint, Scalar)], threads: 
     if threads < 2 || terms.len() < PARALLEL_MIN {
         return multiscalar_mul(terms);
     }
-    let plan = Plan::new(terms);
+    let plan = Plan::new_threads(terms, threads);
     // Work per window: its non-zero digits plus the bucket sums.
     let work: Vec<usize> = (0..plan.windows)
         .map(|w| (0..terms.len()).filter(|&j| plan.digits[j * plan.windows + w] != 0).count() + (1 << plan.c))
@@ -126,15 +126,36 @@ struct Plan {
 
 impl Plan {
     fn new(terms: &[(AffinePoint, Scalar)]) -> Plan {
+        Plan::new_threads(terms, 1)
+    }
+
+    /// The plan for `terms`, its digits computed on up to `threads` threads.
+    fn new_threads(terms: &[(AffinePoint, Scalar)], threads: usize) -> Plan {
         let c = window_bits(terms.len());
         // 256-bit scalars plus a final carry.
         let windows = 256 / c + 1;
-        let mut digits = Vec::with_capacity(terms.len() * windows);
-        for (_, k) in terms {
-            signed_digits(&limbs(k), c, windows, &mut digits);
+        let size = terms.len().div_ceil(threads.max(1)).max(1);
+        let part = |t: &[(AffinePoint, Scalar)]| {
+            let mut digits = Vec::with_capacity(t.len() * windows);
+            for (_, k) in t {
+                signed_digits(&limbs(k), c, windows, &mut digits);
+            }
+            let neg: Vec<AffinePoint> = t.iter().map(|(p, _)| -*p).collect();
+            (digits, neg)
+        };
+        let parts: Vec<(Vec<i32>, Vec<AffinePoint>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = terms.chunks(size).skip(1).map(|t| scope.spawn(move || part(t))).collect();
+            let mut parts = vec![part(&terms[..size.min(terms.len())])];
+            // A panicking worker is a bug; re-raise it on this thread.
+            parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+            parts
+        });
+        let mut plan = Plan { c, windows, digits: Vec::new(), neg: Vec::new() };
+        for (d, n) in parts {
+            plan.digits.extend(d);
+            plan.neg.extend(n);
         }
-        let neg = terms.iter().map(|(p, _)| -*p).collect();
-        Plan { c, windows, digits, neg }
+        plan
     }
 
     /// `Σ_{w in lo..hi} 2^(c (w − lo)) · S_w`, where `S_w` is the sum of the points weighted by
