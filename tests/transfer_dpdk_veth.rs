@@ -98,7 +98,7 @@ fn child_veth() {
         "--no-shconf".into(),
         format!("--vdev=net_af_packet0,iface={iface}"),
         "--log-level=*:error".into(),
-        format!("--file-prefix=pth-veth-{}", std::process::id()),
+        format!("--file-prefix=parthenon-veth-{}", std::process::id()),
     ];
     let eal = Eal::init(&args).unwrap();
     println!("ports: {:?}", eal.ports().unwrap());

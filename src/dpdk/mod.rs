@@ -61,6 +61,33 @@ pub struct PortInfo {
 
 static EAL: OnceLock<Result<Eal, DpdkError>> = OnceLock::new();
 
+/// Where DPDK 22.11 keeps its runtime directories (one per `--file-prefix`).
+fn runtime_base() -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::path::PathBuf::from("/var/run/dpdk")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/tmp".into()).join("dpdk")
+    }
+}
+
+/// Removes the runtime directories of parthenon processes that no longer run: those named
+/// `parthenon-<pid>` or `parthenon-<anything>-<pid>` (the engine's default prefix and the ones its
+/// tests and benches use) whose process is gone. A process killed with SIGKILL, or one that exits
+/// without [`Eal::cleanup`], cannot remove its own; the next EAL start does. Other prefixes are
+/// the operator's and are left alone.
+fn remove_stale_runtime_dirs() {
+    let Ok(entries) = std::fs::read_dir(runtime_base()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("parthenon-") else { continue };
+        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// `rte_strerror(errno)` as a Rust string.
 pub fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated string.
@@ -86,6 +113,7 @@ impl Eal {
     }
 
     fn start(args: &[String]) -> Result<Eal, DpdkError> {
+        remove_stale_runtime_dirs();
         let mut owned = Vec::with_capacity(args.len() + 1);
         owned.push(CString::new("parthenon").expect("static string has no NUL"));
         for a in args {
@@ -132,17 +160,7 @@ impl Eal {
         // operator chose is theirs to keep.
         let own = format!("parthenon-{}", std::process::id());
         if let Some(prefix) = self.args.iter().find_map(|a| a.strip_prefix("--file-prefix=")).filter(|p| *p == own) {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let root = unsafe { libc::geteuid() } == 0;
-            let base = if root {
-                std::path::PathBuf::from("/var/run/dpdk")
-            } else {
-                std::env::var_os("XDG_RUNTIME_DIR")
-                    .map(std::path::PathBuf::from)
-                    .unwrap_or_else(|| "/tmp".into())
-                    .join("dpdk")
-            };
-            if let Err(e) = std::fs::remove_dir_all(base.join(prefix)) {
+            if let Err(e) = std::fs::remove_dir_all(runtime_base().join(prefix)) {
                 tracing::debug!(error = %e, "could not remove the EAL runtime directory");
             }
         }
