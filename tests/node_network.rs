@@ -16,6 +16,15 @@ fn key(i: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[i + 10; 32])
 }
 
+async fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 async fn status(addr: std::net::SocketAddr) -> serde_json::Value {
     let mut s = TcpStream::connect(addr).await.unwrap();
     write_frame(&mut s, &Frame::StatusRequest { at: None }).await.unwrap();
@@ -30,14 +39,14 @@ fn genesis() -> GenesisSpec {
 }
 
 /// Starts validator 0 of four on a free loopback port; validator 1 is at `peer1`, the others
-/// are not running, so validator 0 alone can never reach a quorum. Returns its address and a
-/// connection to it.
+/// are not running, so validator 0 alone can never reach a quorum. Returns its address, its
+/// data directory, a connection to it and its metrics address.
 async fn start_validator(
     name: &str,
     peer1: std::net::SocketAddr,
-) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (addr, metrics) = (free(), free());
     let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let validators = (0..4)
@@ -61,6 +70,7 @@ async fn start_validator(
         max_block_txs: 100,
         validators,
         genesis: genesis(),
+        metrics: Some(metrics),
     };
     let engine = parthenon::Engine::builder()
         .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
@@ -73,13 +83,13 @@ async fn start_validator(
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
-    (addr, dir, s)
+    (addr, dir, s, metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_and_signatures_are_dropped_and_counted() {
     let genesis = genesis();
-    let (addr, dir, mut s) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, dir, mut s, metrics) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
     let vote = |signer: u16, k: &ed25519_dalek::SigningKey| {
         let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
         Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) })
@@ -126,6 +136,20 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
     assert_eq!(st["net"]["messages_in"], 1, "{st}");
     assert_eq!(st["mempool"], 10, "exactly the validly signed transactions are admitted: {st}");
     assert_eq!(st["height"], 0, "one validator of four commits nothing alone: {st}");
+    // The same counters on the Prometheus endpoint.
+    let text = scrape(metrics, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for line in [
+        "parthenon_dropped_frames_total{reason=\"malformed\"} 1",
+        "parthenon_dropped_frames_total{reason=\"unidentified\"} 1",
+        "parthenon_dropped_frames_total{reason=\"bad_signature\"} 3",
+        "parthenon_consensus_messages_total 1",
+        "parthenon_mempool_transactions 10",
+        "parthenon_height 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    assert!(scrape(metrics, "/other").await.starts_with("HTTP/1.1 404"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -169,7 +193,7 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
             copy.send_bytes(&conn, BlockId(h), &record).unwrap();
         }
     });
-    let (addr, dir, mut s) = start_validator("sync-test", fake_addr).await;
+    let (addr, dir, mut s, _) = start_validator("sync-test", fake_addr).await;
     write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
     write_frame(&mut s, &Frame::Tip(3)).await.unwrap();
     s.flush().await.unwrap();

@@ -107,6 +107,9 @@ pub struct NodeConfig {
     pub validators: Vec<ValidatorEntry>,
     /// Genesis.
     pub genesis: GenesisSpec,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none when absent.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
 }
 
 fn default_timeout() -> u64 {

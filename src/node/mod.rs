@@ -13,6 +13,7 @@
 pub mod config;
 pub mod consensus;
 pub mod ledger;
+pub mod metrics;
 pub mod net;
 pub mod service;
 pub mod sim;

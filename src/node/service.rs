@@ -18,6 +18,7 @@ use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
 use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger};
+use crate::node::metrics::{NodeCollector, NodeGauges};
 use crate::node::net::{encode, read_frame, write_frame, Frame, FrameError};
 use crate::node::storage::{Store, StoreError};
 use crate::node::sync::{BlockServer, SyncCounters, MAX_FETCH};
@@ -112,6 +113,18 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     tokio::spawn(accept_loop(listener, tx.clone(), counters.clone(), server.clone()));
+    let gauges = Arc::new(NodeGauges::default());
+    if let Some(addr) = cfg.metrics {
+        let l = TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { addr, source })?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(NodeCollector {
+            net: counters.clone(),
+            server: server.clone(),
+            gauges: gauges.clone(),
+        }));
+        tracing::info!(%addr, "metrics at /metrics");
+        tokio::spawn(crate::node::metrics::serve(l, Arc::new(registry)));
+    }
     let mut peers = Vec::new();
     for (i, v) in cfg.validators.iter().enumerate() {
         if i == usize::from(cfg.index) {
@@ -134,6 +147,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         tx,
         counters,
         server,
+        gauges,
         fetching: None,
         subscribers: Vec::new(),
         evidence: 0,
@@ -281,6 +295,7 @@ struct Node {
     tx: mpsc::Sender<Event>,
     counters: Arc<NetCounters>,
     server: Arc<BlockServer>,
+    gauges: Arc<NodeGauges>,
     /// When the fetch in flight started, if one is.
     fetching: Option<Instant>,
     subscribers: Vec<mpsc::Sender<Frame>>,
@@ -333,6 +348,9 @@ impl Node {
                     }
                 }
             }
+            self.gauges.view.store(self.core.view(), Ordering::Relaxed);
+            self.gauges.mempool.store(self.app.mempool_len() as u64, Ordering::Relaxed);
+            self.gauges.evidence.store(self.evidence, Ordering::Relaxed);
         }
     }
 

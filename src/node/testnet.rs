@@ -175,6 +175,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             max_block_txs: opts.max_block_txs,
             validators: validators.clone(),
             genesis: genesis.clone(),
+            metrics: None,
         };
         std::fs::write(dir.join(format!("node{i}.toml")), cfg.to_toml()).map_err(|e| format!("write config: {e}"))?;
     }

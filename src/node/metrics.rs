@@ -1,0 +1,189 @@
+//! Prometheus metrics of a validator (`metrics = "ADDR:PORT"` in `node.toml`).
+//!
+//! `GET /metrics` on that address answers with the OpenMetrics text exposition (prometheus-client)
+//! of the counters the node already keeps, read at scrape time: nothing is sampled or cached, so a
+//! scrape sees exactly what the status frame would say at that moment. Any other path is 404; a
+//! request that is not HTTP, or larger than 8 KiB before its blank line, closes the connection.
+//!
+//! | metric | type | meaning |
+//! | --- | --- | --- |
+//! | `parthenon_height` | gauge | final blocks stored |
+//! | `parthenon_view` | gauge | consensus view at the current height |
+//! | `parthenon_mempool_transactions` | gauge | transactions waiting for a block |
+//! | `parthenon_consensus_messages` | counter | consensus messages accepted |
+//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified`, `bad_signature`, `queue_full` |
+//! | `parthenon_evidence` | counter | equivocations seen |
+//! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
+//! | `parthenon_sync_bytes{direction}` | counter | their wire bytes |
+//! | `parthenon_sync_errors{direction}` | counter | block connections that failed |
+//! | `parthenon_sigverify_items` | counter | signatures verified through `Engine::verify` (process) |
+//! | `parthenon_sigverify_batches` | counter | `Engine::verify` calls (process) |
+//! | `parthenon_sigverify_device_fallbacks` | counter | device batches redone on the CPU (process) |
+
+use crate::node::service::NetCounters;
+use crate::node::sync::BlockServer;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Values only the consensus task knows, published after every step.
+#[derive(Debug, Default)]
+pub struct NodeGauges {
+    /// Current view.
+    pub view: AtomicU64,
+    /// Mempool size.
+    pub mempool: AtomicU64,
+    /// Equivocation evidence seen.
+    pub evidence: AtomicU64,
+}
+
+/// Reads every counter at scrape time.
+#[derive(Debug)]
+pub struct NodeCollector {
+    /// Network counters.
+    pub net: Arc<NetCounters>,
+    /// Block server (final height, sync counters).
+    pub server: Arc<BlockServer>,
+    /// Consensus-task values.
+    pub gauges: Arc<NodeGauges>,
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// One counter family with a single label `key` taking each of `values`.
+fn labelled(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    for (label, v) in values {
+        let labels = [(key.to_string(), label.to_string())];
+        ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (net, sync) = (&*self.net, &self.server.counters);
+        gauge(&mut e, "parthenon_height", "Final blocks stored", self.server.final_height.load(Ordering::Acquire))?;
+        gauge(&mut e, "parthenon_view", "Consensus view at the current height", load(&self.gauges.view))?;
+        gauge(
+            &mut e,
+            "parthenon_mempool_transactions",
+            "Transactions waiting for a block",
+            load(&self.gauges.mempool),
+        )?;
+        counter(&mut e, "parthenon_consensus_messages", "Consensus messages accepted", load(&net.messages_in))?;
+        labelled(
+            &mut e,
+            "parthenon_dropped_frames",
+            "Frames dropped, by reason",
+            "reason",
+            &[
+                ("malformed", load(&net.malformed_frames)),
+                ("unidentified", load(&net.unidentified)),
+                ("bad_signature", load(&net.bad_signatures)),
+                ("queue_full", load(&net.send_dropped)),
+            ],
+        )?;
+        counter(&mut e, "parthenon_evidence", "Equivocations seen", load(&self.gauges.evidence))?;
+        let both = |f: &AtomicU64, s: &AtomicU64| [("fetched", load(f)), ("served", load(s))];
+        labelled(
+            &mut e,
+            "parthenon_sync_blocks",
+            "Final blocks moved through transfer",
+            "direction",
+            &both(&sync.blocks_fetched, &sync.blocks_served),
+        )?;
+        labelled(
+            &mut e,
+            "parthenon_sync_bytes",
+            "Wire bytes of those blocks",
+            "direction",
+            &both(&sync.bytes_fetched, &sync.bytes_served),
+        )?;
+        labelled(
+            &mut e,
+            "parthenon_sync_errors",
+            "Block connections that failed",
+            "direction",
+            &both(&sync.fetch_errors, &sync.serve_errors),
+        )?;
+        let s = crate::sigverify::stats();
+        counter(&mut e, "parthenon_sigverify_items", "Signatures verified through Engine::verify", s.items)?;
+        counter(&mut e, "parthenon_sigverify_batches", "Engine::verify calls", s.batches)?;
+        counter(
+            &mut e,
+            "parthenon_sigverify_device_fallbacks",
+            "Device batches redone on the CPU",
+            s.device_fallbacks,
+        )?;
+        Ok(())
+    }
+}
+
+/// The exposition text of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &registry).await {
+                tracing::debug!(error = %e, "metrics connection");
+            }
+        });
+    }
+}
+
+async fn answer(mut s: TcpStream, registry: &Registry) -> std::io::Result<()> {
+    let mut req = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await?;
+        if n == 0 || req.len() + n > 8192 {
+            return Ok(());
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    let line = req.split(|b| *b == b'\r').next().unwrap_or_default();
+    let (status, ctype, body) = if line.starts_with(b"GET /metrics ") || line == b"GET /metrics" {
+        ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", render(registry))
+    } else {
+        ("404 Not Found", "text/plain; charset=utf-8", "only /metrics is served\n".to_string())
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body.as_bytes()).await?;
+    s.shutdown().await
+}
