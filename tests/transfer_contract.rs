@@ -161,6 +161,21 @@ fn adversarial(t: &dyn Transport, backend: Backend) {
     assert!(matches!(e, Error::Truncated { block: BlockId(3), expected: 300_000, got: 200_000 }), "{backend}: {e}");
     assert_clean(&store, BlockId(3));
 
+    // The same two for a body large enough for the receive paths that hash while it lands.
+    let big = pattern(5 << 20, 4);
+    let mut bytes = framed(21, &big);
+    bytes[HEADER_LEN + (4 << 20) + 17] ^= 0x01;
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(matches!(e, Error::Tampered { block: BlockId(21), .. }), "{backend}: {e}");
+    assert_clean(&store, BlockId(21));
+    let bytes = framed(22, &big)[..HEADER_LEN + (3 << 20)].to_vec();
+    let e = feed(t, &store, Expect::default(), bytes).unwrap_err();
+    assert!(
+        matches!(e, Error::Truncated { block: BlockId(22), expected: 5_242_880, got: 3_145_728 }),
+        "{backend}: {e}"
+    );
+    assert_clean(&store, BlockId(22));
+
     // Truncated header; empty stream.
     let e = feed(t, &store, Expect::default(), framed(4, &body)[..10].to_vec()).unwrap_err();
     assert!(matches!(e, Error::TruncatedHeader { got: 10 }), "{backend}: {e}");

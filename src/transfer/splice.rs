@@ -1,7 +1,10 @@
 //! `splice`: file → pipe → socket on send, socket → pipe → file on receive; the bytes move
 //! between kernel buffers by page reference where the kernel can. The pipe is grown to 1 MiB
 //! (`F_SETPIPE_SZ`) when allowed. Received bodies never pass through user space, so the receiver
-//! hashes the written temp file before publishing it.
+//! hashes what it wrote to the temp file: for bodies of at least [`PIPELINE_MIN`] bytes a second
+//! thread hashes each range as soon as it is in the file, while the first keeps splicing (the
+//! digest is ready when the last byte lands, instead of after a second pass over the block);
+//! smaller bodies are hashed after the fact.
 
 use super::recv::{self, BodyMover};
 use super::store::TempBlock;
@@ -15,6 +18,9 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Pipe size asked for.
 pub const PIPE_BYTES: usize = 1 << 20;
+
+/// Bodies at least this long are hashed by a second thread while they arrive.
+pub const PIPELINE_MIN: u64 = 4 << 20;
 
 /// The `splice` backend. Keeps up to four empty pipes for reuse, so a send does not pay for
 /// `pipe2` + `F_SETPIPE_SZ` each time; a pipe that may hold data after an error is closed.
@@ -153,8 +159,10 @@ impl SpliceMover {
     }
 }
 
-impl BodyMover for SpliceMover {
-    fn move_body(&self, peer: &TcpStream, tmp: &TempBlock) -> Result<Option<Digest>, Error> {
+impl SpliceMover {
+    /// Splices the body into the temp file, calling `landed(end)` each time the file holds the
+    /// body up to offset `end` (relative to the body).
+    fn splice_body(&self, peer: &TcpStream, tmp: &TempBlock, mut landed: impl FnMut(u64)) -> Result<(), Error> {
         let id = tmp.header.id;
         let len = tmp.header.length;
         let mut got = 0u64;
@@ -168,7 +176,50 @@ impl BodyMover for SpliceMover {
             }
             drain(&self.pipe, &tmp.file, Some(&mut file_off), n, id)?;
             got += n as u64;
+            landed(got);
         }
-        Ok(None)
+        Ok(())
+    }
+}
+
+/// Hashes the body of `tmp` as it lands: each `end` received means the file holds the body up to
+/// `end`. Returns the digest once `len` bytes were hashed, `None` if the sender hung up first
+/// (the receive failed) or a read failed.
+fn hash_as_it_lands(tmp: &TempBlock, len: u64, ends: std::sync::mpsc::Receiver<u64>) -> Option<Digest> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut done = 0u64;
+    while let Ok(end) = ends.recv() {
+        while done < end {
+            let n = ((end - done) as usize).min(buf.len());
+            tmp.file.read_exact_at(&mut buf[..n], HEADER_LEN as u64 + done).ok()?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+        }
+    }
+    (done == len).then(|| hasher.finalize().into())
+}
+
+impl BodyMover for SpliceMover {
+    fn move_body(&self, peer: &TcpStream, tmp: &TempBlock) -> Result<Option<Digest>, Error> {
+        let len = tmp.header.length;
+        if len < PIPELINE_MIN {
+            self.splice_body(peer, tmp, |_| {})?;
+            return Ok(None);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || hash_as_it_lands(tmp, len, rx));
+            let moved = self.splice_body(peer, tmp, |end| {
+                let _ = tx.send(end);
+            });
+            // Hanging up ends the hasher: at `len` after a whole body, early after a failure.
+            drop(tx);
+            let digest = hasher.join().unwrap_or(None);
+            moved?;
+            // A whole body whose hashing failed (a read error) is hashed again from the file.
+            Ok(digest)
+        })
     }
 }
