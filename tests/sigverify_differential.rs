@@ -81,6 +81,23 @@ fn small_order_encodings() -> Vec<[u8; 32]> {
     out
 }
 
+/// Flips one random bit of `buf`; returns `kind`.
+fn flip_bit(r: &mut StdRng, buf: &mut [u8], kind: &'static str) -> &'static str {
+    let bit = r.random_range(0..buf.len() * 8);
+    buf[bit / 8] ^= 1 << (bit % 8);
+    kind
+}
+
+/// Flips one random bit of the message (appends a zero byte to an empty one).
+fn flip_msg_bit(r: &mut StdRng, msg: &mut Vec<u8>) -> &'static str {
+    if msg.is_empty() {
+        msg.push(0);
+        "msg bit flip"
+    } else {
+        flip_bit(r, msg, "msg bit flip")
+    }
+}
+
 fn random_scalar(r: &mut StdRng) -> Scalar {
     let wide: [u8; 64] = r.random();
     Scalar::from_bytes_mod_order_wide(&wide)
@@ -115,25 +132,9 @@ fn ed_corpus(n: usize, r: &mut StdRng) -> Vec<Item> {
         let mut pk = a;
         let kind = match i % 16 {
             0..=5 => "valid",
-            6 => {
-                let bit = r.random_range(0..512usize);
-                sig[bit / 8] ^= 1 << (bit % 8);
-                "sig bit flip"
-            }
-            7 => {
-                let bit = r.random_range(0..256usize);
-                pk[bit / 8] ^= 1 << (bit % 8);
-                "pk bit flip"
-            }
-            8 => {
-                if msg.is_empty() {
-                    msg.push(0);
-                } else {
-                    let bit = r.random_range(0..msg.len() * 8);
-                    msg[bit / 8] ^= 1 << (bit % 8);
-                }
-                "msg bit flip"
-            }
+            6 => flip_bit(r, &mut sig, "sig bit flip"),
+            7 => flip_bit(r, &mut pk, "pk bit flip"),
+            8 => flip_msg_bit(r, &mut msg),
             9 => {
                 let s: [u8; 32] = sig[32..].try_into().unwrap();
                 sig[32..].copy_from_slice(&add_le(&s, &L_BYTES));
@@ -245,25 +246,9 @@ fn schnorr_corpus(n: usize, r: &mut StdRng) -> Vec<Item> {
         let mut pk = kp.x_only_public_key().0.to_byte_array();
         let kind = match i % 12 {
             0..=4 => "valid",
-            5 => {
-                let bit = r.random_range(0..512usize);
-                sig[bit / 8] ^= 1 << (bit % 8);
-                "sig bit flip"
-            }
-            6 => {
-                let bit = r.random_range(0..256usize);
-                pk[bit / 8] ^= 1 << (bit % 8);
-                "pk bit flip"
-            }
-            7 => {
-                if msg.is_empty() {
-                    msg.push(0);
-                } else {
-                    let bit = r.random_range(0..msg.len() * 8);
-                    msg[bit / 8] ^= 1 << (bit % 8);
-                }
-                "msg bit flip"
-            }
+            5 => flip_bit(r, &mut sig, "sig bit flip"),
+            6 => flip_bit(r, &mut pk, "pk bit flip"),
+            7 => flip_msg_bit(r, &mut msg),
             8 => {
                 let mut small = [0u8; 32];
                 small[31] = r.random_range(0..0x3d0u16) as u8;
