@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --features cuda,opencl
-cargo test --release --features cuda --test gpu_cuda_agreement --no-run 2>&1 | tee /tmp/device-build.log
+cargo test --release --features cuda,opencl --test gpu_cuda_agreement --no-run 2>&1 | tee /tmp/device-build.log
 mkdir -p .device-bin
 cp target/release/parthenon .device-bin/
 test_bin=$(grep -o 'target/release/deps/gpu_cuda_agreement-[0-9a-f]*' /tmp/device-build.log | tail -1)
