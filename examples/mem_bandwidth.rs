@@ -5,10 +5,12 @@
 //! The RMW pass loads 64 bytes, XORs a constant, stores them back: the access pattern of an
 //! in-place CTR seal without the AES and GHASH work, so it bounds what any in-place seal of a
 //! buffer this size can reach. Threads are started once and wait on a barrier (no spawn in the
-//! timed part); the buffer is touched before timing (no first-touch page faults).
+//! timed part, except in the case named "spawned per pass", which measures that cost); the
+//! buffer is touched before timing (no first-touch page faults).
 //! Every figure is buffer bytes per second (the memory moves twice that: read and write).
 //!
-//! `cargo run --release --example mem_bandwidth -- [rounds] [MiB]`
+//! `cargo run --release --example mem_bandwidth -- [rounds] [MiB] [huge]` (`huge`: advise
+//! transparent huge pages for the buffer). Figures: `docs/benchmarks.md`, "Cipher".
 
 use parthenon::cipher::{backends_present, Aes256Gcm};
 use std::sync::{Barrier, Mutex};

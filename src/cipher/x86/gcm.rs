@@ -234,22 +234,22 @@ unsafe fn tail_ctr<V: Lanes, const NV: usize, const NR: usize>(
 
 /// How far ahead of the chunk being processed [`prefetch_ahead`] asks for the buffer's lines.
 ///
-/// A large buffer streams from memory, and on two threads memory sets the pace: on this Zen 5
-/// guest the hardware prefetchers alone kept the second thread's in-place seal of 64 MiB at
-/// about 32 GB/s for both threads together, against about 37 GB/s with software prefetches 8 KiB
-/// ahead (one thread: no change; see `docs/benchmarks.md`, "Cipher").
+/// A buffer larger than the caches streams from memory, and with two threads memory sets the
+/// pace. On this Zen 5 guest, with the hardware prefetchers alone, two threads sealed 64 MiB in
+/// place at 32 GB/s (best of 200 passes); with software prefetches 8 KiB ahead at 38 GB/s
+/// (4 KiB and 16 KiB: the same within noise). One thread: 21 GB/s either way, and small
+/// buffers are unchanged. Figures: `docs/benchmarks.md`, "Cipher".
 pub(crate) const PREFETCH_AHEAD: usize = 8 << 10;
 
 /// Prefetches the `bytes` bytes `PREFETCH_AHEAD` past offset `at` of the `len`-byte buffer at
 /// `p`, if they lie inside it.
 #[inline(always)]
 unsafe fn prefetch_ahead(len: usize, p: *const u8, at: usize, bytes: usize) {
-    let dist = PREFETCH_AHEAD;
-    if at + dist + bytes <= len {
+    if at + PREFETCH_AHEAD + bytes <= len {
         for l in (0..bytes).step_by(64) {
             // SAFETY: the address is inside the buffer (checked above); a prefetch is only a hint
             // and never faults anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(at + dist + l).cast()) };
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(at + PREFETCH_AHEAD + l).cast()) };
         }
     }
 }
