@@ -12,10 +12,10 @@
 //!
 //! The calling thread works too; the others are helper threads kept between calls
 //! ([`pool`](super::pool)), so a call does not pay for starting threads. On this 2-core guest,
-//! starting and joining one scoped thread took 26 µs (median; past 2 ms at times under load),
-//! and the two-thread seal of 64 MiB ran 14–19 % faster (best of 200 passes) with kept helpers
-//! than with threads started per call (`docs/benchmarks.md`, "Cipher"). Threads take pieces in
-//! order, so both stream through the same few MiB of memory.
+//! starting and joining one scoped thread took 26 µs (median; past 2 ms at times under load);
+//! with kept helpers the two-thread seal ran 5–10 % faster at 64 MiB and 30–60 % faster at
+//! 4 MiB than with threads started per call (`docs/benchmarks.md`, "Cipher"). Threads take
+//! pieces in order, so both stream through the same few MiB of memory.
 //!
 //! **Many messages** ([`for_each_group`]): messages are dealt to threads in contiguous groups;
 //! each message is sealed or opened whole by one thread.

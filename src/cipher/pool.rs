@@ -4,7 +4,8 @@
 //! returns when every one of them has finished it — the contract of `std::thread::scope`, without
 //! starting threads per call. Helpers are started the first time a call needs them (only when a
 //! caller asked for more than one thread) and then sleep on a condition variable between jobs:
-//! they use no CPU while idle.
+//! they use no CPU while idle. A caller that finishes its share first polls for up to [`SPIN`]
+//! before it sleeps too.
 //!
 //! One caller uses the helpers at a time. A second caller arriving while they are busy, or a
 //! call where a helper cannot be started, does not wait: it runs its job on scoped threads
@@ -12,7 +13,9 @@
 //! in a job is re-raised in the caller after every thread has left the job.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
 
 /// A job with its lifetime erased; see the SAFETY comments in [`run`].
 #[derive(Clone, Copy)]
@@ -46,6 +49,8 @@ struct Pool {
     work: Condvar,
     /// The caller waits here for `running == 0`.
     done: Condvar,
+    /// `State::running`, readable without the lock (written under it).
+    running: AtomicUsize,
 }
 
 fn pool() -> &'static Pool {
@@ -69,6 +74,7 @@ fn helper_loop(p: &'static Pool) {
                     if st.epoch != served && st.open_slots > 0 {
                         st.open_slots -= 1;
                         st.running += 1;
+                        p.running.store(st.running, Ordering::Release);
                         served = st.epoch;
                         break job;
                     }
@@ -85,6 +91,7 @@ fn helper_loop(p: &'static Pool) {
             st.panic.get_or_insert(payload);
         }
         st.running -= 1;
+        p.running.store(st.running, Ordering::Release);
         if st.running == 0 {
             p.done.notify_all();
         }
@@ -100,10 +107,34 @@ impl Drop for Finish<'_> {
     fn drop(&mut self) {
         let mut st = lock(&self.p.state);
         st.open_slots = 0;
+        if st.running > 0 {
+            drop(st);
+            spin_until_idle(self.p);
+            st = lock(&self.p.state);
+        }
         while st.running > 0 {
             st = self.p.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.job = None;
+    }
+}
+
+/// How long the caller, done with its share, polls for the helpers before sleeping. A helper
+/// still running has at most one piece (2 MiB, ~100 µs) left; waking a sleeping caller took
+/// long enough on this KVM guest that polling lifted two-thread seals of 4 MiB from 25.8–28.5
+/// to 33.9–36.3 GB/s (64 MiB: unchanged); see `docs/benchmarks.md`, "Cipher".
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Waits up to [`SPIN`] for the helpers without sleeping.
+fn spin_until_idle(p: &Pool) {
+    let start = Instant::now();
+    while p.running.load(Ordering::Acquire) > 0 {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return;
+        }
     }
 }
 

@@ -235,10 +235,10 @@ unsafe fn tail_ctr<V: Lanes, const NV: usize, const NR: usize>(
 /// How far ahead of the chunk being processed [`prefetch_ahead`] asks for the buffer's lines.
 ///
 /// A buffer larger than the caches streams from memory, and with two threads memory sets the
-/// pace. On this Zen 5 guest, with the hardware prefetchers alone, two threads sealed 64 MiB in
-/// place at 32 GB/s (best of 200 passes); with software prefetches 8 KiB ahead at 38 GB/s
-/// (4 KiB and 16 KiB: the same within noise). One thread: 21 GB/s either way, and small
-/// buffers are unchanged. Figures: `docs/benchmarks.md`, "Cipher".
+/// pace. On this Zen 5 guest, two threads sealing 64 MiB in place had a median of 27 GB/s with
+/// the hardware prefetchers alone and 35–37 GB/s with software prefetches 8 KiB ahead (4 KiB and
+/// 16 KiB: the same within noise). One thread: ~20.5 GB/s either way, and small buffers are
+/// unchanged. Figures: `docs/benchmarks.md`, "Cipher".
 pub(crate) const PREFETCH_AHEAD: usize = 8 << 10;
 
 /// Prefetches the `bytes` bytes `PREFETCH_AHEAD` past offset `at` of the `len`-byte buffer at
