@@ -154,6 +154,33 @@ fn parallel_large_buffers_match_ring() {
 }
 
 #[test]
+fn parallel_concurrent_callers_match_ring() {
+    // Several callers at once: one uses the kept helper threads, the others fall back to threads
+    // started for the call; every result must still be ring's.
+    let backend = backends_present()[0];
+    let key = [3u8; 32];
+    let c = Aes256Gcm::with_backend(&key, backend).unwrap().with_threads(2);
+    std::thread::scope(|s| {
+        for t in 0..3u8 {
+            let c = &c;
+            s.spawn(move || {
+                let mut rng = Rng(40 + t as u64);
+                for round in 0..3 {
+                    let len = 2 * PARALLEL_MIN + 4096 * round + t as usize;
+                    let nonce = [t; 12];
+                    let msg = rng.bytes(len);
+                    let mut want = msg.clone();
+                    let want_tag = ring_seal(&AES_256_GCM, &key, nonce, b"aad", &mut want);
+                    let mut got = msg;
+                    let tag = c.seal_in_place_detached(&nonce, b"aad", &mut got).unwrap();
+                    assert!(got == want && tag == want_tag, "{backend} caller {t} len {len}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn tampering_is_rejected_and_buffer_holds_ciphertext() {
     let mut rng = Rng(5);
     for backend in backends_present() {

@@ -38,7 +38,9 @@
 //! the GHASH partial sums are recombined with powers of `H`, so the output is byte-identical to
 //! the sequential pass. [`Aes256Gcm::new`] uses one thread (a library does not start threads
 //! unasked); [`Aes256Gcm::with_threads`] or [`Engine::cipher`](crate::Engine::cipher) (all usable
-//! cores) change that.
+//! cores) change that. The helper threads for one large buffer are started by the first such
+//! call and kept, asleep, for later ones (one process-wide set, used by one call at a time; a
+//! concurrent call starts its own for the call).
 //!
 //! # Limits and errors
 //!
@@ -51,6 +53,7 @@
 mod engine_ext;
 mod kernel;
 mod parallel;
+mod pool;
 mod portable;
 mod traits;
 #[cfg(target_arch = "x86_64")]

@@ -10,16 +10,24 @@
 //! hash of the associated data); then the length block and the encrypted `J0` give the same tag,
 //! bit for bit, as the sequential pass.
 //!
+//! The calling thread works too; the others are helper threads kept between calls
+//! ([`pool`](super::pool)), so a call does not pay for starting threads. On this 2-core guest,
+//! starting and joining one scoped thread took 26 µs (median; past 2 ms at times under load);
+//! with kept helpers the two-thread seal ran 5–10 % faster at 64 MiB and 30–60 % faster at
+//! 4 MiB than with threads started per call (`docs/benchmarks.md`, "Cipher"). Threads take
+//! pieces in order, so both stream through the same few MiB of memory.
+//!
 //! **Many messages** ([`for_each_group`]): messages are dealt to threads in contiguous groups;
 //! each message is sealed or opened whole by one thread.
 
 use super::kernel::{finish, lengths, Block, Kernel};
+use super::pool;
 use std::sync::Mutex;
 
 /// Buffers at least this long may be split across threads.
 pub const PARALLEL_MIN: usize = 1 << 20;
-/// Each thread gets at least this much (threads are started per call: splitting a 1 MiB buffer
-/// over two measured slower than one thread on this machine, so a second thread joins at 2 MiB).
+/// Each thread gets at least this much (splitting a 1 MiB buffer over two threads started per
+/// call measured slower than one thread on this machine, so a second thread joins at 2 MiB).
 const SEGMENT_MIN: usize = 1 << 20;
 /// Segment boundaries fall on multiples of this (a whole number of blocks).
 const SEGMENT_ALIGN: usize = 4096;
@@ -51,11 +59,11 @@ pub(crate) fn crypt_message(
     }
     let piece = len.div_ceil(t).next_multiple_of(SEGMENT_ALIGN).min(PIECE);
     let queue = Mutex::new(buf.chunks_mut(piece).enumerate());
-    let mut partials = vec![[0u8; 16]; len.div_ceil(piece)];
+    let partials = Mutex::new(vec![[0u8; 16]; len.div_ceil(piece)]);
     let worker = || {
         let mut done = Vec::new();
         loop {
-            // A poisoned lock means another worker panicked; the scope re-raises that panic.
+            // A poisoned lock means another worker panicked; `pool::run` re-raises that panic.
             let next = match queue.lock() {
                 Ok(mut q) => q.next(),
                 Err(_) => None,
@@ -68,21 +76,13 @@ pub(crate) fn crypt_message(
             k.crypt(open, nonce, ctr, &mut part, segment, None);
             done.push((i, part));
         }
-        done
+        let mut p = partials.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, part) in done {
+            p[i] = part;
+        }
     };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..t).map(|_| s.spawn(worker)).collect();
-        let mut results = worker();
-        for h in handles {
-            match h.join() {
-                Ok(r) => results.extend(r),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        for (i, part) in results {
-            partials[i] = part;
-        }
-    });
+    pool::run(t - 1, &worker);
+    let partials = partials.into_inner().unwrap_or_else(|e| e.into_inner());
     for (i, part) in partials.iter().enumerate() {
         let blocks = (len - i * piece).min(piece).div_ceil(16);
         k.mul_h_pow(&mut acc, blocks as u64);

@@ -1,0 +1,243 @@
+//! Helper threads kept between calls, for splitting one large buffer ([`super::parallel`]).
+//!
+//! [`run`] runs a job on the calling thread and on up to `helpers` helper threads at once and
+//! returns when every one of them has finished it — the contract of `std::thread::scope`, without
+//! starting threads per call. Helpers are started the first time a call needs them (only when a
+//! caller asked for more than one thread) and then sleep on a condition variable between jobs:
+//! they use no CPU while idle. A caller that finishes its share first polls for up to [`SPIN`]
+//! before it sleeps too.
+//!
+//! One caller uses the helpers at a time. A second caller arriving while they are busy, or a
+//! call where a helper cannot be started, does not wait: it runs its job on scoped threads
+//! started for the call (or on fewer threads), so the result never depends on the pool. A panic
+//! in a job is re-raised in the caller after every thread has left the job.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
+
+/// A job with its lifetime erased; see the SAFETY comments in [`run`].
+#[derive(Clone, Copy)]
+struct Job(*const (dyn Fn() + Sync + 'static));
+
+// SAFETY: the job is `Sync` (callable from any thread through a shared reference), and `run`
+// keeps it alive until no helper holds the pointer.
+unsafe impl Send for Job {}
+
+#[derive(Default)]
+struct State {
+    /// The current job, numbered by `epoch`; `None` between jobs.
+    job: Option<Job>,
+    epoch: u64,
+    /// Helpers that may still take the current job.
+    open_slots: usize,
+    /// Helpers that took the current job and have not finished it.
+    running: usize,
+    /// Helpers started so far.
+    started: usize,
+    /// The first panic of a helper in the current job.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+#[derive(Default)]
+struct Pool {
+    /// Held by the one caller using the helpers.
+    in_use: Mutex<()>,
+    state: Mutex<State>,
+    /// Helpers wait here for a job.
+    work: Condvar,
+    /// The caller waits here for `running == 0`.
+    done: Condvar,
+    /// `State::running`, readable without the lock (written under it).
+    running: AtomicUsize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(Pool::default)
+}
+
+/// Locks, ignoring poison: the state is consistent at every unlock (no code that can panic runs
+/// under the lock).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn helper_loop(p: &'static Pool) {
+    let mut served = 0u64;
+    loop {
+        let job = {
+            let mut st = lock(&p.state);
+            loop {
+                if let Some(job) = st.job {
+                    if st.epoch != served && st.open_slots > 0 {
+                        st.open_slots -= 1;
+                        st.running += 1;
+                        p.running.store(st.running, Ordering::Release);
+                        served = st.epoch;
+                        break job;
+                    }
+                }
+                st = p.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // SAFETY: `run` does not return (or unwind) before `running` is back to zero, so the job
+        // it points to is alive until this helper decrements `running` below.
+        let f = unsafe { &*job.0 };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let mut st = lock(&p.state);
+        if let Err(payload) = result {
+            st.panic.get_or_insert(payload);
+        }
+        st.running -= 1;
+        p.running.store(st.running, Ordering::Release);
+        if st.running == 0 {
+            p.done.notify_all();
+        }
+    }
+}
+
+/// Closes the current job and waits until no helper runs it; runs on return and on unwind.
+struct Finish<'a> {
+    p: &'a Pool,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.p.state);
+        st.open_slots = 0;
+        if st.running > 0 {
+            drop(st);
+            spin_until_idle(self.p);
+            st = lock(&self.p.state);
+        }
+        while st.running > 0 {
+            st = self.p.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.job = None;
+    }
+}
+
+/// How long the caller, done with its share, polls for the helpers before sleeping. A helper
+/// still running has at most one piece (2 MiB, ~100 µs) left; waking a sleeping caller took
+/// long enough on this KVM guest that polling lifted two-thread seals of 4 MiB from 25.8–28.5
+/// to 33.9–36.3 GB/s (64 MiB: unchanged); see `docs/benchmarks.md`, "Cipher".
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Waits up to [`SPIN`] for the helpers without sleeping.
+fn spin_until_idle(p: &Pool) {
+    let start = Instant::now();
+    while p.running.load(Ordering::Acquire) > 0 {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return;
+        }
+    }
+}
+
+/// Runs `f` on the calling thread and on up to `helpers` other threads at the same time; returns
+/// when all have returned. `f` must give the same result however many threads run it (each
+/// thread takes work from a shared queue until it is empty).
+pub(crate) fn run(helpers: usize, f: &(dyn Fn() + Sync)) {
+    if helpers == 0 {
+        f();
+        return;
+    }
+    let p = pool();
+    let _in_use = match p.in_use.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => return run_scoped(helpers, f),
+    };
+    let panic = {
+        let mut st = lock(&p.state);
+        while st.started < helpers {
+            match std::thread::Builder::new().name("parthenon-gcm".into()).spawn(move || helper_loop(p)) {
+                Ok(_) => st.started += 1,
+                // Fewer helpers: the job still completes (the calling thread takes what is left).
+                Err(_) => break,
+            }
+        }
+        let erased: *const (dyn Fn() + Sync + '_) = f;
+        // SAFETY: only the lifetime changes. `Finish` (below, also on unwind) waits until no
+        // helper runs the job and clears it before `f`'s borrow ends.
+        let erased: *const (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(erased) };
+        st.job = Some(Job(erased));
+        st.epoch = st.epoch.wrapping_add(1);
+        st.open_slots = helpers.min(st.started);
+        st.panic = None;
+        drop(st);
+        p.work.notify_all();
+        let finish = Finish { p };
+        f();
+        drop(finish);
+        lock(&p.state).panic.take()
+    };
+    if let Some(payload) = panic {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// [`run`] on threads started for this call.
+fn run_scoped(helpers: usize, f: &(dyn Fn() + Sync)) {
+    std::thread::scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(f);
+        }
+        f();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_thread_runs_the_job_once_and_all_finish_before_return() {
+        for helpers in [0, 1, 3, 1, 2] {
+            let runs = AtomicUsize::new(0);
+            run(helpers, &|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+            });
+            // The caller always runs it; each helper that took a slot ran it once, before `run`
+            // returned.
+            let n = runs.load(Ordering::SeqCst);
+            assert!((1..=helpers + 1).contains(&n), "helpers {helpers}: {n} runs");
+        }
+    }
+
+    #[test]
+    fn concurrent_callers_each_complete_their_own_job() {
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        let work = AtomicUsize::new(1000);
+                        let done = AtomicUsize::new(0);
+                        run(1 + t % 2, &|| {
+                            while work.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| w.checked_sub(1)).is_ok() {
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                        });
+                        assert_eq!(done.load(Ordering::SeqCst), 1000);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_panic_in_the_job_reaches_the_caller_and_the_pool_still_works() {
+        let r = std::panic::catch_unwind(|| run(1, &|| panic!("job failed")));
+        assert!(r.is_err());
+        let runs = AtomicUsize::new(0);
+        run(1, &|| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(runs.load(Ordering::SeqCst) >= 1);
+    }
+}
