@@ -146,6 +146,7 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
         "parthenon_consensus_messages_total 1",
         "parthenon_mempool_transactions 10",
         "parthenon_height 0",
+        "parthenon_view_changes_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }

@@ -13,6 +13,7 @@
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
 //! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified`, `bad_signature`, `queue_full` |
 //! | `parthenon_evidence` | counter | equivocations seen |
+//! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
 //! | `parthenon_sync_bytes{direction}` | counter | their wire bytes |
 //! | `parthenon_sync_errors{direction}` | counter | block connections that failed |
@@ -41,6 +42,8 @@ pub struct NodeGauges {
     pub mempool: AtomicU64,
     /// Equivocation evidence seen.
     pub evidence: AtomicU64,
+    /// View changes started.
+    pub view_changes: AtomicU64,
 }
 
 /// Reads every counter at scrape time.
@@ -106,6 +109,7 @@ impl Collector for NodeCollector {
             ],
         )?;
         counter(&mut e, "parthenon_evidence", "Equivocations seen", load(&self.gauges.evidence))?;
+        counter(&mut e, "parthenon_view_changes", "View changes started", load(&self.gauges.view_changes))?;
         let both = |f: &AtomicU64, s: &AtomicU64| [("fetched", load(f)), ("served", load(s))];
         labelled(
             &mut e,

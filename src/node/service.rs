@@ -351,6 +351,7 @@ impl Node {
             self.gauges.view.store(self.core.view(), Ordering::Relaxed);
             self.gauges.mempool.store(self.app.mempool_len() as u64, Ordering::Relaxed);
             self.gauges.evidence.store(self.evidence, Ordering::Relaxed);
+            self.gauges.view_changes.store(self.core.view_changes(), Ordering::Relaxed);
         }
     }
 
@@ -487,6 +488,7 @@ impl Node {
             "ledger_signatures_verified": self.app.ledger().signatures_verified(),
             "evidence": self.evidence,
             "dropped": self.core.dropped(),
+            "view_changes": self.core.view_changes(),
             "net": &*self.counters,
             "sync": &self.server.counters,
             "transfer": self.server.transport.report(),

@@ -217,6 +217,7 @@ pub struct Core {
     pending: VecDeque<(ValidatorIndex, Message)>,
     out: Vec<Effect>,
     dropped: Dropped,
+    view_changes_started: u64,
 }
 
 impl Core {
@@ -265,6 +266,7 @@ impl Core {
             pending: VecDeque::new(),
             out: Vec::new(),
             dropped: Dropped::default(),
+            view_changes_started: 0,
         };
         if state.height == next_height {
             c.view = state.view;
@@ -303,6 +305,11 @@ impl Core {
     /// What was dropped so far.
     pub fn dropped(&self) -> Dropped {
         self.dropped
+    }
+
+    /// View changes this validator started (timeouts, or joining weak stake), since it started.
+    pub fn view_changes(&self) -> u64 {
+        self.view_changes_started
     }
 
     /// The state to persist (also emitted as [`Effect::Persist`] whenever it changes).
@@ -742,6 +749,7 @@ impl Core {
     }
 
     fn start_view_change(&mut self, new_view: View) {
+        self.view_changes_started += 1;
         self.view = new_view;
         self.active = false;
         self.dirty = true;
