@@ -112,3 +112,61 @@ fn weighted_stake() {
         check("weighted", seed, &sc, &o);
     }
 }
+
+/// A fresh network (nothing persisted, as `parthenon node` starts from an empty data directory)
+/// decides its first height in view 0: every message delivered at once, no timer ever fires.
+/// Regression: the default safety state once marked view 0 as not running, so every new network
+/// waited a whole view timeout before its first block.
+#[test]
+fn fresh_validators_decide_height_zero_in_view_zero_without_a_timeout() {
+    use parthenon::node::consensus::*;
+    struct App;
+    impl Application for App {
+        fn propose(&mut self, height: Height) -> Vec<u8> {
+            height.to_le_bytes().to_vec()
+        }
+        fn validate(&mut self, _: Height, _: &[u8]) -> bool {
+            true
+        }
+    }
+    let keys: Vec<ed25519_dalek::SigningKey> =
+        (0..4).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+    let set = ValidatorSet::new(
+        keys.iter().map(|k| Validator { public_key: k.verifying_key().to_bytes(), stake: 1 }).collect(),
+    )
+    .unwrap();
+    // The way the node builds its core from an empty store.
+    let mut cores: Vec<Core> = (0..4u16)
+        .map(|i| {
+            let key = Box::new(keys[i as usize].clone());
+            Core::restore(set.clone(), i, key, Config::default(), SafetyState::default(), 0)
+        })
+        .collect();
+    let mut apps: Vec<App> = (0..4).map(|_| App).collect();
+    let mut queue: std::collections::VecDeque<(u16, u16, Message)> = Default::default();
+    let mut decided = [false; 4];
+    let mut deliver = |i: u16, effects: Vec<Effect>, queue: &mut std::collections::VecDeque<_>| {
+        for e in effects {
+            match e {
+                Effect::Broadcast(m) => (0..4u16).filter(|&j| j != i).for_each(|j| queue.push_back((i, j, m.clone()))),
+                Effect::Send { to, message } => queue.push_back((i, to, message)),
+                Effect::Decide { height: 0, .. } => decided[i as usize] = true,
+                _ => {}
+            }
+        }
+    };
+    for i in 0..4u16 {
+        let out = cores[i as usize].handle(Input::Start, &mut apps[i as usize]);
+        deliver(i, out, &mut queue);
+    }
+    // Height 0 only: once decided, each validator goes on to propose the next heights at once.
+    while let Some((from, to, message)) = queue.pop_front() {
+        if message.height() > 0 {
+            continue;
+        }
+        let out = cores[to as usize].handle(Input::Message { from, message }, &mut apps[to as usize]);
+        deliver(to, out, &mut queue);
+    }
+    assert_eq!(decided, [true; 4], "height 0 not decided without a timeout");
+    assert!(cores.iter().all(|c| c.view_changes() == 0));
+}

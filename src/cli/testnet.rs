@@ -73,7 +73,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
         println!("validators        {}", r.validators);
         println!("load              {:.1} s, {} submitted, {} committed", r.duration_s, r.submitted, r.committed);
         println!("throughput        {:.0} tx/s", r.tx_per_s);
-        println!("finality          p50 {:.0} ms, p99 {:.0} ms", r.finality_p50_ms, r.finality_p99_ms);
+        println!(
+            "finality          p50 {:.0} ms, p99 {:.0} ms  (p90 {:.0}, p99.9 {:.0}, max {:.0})",
+            r.finality_p50_ms, r.finality_p99_ms, r.finality_p90_ms, r.finality_p999_ms, r.finality_max_ms
+        );
         println!("committed height  {}", r.committed_height);
         println!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" });
         if let Some(c) = &r.crashed_validator {

@@ -83,7 +83,12 @@ enum Event {
     },
     Subscribe(mpsc::Sender<Frame>),
     Status(Option<u64>, oneshot::Sender<String>),
+    /// Start consensus (see `run`).
+    Start,
 }
+
+/// Longest a validator waits for its peers before it starts consensus anyway.
+const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs a validator until the process is killed.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
@@ -126,13 +131,16 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         tokio::spawn(crate::node::metrics::serve(l, Arc::new(registry)));
     }
     let mut peers = Vec::new();
+    let mut connected = Vec::new();
     for (i, v) in cfg.validators.iter().enumerate() {
         if i == usize::from(cfg.index) {
             peers.push(None);
             continue;
         }
         let (ptx, prx) = mpsc::channel::<Arc<Vec<u8>>>(4096);
-        tokio::spawn(outbound(v.address, cfg.index, prx));
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn(outbound(v.address, cfg.index, prx, flag.clone()));
+        connected.push(flag);
         peers.push(Some(ptx));
     }
     let recovered_height = rec.height;
@@ -153,7 +161,17 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         evidence: 0,
         recovered_height,
     };
-    node.step(Input::Start);
+    // Consensus starts once every peer is reachable, or after STARTUP_WAIT: a proposal or vote
+    // sent while a peer is not yet listening is dropped, and the height would then wait a whole
+    // view timeout. A restarted validator in a running network finds its peers at once.
+    let start_tx = node.tx.clone();
+    tokio::spawn(async move {
+        let deadline = Instant::now() + STARTUP_WAIT;
+        while Instant::now() < deadline && !connected.iter().all(|c| c.load(Ordering::Relaxed)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = start_tx.send(Event::Start).await;
+    });
     node.main_loop(rx).await;
     Ok(())
 }
@@ -260,9 +278,15 @@ async fn connection(
     }
 }
 
-async fn outbound(addr: std::net::SocketAddr, me: ValidatorIndex, mut rx: mpsc::Receiver<Arc<Vec<u8>>>) {
+async fn outbound(
+    addr: std::net::SocketAddr,
+    me: ValidatorIndex,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    connected: Arc<std::sync::atomic::AtomicBool>,
+) {
     use tokio::io::AsyncWriteExt;
     loop {
+        connected.store(false, Ordering::Relaxed);
         let mut s = match TcpStream::connect(addr).await {
             Ok(s) => s,
             Err(_) => {
@@ -276,6 +300,7 @@ async fn outbound(addr: std::net::SocketAddr, me: ValidatorIndex, mut rx: mpsc::
         if s.write_all(&encode(&Frame::Hello { validator: me })).await.is_err() {
             continue;
         }
+        connected.store(true, Ordering::Relaxed);
         loop {
             let Some(buf) = rx.recv().await else { return };
             if s.write_all(&buf).await.is_err() {
@@ -325,6 +350,7 @@ impl Node {
                         }
                     }
                     Event::Timer(t) => self.step(Input::Timeout(t)),
+                    Event::Start => self.step(Input::Start),
                     Event::Submit(txs) => {
                         let _ = self.app.submit(txs);
                     }
@@ -429,6 +455,11 @@ impl Node {
                 }
             }
             Effect::Broadcast(m) => {
+                if let Message::ViewChange(vc) = &m {
+                    // A stall: operators want to see each one (also counted in `view_changes`).
+                    let b = &vc.signed.body;
+                    tracing::warn!(height = b.height, new_view = b.new_view, "view change");
+                }
                 let buf = Arc::new(encode(&Frame::Consensus(m)));
                 for p in self.peers.iter().flatten() {
                     if p.try_send(buf.clone()).is_err() {

@@ -62,6 +62,12 @@ pub struct Report {
     pub finality_p50_ms: f64,
     /// 99th percentile.
     pub finality_p99_ms: f64,
+    /// 90th percentile.
+    pub finality_p90_ms: f64,
+    /// 99.9th percentile.
+    pub finality_p999_ms: f64,
+    /// Slowest transaction.
+    pub finality_max_ms: f64,
     /// Lowest height among validators at the end.
     pub committed_height: u64,
     /// Whether every validator holds the same block at `committed_height - 1`.
@@ -333,6 +339,9 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         tx_per_s: committed as f64 / load_s,
         finality_p50_ms: percentile(&latencies, 0.50),
         finality_p99_ms: percentile(&latencies, 0.99),
+        finality_p90_ms: percentile(&latencies, 0.90),
+        finality_p999_ms: percentile(&latencies, 0.999),
+        finality_max_ms: latencies.last().copied().unwrap_or(0.0),
         committed_height,
         identical_chains: identical,
         crashed_validator: crashed.map(|_| CrashReport {

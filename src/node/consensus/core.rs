@@ -150,8 +150,9 @@ pub enum Effect {
 }
 
 /// What a validator must remember across a crash to never contradict itself: the votes, proposal
-/// and view it committed to at its current height.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// and view it committed to at its current height. [`SafetyState::default`] is the state of a
+/// validator that never voted: height 0, view 0 running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyState {
     /// Height.
     pub height: Height,
@@ -170,6 +171,24 @@ pub struct SafetyState {
     pub proposal: Option<(Signed<ProposalHeader>, Vec<u8>)>,
     /// Payloads named by `prepared` and `last_vote`.
     pub payloads: Vec<Vec<u8>>,
+}
+
+impl Default for SafetyState {
+    fn default() -> Self {
+        // View 0 of the first height runs from the start: a validator with nothing persisted
+        // has sent nothing it could contradict. (Defaulting `active` to false made a fresh
+        // network skip view 0 of height 0 and wait a whole view timeout.)
+        SafetyState {
+            height: 0,
+            view: 0,
+            active: true,
+            prepared: None,
+            last_vote: None,
+            last_commit: None,
+            proposal: None,
+            payloads: Vec::new(),
+        }
+    }
 }
 
 /// Counters of what the core dropped, for metrics.
