@@ -18,6 +18,7 @@ use k256::elliptic_curve::sec1::{FromSec1Point, Sec1Point};
 use k256::{AffinePoint, FieldBytes, Secp256k1};
 
 /// `p = 2^256 − 2^32 − 977`, big-endian.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const P_BYTES: [u8; 32] = {
     let mut b = [0xffu8; 32];
     b[27] = 0xfe;
@@ -44,18 +45,22 @@ pub(super) fn lift_many(xs: &[[u8; 32]]) -> Vec<Option<AffinePoint>> {
 }
 
 /// The point `(x, y)` from canonical big-endian coordinates, checked to be on the curve.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn from_coordinates(x: &[u8; 32], y: &[u8; 32]) -> Option<AffinePoint> {
     let enc = Sec1Point::<Secp256k1>::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
     Option::from(AffinePoint::from_sec1_point(&enc))
 }
 
 /// A field element as four little-endian 64-bit words, fully reduced mod `p`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 type Canonical = [u64; 4];
 
 /// `p` as little-endian words.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const P_WORDS: Canonical = [0xFFFF_FFFE_FFFF_FC2F, u64::MAX, u64::MAX, u64::MAX];
 
 /// Big-endian bytes of a canonical element.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn to_bytes(w: &Canonical) -> [u8; 32] {
     let mut b = [0u8; 32];
     for (i, word) in w.iter().enumerate() {
@@ -64,17 +69,24 @@ fn to_bytes(w: &Canonical) -> [u8; 32] {
     b
 }
 
-/// `p − w` for canonical `w ≠ 0`.
-fn negate(w: &Canonical) -> Canonical {
+/// `a − b` for `a ≥ b` (four little-endian words).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn sub(a: &Canonical, b: &Canonical) -> Canonical {
     let mut out = [0u64; 4];
     let mut borrow = false;
     for i in 0..4 {
-        let (d, b1) = P_WORDS[i].overflowing_sub(w[i]);
+        let (d, b1) = a[i].overflowing_sub(b[i]);
         let (d, b2) = d.overflowing_sub(u64::from(borrow));
         out[i] = d;
         borrow = b1 || b2;
     }
     out
+}
+
+/// `p − w` for canonical `w ≠ 0`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn negate(w: &Canonical) -> Canonical {
+    sub(&P_WORDS, w)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -87,7 +99,7 @@ mod ifma {
     //! IFMA input (the instructions read the low 52 bits of each lane). Reduction uses
     //! `2^256 ≡ c = 2^32 + 977` and `2^260 ≡ 16c (mod p)`.
 
-    use super::{from_coordinates, negate, to_bytes, Canonical, P_BYTES, P_WORDS};
+    use super::{from_coordinates, negate, sub, to_bytes, Canonical, P_BYTES, P_WORDS};
     use core::arch::x86_64::*;
     use k256::AffinePoint;
 
@@ -173,13 +185,7 @@ mod ifma {
         // Now below 2^256 < 2p: one conditional subtraction.
         let ge_p = w.iter().rev().zip(P_WORDS.iter().rev()).find(|(a, b)| a != b).is_none_or(|(a, b)| a > b);
         if ge_p {
-            let mut borrow = false;
-            for i in 0..4 {
-                let (d, b1) = w[i].overflowing_sub(P_WORDS[i]);
-                let (d, b2) = d.overflowing_sub(u64::from(borrow));
-                w[i] = d;
-                borrow = b1 || b2;
-            }
+            w = sub(&w, &P_WORDS);
         }
         w
     }

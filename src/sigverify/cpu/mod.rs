@@ -24,6 +24,20 @@ use std::sync::Mutex;
 /// efficiency cost more than the parallelism gains.
 pub const MIN_CHUNK: usize = 64;
 
+/// `f` of every input, in input order: the first on the calling thread, each other on a scoped
+/// thread of its own. A panic in a worker is a bug and is re-raised on the calling thread.
+pub(super) fn on_threads<I: Send, R: Send>(inputs: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let mut inputs = inputs.into_iter();
+    let Some(first) = inputs.next() else { return Vec::new() };
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs.map(|i| scope.spawn(move || f(i))).collect();
+        let mut out = vec![f(first)];
+        out.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+        out
+    })
+}
+
 /// Verifies one item: the reference single verification under `rules` (`rules` is ignored for
 /// BIP-340).
 pub fn verify_one(scheme: Scheme, rules: Rules, pubkey: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {

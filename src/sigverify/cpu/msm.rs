@@ -94,15 +94,8 @@ pub(crate) fn multiscalar_mul_threads(terms: &[(AffinePoint, Scalar)], threads: 
         }
     }
     bounds.push(plan.windows);
-    let parts: Vec<ProjectivePoint> = std::thread::scope(|scope| {
-        let plan = &plan;
-        let handles: Vec<_> =
-            bounds.windows(2).skip(1).map(|r| scope.spawn(move || plan.windows_sum(terms, r[0], r[1]))).collect();
-        let mut parts = vec![plan.windows_sum(terms, bounds[0], bounds[1])];
-        // A panicking worker is a bug; re-raise it on this thread.
-        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
-        parts
-    });
+    let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|r| (r[0], r[1])).collect();
+    let parts = super::on_threads(ranges, |(lo, hi)| plan.windows_sum(terms, lo, hi));
     // Σ parts[k] · 2^(c · bounds[k]), highest range first.
     let mut acc = ProjectivePoint::IDENTITY;
     for (k, part) in parts.iter().enumerate().rev() {
@@ -143,13 +136,7 @@ impl Plan {
             let neg: Vec<AffinePoint> = t.iter().map(|(p, _)| -*p).collect();
             (digits, neg)
         };
-        let parts: Vec<(Vec<i32>, Vec<AffinePoint>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = terms.chunks(size).skip(1).map(|t| scope.spawn(move || part(t))).collect();
-            let mut parts = vec![part(&terms[..size.min(terms.len())])];
-            // A panicking worker is a bug; re-raise it on this thread.
-            parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
-            parts
-        });
+        let parts = super::on_threads(terms.chunks(size).collect(), part);
         let mut plan = Plan { c, windows, digits: Vec::new(), neg: Vec::new() };
         for (d, n) in parts {
             plan.digits.extend(d);

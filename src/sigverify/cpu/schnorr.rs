@@ -170,21 +170,9 @@ fn prepare_all(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option
 pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], threads: usize) -> Vec<bool> {
     let (pks, sigs) = (batch.pubkeys(), batch.signatures());
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let prepared: Vec<Option<Prepared>> = if threads == 1 {
-        prepare_all(batch, indices)
-    } else {
-        let size = indices.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                indices.chunks(size).skip(1).map(|part| scope.spawn(move || prepare_all(batch, part))).collect();
-            let mut all = prepare_all(batch, &indices[..size.min(indices.len())]);
-            for h in handles {
-                // A panicking worker is a bug; re-raise it on this thread.
-                all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            all
-        })
-    };
+    let size = indices.len().div_ceil(threads).max(1);
+    let prepared: Vec<Option<Prepared>> =
+        super::on_threads(indices.chunks(size).collect(), |part| prepare_all(batch, part)).concat();
     let mut verdicts = vec![false; indices.len()];
     let mut slots = Vec::with_capacity(indices.len());
     let mut items = Vec::with_capacity(indices.len());
