@@ -107,14 +107,11 @@ impl BlockServer {
             self.counters.blocks_served.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes_served.fetch_add(report.wire_bytes, Ordering::Relaxed);
             if let Ok(mut v) = self.counters.last_served_via.lock() {
-                let via = if report.method == report.backend.name() {
+                *v = if report.method == report.backend.name() {
                     report.method
                 } else {
                     format!("{} ({})", report.backend, report.method)
                 };
-                if *v != via {
-                    *v = via;
-                }
             }
             sent += 1;
         }
