@@ -132,7 +132,7 @@ impl Checker for Zip215 {
         let mut points = Vec::with_capacity(2 * items.len() + 1);
         points.push(ED25519_BASEPOINT_POINT);
         for it in items {
-            let z = Scalar::from(rng.random::<u128>());
+            let z = Scalar::from(rng.random::<u128>() >> 1);
             b_coeff -= z * it.s;
             scalars.push(z);
             points.push(it.r);
@@ -148,6 +148,98 @@ impl Checker for Zip215 {
     }
 }
 
+/// A Zip215 item decoded by our eight-lane arithmetic ([`super::curve25519`]): `A` and `R` in the
+/// form its multiscalar multiplication reads.
+#[cfg(target_arch = "x86_64")]
+pub(super) struct Decoded {
+    a: super::curve25519::Point,
+    r: super::curve25519::Point,
+    s: Scalar,
+    k: Scalar,
+}
+
+/// The Zip215 batch equation over [`Decoded`] items, on [`super::curve25519`].
+#[cfg(target_arch = "x86_64")]
+pub(super) struct Zip215Ifma {
+    basepoint: super::curve25519::Point,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Zip215Ifma {
+    fn new() -> Option<Zip215Ifma> {
+        let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
+        let basepoint = super::curve25519::decode_many(&[b]).pop().flatten()?;
+        Some(Zip215Ifma { basepoint })
+    }
+
+    /// Decodes the Zip215 items `indices` of `batch` (all points of the slice at once); `None`
+    /// for an item invalid by encoding.
+    fn decode(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
+        let (pks, sigs) = (batch.pubkeys(), batch.signatures());
+        let mut encodings = Vec::with_capacity(2 * indices.len());
+        for &i in indices {
+            encodings.push(pks[i]);
+            encodings.push(split_sig(&sigs[i]).0);
+        }
+        let points = super::curve25519::decode_many(&encodings);
+        indices
+            .iter()
+            .zip(points.chunks(2))
+            .map(|(&i, ar)| {
+                let (r_bytes, s_bytes) = split_sig(&sigs[i]);
+                let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+                let (a, r) = (ar[0]?, ar[1]?);
+                let k = challenge(&r_bytes, &pks[i], batch.message(i));
+                Some(Decoded { a, r, s, k })
+            })
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Checker for Zip215Ifma {
+    type Item = Decoded;
+
+    fn check_batch(&self, items: &[Decoded]) -> bool {
+        self.check_batches(&[items]).first().copied().unwrap_or(false)
+    }
+
+    fn check_batches(&self, sets: &[&[Decoded]]) -> Vec<bool> {
+        use super::curve25519::{cofactor_identity_each, window_sums, Term};
+        let mut rng = rand::rng();
+        let sums: Vec<_> = sets
+            .iter()
+            .map(|items| {
+                let mut b_coeff = Scalar::ZERO;
+                let mut terms = Vec::with_capacity(2 * items.len() + 1);
+                terms.push(Term { point: &self.basepoint, scalar: [0; 32] });
+                for it in items.iter() {
+                    let z = Scalar::from(rng.random::<u128>() >> 1);
+                    b_coeff -= z * it.s;
+                    terms.push(Term { point: &it.r, scalar: z.to_bytes() });
+                    terms.push(Term { point: &it.a, scalar: (z * it.k).to_bytes() });
+                }
+                terms[0].scalar = b_coeff.to_bytes();
+                window_sums(&terms)
+            })
+            .collect();
+        cofactor_identity_each(&sums)
+    }
+
+    fn check_one(&self, item: &Decoded) -> bool {
+        self.check_each(&[item]).first().copied().unwrap_or(false)
+    }
+
+    fn check_each(&self, items: &[&Decoded]) -> Vec<bool> {
+        use super::curve25519::{cofactor_check_each, Single};
+        let singles: Vec<Single> = items
+            .iter()
+            .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
+            .collect();
+        cofactor_check_each(&singles, &self.basepoint)
+    }
+}
+
 /// Verifies the items `indices` of `batch` under `rules`; one verdict per index, in order.
 pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], rules: Rules) -> Vec<bool> {
     let pks = batch.pubkeys();
@@ -155,20 +247,103 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     match rules {
         Rules::Strict => indices.iter().map(|&i| verify_strict(&pks[i], batch.message(i), &sigs[i])).collect(),
         Rules::Zip215 => {
-            let mut verdicts = vec![false; indices.len()];
-            let mut slots = Vec::with_capacity(indices.len());
-            let mut items = Vec::with_capacity(indices.len());
-            for (slot, &i) in indices.iter().enumerate() {
-                if let Some(p) = prepare(&pks[i], batch.message(i), &sigs[i]) {
-                    slots.push(slot);
-                    items.push(p);
+            #[cfg(target_arch = "x86_64")]
+            if super::curve25519::available() {
+                if let Some(checker) = Zip215Ifma::new() {
+                    return verdicts_of(&checker, Zip215Ifma::decode(batch, indices));
                 }
             }
-            let found = locate::locate(&Zip215, &items);
-            for (slot, ok) in slots.into_iter().zip(found) {
-                verdicts[slot] = ok;
+            let decoded = indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect();
+            verdicts_of(&Zip215, decoded)
+        }
+    }
+}
+
+/// Verdicts for decoded items (`None`: invalid by encoding), the decoded ones through `checker`.
+fn verdicts_of<C: Checker>(checker: &C, decoded: Vec<Option<C::Item>>) -> Vec<bool> {
+    let mut verdicts = vec![false; decoded.len()];
+    let mut slots = Vec::with_capacity(decoded.len());
+    let mut items = Vec::with_capacity(decoded.len());
+    for (slot, d) in decoded.into_iter().enumerate() {
+        if let Some(item) = d {
+            slots.push(slot);
+            items.push(item);
+        }
+    }
+    for (slot, ok) in slots.into_iter().zip(locate::locate(checker, &items)) {
+        verdicts[slot] = ok;
+    }
+    verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigverify::{Batch, Scheme};
+    use curve25519_dalek::constants::EIGHT_TORSION;
+
+    /// Signatures made here (valid, with torsion in `A` or `R`, or mutated in one byte).
+    fn corpus(n: usize) -> Batch {
+        let mut rng = rand::rng();
+        let mut batch = Batch::new();
+        for i in 0..n {
+            let a_secret = Scalar::from_bytes_mod_order(rng.random());
+            let nonce = Scalar::from_bytes_mod_order(rng.random());
+            let mut a = EdwardsPoint::mul_base(&a_secret);
+            let mut r = EdwardsPoint::mul_base(&nonce);
+            if i % 7 == 3 {
+                a += EIGHT_TORSION[i % 8];
             }
-            verdicts
+            if i % 11 == 5 {
+                r += EIGHT_TORSION[(i / 3) % 8];
+            }
+            let (a_bytes, r_bytes) = (a.compress().to_bytes(), r.compress().to_bytes());
+            let msg: [u8; 20] = rng.random();
+            let k = challenge(&r_bytes, &a_bytes, &msg);
+            // s chosen so that R = [s]B − [k]A' for A' = A minus its torsion part.
+            let s = nonce + k * a_secret;
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&r_bytes);
+            sig[32..].copy_from_slice(&s.to_bytes());
+            let mut pk = a_bytes;
+            match i % 13 {
+                1 => sig[rng.random_range(0..64)] ^= 1 << rng.random_range(0..8),
+                2 => pk[rng.random_range(0..32)] ^= 1 << rng.random_range(0..8),
+                _ => {}
+            }
+            if batch.push(Scheme::Ed25519, &pk, &msg, &sig).is_err() {
+                unreachable!("well-formed lengths");
+            }
+        }
+        batch
+    }
+
+    #[test]
+    fn ifma_and_portable_batches_agree_with_single_verification() {
+        let batch = corpus(700);
+        let indices: Vec<usize> = (0..batch.len()).collect();
+        let (pks, sigs) = (batch.pubkeys(), batch.signatures());
+        let single: Vec<bool> =
+            indices.iter().map(|&i| verify_one(Rules::Zip215, &pks[i], batch.message(i), &sigs[i])).collect();
+        let portable =
+            verdicts_of(&Zip215, indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect());
+        assert_eq!(portable, single);
+        assert!(single.iter().filter(|v| !**v).count() > 50);
+        assert!(single.iter().filter(|v| **v).count() > 400);
+        #[cfg(target_arch = "x86_64")]
+        if super::super::curve25519::available() {
+            let checker = Zip215Ifma::new().expect("the basepoint decodes");
+            assert_eq!(verdicts_of(&checker, Zip215Ifma::decode(&batch, &indices)), single);
+            // Every item decided by the group checks and single checks after a failed batch.
+            let items: Vec<Decoded> = Zip215Ifma::decode(&batch, &indices).into_iter().flatten().collect();
+            let want: Vec<bool> = indices
+                .iter()
+                .zip(&single)
+                .filter(|(&i, _)| Zip215Ifma::decode(&batch, &[i])[0].is_some())
+                .map(|(_, v)| *v)
+                .collect();
+            let refs: Vec<&Decoded> = items.iter().collect();
+            assert_eq!(checker.check_each(&refs), want);
         }
     }
 }

@@ -25,6 +25,14 @@ pub(super) trait Checker: Sync {
     fn check_batch(&self, items: &[Self::Item]) -> bool;
     /// The item's single verification.
     fn check_one(&self, item: &Self::Item) -> bool;
+    /// The batch equation over each set, in order (for backends that check several at once).
+    fn check_batches(&self, sets: &[&[Self::Item]]) -> Vec<bool> {
+        sets.iter().map(|s| self.check_batch(s)).collect()
+    }
+    /// Single verification of each item, in order (for backends that verify several at once).
+    fn check_each(&self, items: &[&Self::Item]) -> Vec<bool> {
+        items.iter().map(|it| self.check_one(it)).collect()
+    }
 }
 
 /// Items per group once a batch has failed; also the largest set decided item by item.
@@ -40,14 +48,21 @@ pub(super) fn locate<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
         out.fill(true);
         return out;
     }
-    for (group, verdicts) in items.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-        if group.len() > 1 && checker.check_batch(group) {
-            verdicts.fill(true);
-            continue;
+    // Groups checked together; items of failing groups decided together by single verification.
+    let groups: Vec<&[C::Item]> = items.chunks(GROUP).collect();
+    let multi: Vec<&[C::Item]> = groups.iter().copied().filter(|g| g.len() > 1).collect();
+    let mut passed = checker.check_batches(&multi).into_iter();
+    let mut singles = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        if group.len() > 1 && passed.next().unwrap_or(false) {
+            out[g * GROUP..g * GROUP + group.len()].fill(true);
+        } else {
+            singles.extend(g * GROUP..g * GROUP + group.len());
         }
-        for (v, it) in verdicts.iter_mut().zip(group) {
-            *v = checker.check_one(it);
-        }
+    }
+    let refs: Vec<&C::Item> = singles.iter().map(|&i| &items[i]).collect();
+    for (&i, ok) in singles.iter().zip(checker.check_each(&refs)) {
+        out[i] = ok;
     }
     out
 }

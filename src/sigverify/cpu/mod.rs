@@ -10,6 +10,8 @@
 //! not depend on how the batch was cut: each equals [`verify_one`] of its item (up to the
 //! ≤ 2^-128 soundness error of a random linear combination, argued in each scheme's module).
 
+#[cfg(target_arch = "x86_64")]
+mod curve25519;
 pub mod ed25519;
 mod lift;
 mod locate;

@@ -1,0 +1,422 @@
+//! Variable-time multiscalar multiplication `Σ [k_i] P_i` on edwards25519 for batch
+//! verification: Pippenger's bucket method with signed digits, eight windows at once.
+//!
+//! Each scalar is cut into signed `c`-bit digits (`|digit| ≤ 2^(c−1)`). The eight lanes of a
+//! vector hold eight *consecutive windows* of the same point: one mixed addition adds `P_i` to
+//! bucket `|digit_w|` of window `w` (negated where the digit is negative) for all eight windows,
+//! so lanes never contend for a bucket, and the point is the same in every lane (broadcast). The
+//! buckets of eight windows live in one array, lane-interleaved; each lane gathers its bucket,
+//! adds, and scatters it back (a zero digit goes to a bucket that is never read). The buckets of
+//! each group of eight windows are then summed in the usual running-sum order, eight windows in
+//! parallel, and the window sums are combined with `c` doublings between them.
+//!
+//! A scalar of `bits` bits has `⌈(bits + 1)/c⌉` windows (the top one absorbs the last carry):
+//! the batch coefficients `z_i` are 127-bit, so their points take part in half as many window
+//! groups as the 253-bit ones. The window width is chosen per call from a cost model (additions per point and group,
+//! plus `2^c` additions per group to sum the buckets).
+
+use super::decode::Point;
+use super::field::{canonical, Fe, Limbs};
+use super::point::{Extended, Niels};
+use core::arch::x86_64::*;
+
+/// A term of the sum: a decoded point and its scalar (32 little-endian bytes, any value).
+#[derive(Clone, Copy)]
+pub(crate) struct Term<'a> {
+    pub(crate) point: &'a Point,
+    pub(crate) scalar: [u8; 32],
+}
+
+/// The bit length of a little-endian scalar.
+fn bit_length(k: &[u8; 32]) -> u32 {
+    k.iter().rposition(|&b| b != 0).map_or(0, |i| 8 * i as u32 + (8 - k[i].leading_zeros()))
+}
+
+/// Limbs per bucket: four coordinates of five limbs.
+const BUCKET_LIMBS: usize = 20;
+
+fn windows(bits: u32, c: usize) -> usize {
+    (bits as usize + 1).div_ceil(c)
+}
+
+/// The window width minimising the cost model for scalars of `bits` bits.
+fn window_bits(bits: &[u32]) -> usize {
+    let max_bits = bits.iter().copied().max().unwrap_or(1);
+    let cost = |c: usize| {
+        let adds: usize = bits.iter().map(|&b| windows(b, c).div_ceil(8)).sum();
+        adds + windows(max_bits, c).div_ceil(8) * (1 << c)
+    };
+    (4..=8).min_by_key(|&c| cost(c)).unwrap_or(8)
+}
+
+/// Signed radix-2^c digits of `k < 2^bits`, least significant first, into `out`: every digit's
+/// magnitude is at most `2^(c−1)` (the multiscalar multiplication indexes buckets with it).
+pub(super) fn signed_digits(k: &[u8; 32], bits: u32, c: usize, out: &mut [i16]) {
+    assert!(bits >= bit_length(k) && (4..=8).contains(&c), "scalar longer than {bits} bits or window {c}");
+    let half = 1i32 << (c - 1);
+    let w_count = windows(bits, c);
+    assert!(w_count <= out.len(), "{w_count} windows do not fit");
+    let mut carry = 0i32;
+    for (w, d) in out.iter_mut().enumerate().take(w_count) {
+        let pos = w * c;
+        let byte = pos / 8;
+        let lo = u32::from(k.get(byte).copied().unwrap_or(0));
+        let hi = u32::from(k.get(byte + 1).copied().unwrap_or(0));
+        let raw = (((hi << 8) | lo) >> (pos % 8)) & ((1 << c) - 1);
+        let mut v = raw as i32 + carry;
+        carry = 0;
+        // The last window holds fewer than c − 1 bits, so v ≤ 2^(c−1) there: no carry out.
+        if v > half && w + 1 < w_count {
+            v -= 1 << c;
+            carry = 1;
+        }
+        *d = v as i16;
+    }
+}
+
+/// The window sums `S_w = Σ_i digit_w(k_i) P_i` of one multiscalar multiplication, so that
+/// `Σ [k_i] P_i = Σ_w 2^(c w) S_w`.
+pub(crate) struct WindowSums {
+    c: usize,
+    sums: Vec<[Limbs; 4]>,
+}
+
+/// The window sums of `Σ [k_i] P_i`.
+pub(crate) fn window_sums(terms: &[Term]) -> WindowSums {
+    // SAFETY: callers reach this module only after `super::available()` confirmed
+    // AVX-512F/DQ/IFMA, everything `window_sums_ifma` is compiled for.
+    unsafe { window_sums_ifma(terms) }
+}
+
+/// Whether `[8] Σ [k_i] P_i` is the identity: the ZIP-215 batch equation.
+#[cfg(test)]
+pub(crate) fn cofactor_sum_is_identity(terms: &[Term]) -> bool {
+    cofactor_identity_each(&[window_sums(terms)]).first().copied().unwrap_or(false)
+}
+
+/// For each set of window sums, whether `[8] Σ_w 2^(c w) S_w` is the identity.
+///
+/// Combining the windows takes about 253 doublings in one dependency chain, whatever `c`: for
+/// the small sets a failed batch is searched with, that chain is most of the cost. Up to eight
+/// sets of the same shape share it here, one per lane.
+pub(crate) fn cofactor_identity_each(sets: &[WindowSums]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(sets.len());
+    let mut start = 0;
+    while start < sets.len() {
+        let shape = |s: &WindowSums| (s.c, s.sums.len());
+        let mut end = start + 1;
+        while end < sets.len() && end - start < 8 && shape(&sets[end]) == shape(&sets[start]) {
+            end += 1;
+        }
+        // SAFETY: as in `window_sums`.
+        let v = unsafe { combine8(&sets[start..end]) };
+        out.extend_from_slice(&v[..end - start]);
+        start = end;
+    }
+    out
+}
+
+/// `[8] Σ_w 2^(c w) S_w` is the identity, for up to eight sets of the same shape (lane `l` = set
+/// `l`; missing lanes repeat set 0).
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn combine8(sets: &[WindowSums]) -> [bool; 8] {
+    let set = |l: usize| sets.get(l).unwrap_or(&sets[0]);
+    let c = sets[0].c;
+    let mut acc = Extended::identity();
+    for w in (0..sets[0].sums.len()).rev() {
+        let coord = |k: usize| Fe::load(&core::array::from_fn(|l| set(l).sums[w][k]));
+        acc = acc.double_k(c).add(&Extended { x: coord(0), y: coord(1), z: coord(2), t: coord(3) });
+    }
+    let acc = acc.double_k(3);
+    let (x, y, z) = (acc.x.store(), acc.y.store(), acc.z.store());
+    core::array::from_fn(|l| canonical(&x[l]) == [0; 4] && canonical(&y[l]) == canonical(&z[l]))
+}
+
+/// The canonical encoding of `Σ [k_i] P_i` (for the tests).
+#[cfg(test)]
+pub(crate) fn sum_compressed(terms: &[Term]) -> [u8; 32] {
+    let ws = window_sums(terms);
+    // SAFETY: as in `window_sums`.
+    let (x, y) = unsafe {
+        let mut acc = Extended::identity();
+        for s in ws.sums.iter().rev() {
+            acc = acc.double_k(ws.c).add(&splat_point(s));
+        }
+        let zinv = acc.z.invert();
+        (acc.x.mul(&zinv).store()[0], acc.y.mul(&zinv).store()[0])
+    };
+    let mut b = super::field::to_bytes(&y);
+    b[31] |= ((canonical(&x)[0] & 1) as u8) << 7;
+    b
+}
+
+#[cfg(test)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn splat_point(s: &[Limbs; 4]) -> Extended {
+    Extended { x: Fe::splat(&s[0]), y: Fe::splat(&s[1]), z: Fe::splat(&s[2]), t: Fe::splat(&s[3]) }
+}
+
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn window_sums_ifma(terms: &[Term]) -> WindowSums {
+    if terms.is_empty() {
+        return WindowSums { c: 4, sums: Vec::new() };
+    }
+    let bits: Vec<u32> = terms.iter().map(|t| bit_length(&t.scalar)).collect();
+    let c = window_bits(&bits);
+    let max_bits = bits.iter().copied().max().unwrap_or(1);
+    let groups = windows(max_bits, c).div_ceil(8);
+    let stride = 8 * groups;
+    let mut digits = vec![0i16; terms.len() * stride];
+    for ((t, &b), d) in terms.iter().zip(&bits).zip(digits.chunks_mut(stride)) {
+        signed_digits(&t.scalar, b, c, d);
+    }
+    let buckets = (1usize << (c - 1)) + 1;
+    let mut store = vec![0u64; buckets * BUCKET_LIMBS * 8];
+    let mut sums: Vec<[Limbs; 4]> = Vec::with_capacity(stride);
+    for g in 0..groups {
+        reset(&mut store);
+        for (i, t) in terms.iter().enumerate() {
+            if windows(bits[i], c) <= 8 * g {
+                continue;
+            }
+            let d = &digits[i * stride + 8 * g..i * stride + 8 * g + 8];
+            accumulate(&mut store, t.point, d);
+        }
+        sums.extend(sum_buckets(&store, buckets));
+    }
+    WindowSums { c, sums }
+}
+
+/// Sets every bucket to the identity `(0 : 1 : 1 : 0)`.
+fn reset(store: &mut [u64]) {
+    for (k, x) in store.iter_mut().enumerate() {
+        // Limb 0 of Y (limb index 5) and of Z (10), in every lane.
+        let limb = (k / 8) % BUCKET_LIMBS;
+        *x = u64::from(limb == 5 || limb == 10);
+    }
+}
+
+/// Adds `±p` to bucket `|d[l]|` of window lane `l`, for the eight lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn accumulate(store: &mut [u64], p: &Point, d: &[i16]) {
+    debug_assert!(d.len() == 8);
+    // SAFETY: `d` holds eight i16 (16 bytes), read unaligned.
+    let d = _mm512_cvtepi16_epi64(unsafe { _mm_loadu_si128(d.as_ptr().cast()) });
+    let neg = _mm512_cmplt_epi64_mask(d, _mm512_setzero_si512());
+    let a = _mm512_abs_epi64(d);
+    let lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    // Offset of limb 0 of bucket |d| in lane l: (|d|·20)·8 + l = |d|·160 + l.
+    let idx = _mm512_add_epi64(_mm512_add_epi64(_mm512_slli_epi64::<7>(a), _mm512_slli_epi64::<5>(a)), lane);
+    let base = store.as_mut_ptr();
+    let mut limbs = [_mm512_setzero_si512(); BUCKET_LIMBS];
+    for (k, v) in limbs.iter_mut().enumerate() {
+        // SAFETY: |d| ≤ 2^(c−1) = buckets − 1 (`signed_digits`), so every index |d|·160 + l + 8k is below
+        // buckets·160 = store.len(); gathers read 8-byte elements (scale 8).
+        *v = unsafe { _mm512_i64gather_epi64::<8>(idx, base.add(8 * k).cast_const().cast()) };
+    }
+    let bucket = Extended {
+        x: Fe([limbs[0], limbs[1], limbs[2], limbs[3], limbs[4]]),
+        y: Fe([limbs[5], limbs[6], limbs[7], limbs[8], limbs[9]]),
+        z: Fe([limbs[10], limbs[11], limbs[12], limbs[13], limbs[14]]),
+        t: Fe([limbs[15], limbs[16], limbs[17], limbs[18], limbs[19]]),
+    };
+    let q = Niels { y_plus_x: Fe::splat(&p.limbs(0)), y_minus_x: Fe::splat(&p.limbs(1)), xy2d: Fe::splat(&p.limbs(2)) };
+    let q = q.conditional_negate(&Fe::splat(&p.limbs(3)), neg);
+    let r = bucket.add_niels(&q);
+    for (c, coord) in [r.x, r.y, r.z, r.t].iter().enumerate() {
+        for (i, v) in coord.0.iter().enumerate() {
+            let k = 5 * c + i;
+            // SAFETY: the same indices as the gathers above, within `store`; the eight lanes
+            // address distinct elements (they differ in `l`).
+            unsafe { _mm512_i64scatter_epi64::<8>(base.add(8 * k).cast(), idx, *v) };
+        }
+    }
+}
+
+/// `Σ_b b·B_b` for the eight windows of the group in `store`, per lane.
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn sum_buckets(store: &[u64], buckets: usize) -> [[Limbs; 4]; 8] {
+    let load = |b: usize, k: usize| {
+        let at = (b * BUCKET_LIMBS + k) * 8;
+        // SAFETY: bucket b < buckets, so the 8 elements at `at` lie within `store`.
+        unsafe { _mm512_loadu_si512(store[at..at + 8].as_ptr().cast()) }
+    };
+    let fe = |b: usize, c: usize| {
+        Fe([load(b, 5 * c), load(b, 5 * c + 1), load(b, 5 * c + 2), load(b, 5 * c + 3), load(b, 5 * c + 4)])
+    };
+    let mut running = Extended::identity();
+    let mut total = Extended::identity();
+    for b in (1..buckets).rev() {
+        let bucket = Extended { x: fe(b, 0), y: fe(b, 1), z: fe(b, 2), t: fe(b, 3) };
+        running = running.add(&bucket);
+        total = total.add(&running);
+    }
+    let (x, y, z, t) = (total.x.store(), total.y.store(), total.z.store(), total.t.store());
+    core::array::from_fn(|l| [x[l], y[l], z[l], t[l]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode::decode_many;
+    use super::*;
+    use curve25519_dalek::traits::VartimeMultiscalarMul;
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use rand::RngExt;
+
+    fn scalar_below(bits: u32, rng: &mut impl rand::Rng) -> Scalar {
+        let mut b: [u8; 32] = rng.random();
+        for (i, x) in b.iter_mut().enumerate() {
+            let lo = 8 * i as u32;
+            if lo >= bits {
+                *x = 0;
+            } else if bits - lo < 8 {
+                *x &= (1u8 << (bits - lo)) - 1;
+            }
+        }
+        Scalar::from_bytes_mod_order(b)
+    }
+
+    fn case(n: usize, torsion: bool) {
+        let mut rng = rand::rng();
+        let mut points: Vec<EdwardsPoint> =
+            (0..n).map(|_| EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>()))).collect();
+        if torsion {
+            for (i, p) in points.iter_mut().enumerate() {
+                *p += curve25519_dalek::constants::EIGHT_TORSION[i % 8];
+            }
+        }
+        let bits: Vec<u32> = (0..n).map(|i| if i % 2 == 0 { 127 } else { 253 }).collect();
+        let scalars: Vec<Scalar> = bits.iter().map(|&b| scalar_below(b, &mut rng)).collect();
+        let encs: Vec<[u8; 32]> = points.iter().map(|p| p.compress().to_bytes()).collect();
+        let decoded: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.expect("a curve point")).collect();
+        let terms: Vec<Term> = decoded
+            .iter()
+            .zip(&scalars)
+            .zip(&bits)
+            .map(|((p, k), _)| Term { point: p, scalar: k.to_bytes() })
+            .collect();
+        let want = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
+        assert_eq!(sum_compressed(&terms), want.compress().to_bytes(), "n = {n}");
+        assert_eq!(cofactor_sum_is_identity(&terms), want.mul_by_cofactor() == EdwardsPoint::default());
+    }
+
+    #[test]
+    fn agrees_with_dalek() {
+        if !super::super::available() {
+            return;
+        }
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 33, 100, 600] {
+            case(n, false);
+            case(n, true);
+        }
+    }
+
+    #[test]
+    fn sets_checked_together_agree_with_each_alone() {
+        if !super::super::available() {
+            return;
+        }
+        let mut rng = rand::rng();
+        let torsion = curve25519_dalek::constants::EIGHT_TORSION;
+        let mut owned = Vec::new();
+        for i in 0..19usize {
+            // P·k + P·(−k) + T (a torsion point, killed by the cofactor) + Q·m: the identity
+            // after the cofactor iff m = 0.
+            let p = EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>()));
+            let q = EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>()));
+            let k = scalar_below(253, &mut rng);
+            let m = if i % 3 == 0 { Scalar::from(rng.random::<u64>() | 1) } else { Scalar::ZERO };
+            let pts = [p, p, torsion[i % 8], q];
+            let scalars = [k, -k, Scalar::ONE, m];
+            let encs: Vec<[u8; 32]> = pts.iter().map(|p| p.compress().to_bytes()).collect();
+            let decoded: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.expect("a curve point")).collect();
+            // Set 7 has a different shape (fewer terms, so another window width may be chosen).
+            let n = if i == 7 { 3 } else { 4 };
+            owned.push((decoded, scalars, n));
+        }
+        let mut sets = Vec::new();
+        let mut want = Vec::new();
+        for (decoded, scalars, n) in &owned {
+            let terms: Vec<Term> =
+                (0..*n).map(|j| Term { point: &decoded[j], scalar: scalars[j].to_bytes() }).collect();
+            want.push(cofactor_sum_is_identity(&terms));
+            sets.push(window_sums(&terms));
+        }
+        assert_eq!(cofactor_identity_each(&sets), want);
+        assert!(want.iter().any(|v| *v) && want.iter().any(|v| !*v));
+    }
+
+    #[test]
+    fn digits_recompose_to_the_scalar() {
+        let mut rng = rand::rng();
+        for c in 4..=8 {
+            for bits in [1u32, 8, 127, 128, 252, 253] {
+                for _ in 0..50 {
+                    let k = scalar_below(bits, &mut rng);
+                    let mut d = vec![0i16; 64];
+                    signed_digits(&k.to_bytes(), bits, c, &mut d);
+                    let mut acc = Scalar::ZERO;
+                    for &x in d.iter().rev() {
+                        acc *= Scalar::from(1u64 << c);
+                        let m = Scalar::from(u64::from(x.unsigned_abs()));
+                        acc += if x < 0 { -m } else { m };
+                        assert!(i32::from(x).abs() <= 1 << (c - 1));
+                    }
+                    assert_eq!(acc, k, "c = {c}, bits = {bits}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::super::decode::decode_many;
+    use super::super::single::{cofactor_check_each, Single};
+    use super::*;
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use rand::RngExt;
+
+    #[test]
+    #[ignore]
+    fn print_costs() {
+        let mut rng = rand::rng();
+        let n = 2049;
+        let encs: Vec<[u8; 32]> =
+            (0..n).map(|_| EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>())).compress().to_bytes()).collect();
+        let t = std::time::Instant::now();
+        let pts: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.unwrap()).collect();
+        eprintln!("decode {n}: {:?}", t.elapsed());
+        let sc: Vec<[u8; 32]> = (0..n).map(|_| Scalar::from_bytes_mod_order(rng.random()).to_bytes()).collect();
+        for m in [33usize, 65, 129, 2049] {
+            let terms: Vec<Term> = (0..m)
+                .map(|i| Term {
+                    point: &pts[i],
+                    scalar: if i % 2 == 1 {
+                        sc[i][..16].iter().chain([0u8; 16].iter()).copied().collect::<Vec<u8>>().try_into().unwrap()
+                    } else {
+                        sc[i]
+                    },
+                })
+                .collect();
+            let t = std::time::Instant::now();
+            let reps = 20;
+            let mut sums = Vec::new();
+            for _ in 0..reps {
+                sums.push(window_sums(&terms));
+            }
+            let ws = t.elapsed() / reps;
+            let t = std::time::Instant::now();
+            let _ = cofactor_identity_each(&sums[..8]);
+            let comb = t.elapsed();
+            eprintln!("m={m} c={} window_sums {:?} combine8 {:?}", sums[0].c, ws, comb);
+        }
+        let singles: Vec<Single> =
+            (0..64).map(|i| Single { a: &pts[i], r: &pts[i + 1], k: sc[i], neg_s: sc[i + 1] }).collect();
+        let t = std::time::Instant::now();
+        let _ = cofactor_check_each(&singles, &pts[0]);
+        eprintln!("64 singles {:?}", t.elapsed());
+    }
+}

@@ -1,0 +1,156 @@
+//! Eight single verifications at once: whether `[8](R + [k]A + [n]B) = 0` for eight items in
+//! the eight lanes, `n = −s`. This is the Zip215 single equation, used once a batch has failed
+//! to decide the items of the failing groups.
+//!
+//! Straus's method per lane with signed radix-16 digits: a table of `0..=8` multiples of the
+//! lane's `A` (and of `B`, the same in every lane), 252 doublings shared by both scalars, and one
+//! table lookup per digit done with lane masks (no memory indexed by secret-free but lane-varying
+//! digits). `R` is added at the end, then the cofactor. Same formulas as [`super::point`], so
+//! the verdicts equal dalek's single verification; the tests check both outcomes, torsion
+//! included.
+
+use super::decode::Point;
+use super::field::{canonical, Fe};
+use super::msm::signed_digits;
+use super::point::{Extended, Niels, ProjectiveNiels};
+use core::arch::x86_64::*;
+
+/// One item: decoded `A` and `R`, `k` and `n = −s mod ℓ` as little-endian bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Single<'a> {
+    pub(crate) a: &'a Point,
+    pub(crate) r: &'a Point,
+    pub(crate) k: [u8; 32],
+    pub(crate) neg_s: [u8; 32],
+}
+
+/// Radix-16 windows of a scalar below 2^253.
+const WINDOWS: usize = 64;
+
+/// One verdict per item, in order.
+pub(crate) fn cofactor_check_each(items: &[Single], basepoint: &Point) -> Vec<bool> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(8) {
+        // SAFETY: callers reach this module only after `super::available()` confirmed
+        // AVX-512F/DQ/IFMA, everything `check8` is compiled for.
+        let v = unsafe { check8(chunk, basepoint) };
+        out.extend_from_slice(&v[..chunk.len()]);
+    }
+    out
+}
+
+/// The niels coordinates of eight points (lane `j` = `points[j]`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn niels(points: &[&Point; 8]) -> Niels {
+    let coord = |c: usize| Fe::load(&core::array::from_fn(|j| points[j].limbs(c)));
+    Niels { y_plus_x: coord(0), y_minus_x: coord(1), xy2d: coord(2) }
+}
+
+/// `[0·P, 1·P, …, 8·P]` per lane for affine `P` given in niels form.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
+    // (X : Y : Z : T) = (4x : 4y : 4 : 4xy) from 2x = (y+x) − (y−x) and 2y = (y+x) + (y−x).
+    let two_x = p.y_plus_x.sub(&p.y_minus_x);
+    let two_y = p.y_plus_x.add(&p.y_minus_x);
+    let mut acc =
+        Extended { x: two_x.add(&two_x), y: two_y.add(&two_y), z: Fe::splat(&[4, 0, 0, 0, 0]), t: two_x.mul(&two_y) };
+    let mut table = [ProjectiveNiels::identity(); 9];
+    table[1] = acc.to_projective_niels();
+    for entry in table.iter_mut().skip(2) {
+        acc = acc.add_niels(p);
+        *entry = acc.to_projective_niels();
+    }
+    table
+}
+
+/// `table[|d|]` per lane, negated where `d < 0`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn lookup(table: &[ProjectiveNiels; 9], d: __m512i) -> ProjectiveNiels {
+    let neg = _mm512_cmplt_epi64_mask(d, _mm512_setzero_si512());
+    let a = _mm512_abs_epi64(d);
+    let mut r = table[0];
+    for (j, entry) in table.iter().enumerate().skip(1) {
+        r = r.select(entry, _mm512_cmpeq_epi64_mask(a, _mm512_set1_epi64(j as i64)));
+    }
+    r.conditional_negate(neg)
+}
+
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn check8(items: &[Single], basepoint: &Point) -> [bool; 8] {
+    // Missing lanes repeat item 0; their verdicts are dropped.
+    let item = |j: usize| items.get(j).unwrap_or(&items[0]);
+    let a_table = multiples(&niels(&core::array::from_fn(|j| item(j).a)));
+    let b_table = multiples(&niels(&[basepoint; 8]));
+    let mut k_digits = [[0i16; WINDOWS]; 8];
+    let mut n_digits = [[0i16; WINDOWS]; 8];
+    for j in 0..8 {
+        signed_digits(&item(j).k, 253, 4, &mut k_digits[j]);
+        signed_digits(&item(j).neg_s, 253, 4, &mut n_digits[j]);
+    }
+    let lanes = |d: &[[i16; WINDOWS]; 8], w: usize| {
+        let e = |j: usize| i64::from(d[j][w]);
+        _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0))
+    };
+    let mut acc = Extended::identity();
+    for w in (0..WINDOWS).rev() {
+        if w + 1 < WINDOWS {
+            acc = acc.double_k(4);
+        }
+        acc = acc.add_projective_niels(&lookup(&a_table, lanes(&k_digits, w)));
+        acc = acc.add_projective_niels(&lookup(&b_table, lanes(&n_digits, w)));
+    }
+    let acc = acc.add_niels(&niels(&core::array::from_fn(|j| item(j).r))).double_k(3);
+    let (x, y, z) = (acc.x.store(), acc.y.store(), acc.z.store());
+    core::array::from_fn(|j| canonical(&x[j]) == [0; 4] && canonical(&y[j]) == canonical(&z[j]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode::decode_many;
+    use super::*;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, EIGHT_TORSION};
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use rand::RngExt;
+
+    #[test]
+    fn agrees_with_dalek_on_valid_invalid_and_torsion_items() {
+        if !super::super::available() {
+            return;
+        }
+        let mut rng = rand::rng();
+        let basepoint = decode_many(&[ED25519_BASEPOINT_COMPRESSED.to_bytes()])[0].expect("B decodes");
+        let mut cases = Vec::new();
+        for i in 0..61 {
+            let a = EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>())) + EIGHT_TORSION[i % 8];
+            let k = Scalar::from_bytes_mod_order(rng.random());
+            let s = Scalar::from_bytes_mod_order(rng.random());
+            // Valid (with a torsion component that the cofactor removes) or a random R.
+            let r = match i % 3 {
+                0 => EdwardsPoint::mul_base(&s) - k * a + EIGHT_TORSION[(i / 3) % 8],
+                1 => EdwardsPoint::mul_base(&s) - k * a,
+                _ => EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>())),
+            };
+            let want = (r + k * a - EdwardsPoint::mul_base(&s)).mul_by_cofactor() == EdwardsPoint::default();
+            cases.push((a.compress().to_bytes(), r.compress().to_bytes(), k, s, want));
+        }
+        let points: Vec<(Point, Point)> = cases
+            .iter()
+            .map(|(a, r, ..)| {
+                let d = decode_many(&[*a, *r]);
+                (d[0].expect("A decodes"), d[1].expect("R decodes"))
+            })
+            .collect();
+        let items: Vec<Single> = cases
+            .iter()
+            .zip(&points)
+            .map(|((_, _, k, s, _), (a, r))| Single { a, r, k: k.to_bytes(), neg_s: (-s).to_bytes() })
+            .collect();
+        let got = cofactor_check_each(&items, &basepoint);
+        let want: Vec<bool> = cases.iter().map(|c| c.4).collect();
+        assert_eq!(got, want);
+        assert!(want.iter().filter(|v| **v).count() > 30);
+    }
+}
