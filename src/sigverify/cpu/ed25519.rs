@@ -15,17 +15,27 @@
 //! # Batch verification
 //!
 //! **Zip215.** For items `i` with `D_i = R_i + [k_i]A_i − [s_i]B`, single verification accepts
-//! iff `[8]D_i = 0`. The batch check draws independent uniform 128-bit `z_i` from the thread's
+//! iff `[8]D_i = 0`. The batch check draws independent uniform 127-bit `z_i` from the thread's
 //! CSPRNG (ChaCha seeded by the OS) and accepts iff `[8](Σ z_i D_i) = 0`, computed as one
 //! vartime multiscalar multiplication `[−Σ z_i s_i]B + Σ [z_i]R_i + Σ [z_i k_i]A_i` (Pippenger
 //! for large batches). Completeness: if every `[8]D_i = 0` then `[8]Σ z_i D_i = Σ z_i [8]D_i = 0`,
 //! so a batch of items that each verify always passes. Soundness: the `[8]D_i` lie in the
 //! prime-order subgroup (order ℓ > 2^252); if some `[8]D_j ≠ 0`, then for any fixed values of the
 //! other `z_i` at most one residue of `z_j` mod ℓ makes the sum vanish, and `z_j` is uniform over
-//! 2^128 values below ℓ, so a batch containing an invalid item passes with probability ≤ 2^-128.
-//! Torsion components cannot cancel because the cofactor 8 kills them before the sum is tested.
-//! A batch that fails is searched ([`super::locate`]) until each item's verdict comes from a
-//! passing sub-batch or from single verification.
+//! 2^127 values below ℓ, so a batch containing an invalid item passes with probability ≤ 2^-127.
+//! (127 rather than 128 bits: a 127-bit coefficient's signed radix-2^8 digits end in its 16th
+//! window, so the `R_i` take part in half the window groups of [`super::curve25519`]'s
+//! multiscalar multiplication.) Torsion components cannot cancel because the cofactor 8 kills
+//! them before the sum is tested. A batch that fails is searched ([`super::locate`]) until each
+//! item's verdict comes from a passing sub-batch or from single verification.
+//!
+//! **Two implementations of the same function.** On CPUs with AVX-512 IFMA, decoding and the
+//! multiscalar multiplications run on our own eight-lane arithmetic ([`super::curve25519`]:
+//! decompression eight points at a time is two thirds of the batch cost with dalek), and a
+//! failed batch's groups and single checks also run eight at a time there
+//! ([`Checker::check_batches`], [`Checker::check_each`]); elsewhere, curve25519-dalek's
+//! `decompress`, `vartime_multiscalar_mul` and `vartime_double_scalar_mul_basepoint`. The tests
+//! hold both to single verification, which is dalek's.
 //!
 //! **Strict** is verified item by item (in parallel across cores), never by a batch equation.
 //! The cofactorless batch equation `Σ z_i D_i = 0` is unsound for this rule: if `D_i` is a
@@ -162,19 +172,33 @@ pub(super) struct Decoded {
 #[cfg(target_arch = "x86_64")]
 pub(super) struct Zip215Ifma {
     basepoint: super::curve25519::Point,
+    threads: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Zip215Ifma {
-    fn new() -> Option<Zip215Ifma> {
+    fn new(threads: usize) -> Option<Zip215Ifma> {
         let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
         let basepoint = super::curve25519::decode_many(&[b]).pop().flatten()?;
-        Some(Zip215Ifma { basepoint })
+        Some(Zip215Ifma { basepoint, threads: threads.max(1) })
     }
 
-    /// Decodes the Zip215 items `indices` of `batch` (all points of the slice at once); `None`
-    /// for an item invalid by encoding.
-    fn decode(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
+    /// `f` over `items` cut into at most `self.threads` parts of whole multiples of `unit`,
+    /// one part per thread, results concatenated in order.
+    fn split<'s, I: Sync, R: Send>(&self, items: &'s [I], unit: usize, f: impl Fn(&'s [I]) -> Vec<R> + Sync) -> Vec<R> {
+        let parts = self.threads.min(items.len().div_ceil(unit)).max(1);
+        let size = items.len().div_ceil(parts).div_ceil(unit).max(1) * unit;
+        super::on_threads(items.chunks(size).collect(), f).into_iter().flatten().collect()
+    }
+
+    /// Decodes the Zip215 items `indices` of `batch` on the threads; `None` for an item invalid
+    /// by encoding.
+    fn decode(&self, batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
+        self.split(indices, super::MIN_CHUNK, |part| Zip215Ifma::decode_part(batch, part))
+    }
+
+    /// [`Zip215Ifma::decode`] on this thread (all points of the slice at once).
+    fn decode_part(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
         let (pks, sigs) = (batch.pubkeys(), batch.signatures());
         let mut encodings = Vec::with_capacity(2 * indices.len());
         for &i in indices {
@@ -197,6 +221,29 @@ impl Zip215Ifma {
 }
 
 #[cfg(target_arch = "x86_64")]
+impl Zip215Ifma {
+    /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
+    /// 127-bit `z_i`, and their share `−Σ z_i s_i` of `B`'s coefficient.
+    fn terms<'a>(&self, items: &'a [Decoded]) -> (Vec<super::curve25519::Term<'a>>, Scalar) {
+        use super::curve25519::Term;
+        let mut rng = rand::rng();
+        let mut b_coeff = Scalar::ZERO;
+        let mut terms = Vec::with_capacity(2 * items.len());
+        for it in items {
+            let z = Scalar::from(rng.random::<u128>() >> 1);
+            b_coeff -= z * it.s;
+            terms.push(Term { point: &it.r, scalar: z.to_bytes() });
+            terms.push(Term { point: &it.a, scalar: (z * it.k).to_bytes() });
+        }
+        (terms, b_coeff)
+    }
+
+    fn base_term(&self, b_coeff: Scalar) -> super::curve25519::Term<'_> {
+        super::curve25519::Term { point: &self.basepoint, scalar: b_coeff.to_bytes() }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 impl Checker for Zip215Ifma {
     type Item = Decoded;
 
@@ -205,24 +252,27 @@ impl Checker for Zip215Ifma {
     }
 
     fn check_batches(&self, sets: &[&[Decoded]]) -> Vec<bool> {
-        use super::curve25519::{cofactor_identity_each, window_sums, Term};
-        let mut rng = rand::rng();
-        let sums: Vec<_> = sets
-            .iter()
-            .map(|items| {
-                let mut b_coeff = Scalar::ZERO;
-                let mut terms = Vec::with_capacity(2 * items.len() + 1);
-                terms.push(Term { point: &self.basepoint, scalar: [0; 32] });
-                for it in items.iter() {
-                    let z = Scalar::from(rng.random::<u128>() >> 1);
-                    b_coeff -= z * it.s;
-                    terms.push(Term { point: &it.r, scalar: z.to_bytes() });
-                    terms.push(Term { point: &it.a, scalar: (z * it.k).to_bytes() });
-                }
-                terms[0].scalar = b_coeff.to_bytes();
-                window_sums(&terms)
+        use super::curve25519::{cofactor_identity_each, window_sums_threads};
+        // One large set divides its work among the threads; many small sets go to the threads
+        // whole.
+        let sums = if sets.len() == 1 {
+            let (terms, b_coeffs): (Vec<_>, Vec<_>) =
+                self.split(sets[0], super::MIN_CHUNK, |part| vec![self.terms(part)]).into_iter().unzip();
+            let mut all = vec![self.base_term(b_coeffs.into_iter().sum())];
+            all.extend(terms.into_iter().flatten());
+            vec![window_sums_threads(&all, self.threads)]
+        } else {
+            self.split(sets, 1, |part| {
+                part.iter()
+                    .map(|items| {
+                        let (terms, b_coeff) = self.terms(items);
+                        let mut all = vec![self.base_term(b_coeff)];
+                        all.extend(terms);
+                        window_sums_threads(&all, 1)
+                    })
+                    .collect()
             })
-            .collect();
+        };
         cofactor_identity_each(&sums)
     }
 
@@ -247,16 +297,27 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     match rules {
         Rules::Strict => indices.iter().map(|&i| verify_strict(&pks[i], batch.message(i), &sigs[i])).collect(),
         Rules::Zip215 => {
-            #[cfg(target_arch = "x86_64")]
-            if super::curve25519::available() {
-                if let Some(checker) = Zip215Ifma::new() {
-                    return verdicts_of(&checker, Zip215Ifma::decode(batch, indices));
-                }
-            }
             let decoded = indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect();
             verdicts_of(&Zip215, decoded)
         }
     }
+}
+
+/// Zip215 verdicts for the items `indices` of `batch` with our eight-lane arithmetic, one slice
+/// using up to `threads` threads (decoding and hashing by items, the batch equation by window
+/// groups, a failed batch's checks by groups); `None` when this CPU lacks AVX-512 IFMA.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn verify_zip215_ifma(
+    batch: &crate::sigverify::Batch,
+    indices: &[usize],
+    threads: usize,
+) -> Option<Vec<bool>> {
+    if !super::curve25519::available() {
+        return None;
+    }
+    let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
+    let checker = Zip215Ifma::new(threads)?;
+    Some(verdicts_of(&checker, checker.decode(batch, indices)))
 }
 
 /// Verdicts for decoded items (`None`: invalid by encoding), the decoded ones through `checker`.
@@ -332,14 +393,16 @@ mod tests {
         assert!(single.iter().filter(|v| **v).count() > 400);
         #[cfg(target_arch = "x86_64")]
         if super::super::curve25519::available() {
-            let checker = Zip215Ifma::new().expect("the basepoint decodes");
-            assert_eq!(verdicts_of(&checker, Zip215Ifma::decode(&batch, &indices)), single);
-            // Every item decided by the group checks and single checks after a failed batch.
-            let items: Vec<Decoded> = Zip215Ifma::decode(&batch, &indices).into_iter().flatten().collect();
+            for threads in [1, 2, 3] {
+                assert_eq!(verify_zip215_ifma(&batch, &indices, threads), Some(single.clone()), "threads {threads}");
+            }
+            // Every item decided by the single checks after a failed batch.
+            let checker = Zip215Ifma::new(2).expect("the basepoint decodes");
+            let items: Vec<Decoded> = checker.decode(&batch, &indices).into_iter().flatten().collect();
             let want: Vec<bool> = indices
                 .iter()
                 .zip(&single)
-                .filter(|(&i, _)| Zip215Ifma::decode(&batch, &[i])[0].is_some())
+                .filter(|(&i, _)| Zip215Ifma::decode_part(&batch, &[i])[0].is_some())
                 .map(|(_, v)| *v)
                 .collect();
             let refs: Vec<&Decoded> = items.iter().collect();

@@ -2,14 +2,16 @@
 //!
 //! Every verdict `true` comes from a batch equation that *passed* over a set containing the item,
 //! or from the item's single verification; every `false` comes from single verification. Batch
-//! equations are sound (a set containing an invalid item passes with probability ≤ 2^-128, see
+//! equations are sound (a set containing an invalid item passes with probability ≤ 2^-127, see
 //! the scheme modules) and complete (a set of valid items always passes), so the verdicts equal
 //! single verification's.
 //!
 //! Search: check the whole set; if it passes, every item is valid. If it fails, cut it into
 //! groups of [`GROUP`] items and check each group; every item of a failing group is decided by
 //! single verification. Items arrive prepared (points decoded, challenges hashed), so a group check
-//! costs only its multiscalar multiplication.
+//! costs only its multiscalar multiplication. The groups are handed to the checker together, and
+//! so are the items left for single verification, so that a backend that checks several at once
+//! (lanes, threads) can.
 //!
 //! Why groups rather than bisection: with `b` invalid items among `n`, halving re-checks about
 //! `n` items per level for the first `log2 b` levels (a 1 %-invalid batch of 1024 pays ~4 full

@@ -1,14 +1,17 @@
 //! The CPU backend: single verification (the reference function every backend must match) and
 //! batch verification across the cores the process may use.
 //!
-//! [`verify_batch`] groups the items by scheme. Ed25519 items are cut into contiguous chunks (one
-//! per thread, at least [`MIN_CHUNK`] items each), each run through [`ed25519`]'s batch path
-//! (batch under Zip215, item by item under Strict, with the reasons) on a scoped thread. BIP-340
+//! [`verify_batch`] groups the items by scheme. Ed25519 items under Zip215 on a CPU with AVX-512
+//! IFMA go through [`ed25519`] as one slice that divides its own work among the threads
+//! (decoding by items, the multiscalar multiplication by window groups); otherwise they are cut
+//! into contiguous chunks (one per thread, at least [`MIN_CHUNK`] items each), each run through
+//! [`ed25519`]'s batch path (batch under Zip215, item by item under Strict, with the reasons) on
+//! a scoped thread. BIP-340
 //! items go through [`schnorr`] as one slice that divides its own work among the threads
 //! (decoding by items, the multiscalar multiplication by windows). Verdicts are scattered back
 //! into item order. A chunk's verdicts do
 //! not depend on how the batch was cut: each equals [`verify_one`] of its item (up to the
-//! ≤ 2^-128 soundness error of a random linear combination, argued in each scheme's module).
+//! ≤ 2^-127 soundness error of a random linear combination, argued in each scheme's module).
 
 #[cfg(target_arch = "x86_64")]
 mod curve25519;
@@ -71,6 +74,14 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         scatter(bip, schnorr::verify_indices(batch, bip, threads));
     }
     let mut chunks: Vec<&[usize]> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if rules == Rules::Zip215 && !ed.is_empty() {
+        // Zip215 on CPUs with IFMA: one slice that uses the threads inside, like BIP-340.
+        if let Some(v) = ed25519::verify_zip215_ifma(batch, ed, threads) {
+            scatter(ed, v);
+            return Verdicts::from_bytes(verdicts);
+        }
+    }
     if !ed.is_empty() {
         let parts = threads.min(ed.len().div_ceil(MIN_CHUNK)).max(1);
         let size = ed.len().div_ceil(parts);

@@ -146,13 +146,20 @@ impl Fe {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
     pub(super) fn mul(&self, b: &Fe) -> Fe {
-        let mut t = [_mm512_setzero_si512(); 11];
+        // Low and high halves accumulate separately: dependency chains of at most five
+        // multiply-adds per column instead of ten.
+        let z = _mm512_setzero_si512();
+        let (mut lo, mut hi) = ([z; 11], [z; 11]);
         let (a, b) = (&self.0, &b.0);
         for i in 0..5 {
             for j in 0..5 {
-                t[i + j] = _mm512_madd52lo_epu64(t[i + j], a[i], b[j]);
-                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a[i], b[j]);
+                lo[i + j] = _mm512_madd52lo_epu64(lo[i + j], a[i], b[j]);
+                hi[i + j + 1] = _mm512_madd52hi_epu64(hi[i + j + 1], a[i], b[j]);
             }
+        }
+        let mut t = [z; 11];
+        for k in 0..11 {
+            t[k] = _mm512_add_epi64(lo[k], hi[k]);
         }
         reduce(t)
     }
@@ -160,21 +167,25 @@ impl Fe {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
     pub(super) fn square(&self) -> Fe {
-        let mut t = [_mm512_setzero_si512(); 11];
+        let z = _mm512_setzero_si512();
+        let (mut lo, mut hi) = ([z; 11], [z; 11]);
         let a = &self.0;
         // Cross products once, doubled; then the squares on the diagonal.
         for i in 0..5 {
             for j in i + 1..5 {
-                t[i + j] = _mm512_madd52lo_epu64(t[i + j], a[i], a[j]);
-                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a[i], a[j]);
+                lo[i + j] = _mm512_madd52lo_epu64(lo[i + j], a[i], a[j]);
+                hi[i + j + 1] = _mm512_madd52hi_epu64(hi[i + j + 1], a[i], a[j]);
             }
         }
-        for x in t.iter_mut() {
-            *x = _mm512_add_epi64(*x, *x);
-        }
+        let (mut dlo, mut dhi) = ([z; 11], [z; 11]);
         for i in 0..5 {
-            t[2 * i] = _mm512_madd52lo_epu64(t[2 * i], a[i], a[i]);
-            t[2 * i + 1] = _mm512_madd52hi_epu64(t[2 * i + 1], a[i], a[i]);
+            dlo[2 * i] = _mm512_madd52lo_epu64(z, a[i], a[i]);
+            dhi[2 * i + 1] = _mm512_madd52hi_epu64(z, a[i], a[i]);
+        }
+        let mut t = [z; 11];
+        for k in 0..11 {
+            let cross = _mm512_add_epi64(lo[k], hi[k]);
+            t[k] = _mm512_add_epi64(_mm512_add_epi64(cross, cross), _mm512_add_epi64(dlo[k], dhi[k]));
         }
         reduce(t)
     }
@@ -239,27 +250,34 @@ pub(super) fn pow_p58_many<const N: usize>(x: &[Fe; N]) -> [Fe; N] {
     mul_many(x, &pow2k_many(&t19, 2))
 }
 
-/// Reduces eleven product columns (each below 2^57) to an element satisfying the invariant.
+/// Reduces eleven product columns (each below 2^57, the top one below 2^47) to an element
+/// satisfying the invariant.
+///
+/// Column `j ≥ 5` is split into its low 52 bits and the rest, and both fold down with
+/// `2^(52·5) ≡ 608` in one step (no carry chain across the columns first): every sum stays below
+/// 2^63, and one [`normalize`] finishes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn reduce(mut t: [__m512i; 11]) -> Fe {
+fn reduce(t: [__m512i; 11]) -> Fe {
+    let m52 = splat(M52);
     let k = splat(K);
-    // Every column below 2^52; t[10] takes the carry out of t[9] (below 2^6).
-    for i in 0..10 {
-        carry(&mut t, i);
+    let lo = |j: usize| _mm512_and_si512(t[j], m52);
+    let hi = |j: usize| _mm512_srli_epi64::<52>(t[j]);
+    let times_k = |x: __m512i| _mm512_mullo_epi64(x, k);
+    // t10·2^520 ≡ 608·t10·2^260: fold 608·t10 (below 2^57) as a sixth high column.
+    let t10k = times_k(t[10]);
+    let (c5lo, c5hi) = (_mm512_and_si512(t10k, m52), _mm512_srli_epi64::<52>(t10k));
+    let mut r = [t[0], t[1], t[2], t[3], t[4]];
+    // lo_j·2^(52j) → r[j−5]; hi_j·2^(52(j+1)) → r[j−4] (j + 1 = 10 folds twice).
+    for j in 5..10 {
+        r[j - 5] = _mm512_add_epi64(r[j - 5], times_k(lo(j)));
     }
-    // Fold columns 5..=10: 2^(52(5+i)) ≡ 608 · 2^(52 i). All inputs are below 2^52.
-    let mut r = [t[0], t[1], t[2], t[3], t[4], _mm512_setzero_si512()];
-    for i in 0..6 {
-        r[i] = _mm512_madd52lo_epu64(r[i], t[5 + i], k);
-        if i < 5 {
-            r[i + 1] = _mm512_madd52hi_epu64(r[i + 1], t[5 + i], k);
-        }
+    for j in 5..9 {
+        r[j - 4] = _mm512_add_epi64(r[j - 4], times_k(hi(j)));
     }
-    // (t[10]·608 < 2^16: its high half is zero.) Limbs are now below 2^54, r[5] below 2^11.
-    let r5 = r[5];
-    r[0] = _mm512_madd52lo_epu64(r[0], r5, k);
-    normalize([r[0], r[1], r[2], r[3], r[4]])
+    r[0] = _mm512_add_epi64(r[0], times_k(_mm512_add_epi64(times_k(hi(9)), c5lo)));
+    r[1] = _mm512_add_epi64(r[1], times_k(c5hi));
+    normalize(r)
 }
 
 /// Little-endian 64-bit words of 32 little-endian bytes.

@@ -16,7 +16,7 @@ mod point;
 mod single;
 
 pub(crate) use decode::{decode_many, Point};
-pub(crate) use msm::{cofactor_identity_each, window_sums, Term};
+pub(crate) use msm::{cofactor_identity_each, window_sums_threads, Term};
 pub(crate) use single::{cofactor_check_each, Single};
 
 /// Whether this CPU runs the arithmetic here (AVX-512F, DQ and IFMA).

@@ -81,11 +81,97 @@ pub(crate) struct WindowSums {
     sums: Vec<[Limbs; 4]>,
 }
 
-/// The window sums of `Σ [k_i] P_i`.
+/// The window sums of `Σ [k_i] P_i`, on this thread.
+#[cfg(test)]
 pub(crate) fn window_sums(terms: &[Term]) -> WindowSums {
-    // SAFETY: callers reach this module only after `super::available()` confirmed
-    // AVX-512F/DQ/IFMA, everything `window_sums_ifma` is compiled for.
-    unsafe { window_sums_ifma(terms) }
+    window_sums_threads(terms, 1)
+}
+
+/// Below this many terms a multiscalar multiplication stays on one thread.
+const PARALLEL_MIN: usize = 256;
+
+/// The window sums of `Σ [k_i] P_i`, the window groups divided among up to `threads` threads.
+///
+/// Each thread runs the bucket method over every point for its window groups (balanced by
+/// their additions: the 127-bit coefficients leave the upper groups with half the points), so
+/// the cost per point stays that of one thread; splitting the points instead would give each
+/// thread its own bucket sums and window combination, which do not shrink with the points.
+pub(crate) fn window_sums_threads(terms: &[Term], threads: usize) -> WindowSums {
+    let threads = if terms.len() < PARALLEL_MIN { 1 } else { threads.max(1) };
+    let plan = Plan::new(terms, threads);
+    let groups = plan.groups;
+    let work = |g: usize| plan.bits.iter().filter(|&&b| windows(b, plan.c) > 8 * g).count() + (1 << plan.c);
+    let mut parts: Vec<Vec<usize>> = vec![Vec::new(); threads.clamp(1, groups.max(1))];
+    if threads < 2 {
+        parts = vec![(0..groups).collect()];
+    } else {
+        // Largest first, each to the least loaded thread.
+        let mut order: Vec<usize> = (0..groups).collect();
+        order.sort_by_key(|&g| std::cmp::Reverse(work(g)));
+        let mut load = vec![0usize; parts.len()];
+        for g in order {
+            let t = (0..parts.len()).min_by_key(|&t| load[t]).unwrap_or(0);
+            load[t] += work(g);
+            parts[t].push(g);
+        }
+    }
+    let done = super::super::on_threads(parts, |part| {
+        // SAFETY: callers reach this module only after `super::available()` confirmed
+        // AVX-512F/DQ/IFMA, everything `group_sums` is compiled for.
+        part.into_iter().map(|g| (g, unsafe { group_sums(&plan, terms, g) })).collect::<Vec<_>>()
+    });
+    let mut sums = vec![[[0u64; 5]; 4]; 8 * groups];
+    for (g, s) in done.into_iter().flatten() {
+        sums[8 * g..8 * g + 8].copy_from_slice(&s);
+    }
+    WindowSums { c: plan.c, sums }
+}
+
+/// The digits of every scalar and the window layout of one multiscalar multiplication.
+struct Plan {
+    c: usize,
+    bits: Vec<u32>,
+    /// Window groups of eight.
+    groups: usize,
+    /// Digits per scalar (`8 · groups`), scalar `i` at `digits[i · stride..]`.
+    stride: usize,
+    digits: Vec<i16>,
+}
+
+impl Plan {
+    /// The plan for `terms`, its digits computed on up to `threads` threads.
+    fn new(terms: &[Term], threads: usize) -> Plan {
+        let bits: Vec<u32> = terms.iter().map(|t| bit_length(&t.scalar)).collect();
+        let c = window_bits(&bits);
+        let max_bits = bits.iter().copied().max().unwrap_or(0);
+        let groups = if terms.is_empty() { 0 } else { windows(max_bits, c).div_ceil(8) };
+        let stride = 8 * groups;
+        let digits_of = |part: &[Term]| {
+            let mut digits = vec![0i16; part.len() * stride];
+            for (t, d) in part.iter().zip(digits.chunks_mut(stride.max(1))) {
+                signed_digits(&t.scalar, bit_length(&t.scalar), c, d);
+            }
+            digits
+        };
+        let size = terms.len().div_ceil(threads.max(1)).max(PARALLEL_MIN / 2);
+        let digits = super::super::on_threads(terms.chunks(size).collect(), digits_of).concat();
+        Plan { c, bits, groups, stride, digits }
+    }
+}
+
+/// The sums of window group `g` (windows `8g..8g+8`), one per lane.
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn group_sums(plan: &Plan, terms: &[Term], g: usize) -> [[Limbs; 4]; 8] {
+    let buckets = (1usize << (plan.c - 1)) + 1;
+    let mut store = vec![0u64; buckets * BUCKET_LIMBS * 8];
+    reset(&mut store);
+    for (i, t) in terms.iter().enumerate() {
+        if windows(plan.bits[i], plan.c) > 8 * g {
+            let at = i * plan.stride + 8 * g;
+            accumulate(&mut store, t.point, &plan.digits[at..at + 8]);
+        }
+    }
+    sum_buckets(&store, buckets)
 }
 
 /// Whether `[8] Σ [k_i] P_i` is the identity: the ZIP-215 batch equation.
@@ -155,37 +241,6 @@ pub(crate) fn sum_compressed(terms: &[Term]) -> [u8; 32] {
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
 fn splat_point(s: &[Limbs; 4]) -> Extended {
     Extended { x: Fe::splat(&s[0]), y: Fe::splat(&s[1]), z: Fe::splat(&s[2]), t: Fe::splat(&s[3]) }
-}
-
-#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn window_sums_ifma(terms: &[Term]) -> WindowSums {
-    if terms.is_empty() {
-        return WindowSums { c: 4, sums: Vec::new() };
-    }
-    let bits: Vec<u32> = terms.iter().map(|t| bit_length(&t.scalar)).collect();
-    let c = window_bits(&bits);
-    let max_bits = bits.iter().copied().max().unwrap_or(1);
-    let groups = windows(max_bits, c).div_ceil(8);
-    let stride = 8 * groups;
-    let mut digits = vec![0i16; terms.len() * stride];
-    for ((t, &b), d) in terms.iter().zip(&bits).zip(digits.chunks_mut(stride)) {
-        signed_digits(&t.scalar, b, c, d);
-    }
-    let buckets = (1usize << (c - 1)) + 1;
-    let mut store = vec![0u64; buckets * BUCKET_LIMBS * 8];
-    let mut sums: Vec<[Limbs; 4]> = Vec::with_capacity(stride);
-    for g in 0..groups {
-        reset(&mut store);
-        for (i, t) in terms.iter().enumerate() {
-            if windows(bits[i], c) <= 8 * g {
-                continue;
-            }
-            let d = &digits[i * stride + 8 * g..i * stride + 8 * g + 8];
-            accumulate(&mut store, t.point, d);
-        }
-        sums.extend(sum_buckets(&store, buckets));
-    }
-    WindowSums { c, sums }
 }
 
 /// Sets every bucket to the identity `(0 : 1 : 1 : 0)`.
@@ -300,6 +355,12 @@ mod tests {
         let want = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
         assert_eq!(sum_compressed(&terms), want.compress().to_bytes(), "n = {n}");
         assert_eq!(cofactor_sum_is_identity(&terms), want.mul_by_cofactor() == EdwardsPoint::default());
+        // Dividing the window groups among threads computes the same sums.
+        let one = window_sums(&terms);
+        for threads in [2, 3, 5] {
+            let split = window_sums_threads(&terms, threads);
+            assert!(split.c == one.c && split.sums == one.sums, "n = {n}, threads = {threads}");
+        }
     }
 
     #[test]
@@ -368,55 +429,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::super::decode::decode_many;
-    use super::super::single::{cofactor_check_each, Single};
-    use super::*;
-    use curve25519_dalek::{EdwardsPoint, Scalar};
-    use rand::RngExt;
-
-    #[test]
-    #[ignore]
-    fn print_costs() {
-        let mut rng = rand::rng();
-        let n = 2049;
-        let encs: Vec<[u8; 32]> =
-            (0..n).map(|_| EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>())).compress().to_bytes()).collect();
-        let t = std::time::Instant::now();
-        let pts: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.unwrap()).collect();
-        eprintln!("decode {n}: {:?}", t.elapsed());
-        let sc: Vec<[u8; 32]> = (0..n).map(|_| Scalar::from_bytes_mod_order(rng.random()).to_bytes()).collect();
-        for m in [33usize, 65, 129, 2049] {
-            let terms: Vec<Term> = (0..m)
-                .map(|i| Term {
-                    point: &pts[i],
-                    scalar: if i % 2 == 1 {
-                        sc[i][..16].iter().chain([0u8; 16].iter()).copied().collect::<Vec<u8>>().try_into().unwrap()
-                    } else {
-                        sc[i]
-                    },
-                })
-                .collect();
-            let t = std::time::Instant::now();
-            let reps = 20;
-            let mut sums = Vec::new();
-            for _ in 0..reps {
-                sums.push(window_sums(&terms));
-            }
-            let ws = t.elapsed() / reps;
-            let t = std::time::Instant::now();
-            let _ = cofactor_identity_each(&sums[..8]);
-            let comb = t.elapsed();
-            eprintln!("m={m} c={} window_sums {:?} combine8 {:?}", sums[0].c, ws, comb);
-        }
-        let singles: Vec<Single> =
-            (0..64).map(|i| Single { a: &pts[i], r: &pts[i + 1], k: sc[i], neg_s: sc[i + 1] }).collect();
-        let t = std::time::Instant::now();
-        let _ = cofactor_check_each(&singles, &pts[0]);
-        eprintln!("64 singles {:?}", t.elapsed());
     }
 }

@@ -116,7 +116,7 @@ impl Extended {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-    pub(super) fn to_projective_niels(&self) -> ProjectiveNiels {
+    pub(super) fn projective_niels(&self) -> ProjectiveNiels {
         ProjectiveNiels {
             y_plus_x: self.y.add(&self.x),
             y_minus_x: self.y.sub(&self.x),
@@ -140,7 +140,7 @@ impl Extended {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
     pub(super) fn add(&self, q: &Extended) -> Extended {
-        self.add_projective_niels(&q.to_projective_niels())
+        self.add_projective_niels(&q.projective_niels())
     }
 
     /// `self + q` (8 multiplications).

@@ -57,10 +57,10 @@ fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
     let mut acc =
         Extended { x: two_x.add(&two_x), y: two_y.add(&two_y), z: Fe::splat(&[4, 0, 0, 0, 0]), t: two_x.mul(&two_y) };
     let mut table = [ProjectiveNiels::identity(); 9];
-    table[1] = acc.to_projective_niels();
+    table[1] = acc.projective_niels();
     for entry in table.iter_mut().skip(2) {
         acc = acc.add_niels(p);
-        *entry = acc.to_projective_niels();
+        *entry = acc.projective_niels();
     }
     table
 }
