@@ -53,25 +53,38 @@ fn window_bits(bits: &[u32]) -> usize {
 /// magnitude is at most `2^(c−1)` (the multiscalar multiplication indexes buckets with it).
 pub(super) fn signed_digits(k: &[u8; 32], bits: u32, c: usize, out: &mut [i16]) {
     assert!(bits >= bit_length(k) && (4..=8).contains(&c), "scalar longer than {bits} bits or window {c}");
-    let half = 1i32 << (c - 1);
+    let half = 1i64 << (c - 1);
     let w_count = windows(bits, c);
     assert!(w_count <= out.len(), "{w_count} windows do not fit");
-    let mut carry = 0i32;
+    let mut limbs = [0u64; 5];
+    for (i, l) in limbs.iter_mut().take(4).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&k[8 * i..8 * i + 8]);
+        *l = u64::from_le_bytes(b);
+    }
+    let mask = (1u64 << c) - 1;
+    let mut carry = 0i64;
     for (w, d) in out.iter_mut().enumerate().take(w_count) {
         let pos = w * c;
-        let byte = pos / 8;
-        let lo = u32::from(k.get(byte).copied().unwrap_or(0));
-        let hi = u32::from(k.get(byte + 1).copied().unwrap_or(0));
-        let raw = (((hi << 8) | lo) >> (pos % 8)) & ((1 << c) - 1);
-        let mut v = raw as i32 + carry;
-        carry = 0;
+        let (limb, shift) = (pos / 64, pos % 64);
+        // `limbs[4] = 0` covers windows that run past bit 255; `(x << 1) << (63 − shift)` is
+        // `x << (64 − shift)` without the undefined shift by 64.
+        let word = (limbs[limb] >> shift) | ((limbs[limb + 1] << 1) << (63 - shift));
+        let v = (word & mask) as i64 + carry;
+        // Branch-free: the digits of random scalars are above half the window half the time.
         // The last window holds fewer than c − 1 bits, so v ≤ 2^(c−1) there: no carry out.
-        if v > half && w + 1 < w_count {
-            v -= 1 << c;
-            carry = 1;
-        }
-        *d = v as i16;
+        carry = i64::from(v > half) & i64::from(w + 1 < w_count);
+        *d = (v - (carry << c)) as i16;
     }
+    for d in out.iter_mut().skip(w_count) {
+        *d = 0;
+    }
+}
+
+thread_local! {
+    /// Scratch memory reused across calls on this thread: fresh large allocations are
+    /// page-faulted in on every call, and page faults of two threads serialize in the kernel.
+    static SCRATCH: core::cell::RefCell<(Vec<i16>, Vec<u64>)> = const { core::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The window sums `S_w = Σ_i digit_w(k_i) P_i` of one multiscalar multiplication, so that
@@ -98,7 +111,8 @@ const PARALLEL_MIN: usize = 256;
 /// thread its own bucket sums and window combination, which do not shrink with the points.
 pub(crate) fn window_sums_threads(terms: &[Term], threads: usize) -> WindowSums {
     let threads = if terms.len() < PARALLEL_MIN { 1 } else { threads.max(1) };
-    let plan = Plan::new(terms, threads);
+    let scratch = SCRATCH.with(|s| core::mem::take(&mut s.borrow_mut().0));
+    let plan = Plan::new(terms, threads, scratch);
     let groups = plan.groups;
     let work = |g: usize| plan.bits.iter().filter(|&&b| windows(b, plan.c) > 8 * g).count() + (1 << plan.c);
     let mut parts: Vec<Vec<usize>> = vec![Vec::new(); threads.clamp(1, groups.max(1))];
@@ -124,7 +138,9 @@ pub(crate) fn window_sums_threads(terms: &[Term], threads: usize) -> WindowSums 
     for (g, s) in done.into_iter().flatten() {
         sums[8 * g..8 * g + 8].copy_from_slice(&s);
     }
-    WindowSums { c: plan.c, sums }
+    let c = plan.c;
+    SCRATCH.with(|s| s.borrow_mut().0 = plan.digits);
+    WindowSums { c, sums }
 }
 
 /// The digits of every scalar and the window layout of one multiscalar multiplication.
@@ -139,22 +155,29 @@ struct Plan {
 }
 
 impl Plan {
-    /// The plan for `terms`, its digits computed on up to `threads` threads.
-    fn new(terms: &[Term], threads: usize) -> Plan {
+    /// The plan for `terms`, its digits computed on up to `threads` threads into `digits`
+    /// (resized; scratch memory of the calling thread).
+    fn new(terms: &[Term], threads: usize, mut digits: Vec<i16>) -> Plan {
         let bits: Vec<u32> = terms.iter().map(|t| bit_length(&t.scalar)).collect();
         let c = window_bits(&bits);
         let max_bits = bits.iter().copied().max().unwrap_or(0);
         let groups = if terms.is_empty() { 0 } else { windows(max_bits, c).div_ceil(8) };
         let stride = 8 * groups;
-        let digits_of = |part: &[Term]| {
-            let mut digits = vec![0i16; part.len() * stride];
-            for (t, d) in part.iter().zip(digits.chunks_mut(stride.max(1))) {
-                signed_digits(&t.scalar, bit_length(&t.scalar), c, d);
-            }
-            digits
-        };
-        let size = terms.len().div_ceil(threads.max(1)).max(PARALLEL_MIN / 2);
-        let digits = super::super::on_threads(terms.chunks(size).collect(), digits_of).concat();
+        digits.resize(terms.len() * stride, 0);
+        if stride > 0 {
+            let per = terms.len().div_ceil(threads.max(1)).max(PARALLEL_MIN / 2);
+            let parts: Vec<(&[Term], &[u32], &mut [i16])> = terms
+                .chunks(per)
+                .zip(bits.chunks(per))
+                .zip(digits.chunks_mut(per * stride))
+                .map(|((t, b), d)| (t, b, d))
+                .collect();
+            super::super::on_threads(parts, |(t, b, d)| {
+                for ((t, &b), d) in t.iter().zip(b).zip(d.chunks_mut(stride)) {
+                    signed_digits(&t.scalar, b, c, d);
+                }
+            });
+        }
         Plan { c, bits, groups, stride, digits }
     }
 }
@@ -163,7 +186,8 @@ impl Plan {
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
 fn group_sums(plan: &Plan, terms: &[Term], g: usize) -> [[Limbs; 4]; 8] {
     let buckets = (1usize << (plan.c - 1)) + 1;
-    let mut store = vec![0u64; buckets * BUCKET_LIMBS * 8];
+    let mut store = SCRATCH.with(|s| core::mem::take(&mut s.borrow_mut().1));
+    store.resize(buckets * BUCKET_LIMBS * 8, 0);
     reset(&mut store);
     for (i, t) in terms.iter().enumerate() {
         if windows(plan.bits[i], plan.c) > 8 * g {
@@ -171,7 +195,9 @@ fn group_sums(plan: &Plan, terms: &[Term], g: usize) -> [[Limbs; 4]; 8] {
             accumulate(&mut store, t.point, &plan.digits[at..at + 8]);
         }
     }
-    sum_buckets(&store, buckets)
+    let sums = sum_buckets(&store, buckets);
+    SCRATCH.with(|s| s.borrow_mut().1 = store);
+    sums
 }
 
 /// Whether `[8] Σ [k_i] P_i` is the identity: the ZIP-215 batch equation.
