@@ -241,6 +241,18 @@ impl Zip215Ifma {
     fn base_term(&self, b_coeff: Scalar) -> super::curve25519::Term<'_> {
         super::curve25519::Term { point: &self.basepoint, scalar: b_coeff.to_bytes() }
     }
+
+    /// The single equation `equation` of each item, eight per vector, on the threads.
+    fn check_each_equation(&self, items: &[&Decoded], equation: super::curve25519::Equation) -> Vec<bool> {
+        use super::curve25519::{check_each, Single};
+        self.split(items, 8, |part| {
+            let singles: Vec<Single> = part
+                .iter()
+                .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
+                .collect();
+            check_each(&singles, &self.basepoint, equation)
+        })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -281,12 +293,7 @@ impl Checker for Zip215Ifma {
     }
 
     fn check_each(&self, items: &[&Decoded]) -> Vec<bool> {
-        use super::curve25519::{cofactor_check_each, Single};
-        let singles: Vec<Single> = items
-            .iter()
-            .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
-            .collect();
-        cofactor_check_each(&singles, &self.basepoint)
+        self.check_each_equation(items, super::curve25519::Equation::Cofactored)
     }
 }
 
@@ -318,6 +325,29 @@ pub(super) fn verify_zip215_ifma(
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
     let checker = Zip215Ifma::new(threads)?;
     Some(verdicts_of(&checker, checker.decode(batch, indices)))
+}
+
+/// Strict verdicts for the items `indices` of `batch` with our eight-lane arithmetic, item by
+/// item but eight per vector, on up to `threads` threads; `None` when this CPU lacks AVX-512
+/// IFMA. Same function as [`verify_strict`]: `A` and `R` decode as dalek decodes them, `s < ℓ`, `R`
+/// was canonically encoded (so the byte comparison of `compress([s]B − [k]A)` with `R_bytes`
+/// becomes the point equation), neither point has small order.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn verify_strict_ifma(
+    batch: &crate::sigverify::Batch,
+    indices: &[usize],
+    threads: usize,
+) -> Option<Vec<bool>> {
+    if !super::curve25519::available() {
+        return None;
+    }
+    let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
+    let checker = Zip215Ifma::new(threads)?;
+    let decoded: Vec<Option<Decoded>> =
+        checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
+    let items: Vec<&Decoded> = decoded.iter().flatten().collect();
+    let mut found = checker.check_each_equation(&items, super::curve25519::Equation::Strict).into_iter();
+    Some(decoded.iter().map(|d| d.is_some() && found.next().unwrap_or(false)).collect())
 }
 
 /// Verdicts for decoded items (`None`: invalid by encoding), the decoded ones through `checker`.
@@ -395,6 +425,16 @@ mod tests {
         if super::super::curve25519::available() {
             for threads in [1, 2, 3] {
                 assert_eq!(verify_zip215_ifma(&batch, &indices, threads), Some(single.clone()), "threads {threads}");
+            }
+            let strict: Vec<bool> =
+                indices.iter().map(|&i| verify_one(Rules::Strict, &pks[i], batch.message(i), &sigs[i])).collect();
+            assert!(strict.iter().filter(|v| **v).count() > 300 && strict != single);
+            for threads in [1, 2] {
+                assert_eq!(
+                    verify_strict_ifma(&batch, &indices, threads),
+                    Some(strict.clone()),
+                    "strict, threads {threads}"
+                );
             }
             // Every item decided by the single checks after a failed batch.
             let checker = Zip215Ifma::new(2).expect("the basepoint decodes");

@@ -75,9 +75,13 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
     }
     let mut chunks: Vec<&[usize]> = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if rules == Rules::Zip215 && !ed.is_empty() {
-        // Zip215 on CPUs with IFMA: one slice that uses the threads inside, like BIP-340.
-        if let Some(v) = ed25519::verify_zip215_ifma(batch, ed, threads) {
+    if !ed.is_empty() {
+        // On CPUs with IFMA: one slice that uses the threads inside, like BIP-340.
+        let v = match rules {
+            Rules::Zip215 => ed25519::verify_zip215_ifma(batch, ed, threads),
+            Rules::Strict => ed25519::verify_strict_ifma(batch, ed, threads),
+        };
+        if let Some(v) = v {
             scatter(ed, v);
             return Verdicts::from_bytes(verdicts);
         }

@@ -27,16 +27,35 @@ const SQRT_M1_BYTES: [u8; 32] = [
 ];
 
 /// A decoded point as the multiscalar multiplication reads it: `y + x`, `y − x`, `2dxy` and
-/// `−2dxy`, five limbs each.
+/// `−2dxy`, five limbs each; and whether its encoding was the canonical one (`y < p`, and not
+/// `x = 0` with the sign bit set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Point(pub(super) [u64; 20]);
+pub(crate) struct Point {
+    l: [u64; 20],
+    canonical: bool,
+}
 
 impl Point {
     pub(super) fn limbs(&self, i: usize) -> Limbs {
         let mut l = [0u64; 5];
-        l.copy_from_slice(&self.0[5 * i..5 * i + 5]);
+        l.copy_from_slice(&self.l[5 * i..5 * i + 5]);
         l
     }
+
+    /// Whether the encoding this point was decoded from is the one `compress` gives.
+    pub(crate) fn canonical_encoding(&self) -> bool {
+        self.canonical
+    }
+}
+
+/// The canonical encoding of the point with canonical coordinates `(x, y)`.
+fn encode(x: &[u64; 4], y: &[u64; 4]) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (i, w) in y.iter().enumerate() {
+        b[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    b[31] |= ((x[0] & 1) as u8) << 7;
+    b
 }
 
 /// `p − w` mod `p` for canonical `w`.
@@ -117,6 +136,7 @@ fn decode_group(group: &[[u8; 32]], out: &mut Vec<Option<Point>>) -> Vec<([u64; 
         let lanes = &group[8 * c..group.len().min(8 * c + 8)];
         let [u, check, r, r_i, neg_u_i] = cand[c].map(|f| f.store());
         let mut valid = [false; 8];
+        let mut canonical_enc = [false; 8];
         let mut x_l = [[0u64; 5]; 8];
         for (j, enc) in lanes.iter().enumerate() {
             let (cu, cc) = (canonical(&u[j]), canonical(&check[j]));
@@ -130,17 +150,19 @@ fn decode_group(group: &[[u8; 32]], out: &mut Vec<Option<Point>>) -> Vec<([u64; 
             valid[j] = correct || flipped;
             let x = if enc[31] >> 7 == 1 { negate(&root) } else { root };
             x_l[j] = limbs(&x);
-            affine.push((x, canonical(&y_l[c][j])));
+            let y = canonical(&y_l[c][j]);
+            canonical_enc[j] = encode(&x, &y) == *enc;
+            affine.push((x, y));
         }
         let (niels, neg_xy2d) = Extended::affine_niels(&Fe::load(&x_l), &y[c]);
         let coords = [niels.y_plus_x.store(), niels.y_minus_x.store(), niels.xy2d.store(), neg_xy2d.store()];
         for (j, ok) in valid.iter().enumerate().take(lanes.len()) {
             out.push(ok.then(|| {
-                let mut p = [0u64; 20];
+                let mut l = [0u64; 20];
                 for (k, coord) in coords.iter().enumerate() {
-                    p[5 * k..5 * k + 5].copy_from_slice(&coord[j]);
+                    l[5 * k..5 * k + 5].copy_from_slice(&coord[j]);
                 }
-                Point(p)
+                Point { l, canonical: canonical_enc[j] }
             }));
         }
     }
@@ -156,15 +178,6 @@ mod tests {
     /// dalek's verdict and canonical re-encoding.
     fn reference(enc: &[u8; 32]) -> Option<[u8; 32]> {
         CompressedEdwardsY(*enc).decompress().map(|p| p.compress().to_bytes())
-    }
-
-    fn encode(x: &[u64; 4], y: &[u64; 4]) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        for (i, w) in y.iter().enumerate() {
-            b[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-        }
-        b[31] |= ((x[0] & 1) as u8) << 7;
-        b
     }
 
     /// Adversarial encodings: small y, y near and above p, both signs, the identity, torsion.
@@ -211,6 +224,7 @@ mod tests {
                 if let Some(w) = want {
                     valid += 1;
                     assert_eq!(encode(&affine[j].0, &affine[j].1), w, "{enc:02x?}");
+                    assert_eq!(out[j].map(|p| p.canonical_encoding()), Some(w == *enc), "{enc:02x?}");
                 }
             }
         }

@@ -17,7 +17,7 @@ mod single;
 
 pub(crate) use decode::{decode_many, Point};
 pub(crate) use msm::{cofactor_identity_each, window_sums_threads, Term};
-pub(crate) use single::{cofactor_check_each, Single};
+pub(crate) use single::{check_each, Equation, Single};
 
 /// Whether this CPU runs the arithmetic here (AVX-512F, DQ and IFMA).
 pub(crate) fn available() -> bool {

@@ -1,6 +1,10 @@
-//! Eight single verifications at once: whether `[8](R + [k]A + [n]B) = 0` for eight items in
-//! the eight lanes, `n = −s`. This is the Zip215 single equation, used once a batch has failed
-//! to decide the items of the failing groups.
+//! Eight single verifications at once, one item per lane, `n = −s`:
+//!
+//! - [`Equation::Cofactored`]: `[8](R + [k]A + [n]B) = 0`, the Zip215 single equation, used once
+//!   a batch has failed to decide the items of the failing groups;
+//! - [`Equation::Strict`]: `R + [k]A + [n]B = 0` and neither `A` nor `R` of small order
+//!   (`[8]P ≠ 0`), the equation of `verify_strict` once the caller has checked that `R` was
+//!   canonically encoded (then `compress([s]B − [k]A) = R_bytes` iff `[s]B − [k]A = R`).
 //!
 //! Straus's method per lane with signed radix-16 digits: a table of `0..=8` multiples of the
 //! lane's `A` (and of `B`, the same in every lane), 252 doublings shared by both scalars, and one
@@ -27,13 +31,20 @@ pub(crate) struct Single<'a> {
 /// Radix-16 windows of a scalar below 2^253.
 const WINDOWS: usize = 64;
 
+/// Which single equation [`check_each`] decides (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Equation {
+    Cofactored,
+    Strict,
+}
+
 /// One verdict per item, in order.
-pub(crate) fn cofactor_check_each(items: &[Single], basepoint: &Point) -> Vec<bool> {
+pub(crate) fn check_each(items: &[Single], basepoint: &Point, equation: Equation) -> Vec<bool> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(8) {
         // SAFETY: callers reach this module only after `super::available()` confirmed
         // AVX-512F/DQ/IFMA, everything `check8` is compiled for.
-        let v = unsafe { check8(chunk, basepoint) };
+        let v = unsafe { check8(chunk, basepoint, equation) };
         out.extend_from_slice(&v[..chunk.len()]);
     }
     out
@@ -47,15 +58,29 @@ fn niels(points: &[&Point; 8]) -> Niels {
     Niels { y_plus_x: coord(0), y_minus_x: coord(1), xy2d: coord(2) }
 }
 
+/// Extended coordinates of affine points given in niels form:
+/// `(X : Y : Z : T) = (4x : 4y : 4 : 4xy)` from `2x = (y+x) − (y−x)` and `2y = (y+x) + (y−x)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn extended(p: &Niels) -> Extended {
+    let two_x = p.y_plus_x.sub(&p.y_minus_x);
+    let two_y = p.y_plus_x.add(&p.y_minus_x);
+    Extended { x: two_x.add(&two_x), y: two_y.add(&two_y), z: Fe::splat(&[4, 0, 0, 0, 0]), t: two_x.mul(&two_y) }
+}
+
+/// Per lane, whether `(X : Y : Z)` is the identity (`X = 0`, `Y = Z`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn is_identity(x: &Fe, y: &Fe, z: &Fe) -> [bool; 8] {
+    let (x, y, z) = (x.store(), y.store(), z.store());
+    core::array::from_fn(|j| canonical(&x[j]) == [0; 4] && canonical(&y[j]) == canonical(&z[j]))
+}
+
 /// `[0·P, 1·P, …, 8·P]` per lane for affine `P` given in niels form.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
 fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
-    // (X : Y : Z : T) = (4x : 4y : 4 : 4xy) from 2x = (y+x) − (y−x) and 2y = (y+x) + (y−x).
-    let two_x = p.y_plus_x.sub(&p.y_minus_x);
-    let two_y = p.y_plus_x.add(&p.y_minus_x);
-    let mut acc =
-        Extended { x: two_x.add(&two_x), y: two_y.add(&two_y), z: Fe::splat(&[4, 0, 0, 0, 0]), t: two_x.mul(&two_y) };
+    let mut acc = extended(p);
     let mut table = [ProjectiveNiels::identity(); 9];
     table[1] = acc.projective_niels();
     for entry in table.iter_mut().skip(2) {
@@ -79,7 +104,7 @@ fn lookup(table: &[ProjectiveNiels; 9], d: __m512i) -> ProjectiveNiels {
 }
 
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn check8(items: &[Single], basepoint: &Point) -> [bool; 8] {
+fn check8(items: &[Single], basepoint: &Point, equation: Equation) -> [bool; 8] {
     // Missing lanes repeat item 0; their verdicts are dropped.
     let item = |j: usize| items.get(j).unwrap_or(&items[0]);
     let a_table = multiples(&niels(&core::array::from_fn(|j| item(j).a)));
@@ -102,9 +127,23 @@ fn check8(items: &[Single], basepoint: &Point) -> [bool; 8] {
         acc = acc.add_projective_niels(&lookup(&a_table, lanes(&k_digits, w)));
         acc = acc.add_projective_niels(&lookup(&b_table, lanes(&n_digits, w)));
     }
-    let acc = acc.add_niels(&niels(&core::array::from_fn(|j| item(j).r))).double_k(3);
-    let (x, y, z) = (acc.x.store(), acc.y.store(), acc.z.store());
-    core::array::from_fn(|j| canonical(&x[j]) == [0; 4] && canonical(&y[j]) == canonical(&z[j]))
+    let r = niels(&core::array::from_fn(|j| item(j).r));
+    let acc = acc.add_niels(&r);
+    match equation {
+        Equation::Cofactored => {
+            let acc = acc.double_k(3);
+            is_identity(&acc.x, &acc.y, &acc.z)
+        }
+        Equation::Strict => {
+            let sum_zero = is_identity(&acc.x, &acc.y, &acc.z);
+            // [8]A is the table's last entry, (Y+X, Y−X, Z, 2dT): X = 0 and Y = Z there.
+            let a8 = &a_table[8];
+            let a_small = is_identity(&a8.y_plus_x.sub(&a8.y_minus_x), &a8.y_plus_x, &a8.z);
+            let r8 = extended(&r).double_k(3);
+            let r_small = is_identity(&r8.x, &r8.y, &r8.z);
+            core::array::from_fn(|j| sum_zero[j] && !a_small[j] && !r_small[j])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,7 +187,7 @@ mod tests {
             .zip(&points)
             .map(|((_, _, k, s, _), (a, r))| Single { a, r, k: k.to_bytes(), neg_s: (-s).to_bytes() })
             .collect();
-        let got = cofactor_check_each(&items, &basepoint);
+        let got = check_each(&items, &basepoint, Equation::Cofactored);
         let want: Vec<bool> = cases.iter().map(|c| c.4).collect();
         assert_eq!(got, want);
         assert!(want.iter().filter(|v| **v).count() > 30);
