@@ -37,7 +37,8 @@
 //! `decompress`, `vartime_multiscalar_mul` and `vartime_double_scalar_mul_basepoint`. The tests
 //! hold both to single verification, which is dalek's.
 //!
-//! **Strict** is verified item by item (in parallel across cores), never by a batch equation.
+//! **Strict** is verified item by item (in parallel across cores), never by a batch equation;
+//! on CPUs with IFMA eight items per vector ([`verify_strict_ifma`]), elsewhere with dalek.
 //! The cofactorless batch equation `Σ z_i D_i = 0` is unsound for this rule: if `D_i` is a
 //! non-zero torsion point (a small-order component in `A` or `R` that the small-order checks do
 //! not catch when the point also has a prime-order part), `z_i D_i = 0` whenever `z_i` is a
