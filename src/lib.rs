@@ -23,6 +23,7 @@ mod error;
 pub mod kernels;
 #[cfg(feature = "node")]
 pub mod node;
+mod pool;
 pub mod sigverify;
 pub mod transfer;
 

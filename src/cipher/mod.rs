@@ -53,7 +53,6 @@
 mod engine_ext;
 mod kernel;
 mod parallel;
-mod pool;
 mod portable;
 mod traits;
 #[cfg(target_arch = "x86_64")]

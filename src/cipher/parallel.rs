@@ -11,7 +11,7 @@
 //! bit for bit, as the sequential pass.
 //!
 //! The calling thread works too; the others are helper threads kept between calls
-//! ([`pool`](super::pool)), so a call does not pay for starting threads. On this 2-core guest,
+//! ([`pool`](crate::pool)), so a call does not pay for starting threads. On this 2-core guest,
 //! starting and joining one scoped thread took 26 µs (median; past 2 ms at times under load);
 //! with kept helpers the two-thread seal ran 5–10 % faster at 64 MiB and 30–60 % faster at
 //! 4 MiB than with threads started per call (`docs/benchmarks.md`, "Cipher"). Threads take
@@ -21,7 +21,7 @@
 //! each message is sealed or opened whole by one thread.
 
 use super::kernel::{finish, lengths, Block, Kernel};
-use super::pool;
+use crate::pool;
 use std::sync::Mutex;
 
 /// Buffers at least this long may be split across threads.

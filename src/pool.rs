@@ -1,4 +1,5 @@
-//! Helper threads kept between calls, for splitting one large buffer ([`super::parallel`]).
+//! Helper threads kept between calls, for work split across cores: one large cipher buffer
+//! ([`crate::cipher`]), the parts of a signature batch ([`crate::sigverify`]).
 //!
 //! [`run`] runs a job on the calling thread and on up to `helpers` helper threads at once and
 //! returns when every one of them has finished it — the contract of `std::thread::scope`, without
@@ -155,7 +156,7 @@ pub(crate) fn run(helpers: usize, f: &(dyn Fn() + Sync)) {
     let panic = {
         let mut st = lock(&p.state);
         while st.started < helpers {
-            match std::thread::Builder::new().name("parthenon-gcm".into()).spawn(move || helper_loop(p)) {
+            match std::thread::Builder::new().name("parthenon-worker".into()).spawn(move || helper_loop(p)) {
                 Ok(_) => st.started += 1,
                 // Fewer helpers: the job still completes (the calling thread takes what is left).
                 Err(_) => break,
