@@ -327,11 +327,12 @@ fn sum_buckets(store: &[u64], buckets: usize) -> [[Limbs; 4]; 8] {
     let fe = |b: usize, c: usize| {
         Fe([load(b, 5 * c), load(b, 5 * c + 1), load(b, 5 * c + 2), load(b, 5 * c + 3), load(b, 5 * c + 4)])
     };
-    let mut running = Extended::identity();
-    let mut total = Extended::identity();
-    for b in (1..buckets).rev() {
-        let bucket = Extended { x: fe(b, 0), y: fe(b, 1), z: fe(b, 2), t: fe(b, 3) };
-        running = running.add(&bucket);
+    let bucket = |b: usize| Extended { x: fe(b, 0), y: fe(b, 1), z: fe(b, 2), t: fe(b, 3) };
+    // Running sums from the top bucket down (buckets ≥ 9: c ≥ 4).
+    let mut running = bucket(buckets - 1);
+    let mut total = running;
+    for b in (1..buckets - 1).rev() {
+        running = running.add(&bucket(b));
         total = total.add(&running);
     }
     let (x, y, z, t) = (total.x.store(), total.y.store(), total.z.store(), total.t.store());
