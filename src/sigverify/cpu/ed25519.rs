@@ -159,8 +159,8 @@ impl Checker for Zip215 {
     }
 }
 
-/// A Zip215 item decoded by our eight-lane arithmetic ([`super::curve25519`]): `A` and `R` in the
-/// form its multiscalar multiplication reads.
+/// An item decoded by our eight-lane arithmetic ([`super::curve25519`]): `A` and `R` in the form
+/// its multiscalar multiplication reads, `s` (canonical) and the challenge `k`.
 #[cfg(target_arch = "x86_64")]
 pub(super) struct Decoded {
     a: super::curve25519::Point,
@@ -169,19 +169,24 @@ pub(super) struct Decoded {
     k: Scalar,
 }
 
-/// The Zip215 batch equation over [`Decoded`] items, on [`super::curve25519`].
+/// Ed25519 on [`super::curve25519`] with up to `threads` threads: decoding, the Zip215 batch
+/// equation (as a [`Checker`]) and the single equations of both rules.
 #[cfg(target_arch = "x86_64")]
-pub(super) struct Zip215Ifma {
+pub(super) struct Ifma {
     basepoint: super::curve25519::Point,
     threads: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Zip215Ifma {
-    fn new(threads: usize) -> Option<Zip215Ifma> {
-        let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
-        let basepoint = super::curve25519::decode_many(&[b]).pop().flatten()?;
-        Some(Zip215Ifma { basepoint, threads: threads.max(1) })
+impl Ifma {
+    fn new(threads: usize) -> Option<Ifma> {
+        // Decoded once per process (a decoding call costs a whole group of 32 lanes).
+        static BASEPOINT: std::sync::OnceLock<Option<super::curve25519::Point>> = std::sync::OnceLock::new();
+        let basepoint = (*BASEPOINT.get_or_init(|| {
+            let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
+            super::curve25519::decode_many(&[b]).pop().flatten()
+        }))?;
+        Some(Ifma { basepoint, threads: threads.max(1) })
     }
 
     /// `f` over `items` cut into at most `self.threads` parts of whole multiples of `unit`,
@@ -195,10 +200,10 @@ impl Zip215Ifma {
     /// Decodes the Zip215 items `indices` of `batch` on the threads; `None` for an item invalid
     /// by encoding.
     fn decode(&self, batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
-        self.split(indices, super::MIN_CHUNK, |part| Zip215Ifma::decode_part(batch, part))
+        self.split(indices, super::MIN_CHUNK, |part| Ifma::decode_part(batch, part))
     }
 
-    /// [`Zip215Ifma::decode`] on this thread (all points of the slice at once).
+    /// [`Ifma::decode`] on this thread (all points of the slice at once).
     fn decode_part(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
         let (pks, sigs) = (batch.pubkeys(), batch.signatures());
         let mut encodings = Vec::with_capacity(2 * indices.len());
@@ -219,10 +224,7 @@ impl Zip215Ifma {
             })
             .collect()
     }
-}
 
-#[cfg(target_arch = "x86_64")]
-impl Zip215Ifma {
     /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
     /// 127-bit `z_i`, and their share `−Σ z_i s_i` of `B`'s coefficient.
     fn terms<'a>(&self, items: &'a [Decoded]) -> (Vec<super::curve25519::Term<'a>>, Scalar) {
@@ -257,7 +259,7 @@ impl Zip215Ifma {
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Checker for Zip215Ifma {
+impl Checker for Ifma {
     type Item = Decoded;
 
     fn check_batch(&self, items: &[Decoded]) -> bool {
@@ -324,7 +326,7 @@ pub(super) fn verify_zip215_ifma(
         return None;
     }
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let checker = Zip215Ifma::new(threads)?;
+    let checker = Ifma::new(threads)?;
     Some(verdicts_of(&checker, checker.decode(batch, indices)))
 }
 
@@ -343,7 +345,7 @@ pub(super) fn verify_strict_ifma(
         return None;
     }
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let checker = Zip215Ifma::new(threads)?;
+    let checker = Ifma::new(threads)?;
     let decoded: Vec<Option<Decoded>> =
         checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
     let items: Vec<&Decoded> = decoded.iter().flatten().collect();
@@ -438,12 +440,12 @@ mod tests {
                 );
             }
             // Every item decided by the single checks after a failed batch.
-            let checker = Zip215Ifma::new(2).expect("the basepoint decodes");
+            let checker = Ifma::new(2).expect("the basepoint decodes");
             let items: Vec<Decoded> = checker.decode(&batch, &indices).into_iter().flatten().collect();
             let want: Vec<bool> = indices
                 .iter()
                 .zip(&single)
-                .filter(|(&i, _)| Zip215Ifma::decode_part(&batch, &[i])[0].is_some())
+                .filter(|(&i, _)| Ifma::decode_part(&batch, &[i])[0].is_some())
                 .map(|(_, v)| *v)
                 .collect();
             let refs: Vec<&Decoded> = items.iter().collect();
