@@ -189,6 +189,15 @@ impl Ifma {
         Some(Ifma { basepoint, threads: threads.max(1) })
     }
 
+    /// The verifier for `items` items on up to `threads` threads (no more than one per
+    /// [`super::MIN_CHUNK`] items); `None` when this CPU lacks AVX-512 IFMA.
+    fn for_items(items: usize, threads: usize) -> Option<Ifma> {
+        if !super::curve25519::available() {
+            return None;
+        }
+        Ifma::new(threads.clamp(1, items.div_ceil(super::MIN_CHUNK).max(1)))
+    }
+
     /// `f` over `items` cut into at most `self.threads` parts of whole multiples of `unit`,
     /// one part per thread, results concatenated in order.
     fn split<'s, I: Sync, R: Send>(&self, items: &'s [I], unit: usize, f: impl Fn(&'s [I]) -> Vec<R> + Sync) -> Vec<R> {
@@ -322,11 +331,7 @@ pub(super) fn verify_zip215_ifma(
     indices: &[usize],
     threads: usize,
 ) -> Option<Vec<bool>> {
-    if !super::curve25519::available() {
-        return None;
-    }
-    let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let checker = Ifma::new(threads)?;
+    let checker = Ifma::for_items(indices.len(), threads)?;
     Some(verdicts_of(&checker, checker.decode(batch, indices)))
 }
 
@@ -341,11 +346,7 @@ pub(super) fn verify_strict_ifma(
     indices: &[usize],
     threads: usize,
 ) -> Option<Vec<bool>> {
-    if !super::curve25519::available() {
-        return None;
-    }
-    let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let checker = Ifma::new(threads)?;
+    let checker = Ifma::for_items(indices.len(), threads)?;
     let decoded: Vec<Option<Decoded>> =
         checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
     let items: Vec<&Decoded> = decoded.iter().flatten().collect();

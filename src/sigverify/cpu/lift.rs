@@ -72,15 +72,7 @@ fn to_bytes(w: &Canonical) -> [u8; 32] {
 /// `a − b` for `a ≥ b` (four little-endian words).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn sub(a: &Canonical, b: &Canonical) -> Canonical {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d, b1) = a[i].overflowing_sub(b[i]);
-        let (d, b2) = d.overflowing_sub(u64::from(borrow));
-        out[i] = d;
-        borrow = b1 || b2;
-    }
-    out
+    super::words::sub(a, b).0
 }
 
 /// `p − w` for canonical `w ≠ 0`.
@@ -99,6 +91,7 @@ mod ifma {
     //! IFMA input (the instructions read the low 52 bits of each lane). Reduction uses
     //! `2^256 ≡ c = 2^32 + 977` and `2^260 ≡ 16c (mod p)`.
 
+    use super::super::words::limbs52 as limbs;
     use super::{from_coordinates, negate, sub, to_bytes, Canonical, P_BYTES, P_WORDS};
     use core::arch::x86_64::*;
     use k256::AffinePoint;
@@ -143,17 +136,6 @@ mod ifma {
             *word = u64::from_be_bytes(b);
         }
         w
-    }
-
-    /// Five 52-bit limbs of a value below 2^256.
-    fn limbs(w: &[u64; 4]) -> [u64; 5] {
-        [
-            w[0] & M52,
-            ((w[0] >> 52) | (w[1] << 12)) & M52,
-            ((w[1] >> 40) | (w[2] << 24)) & M52,
-            ((w[2] >> 28) | (w[3] << 36)) & M52,
-            w[3] >> 16,
-        ]
     }
 
     /// The fully reduced value of limbs satisfying the invariant.

@@ -20,6 +20,7 @@ mod lift;
 mod locate;
 mod msm;
 pub mod schnorr;
+mod words;
 
 use super::{Batch, Rules, Scheme, Verdicts};
 use std::sync::atomic::{AtomicUsize, Ordering};

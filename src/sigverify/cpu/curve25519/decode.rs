@@ -63,15 +63,7 @@ fn negate(w: &[u64; 4]) -> [u64; 4] {
     if *w == [0; 4] {
         return *w;
     }
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d, b1) = P_WORDS[i].overflowing_sub(w[i]);
-        let (d, b2) = d.overflowing_sub(u64::from(borrow));
-        out[i] = d;
-        borrow = b1 || b2;
-    }
-    out
+    super::super::words::sub(&P_WORDS, w).0
 }
 
 /// Decodes every encoding, in order; `None` where dalek's `decompress` fails.

@@ -292,28 +292,8 @@ pub(super) fn words(b: &[u8; 32]) -> [u64; 4] {
 }
 
 /// Five 52-bit limbs of a value below 2^256 (the invariant holds).
-pub(super) fn limbs(w: &[u64; 4]) -> Limbs {
-    [
-        w[0] & M52,
-        ((w[0] >> 52) | (w[1] << 12)) & M52,
-        ((w[1] >> 40) | (w[2] << 24)) & M52,
-        ((w[2] >> 28) | (w[3] << 36)) & M52,
-        w[3] >> 16,
-    ]
-}
-
-/// `a − b` on four words, with the borrow out.
-fn sub_words(a: &[u64; 4], b: &[u64; 4]) -> ([u64; 4], bool) {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d, b1) = a[i].overflowing_sub(b[i]);
-        let (d, b2) = d.overflowing_sub(u64::from(borrow));
-        out[i] = d;
-        borrow = b1 || b2;
-    }
-    (out, borrow)
-}
+pub(super) use super::super::words::limbs52 as limbs;
+use super::super::words::sub as sub_words;
 
 /// The value of `l` reduced into `[0, p)`, as little-endian words.
 pub(super) fn canonical(l: &Limbs) -> [u64; 4] {
