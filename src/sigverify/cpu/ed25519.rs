@@ -317,7 +317,7 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
         Rules::Strict => indices.iter().map(|&i| verify_strict(&pks[i], batch.message(i), &sigs[i])).collect(),
         Rules::Zip215 => {
             let decoded = indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect();
-            verdicts_of(&Zip215, decoded)
+            locate::verdicts(&Zip215, decoded)
         }
     }
 }
@@ -332,7 +332,7 @@ pub(super) fn verify_zip215_ifma(
     threads: usize,
 ) -> Option<Vec<bool>> {
     let checker = Ifma::for_items(indices.len(), threads)?;
-    Some(verdicts_of(&checker, checker.decode(batch, indices)))
+    Some(locate::verdicts(&checker, checker.decode(batch, indices)))
 }
 
 /// Strict verdicts for the items `indices` of `batch` with our eight-lane arithmetic, item by
@@ -352,23 +352,6 @@ pub(super) fn verify_strict_ifma(
     let items: Vec<&Decoded> = decoded.iter().flatten().collect();
     let mut found = checker.check_each_equation(&items, super::curve25519::Equation::Strict).into_iter();
     Some(decoded.iter().map(|d| d.is_some() && found.next().unwrap_or(false)).collect())
-}
-
-/// Verdicts for decoded items (`None`: invalid by encoding), the decoded ones through `checker`.
-fn verdicts_of<C: Checker>(checker: &C, decoded: Vec<Option<C::Item>>) -> Vec<bool> {
-    let mut verdicts = vec![false; decoded.len()];
-    let mut slots = Vec::with_capacity(decoded.len());
-    let mut items = Vec::with_capacity(decoded.len());
-    for (slot, d) in decoded.into_iter().enumerate() {
-        if let Some(item) = d {
-            slots.push(slot);
-            items.push(item);
-        }
-    }
-    for (slot, ok) in slots.into_iter().zip(locate::locate(checker, &items)) {
-        verdicts[slot] = ok;
-    }
-    verdicts
 }
 
 #[cfg(test)]
@@ -421,7 +404,7 @@ mod tests {
         let single: Vec<bool> =
             indices.iter().map(|&i| verify_one(Rules::Zip215, &pks[i], batch.message(i), &sigs[i])).collect();
         let portable =
-            verdicts_of(&Zip215, indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect());
+            locate::verdicts(&Zip215, indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect());
         assert_eq!(portable, single);
         assert!(single.iter().filter(|v| !**v).count() > 50);
         assert!(single.iter().filter(|v| **v).count() > 400);

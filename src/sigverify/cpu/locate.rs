@@ -69,6 +69,24 @@ pub(super) fn locate<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
     out
 }
 
+/// Verdicts for decoded items (`None`: invalid by encoding, verdict `false`), the decoded ones
+/// found through [`locate`].
+pub(super) fn verdicts<C: Checker>(checker: &C, decoded: Vec<Option<C::Item>>) -> Vec<bool> {
+    let mut out = vec![false; decoded.len()];
+    let mut slots = Vec::with_capacity(decoded.len());
+    let mut items = Vec::with_capacity(decoded.len());
+    for (slot, d) in decoded.into_iter().enumerate() {
+        if let Some(item) = d {
+            slots.push(slot);
+            items.push(item);
+        }
+    }
+    for (slot, ok) in slots.into_iter().zip(locate(checker, &items)) {
+        out[slot] = ok;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,16 +99,16 @@ pub fn verify_one(pubkey: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
 }
 
 /// Sets the batch coefficients `a_i` from a hash of all inputs (see the module docs).
-fn assign_coefficients(items: &mut [Prepared], pubkeys: impl Iterator<Item = ([u8; 32], [u8; 64])>) {
+fn assign_coefficients(items: Vec<(&mut Prepared, [u8; 32], [u8; 64])>) {
     let mut h = Sha256::new();
     h.update(b"parthenon/bip340-batch");
-    for (it, (pk, sig)) in items.iter().zip(pubkeys) {
+    for (it, pk, sig) in &items {
         h.update(pk);
         h.update(sig);
         h.update(it.challenge);
     }
     let seed: [u8; 32] = h.finalize().into();
-    for (i, it) in items.iter_mut().enumerate() {
+    for (i, (it, _, _)) in items.into_iter().enumerate() {
         let d: [u8; 32] = Sha256::new().chain_update(seed).chain_update((i as u64).to_le_bytes()).finalize().into();
         let mut lo = [0u8; 16];
         lo.copy_from_slice(&d[..16]);
@@ -171,21 +171,10 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     let (pks, sigs) = (batch.pubkeys(), batch.signatures());
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
     let size = indices.len().div_ceil(threads).max(1);
-    let prepared: Vec<Option<Prepared>> =
+    let mut prepared: Vec<Option<Prepared>> =
         super::on_threads(indices.chunks(size).collect(), |part| prepare_all(batch, part)).concat();
-    let mut verdicts = vec![false; indices.len()];
-    let mut slots = Vec::with_capacity(indices.len());
-    let mut items = Vec::with_capacity(indices.len());
-    for (slot, p) in prepared.into_iter().enumerate() {
-        if let Some(p) = p {
-            slots.push(slot);
-            items.push(p);
-        }
-    }
-    assign_coefficients(&mut items, slots.iter().map(|&s| (pks[indices[s]], sigs[indices[s]])));
-    let found = locate::locate(&Bip340 { threads }, &items);
-    for (slot, ok) in slots.into_iter().zip(found) {
-        verdicts[slot] = ok;
-    }
-    verdicts
+    assign_coefficients(
+        prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
+    );
+    locate::verdicts(&Bip340 { threads }, prepared)
 }
