@@ -169,6 +169,10 @@ pub(super) struct Decoded {
     k: Scalar,
 }
 
+/// Items per part of [`Ifma::decode`]: 128 points, four lockstep groups of 32.
+#[cfg(target_arch = "x86_64")]
+const DECODE_PART: usize = 64;
+
 /// Ed25519 on [`super::curve25519`] with up to `threads` threads: decoding, the Zip215 batch
 /// equation (as a [`Checker`]) and the single equations of both rules.
 #[cfg(target_arch = "x86_64")]
@@ -203,17 +207,28 @@ impl Ifma {
     fn split<'s, I: Sync, R: Send>(&self, items: &'s [I], unit: usize, f: impl Fn(&'s [I]) -> Vec<R> + Sync) -> Vec<R> {
         let parts = self.threads.min(items.len().div_ceil(unit)).max(1);
         let size = items.len().div_ceil(parts).div_ceil(unit).max(1) * unit;
-        super::on_threads(items.chunks(size).collect(), f).into_iter().flatten().collect()
+        super::on_threads(items.chunks(size).collect(), self.threads, f).into_iter().flatten().collect()
     }
 
     /// Decodes the Zip215 items `indices` of `batch` on the threads; `None` for an item invalid
     /// by encoding.
+    ///
+    /// The output is allocated once and filled in place, in parts of [`DECODE_PART`] items that
+    /// the threads claim one at a time (a thread slowed by the host takes fewer parts); each
+    /// part's temporaries stay small enough to be reused from the allocator's free lists rather
+    /// than page-faulted in anew on every call.
     fn decode(&self, batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
-        self.split(indices, super::MIN_CHUNK, |part| Ifma::decode_part(batch, part))
+        let mut out: Vec<Option<Decoded>> = Vec::with_capacity(indices.len());
+        out.resize_with(indices.len(), || None);
+        let parts: Vec<(&[usize], &mut [Option<Decoded>])> =
+            indices.chunks(DECODE_PART).zip(out.chunks_mut(DECODE_PART)).collect();
+        super::on_threads(parts, self.threads, |(idx, dst)| Ifma::decode_into(batch, idx, dst));
+        out
     }
 
-    /// [`Ifma::decode`] on this thread (all points of the slice at once).
-    fn decode_part(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
+    /// [`Ifma::decode`] of the items `indices` into `dst` on this thread (all points of the part
+    /// in lockstep groups).
+    fn decode_into(batch: &crate::sigverify::Batch, indices: &[usize], dst: &mut [Option<Decoded>]) {
         let (pks, sigs) = (batch.pubkeys(), batch.signatures());
         let mut encodings = Vec::with_capacity(2 * indices.len());
         for &i in indices {
@@ -221,17 +236,15 @@ impl Ifma {
             encodings.push(split_sig(&sigs[i]).0);
         }
         let points = super::curve25519::decode_many(&encodings);
-        indices
-            .iter()
-            .zip(points.chunks(2))
-            .map(|(&i, ar)| {
+        for ((&i, ar), out) in indices.iter().zip(points.chunks(2)).zip(dst) {
+            *out = (|| {
                 let (r_bytes, s_bytes) = split_sig(&sigs[i]);
                 let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
                 let (a, r) = (ar[0]?, ar[1]?);
                 let k = challenge(&r_bytes, &pks[i], batch.message(i));
                 Some(Decoded { a, r, s, k })
-            })
-            .collect()
+            })();
+        }
     }
 
     /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
@@ -425,13 +438,9 @@ mod tests {
             }
             // Every item decided by the single checks after a failed batch.
             let checker = Ifma::new(2).expect("the basepoint decodes");
-            let items: Vec<Decoded> = checker.decode(&batch, &indices).into_iter().flatten().collect();
-            let want: Vec<bool> = indices
-                .iter()
-                .zip(&single)
-                .filter(|(&i, _)| Ifma::decode_part(&batch, &[i])[0].is_some())
-                .map(|(_, v)| *v)
-                .collect();
+            let decoded = checker.decode(&batch, &indices);
+            let want: Vec<bool> = decoded.iter().zip(&single).filter(|(d, _)| d.is_some()).map(|(_, v)| *v).collect();
+            let items: Vec<Decoded> = decoded.into_iter().flatten().collect();
             let refs: Vec<&Decoded> = items.iter().collect();
             assert_eq!(checker.check_each(&refs), want);
         }

@@ -95,7 +95,7 @@ pub(crate) fn multiscalar_mul_threads(terms: &[(AffinePoint, Scalar)], threads: 
     }
     bounds.push(plan.windows);
     let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|r| (r[0], r[1])).collect();
-    let parts = super::on_threads(ranges, |(lo, hi)| plan.windows_sum(terms, lo, hi));
+    let parts = super::on_threads(ranges, threads, |(lo, hi)| plan.windows_sum(terms, lo, hi));
     // Σ parts[k] · 2^(c · bounds[k]), highest range first.
     let mut acc = ProjectivePoint::IDENTITY;
     for (k, part) in parts.iter().enumerate().rev() {
@@ -136,7 +136,7 @@ impl Plan {
             let neg: Vec<AffinePoint> = t.iter().map(|(p, _)| -*p).collect();
             (digits, neg)
         };
-        let parts = super::on_threads(terms.chunks(size).collect(), part);
+        let parts = super::on_threads(terms.chunks(size).collect(), threads, part);
         let mut plan = Plan { c, windows, digits: Vec::new(), neg: Vec::new() };
         for (d, n) in parts {
             plan.digits.extend(d);

@@ -172,7 +172,7 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
     let size = indices.len().div_ceil(threads).max(1);
     let mut prepared: Vec<Option<Prepared>> =
-        super::on_threads(indices.chunks(size).collect(), |part| prepare_all(batch, part)).concat();
+        super::on_threads(indices.chunks(size).collect(), threads, |part| prepare_all(batch, part)).concat();
     assign_coefficients(
         prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
     );
