@@ -9,6 +9,9 @@
 //! the next copy is not a duplicate. Time runs from the first send to the last acknowledgement.
 //!
 //! `--receiver copy` makes every run use the same receive path, isolating the sender.
+//! `--receiver discard` reads every body byte and drops it (no digest check, no store): what is
+//! left is the sender and the loopback TCP path, a measuring instrument only, never a way to
+//! receive blocks.
 //!
 //! Reported per backend and size: body GB/s (10^9 bytes), the sender's CPU-seconds per GB
 //! (`getrusage(RUSAGE_SELF)`, user + system), and both as ratios to `copy` in the same run.
@@ -43,7 +46,8 @@ pub struct Args {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Receive path of the receiver process: `same` (the backend being measured) or a backend
-    /// name used for every run (e.g. `copy`, to compare senders against one fixed receiver).
+    /// name used for every run (e.g. `copy`, to compare senders against one fixed receiver), or
+    /// `discard` (read and drop every byte: the sender and loopback TCP alone).
     #[arg(long, default_value = "same")]
     receiver: String,
     /// Internal: run as the receiver, connecting to this address.
@@ -319,6 +323,10 @@ fn read_acks(mut peer: &TcpStream, n: u64) -> Result<(), Failure> {
 /// The receiver process: receive, verify, publish, acknowledge, delete; until the sender closes.
 fn receiver(args: &Args, addr: &str) -> Result<(), Failure> {
     let name = args.backends.first().cloned().unwrap_or_else(|| "auto".into());
+    if name == "discard" {
+        let peer = TcpStream::connect(addr).map_err(|e| Failure::Runtime(format!("connect {addr}: {e}")))?;
+        return discard(peer);
+    }
     let t = engine_for(&name)?.transport().map_err(|e| Failure::Runtime(e.to_string()))?;
     let dir = args.dir.clone().ok_or_else(|| Failure::Input("--receiver-connect needs --dir".into()))?;
     let store = BlockStore::open(&dir).map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -338,6 +346,32 @@ fn receiver(args: &Args, addr: &str) -> Result<(), Failure> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The `discard` receiver: per block, the header, then `length` body bytes read through a 1 MiB
+/// buffer and dropped, then the acknowledgement.
+fn discard(mut peer: TcpStream) -> Result<(), Failure> {
+    use parthenon::transfer::wire::{BlockHeader, HEADER_LEN};
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let mut h = [0u8; HEADER_LEN];
+        match peer.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(Failure::Runtime(format!("discard: read header: {e}"))),
+        }
+        let h = BlockHeader::decode(&h).map_err(|e| Failure::Runtime(format!("discard: {e}")))?;
+        let mut left = h.length;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = peer.read(&mut buf[..want]).map_err(|e| Failure::Runtime(format!("discard: read body: {e}")))?;
+            if n == 0 {
+                return Err(Failure::Runtime(format!("discard: block {} truncated", h.id)));
+            }
+            left -= n as u64;
+        }
+        peer.write_all(&[1]).map_err(|e| Failure::Runtime(format!("ack: {e}")))?;
+    }
 }
 
 #[cfg(test)]
