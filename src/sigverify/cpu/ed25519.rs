@@ -237,14 +237,23 @@ impl Ifma {
         }
         let points = super::curve25519::decode_many(&encodings);
         for ((&i, ar), out) in indices.iter().zip(points.chunks(2)).zip(dst) {
-            *out = (|| {
-                let (r_bytes, s_bytes) = split_sig(&sigs[i]);
-                let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
-                let (a, r) = (ar[0]?, ar[1]?);
-                let k = challenge(&r_bytes, &pks[i], batch.message(i));
-                Some(Decoded { a, r, s, k })
-            })();
+            *out = Ifma::decoded(batch, i, ar[0], ar[1]);
         }
+    }
+
+    /// Item `i` of `batch` given its decoded `A` and `R`: `None` if either failed to decode or
+    /// `s ≥ ℓ`; otherwise with its challenge hashed.
+    fn decoded(
+        batch: &crate::sigverify::Batch,
+        i: usize,
+        a: Option<super::curve25519::Point>,
+        r: Option<super::curve25519::Point>,
+    ) -> Option<Decoded> {
+        let (r_bytes, s_bytes) = split_sig(&batch.signatures()[i]);
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+        let (a, r) = (a?, r?);
+        let k = challenge(&r_bytes, &batch.pubkeys()[i], batch.message(i));
+        Some(Decoded { a, r, s, k })
     }
 
     /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
