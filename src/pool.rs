@@ -6,7 +6,11 @@
 //! starting threads per call. Helpers are started the first time a call needs them (only when a
 //! caller asked for more than one thread) and then sleep on a condition variable between jobs:
 //! they use no CPU while idle. A caller that finishes its share first polls for up to [`SPIN`]
-//! before it sleeps too.
+//! before it sleeps too, and so does a helper that finishes a job before it sleeps on the
+//! condition variable: one batch verification hands the helpers four jobs in a row (decoding,
+//! coefficients, digits, window groups), and on this KVM guest waking a sleeping thread took
+//! tens of microseconds each time, on the critical path of every job split into as many parts
+//! as threads.
 //!
 //! One caller uses the helpers at a time. A second caller arriving while they are busy, or a
 //! call where a helper cannot be started, does not wait: it runs its job on scoped threads
@@ -14,7 +18,7 @@
 //! in a job is re-raised in the caller after every thread has left the job.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -52,6 +56,9 @@ struct Pool {
     done: Condvar,
     /// `State::running`, readable without the lock (written under it).
     running: AtomicUsize,
+    /// `State::epoch`, readable without the lock (written under it), for helpers polling for
+    /// the next job.
+    epoch: AtomicU64,
 }
 
 fn pool() -> &'static Pool {
@@ -70,6 +77,7 @@ fn helper_loop(p: &'static Pool) {
     loop {
         let job = {
             let mut st = lock(&p.state);
+            let mut polled = false;
             loop {
                 if let Some(job) = st.job {
                     if st.epoch != served && st.open_slots > 0 {
@@ -80,7 +88,15 @@ fn helper_loop(p: &'static Pool) {
                         break job;
                     }
                 }
-                st = p.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                if polled {
+                    st = p.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                } else {
+                    // Poll for the next job (without the lock) before sleeping.
+                    drop(st);
+                    spin_until(|| p.epoch.load(Ordering::Acquire) != served);
+                    polled = true;
+                    st = lock(&p.state);
+                }
             }
         };
         // SAFETY: `run` does not return (or unwind) before `running` is back to zero, so the job
@@ -110,7 +126,7 @@ impl Drop for Finish<'_> {
         st.open_slots = 0;
         if st.running > 0 {
             drop(st);
-            spin_until_idle(self.p);
+            spin_until(|| self.p.running.load(Ordering::Acquire) == 0);
             st = lock(&self.p.state);
         }
         while st.running > 0 {
@@ -120,16 +136,17 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// How long the caller, done with its share, polls for the helpers before sleeping. A helper
-/// still running has at most one piece (2 MiB, ~100 µs) left; waking a sleeping caller took
-/// long enough on this KVM guest that polling lifted two-thread seals of 4 MiB from 25.8–28.5
-/// to 33.9–36.3 GB/s (64 MiB: unchanged); see `docs/benchmarks.md`, "Cipher".
+/// How long a thread polls before sleeping: the caller, done with its share, for the helpers;
+/// a helper, done with a job, for the next one. A helper still running has at most one piece
+/// (2 MiB, ~100 µs) left; waking a sleeping caller took long enough on this KVM guest that
+/// polling lifted two-thread seals of 4 MiB from 25.8–28.5 to 33.9–36.3 GB/s (64 MiB:
+/// unchanged); see `docs/benchmarks.md`, "Cipher".
 const SPIN: Duration = Duration::from_micros(200);
 
-/// Waits up to [`SPIN`] for the helpers without sleeping.
-fn spin_until_idle(p: &Pool) {
+/// Polls `ready` for up to [`SPIN`] without sleeping.
+fn spin_until(ready: impl Fn() -> bool) {
     let start = Instant::now();
-    while p.running.load(Ordering::Acquire) > 0 {
+    while !ready() {
         for _ in 0..64 {
             std::hint::spin_loop();
         }
@@ -168,6 +185,7 @@ pub(crate) fn run(helpers: usize, f: &(dyn Fn() + Sync)) {
         let erased: *const (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(erased) };
         st.job = Some(Job(erased));
         st.epoch = st.epoch.wrapping_add(1);
+        p.epoch.store(st.epoch, Ordering::Release);
         st.open_slots = helpers.min(st.started);
         st.panic = None;
         drop(st);

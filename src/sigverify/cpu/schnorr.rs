@@ -176,5 +176,5 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     assign_coefficients(
         prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
     );
-    locate::verdicts(&Bip340 { threads }, prepared)
+    locate::verdicts(prepared, |items| locate::locate(&Bip340 { threads }, items))
 }

@@ -36,6 +36,10 @@ pub(crate) struct Point {
 }
 
 impl Point {
+    /// The identity: `y + x = y − x = 1`, `2dxy = −2dxy = 0` (a canonical encoding).
+    pub(super) const IDENTITY: Point =
+        Point { l: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], canonical: true };
+
     pub(super) fn limbs(&self, i: usize) -> Limbs {
         let mut l = [0u64; 5];
         l.copy_from_slice(&self.l[5 * i..5 * i + 5]);

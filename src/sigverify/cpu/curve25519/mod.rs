@@ -1,6 +1,6 @@
 //! Our own edwards25519 arithmetic for Zip215 batch verification on CPUs with AVX-512 IFMA:
-//! point decompression ([`decode`]) and the multiscalar multiplication ([`msm`]) eight lanes at a
-//! time.
+//! point decompression ([`decode`]), the multiscalar multiplication ([`msm`]), single equations
+//! ([`single`]) and plain sums of small sets ([`sums`]), eight lanes at a time.
 //!
 //! Why not curve25519-dalek: its decompression runs one element at a time (one field
 //! exponentiation per point, two points per signature: two thirds of a batch's time), and its
@@ -14,10 +14,15 @@ mod field;
 mod msm;
 mod point;
 mod single;
+mod sums;
 
 pub(crate) use decode::{decode_many, Point};
-pub(crate) use msm::{cofactor_identity_each, window_sums_threads, Term};
+pub(crate) use msm::{
+    cofactor_identity_each, cofactor_identity_with_total, cofactor_total_is_identity, window_sums_threads, Term, Total,
+    WindowSums,
+};
 pub(crate) use single::{check_each, Equation, Single};
+pub(crate) use sums::{sums_vanish, Member, SumSet};
 
 /// Whether this CPU runs the arithmetic here (AVX-512F, DQ and IFMA).
 pub(crate) fn available() -> bool {

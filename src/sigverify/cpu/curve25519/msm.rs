@@ -35,9 +35,9 @@ fn bit_length(k: &[u8; 32]) -> u32 {
 }
 
 /// Words per bucket: four coordinates of five limbs, padded to three 64-byte rows.
-const SLOT: usize = 24;
+pub(super) const SLOT: usize = 24;
 
-fn windows(bits: u32, c: usize) -> usize {
+pub(super) fn windows(bits: u32, c: usize) -> usize {
     (bits as usize + 1).div_ceil(c)
 }
 
@@ -232,18 +232,18 @@ pub(crate) fn cofactor_identity_each(sets: &[WindowSums]) -> Vec<bool> {
         while end < sets.len() && end - start < 8 && shape(&sets[end]) == shape(&sets[start]) {
             end += 1;
         }
-        // SAFETY: as in `window_sums`.
-        let v = unsafe { combine8(&sets[start..end]) };
+        // SAFETY: as in `window_sums_threads`.
+        let (v, _) = unsafe { combine8(&sets[start..end]) };
         out.extend_from_slice(&v[..end - start]);
         start = end;
     }
     out
 }
 
-/// `[8] Σ_w 2^(c w) S_w` is the identity, for up to eight sets of the same shape (lane `l` = set
-/// `l`; missing lanes repeat set 0).
+/// Whether `[8] Σ_w 2^(c w) S_w` is the identity, and the sum, for up to eight sets of the same
+/// shape (lane `l` = set `l`; missing lanes repeat set 0).
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn combine8(sets: &[WindowSums]) -> [bool; 8] {
+fn combine8(sets: &[WindowSums]) -> ([bool; 8], [[Limbs; 4]; 8]) {
     let set = |l: usize| sets.get(l).unwrap_or(&sets[0]);
     let c = sets[0].c;
     let mut acc = Extended::identity();
@@ -251,9 +251,45 @@ fn combine8(sets: &[WindowSums]) -> [bool; 8] {
         let coord = |k: usize| Fe::load(&core::array::from_fn(|l| set(l).sums[w][k]));
         acc = acc.double_k(c).add(&Extended { x: coord(0), y: coord(1), z: coord(2), t: coord(3) });
     }
+    let (sx, sy, sz, st) = (acc.x.store(), acc.y.store(), acc.z.store(), acc.t.store());
     let acc = acc.double_k(3);
     let (x, y, z) = (acc.x.store(), acc.y.store(), acc.z.store());
-    core::array::from_fn(|l| canonical(&x[l]) == [0; 4] && canonical(&y[l]) == canonical(&z[l]))
+    (
+        core::array::from_fn(|l| canonical(&x[l]) == [0; 4] && canonical(&y[l]) == canonical(&z[l])),
+        core::array::from_fn(|l| [sx[l], sy[l], sz[l], st[l]]),
+    )
+}
+
+/// A sum `Σ [k_i] P_i` kept as a point (extended coordinates), for [`cofactor_total_is_identity`].
+pub(crate) struct Total([Limbs; 4]);
+
+/// Whether `[8] Σ_w 2^(c w) S_w` is the identity, and that sum.
+pub(crate) fn cofactor_identity_with_total(set: &WindowSums) -> (bool, Total) {
+    // SAFETY: as in `window_sums_threads`.
+    let (holds, totals) = unsafe { combine8(core::slice::from_ref(set)) };
+    (holds[0], Total(totals[0]))
+}
+
+/// Whether `[8](total + Σ_sets Σ_w 2^(c w) S_w)` is the identity (sets of any shape, one Horner
+/// chain each, in lane 0).
+pub(crate) fn cofactor_total_is_identity(total: &Total, sets: &[&WindowSums]) -> bool {
+    // SAFETY: as in `window_sums_threads`.
+    unsafe { total_is_identity(total, sets) }
+}
+
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+fn total_is_identity(total: &Total, sets: &[&WindowSums]) -> bool {
+    let mut sum = splat_point(&total.0);
+    for set in sets {
+        let mut acc = Extended::identity();
+        for s in set.sums.iter().rev() {
+            acc = acc.double_k(set.c).add(&splat_point(s));
+        }
+        sum = sum.add(&acc);
+    }
+    let acc = sum.double_k(3);
+    let (x, y, z) = (acc.x.store(), acc.y.store(), acc.z.store());
+    canonical(&x[0]) == [0; 4] && canonical(&y[0]) == canonical(&z[0])
 }
 
 /// The canonical encoding of `Σ [k_i] P_i` (for the tests).
@@ -274,7 +310,6 @@ pub(crate) fn sum_compressed(terms: &[Term]) -> [u8; 32] {
     b
 }
 
-#[cfg(test)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
 fn splat_point(s: &[Limbs; 4]) -> Extended {
@@ -337,7 +372,7 @@ fn transpose8(r: [__m512i; 8]) -> [__m512i; 8] {
 /// `k` of lane `l`'s slot. Slots are rows; three 8×8 transposes make them limb vectors.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn load_buckets(store: &[u64], offsets: &[usize; 8]) -> Extended {
+pub(super) fn load_buckets(store: &[u64], offsets: &[usize; 8]) -> Extended {
     let mut limbs = [_mm512_setzero_si512(); SLOT];
     for block in 0..SLOT / 8 {
         let rows: [__m512i; 8] = core::array::from_fn(|l| {
@@ -354,7 +389,7 @@ fn load_buckets(store: &[u64], offsets: &[usize; 8]) -> Extended {
 /// Writes lane `l` of `p` to the slot at `offsets[l]` (the inverse of [`load_buckets`]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn store_buckets(store: &mut [u64], offsets: &[usize; 8], p: &Extended) {
+pub(super) fn store_buckets(store: &mut [u64], offsets: &[usize; 8], p: &Extended) {
     let mut limbs = [_mm512_setzero_si512(); SLOT];
     for (c, coord) in [p.x, p.y, p.z, p.t].iter().enumerate() {
         limbs[5 * c..5 * c + 5].copy_from_slice(&coord.0);
@@ -444,6 +479,21 @@ mod tests {
         let want = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
         assert_eq!(sum_compressed(&terms), want.compress().to_bytes(), "n = {n}");
         assert_eq!(cofactor_sum_is_identity(&terms), want.mul_by_cofactor() == EdwardsPoint::default());
+        // The sum of two multiplications: over the terms, and over their negations split in two
+        // (each with its own window width). It vanishes (torsion included: every point appears
+        // with opposite scalars) until one scalar changes.
+        let negated: Vec<Scalar> = scalars.iter().map(|k| -k).collect();
+        let mut neg_terms: Vec<Term> =
+            decoded.iter().zip(&negated).map(|(p, k)| Term { point: p, scalar: k.to_bytes() }).collect();
+        let whole = window_sums(&terms);
+        let (lo, hi) = neg_terms.split_at(n / 3);
+        let (_, total) = cofactor_identity_with_total(&whole);
+        assert!(cofactor_total_is_identity(&total, &[&window_sums(lo), &window_sums(hi)]), "n = {n}");
+        if n > 0 {
+            neg_terms[n - 1].scalar = (negated[n - 1] + Scalar::ONE).to_bytes();
+            let (lo, hi) = neg_terms.split_at(n / 3);
+            assert!(!cofactor_total_is_identity(&total, &[&window_sums(lo), &window_sums(hi)]), "n = {n}");
+        }
         // Dividing the window groups among threads computes the same sums.
         let one = window_sums(&terms);
         for threads in [2, 3, 5] {

@@ -29,7 +29,7 @@ pub(crate) struct Single<'a> {
 }
 
 /// Radix-16 windows of a scalar below 2^253.
-const WINDOWS: usize = 64;
+pub(super) const WINDOWS: usize = 64;
 
 /// Which single equation [`check_each`] decides (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub(crate) fn check_each(items: &[Single], basepoint: &Point, equation: Equation
 /// The niels coordinates of eight points (lane `j` = `points[j]`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn niels(points: &[&Point; 8]) -> Niels {
+pub(super) fn niels(points: &[&Point; 8]) -> Niels {
     let coord = |c: usize| Fe::load(&core::array::from_fn(|j| points[j].limbs(c)));
     Niels { y_plus_x: coord(0), y_minus_x: coord(1), xy2d: coord(2) }
 }
@@ -62,7 +62,7 @@ fn niels(points: &[&Point; 8]) -> Niels {
 /// `(X : Y : Z : T) = (4x : 4y : 4 : 4xy)` from `2x = (y+x) − (y−x)` and `2y = (y+x) + (y−x)`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn extended(p: &Niels) -> Extended {
+pub(super) fn extended(p: &Niels) -> Extended {
     let two_x = p.y_plus_x.sub(&p.y_minus_x);
     let two_y = p.y_plus_x.add(&p.y_minus_x);
     Extended { x: two_x.add(&two_x), y: two_y.add(&two_y), z: Fe::splat(&[4, 0, 0, 0, 0]), t: two_x.mul(&two_y) }
@@ -71,7 +71,7 @@ fn extended(p: &Niels) -> Extended {
 /// Per lane, whether `(X : Y : Z)` is the identity (`X = 0`, `Y = Z`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn is_identity(x: &Fe, y: &Fe, z: &Fe) -> [bool; 8] {
+pub(super) fn is_identity(x: &Fe, y: &Fe, z: &Fe) -> [bool; 8] {
     let (x, y, z) = (x.store(), y.store(), z.store());
     core::array::from_fn(|j| canonical(&x[j]) == [0; 4] && canonical(&y[j]) == canonical(&z[j]))
 }
@@ -79,7 +79,7 @@ fn is_identity(x: &Fe, y: &Fe, z: &Fe) -> [bool; 8] {
 /// `[0·P, 1·P, …, 8·P]` per lane for affine `P` given in niels form.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
+pub(super) fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
     let mut acc = extended(p);
     let mut table = [ProjectiveNiels::identity(); 9];
     table[1] = acc.projective_niels();
@@ -93,7 +93,7 @@ fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
 /// `table[|d|]` per lane, negated where `d < 0`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn lookup(table: &[ProjectiveNiels; 9], d: __m512i) -> ProjectiveNiels {
+pub(super) fn lookup(table: &[ProjectiveNiels; 9], d: __m512i) -> ProjectiveNiels {
     let neg = _mm512_cmplt_epi64_mask(d, _mm512_setzero_si512());
     let a = _mm512_abs_epi64(d);
     let mut r = table[0];
