@@ -303,7 +303,7 @@ impl Ifma {
                 .iter()
                 .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
                 .collect();
-            check_each(&singles, &self.basepoint, equation)
+            check_each(&singles, equation)
         })
     }
 }
@@ -376,7 +376,7 @@ impl locate::Confirming for Ifma {
                     neg_s: (-items.iter().map(|it| it.s).sum::<Scalar>()).to_bytes(),
                 })
                 .collect();
-            sums_vanish(&sets, &self.basepoint)
+            sums_vanish(&sets)
         })
     }
 

@@ -15,6 +15,7 @@ mod msm;
 mod point;
 mod single;
 mod sums;
+mod table;
 
 pub(crate) use decode::{decode_many, Point};
 pub(crate) use msm::{

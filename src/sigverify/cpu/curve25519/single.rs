@@ -6,18 +6,17 @@
 //!   (`[8]P ≠ 0`), the equation of `verify_strict` once the caller has checked that `R` was
 //!   canonically encoded (then `compress([s]B − [k]A) = R_bytes` iff `[s]B − [k]A = R`).
 //!
-//! Straus's method per lane with signed radix-16 digits: a table of `0..=8` multiples of the
-//! lane's `A` (and of `B`, the same in every lane), 252 doublings shared by both scalars, and one
-//! table lookup per digit done with lane masks (no memory indexed by secret-free but lane-varying
-//! digits). `R` is added at the end, then the cofactor. Same formulas as [`super::point`], so
+//! Straus's method per lane ([`super::table`]): a table of `0..=16` multiples of the lane's `A`
+//! (and the shared one of `B`), 252 doublings shared by both scalars, one lookup per signed
+//! radix-2^5 digit (these are public values: verification is variable-time throughout). `R` is
+//! added at the end, then the cofactor. Same formulas as [`super::point`], so
 //! the verdicts equal dalek's single verification; the tests check both outcomes, torsion
 //! included.
 
 use super::decode::Point;
 use super::field::{canonical, Fe};
-use super::msm::signed_digits;
-use super::point::{Extended, Niels, ProjectiveNiels};
-use core::arch::x86_64::*;
+use super::point::{Extended, Niels};
+use super::table::{self, DIGITS};
 
 /// One item: decoded `A` and `R`, `k` and `n = −s mod ℓ` as little-endian bytes.
 #[derive(Clone, Copy)]
@@ -28,9 +27,6 @@ pub(crate) struct Single<'a> {
     pub(crate) neg_s: [u8; 32],
 }
 
-/// Radix-16 windows of a scalar below 2^253.
-pub(super) const WINDOWS: usize = 64;
-
 /// Which single equation [`check_each`] decides (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Equation {
@@ -39,12 +35,12 @@ pub(crate) enum Equation {
 }
 
 /// One verdict per item, in order.
-pub(crate) fn check_each(items: &[Single], basepoint: &Point, equation: Equation) -> Vec<bool> {
+pub(crate) fn check_each(items: &[Single], equation: Equation) -> Vec<bool> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(8) {
         // SAFETY: callers reach this module only after `super::available()` confirmed
         // AVX-512F/DQ/IFMA, everything `check8` is compiled for.
-        let v = unsafe { check8(chunk, basepoint, equation) };
+        let v = unsafe { check8(chunk, equation) };
         out.extend_from_slice(&v[..chunk.len()]);
     }
     out
@@ -76,57 +72,29 @@ pub(super) fn is_identity(x: &Fe, y: &Fe, z: &Fe) -> [bool; 8] {
     core::array::from_fn(|j| canonical(&x[j]) == [0; 4] && canonical(&y[j]) == canonical(&z[j]))
 }
 
-/// `[0·P, 1·P, …, 8·P]` per lane for affine `P` given in niels form.
-#[inline]
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-pub(super) fn multiples(p: &Niels) -> [ProjectiveNiels; 9] {
-    let mut acc = extended(p);
-    let mut table = [ProjectiveNiels::identity(); 9];
-    table[1] = acc.projective_niels();
-    for entry in table.iter_mut().skip(2) {
-        acc = acc.add_niels(p);
-        *entry = acc.projective_niels();
-    }
-    table
-}
-
-/// `table[|d|]` per lane, negated where `d < 0`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-pub(super) fn lookup(table: &[ProjectiveNiels; 9], d: __m512i) -> ProjectiveNiels {
-    let neg = _mm512_cmplt_epi64_mask(d, _mm512_setzero_si512());
-    let a = _mm512_abs_epi64(d);
-    let mut r = table[0];
-    for (j, entry) in table.iter().enumerate().skip(1) {
-        r = r.select(entry, _mm512_cmpeq_epi64_mask(a, _mm512_set1_epi64(j as i64)));
-    }
-    r.conditional_negate(neg)
-}
-
-#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn check8(items: &[Single], basepoint: &Point, equation: Equation) -> [bool; 8] {
+fn check8(items: &[Single], equation: Equation) -> [bool; 8] {
     // Missing lanes repeat item 0; their verdicts are dropped.
     let item = |j: usize| items.get(j).unwrap_or(&items[0]);
-    let a_table = multiples(&niels(&core::array::from_fn(|j| item(j).a)));
-    let b_table = multiples(&niels(&[basepoint; 8]));
-    let mut k_digits = [[0i16; WINDOWS]; 8];
-    let mut n_digits = [[0i16; WINDOWS]; 8];
+    let mut k_digits = [[0i16; DIGITS]; 8];
+    let mut n_digits = [[0i16; DIGITS]; 8];
     for j in 0..8 {
-        signed_digits(&item(j).k, 253, 4, &mut k_digits[j]);
-        signed_digits(&item(j).neg_s, 253, 4, &mut n_digits[j]);
+        table::digits(&item(j).k, &mut k_digits[j]);
+        table::digits(&item(j).neg_s, &mut n_digits[j]);
     }
-    let lanes = |d: &[[i16; WINDOWS]; 8], w: usize| {
-        let e = |j: usize| i64::from(d[j][w]);
-        _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0))
-    };
+    let a = niels(&core::array::from_fn(|j| item(j).a));
+    let b_table = table::basepoint();
+    let mut a_table = table::take_scratch(1);
+    table::store(&mut a_table, &core::array::from_fn(|j| item(j).a));
     let mut acc = Extended::identity();
-    for w in (0..WINDOWS).rev() {
-        if w + 1 < WINDOWS {
-            acc = acc.double_k(4);
+    for w in (0..DIGITS).rev() {
+        if w + 1 < DIGITS {
+            acc = acc.double_k(5);
         }
-        acc = acc.add_projective_niels(&lookup(&a_table, lanes(&k_digits, w)));
-        acc = acc.add_projective_niels(&lookup(&b_table, lanes(&n_digits, w)));
+        acc = acc.add_projective_niels(&table::lookup(&a_table, &k_digits, w));
+        acc = acc.add_projective_niels(&table::lookup(b_table, &n_digits, w));
     }
+    table::put_scratch(a_table);
     let r = niels(&core::array::from_fn(|j| item(j).r));
     let acc = acc.add_niels(&r);
     match equation {
@@ -136,9 +104,8 @@ fn check8(items: &[Single], basepoint: &Point, equation: Equation) -> [bool; 8] 
         }
         Equation::Strict => {
             let sum_zero = is_identity(&acc.x, &acc.y, &acc.z);
-            // [8]A is the table's last entry, (Y+X, Y−X, Z, 2dT): X = 0 and Y = Z there.
-            let a8 = &a_table[8];
-            let a_small = is_identity(&a8.y_plus_x.sub(&a8.y_minus_x), &a8.y_plus_x, &a8.z);
+            let a8 = extended(&a).double_k(3);
+            let a_small = is_identity(&a8.x, &a8.y, &a8.z);
             let r8 = extended(&r).double_k(3);
             let r_small = is_identity(&r8.x, &r8.y, &r8.z);
             core::array::from_fn(|j| sum_zero[j] && !a_small[j] && !r_small[j])
@@ -150,7 +117,7 @@ fn check8(items: &[Single], basepoint: &Point, equation: Equation) -> [bool; 8] 
 mod tests {
     use super::super::decode::decode_many;
     use super::*;
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, EIGHT_TORSION};
+    use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::{EdwardsPoint, Scalar};
     use rand::RngExt;
 
@@ -160,7 +127,6 @@ mod tests {
             return;
         }
         let mut rng = rand::rng();
-        let basepoint = decode_many(&[ED25519_BASEPOINT_COMPRESSED.to_bytes()])[0].expect("B decodes");
         let mut cases = Vec::new();
         for i in 0..61 {
             let a = EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>())) + EIGHT_TORSION[i % 8];
@@ -187,7 +153,7 @@ mod tests {
             .zip(&points)
             .map(|((_, _, k, s, _), (a, r))| Single { a, r, k: k.to_bytes(), neg_s: (-s).to_bytes() })
             .collect();
-        let got = check_each(&items, &basepoint, Equation::Cofactored);
+        let got = check_each(&items, Equation::Cofactored);
         let want: Vec<bool> = cases.iter().map(|c| c.4).collect();
         assert_eq!(got, want);
         assert!(want.iter().filter(|v| **v).count() > 30);

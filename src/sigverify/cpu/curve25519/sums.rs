@@ -12,25 +12,14 @@
 //! Why: after a batch fails, every item has to sit in a passing check (or be verified alone),
 //! and with coefficient 1 the `R_j` cost one addition each instead of a 127-bit multiplication.
 //!
-//! Straus's method per lane with signed radix-2^5 digits: a table of `0..=16` multiples of each
-//! item's `A` (and of `B`), 252 doublings shared by every scalar of the lane, one table lookup per
-//! digit. The tables are stored row-wise, each lane's entries contiguous, in the slot layout of
-//! [`super::msm`]'s buckets: a lookup loads the eight lanes' entries as rows and transposes them
-//! into limb vectors, instead of selecting among every entry with lane masks (which read all
-//! nine entries of a radix-16 table and cost a third of the time here).
+//! Straus's method per lane ([`super::table`]): a table of `0..=16` multiples of each item's `A`
+//! (and the shared one of `B`), 252 doublings shared by every scalar of the lane, one lookup per
+//! radix-2^5 digit.
 
 use super::decode::Point;
-use super::msm::{load_buckets, signed_digits, store_buckets, windows, SLOT};
-use super::point::{Extended, ProjectiveNiels};
-use super::single::{extended, is_identity, niels};
-use core::arch::x86_64::*;
-
-/// Window width of the per-lane tables.
-const C: usize = 5;
-/// Table entries per lane: `0..=2^(C−1)` times the point.
-const ENTRIES: usize = (1 << (C - 1)) + 1;
-/// Digits of a scalar below 2^253.
-const DIGITS: usize = (253usize + 1).div_ceil(C);
+use super::point::Extended;
+use super::single::{is_identity, niels};
+use super::table::{self, DIGITS, WORDS};
 
 /// One item of a set: decoded `A` and `R`, and `k` as little-endian bytes.
 #[derive(Clone, Copy)]
@@ -46,91 +35,53 @@ pub(crate) struct SumSet<'a> {
     pub(crate) neg_s: [u8; 32],
 }
 
-thread_local! {
-    /// The tables, reused across calls on this thread (~200 KiB for eight sets of eight).
-    static TABLES: core::cell::RefCell<Vec<u64>> = const { core::cell::RefCell::new(Vec::new()) };
-}
-
 /// For each set, in order, whether its plain sum vanishes after the cofactor (see the module
 /// docs).
-pub(crate) fn sums_vanish(sets: &[SumSet], basepoint: &Point) -> Vec<bool> {
-    debug_assert_eq!(windows(253, C), DIGITS);
+pub(crate) fn sums_vanish(sets: &[SumSet]) -> Vec<bool> {
     let mut out = Vec::with_capacity(sets.len());
-    let mut tables = TABLES.with(|t| core::mem::take(&mut *t.borrow_mut()));
     for chunk in sets.chunks(8) {
         // SAFETY: callers reach this module only after `super::available()` confirmed
         // AVX-512F/DQ/IFMA, everything `sums8` is compiled for.
-        let v = unsafe { sums8(chunk, basepoint, &mut tables) };
+        let v = unsafe { sums8(chunk) };
         out.extend_from_slice(&v[..chunk.len()]);
     }
-    TABLES.with(|t| *t.borrow_mut() = tables);
     out
-}
-
-/// The slot of entry `e` of table `j`, lane `l`.
-fn slot(j: usize, l: usize, e: usize) -> usize {
-    ((j * 8 + l) * ENTRIES + e) * SLOT
-}
-
-/// Writes `[0..=16]·P` per lane (`P` affine, given by `points`) as table `j`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn store_table(tables: &mut [u64], j: usize, points: &[&Point; 8]) {
-    let p = niels(points);
-    let row = |pn: ProjectiveNiels| Extended { x: pn.y_plus_x, y: pn.y_minus_x, z: pn.z, t: pn.t2d };
-    let offsets = |e: usize| core::array::from_fn(|l| slot(j, l, e));
-    store_buckets(tables, &offsets(0), &row(ProjectiveNiels::identity()));
-    let mut acc = extended(&p);
-    store_buckets(tables, &offsets(1), &row(acc.projective_niels()));
-    for e in 2..ENTRIES {
-        acc = acc.add_niels(&p);
-        store_buckets(tables, &offsets(e), &row(acc.projective_niels()));
-    }
-}
-
-/// Entry `|d_l|` of table `j` per lane, negated where `d_l < 0`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn lookup(tables: &[u64], j: usize, digits: &[[i16; DIGITS]; 8], w: usize) -> ProjectiveNiels {
-    let offsets = core::array::from_fn(|l| slot(j, l, usize::from(digits[l][w].unsigned_abs())));
-    let mut neg: __mmask8 = 0;
-    for (l, d) in digits.iter().enumerate() {
-        neg |= u8::from(d[w] < 0) << l;
-    }
-    let e = load_buckets(tables, &offsets);
-    ProjectiveNiels { y_plus_x: e.x, y_minus_x: e.y, z: e.z, t2d: e.t }.conditional_negate(neg)
 }
 
 /// Up to eight sets, set `l` in lane `l`. Lanes past the sets, and members past a set's end,
 /// are the identity with scalar 0.
 #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
-fn sums8(sets: &[SumSet], basepoint: &Point, tables: &mut Vec<u64>) -> [bool; 8] {
+fn sums8(sets: &[SumSet]) -> [bool; 8] {
     let len = sets.iter().map(|s| s.members.len()).max().unwrap_or(0);
     let member = |l: usize, j: usize| sets.get(l).and_then(|s| s.members.get(j));
-    // Tables 0..len for the members' A, table len for B; digits likewise.
-    tables.resize(slot(len + 1, 0, 0), 0);
-    let mut digits: Vec<[[i16; DIGITS]; 8]> = vec![[[0; DIGITS]; 8]; len + 1];
-    for (j, d) in digits.iter_mut().enumerate().take(len) {
-        store_table(tables, j, &core::array::from_fn(|l| member(l, j).map_or(&Point::IDENTITY, |m| m.a)));
+    let mut digits: Vec<[[i16; DIGITS]; 8]> = vec![[[0; DIGITS]; 8]; len];
+    for (j, d) in digits.iter_mut().enumerate() {
         for (l, lane) in d.iter_mut().enumerate() {
             if let Some(m) = member(l, j) {
-                signed_digits(&m.k, 253, C, lane);
+                table::digits(&m.k, lane);
             }
         }
     }
-    store_table(tables, len, &[basepoint; 8]);
-    for (set, lane) in sets.iter().zip(digits[len].iter_mut()) {
-        signed_digits(&set.neg_s, 253, C, lane);
+    let mut n_digits = [[0i16; DIGITS]; 8];
+    for (set, lane) in sets.iter().zip(n_digits.iter_mut()) {
+        table::digits(&set.neg_s, lane);
+    }
+    let b_table = table::basepoint();
+    let mut tables = table::take_scratch(len);
+    for (j, t) in tables.chunks_exact_mut(WORDS).enumerate() {
+        table::store(t, &core::array::from_fn(|l| member(l, j).map_or(&Point::IDENTITY, |m| m.a)));
     }
     let mut acc = Extended::identity();
     for w in (0..DIGITS).rev() {
         if w + 1 < DIGITS {
-            acc = acc.double_k(C);
+            acc = acc.double_k(5);
         }
-        for (j, d) in digits.iter().enumerate() {
-            acc = acc.add_projective_niels(&lookup(tables, j, d, w));
+        for (t, d) in tables.chunks_exact(WORDS).zip(&digits) {
+            acc = acc.add_projective_niels(&table::lookup(t, d, w));
         }
+        acc = acc.add_projective_niels(&table::lookup(b_table, &n_digits, w));
     }
+    table::put_scratch(tables);
     for j in 0..len {
         let r = core::array::from_fn(|l| member(l, j).map_or(&Point::IDENTITY, |m| m.r));
         acc = acc.add_niels(&niels(&r));
@@ -143,7 +94,7 @@ fn sums8(sets: &[SumSet], basepoint: &Point, tables: &mut Vec<u64>) -> [bool; 8]
 mod tests {
     use super::super::decode::decode_many;
     use super::*;
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_COMPRESSED, EIGHT_TORSION};
+    use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::{EdwardsPoint, Scalar};
     use rand::RngExt;
 
@@ -155,7 +106,6 @@ mod tests {
             return;
         }
         let mut rng = rand::rng();
-        let basepoint = decode_many(&[ED25519_BASEPOINT_COMPRESSED.to_bytes()])[0].expect("B decodes");
         // Per set: its items (A, R, k, s) and whether its plain sum vanishes.
         type Item = (EdwardsPoint, EdwardsPoint, Scalar, Scalar);
         let mut cases: Vec<(Vec<Item>, bool)> = Vec::new();
@@ -201,7 +151,7 @@ mod tests {
             })
             .collect();
         let want: Vec<bool> = cases.iter().map(|c| c.1).collect();
-        assert_eq!(sums_vanish(&sets, &basepoint), want);
+        assert_eq!(sums_vanish(&sets), want);
         assert!(want.iter().filter(|v| **v).count() >= 10, "valid sets and cancelling pairs");
         assert!(want.iter().filter(|v| !**v).count() >= 5);
     }
