@@ -9,7 +9,7 @@ mod gpu_corpus;
 
 use gpu_corpus::*;
 use parthenon::sigverify::gpu::opencl::OpenClVerifier;
-use parthenon::sigverify::gpu::GpuError;
+use parthenon::sigverify::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch};
 
 fn verifier() -> Option<&'static OpenClVerifier> {
     match OpenClVerifier::shared() {
@@ -42,6 +42,26 @@ fn random_and_mutated_corpus_agrees_with_reference() {
         return;
     }
     check(&mixed_corpus(corpus_size(1000), 0x5eed_0001));
+}
+
+/// Many chunks per queue (chunks of 61 items over the two queues): staging a lane again after
+/// draining it, and verdicts scattered back in order.
+#[test]
+fn chunks_alternating_over_queues_agree_with_reference() {
+    struct Chunked(&'static OpenClVerifier);
+    impl GpuVerifier for Chunked {
+        fn describe(&self) -> String {
+            format!("{} in chunks of 61", self.0.describe())
+        }
+        fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
+            self.0.verify_soa_in_chunks(batch, rules, 61)
+        }
+        fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+            self.verify_soa(batch, rules).map(|v| (v, 0.0))
+        }
+    }
+    let Some(v) = verifier() else { return };
+    check_against_reference(&Chunked(v), &mixed_corpus(200, 0x5eed_0003));
 }
 
 /// The engine's own path: a route forced to OpenCL serves the batch on the device (no fallback

@@ -29,8 +29,8 @@
 //! complete extended-coordinate formulas; secp256k1 uses four 64-bit limbs, Jacobian coordinates
 //! with every special case of the addition handled, and libsecp256k1's addition chains for
 //! inversion and square roots. Not done yet (performance, not correctness): precomputed wider
-//! fixed-base tables for `B` and `G` in device memory, and pinned memory plus several queues on the
-//! OpenCL host (the CUDA host has both).
+//! fixed-base tables for `B` and `G` in device memory. Both hosts stage batches through pinned memory
+//! on two streams or queues, chunks alternating, so copies overlap compute.
 //!
 //! # Faults
 //!

@@ -1,8 +1,13 @@
-//! OpenCL host glue (feature `opencl`): one context, queue and program per device, built once
-//! from the embedded `kernels/opencl/verify.cl`; device buffers are kept and grown, never
-//! reallocated per batch.
+//! OpenCL host glue (feature `opencl`): one context and program per device, built once from the
+//! embedded `kernels/opencl/verify.cl`.
 //!
-//! The two kernels (`sig_challenge`, then `sig_verify`) run back to back on one in-order queue;
+//! A batch is cut into chunks that alternate over [`QUEUES`] in-order command queues, as the CUDA
+//! host does with streams. Each queue's lane owns pinned staging memory (buffers the driver
+//! allocates host-side, `CL_MEM_ALLOC_HOST_PTR`, mapped once for the lane's life: the memory
+//! NVIDIA's and AMD's drivers copy from by DMA) and device buffers, both grown and never
+//! reallocated per batch. While the device hashes and verifies chunk `k` on one queue, the host
+//! stages chunk `k + 1` into the other lane's pinned memory, so copies overlap compute. Per chunk
+//! the two kernels (`sig_challenge`, then `sig_verify`) run back to back on the lane's queue;
 //! the batch's arrays are copied as is. Any OpenCL error is a [`GpuError`], never a verdict.
 
 use super::{EdRules, GpuError, GpuVerifier, SoaBatch};
@@ -11,21 +16,27 @@ use opencl3::context::Context;
 use opencl3::device::{Device, CL_DEVICE_TYPE_ALL, CL_DEVICE_TYPE_GPU};
 use opencl3::event::Event;
 use opencl3::kernel::{ExecuteKernel, Kernel};
-use opencl3::memory::{Buffer, CL_MEM_READ_ONLY, CL_MEM_READ_WRITE};
+use opencl3::memory::{
+    Buffer, ClMem, CL_MAP_READ, CL_MAP_WRITE, CL_MEM_ALLOC_HOST_PTR, CL_MEM_READ_ONLY, CL_MEM_READ_WRITE,
+};
 use opencl3::program::Program;
-use opencl3::types::{cl_ulong, CL_BLOCKING, CL_NON_BLOCKING};
+use opencl3::types::{cl_mem, cl_ulong, CL_BLOCKING, CL_NON_BLOCKING};
 use std::ptr;
 use std::sync::{Mutex, OnceLock};
 
 /// The entry file the program is built from.
 pub const ENTRY: &str = "opencl/verify.cl";
+/// Command queues per device; chunks alternate between them.
+pub const QUEUES: usize = 2;
+/// Items per chunk (a batch up to this size is one launch pair on one queue).
+pub const CHUNK_ITEMS: usize = 1 << 17;
 
 /// Work-group size on GPUs.
 const GPU_GROUP: usize = 64;
-/// Work-group size on CPU devices (see `run`).
+/// Work-group size on CPU devices (see `launch`).
 const CPU_GROUP: usize = 4;
 
-/// A built program on one OpenCL device, with its reusable buffers.
+/// A built program on one OpenCL device, with its lanes.
 pub struct OpenClVerifier {
     description: String,
     is_gpu: bool,
@@ -34,47 +45,149 @@ pub struct OpenClVerifier {
 
 struct State {
     context: Context,
-    queue: CommandQueue,
     challenge: Kernel,
     verify: Kernel,
-    buffers: Option<Buffers>,
+    lanes: Vec<Lane>,
     // Kept alive for the kernels' sake.
     _program: Program,
 }
 
-struct Buffers {
-    items: usize,
-    message_bytes: usize,
-    schemes: Buffer<u8>,
-    pubkeys: Buffer<u8>,
-    signatures: Buffer<u8>,
-    messages: Buffer<u8>,
-    offsets: Buffer<u64>,
-    challenges: Buffer<u8>,
-    verdicts: Buffer<u8>,
-}
-
 fn create_buffer<T>(context: &Context, flags: u64, count: usize) -> Result<Buffer<T>, GpuError> {
     // SAFETY: no host pointer is passed (null with flags lacking USE/COPY_HOST_PTR), so the
-    // driver allocates device memory of `count.max(1)` elements that the Buffer owns.
+    // driver allocates memory of `count.max(1)` elements that the Buffer owns.
     unsafe { Buffer::<T>::create(context, flags, count.max(1), ptr::null_mut()) }
         .map_err(|e| GpuError::call("clCreateBuffer", e))
 }
 
-impl Buffers {
-    fn new(context: &Context, items: usize, message_bytes: usize) -> Result<Self, GpuError> {
-        Ok(Buffers {
+/// Pinned host memory: a buffer the driver allocates host-side, mapped for its whole life (the
+/// owning [`Lane`] unmaps it on drop).
+struct Pinned<T> {
+    buffer: Buffer<T>,
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: the mapped memory belongs to `buffer` (an OpenCL object, usable from any thread), and
+// it is only reached through `&mut self` of the lane that owns it, under the verifier's mutex.
+unsafe impl<T: Send> Send for Pinned<T> {}
+
+impl<T: Copy> Pinned<T> {
+    fn new(context: &Context, queue: &CommandQueue, len: usize) -> Result<Self, GpuError> {
+        let buffer = create_buffer::<T>(context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE, len)?;
+        let mut mapped: cl_mem = ptr::null_mut();
+        // SAFETY: a blocking map of the whole buffer (`len.max(1)` elements, its size), which
+        // the driver keeps valid until it is unmapped (`Lane::drop`).
+        unsafe {
+            queue.enqueue_map_buffer(
+                &buffer,
+                CL_BLOCKING,
+                CL_MAP_READ | CL_MAP_WRITE,
+                0,
+                len.max(1) * size_of::<T>(),
+                &mut mapped,
+                &[],
+            )
+        }
+        .map_err(|e| GpuError::call("clEnqueueMapBuffer", e))?;
+        if mapped.is_null() {
+            return Err(GpuError::call("clEnqueueMapBuffer", "null mapping"));
+        }
+        Ok(Pinned { buffer, ptr: mapped.cast(), len })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: `ptr` maps `len` elements of `buffer` (mapped in `new`, unmapped only when the
+        // lane drops), and `&mut self` makes this the only reference to them.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// One command queue with its pinned staging and device buffers.
+struct Lane {
+    queue: CommandQueue,
+    items: usize,
+    message_bytes: usize,
+    h_schemes: Pinned<u8>,
+    h_pubkeys: Pinned<u8>,
+    h_sigs: Pinned<u8>,
+    h_msgs: Pinned<u8>,
+    h_offsets: Pinned<u64>,
+    h_verdicts: Pinned<u8>,
+    d_schemes: Buffer<u8>,
+    d_pubkeys: Buffer<u8>,
+    d_sigs: Buffer<u8>,
+    d_msgs: Buffer<u8>,
+    d_offsets: Buffer<u64>,
+    d_challenges: Buffer<u8>,
+    d_verdicts: Buffer<u8>,
+    /// The chunk whose verdicts are in flight on this lane: (first item, count).
+    pending: Option<(usize, usize)>,
+}
+
+impl Lane {
+    fn new(context: &Context, queue: CommandQueue, items: usize, message_bytes: usize) -> Result<Self, GpuError> {
+        Ok(Lane {
+            h_schemes: Pinned::new(context, &queue, items)?,
+            h_pubkeys: Pinned::new(context, &queue, items * 32)?,
+            h_sigs: Pinned::new(context, &queue, items * 64)?,
+            h_msgs: Pinned::new(context, &queue, message_bytes)?,
+            h_offsets: Pinned::new(context, &queue, items + 1)?,
+            h_verdicts: Pinned::new(context, &queue, items)?,
+            d_schemes: create_buffer(context, CL_MEM_READ_ONLY, items)?,
+            d_pubkeys: create_buffer(context, CL_MEM_READ_ONLY, items * 32)?,
+            d_sigs: create_buffer(context, CL_MEM_READ_ONLY, items * 64)?,
+            d_msgs: create_buffer(context, CL_MEM_READ_ONLY, message_bytes)?,
+            d_offsets: create_buffer(context, CL_MEM_READ_ONLY, items + 1)?,
+            d_challenges: create_buffer(context, CL_MEM_READ_WRITE, items * 32)?,
+            d_verdicts: create_buffer(context, CL_MEM_READ_WRITE, items)?,
+            queue,
             items,
             message_bytes,
-            schemes: create_buffer(context, CL_MEM_READ_ONLY, items)?,
-            pubkeys: create_buffer(context, CL_MEM_READ_ONLY, items * 32)?,
-            signatures: create_buffer(context, CL_MEM_READ_ONLY, items * 64)?,
-            messages: create_buffer(context, CL_MEM_READ_ONLY, message_bytes)?,
-            offsets: create_buffer(context, CL_MEM_READ_ONLY, items + 1)?,
-            challenges: create_buffer(context, CL_MEM_READ_WRITE, items * 32)?,
-            verdicts: create_buffer(context, CL_MEM_READ_WRITE, items)?,
+            pending: None,
         })
     }
+
+    /// Waits for the chunk in flight, if any, and copies its verdicts into `out`.
+    fn drain(&mut self, out: &mut [u8]) -> Result<(), GpuError> {
+        if let Some((start, m)) = self.pending.take() {
+            self.queue.finish().map_err(|e| GpuError::call("clFinish", e))?;
+            out[start..start + m].copy_from_slice(&self.h_verdicts.as_mut_slice()[..m]);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let _ = self.queue.finish();
+        let unmap = |buffer: cl_mem, p: *mut std::ffi::c_void| {
+            // SAFETY: `p` is the mapping of `buffer` made in `Pinned::new`, unmapped once, here;
+            // the queue has finished, so no command reads it.
+            let _ = unsafe { self.queue.enqueue_unmap_mem_object(buffer, p, &[]) };
+        };
+        unmap(self.h_schemes.buffer.get(), self.h_schemes.ptr.cast());
+        unmap(self.h_pubkeys.buffer.get(), self.h_pubkeys.ptr.cast());
+        unmap(self.h_sigs.buffer.get(), self.h_sigs.ptr.cast());
+        unmap(self.h_msgs.buffer.get(), self.h_msgs.ptr.cast());
+        unmap(self.h_offsets.buffer.get(), self.h_offsets.ptr.cast());
+        unmap(self.h_verdicts.buffer.get(), self.h_verdicts.ptr.cast());
+        let _ = self.queue.finish();
+    }
+}
+
+/// Copies `src` into the front of pinned `host` and enqueues its copy into `dev` on `queue`.
+fn stage<T: Copy>(queue: &CommandQueue, src: &[T], host: &mut Pinned<T>, dev: &mut Buffer<T>) -> Result<(), GpuError> {
+    if src.is_empty() {
+        return Ok(());
+    }
+    let h = &mut host.as_mut_slice()[..src.len()];
+    h.copy_from_slice(src);
+    // SAFETY: `dev` holds at least `src.len()` elements (lanes are grown to the chunk), and the
+    // pinned source stays untouched until the lane is drained (`Lane::drain` waits for the
+    // queue before the lane is staged again).
+    unsafe { queue.enqueue_write_buffer(dev, CL_NON_BLOCKING, 0, h, &[]) }
+        .map_err(|e| GpuError::call("clEnqueueWriteBuffer", e))?;
+    Ok(())
 }
 
 impl OpenClVerifier {
@@ -98,14 +211,11 @@ impl OpenClVerifier {
             .map_err(|log| GpuError::Build(format!("{ENTRY} on {name}: {log}")))?;
         let challenge = Kernel::create(&program, "sig_challenge").map_err(|e| GpuError::call("clCreateKernel", e))?;
         let verify = Kernel::create(&program, "sig_verify").map_err(|e| GpuError::call("clCreateKernel", e))?;
-        #[allow(deprecated)]
-        let queue = CommandQueue::create_default(&context, CL_QUEUE_PROFILING_ENABLE)
-            .map_err(|e| GpuError::call("clCreateCommandQueue", e))?;
         let kind = if is_gpu { "gpu" } else { "cpu/other" };
         Ok(OpenClVerifier {
             description: format!("OpenCL {kind}: {name} (platform {platform}, device {device})"),
             is_gpu,
-            state: Mutex::new(State { context, queue, challenge, verify, buffers: None, _program: program }),
+            state: Mutex::new(State { context, challenge, verify, lanes: Vec::new(), _program: program }),
         })
     }
 
@@ -133,101 +243,147 @@ impl OpenClVerifier {
         self.is_gpu
     }
 
-    fn run(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+    /// [`GpuVerifier::verify_soa`] with chunks of at most `chunk_items` items (the default is
+    /// [`CHUNK_ITEMS`]): for tests and tuning, so that small batches go through several chunks
+    /// per queue.
+    pub fn verify_soa_in_chunks(
+        &self,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunk_items: usize,
+    ) -> Result<Vec<u8>, GpuError> {
+        self.run(batch, rules, chunk_items).map(|(v, _)| v)
+    }
+
+    fn run(&self, batch: &SoaBatch<'_>, rules: EdRules, chunk_items: usize) -> Result<(Vec<u8>, f64), GpuError> {
         batch.check()?;
         let n = batch.len();
+        let mut out = vec![0u8; n];
         if n == 0 {
-            return Ok((Vec::new(), 0.0));
+            return Ok((out, 0.0));
         }
         let mut guard = self.state.lock().map_err(|_| GpuError::call("lock", "a previous launch panicked"))?;
         let st = &mut *guard;
-        let grow = match &st.buffers {
-            Some(b) => b.items < n || b.message_bytes < batch.messages.len(),
-            None => true,
-        };
-        if grow {
-            let (items, bytes) = match &st.buffers {
-                Some(b) => (b.items.max(n), b.message_bytes.max(batch.messages.len())),
-                None => (n, batch.messages.len()),
-            };
-            st.buffers = None;
-            st.buffers = Some(Buffers::new(&st.context, items, bytes)?);
-        }
-        let Some(b) = st.buffers.as_mut() else {
-            return Err(GpuError::call("clCreateBuffer", "buffers missing after allocation"));
-        };
-        let q = &st.queue;
-        let wr = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueWriteBuffer", e));
-        // SAFETY: each buffer holds at least as many elements as the slice written (grown above),
-        // and the writes are non-blocking but the host slices outlive them: `q.finish()` below
-        // waits for every enqueued command before this function returns.
-        unsafe {
-            wr(q.enqueue_write_buffer(&mut b.schemes, CL_NON_BLOCKING, 0, batch.schemes, &[]))?;
-            wr(q.enqueue_write_buffer(&mut b.pubkeys, CL_NON_BLOCKING, 0, batch.pubkeys.as_flattened(), &[]))?;
-            wr(q.enqueue_write_buffer(&mut b.signatures, CL_NON_BLOCKING, 0, batch.signatures.as_flattened(), &[]))?;
-            if !batch.messages.is_empty() {
-                wr(q.enqueue_write_buffer(&mut b.messages, CL_NON_BLOCKING, 0, batch.messages, &[]))?;
+        let chunk = chunk_items.min(n.div_ceil(QUEUES)).max(1);
+        let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
+        let max_msg = chunks.iter().map(|r| batch.slice(r.clone()).messages.len()).max().unwrap_or(0);
+        let want_lanes = chunks.len().min(QUEUES);
+        // Grow (or create) lanes so each can hold one chunk; a lane regrown gets a new queue.
+        for i in 0..want_lanes {
+            let fits = st.lanes.get(i).is_some_and(|l| l.items >= chunk && l.message_bytes >= max_msg);
+            if !fits {
+                let (items, bytes) =
+                    st.lanes.get(i).map_or((chunk, max_msg), |l| (l.items.max(chunk), l.message_bytes.max(max_msg)));
+                if i < st.lanes.len() {
+                    // Frees the old lane's memory before the new one is allocated.
+                    st.lanes.truncate(i);
+                }
+                #[allow(deprecated)]
+                let queue = CommandQueue::create_default(&st.context, CL_QUEUE_PROFILING_ENABLE)
+                    .map_err(|e| GpuError::call("clCreateCommandQueue", e))?;
+                st.lanes.push(Lane::new(&st.context, queue, items, bytes)?);
             }
-            wr(q.enqueue_write_buffer(&mut b.offsets, CL_NON_BLOCKING, 0, batch.offsets, &[]))?;
         }
-        let count = n as cl_ulong;
-        // An explicit work-group size: CPU implementations (PoCL) run a work-group's items on one
-        // thread's stack, and these kernels keep a few KiB of tables per item, so the driver's
-        // default group size can overflow it. The kernels guard `i < n`, so the global size is
-        // rounded up to a whole number of groups.
-        let local = if self.is_gpu { GPU_GROUP } else { CPU_GROUP };
-        let global = n.div_ceil(local) * local;
-        let rules_code = rules.code();
-        let launch = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueNDRangeKernel", e));
-        // SAFETY: the arguments match the kernel signatures in kernels/opencl/verify.cl in order
-        // and type (ulong, then buffers; sig_verify takes a uint rules code after n), every buffer
-        // holds at least `n` items, and the kernels guard `i < n`.
-        let (e1, e2) = unsafe {
-            let e1 = launch(
-                ExecuteKernel::new(&st.challenge)
-                    .set_arg(&count)
-                    .set_arg(&b.schemes)
-                    .set_arg(&b.pubkeys)
-                    .set_arg(&b.signatures)
-                    .set_arg(&b.messages)
-                    .set_arg(&b.offsets)
-                    .set_arg(&b.challenges)
-                    .set_global_work_size(global)
-                    .set_local_work_size(local)
-                    .enqueue_nd_range(q),
-            )?;
-            let e2 = launch(
-                ExecuteKernel::new(&st.verify)
-                    .set_arg(&count)
-                    .set_arg(&rules_code)
-                    .set_arg(&b.schemes)
-                    .set_arg(&b.pubkeys)
-                    .set_arg(&b.signatures)
-                    .set_arg(&b.challenges)
-                    .set_arg(&b.verdicts)
-                    .set_global_work_size(global)
-                    .set_local_work_size(local)
-                    .enqueue_nd_range(q),
-            )?;
-            (e1, e2)
-        };
-        let mut verdicts = vec![0u8; n];
-        // SAFETY: `verdicts` has exactly `n` bytes and the buffer at least `n`; the read is
-        // blocking, so the slice is filled when the call returns.
-        unsafe { q.enqueue_read_buffer(&b.verdicts, CL_BLOCKING, 0, &mut verdicts, &[]) }
-            .map_err(|e| GpuError::call("clEnqueueReadBuffer", e))?;
-        q.finish().map_err(|e| GpuError::call("clFinish", e))?;
+        let mut events = Vec::with_capacity(2 * chunks.len());
+        let result = (|| {
+            for (k, range) in chunks.iter().enumerate() {
+                let lane = &mut st.lanes[k % want_lanes];
+                lane.drain(&mut out)?;
+                let sub = batch.slice(range.clone());
+                self.launch(&st.challenge, &st.verify, lane, &sub, rules, &mut events)?;
+                lane.pending = Some((range.start, sub.len()));
+            }
+            for lane in st.lanes.iter_mut() {
+                lane.drain(&mut out)?;
+            }
+            Ok::<(), GpuError>(())
+        })();
+        if let Err(e) = result {
+            // Nothing of a failed batch stays in flight: wait for every queue before the
+            // caller's slices are released.
+            for lane in st.lanes.iter_mut() {
+                let _ = lane.queue.finish();
+                lane.pending = None;
+            }
+            return Err(e);
+        }
         let kernel_ns = |e: &Event| -> u64 {
             match (e.profiling_command_start(), e.profiling_command_end()) {
                 (Ok(s), Ok(t)) => t.saturating_sub(s),
                 _ => 0,
             }
         };
-        let secs = (kernel_ns(&e1) + kernel_ns(&e2)) as f64 * 1e-9;
-        if verdicts.iter().any(|v| *v > 1) {
+        let secs = events.iter().map(kernel_ns).sum::<u64>() as f64 * 1e-9;
+        if out.iter().any(|v| *v > 1) {
             return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
         }
-        Ok((verdicts, secs))
+        Ok((out, secs))
+    }
+
+    /// Stages one chunk into `lane` and enqueues its copies, both kernels and the read-back of
+    /// its verdicts into the lane's pinned memory (read after [`Lane::drain`]).
+    fn launch(
+        &self,
+        challenge: &Kernel,
+        verify: &Kernel,
+        lane: &mut Lane,
+        sub: &SoaBatch<'_>,
+        rules: EdRules,
+        events: &mut Vec<Event>,
+    ) -> Result<(), GpuError> {
+        let m = sub.len();
+        let q = &lane.queue;
+        stage(q, sub.schemes, &mut lane.h_schemes, &mut lane.d_schemes)?;
+        stage(q, sub.pubkeys.as_flattened(), &mut lane.h_pubkeys, &mut lane.d_pubkeys)?;
+        stage(q, sub.signatures.as_flattened(), &mut lane.h_sigs, &mut lane.d_sigs)?;
+        stage(q, sub.messages, &mut lane.h_msgs, &mut lane.d_msgs)?;
+        stage(q, sub.offsets, &mut lane.h_offsets, &mut lane.d_offsets)?;
+        let count = m as cl_ulong;
+        // An explicit work-group size: CPU implementations (PoCL) run a work-group's items on one
+        // thread's stack, and these kernels keep a few KiB of tables per item, so the driver's
+        // default group size can overflow it. The kernels guard `i < n`, so the global size is
+        // rounded up to a whole number of groups.
+        let local = if self.is_gpu { GPU_GROUP } else { CPU_GROUP };
+        let global = m.div_ceil(local) * local;
+        let rules_code = rules.code();
+        let enqueue = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueNDRangeKernel", e));
+        // SAFETY: the arguments match the kernel signatures in kernels/opencl/verify.cl in order
+        // and type (ulong, then buffers; sig_verify takes a uint rules code after n), every buffer
+        // holds at least `m` items (lanes grown to the chunk), and the kernels guard `i < n`.
+        unsafe {
+            events.push(enqueue(
+                ExecuteKernel::new(challenge)
+                    .set_arg(&count)
+                    .set_arg(&lane.d_schemes)
+                    .set_arg(&lane.d_pubkeys)
+                    .set_arg(&lane.d_sigs)
+                    .set_arg(&lane.d_msgs)
+                    .set_arg(&lane.d_offsets)
+                    .set_arg(&lane.d_challenges)
+                    .set_global_work_size(global)
+                    .set_local_work_size(local)
+                    .enqueue_nd_range(q),
+            )?);
+            events.push(enqueue(
+                ExecuteKernel::new(verify)
+                    .set_arg(&count)
+                    .set_arg(&rules_code)
+                    .set_arg(&lane.d_schemes)
+                    .set_arg(&lane.d_pubkeys)
+                    .set_arg(&lane.d_sigs)
+                    .set_arg(&lane.d_challenges)
+                    .set_arg(&lane.d_verdicts)
+                    .set_global_work_size(global)
+                    .set_local_work_size(local)
+                    .enqueue_nd_range(q),
+            )?);
+        }
+        let h = &mut lane.h_verdicts.as_mut_slice()[..m];
+        // SAFETY: the device buffer holds at least `m` bytes; the pinned destination is read
+        // only after `Lane::drain` has waited for this queue.
+        unsafe { q.enqueue_read_buffer(&lane.d_verdicts, CL_NON_BLOCKING, 0, h, &[]) }
+            .map_err(|e| GpuError::call("clEnqueueReadBuffer", e))?;
+        Ok(())
     }
 }
 
@@ -237,10 +393,10 @@ impl GpuVerifier for OpenClVerifier {
     }
 
     fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
-        self.run(batch, rules).map(|(v, _)| v)
+        self.run(batch, rules, CHUNK_ITEMS).map(|(v, _)| v)
     }
 
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
-        self.run(batch, rules)
+        self.run(batch, rules, CHUNK_ITEMS)
     }
 }
