@@ -15,8 +15,10 @@
 //!   [`Evidence`].
 
 mod core;
+mod interface;
 pub mod rules;
 mod types;
 
-pub use self::core::{Application, Config, Core, Dropped, Effect, Input, SafetyState, Timer, TimerKind};
+pub use self::core::Core;
+pub use interface::{Application, Config, Dropped, Effect, Input, SafetyState, Timer, TimerKind};
 pub use types::*;
