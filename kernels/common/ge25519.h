@@ -169,27 +169,19 @@ DEVICE_FN void recode_signed16(int d[65], const u8 v[32]) {
   }
 }
 
-/* Straus with signed 4-bit windows: [a]P + [b]B for little-endian 256-bit scalars a, b. The
- * tables hold 1..8 times each point; a negative digit subtracts. Variable time: every input is
- * public. */
-DEVICE_FN void ge25519_double_scalarmult_vartime(ge25519 *r, const u8 a[32], const ge25519 *P, const u8 b[32]) {
-  ge25519_cached tp[8], tb[8];
-  int da[65], db[65];
-  ge25519 t, B, acc;
+/* [a]P for a little-endian 256-bit a: Straus with signed 4-bit windows, a table of 1..8 times P;
+ * a negative digit subtracts. Variable time: every input is public. The fixed-base half of a
+ * verification, [b]B, comes from the device table (base_tables.h) and is added afterwards. */
+DEVICE_FN void ge25519_scalarmult_vartime(ge25519 *r, const u8 a[32], const ge25519 *P) {
+  ge25519_cached tp[8];
+  int da[65];
+  ge25519 t, acc;
   recode_signed16(da, a);
-  recode_signed16(db, b);
-  ge25519_basepoint(&B);
   ge25519_to_cached(&tp[0], P);
-  ge25519_to_cached(&tb[0], &B);
   acc = *P;
   for (int i = 1; i < 8; i++) {
     ge25519_add_cached(&acc, &acc, &tp[0]);
     ge25519_to_cached(&tp[i], &acc);
-  }
-  acc = B;
-  for (int i = 1; i < 8; i++) {
-    ge25519_add_cached(&acc, &acc, &tb[0]);
-    ge25519_to_cached(&tb[i], &acc);
   }
   ge25519_identity(&t);
   int started = 0;
@@ -200,12 +192,10 @@ DEVICE_FN void ge25519_double_scalarmult_vartime(ge25519 *r, const u8 a[32], con
       ge25519_double(&t, &t);
       ge25519_double(&t, &t);
     }
-    int x = da[i], y = db[i];
+    int x = da[i];
     if (x > 0) ge25519_add_cached(&t, &t, &tp[x - 1]);
     if (x < 0) ge25519_sub_cached(&t, &t, &tp[-x - 1]);
-    if (y > 0) ge25519_add_cached(&t, &t, &tb[y - 1]);
-    if (y < 0) ge25519_sub_cached(&t, &t, &tb[-y - 1]);
-    if (x != 0 || y != 0) started = 1;
+    if (x != 0) started = 1;
   }
   *r = t;
 }

@@ -146,26 +146,20 @@ DEVICE_FN void gej_add_glv(gej_secp *t, const gej_secp *tab, int digit, int neg,
   gej_add(t, t, &e);
 }
 
-/* [a]P + [b]G (variable time): both scalars split with GLV into halves below 2^128, then
- * Straus over four points (P, lambda P, G, lambda G) with signed radix-16 windows: 32 rounds of
- * 4 doublings instead of 64. The lambda tables are the base tables with X multiplied by beta. */
-DEVICE_FN void gej_double_scalarmult_vartime(gej_secp *r, const u64 a[4], const gej_secp *P, const u64 b[4]) {
-  gej_secp tp[8], tg[8], t;
-  u64 a1[4], a2[4], b1[4], b2[4];
-  int na1, na2, nb1, nb2;
-  int da1[65], da2[65], db1[65], db2[65];
+/* [a]P (variable time): the scalar split with GLV into halves below 2^128, then Straus over
+ * (P, lambda P) with signed radix-16 windows: 32 rounds of 4 doublings instead of 64. The lambda
+ * table is P's with X multiplied by beta. The fixed-base half of a verification, [b]G, comes from
+ * the device table (base_tables.h) and is added afterwards. */
+DEVICE_FN void gej_scalarmult_vartime(gej_secp *r, const u64 a[4], const gej_secp *P) {
+  gej_secp tp[8], t;
+  u64 a1[4], a2[4];
+  int na1, na2;
+  int da1[65], da2[65];
   ss_split_lambda(a1, &na1, a2, &na2, a);
-  ss_split_lambda(b1, &nb1, b2, &nb2, b);
   ss_recode_signed16(da1, a1);
   ss_recode_signed16(da2, a2);
-  ss_recode_signed16(db1, b1);
-  ss_recode_signed16(db2, b2);
   tp[0] = *P;
-  gej_generator(&tg[0]);
-  for (int i = 1; i < 8; i++) {
-    gej_add(&tp[i], &tp[i - 1], &tp[0]);
-    gej_add(&tg[i], &tg[i - 1], &tg[0]);
-  }
+  for (int i = 1; i < 8; i++) gej_add(&tp[i], &tp[i - 1], &tp[0]);
   gej_set_infinity(&t);
   for (int w = 64; w >= 0; w--) {
     if (!gej_is_infinity(&t)) {
@@ -176,8 +170,6 @@ DEVICE_FN void gej_double_scalarmult_vartime(gej_secp *r, const u64 a[4], const 
     }
     gej_add_glv(&t, tp, da1[w], na1, 0);
     gej_add_glv(&t, tp, da2[w], na2, 1);
-    gej_add_glv(&t, tg, db1[w], nb1, 0);
-    gej_add_glv(&t, tg, db2[w], nb2, 1);
   }
   *r = t;
 }

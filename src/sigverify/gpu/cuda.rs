@@ -120,7 +120,38 @@ pub struct CudaVerifier {
     ctx: Arc<CudaContext>,
     challenge: CudaFunction,
     verify: CudaFunction,
+    /// The fixed-base tables of `B` and `G` ([`super::base_tables`]), written once in `new`.
+    tables: (CudaSlice<u8>, CudaSlice<u8>),
     lanes: Mutex<Vec<Lane>>,
+}
+
+/// Checks the kernels' table layout, then writes the fixed-base tables of `B` and `G` into new
+/// device buffers ([`super::base_tables`]) on the context's default stream and waits for them.
+fn base_tables(
+    ctx: &Arc<CudaContext>,
+    module: &Arc<cudarc::driver::CudaModule>,
+) -> Result<(CudaSlice<u8>, CudaSlice<u8>), GpuError> {
+    let layout_fn = module.load_function("base_table_layout").map_err(drv("cuModuleGetFunction"))?;
+    let tables_fn = module.load_function("base_tables").map_err(drv("cuModuleGetFunction"))?;
+    let stream = ctx.default_stream();
+    let mut layout_buf = stream.alloc_zeros::<u64>(4).map_err(drv("cuMemAlloc"))?;
+    let one = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: `base_table_layout(u64 *out)` writes out[0..4] from thread 0; the buffer holds 4.
+    unsafe { stream.launch_builder(&layout_fn).arg(&mut layout_buf).launch(one) }.map_err(drv("cuLaunchKernel"))?;
+    let layout = stream.clone_dtoh(&layout_buf).map_err(drv("cuMemcpyDtoH"))?;
+    stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
+    let (b_bytes, g_bytes) = super::base_tables::sizes(&layout)?;
+    let mut btab = stream.alloc_zeros::<u8>(b_bytes).map_err(drv("cuMemAlloc"))?;
+    let mut gtab = stream.alloc_zeros::<u8>(g_bytes).map_err(drv("cuMemAlloc"))?;
+    let threads = super::base_tables::THREADS as u32;
+    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: `base_tables(ge25519_cached *, gej_secp *)` writes WINDOWS × ENTRIES entries of
+    // each, which the buffers hold (sizes from the layout just checked); one thread per window of
+    // each curve.
+    unsafe { stream.launch_builder(&tables_fn).arg(&mut btab).arg(&mut gtab).launch(cfg) }
+        .map_err(drv("cuLaunchKernel"))?;
+    stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
+    Ok((btab, gtab))
 }
 
 impl CudaVerifier {
@@ -148,11 +179,13 @@ impl CudaVerifier {
         let module = ctx.load_module(ptx).map_err(drv("cuModuleLoadData"))?;
         let challenge = module.load_function("sig_challenge").map_err(drv("cuModuleGetFunction"))?;
         let verify = module.load_function("sig_verify").map_err(drv("cuModuleGetFunction"))?;
+        let tables = base_tables(&ctx, &module)?;
         Ok(CudaVerifier {
             description: format!("CUDA: {name} (device {ordinal}, sm_{major}{minor})"),
             ctx,
             challenge,
             verify,
+            tables,
             lanes: Mutex::new(Vec::new()),
         })
     }
@@ -216,8 +249,9 @@ impl CudaVerifier {
             let code = rules.code();
             let start = stream.record_event(timing).map_err(drv("cuEventRecord"))?;
             // SAFETY: argument order and types match `sig_challenge` / `sig_verify` in
-            // kernels/cuda/verify.cu (u64 n, [u32 rules,] then device pointers); every buffer
-            // holds at least `m` items (lanes grown above) and the kernels guard `i < n`.
+            // kernels/cuda/verify.cu (u64 n, [u32 rules,] then device pointers, sig_verify's two
+            // base tables last, sized as the kernels' own layout says); every buffer holds at
+            // least `m` items (lanes grown above) and the kernels guard `i < n`.
             unsafe {
                 stream
                     .launch_builder(&self.challenge)
@@ -239,6 +273,8 @@ impl CudaVerifier {
                     .arg(&lane.d_sigs)
                     .arg(&lane.d_challenges)
                     .arg(&mut lane.d_verdicts)
+                    .arg(&self.tables.0)
+                    .arg(&self.tables.1)
                     .launch(cfg)
                     .map_err(drv("cuLaunchKernel"))?;
             }

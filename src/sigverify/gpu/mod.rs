@@ -20,17 +20,18 @@
 //! before anything reaches a device; an inconsistent layout is a [`GpuError::Layout`] naming the
 //! item, never a verdict.
 //!
-//! # Kernel design (and what is not done yet)
+//! # Kernel design
 //!
 //! One thread per signature; the hashing pass is its own kernel; the double-scalar multiplications
-//! `[S]B - [k]A` and `[s]G - [e]P` use Straus with signed radix-16 windows (tables of 1..8 times
-//! each point, built per thread); on secp256k1 both scalars are first split with the GLV
-//! endomorphism into halves below 2^128, halving the doublings. Ed25519 uses five 51-bit limbs with
+//! `[S]B - [k]A` and `[s]G - [e]P` use Straus with signed radix-16 windows for the variable point
+//! (tables of 1..8 times `A` or `P`, built per thread); on secp256k1 `e` is first split with the
+//! GLV endomorphism into halves below 2^128, halving the doublings. Ed25519 uses five 51-bit limbs with
 //! complete extended-coordinate formulas; secp256k1 uses four 64-bit limbs, Jacobian coordinates
 //! with every special case of the addition handled, and libsecp256k1's addition chains for
-//! inversion and square roots. Not done yet (performance, not correctness): precomputed wider
-//! fixed-base tables for `B` and `G` in device memory. Both hosts stage batches through pinned memory
-//! on two streams or queues, chunks alternating, so copies overlap compute.
+//! inversion and square roots. The fixed-base halves `[S]B` and `[s]G` come from tables in device
+//! memory ([`base_tables`]: `[j·256^w]` multiples written once per device), at most 33 additions
+//! and no doublings, added after the variable half's Straus loop. Both hosts stage batches through
+//! pinned memory on two streams or queues, chunks alternating, so copies overlap compute.
 //!
 //! # Faults
 //!
@@ -38,6 +39,7 @@
 //! [`GpuError`]; callers fall back to the CPU for that batch. A `GpuError` never stands for a
 //! verdict.
 
+pub mod base_tables;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(feature = "opencl")]

@@ -45,11 +45,18 @@ pub struct OpenClVerifier {
 
 struct State {
     context: Context,
-    challenge: Kernel,
-    verify: Kernel,
+    kernels: Kernels,
     lanes: Vec<Lane>,
     // Kept alive for the kernels' sake.
     _program: Program,
+}
+
+/// The two kernels of a batch and the fixed-base tables `sig_verify` reads.
+struct Kernels {
+    challenge: Kernel,
+    verify: Kernel,
+    /// The fixed-base tables of `B` and `G` ([`super::base_tables`]), written once in `new`.
+    tables: (Buffer<u8>, Buffer<u8>),
 }
 
 fn create_buffer<T>(context: &Context, flags: u64, count: usize) -> Result<Buffer<T>, GpuError> {
@@ -190,6 +197,45 @@ fn stage<T: Copy>(queue: &CommandQueue, src: &[T], host: &mut Pinned<T>, dev: &m
     Ok(())
 }
 
+/// Checks the kernels' table layout, then writes the fixed-base tables of `B` and `G` into new
+/// device buffers ([`super::base_tables`]) and waits for them.
+fn base_tables(context: &Context, program: &Program) -> Result<(Buffer<u8>, Buffer<u8>), GpuError> {
+    let kernel = |name: &str| Kernel::create(program, name).map_err(|e| GpuError::call("clCreateKernel", e));
+    let (layout_kernel, tables_kernel) = (kernel("base_table_layout")?, kernel("base_tables")?);
+    #[allow(deprecated)]
+    let queue = CommandQueue::create_default(context, 0).map_err(|e| GpuError::call("clCreateCommandQueue", e))?;
+    let enqueue = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueNDRangeKernel", e));
+    let layout_buf = create_buffer::<u64>(context, CL_MEM_READ_WRITE, 4)?;
+    let mut layout = [0u64; 4];
+    // SAFETY: `base_table_layout(__global ulong *out)` writes out[0..4] from work-item 0; the
+    // buffer holds 4 elements; the blocking read fills `layout` before it is used.
+    unsafe {
+        enqueue(
+            ExecuteKernel::new(&layout_kernel).set_arg(&layout_buf).set_global_work_size(1).enqueue_nd_range(&queue),
+        )?;
+        queue
+            .enqueue_read_buffer(&layout_buf, CL_BLOCKING, 0, &mut layout, &[])
+            .map_err(|e| GpuError::call("clEnqueueReadBuffer", e))?;
+    }
+    let (b_bytes, g_bytes) = super::base_tables::sizes(&layout)?;
+    let btab = create_buffer::<u8>(context, CL_MEM_READ_WRITE, b_bytes)?;
+    let gtab = create_buffer::<u8>(context, CL_MEM_READ_WRITE, g_bytes)?;
+    // SAFETY: `base_tables(__global ge25519_cached *, __global gej_secp *)` writes
+    // WINDOWS × ENTRIES entries of each, which the buffers hold (sizes from the layout just
+    // checked); one work-item per window of each curve.
+    unsafe {
+        enqueue(
+            ExecuteKernel::new(&tables_kernel)
+                .set_arg(&btab)
+                .set_arg(&gtab)
+                .set_global_work_size(super::base_tables::THREADS)
+                .enqueue_nd_range(&queue),
+        )?;
+    }
+    queue.finish().map_err(|e| GpuError::call("clFinish", e))?;
+    Ok((btab, gtab))
+}
+
 impl OpenClVerifier {
     /// Builds the program on device `device` of platform `platform` (indices as in
     /// [`crate::detect::OpenClInfo`]).
@@ -211,11 +257,17 @@ impl OpenClVerifier {
             .map_err(|log| GpuError::Build(format!("{ENTRY} on {name}: {log}")))?;
         let challenge = Kernel::create(&program, "sig_challenge").map_err(|e| GpuError::call("clCreateKernel", e))?;
         let verify = Kernel::create(&program, "sig_verify").map_err(|e| GpuError::call("clCreateKernel", e))?;
+        let tables = base_tables(&context, &program)?;
         let kind = if is_gpu { "gpu" } else { "cpu/other" };
         Ok(OpenClVerifier {
             description: format!("OpenCL {kind}: {name} (platform {platform}, device {device})"),
             is_gpu,
-            state: Mutex::new(State { context, challenge, verify, lanes: Vec::new(), _program: program }),
+            state: Mutex::new(State {
+                context,
+                kernels: Kernels { challenge, verify, tables },
+                lanes: Vec::new(),
+                _program: program,
+            }),
         })
     }
 
@@ -290,7 +342,7 @@ impl OpenClVerifier {
                 let lane = &mut st.lanes[k % want_lanes];
                 lane.drain(&mut out)?;
                 let sub = batch.slice(range.clone());
-                self.launch(&st.challenge, &st.verify, lane, &sub, rules, &mut events)?;
+                self.launch(&st.kernels, lane, &sub, rules, &mut events)?;
                 lane.pending = Some((range.start, sub.len()));
             }
             for lane in st.lanes.iter_mut() {
@@ -324,8 +376,7 @@ impl OpenClVerifier {
     /// its verdicts into the lane's pinned memory (read after [`Lane::drain`]).
     fn launch(
         &self,
-        challenge: &Kernel,
-        verify: &Kernel,
+        kernels: &Kernels,
         lane: &mut Lane,
         sub: &SoaBatch<'_>,
         rules: EdRules,
@@ -348,11 +399,12 @@ impl OpenClVerifier {
         let rules_code = rules.code();
         let enqueue = |r: opencl3::Result<Event>| r.map_err(|e| GpuError::call("clEnqueueNDRangeKernel", e));
         // SAFETY: the arguments match the kernel signatures in kernels/opencl/verify.cl in order
-        // and type (ulong, then buffers; sig_verify takes a uint rules code after n), every buffer
-        // holds at least `m` items (lanes grown to the chunk), and the kernels guard `i < n`.
+        // and type (ulong, then buffers; sig_verify takes a uint rules code after n and the two
+        // base tables last, sized as the kernels' own layout says), every buffer holds at least
+        // `m` items (lanes grown to the chunk), and the kernels guard `i < n`.
         unsafe {
             events.push(enqueue(
-                ExecuteKernel::new(challenge)
+                ExecuteKernel::new(&kernels.challenge)
                     .set_arg(&count)
                     .set_arg(&lane.d_schemes)
                     .set_arg(&lane.d_pubkeys)
@@ -365,7 +417,7 @@ impl OpenClVerifier {
                     .enqueue_nd_range(q),
             )?);
             events.push(enqueue(
-                ExecuteKernel::new(verify)
+                ExecuteKernel::new(&kernels.verify)
                     .set_arg(&count)
                     .set_arg(&rules_code)
                     .set_arg(&lane.d_schemes)
@@ -373,6 +425,8 @@ impl OpenClVerifier {
                     .set_arg(&lane.d_sigs)
                     .set_arg(&lane.d_challenges)
                     .set_arg(&lane.d_verdicts)
+                    .set_arg(&kernels.tables.0)
+                    .set_arg(&kernels.tables.1)
                     .set_global_work_size(global)
                     .set_local_work_size(local)
                     .enqueue_nd_range(q),
