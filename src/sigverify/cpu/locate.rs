@@ -30,10 +30,13 @@
 //! 1. the plain sum of each group of [`SUM_GROUP`] items is checked, and the items of failing
 //!    groups are decided by single verification, giving a set `V` of items to call invalid;
 //! 2. **confirmation**: the failed equation minus the terms of `V`, i.e. `Σ_{i∉V} z_i D_i` with
-//!    the *same* random `z_i`, must vanish after the cofactor. `V` was found by deterministic
-//!    computations that never saw the `z_i`, so this is a batch equation with fresh random
-//!    coefficients over the items called valid, and it is sound: if one of them is invalid
-//!    (its error cancelled in a plain sum), it fails except with probability ≤ 2^-127.
+//!    the *same* `z_i`, must vanish (after the cofactor, on edwards25519). `V` was found by
+//!    deterministic computations that never saw the `z_i`, so this is a batch equation over the
+//!    items called valid with coefficients independent of that set, and it is sound: if one of
+//!    them is invalid (its error cancelled in a plain sum), it fails except with probability
+//!    ≤ 2^-127 for Ed25519's random `z_i`; BIP-340's `z_i` are a hash of every input, which an
+//!    adversary would have to grind (~2^128 evaluations) to make it pass, as for the batch
+//!    equation itself.
 //!    Every item of `V` failed single verification, so those verdicts are exact;
 //! 3. if the confirmation fails, the plain sums were fooled (a signer can make errors cancel on
 //!    purpose) and [`locate`]'s search decides every item again, from its groups down.

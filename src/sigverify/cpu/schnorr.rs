@@ -23,13 +23,15 @@
 //! group has prime order n; if some `D_j ≠ 0`, for fixed other terms exactly one residue of
 //! `a_j` mod n cancels it, and `a_j` is the output of a hash over the inputs, so an adversary
 //! needs about 2^128 hash evaluations per success. A failing batch is searched
-//! ([`super::locate`]) with the same coefficients.
+//! ([`super::locate::locate_confirmed`]): plain sums of eight items, single checks of the failing
+//! ones, and a confirmation with the same coefficients; the group search with those coefficients
+//! if the confirmation fails.
 
 use super::lift::{lift_many, lift_one};
 use super::locate::{self, Checker};
 use super::msm;
 use k256::elliptic_curve::ff::PrimeField;
-use k256::elliptic_curve::ops::{MulByGeneratorVartime, Reduce};
+use k256::elliptic_curve::ops::{LinearCombination, MulByGeneratorVartime, Reduce};
 use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -123,10 +125,9 @@ pub(super) struct Bip340 {
     threads: usize,
 }
 
-impl Checker for Bip340 {
-    type Item = Prepared;
-
-    fn check_batch(&self, items: &[Prepared]) -> bool {
+impl Bip340 {
+    /// `Σ [a_i]R_i + Σ [a_i e_i]P_i − [Σ a_i s_i]G` over `items`.
+    fn batch_sum(&self, items: &[Prepared]) -> ProjectivePoint {
         let mut g_coeff = Scalar::ZERO;
         let mut terms = Vec::with_capacity(2 * items.len());
         for it in items {
@@ -134,13 +135,74 @@ impl Checker for Bip340 {
             terms.push((it.r, it.a));
             terms.push((it.p, it.a * it.e));
         }
-        let sum =
-            msm::multiscalar_mul_threads(&terms, self.threads) + ProjectivePoint::mul_by_generator_vartime(&g_coeff);
-        sum == ProjectivePoint::IDENTITY
+        msm::multiscalar_mul_threads(&terms, self.threads) + ProjectivePoint::mul_by_generator_vartime(&g_coeff)
+    }
+}
+
+impl Checker for Bip340 {
+    type Item = Prepared;
+
+    fn check_batch(&self, items: &[Prepared]) -> bool {
+        self.batch_sum(items) == ProjectivePoint::IDENTITY
     }
 
     fn check_one(&self, item: &Prepared) -> bool {
         item.check_one()
+    }
+
+    fn check_each(&self, items: &[&Prepared]) -> Vec<bool> {
+        let size = items.len().div_ceil(self.threads).max(1);
+        super::on_threads(items.chunks(size).collect(), self.threads, |part| {
+            part.iter().map(|it| it.check_one()).collect::<Vec<_>>()
+        })
+        .concat()
+    }
+}
+
+/// The confirmed search of [`locate`]: plain sums `Σ R_i + Σ [e_i]P_i − [Σ s_i]G` (the `R_i`
+/// added, one `lincomb_vartime` for the rest), and the confirmation subtracts the terms of the
+/// items found invalid from the failed sum. The coefficients `a_i` are a hash of every input
+/// (module docs), so the set found invalid, computed without them from the same inputs, cannot
+/// be chosen to make the confirmation pass except by grinding that hash (≈ 2^128 evaluations),
+/// the BIP's own argument.
+impl locate::Confirming for Bip340 {
+    type Failed = ProjectivePoint;
+
+    fn batch_or_failure(&self, items: &[Prepared]) -> Option<ProjectivePoint> {
+        Some(self.batch_sum(items)).filter(|sum| *sum != ProjectivePoint::IDENTITY)
+    }
+
+    fn plain_sums(&self, sets: &[&[Prepared]]) -> Vec<bool> {
+        let vanishes = |items: &[Prepared]| {
+            let mut s_sum = Scalar::ZERO;
+            let mut r_sum = ProjectivePoint::IDENTITY;
+            let mut pairs = Vec::with_capacity(items.len() + 1);
+            for it in items {
+                s_sum += it.s;
+                r_sum += it.r;
+                pairs.push((ProjectivePoint::from(it.p), it.e));
+            }
+            pairs.push((ProjectivePoint::GENERATOR, -s_sum));
+            r_sum + ProjectivePoint::lincomb_vartime(pairs.as_slice()) == ProjectivePoint::IDENTITY
+        };
+        let size = sets.len().div_ceil(self.threads).max(1);
+        super::on_threads(sets.chunks(size).collect(), self.threads, |part| {
+            part.iter().map(|items| vanishes(items)).collect::<Vec<_>>()
+        })
+        .concat()
+    }
+
+    fn confirm(&self, failed: &ProjectivePoint, items: &[Prepared], invalid: &[usize]) -> bool {
+        let mut g_coeff = Scalar::ZERO;
+        let mut pairs = Vec::with_capacity(2 * invalid.len() + 1);
+        for &i in invalid {
+            let Some(it) = items.get(i) else { return false };
+            g_coeff += it.a * it.s;
+            pairs.push((ProjectivePoint::from(it.r), -it.a));
+            pairs.push((ProjectivePoint::from(it.p), -(it.a * it.e)));
+        }
+        pairs.push((ProjectivePoint::GENERATOR, g_coeff));
+        *failed + ProjectivePoint::lincomb_vartime(pairs.as_slice()) == ProjectivePoint::IDENTITY
     }
 }
 
@@ -176,5 +238,68 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     assign_coefficients(
         prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
     );
-    locate::verdicts(prepared, |items| locate::locate(&Bip340 { threads }, items))
+    locate::verdicts(prepared, |items| locate::locate_confirmed(&Bip340 { threads }, items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigverify::{Batch, Scheme};
+    use k256::elliptic_curve::point::AffineCoordinates;
+    use rand::RngExt;
+
+    /// A random secret whose point has even `y` (so that `lift_x` of its `x` is that point), with
+    /// the point's x-coordinate.
+    fn even_secret() -> (Scalar, [u8; 32]) {
+        let x = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(rand::rng().random::<[u8; 32]>()));
+        let p = ProjectivePoint::mul_by_generator_vartime(&x).to_affine();
+        let x = if bool::from(p.y_is_odd()) { -x } else { x };
+        (x, p.x().into())
+    }
+
+    /// Valid items, except items 8 and 11 (one plain-sum group) whose errors cancel,
+    /// `D_8 = [d]G = −D_11`, and item 50, plainly invalid: the plain sums cannot see the pair, the
+    /// confirmation must, and every verdict must equal single verification's.
+    #[test]
+    fn cancelling_errors_are_found() {
+        let d = Scalar::from(rand::rng().random::<u64>() | 1);
+        let mut batch = Batch::new();
+        for i in 0..100 {
+            let (x, pk) = even_secret();
+            let (k, r) = even_secret();
+            let msg: [u8; 16] = rand::rng().random();
+            let e = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(challenge_hash(&r, &pk, &msg)));
+            // D = R + [e]P − [s]G = [k + e·x − s]G.
+            let s = match i {
+                8 => k + e * x - d,
+                11 => k + e * x + d,
+                50 => k + e * x + Scalar::ONE,
+                _ => k + e * x,
+            };
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&r);
+            sig[32..].copy_from_slice(&s.to_bytes());
+            if batch.push(Scheme::Bip340, &pk, &msg, &sig).is_err() {
+                unreachable!("well-formed lengths");
+            }
+        }
+        let want: Vec<bool> = (0..100).map(|i| ![8, 11, 50].contains(&i)).collect();
+        let (pks, sigs) = (batch.pubkeys(), batch.signatures());
+        let single: Vec<bool> = (0..100).map(|i| verify_one(&pks[i], batch.message(i), &sigs[i])).collect();
+        assert_eq!(single, want);
+        let indices: Vec<usize> = (0..100).collect();
+        for threads in [1, 2] {
+            assert_eq!(verify_indices(&batch, &indices, threads), want, "threads {threads}");
+        }
+        // The plain sum of the pair's group vanishes: the confirmation is what catches it.
+        use locate::Confirming;
+        let mut items: Vec<Prepared> = prepare_all(&batch, &indices).into_iter().flatten().collect();
+        assign_coefficients(items.iter_mut().zip(indices.iter()).map(|(p, &i)| (p, pks[i], sigs[i])).collect());
+        let checker = Bip340 { threads: 1 };
+        let sums = checker.plain_sums(&items.chunks(locate::SUM_GROUP).collect::<Vec<_>>());
+        assert_eq!(sums.iter().filter(|v| !**v).count(), 1, "only item 50's group fails");
+        let failed = checker.batch_or_failure(&items).expect("the batch fails");
+        assert!(!checker.confirm(&failed, &items, &[50]));
+        assert!(checker.confirm(&failed, &items, &[8, 11, 50]));
+    }
 }
