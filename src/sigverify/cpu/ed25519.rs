@@ -27,10 +27,10 @@
 //! window, so the `R_i` take part in half the window groups of [`super::curve25519`]'s
 //! multiscalar multiplication.) Torsion components cannot cancel because the cofactor 8 kills
 //! them before the sum is tested. A batch that fails is searched ([`super::locate`]) until each
-//! item's verdict comes from a passing batch equation or from single verification: on CPUs with
-//! IFMA by plain sums of eight items confirmed with the failed equation's own coefficients
-//! ([`locate::locate_confirmed`]; a 1 %-invalid batch then costs under twice an all-valid
-//! one), elsewhere by groups with fresh coefficients ([`locate::locate`]).
+//! item's verdict comes from a passing batch equation or from single verification: by plain sums
+//! of eight items confirmed with the failed equation's own coefficients
+//! ([`locate::locate_confirmed`]; on CPUs with IFMA a 1 %-invalid batch then costs under twice
+//! an all-valid one).
 //!
 //! **Two implementations of the same function.** On CPUs with AVX-512 IFMA, decoding and the
 //! multiscalar multiplications run on our own eight-lane arithmetic ([`super::curve25519`]:
@@ -135,12 +135,12 @@ impl Prepared {
 /// The Zip215 batch equation over prepared items (see the module docs).
 pub(super) struct Zip215;
 
-impl Checker for Zip215 {
-    type Item = Prepared;
-
-    fn check_batch(&self, items: &[Prepared]) -> bool {
+impl Zip215 {
+    /// `Σ [z_i](R_i + [k_i]A_i − [s_i]B)` over `items` with fresh 127-bit `z_i`, and the `z_i`.
+    fn batch_sum(&self, items: &[Prepared]) -> (EdwardsPoint, Vec<Scalar>) {
         let mut rng = rand::rng();
         let mut b_coeff = Scalar::ZERO;
+        let mut zs = Vec::with_capacity(items.len());
         let mut scalars = Vec::with_capacity(2 * items.len() + 1);
         scalars.push(Scalar::ZERO); // replaced by b_coeff below
         let mut points = Vec::with_capacity(2 * items.len() + 1);
@@ -152,13 +152,64 @@ impl Checker for Zip215 {
             points.push(it.r);
             scalars.push(z * it.k);
             points.push(it.a);
+            zs.push(z);
         }
         scalars[0] = b_coeff;
-        EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).mul_by_cofactor().is_identity()
+        (EdwardsPoint::vartime_multiscalar_mul(&scalars, &points), zs)
+    }
+}
+
+impl Checker for Zip215 {
+    type Item = Prepared;
+
+    fn check_batch(&self, items: &[Prepared]) -> bool {
+        self.batch_sum(items).0.mul_by_cofactor().is_identity()
     }
 
     fn check_one(&self, item: &Prepared) -> bool {
         item.check_one()
+    }
+}
+
+/// The confirmed search of [`locate`] with dalek: plain sums `Σ R_i + Σ [k_i]A_i − [Σ s_i]B`
+/// (the `R_i` added, one multiscalar multiplication for the rest), and the confirmation
+/// subtracts the terms of the items found invalid from the failed sum.
+impl locate::Confirming for Zip215 {
+    type Failed = (EdwardsPoint, Vec<Scalar>);
+
+    fn batch_or_failure(&self, items: &[Prepared]) -> Option<Self::Failed> {
+        Some(self.batch_sum(items)).filter(|(sum, _)| !sum.mul_by_cofactor().is_identity())
+    }
+
+    fn plain_sums(&self, sets: &[&[Prepared]]) -> Vec<bool> {
+        sets.iter()
+            .map(|items| {
+                let r_sum: EdwardsPoint = items.iter().map(|it| it.r).sum();
+                let s_sum: Scalar = items.iter().map(|it| it.s).sum();
+                let scalars = std::iter::once(-s_sum).chain(items.iter().map(|it| it.k));
+                let points = std::iter::once(ED25519_BASEPOINT_POINT).chain(items.iter().map(|it| it.a));
+                (r_sum + EdwardsPoint::vartime_multiscalar_mul(scalars, points)).mul_by_cofactor().is_identity()
+            })
+            .collect()
+    }
+
+    fn confirm(&self, (sum, z): &Self::Failed, items: &[Prepared], invalid: &[usize]) -> bool {
+        let mut b_coeff = Scalar::ZERO;
+        let mut scalars = Vec::with_capacity(2 * invalid.len() + 1);
+        let mut points = Vec::with_capacity(2 * invalid.len() + 1);
+        for &i in invalid {
+            let (Some(it), Some(&z)) = (items.get(i), z.get(i)) else {
+                return false;
+            };
+            b_coeff += z * it.s;
+            scalars.push(-z);
+            points.push(it.r);
+            scalars.push(-(z * it.k));
+            points.push(it.a);
+        }
+        scalars.push(b_coeff);
+        points.push(ED25519_BASEPOINT_POINT);
+        (sum + EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)).mul_by_cofactor().is_identity()
     }
 }
 
@@ -405,7 +456,7 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
         Rules::Strict => indices.iter().map(|&i| verify_strict(&pks[i], batch.message(i), &sigs[i])).collect(),
         Rules::Zip215 => {
             let decoded = indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect();
-            locate::verdicts(decoded, |items| locate::locate(&Zip215, items))
+            locate::verdicts(decoded, |items| locate::locate_confirmed(&Zip215, items))
         }
     }
 }
@@ -447,6 +498,7 @@ mod tests {
     use super::*;
     use crate::sigverify::{Batch, Scheme};
     use curve25519_dalek::constants::EIGHT_TORSION;
+    use locate::Confirming;
 
     /// Signatures made here (valid, with torsion in `A` or `R`, or mutated in one byte).
     fn corpus(n: usize) -> Batch {
@@ -527,20 +579,22 @@ mod tests {
             // The plain sum of the pair's group vanishes: the confirmation is what catches it.
             let checker = Ifma::new(1).expect("the basepoint decodes");
             let items: Vec<Decoded> = checker.decode(&batch, &indices).into_iter().flatten().collect();
-            use locate::Confirming;
             let sums = checker.plain_sums(&items.chunks(locate::SUM_GROUP).collect::<Vec<_>>());
             assert_eq!(sums.iter().filter(|v| !**v).count(), 1, "only item 50's group fails");
             let failed = checker.batch_or_failure(&items).expect("the batch fails");
             assert!(!checker.confirm(&failed, &items, &[50]));
             assert!(checker.confirm(&failed, &items, &[8, 11, 50]));
         }
-        assert_eq!(
-            locate::verdicts(
-                indices.iter().map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect(),
-                |items| { locate::locate(&Zip215, items) }
-            ),
-            want
-        );
+        // The same with dalek's arithmetic: the confirmed search, its parts, and the group search.
+        assert_eq!(verify_indices(&batch, &indices, Rules::Zip215), want);
+        let items: Vec<Prepared> =
+            indices.iter().filter_map(|&i| prepare(&pks[i], batch.message(i), &sigs[i])).collect();
+        let sums = Zip215.plain_sums(&items.chunks(locate::SUM_GROUP).collect::<Vec<_>>());
+        assert_eq!(sums.iter().filter(|v| !**v).count(), 1, "only item 50's group fails");
+        let failed = Zip215.batch_or_failure(&items).expect("the batch fails");
+        assert!(!Zip215.confirm(&failed, &items, &[50]));
+        assert!(Zip215.confirm(&failed, &items, &[8, 11, 50]));
+        assert_eq!(locate::locate(&Zip215, &items), want);
     }
 
     #[test]
@@ -555,6 +609,7 @@ mod tests {
             |items| locate::locate(&Zip215, items),
         );
         assert_eq!(portable, single);
+        assert_eq!(verify_indices(&batch, &indices, Rules::Zip215), single, "portable, confirmed search");
         assert!(single.iter().filter(|v| !**v).count() > 50);
         assert!(single.iter().filter(|v| **v).count() > 400);
         #[cfg(target_arch = "x86_64")]

@@ -6,7 +6,7 @@
 //! probability ≤ 2^-127, see the scheme modules) and complete (a set of valid items always
 //! passes), so the verdicts equal single verification's.
 //!
-//! # The search ([`locate`])
+//! # The group search ([`search`])
 //!
 //! Check the whole set; if it passes, every item is valid. If it fails, cut it into groups of
 //! [`GROUP`] items and check each group; every item of a failing group is decided by single
@@ -39,7 +39,7 @@
 //!    equation itself.
 //!    Every item of `V` failed single verification, so those verdicts are exact;
 //! 3. if the confirmation fails, the plain sums were fooled (a signer can make errors cancel on
-//!    purpose) and [`locate`]'s search decides every item again, from its groups down.
+//!    purpose) and the group search decides every item again, from its groups down.
 //!
 //! The confirmation costs one small multiscalar multiplication over `V`. A batch with invalid
 //! items made to cancel costs the plain sums on top of the search: at worst about one extra
@@ -86,7 +86,9 @@ pub(super) const GROUP: usize = 16;
 /// 1 % invalid `m ≈ 8` minimises `(n/8m)(72m + 270) + (n/100)·44m`.
 pub(super) const SUM_GROUP: usize = 8;
 
-/// One verdict per item, in order.
+/// One verdict per item, in order, by the group search alone (the first check, then
+/// [`search`]): what the confirmed search falls back to, kept whole for the tests.
+#[cfg(test)]
 pub(super) fn locate<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
     if items.len() > GROUP && checker.check_batch(items) {
         return vec![true; items.len()];
@@ -94,7 +96,8 @@ pub(super) fn locate<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
     search(checker, items)
 }
 
-/// One verdict per item, in order, by [`locate`]'s search confirmed plain sums (module docs).
+/// One verdict per item, in order: plain sums confirmed with the failed batch equation, the
+/// group search as fallback (module docs). Every batch verification path uses this.
 pub(super) fn locate_confirmed<C: Confirming>(checker: &C, items: &[C::Item]) -> Vec<bool> {
     if items.len() <= GROUP {
         return search(checker, items);
@@ -124,7 +127,7 @@ pub(super) fn locate_confirmed<C: Confirming>(checker: &C, items: &[C::Item]) ->
     search(checker, items)
 }
 
-/// [`locate`] without its first check: groups, then single verification.
+/// The group search without its first check: groups, then single verification.
 fn search<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
     let mut out = vec![false; items.len()];
     if items.is_empty() {
@@ -150,7 +153,7 @@ fn search<C: Checker>(checker: &C, items: &[C::Item]) -> Vec<bool> {
 }
 
 /// Verdicts for decoded items (`None`: invalid by encoding, verdict `false`), the decoded ones
-/// found by `find` ([`locate`] or [`locate_confirmed`]).
+/// found by `find` ([`locate_confirmed`]).
 pub(super) fn verdicts<I>(decoded: Vec<Option<I>>, find: impl FnOnce(&[I]) -> Vec<bool>) -> Vec<bool> {
     let mut out = vec![false; decoded.len()];
     let slots: Vec<usize> = decoded.iter().enumerate().filter(|(_, d)| d.is_some()).map(|(slot, _)| slot).collect();
