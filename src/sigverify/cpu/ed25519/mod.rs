@@ -32,11 +32,11 @@
 //! ([`locate::locate_confirmed`]; on CPUs with IFMA a 1 %-invalid batch then costs under twice
 //! an all-valid one).
 //!
-//! **Two implementations of the same function.** On CPUs with AVX-512 IFMA, decoding and the
-//! multiscalar multiplications run on our own eight-lane arithmetic ([`super::curve25519`]:
-//! decompression eight points at a time is two thirds of the batch cost with dalek), and a
-//! failed batch's groups and single checks also run eight at a time there
-//! ([`Checker::check_batches`], [`Checker::check_each`]); elsewhere, curve25519-dalek's
+//! **Two implementations of the same function.** On CPUs with AVX-512 IFMA (`ifma`, a submodule),
+//! decoding and the multiscalar multiplications run on our own eight-lane arithmetic
+//! ([`super::curve25519`]: decompression eight points at a time is two thirds of the batch cost
+//! with dalek), and a failed batch's plain sums, groups and single checks also run eight at a
+//! time there; elsewhere, curve25519-dalek's
 //! `decompress`, `vartime_multiscalar_mul` and `vartime_double_scalar_mul_basepoint`. The tests
 //! hold both to single verification, which is dalek's.
 //!
@@ -51,12 +51,17 @@
 //! cofactored batch is no shortcut either: it accepts items whose `D_i` is a non-zero torsion
 //! point, which `verify_strict` rejects.
 
+#[cfg(target_arch = "x86_64")]
+mod ifma;
+
 use super::locate::{self, Checker};
 use crate::sigverify::Rules;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+#[cfg(target_arch = "x86_64")]
+pub(super) use ifma::{verify_strict_ifma, verify_zip215_ifma};
 use rand::RngExt;
 use sha2::{Digest, Sha512};
 
@@ -213,241 +218,6 @@ impl locate::Confirming for Zip215 {
     }
 }
 
-/// An item decoded by our eight-lane arithmetic ([`super::curve25519`]): `A` and `R` in the form
-/// its multiscalar multiplication reads, `s` (canonical) and the challenge `k`.
-#[cfg(target_arch = "x86_64")]
-pub(super) struct Decoded {
-    a: super::curve25519::Point,
-    r: super::curve25519::Point,
-    s: Scalar,
-    k: Scalar,
-}
-
-/// Items per part of [`Ifma::decode`]: 64 points, two lockstep groups of 32 (small parts keep
-/// the threads' last parts even).
-#[cfg(target_arch = "x86_64")]
-const DECODE_PART: usize = 32;
-
-/// Ed25519 on [`super::curve25519`] with up to `threads` threads: decoding, the Zip215 batch
-/// equation (as a [`Checker`]) and the single equations of both rules.
-#[cfg(target_arch = "x86_64")]
-pub(super) struct Ifma {
-    basepoint: super::curve25519::Point,
-    threads: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Ifma {
-    fn new(threads: usize) -> Option<Ifma> {
-        // Decoded once per process (a decoding call costs a whole group of 32 lanes).
-        static BASEPOINT: std::sync::OnceLock<Option<super::curve25519::Point>> = std::sync::OnceLock::new();
-        let basepoint = (*BASEPOINT.get_or_init(|| {
-            let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
-            super::curve25519::decode_many(&[b]).pop().flatten()
-        }))?;
-        Some(Ifma { basepoint, threads: threads.max(1) })
-    }
-
-    /// The verifier for `items` items on up to `threads` threads (no more than one per
-    /// [`super::MIN_CHUNK`] items); `None` when this CPU lacks AVX-512 IFMA.
-    fn for_items(items: usize, threads: usize) -> Option<Ifma> {
-        if !super::curve25519::available() {
-            return None;
-        }
-        Ifma::new(threads.clamp(1, items.div_ceil(super::MIN_CHUNK).max(1)))
-    }
-
-    /// `f` over `items` cut into at most `self.threads` parts of whole multiples of `unit`,
-    /// one part per thread, results concatenated in order.
-    fn split<'s, I: Sync, R: Send>(&self, items: &'s [I], unit: usize, f: impl Fn(&'s [I]) -> Vec<R> + Sync) -> Vec<R> {
-        let parts = self.threads.min(items.len().div_ceil(unit)).max(1);
-        let size = items.len().div_ceil(parts).div_ceil(unit).max(1) * unit;
-        super::on_threads(items.chunks(size).collect(), self.threads, f).into_iter().flatten().collect()
-    }
-
-    /// Decodes the Zip215 items `indices` of `batch` on the threads; `None` for an item invalid
-    /// by encoding.
-    ///
-    /// The output is allocated once and filled in place, in parts of [`DECODE_PART`] items that
-    /// the threads claim one at a time (a thread slowed by the host takes fewer parts); each
-    /// part's temporaries stay small enough to be reused from the allocator's free lists rather
-    /// than page-faulted in anew on every call.
-    fn decode(&self, batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Decoded>> {
-        let mut out: Vec<Option<Decoded>> = Vec::with_capacity(indices.len());
-        out.resize_with(indices.len(), || None);
-        let parts: Vec<(&[usize], &mut [Option<Decoded>])> =
-            indices.chunks(DECODE_PART).zip(out.chunks_mut(DECODE_PART)).collect();
-        super::on_threads(parts, self.threads, |(idx, dst)| Ifma::decode_into(batch, idx, dst));
-        out
-    }
-
-    /// [`Ifma::decode`] of the items `indices` into `dst` on this thread (all points of the part
-    /// in lockstep groups).
-    fn decode_into(batch: &crate::sigverify::Batch, indices: &[usize], dst: &mut [Option<Decoded>]) {
-        let (pks, sigs) = (batch.pubkeys(), batch.signatures());
-        let mut encodings = Vec::with_capacity(2 * indices.len());
-        for &i in indices {
-            encodings.push(pks[i]);
-            encodings.push(split_sig(&sigs[i]).0);
-        }
-        let points = super::curve25519::decode_many(&encodings);
-        for ((&i, ar), out) in indices.iter().zip(points.chunks(2)).zip(dst) {
-            *out = Ifma::decoded(batch, i, ar[0], ar[1]);
-        }
-    }
-
-    /// Item `i` of `batch` given its decoded `A` and `R`: `None` if either failed to decode or
-    /// `s ≥ ℓ`; otherwise with its challenge hashed.
-    fn decoded(
-        batch: &crate::sigverify::Batch,
-        i: usize,
-        a: Option<super::curve25519::Point>,
-        r: Option<super::curve25519::Point>,
-    ) -> Option<Decoded> {
-        let (r_bytes, s_bytes) = split_sig(&batch.signatures()[i]);
-        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
-        let (a, r) = (a?, r?);
-        let k = challenge(&r_bytes, &batch.pubkeys()[i], batch.message(i));
-        Some(Decoded { a, r, s, k })
-    }
-
-    /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
-    /// 127-bit `z_i`, their share `−Σ z_i s_i` of `B`'s coefficient, and the `z_i`.
-    fn terms<'a>(&self, items: &'a [Decoded]) -> (Vec<super::curve25519::Term<'a>>, Scalar, Vec<Scalar>) {
-        use super::curve25519::Term;
-        let mut rng = rand::rng();
-        let mut b_coeff = Scalar::ZERO;
-        let mut terms = Vec::with_capacity(2 * items.len());
-        let mut zs = Vec::with_capacity(items.len());
-        for it in items {
-            let z = Scalar::from(rng.random::<u128>() >> 1);
-            b_coeff -= z * it.s;
-            terms.push(Term { point: &it.r, scalar: z.to_bytes() });
-            terms.push(Term { point: &it.a, scalar: (z * it.k).to_bytes() });
-            zs.push(z);
-        }
-        (terms, b_coeff, zs)
-    }
-
-    /// The batch equation's multiscalar multiplication over `items` (fresh `z_i`), on the
-    /// threads, with the `z_i`.
-    fn batch_sum(&self, items: &[Decoded]) -> (super::curve25519::WindowSums, Vec<Scalar>) {
-        let parts = self.split(items, super::MIN_CHUNK, |part| vec![self.terms(part)]);
-        let mut all = vec![self.base_term(parts.iter().map(|p| p.1).sum())];
-        let mut zs = Vec::with_capacity(items.len());
-        for (terms, _, z) in parts {
-            all.extend(terms);
-            zs.extend(z);
-        }
-        (super::curve25519::window_sums_threads(&all, self.threads), zs)
-    }
-
-    fn base_term(&self, b_coeff: Scalar) -> super::curve25519::Term<'_> {
-        super::curve25519::Term { point: &self.basepoint, scalar: b_coeff.to_bytes() }
-    }
-
-    /// The single equation `equation` of each item, eight per vector, on the threads.
-    fn check_each_equation(&self, items: &[&Decoded], equation: super::curve25519::Equation) -> Vec<bool> {
-        use super::curve25519::{check_each, Single};
-        self.split(items, 8, |part| {
-            let singles: Vec<Single> = part
-                .iter()
-                .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
-                .collect();
-            check_each(&singles, equation)
-        })
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Checker for Ifma {
-    type Item = Decoded;
-
-    fn check_batch(&self, items: &[Decoded]) -> bool {
-        self.check_batches(&[items]).first().copied().unwrap_or(false)
-    }
-
-    fn check_batches(&self, sets: &[&[Decoded]]) -> Vec<bool> {
-        use super::curve25519::{cofactor_identity_each, window_sums_threads};
-        // One large set divides its work among the threads; many small sets go to the threads
-        // whole.
-        let sums = if sets.len() == 1 {
-            vec![self.batch_sum(sets[0]).0]
-        } else {
-            self.split(sets, 1, |part| {
-                part.iter()
-                    .map(|items| {
-                        let (terms, b_coeff, _) = self.terms(items);
-                        let mut all = vec![self.base_term(b_coeff)];
-                        all.extend(terms);
-                        window_sums_threads(&all, 1)
-                    })
-                    .collect()
-            })
-        };
-        cofactor_identity_each(&sums)
-    }
-
-    fn check_one(&self, item: &Decoded) -> bool {
-        self.check_each(&[item]).first().copied().unwrap_or(false)
-    }
-
-    fn check_each(&self, items: &[&Decoded]) -> Vec<bool> {
-        self.check_each_equation(items, super::curve25519::Equation::Cofactored)
-    }
-}
-
-/// A failed batch equation: its coefficients `z_i` and its multiscalar multiplication.
-#[cfg(target_arch = "x86_64")]
-pub(super) struct Failed {
-    z: Vec<Scalar>,
-    total: super::curve25519::Total,
-}
-
-/// The confirmed search of [`locate`] on our arithmetic: plain sums eight groups per vector
-/// ([`super::curve25519::sums_vanish`]); the confirmation subtracts the terms of the items found
-/// invalid, `Σ_{i∈V} [−z_i]R_i + [−z_i k_i]A_i + [z_i s_i]B`, from the failed sum.
-#[cfg(target_arch = "x86_64")]
-impl locate::Confirming for Ifma {
-    type Failed = Failed;
-
-    fn batch_or_failure(&self, items: &[Decoded]) -> Option<Failed> {
-        let (sums, z) = self.batch_sum(items);
-        let (holds, total) = super::curve25519::cofactor_identity_with_total(&sums);
-        (!holds).then_some(Failed { z, total })
-    }
-
-    fn plain_sums(&self, sets: &[&[Decoded]]) -> Vec<bool> {
-        use super::curve25519::{sums_vanish, Member, SumSet};
-        self.split(sets, 8, |part| {
-            let sets: Vec<SumSet> = part
-                .iter()
-                .map(|items| SumSet {
-                    members: items.iter().map(|it| Member { a: &it.a, r: &it.r, k: it.k.to_bytes() }).collect(),
-                    neg_s: (-items.iter().map(|it| it.s).sum::<Scalar>()).to_bytes(),
-                })
-                .collect();
-            sums_vanish(&sets)
-        })
-    }
-
-    fn confirm(&self, failed: &Failed, items: &[Decoded], invalid: &[usize]) -> bool {
-        use super::curve25519::{cofactor_total_is_identity, window_sums_threads, Term};
-        let mut b_coeff = Scalar::ZERO;
-        let mut terms = Vec::with_capacity(2 * invalid.len() + 1);
-        for &i in invalid {
-            let (Some(it), Some(&z)) = (items.get(i), failed.z.get(i)) else {
-                return false;
-            };
-            b_coeff += z * it.s;
-            terms.push(Term { point: &it.r, scalar: (-z).to_bytes() });
-            terms.push(Term { point: &it.a, scalar: (-(z * it.k)).to_bytes() });
-        }
-        terms.push(self.base_term(b_coeff));
-        cofactor_total_is_identity(&failed.total, &[&window_sums_threads(&terms, 1)])
-    }
-}
-
 /// Verifies the items `indices` of `batch` under `rules`; one verdict per index, in order.
 pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], rules: Rules) -> Vec<bool> {
     let pks = batch.pubkeys();
@@ -461,40 +231,10 @@ pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize],
     }
 }
 
-/// Zip215 verdicts for the items `indices` of `batch` with our eight-lane arithmetic, one slice
-/// using up to `threads` threads (decoding and hashing by items, the batch equation by window
-/// groups, a failed batch's checks by groups); `None` when this CPU lacks AVX-512 IFMA.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn verify_zip215_ifma(
-    batch: &crate::sigverify::Batch,
-    indices: &[usize],
-    threads: usize,
-) -> Option<Vec<bool>> {
-    let checker = Ifma::for_items(indices.len(), threads)?;
-    Some(locate::verdicts(checker.decode(batch, indices), |items| locate::locate_confirmed(&checker, items)))
-}
-
-/// Strict verdicts for the items `indices` of `batch` with our eight-lane arithmetic, item by
-/// item but eight per vector, on up to `threads` threads; `None` when this CPU lacks AVX-512
-/// IFMA. Same function as [`verify_strict`]: `A` and `R` decode as dalek decodes them, `s < ℓ`, `R`
-/// was canonically encoded (so the byte comparison of `compress([s]B − [k]A)` with `R_bytes`
-/// becomes the point equation), neither point has small order.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn verify_strict_ifma(
-    batch: &crate::sigverify::Batch,
-    indices: &[usize],
-    threads: usize,
-) -> Option<Vec<bool>> {
-    let checker = Ifma::for_items(indices.len(), threads)?;
-    let decoded: Vec<Option<Decoded>> =
-        checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
-    let items: Vec<&Decoded> = decoded.iter().flatten().collect();
-    let mut found = checker.check_each_equation(&items, super::curve25519::Equation::Strict).into_iter();
-    Some(decoded.iter().map(|d| d.is_some() && found.next().unwrap_or(false)).collect())
-}
-
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "x86_64")]
+    use super::ifma::{Decoded, Ifma};
     use super::*;
     use crate::sigverify::{Batch, Scheme};
     use curve25519_dalek::constants::EIGHT_TORSION;
