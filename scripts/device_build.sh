@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --features cuda,opencl
-cargo test --release --features cuda,opencl --test gpu_cuda_agreement --no-run 2>&1 | tee /tmp/device-build.log
+cargo test --release --features cuda,opencl --test gpu_cuda_agreement --test gpu_opencl_agreement --no-run 2>&1 |
+  tee /tmp/device-build.log
 mkdir -p .device-bin
 cp target/release/parthenon .device-bin/
-test_bin=$(grep -o 'target/release/deps/gpu_cuda_agreement-[0-9a-f]*' /tmp/device-build.log | tail -1)
-cp "$test_bin" .device-bin/gpu_cuda_agreement
+for t in gpu_cuda_agreement gpu_opencl_agreement; do
+  test_bin=$(grep -o "target/release/deps/$t-[0-9a-f]*" /tmp/device-build.log | tail -1)
+  cp "$test_bin" ".device-bin/$t"
+done
 # The device tool carries at most 64 MiB: drop the debug info.
-strip .device-bin/parthenon .device-bin/gpu_cuda_agreement
+strip .device-bin/parthenon .device-bin/gpu_cuda_agreement .device-bin/gpu_opencl_agreement
 ls -la .device-bin

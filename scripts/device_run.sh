@@ -17,7 +17,10 @@ $B/parthenon detect > "$OUT/detect.txt" 2>&1
 $B/parthenon detect --json > "$OUT/detect.json" 2>&1
 PARTHENON_GPU_CORPUS=5000 $B/gpu_cuda_agreement --nocapture > "$OUT/agreement.txt" 2>&1
 echo "agreement rc=$?" >> "$OUT/agreement.txt"
-for backend in cuda cpu auto; do
+# NVIDIA's OpenCL, where the machine has an ICD for it (the test says "skip" otherwise).
+PARTHENON_GPU_CORPUS=2000 $B/gpu_opencl_agreement --nocapture > "$OUT/agreement-opencl.txt" 2>&1
+echo "agreement rc=$?" >> "$OUT/agreement-opencl.txt"
+for backend in cuda cpu auto opencl; do
   $B/parthenon bench verify --backend $backend --sizes 64,1024,4096,16384,65536,1048576 \
     > "$OUT/bench-verify-$backend.txt" 2>&1
 done
