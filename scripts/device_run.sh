@@ -20,7 +20,10 @@ echo "agreement rc=$?" >> "$OUT/agreement.txt"
 # NVIDIA's OpenCL, where the machine has an ICD for it (the test says "skip" otherwise).
 PARTHENON_GPU_CORPUS=2000 $B/gpu_opencl_agreement --nocapture > "$OUT/agreement-opencl.txt" 2>&1
 echo "agreement rc=$?" >> "$OUT/agreement-opencl.txt"
-for backend in cuda cpu auto opencl; do
+backends="cuda cpu auto"
+# OpenCL figures only on a GPU device (not a CPU implementation such as PoCL).
+grep -q "on OpenCL gpu" "$OUT/agreement-opencl.txt" && backends="$backends opencl"
+for backend in $backends; do
   $B/parthenon bench verify --backend $backend --sizes 64,1024,4096,16384,65536,1048576 \
     > "$OUT/bench-verify-$backend.txt" 2>&1
 done
