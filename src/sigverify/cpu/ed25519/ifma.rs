@@ -238,7 +238,8 @@ impl locate::Confirming for Ifma {
 
 /// Zip215 verdicts for the items `indices` of `batch` with our eight-lane arithmetic, one slice
 /// using up to `threads` threads (decoding and hashing by items, the batch equation by window
-/// groups, a failed batch's checks by groups); `None` when this CPU lacks AVX-512 IFMA.
+/// groups, a failed batch's plain sums by sets of eight); `None` when this CPU lacks AVX-512
+/// IFMA.
 pub(crate) fn verify_zip215_ifma(
     batch: &crate::sigverify::Batch,
     indices: &[usize],
