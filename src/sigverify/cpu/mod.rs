@@ -31,9 +31,9 @@ use std::sync::Mutex;
 pub const MIN_CHUNK: usize = 64;
 
 /// `f` of every input, in input order, on the calling thread and up to `threads − 1` of the
-/// helper threads kept between calls (each thread claims the next input until none is left) ([`crate::pool`]; starting threads per call costs ~50 µs each here, a tenth of a
-/// two-core Ed25519 batch of 1024). A panic in `f` is a bug and is re-raised on the calling
-/// thread.
+/// helper threads kept between calls ([`crate::pool`]; each thread claims the next input until
+/// none is left; starting threads per call costs ~50 µs each here, a tenth of a two-core Ed25519
+/// batch of 1024). A panic in `f` is a bug and is re-raised on the calling thread.
 pub(super) fn on_threads<I: Send, R: Send>(inputs: Vec<I>, threads: usize, f: impl Fn(I) -> R + Sync) -> Vec<R> {
     if inputs.len() <= 1 || threads <= 1 {
         return inputs.into_iter().map(f).collect();
@@ -58,6 +58,19 @@ pub(super) fn on_threads<I: Send, R: Send>(inputs: Vec<I>, threads: usize, f: im
         .into_iter()
         .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).1.expect("pool::run returns after every input ran"))
         .collect()
+}
+
+/// `f` over `items` cut into at most `threads` parts of whole multiples of `unit` items, one
+/// part per thread ([`on_threads`]), the results concatenated in order.
+pub(super) fn on_parts<'s, I: Sync, R: Send>(
+    items: &'s [I],
+    threads: usize,
+    unit: usize,
+    f: impl Fn(&'s [I]) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let parts = threads.min(items.len().div_ceil(unit)).max(1);
+    let size = items.len().div_ceil(parts).div_ceil(unit).max(1) * unit;
+    on_threads(items.chunks(size).collect(), threads, f).into_iter().flatten().collect()
 }
 
 /// Verifies one item: the reference single verification under `rules` (`rules` is ignored for

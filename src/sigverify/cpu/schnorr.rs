@@ -151,11 +151,7 @@ impl Checker for Bip340 {
     }
 
     fn check_each(&self, items: &[&Prepared]) -> Vec<bool> {
-        let size = items.len().div_ceil(self.threads).max(1);
-        super::on_threads(items.chunks(size).collect(), self.threads, |part| {
-            part.iter().map(|it| it.check_one()).collect::<Vec<_>>()
-        })
-        .concat()
+        super::on_parts(items, self.threads, 1, |part| part.iter().map(|it| it.check_one()).collect())
     }
 }
 
@@ -185,11 +181,7 @@ impl locate::Confirming for Bip340 {
             pairs.push((ProjectivePoint::GENERATOR, -s_sum));
             r_sum + ProjectivePoint::lincomb_vartime(pairs.as_slice()) == ProjectivePoint::IDENTITY
         };
-        let size = sets.len().div_ceil(self.threads).max(1);
-        super::on_threads(sets.chunks(size).collect(), self.threads, |part| {
-            part.iter().map(|items| vanishes(items)).collect::<Vec<_>>()
-        })
-        .concat()
+        super::on_parts(sets, self.threads, 1, |part| part.iter().map(|items| vanishes(items)).collect())
     }
 
     fn confirm(&self, failed: &ProjectivePoint, items: &[Prepared], invalid: &[usize]) -> bool {
@@ -232,9 +224,7 @@ fn prepare_all(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option
 pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], threads: usize) -> Vec<bool> {
     let (pks, sigs) = (batch.pubkeys(), batch.signatures());
     let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let size = indices.len().div_ceil(threads).max(1);
-    let mut prepared: Vec<Option<Prepared>> =
-        super::on_threads(indices.chunks(size).collect(), threads, |part| prepare_all(batch, part)).concat();
+    let mut prepared: Vec<Option<Prepared>> = super::on_parts(indices, threads, 1, |part| prepare_all(batch, part));
     assign_coefficients(
         prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
     );

@@ -3,6 +3,7 @@
 //! equations of both rules, eight items per vector. The same functions as the dalek path in
 //! [`super`]; the tests there hold both to single verification.
 
+use super::super::curve25519;
 use super::super::locate::{self, Checker};
 use super::{challenge, split_sig};
 use curve25519_dalek::scalar::Scalar;
@@ -11,8 +12,8 @@ use rand::RngExt;
 /// An item decoded by our eight-lane arithmetic ([`super::super::curve25519`]): `A` and `R` in the form
 /// its multiscalar multiplication reads, `s` (canonical) and the challenge `k`.
 pub(super) struct Decoded {
-    a: super::super::curve25519::Point,
-    r: super::super::curve25519::Point,
+    a: curve25519::Point,
+    r: curve25519::Point,
     s: Scalar,
     k: Scalar,
 }
@@ -24,17 +25,17 @@ const DECODE_PART: usize = 32;
 /// Ed25519 on [`super::super::curve25519`] with up to `threads` threads: decoding, the Zip215 batch
 /// equation (as a [`Checker`]) and the single equations of both rules.
 pub(super) struct Ifma {
-    basepoint: super::super::curve25519::Point,
+    basepoint: curve25519::Point,
     threads: usize,
 }
 
 impl Ifma {
     pub(super) fn new(threads: usize) -> Option<Ifma> {
         // Decoded once per process (a decoding call costs a whole group of 32 lanes).
-        static BASEPOINT: std::sync::OnceLock<Option<super::super::curve25519::Point>> = std::sync::OnceLock::new();
+        static BASEPOINT: std::sync::OnceLock<Option<curve25519::Point>> = std::sync::OnceLock::new();
         let basepoint = (*BASEPOINT.get_or_init(|| {
             let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
-            super::super::curve25519::decode_many(&[b]).pop().flatten()
+            curve25519::decode_many(&[b]).pop().flatten()
         }))?;
         Some(Ifma { basepoint, threads: threads.max(1) })
     }
@@ -42,18 +43,15 @@ impl Ifma {
     /// The verifier for `items` items on up to `threads` threads (no more than one per
     /// [`super::super::MIN_CHUNK`] items); `None` when this CPU lacks AVX-512 IFMA.
     fn for_items(items: usize, threads: usize) -> Option<Ifma> {
-        if !super::super::curve25519::available() {
+        if !curve25519::available() {
             return None;
         }
         Ifma::new(threads.clamp(1, items.div_ceil(super::super::MIN_CHUNK).max(1)))
     }
 
-    /// `f` over `items` cut into at most `self.threads` parts of whole multiples of `unit`,
-    /// one part per thread, results concatenated in order.
+    /// [`super::super::on_parts`] on this verifier's threads.
     fn split<'s, I: Sync, R: Send>(&self, items: &'s [I], unit: usize, f: impl Fn(&'s [I]) -> Vec<R> + Sync) -> Vec<R> {
-        let parts = self.threads.min(items.len().div_ceil(unit)).max(1);
-        let size = items.len().div_ceil(parts).div_ceil(unit).max(1) * unit;
-        super::super::on_threads(items.chunks(size).collect(), self.threads, f).into_iter().flatten().collect()
+        super::super::on_parts(items, self.threads, unit, f)
     }
 
     /// Decodes the Zip215 items `indices` of `batch` on the threads; `None` for an item invalid
@@ -81,7 +79,7 @@ impl Ifma {
             encodings.push(pks[i]);
             encodings.push(split_sig(&sigs[i]).0);
         }
-        let points = super::super::curve25519::decode_many(&encodings);
+        let points = curve25519::decode_many(&encodings);
         for ((&i, ar), out) in indices.iter().zip(points.chunks(2)).zip(dst) {
             *out = Ifma::decoded(batch, i, ar[0], ar[1]);
         }
@@ -92,8 +90,8 @@ impl Ifma {
     fn decoded(
         batch: &crate::sigverify::Batch,
         i: usize,
-        a: Option<super::super::curve25519::Point>,
-        r: Option<super::super::curve25519::Point>,
+        a: Option<curve25519::Point>,
+        r: Option<curve25519::Point>,
     ) -> Option<Decoded> {
         let (r_bytes, s_bytes) = split_sig(&batch.signatures()[i]);
         let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
@@ -104,8 +102,8 @@ impl Ifma {
 
     /// The terms `[z_i]R_i` and `[z_i k_i]A_i` of the batch equation over `items` with fresh
     /// 127-bit `z_i`, their share `−Σ z_i s_i` of `B`'s coefficient, and the `z_i`.
-    fn terms<'a>(&self, items: &'a [Decoded]) -> (Vec<super::super::curve25519::Term<'a>>, Scalar, Vec<Scalar>) {
-        use super::super::curve25519::Term;
+    fn terms<'a>(&self, items: &'a [Decoded]) -> (Vec<curve25519::Term<'a>>, Scalar, Vec<Scalar>) {
+        use curve25519::Term;
         let mut rng = rand::rng();
         let mut b_coeff = Scalar::ZERO;
         let mut terms = Vec::with_capacity(2 * items.len());
@@ -122,7 +120,7 @@ impl Ifma {
 
     /// The batch equation's multiscalar multiplication over `items` (fresh `z_i`), on the
     /// threads, with the `z_i`.
-    fn batch_sum(&self, items: &[Decoded]) -> (super::super::curve25519::WindowSums, Vec<Scalar>) {
+    fn batch_sum(&self, items: &[Decoded]) -> (curve25519::WindowSums, Vec<Scalar>) {
         let parts = self.split(items, super::super::MIN_CHUNK, |part| vec![self.terms(part)]);
         let mut all = vec![self.base_term(parts.iter().map(|p| p.1).sum())];
         let mut zs = Vec::with_capacity(items.len());
@@ -130,16 +128,16 @@ impl Ifma {
             all.extend(terms);
             zs.extend(z);
         }
-        (super::super::curve25519::window_sums_threads(&all, self.threads), zs)
+        (curve25519::window_sums_threads(&all, self.threads), zs)
     }
 
-    fn base_term(&self, b_coeff: Scalar) -> super::super::curve25519::Term<'_> {
-        super::super::curve25519::Term { point: &self.basepoint, scalar: b_coeff.to_bytes() }
+    fn base_term(&self, b_coeff: Scalar) -> curve25519::Term<'_> {
+        curve25519::Term { point: &self.basepoint, scalar: b_coeff.to_bytes() }
     }
 
     /// The single equation `equation` of each item, eight per vector, on the threads.
-    fn check_each_equation(&self, items: &[&Decoded], equation: super::super::curve25519::Equation) -> Vec<bool> {
-        use super::super::curve25519::{check_each, Single};
+    fn check_each_equation(&self, items: &[&Decoded], equation: curve25519::Equation) -> Vec<bool> {
+        use curve25519::{check_each, Single};
         self.split(items, 8, |part| {
             let singles: Vec<Single> = part
                 .iter()
@@ -158,7 +156,7 @@ impl Checker for Ifma {
     }
 
     fn check_batches(&self, sets: &[&[Decoded]]) -> Vec<bool> {
-        use super::super::curve25519::{cofactor_identity_each, window_sums_threads};
+        use curve25519::{cofactor_identity_each, window_sums_threads};
         // One large set divides its work among the threads; many small sets go to the threads
         // whole.
         let sums = if sets.len() == 1 {
@@ -183,30 +181,30 @@ impl Checker for Ifma {
     }
 
     fn check_each(&self, items: &[&Decoded]) -> Vec<bool> {
-        self.check_each_equation(items, super::super::curve25519::Equation::Cofactored)
+        self.check_each_equation(items, curve25519::Equation::Cofactored)
     }
 }
 
 /// A failed batch equation: its coefficients `z_i` and its multiscalar multiplication.
 pub(super) struct Failed {
     z: Vec<Scalar>,
-    total: super::super::curve25519::Total,
+    total: curve25519::Total,
 }
 
 /// The confirmed search of [`locate`] on our arithmetic: plain sums eight groups per vector
-/// ([`super::super::curve25519::sums_vanish`]); the confirmation subtracts the terms of the items found
+/// ([`curve25519::sums_vanish`]); the confirmation subtracts the terms of the items found
 /// invalid, `Σ_{i∈V} [−z_i]R_i + [−z_i k_i]A_i + [z_i s_i]B`, from the failed sum.
 impl locate::Confirming for Ifma {
     type Failed = Failed;
 
     fn batch_or_failure(&self, items: &[Decoded]) -> Option<Failed> {
         let (sums, z) = self.batch_sum(items);
-        let (holds, total) = super::super::curve25519::cofactor_identity_with_total(&sums);
+        let (holds, total) = curve25519::cofactor_identity_with_total(&sums);
         (!holds).then_some(Failed { z, total })
     }
 
     fn plain_sums(&self, sets: &[&[Decoded]]) -> Vec<bool> {
-        use super::super::curve25519::{sums_vanish, Member, SumSet};
+        use curve25519::{sums_vanish, Member, SumSet};
         self.split(sets, 8, |part| {
             let sets: Vec<SumSet> = part
                 .iter()
@@ -220,7 +218,7 @@ impl locate::Confirming for Ifma {
     }
 
     fn confirm(&self, failed: &Failed, items: &[Decoded], invalid: &[usize]) -> bool {
-        use super::super::curve25519::{cofactor_total_is_identity, window_sums_threads, Term};
+        use curve25519::{cofactor_total_is_identity, window_sums_threads, Term};
         let mut b_coeff = Scalar::ZERO;
         let mut terms = Vec::with_capacity(2 * invalid.len() + 1);
         for &i in invalid {
@@ -263,6 +261,6 @@ pub(crate) fn verify_strict_ifma(
     let decoded: Vec<Option<Decoded>> =
         checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
     let items: Vec<&Decoded> = decoded.iter().flatten().collect();
-    let mut found = checker.check_each_equation(&items, super::super::curve25519::Equation::Strict).into_iter();
+    let mut found = checker.check_each_equation(&items, curve25519::Equation::Strict).into_iter();
     Some(decoded.iter().map(|d| d.is_some() && found.next().unwrap_or(false)).collect())
 }
