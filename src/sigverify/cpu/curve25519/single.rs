@@ -89,7 +89,7 @@ fn check8(items: &[Single], equation: Equation) -> [bool; 8] {
     let mut acc = Extended::identity();
     for w in (0..DIGITS).rev() {
         if w + 1 < DIGITS {
-            acc = acc.double_k(5);
+            acc = acc.double_k(table::C);
         }
         acc = acc.add_projective_niels(&table::lookup(&a_table, &k_digits, w));
         acc = acc.add_projective_niels(&table::lookup(b_table, &n_digits, w));

@@ -74,7 +74,7 @@ fn sums8(sets: &[SumSet]) -> [bool; 8] {
     let mut acc = Extended::identity();
     for w in (0..DIGITS).rev() {
         if w + 1 < DIGITS {
-            acc = acc.double_k(5);
+            acc = acc.double_k(table::C);
         }
         for (t, d) in tables.chunks_exact(WORDS).zip(&digits) {
             acc = acc.add_projective_niels(&table::lookup(t, d, w));

@@ -9,13 +9,13 @@
 //! with radix-16 tables it took a third of the time of the plain sums.
 
 use super::decode::Point;
-use super::msm::{load_buckets, signed_digits, store_buckets, windows, SLOT};
+use super::msm::{load_slots, signed_digits, store_slots, windows, SLOT};
 use super::point::{Extended, ProjectiveNiels};
 use super::single::{extended, niels};
 use core::arch::x86_64::__mmask8;
 
-/// Window width.
-const C: usize = 5;
+/// Window width: bits per digit, so doublings per digit in Straus's method.
+pub(super) const C: usize = 5;
 /// Entries per lane: `0..=2^(C−1)` times the point.
 const ENTRIES: usize = (1 << (C - 1)) + 1;
 /// Digits of a scalar below 2^253.
@@ -40,12 +40,12 @@ pub(super) fn store(table: &mut [u64], points: &[&Point; 8]) {
     let p = niels(points);
     let row = |pn: ProjectiveNiels| Extended { x: pn.y_plus_x, y: pn.y_minus_x, z: pn.z, t: pn.t2d };
     let offsets = |e: usize| core::array::from_fn(|l| slot(l, e));
-    store_buckets(table, &offsets(0), &row(ProjectiveNiels::identity()));
+    store_slots(table, &offsets(0), &row(ProjectiveNiels::identity()));
     let mut acc = extended(&p);
-    store_buckets(table, &offsets(1), &row(acc.projective_niels()));
+    store_slots(table, &offsets(1), &row(acc.projective_niels()));
     for e in 2..ENTRIES {
         acc = acc.add_niels(&p);
-        store_buckets(table, &offsets(e), &row(acc.projective_niels()));
+        store_slots(table, &offsets(e), &row(acc.projective_niels()));
     }
 }
 
@@ -58,7 +58,7 @@ pub(super) fn lookup(table: &[u64], digits: &[[i16; DIGITS]; 8], w: usize) -> Pr
     for (l, d) in digits.iter().enumerate() {
         neg |= u8::from(d[w] < 0) << l;
     }
-    let e = load_buckets(table, &offsets);
+    let e = load_slots(table, &offsets);
     ProjectiveNiels { y_plus_x: e.x, y_minus_x: e.y, z: e.z, t2d: e.t }.conditional_negate(neg)
 }
 
