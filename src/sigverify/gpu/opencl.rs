@@ -337,22 +337,9 @@ impl OpenClVerifier {
             }
         }
         let mut events = Vec::with_capacity(2 * chunks.len());
-        let result = (|| {
-            for (k, range) in chunks.iter().enumerate() {
-                let lane = &mut st.lanes[k % want_lanes];
-                lane.drain(&mut out)?;
-                let sub = batch.slice(range.clone());
-                self.launch(&st.kernels, lane, &sub, rules, &mut events)?;
-                lane.pending = Some((range.start, sub.len()));
-            }
-            for lane in st.lanes.iter_mut() {
-                lane.drain(&mut out)?;
-            }
-            Ok::<(), GpuError>(())
-        })();
-        if let Err(e) = result {
-            // Nothing of a failed batch stays in flight: wait for every queue before the
-            // caller's slices are released.
+        if let Err(e) = self.run_chunks(st, batch, rules, &chunks, &mut out, &mut events) {
+            // Nothing of a failed batch stays in flight: the next batch must not stage into
+            // pinned memory that a command of this one still reads or writes.
             for lane in st.lanes.iter_mut() {
                 let _ = lane.queue.finish();
                 lane.pending = None;
@@ -370,6 +357,31 @@ impl OpenClVerifier {
             return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
         }
         Ok((out, secs))
+    }
+
+    /// Launches every chunk on the lanes in turn (draining a lane before staging it again), then
+    /// drains them all: the verdicts land in `out`, the kernels' events in `events`.
+    fn run_chunks(
+        &self,
+        st: &mut State,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunks: &[std::ops::Range<usize>],
+        out: &mut [u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), GpuError> {
+        let lanes = chunks.len().min(QUEUES);
+        for (k, range) in chunks.iter().enumerate() {
+            let lane = &mut st.lanes[k % lanes];
+            lane.drain(out)?;
+            let sub = batch.slice(range.clone());
+            self.launch(&st.kernels, lane, &sub, rules, events)?;
+            lane.pending = Some((range.start, sub.len()));
+        }
+        for lane in st.lanes.iter_mut() {
+            lane.drain(out)?;
+        }
+        Ok(())
     }
 
     /// Stages one chunk into `lane` and enqueues its copies, both kernels and the read-back of
