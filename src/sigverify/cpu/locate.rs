@@ -1,10 +1,11 @@
 //! Finding the invalid items of a batch whose batch equation fails.
 //!
 //! Every verdict `false` comes from single verification. Every verdict `true` comes from single
-//! verification, or from a batch equation with fresh random coefficients that *passed* over a set
-//! containing the item. Batch equations are sound (a set containing an invalid item passes with
-//! probability ≤ 2^-127, see the scheme modules) and complete (a set of valid items always
-//! passes), so the verdicts equal single verification's.
+//! verification, or from a batch equation that *passed* over a set containing the item, with
+//! coefficients independent of how that set was chosen (fresh random ones for Ed25519, a hash of
+//! every input for BIP-340). Batch equations are sound (a set containing an invalid item passes
+//! with probability ≤ 2^-127, or only after ~2^128 hash evaluations; see the scheme modules) and
+//! complete (a set of valid items always passes), so the verdicts equal single verification's.
 //!
 //! # The group search ([`search`])
 //!
