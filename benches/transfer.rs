@@ -100,8 +100,10 @@ fn datagram_pair<L: Link + 'static>(
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let h = thread::spawn(move || {
         let mut r = DatagramReceiver::new(cfg);
+        // One buffer for every block, as a node receiving many blocks would keep.
+        let mut body = Vec::new();
         loop {
-            match r.recv_block(&mut b, &Expect::default()) {
+            match r.recv_block_into(&mut b, &Expect::default(), &mut body) {
                 Ok(_) => {}
                 Err(_) => {
                     if stop_rx.try_recv().is_ok() {

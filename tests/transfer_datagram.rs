@@ -7,6 +7,7 @@ mod common;
 
 use common::pattern;
 use parthenon::transfer::datagram::frame::{Codec, Descriptor, FrameHeader, Kind};
+use parthenon::transfer::datagram::tree;
 use parthenon::transfer::datagram::{
     Compression, DatagramConfig, DatagramReceiver, DatagramSender, Impairments, Link, MemLink, UdpLink,
 };
@@ -69,10 +70,13 @@ fn mem_link_byte_exact_all_sizes_with_mtu_discovery() {
 fn mem_link_repairs_loss_corruption_duplicates_reordering() {
     let imp = Impairments { mtu: 0, drop_every: 7, corrupt_every: 11, duplicate_every: 5, reorder_every: 3 };
     let back = Impairments { drop_every: 4, ..Default::default() };
-    let (a, b) = MemLink::pair(1500, imp, back);
-    let blocks = vec![(1, pattern(300_000, 1)), (2, pattern(4095, 2)), (3, pattern((1 << 20) + 7, 3))];
-    let resent = run(a, b, blocks, DatagramConfig::default());
-    assert!(resent.iter().sum::<u64>() > 0, "losses must have been repaired by resends");
+    // One thread, and frames checked on helpers while the receiving thread reads on.
+    for hash_threads in [1, 3] {
+        let (a, b) = MemLink::pair(1500, imp, back);
+        let blocks = vec![(1, pattern(300_000, 1)), (2, pattern(4095, 2)), (3, pattern((1 << 20) + 7, 3))];
+        let resent = run(a, b, blocks, DatagramConfig { hash_threads, ..Default::default() });
+        assert!(resent.iter().sum::<u64>() > 0, "losses must have been repaired by resends");
+    }
 }
 
 #[test]
@@ -135,15 +139,22 @@ fn feed(frames: Vec<Vec<u8>>, expect: Expect) -> Error {
     r.unwrap_err()
 }
 
+/// Frame chunk of the hand-made blocks.
+const CHUNK: usize = 1024;
+
 fn frame(kind: Kind, id: u64, index: u32, count: u32, payload: &[u8]) -> Vec<u8> {
     let h = FrameHeader { kind, block: BlockId(id), index, count, payload_len: 0 };
-    let mut f = h.encode(payload).to_vec();
+    let mut f = if h.is_block_data() {
+        h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * CHUNK as u64, payload)).to_vec()
+    } else {
+        h.encode(payload).to_vec()
+    };
     f.extend_from_slice(payload);
     f
 }
 
 fn block_frames(id: u64, body: &[u8], header: BlockHeader) -> Vec<Vec<u8>> {
-    let chunk = 1000usize;
+    let chunk = CHUNK;
     let count = 1 + body.len().div_ceil(chunk) as u32;
     let d = Descriptor { header, payload_len: body.len() as u64, chunk: chunk as u32, codec: Codec::None };
     let mut v = vec![frame(Kind::Data, id, 0, count, &d.encode())];
@@ -175,7 +186,7 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
 
     // Conflicting duplicate.
     let mut f = block_frames(4, &body, BlockHeader::for_body(BlockId(4), &body));
-    let mut dup = body[..1000].to_vec();
+    let mut dup = body[..CHUNK].to_vec();
     dup[0] ^= 0xff;
     f.insert(2, frame(Kind::Data, 4, 1, 6, &dup));
     let e = feed(f, Expect::default());
@@ -185,7 +196,7 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     // Out of order: frames of block 6 while block 5 is incomplete.
     let mut f = block_frames(5, &body, BlockHeader::for_body(BlockId(5), &body));
     f.truncate(3);
-    f.push(frame(Kind::Data, 6, 1, 6, &body[..1000]));
+    f.push(frame(Kind::Data, 6, 1, 6, &body[..CHUNK]));
     let e = feed(f, Expect::default());
     assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(5), got: BlockId(6) }), "{e}");
 

@@ -113,3 +113,15 @@ int32_t parthenon_mbuf_take(struct rte_mbuf *m, void *hdr, uint32_t hdr_len, voi
     rte_pktmbuf_free(m);
     return (int32_t)(len - hdr_len);
 }
+
+/* The first two segments of a received packet, without copying: their data pointers and lengths
+ * (seg1 NULL/0 when there is one segment). Returns the number of segments. */
+uint16_t parthenon_mbuf_view(const struct rte_mbuf *m, const void **seg0, uint32_t *len0, const void **seg1,
+                             uint32_t *len1) {
+    *seg0 = rte_pktmbuf_mtod(m, const void *);
+    *len0 = m->data_len;
+    const struct rte_mbuf *n = m->next;
+    *seg1 = n != NULL ? rte_pktmbuf_mtod(n, const void *) : NULL;
+    *len1 = n != NULL ? n->data_len : 0;
+    return m->nb_segs;
+}

@@ -25,4 +25,6 @@ struct rte_mbuf *parthenon_frame(struct rte_mempool *mp, const void *head, uint1
                                  const void *copy, uint16_t copy_len, const void *ext, uint16_t ext_len,
                                  struct rte_mbuf_ext_shared_info *shinfo);
 int32_t parthenon_mbuf_take(struct rte_mbuf *m, void *hdr, uint32_t hdr_len, void *dst, uint32_t cap);
+uint16_t parthenon_mbuf_view(const struct rte_mbuf *m, const void **seg0, uint32_t *len0, const void **seg1,
+                             uint32_t *len1);
 #endif

@@ -1,9 +1,9 @@
-//! Datagram frames: a 40-byte header and a payload, checksummed together.
+//! Datagram frames: a 48-byte header and a payload.
 //!
 //! ```text
 //! offset size field
 //!      0    4 magic "PDGF"
-//!      4    1 version (1)
+//!      4    1 version (2)
 //!      5    1 kind: 1 DATA, 2 NACK, 3 DONE, 4 PROBE, 5 PROBE_ACK, 6 ABORT
 //!      6    2 reserved, 0
 //!      8    8 block id
@@ -11,26 +11,34 @@
 //!     20    4 count   (DATA: frames in the block, descriptor included; NACK: indices listed)
 //!     24    4 payload length
 //!     28    4 reserved, 0
-//!     32    8 checksum: XXH3-64 of bytes 0..32 and the payload
+//!     32    8 head check: XXH3-64 of bytes 0..32 and 40..48
+//!     40    8 payload check (below)
 //! ```
 //!
-//! The checksum catches corruption on the link (a corrupt frame is dropped and asked for again);
-//! it is not a security measure — the block's BLAKE3 digest in the descriptor is, and it is
-//! checked over the whole reassembled block.
+//! The payload check is
+//! - for DATA frames 1.. (block data): the first 8 bytes of the BLAKE3 chaining value of the
+//!   payload as the subtree at offset (index − 1) × chunk ([`super::tree`]);
+//! - for every other frame (control frames and the descriptor): XXH3-64 of the payload.
 //!
-//! DATA frame 0 (the descriptor) carries the 64-byte [`BlockHeader`], then the encoded payload
-//! length (u64), the chunk size (u32: every data frame but the last carries exactly this many
-//! bytes) and the codec (u8: 0 none, 1 lz4).
+//! The checks catch corruption on the link (a corrupt frame is dropped and asked for again); they
+//! are not a security measure — the block's BLAKE3 digest in the descriptor is. For data frames
+//! the two share their work: the receiver computes each frame's chaining value once, checks the
+//! frame with it, and merges the values into the digest of the whole payload. The header is
+//! checked on its own, at once ([`FrameHeader::parse`]), so every decision taken from a header
+//! (block, index, count, length) rests on checked bytes; a data payload is checked when the
+//! chunk size is known ([`FrameHeader::check_data`]); [`FrameHeader::decode`] parses and checks
+//! every other frame.
 
+use super::tree::Cv;
 use crate::transfer::wire::{BlockHeader, HEADER_LEN};
 use crate::transfer::BlockId;
 
 /// Frame header size.
-pub const FRAME_HEADER: usize = 40;
+pub const FRAME_HEADER: usize = 48;
 /// Descriptor payload size.
 pub const DESCRIPTOR_LEN: usize = HEADER_LEN + 8 + 4 + 1;
 const MAGIC: [u8; 4] = *b"PDGF";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,16 +87,28 @@ pub struct FrameHeader {
     pub payload_len: u32,
 }
 
-fn checksum(head: &[u8], payload: &[u8]) -> u64 {
+fn xxh3(parts: &[&[u8]]) -> u64 {
     let mut h = twox_hash::XxHash3_64::new();
-    std::hash::Hasher::write(&mut h, head);
-    std::hash::Hasher::write(&mut h, payload);
+    for p in parts {
+        std::hash::Hasher::write(&mut h, p);
+    }
     std::hash::Hasher::finish(&h)
 }
 
+fn cv_check(cv: &Cv) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&cv[..8]);
+    u64::from_le_bytes(b)
+}
+
 impl FrameHeader {
-    /// The 40 header bytes for this header and `payload` (which sets `payload_len`).
-    pub fn encode(&self, payload: &[u8]) -> [u8; FRAME_HEADER] {
+    /// Whether this is a block data frame (DATA, index ≥ 1), whose payload check is a chaining
+    /// value rather than a checksum of the payload.
+    pub fn is_block_data(&self) -> bool {
+        self.kind == Kind::Data && self.index > 0
+    }
+
+    fn head(&self, payload_len: usize, payload_check: u64) -> [u8; FRAME_HEADER] {
         let mut b = [0u8; FRAME_HEADER];
         b[0..4].copy_from_slice(&MAGIC);
         b[4] = VERSION;
@@ -96,47 +116,97 @@ impl FrameHeader {
         b[8..16].copy_from_slice(&self.block.0.to_le_bytes());
         b[16..20].copy_from_slice(&self.index.to_le_bytes());
         b[20..24].copy_from_slice(&self.count.to_le_bytes());
-        b[24..28].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        let c = checksum(&b[..32], payload);
+        b[24..28].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        b[40..48].copy_from_slice(&payload_check.to_le_bytes());
+        let c = xxh3(&[&b[..32], &b[40..48]]);
         b[32..40].copy_from_slice(&c.to_le_bytes());
         b
     }
 
-    /// Parses a whole frame, returning the header and the payload, or why it is rejected.
-    pub fn decode(frame: &[u8]) -> Result<(FrameHeader, &[u8]), String> {
+    /// The header bytes of a control frame or the descriptor carrying `payload` (which sets
+    /// `payload_len`).
+    pub fn encode(&self, payload: &[u8]) -> [u8; FRAME_HEADER] {
+        debug_assert!(!self.is_block_data(), "block data frames are checked by chaining value");
+        self.head(payload.len(), xxh3(&[payload]))
+    }
+
+    /// The header bytes of block data frame `index` (≥ 1) carrying `payload_len` bytes whose
+    /// chaining value at the frame's offset is `cv`.
+    pub fn encode_data(&self, payload_len: usize, cv: &Cv) -> [u8; FRAME_HEADER] {
+        self.head(payload_len, cv_check(cv))
+    }
+
+    /// Reads and checks a frame's header (not its payload): the header, the payload check and
+    /// the payload, or why it is rejected.
+    pub fn parse(frame: &[u8]) -> Result<(FrameHeader, u64, &[u8]), String> {
         if frame.len() < FRAME_HEADER {
             return Err(format!("{} bytes, shorter than a frame header", frame.len()));
         }
-        if frame[0..4] != MAGIC {
+        Self::parse_parts(&frame[..FRAME_HEADER], &frame[FRAME_HEADER..])
+    }
+
+    /// [`FrameHeader::parse`] for a frame whose header and payload lie apart.
+    pub fn parse_parts<'p>(head: &[u8], payload: &'p [u8]) -> Result<(FrameHeader, u64, &'p [u8]), String> {
+        if head.len() != FRAME_HEADER {
+            return Err(format!("{} bytes, shorter than a frame header", head.len() + payload.len()));
+        }
+        if head[0..4] != MAGIC {
             return Err("bad magic".into());
         }
-        if frame[4] != VERSION {
-            return Err(format!("unsupported frame version {}", frame[4]));
+        if head[4] != VERSION {
+            return Err(format!("unsupported frame version {}", head[4]));
         }
-        let kind = Kind::from_u8(frame[5]).ok_or_else(|| format!("unknown frame kind {}", frame[5]))?;
-        let u32_at = |o: usize| u32::from_le_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&head[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        if u64_at(32) != xxh3(&[&head[..32], &head[40..48]]) {
+            return Err("header check mismatch".into());
+        }
+        let kind = Kind::from_u8(head[5]).ok_or_else(|| format!("unknown frame kind {}", head[5]))?;
+        let u32_at = |o: usize| u32::from_le_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
         let payload_len = u32_at(24) as usize;
-        if frame.len() != FRAME_HEADER + payload_len {
-            return Err(format!("length {} does not match header ({} + {payload_len})", frame.len(), FRAME_HEADER));
+        if payload.len() != payload_len {
+            return Err(format!(
+                "length {} does not match header ({} + {payload_len})",
+                FRAME_HEADER + payload.len(),
+                FRAME_HEADER
+            ));
         }
-        let payload = &frame[FRAME_HEADER..];
-        let mut c = [0u8; 8];
-        c.copy_from_slice(&frame[32..40]);
-        if u64::from_le_bytes(c) != checksum(&frame[..32], payload) {
-            return Err("checksum mismatch".into());
+        let h = FrameHeader {
+            kind,
+            block: BlockId(u64_at(8)),
+            index: u32_at(16),
+            count: u32_at(20),
+            payload_len: payload_len as u32,
+        };
+        Ok((h, u64_at(40), payload))
+    }
+
+    /// Whether a block data frame with payload check `check` (from [`FrameHeader::parse`])
+    /// carries a payload whose chaining value at the frame's offset is `cv`.
+    pub fn check_data(check: u64, cv: &Cv) -> bool {
+        cv_check(cv) == check
+    }
+
+    /// Whether any other frame's payload matches its payload check.
+    pub fn check_payload(check: u64, payload: &[u8]) -> bool {
+        xxh3(&[payload]) == check
+    }
+
+    /// Parses and checks a control frame or a descriptor, returning the header and the payload,
+    /// or why it is rejected. Block data frames are refused: their check needs the chunk size
+    /// ([`FrameHeader::check_data`]).
+    pub fn decode(frame: &[u8]) -> Result<(FrameHeader, &[u8]), String> {
+        let (h, check, payload) = Self::parse(frame)?;
+        if h.is_block_data() {
+            return Err("block data frame: checked by chaining value".into());
         }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&frame[8..16]);
-        Ok((
-            FrameHeader {
-                kind,
-                block: BlockId(u64::from_le_bytes(id)),
-                index: u32_at(16),
-                count: u32_at(20),
-                payload_len: payload_len as u32,
-            },
-            payload,
-        ))
+        if !Self::check_payload(check, payload) {
+            return Err("payload check mismatch".into());
+        }
+        Ok((h, payload))
     }
 }
 
@@ -204,7 +274,7 @@ mod tests {
 
     #[test]
     fn frame_round_trip_and_corruption() {
-        let h = FrameHeader { kind: Kind::Data, block: BlockId(3), index: 2, count: 9, payload_len: 4 };
+        let h = FrameHeader { kind: Kind::Nack, block: BlockId(3), index: 2, count: 9, payload_len: 4 };
         let mut f = h.encode(b"abcd").to_vec();
         f.extend_from_slice(b"abcd");
         let (d, p) = FrameHeader::decode(&f).unwrap();
@@ -216,6 +286,27 @@ mod tests {
             assert!(FrameHeader::decode(&g).is_err(), "byte {i}");
         }
         assert!(FrameHeader::decode(&f[..f.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn data_frames_are_checked_by_chaining_value() {
+        use crate::transfer::datagram::tree::subtree_cv;
+        let payload = vec![7u8; 1024];
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(3), index: 2, count: 9, payload_len: 1024 };
+        let mut f = h.encode_data(payload.len(), &subtree_cv(1024, &payload)).to_vec();
+        f.extend_from_slice(&payload);
+        let check = |f: &[u8]| {
+            FrameHeader::parse(f).is_ok_and(|(h, c, p)| {
+                h.is_block_data() && FrameHeader::check_data(c, &subtree_cv((h.index as u64 - 1) * 1024, p))
+            })
+        };
+        assert!(check(&f));
+        assert!(FrameHeader::decode(&f).is_err(), "decode refuses block data");
+        for i in 0..f.len() {
+            let mut g = f.clone();
+            g[i] ^= 0x40;
+            assert!(!check(&g), "byte {i}");
+        }
     }
 
     #[test]

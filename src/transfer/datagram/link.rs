@@ -5,6 +5,7 @@
 //! pair with a configurable MTU and impairments, for deterministic tests of loss, corruption,
 //! duplication and reordering). The DPDK link (feature `dpdk`) is in `transfer::dpdk`.
 
+use super::frame::FRAME_HEADER;
 use std::collections::VecDeque;
 use std::io;
 use std::net::UdpSocket;
@@ -35,6 +36,82 @@ pub trait Link: Send {
 
     /// A stable name of the peer, the key of the MTU cache.
     fn peer(&self) -> String;
+
+    /// Receives one frame, waiting at most `timeout`, as an [`RxFrame`] that may keep the
+    /// link's memory (a DPDK mbuf) until dropped, and may be moved to another thread, so the
+    /// receiver can check and place it there without copying it first. The default receives
+    /// into a new buffer with [`Link::recv`].
+    fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
+        let mut buf = vec![0u8; self.max_frame().max(super::session::MIN_FRAME)];
+        Ok(self.recv(&mut buf, timeout)?.map(|n| {
+            buf.truncate(n);
+            RxFrame::owned(buf)
+        }))
+    }
+}
+
+/// Frame bytes a link lends out: a header and a payload that may lie apart (DPDK: the first
+/// segment of a packet and an attached external buffer). Dropping it gives the memory back.
+pub trait LentFrame: Send {
+    /// The frame's first [`FRAME_HEADER`] bytes (fewer only for a frame shorter than that).
+    fn head(&self) -> &[u8];
+    /// The rest of the frame.
+    fn payload(&self) -> &[u8];
+}
+
+/// One received frame (see [`Link::recv_frame`]).
+pub struct RxFrame(Repr);
+
+enum Repr {
+    Owned(Vec<u8>),
+    Lent(Box<dyn LentFrame>),
+}
+
+impl std::fmt::Debug for RxFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RxFrame({} + {} bytes)", self.head().len(), self.payload().len())
+    }
+}
+
+impl RxFrame {
+    /// A frame held in a buffer of its own.
+    pub fn owned(bytes: Vec<u8>) -> RxFrame {
+        RxFrame(Repr::Owned(bytes))
+    }
+
+    /// A frame in memory lent by a link.
+    pub fn lent(frame: Box<dyn LentFrame>) -> RxFrame {
+        RxFrame(Repr::Lent(frame))
+    }
+
+    /// The header bytes ([`FRAME_HEADER`], fewer only for a runt frame).
+    pub fn head(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Owned(v) => &v[..v.len().min(FRAME_HEADER)],
+            Repr::Lent(l) => l.head(),
+        }
+    }
+
+    /// The bytes after the header.
+    pub fn payload(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Owned(v) => v.get(FRAME_HEADER..).unwrap_or(&[]),
+            Repr::Lent(l) => l.payload(),
+        }
+    }
+
+    /// The same frame in a buffer of its own, giving lent memory back (for frames kept a while).
+    pub fn into_owned(self) -> RxFrame {
+        match self.0 {
+            Repr::Owned(_) => self,
+            Repr::Lent(l) => {
+                let mut v = Vec::with_capacity(l.head().len() + l.payload().len());
+                v.extend_from_slice(l.head());
+                v.extend_from_slice(l.payload());
+                RxFrame::owned(v)
+            }
+        }
+    }
 }
 
 /// A connected UDP socket.
@@ -182,6 +259,14 @@ impl Link for MemLink {
                 Ok(Some(f.len()))
             }
             Ok(_) => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "peer end dropped")),
+        }
+    }
+
+    fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(f) => Ok(Some(RxFrame::owned(f))),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "peer end dropped")),
         }

@@ -10,13 +10,19 @@
 //!    with LZ4 when that is likely to pay ([`compress`]); the descriptor says which codec.
 //! 3. **Frames.** Frame 0 is the descriptor (block header with the BLAKE3 digest, payload
 //!    length, chunk size, codec); frames 1.. carry the payload, each exactly one chunk but the
-//!    last. Every frame carries block id, index, count and an XXH3 checksum.
+//!    last. The chunk is the largest power of two of at least 1 KiB that fits the frame, so each
+//!    data frame is one subtree of the payload's BLAKE3 tree ([`tree`]). Every frame carries
+//!    block id, index, count, a header check (XXH3) and a payload check: for data frames the
+//!    payload's BLAKE3 chaining value, which the receiver computes once per byte to check the
+//!    frame *and* to build the block digest ([`frame`]).
 //! 4. **Repair.** A corrupt frame (bad checksum) is dropped. When the receiver hears nothing for
 //!    `resend_timeout`, it sends NACKs listing missing ranges; the sender resends them. A sender
 //!    that hears nothing resends the descriptor and last frame to prompt NACKs.
-//! 5. **Acceptance.** When every frame is in, the receiver decodes, checks the length and the
-//!    BLAKE3 digest, and only then returns the block and confirms with DONE. A sender returns
-//!    only after DONE, and after the link released its memory (zero-copy TX).
+//! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
+//!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
+//!    payload), checks it against the digest, and only then returns the block and confirms with
+//!    DONE. A sender returns only after DONE, and after the link released its memory (zero-copy
+//!    TX). Large payloads are checked and placed on several threads ([`receiver`]).
 //!
 //! # Errors
 //! Reordered frames and exact duplicates are normal on a datagram network and are absorbed.
@@ -37,8 +43,12 @@ pub mod compress;
 pub mod frame;
 pub mod link;
 pub mod mtu;
+mod place;
+pub mod receiver;
+pub mod sender;
 pub mod session;
+pub mod tree;
 
 pub use compress::Compression;
-pub use link::{Impairments, Link, MemLink, UdpLink};
+pub use link::{Impairments, LentFrame, Link, MemLink, RxFrame, UdpLink};
 pub use session::{DatagramConfig, DatagramReceiver, DatagramReport, DatagramSender, MtuCache};

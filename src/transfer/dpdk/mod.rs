@@ -13,12 +13,18 @@
 //!   Payloads under [`EXT_MIN`] bytes are copied (cheaper than a second mbuf).
 //! - TX frames are queued and sent in bursts of up to 32; a burst the driver cannot take within
 //!   [`TX_STALL`] is dropped (and repaired by the protocol's resends).
-//! - RX polls the port (`rte_eth_rx_burst`), yielding the CPU between empty polls.
+//! - **RX without copying the frame.** [`Link::recv_frame`] lends the received mbuf: the
+//!   receiver checks the payload where it lies (for a `net_ring` pair, in the sender's block) and
+//!   copies it once, into its place in the block; the mbuf is freed when the frame is dropped, on
+//!   whichever thread checked it. Packets split other than (headers | payload) are copied out.
+//! - Waiting (a full TX ring, an empty RX ring) spins for 2 µs, then naps (10–100 µs), so a
+//!   waiting side leaves the core to the side it waits for when both share a machine's cores.
 //!
 //! The EAL must have been started ([`crate::dpdk::Eal::init`]); ports are configured once per
 //! process with one RX and one TX queue by [`DpdkLink::new`].
 
-use super::datagram::Link;
+use super::datagram::frame::FRAME_HEADER;
+use super::datagram::{LentFrame, Link, RxFrame};
 use crate::dpdk::{self, sys, Eal};
 use crate::engine::Backend;
 use crate::transfer::Error;
@@ -116,6 +122,8 @@ pub struct DpdkLink {
     eth: [u8; ETH_LEN],
     max_frame: usize,
     txq: Vec<*mut sys::rte_mbuf>,
+    /// Frame bytes of each queued mbuf.
+    txq_len: Vec<usize>,
     rxq: VecDeque<*mut sys::rte_mbuf>,
     stats: LinkStats,
 }
@@ -156,6 +164,7 @@ impl DpdkLink {
             eth,
             max_frame,
             txq: Vec::new(),
+            txq_len: Vec::new(),
             rxq: VecDeque::new(),
             stats: LinkStats::default(),
         })
@@ -184,10 +193,56 @@ impl DpdkLink {
                     }
                     break;
                 }
-                std::thread::yield_now();
+                // The ring is full: nap for about the time the peer needs to take what is
+                // still queued here (at 16 GB/s), so a long send wakes a few times per ring,
+                // not every few microseconds.
+                let queued: usize = self.txq_len[sent..].iter().sum();
+                if start.elapsed() < Duration::from_micros(2) {
+                    std::hint::spin_loop();
+                } else {
+                    let nap = Duration::from_nanos(queued as u64 / 16);
+                    std::thread::sleep(nap.clamp(Duration::from_micros(10), Duration::from_millis(1)));
+                }
             }
         }
         self.txq.clear();
+        self.txq_len.clear();
+    }
+
+    /// The next received mbuf of ours (EtherType checked), waiting until `deadline`.
+    fn next_mbuf(&mut self, deadline: Instant) -> Option<*mut sys::rte_mbuf> {
+        self.flush();
+        let start = Instant::now();
+        loop {
+            while let Some(m) = self.rxq.pop_front() {
+                // SAFETY: `m` is a received mbuf we own; the first segment holds at least the
+                // Ethernet header or the packet is dropped.
+                let ours = unsafe {
+                    let (mut p0, mut l0, mut p1, mut l1) = (std::ptr::null(), 0u32, std::ptr::null(), 0u32);
+                    sys::parthenon_mbuf_view(m, &mut p0, &mut l0, &mut p1, &mut l1);
+                    l0 as usize >= ETH_LEN
+                        && std::slice::from_raw_parts(p0.cast::<u8>().add(12), 2) == ETHER_TYPE.to_be_bytes()
+                };
+                if !ours {
+                    // SAFETY: ours to free.
+                    unsafe { sys::rte_pktmbuf_free(m) };
+                    continue;
+                }
+                self.stats.rx_frames += 1;
+                return Some(m);
+            }
+            let mut pkts = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
+            // SAFETY: the port is started; `pkts` has room for BURST pointers.
+            let n = unsafe { sys::rte_eth_rx_burst(self.rx_port, 0, pkts.as_mut_ptr(), BURST as u16) };
+            if n > 0 {
+                self.rxq.extend(&pkts[..n as usize]);
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            back_off(start);
+        }
     }
 
     fn refs(&self) -> u16 {
@@ -207,9 +262,13 @@ impl Link for DpdkLink {
         if head.len() + body.len() > self.max_frame || parts.len() > 2 {
             return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
         }
-        let mut h = Vec::with_capacity(ETH_LEN + head.len());
-        h.extend_from_slice(&self.eth);
-        h.extend_from_slice(head);
+        let mut hb = [0u8; ETH_LEN + FRAME_HEADER];
+        if head.len() > FRAME_HEADER {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        hb[..ETH_LEN].copy_from_slice(&self.eth);
+        hb[ETH_LEN..ETH_LEN + head.len()].copy_from_slice(head);
+        let h = &hb[..ETH_LEN + head.len()];
         let (copy, ext): (&[u8], &[u8]) = if body.len() >= EXT_MIN { (&[], body) } else { (body, &[]) };
         // SAFETY: all pointers are valid for their lengths during the call; `ext` is attached,
         // not copied, and stays valid until `release` has seen every attached mbuf freed (the
@@ -237,6 +296,7 @@ impl Link for DpdkLink {
             self.stats.ext_frames += 1;
         }
         self.txq.push(m);
+        self.txq_len.push(h.len() + copy.len() + ext.len());
         if self.txq.len() >= BURST {
             self.flush();
         }
@@ -244,39 +304,65 @@ impl Link for DpdkLink {
     }
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
-        self.flush();
         let deadline = Instant::now() + timeout;
         loop {
-            while let Some(m) = self.rxq.pop_front() {
+            let Some(m) = self.next_mbuf(deadline) else { return Ok(None) };
+            let mut eth = [0u8; ETH_LEN];
+            // SAFETY: `m` is a received mbuf we own; the shim copies into `eth` (14 bytes) and
+            // `buf` (at most buf.len()) and frees it.
+            let n = unsafe {
+                sys::parthenon_mbuf_take(
+                    m,
+                    eth.as_mut_ptr().cast(),
+                    ETH_LEN as u32,
+                    buf.as_mut_ptr().cast(),
+                    buf.len() as u32,
+                )
+            };
+            if n >= 0 {
+                return Ok(Some(n as usize));
+            }
+        }
+    }
+
+    fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
+        let Some(m) = self.next_mbuf(Instant::now() + timeout) else { return Ok(None) };
+        let (mut p0, mut l0, mut p1, mut l1) = (std::ptr::null(), 0u32, std::ptr::null(), 0u32);
+        // SAFETY: `m` is a received mbuf we own.
+        let segs = unsafe { sys::parthenon_mbuf_view(m, &mut p0, &mut l0, &mut p1, &mut l1) };
+        let (l0, l1) = (l0 as usize, l1 as usize);
+        let head_end = ETH_LEN + FRAME_HEADER;
+        // (headers | payload) in two segments, or the whole frame in one: lend it as it lies.
+        let lent = if segs == 1 && l0 >= head_end {
+            // SAFETY: inside the first segment (l0 bytes).
+            Some(unsafe { (p0.cast::<u8>().add(ETH_LEN), p0.cast::<u8>().add(head_end), l0 - head_end) })
+        } else if segs == 2 && l0 == head_end {
+            // SAFETY: both pointers are segment data of `m`.
+            Some(unsafe { (p0.cast::<u8>().add(ETH_LEN), p1.cast::<u8>(), l1) })
+        } else {
+            None
+        };
+        match lent {
+            Some((head, payload, payload_len)) => {
+                Ok(Some(RxFrame::lent(Box::new(MbufFrame { m, head, payload, payload_len }))))
+            }
+            None => {
+                // Any other split (a NIC's scattered RX, a runt): copy it out.
+                let mut v = vec![0u8; self.max_frame.max(1 << 16)];
                 let mut eth = [0u8; ETH_LEN];
-                // SAFETY: `m` is a received mbuf we own; the shim copies into `eth` (14 bytes)
-                // and `buf` (at most buf.len()) and frees it.
+                // SAFETY: as in `recv`; frees `m`.
                 let n = unsafe {
                     sys::parthenon_mbuf_take(
                         m,
                         eth.as_mut_ptr().cast(),
                         ETH_LEN as u32,
-                        buf.as_mut_ptr().cast(),
-                        buf.len() as u32,
+                        v.as_mut_ptr().cast(),
+                        v.len() as u32,
                     )
                 };
-                if n < 0 || eth[12..14] != ETHER_TYPE.to_be_bytes() {
-                    continue;
-                }
-                self.stats.rx_frames += 1;
-                return Ok(Some(n as usize));
+                v.truncate(n.max(0) as usize);
+                Ok(Some(RxFrame::owned(v)))
             }
-            let mut pkts = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
-            // SAFETY: the port is started; `pkts` has room for BURST pointers.
-            let n = unsafe { sys::rte_eth_rx_burst(self.rx_port, 0, pkts.as_mut_ptr(), BURST as u16) };
-            if n > 0 {
-                self.rxq.extend(&pkts[..n as usize]);
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::yield_now();
         }
     }
 
@@ -290,13 +376,65 @@ impl Link for DpdkLink {
                 tracing::warn!(refs = self.refs() - 1, "DPDK frames still reference block memory; waiting");
                 warned = true;
             }
-            std::thread::yield_now();
+            back_off(start);
         }
         Ok(())
     }
 
     fn peer(&self) -> String {
         format!("dpdk:port{}->port{}", self.tx_port, self.rx_port)
+    }
+}
+
+/// Waits a little, longer the longer it has waited since `start`: spins for 2 µs, then naps for
+/// an eighth of the wait so far, between 10 and 100 µs. It never yields in a loop: a polling
+/// thread that yields keeps running whenever its core is otherwise idle, and on a machine with
+/// as many busy threads as cores (sender, receiver and its helper on two cores) that takes a
+/// third of the CPU from the threads doing the work. A nap costs a wake-up, but adds at most
+/// 100 µs of latency to what it waits for.
+fn back_off(start: Instant) {
+    let waited = start.elapsed();
+    if waited < Duration::from_micros(2) {
+        std::hint::spin_loop();
+    } else {
+        std::thread::sleep((waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(100)));
+    }
+}
+
+/// A received mbuf lent out as a frame: header and payload point into its segments.
+struct MbufFrame {
+    m: *mut sys::rte_mbuf,
+    head: *const u8,
+    payload: *const u8,
+    payload_len: usize,
+}
+
+// SAFETY: the mbuf is owned by this value alone until it is dropped; mbufs and their pools may
+// be used and freed from any thread (the pool's ring is multi-producer/multi-consumer, and an
+// attached external buffer's refcount is atomic).
+unsafe impl Send for MbufFrame {}
+
+impl LentFrame for MbufFrame {
+    fn head(&self) -> &[u8] {
+        // SAFETY: FRAME_HEADER bytes inside the first segment (checked when lent); the mbuf
+        // lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.head, FRAME_HEADER) }
+    }
+
+    fn payload(&self) -> &[u8] {
+        if self.payload_len == 0 {
+            return &[];
+        }
+        // SAFETY: `payload_len` bytes of segment data (checked when lent); the mbuf lives as
+        // long as `self`.
+        unsafe { std::slice::from_raw_parts(self.payload, self.payload_len) }
+    }
+}
+
+impl Drop for MbufFrame {
+    fn drop(&mut self) {
+        // SAFETY: ours, freed once.
+        unsafe { sys::rte_pktmbuf_free(self.m) };
     }
 }
 

@@ -1,0 +1,564 @@
+//! The receiving side of the datagram protocol: reassemble a block from its frames, ask again
+//! for what is missing, check the digest, confirm. See [`super`] for the protocol and for what
+//! is an error.
+//!
+//! How a block is received:
+//! 1. Until the descriptor (frame 0) arrives, data frames are kept aside (at most
+//!    [`MAX_PENDING`], as copies, so a link's buffers are not held).
+//! 2. The descriptor fixes the payload length and the chunk size; the payload's room is reserved
+//!    in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
+//!    receiver of many blocks neither faults in fresh pages nor zero-fills per block).
+//! 3. Every new data frame is checked by its BLAKE3 chaining value and placed
+//!    ([`super::place`]); for payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
+//!    [`DatagramConfig::hash_threads`] threads while this one keeps reading the link.
+//! 4. When every frame is in, the chaining values merge into the payload's BLAKE3 root
+//!    ([`super::tree`]), which must equal the digest (for a compressed payload: the payload is
+//!    decoded and the body hashed). Only then does the vector get its length, and DONE goes out.
+//!    On any error the vector is left empty.
+//!
+//! Duplicates: an exact duplicate is absorbed. A duplicate whose payload fails its check is
+//! dropped as corrupt. A duplicate that passes its check but differs from the frame already
+//! accepted (or being checked) for that index is a conflicting duplicate: an error.
+
+use super::compress;
+use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN};
+use super::link::{Link, RxFrame};
+use super::place::{Job, Outcome, Work};
+use super::session::{control, send_frame, DatagramConfig, MIN_FRAME, NACK_RANGES};
+use super::tree::{self, Cv};
+use crate::transfer::wire::{BlockHeader, Digest};
+use crate::transfer::{BlockId, Error, Expect};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Payloads at least this long are checked and placed on [`DatagramConfig::hash_threads`]
+/// threads.
+pub const PARALLEL_MIN: usize = 1 << 20;
+/// Most frames a receiver keeps before the descriptor arrives.
+pub const MAX_PENDING: usize = 1 << 16;
+
+/// Receives blocks from a [`Link`]; answers MTU probes while it waits.
+#[derive(Debug, Default)]
+pub struct DatagramReceiver {
+    /// Session settings.
+    pub config: DatagramConfig,
+    last_done: Option<BlockId>,
+    /// Room for compressed payloads.
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Empty,
+    InFlight,
+    Done,
+}
+
+struct Assembly {
+    id: BlockId,
+    count: u32,
+    desc: Option<Descriptor>,
+    /// Per frame index (0 = the descriptor).
+    slots: Vec<Slot>,
+    /// Chaining value per data frame (index − 1), valid where the slot is `Done`.
+    cvs: Vec<Cv>,
+    done_n: u32,
+    in_flight: usize,
+    /// Checked duplicates of frames still in flight, compared when their outcome arrives.
+    dup_cvs: HashMap<u32, Cv>,
+    /// Data frames that came before the descriptor: header, payload check, frame.
+    pending: Vec<(FrameHeader, u64, RxFrame)>,
+}
+
+impl Assembly {
+    fn expected_len(&self, d: &Descriptor, i: u32) -> usize {
+        let chunk = d.chunk as u64;
+        if i + 1 < self.count {
+            chunk as usize
+        } else {
+            (d.payload_len - (self.count as u64 - 2) * chunk) as usize
+        }
+    }
+
+    fn missing_ranges(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let mut i = 0u32;
+        let missing = |i: u32| self.slots[i as usize] == Slot::Empty;
+        while i < self.count && out.len() < NACK_RANGES * 16 {
+            if missing(i) {
+                let s = i;
+                while i < self.count && missing(i) {
+                    i += 1;
+                }
+                out.push((s, i - s));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+}
+
+/// One block being received: the link, the rules, and the assembly so far.
+struct Rx<'a> {
+    link: &'a mut dyn Link,
+    expect: &'a Expect,
+    cfg: DatagramConfig,
+    last_done: Option<BlockId>,
+    asm: Option<Assembly>,
+    corrupt: u64,
+    rounds: u32,
+    progress_mark: u32,
+    started: Instant,
+    /// When a frame last arrived or the last NACK round went out.
+    heard: Instant,
+}
+
+impl DatagramReceiver {
+    /// A receiver with `config`.
+    pub fn new(config: DatagramConfig) -> Self {
+        DatagramReceiver { config, last_done: None, scratch: Vec::new() }
+    }
+
+    /// Serves the peer while no block is being received: answers MTU probes (a peer discovering
+    /// before its first block) and confirms the last block again when its DONE was lost. Returns
+    /// after `quiet` without any frame, or when the link is gone.
+    pub fn linger(&mut self, link: &mut dyn Link, quiet: Duration) -> Result<(), Error> {
+        let mut buf = vec![0u8; link.max_frame().max(MIN_FRAME)];
+        loop {
+            let n = match link.recv(&mut buf, quiet) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(Error::io("receive while lingering", None, e)),
+            };
+            // The header is checked; a data payload need not be, to confirm a block again.
+            if let Ok((h, check, p)) = FrameHeader::parse(&buf[..n]) {
+                if h.kind == Kind::Probe && FrameHeader::check_payload(check, p) {
+                    let _ = send_frame(link, control(Kind::ProbeAck, h.block, h.index, 0), &[]);
+                } else if h.kind == Kind::Data && self.last_done == Some(h.block) {
+                    let _ = send_frame(link, control(Kind::Done, h.block, 0, 0), &[]);
+                }
+            }
+        }
+    }
+
+    /// Receives one block: reassembles, asks for missing frames, decodes, checks the digest and
+    /// confirms. See [`super`] for what is an error.
+    pub fn recv_block(&mut self, link: &mut dyn Link, expect: &Expect) -> Result<(BlockHeader, Vec<u8>), Error> {
+        let mut body = Vec::new();
+        let h = self.recv_block_into(link, expect, &mut body)?;
+        Ok((h, body))
+    }
+
+    /// [`DatagramReceiver::recv_block`] into `body`, whose contents are replaced and whose
+    /// capacity is reused: a receiver of many blocks passes the same vector each time. On error
+    /// `body` is empty.
+    pub fn recv_block_into(
+        &mut self,
+        link: &mut dyn Link,
+        expect: &Expect,
+        body: &mut Vec<u8>,
+    ) -> Result<BlockHeader, Error> {
+        body.clear();
+        let r = self.recv_inner(link, expect, body);
+        if let Err(e) = &r {
+            body.clear();
+            if let Some(b) = e.block() {
+                let reason = e.to_string();
+                let _ = send_frame(link, control(Kind::Abort, b, 0, 0), reason.as_bytes());
+            }
+        }
+        r
+    }
+
+    fn recv_inner(&mut self, link: &mut dyn Link, expect: &Expect, body: &mut Vec<u8>) -> Result<BlockHeader, Error> {
+        let now = Instant::now();
+        let mut rx = Rx {
+            link,
+            expect,
+            cfg: self.config,
+            last_done: self.last_done,
+            asm: None,
+            corrupt: 0,
+            rounds: 0,
+            progress_mark: 0,
+            started: now,
+            heard: now,
+        };
+        let d = rx.until_descriptor()?;
+        let len = d.payload_len as usize;
+        let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
+        room.clear();
+        room.reserve(len);
+        let threads = if len >= PARALLEL_MIN { self.config.hash_threads.max(1) } else { 1 };
+        {
+            let work = Work::new(&mut room.spare_capacity_mut()[..len], d.chunk as usize);
+            rx.assemble_on(&work, threads)?;
+        }
+        // SAFETY: every frame is `Done`: its job copied exactly its payload to its slot, and the
+        // slots of frames 1..count tile [0, len) (lengths checked against the descriptor), so
+        // the first `len` bytes of the spare capacity are initialised.
+        unsafe { room.set_len(len) };
+        let a = rx.asm.take().ok_or_else(|| Error::Timeout { what: "assembly vanished".into() })?;
+        let digest: Digest = match d.codec {
+            Codec::None => tree::payload_hash(body, &a.cvs).into(),
+            Codec::Lz4 => {
+                let payload = std::mem::take(&mut self.scratch);
+                *body = compress::decode(payload, d.codec, d.header.length as usize).map_err(|r| {
+                    Error::FrameRejected { block: a.id, index: 0, reason: format!("payload does not decode: {r}") }
+                })?;
+                Digest::of(body)
+            }
+        };
+        if digest != d.header.digest {
+            return Err(Error::Tampered { block: a.id, expected: d.header.digest.to_hex(), actual: digest.to_hex() });
+        }
+        send_frame(rx.link, control(Kind::Done, a.id, 0, 0), &[]).map_err(|e| Error::io("send DONE", Some(a.id), e))?;
+        self.last_done = Some(a.id);
+        Ok(d.header)
+    }
+}
+
+impl Rx<'_> {
+    fn reject(block: BlockId, index: u32, reason: String) -> Error {
+        Error::FrameRejected { block, index, reason }
+    }
+
+    /// The next frame, waiting until the next NACK round is due, or not at all when `busy`.
+    fn next_frame(&mut self, busy: bool) -> Result<Option<RxFrame>, Error> {
+        let wait = if busy { Duration::ZERO } else { self.cfg.resend_timeout.saturating_sub(self.heard.elapsed()) };
+        let id = self.asm.as_ref().map(|a| a.id);
+        let f = self.link.recv_frame(wait).map_err(|e| Error::io("receive frame", id, e))?;
+        if f.is_some() {
+            self.heard = Instant::now();
+        }
+        Ok(f)
+    }
+
+    /// Nothing arrived: when a NACK round is due, ask for what is missing, or give up.
+    fn quiet(&mut self) -> Result<(), Error> {
+        if self.heard.elapsed() < self.cfg.resend_timeout {
+            return Ok(());
+        }
+        self.heard = Instant::now();
+        let Some(a) = &self.asm else {
+            if self.started.elapsed() > self.cfg.idle_timeout {
+                return Err(Error::Timeout { what: format!("no block arrived in {:?}", self.cfg.idle_timeout) });
+            }
+            return Ok(());
+        };
+        // Progress since the last request resets the count: only stalls give up.
+        if a.done_n > self.progress_mark {
+            self.progress_mark = a.done_n;
+            self.rounds = 0;
+        }
+        self.rounds += 1;
+        if self.rounds > self.cfg.max_rounds {
+            let missing = a.slots.iter().filter(|s| **s != Slot::Done).count();
+            return Err(Error::GaveUp {
+                block: a.id,
+                missing,
+                count: a.count,
+                rounds: self.rounds - 1,
+                corrupt: self.corrupt,
+            });
+        }
+        for ranges in a.missing_ranges().chunks(NACK_RANGES) {
+            let p: Vec<u8> =
+                ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect();
+            send_frame(self.link, control(Kind::Nack, a.id, 0, ranges.len() as u32), &p)
+                .map_err(|e| Error::io("send NACK", Some(a.id), e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks a frame's header and serves what is not block data: `Some` for a DATA frame of
+    /// the block being received (its header, payload check and payload length checked).
+    fn admit(&mut self, f: &RxFrame) -> Result<Option<(FrameHeader, u64)>, Error> {
+        let (h, check, p) = match FrameHeader::parse_parts(f.head(), f.payload()) {
+            Ok(x) => x,
+            Err(_) => {
+                self.corrupt += 1;
+                return Ok(None);
+            }
+        };
+        if !h.is_block_data() && !FrameHeader::check_payload(check, p) {
+            self.corrupt += 1;
+            return Ok(None);
+        }
+        match h.kind {
+            Kind::Probe => {
+                let _ = send_frame(self.link, control(Kind::ProbeAck, h.block, h.index, 0), &[]);
+                return Ok(None);
+            }
+            Kind::Data => {}
+            _ => return Ok(None),
+        }
+        if self.last_done == Some(h.block) && self.asm.as_ref().is_none_or(|a| a.id != h.block) {
+            // Our DONE was lost: confirm again.
+            let _ = send_frame(self.link, control(Kind::Done, h.block, 0, 0), &[]);
+            return Ok(None);
+        }
+        let reject = |reason: String| Self::reject(h.block, h.index, reason);
+        let a = match &mut self.asm {
+            Some(a) => {
+                if a.id != h.block {
+                    return Err(Error::UnexpectedBlock { expected: a.id, got: h.block });
+                }
+                if h.count != a.count {
+                    return Err(reject(format!("frame count {} differs from {} in earlier frames", h.count, a.count)));
+                }
+                a
+            }
+            None => {
+                if let Some(want) = self.expect.id {
+                    if want != h.block {
+                        return Err(Error::UnexpectedBlock { expected: want, got: h.block });
+                    }
+                }
+                let max_payload = lz4_flex::block::get_maximum_output_size(self.expect.max_len as usize) as u64;
+                if h.count == 0 || (h.count as u64 - 1) > max_payload {
+                    return Err(reject(format!(
+                        "{} frames cannot carry a block of at most {} bytes",
+                        h.count, self.expect.max_len
+                    )));
+                }
+                self.asm.insert(Assembly {
+                    id: h.block,
+                    count: h.count,
+                    desc: None,
+                    slots: vec![Slot::Empty; h.count as usize],
+                    cvs: Vec::new(),
+                    done_n: 0,
+                    in_flight: 0,
+                    dup_cvs: HashMap::new(),
+                    pending: Vec::new(),
+                })
+            }
+        };
+        if h.index >= a.count {
+            return Err(reject(format!("index {} >= frame count {}", h.index, a.count)));
+        }
+        if let Some(d) = &a.desc {
+            if h.index > 0 {
+                let want = a.expected_len(d, h.index);
+                if p.len() != want {
+                    return Err(reject(format!("{} payload bytes, expected {want}", p.len())));
+                }
+            }
+        }
+        Ok(Some((h, check)))
+    }
+
+    /// Handles a descriptor frame; returns it when it is the first.
+    fn descriptor(&mut self, h: FrameHeader, f: &RxFrame) -> Result<Option<Descriptor>, Error> {
+        let reject = |reason: String| Self::reject(h.block, 0, reason);
+        let d = Descriptor::decode(f.payload()).map_err(|r| reject(format!("bad descriptor: {r}")))?;
+        let Some(a) = &mut self.asm else { return Ok(None) };
+        if let Some(old) = a.desc {
+            if old != d {
+                return Err(reject("conflicting duplicate descriptor".into()));
+            }
+            return Ok(None);
+        }
+        check_descriptor(&d, a.count, h.block, self.expect)?;
+        a.desc = Some(d);
+        a.cvs = vec![[0u8; 32]; a.count as usize - 1];
+        a.slots[0] = Slot::Done;
+        a.done_n += 1;
+        Ok(Some(d))
+    }
+
+    /// Receives until the descriptor is in, keeping data frames aside.
+    fn until_descriptor(&mut self) -> Result<Descriptor, Error> {
+        loop {
+            let Some(f) = self.next_frame(false)? else {
+                self.quiet()?;
+                continue;
+            };
+            let Some((h, check)) = self.admit(&f)? else { continue };
+            if h.index == 0 {
+                if let Some(d) = self.descriptor(h, &f)? {
+                    return Ok(d);
+                }
+                continue;
+            }
+            let Some(a) = &mut self.asm else { continue };
+            if a.pending.len() >= MAX_PENDING {
+                return Err(Self::reject(
+                    h.block,
+                    h.index,
+                    format!("more than {MAX_PENDING} frames before the descriptor"),
+                ));
+            }
+            a.pending.push((h, check, f.into_owned()));
+        }
+    }
+
+    /// Receives the rest of the block, checking and placing data frames through `work` on
+    /// `threads` threads (this one included).
+    fn assemble_on(&mut self, work: &Work<'_>, threads: usize) -> Result<(), Error> {
+        if threads <= 1 {
+            return self.assemble(work, false);
+        }
+        let rx = Mutex::new(Some(self));
+        let result = Mutex::new(None);
+        let role = AtomicUsize::new(0);
+        crate::pool::run(threads - 1, &|| {
+            if role.fetch_add(1, Ordering::AcqRel) == 0 {
+                let mut slot = rx.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(rx) = slot.take() {
+                    let r = rx.assemble(work, true);
+                    work.finish();
+                    *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            } else {
+                work.help();
+            }
+        });
+        let r = result.into_inner().unwrap_or_else(|p| p.into_inner());
+        r.unwrap_or_else(|| Err(Error::Timeout { what: "the receiving thread did not run".into() }))
+    }
+
+    fn assemble(&mut self, work: &Work<'_>, parallel: bool) -> Result<(), Error> {
+        let pending = self.asm.as_mut().map(|a| std::mem::take(&mut a.pending)).unwrap_or_default();
+        for (h, check, f) in pending {
+            if let Some(a) = &self.asm {
+                let want = a.desc.as_ref().map(|d| a.expected_len(d, h.index));
+                if want != Some(f.payload().len()) {
+                    let reason = format!("{} payload bytes, expected {}", f.payload().len(), want.unwrap_or(0));
+                    return Err(Self::reject(h.block, h.index, reason));
+                }
+            }
+            self.data(h, check, f, work)?;
+        }
+        loop {
+            if !parallel {
+                while work.run_one() {}
+            }
+            self.apply(work)?;
+            let Some(a) = &self.asm else { return Ok(()) };
+            if a.done_n == a.count {
+                return Ok(());
+            }
+            let busy = a.in_flight > 0;
+            match self.next_frame(busy)? {
+                Some(f) => {
+                    let Some((h, check)) = self.admit(&f)? else { continue };
+                    if h.index == 0 {
+                        self.descriptor(h, &f)?;
+                    } else {
+                        self.data(h, check, f, work)?;
+                    }
+                    // With a backlog, this thread checks frames too, one per frame it reads.
+                    if parallel && work.backlog() > 1 {
+                        work.run_one();
+                    }
+                }
+                None if busy => {
+                    if !work.run_one() {
+                        std::hint::spin_loop();
+                    }
+                }
+                None => self.quiet()?,
+            }
+        }
+    }
+
+    /// A data frame of checked header and length, the descriptor known.
+    fn data(&mut self, h: FrameHeader, check: u64, f: RxFrame, work: &Work<'_>) -> Result<(), Error> {
+        let Some(a) = &mut self.asm else { return Ok(()) };
+        let Some(d) = a.desc else { return Ok(()) };
+        let i = h.index;
+        let own_cv = |f: &RxFrame| tree::subtree_cv((i as u64 - 1) * d.chunk as u64, f.payload());
+        let conflict = || Self::reject(h.block, i, "conflicting duplicate (same index, different bytes)".into());
+        match a.slots[i as usize] {
+            Slot::Empty => {
+                a.slots[i as usize] = Slot::InFlight;
+                a.in_flight += 1;
+                work.push(Job { index: i, check, frame: f });
+            }
+            Slot::InFlight => {
+                let cv = own_cv(&f);
+                if !FrameHeader::check_data(check, &cv) {
+                    self.corrupt += 1;
+                } else if a.dup_cvs.insert(i, cv).is_some_and(|old| old != cv) {
+                    return Err(conflict());
+                }
+            }
+            Slot::Done => {
+                if work.placed(i, f.payload().len()) != f.payload() {
+                    if FrameHeader::check_data(check, &own_cv(&f)) {
+                        return Err(conflict());
+                    }
+                    self.corrupt += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the outcomes of finished jobs.
+    fn apply(&mut self, work: &Work<'_>) -> Result<(), Error> {
+        let Some(a) = &mut self.asm else { return Ok(()) };
+        for (i, outcome) in work.take_results() {
+            a.in_flight -= 1;
+            let dup = a.dup_cvs.remove(&i);
+            match outcome {
+                Outcome::Placed(cv) => {
+                    if dup.is_some_and(|d| d != cv) {
+                        return Err(Self::reject(
+                            a.id,
+                            i,
+                            "conflicting duplicate (same index, different bytes)".into(),
+                        ));
+                    }
+                    a.slots[i as usize] = Slot::Done;
+                    a.cvs[i as usize - 1] = cv;
+                    a.done_n += 1;
+                }
+                Outcome::Corrupt => {
+                    // A checked duplicate may have been seen meanwhile; it was not kept, so the
+                    // frame is asked for again like any lost one.
+                    a.slots[i as usize] = Slot::Empty;
+                    self.corrupt += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_descriptor(d: &Descriptor, count: u32, block: BlockId, expect: &Expect) -> Result<(), Error> {
+    let reject = |reason: String| Error::FrameRejected { block, index: 0, reason };
+    if d.header.id != block {
+        return Err(reject(format!("descriptor names block {}", d.header.id)));
+    }
+    if d.header.length > expect.max_len {
+        return Err(Error::Oversized { block, length: d.header.length, max: expect.max_len });
+    }
+    let bound = match d.codec {
+        Codec::None => d.header.length,
+        Codec::Lz4 => lz4_flex::block::get_maximum_output_size(d.header.length as usize) as u64,
+    };
+    if d.codec == Codec::None && d.payload_len != d.header.length {
+        return Err(reject(format!(
+            "payload {} bytes but block {} bytes uncompressed",
+            d.payload_len, d.header.length
+        )));
+    }
+    if d.payload_len > bound {
+        return Err(reject(format!("payload {} bytes exceeds the bound {bound}", d.payload_len)));
+    }
+    if !tree::valid_chunk(d.chunk as u64) || (d.chunk as usize) < DESCRIPTOR_LEN {
+        return Err(reject(format!("chunk size {} is not a power of two of at least 1 KiB", d.chunk)));
+    }
+    let want = 1 + d.payload_len.div_ceil(d.chunk as u64);
+    if want != count as u64 {
+        return Err(reject(format!("{count} frames but payload {} / chunk {} needs {want}", d.payload_len, d.chunk)));
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The BLAKE3 tree cut at frame boundaries: what makes every data frame's checksum and the block
+//! digest one and the same hash.
+//!
+//! BLAKE3 hashes its input as a binary tree of 1 KiB chunks; the chaining value ("CV") of any
+//! aligned subtree of 2^k chunks depends only on those bytes and their position. The datagram
+//! path cuts a payload into frames of `chunk` bytes, where `chunk` is a power of two of at least
+//! 1 KiB ([`valid_chunk`]), so every frame but the last is exactly one such subtree and the last
+//! is the right-most subtree of what remains. Hence:
+//!
+//! - **A frame is checked by its CV.** The receiver computes the CV of the frame's payload at the
+//!   frame's offset ([`subtree_cv`]) and compares it with what the sender put in the header (via
+//!   the frame checksum, [`super::frame`]). A flipped bit, a wrong index or a frame of another
+//!   block gives another CV.
+//! - **The block digest costs nothing more.** The CVs the receiver computed itself merge into the
+//!   BLAKE3 root of the whole payload ([`root`]): one BLAKE3 pass per received byte checks both
+//!   the frames and the block, where a per-frame checksum plus a final digest would read every
+//!   byte twice. The root is made from the receiver's own CVs, never from the sender's claims, so
+//!   it is exactly `blake3::hash(payload)`.
+//! - **Frames can be checked in any order, on any thread**: a CV needs only its frame.
+//!
+//! The rules of the tree (BLAKE3 paper, section 2.1): a left subtree holds the largest power of
+//! two of chunks that leaves at least one byte for the right; with equal power-of-two leaves that
+//! is the largest power of two of leaves below their count ([`merge`]). A payload of one frame is
+//! its own root and is hashed with [`blake3::hash`] instead.
+
+use blake3::hazmat::{self, HasherExt, Mode};
+
+/// A 32-byte BLAKE3 chaining value.
+pub type Cv = hazmat::ChainingValue;
+
+/// Smallest frame payload: one BLAKE3 chunk.
+pub const MIN_CHUNK: usize = blake3::CHUNK_LEN;
+
+/// Whether `chunk` may be the payload size of data frames: a power of two of at least 1 KiB.
+pub fn valid_chunk(chunk: u64) -> bool {
+    chunk >= MIN_CHUNK as u64 && chunk.is_power_of_two()
+}
+
+/// The payload size for frames of at most `frame` bytes of which `header` are header: the
+/// largest valid chunk that fits, or `None` when not even 1 KiB fits.
+pub fn chunk_for_frame(frame: usize, header: usize) -> Option<usize> {
+    let room = frame.checked_sub(header)?;
+    if room < MIN_CHUNK {
+        return None;
+    }
+    Some(1usize << (usize::BITS - 1 - room.leading_zeros()))
+}
+
+/// The chaining value of `data` as the subtree that starts `offset` bytes into the payload.
+/// `offset` is a multiple of the frame chunk and `data` is non-empty and at most one chunk (the
+/// caller's frame arithmetic guarantees both; the hazmat API panics otherwise).
+pub fn subtree_cv(offset: u64, data: &[u8]) -> Cv {
+    debug_assert!(!data.is_empty() && offset.is_multiple_of(MIN_CHUNK as u64));
+    let mut h = blake3::Hasher::new();
+    h.set_input_offset(offset);
+    h.update(data);
+    h.finalize_non_root()
+}
+
+/// The CVs of every frame of `payload` cut into `chunk`-byte frames (the last may be shorter).
+pub fn frame_cvs(payload: &[u8], chunk: usize) -> Vec<Cv> {
+    payload.chunks(chunk).enumerate().map(|(i, c)| subtree_cv((i * chunk) as u64, c)).collect()
+}
+
+/// The leaves in the left subtree of `n` equal leaves (the last possibly short): the largest
+/// power of two below `n`. `n >= 2`.
+fn left_leaves(n: usize) -> usize {
+    1usize << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The CV of the subtree made of `leaves` (non-empty).
+fn merge(leaves: &[Cv]) -> Cv {
+    if leaves.len() == 1 {
+        return leaves[0];
+    }
+    let k = left_leaves(leaves.len());
+    hazmat::merge_subtrees_non_root(&merge(&leaves[..k]), &merge(&leaves[k..]), Mode::Hash)
+}
+
+/// The BLAKE3 hash of a payload of at least two frames, from the CVs of its frames in order.
+/// `None` for fewer than two (a one-frame payload is its own root: hash it directly).
+pub fn root(leaves: &[Cv]) -> Option<blake3::Hash> {
+    if leaves.len() < 2 {
+        return None;
+    }
+    let k = left_leaves(leaves.len());
+    Some(hazmat::merge_subtrees_root(&merge(&leaves[..k]), &merge(&leaves[k..]), Mode::Hash))
+}
+
+/// The BLAKE3 hash of `payload` from its frame CVs, or directly when it is at most one frame.
+pub fn payload_hash(payload: &[u8], leaves: &[Cv]) -> blake3::Hash {
+    root(leaves).unwrap_or_else(|| blake3::hash(payload))
+}
+
+/// Frame CVs of one body at one chunk size, kept so a block sent again is not hashed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameCvs {
+    /// The chunk size they were computed for.
+    pub chunk: usize,
+    /// One per frame.
+    pub cvs: Vec<Cv>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1]).collect()
+    }
+
+    #[test]
+    fn root_of_frame_cvs_is_blake3_of_the_payload() {
+        for chunk in [1024usize, 2048, 8192, 32768] {
+            for n in
+                [1, 1023, 1024, 1025, 2 * chunk - 1, 2 * chunk, 2 * chunk + 1, 3 * chunk, 5 * chunk + 17, 13 * chunk]
+            {
+                let p = data(n);
+                let cvs = frame_cvs(&p, chunk);
+                assert_eq!(payload_hash(&p, &cvs), blake3::hash(&p), "chunk {chunk} len {n}");
+            }
+        }
+        assert_eq!(payload_hash(&[], &[]), blake3::hash(&[]));
+    }
+
+    #[test]
+    fn a_frame_cv_depends_on_its_bytes_and_its_place() {
+        let p = data(4096);
+        let a = subtree_cv(1024, &p[1024..2048]);
+        assert_ne!(a, subtree_cv(2048, &p[1024..2048]));
+        let mut q = p[1024..2048].to_vec();
+        q[7] ^= 1;
+        assert_ne!(a, subtree_cv(1024, &q));
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_for_frame(1500, 40), Some(1024));
+        assert_eq!(chunk_for_frame(65_000, 40), Some(32_768));
+        assert_eq!(chunk_for_frame(1000, 40), None);
+        assert!(valid_chunk(1024) && valid_chunk(1 << 20) && !valid_chunk(1000) && !valid_chunk(512));
+    }
+}
