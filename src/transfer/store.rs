@@ -326,15 +326,15 @@ impl SealedBlock {
 
     /// The chaining values of `body` (this block's body, as mapped by the caller) cut into
     /// `chunk`-byte datagram frames ([`crate::transfer::datagram::tree`]): computed on the first
-    /// call for a chunk size and kept with this handle, so a block sent again is not hashed
+    /// call for a chunk size (on `threads` threads) and kept with this handle, so a block sent again is not hashed
     /// again. The values are checked by the receiver against the bytes it gets, and their root
     /// against the header's digest, so a stale or wrong value can fail a send, never pass one.
-    pub(crate) fn frame_cvs(&self, body: &[u8], chunk: usize) -> Arc<FrameCvs> {
+    pub(crate) fn frame_cvs(&self, body: &[u8], chunk: usize, threads: usize) -> Arc<FrameCvs> {
         let mut kept = self.frame_cvs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = kept.as_ref().filter(|k| k.chunk == chunk) {
             return Arc::clone(k);
         }
-        let fresh = Arc::new(FrameCvs { chunk, cvs: frame_cvs(body, chunk) });
+        let fresh = Arc::new(FrameCvs { chunk, cvs: frame_cvs(body, chunk, threads) });
         *kept = Some(Arc::clone(&fresh));
         fresh
     }

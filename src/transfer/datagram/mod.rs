@@ -15,7 +15,7 @@
 //!    block id, index, count, a header check (XXH3) and a payload check: for data frames the
 //!    payload's BLAKE3 chaining value, which the receiver computes once per byte to check the
 //!    frame *and* to build the block digest ([`frame`]).
-//! 4. **Repair.** A corrupt frame (bad checksum) is dropped. When the receiver hears nothing for
+//! 4. **Repair.** A corrupt frame (failed check) is dropped. When the receiver hears nothing for
 //!    `resend_timeout`, it sends NACKs listing missing ranges; the sender resends them. A sender
 //!    that hears nothing resends the descriptor and last frame to prompt NACKs.
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed

@@ -193,6 +193,7 @@ impl DatagramReceiver {
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
         room.clear();
         room.reserve(len);
+        advise_huge_pages(&mut room.spare_capacity_mut()[..len]);
         let threads = if len >= PARALLEL_MIN { self.config.hash_threads.max(1) } else { 1 };
         {
             let work = Work::new(&mut room.spare_capacity_mut()[..len], d.chunk as usize);
@@ -529,6 +530,27 @@ impl Rx<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Asks the kernel to back a payload buffer with transparent huge pages where it can. A new
+/// 64 MiB buffer otherwise takes 16 384 page faults as the frames land (the receiver of a fresh
+/// vector per block spent most of its time there); with 2 MiB pages it takes 32, and reading the
+/// block later misses the TLB less. Memory already backed (a reused buffer) is unaffected.
+fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    const HUGE: usize = 2 << 20;
+    if buf.len() < 2 * HUGE {
+        return;
+    }
+    let start = buf.as_mut_ptr() as usize;
+    let page = 4096;
+    let a = start.next_multiple_of(page);
+    let b = (start + buf.len()) / page * page;
+    if b > a {
+        // SAFETY: madvise with MADV_HUGEPAGE only changes how the kernel backs this range of
+        // our own allocation (page-aligned, inside `buf`); it never changes its contents or
+        // validity, and failure is harmless.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE) };
     }
 }
 

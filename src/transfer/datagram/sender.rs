@@ -2,11 +2,12 @@
 //! frames, send them all, then answer NACKs until the receiver confirms (DONE) or refuses
 //! (ABORT). See [`super`] for the protocol.
 //!
-//! Every data frame's checksum covers the BLAKE3 chaining value of its payload
-//! ([`super::tree`]). Computing those is one BLAKE3 pass over the payload; a block sent from the
-//! store ([`DatagramSender::send_sealed`]) keeps them with its [`SealedBlock`] handle, so sending
-//! the same block again (to the next peer, or after a failure) reads none of its bytes: the
-//! frames attach the mapped file, and the sender's per-byte work is zero.
+//! Every data frame's payload check is the BLAKE3 chaining value of its payload
+//! ([`super::tree`]). Computing those is one BLAKE3 pass over the payload, split over
+//! [`DatagramConfig::hash_threads`] threads; a block sent from the store
+//! ([`DatagramSender::send_sealed`]) keeps them with its [`SealedBlock`] handle, so sending the
+//! same block again (to the next peer, or after a failure) reads none of its bytes: the frames
+//! attach the mapped file, and the sender's per-byte work is zero.
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
@@ -21,7 +22,10 @@ use std::sync::Arc;
 
 /// One block on its way out.
 struct Outgoing<'a> {
-    header: BlockHeader,
+    id: BlockId,
+    /// The header when the caller knows it (a sealed block); else it is made here.
+    header: Option<BlockHeader>,
+    body: &'a [u8],
     payload: &'a [u8],
     codec: Codec,
     desc: &'a mut [u8; DESCRIPTOR_LEN],
@@ -46,8 +50,9 @@ impl DatagramSender {
 
     /// Sends `body` as block `id` and returns once the receiver confirmed it verified the block.
     /// Before returning (also on error) it waits until the link no longer references `body`.
+    /// The digest comes from the frames' chaining values (one BLAKE3 pass for both).
     pub fn send_block(&self, link: &mut dyn Link, id: BlockId, body: &[u8]) -> Result<DatagramReport, Error> {
-        self.send_with_header(link, BlockHeader::for_body(id, body), body, None)
+        self.send_with_header(link, id, None, body, None)
     }
 
     /// Sends a sealed block from a [`crate::transfer::BlockStore`] straight from its read-only
@@ -56,22 +61,22 @@ impl DatagramSender {
     /// [`DatagramSender::send_block`].
     pub fn send_sealed(&self, link: &mut dyn Link, block: &SealedBlock) -> Result<DatagramReport, Error> {
         let map = block.mapped()?;
-        self.send_with_header(link, *block.header(), &map[crate::transfer::HEADER_LEN..], Some(block))
+        self.send_with_header(link, block.id(), Some(*block.header()), &map[crate::transfer::HEADER_LEN..], Some(block))
     }
 
     fn send_with_header(
         &self,
         link: &mut dyn Link,
-        header: BlockHeader,
+        id: BlockId,
+        header: Option<BlockHeader>,
         body: &[u8],
         cache: Option<&SealedBlock>,
     ) -> Result<DatagramReport, Error> {
-        let id = header.id;
         let (payload, codec) = compress::encode(body, self.config.compression);
         // Kept CVs are of the body; a compressed payload has its own.
         let cache = cache.filter(|_| codec == Codec::None);
         let mut desc = [0u8; DESCRIPTOR_LEN];
-        let r = self.send_inner(link, Outgoing { header, payload: &payload, codec, desc: &mut desc, cache });
+        let r = self.send_inner(link, Outgoing { id, header, body, payload: &payload, codec, desc: &mut desc, cache });
         // Frames may reference `payload` (which may be `body`) and `desc` until the link
         // releases them; all are still alive here.
         let released = link.release().map_err(|e| Error::io("release link buffers", Some(id), e));
@@ -81,9 +86,8 @@ impl DatagramSender {
     }
 
     fn send_inner(&self, link: &mut dyn Link, out: Outgoing<'_>) -> Result<DatagramReport, Error> {
-        let Outgoing { header, payload, codec, desc, cache } = out;
-        let id = header.id;
-        let body_len = header.length;
+        let Outgoing { id, header, body, payload, codec, desc, cache } = out;
+        let body_len = body.len() as u64;
         let cfg = &self.config;
         let frame = self.mtu.discover(link, cfg)?;
         let chunk = tree::chunk_for_frame(frame, FRAME_HEADER).ok_or_else(|| Error::PathMtu {
@@ -98,9 +102,14 @@ impl DatagramSender {
             max: (u32::MAX as u64 - 1) * chunk as u64,
         })?;
         let cvs: Arc<FrameCvs> = match cache {
-            Some(b) => b.frame_cvs(payload, chunk),
-            None => Arc::new(FrameCvs { chunk, cvs: tree::frame_cvs(payload, chunk) }),
+            Some(b) => b.frame_cvs(payload, chunk, cfg.hash_threads),
+            None => Arc::new(FrameCvs { chunk, cvs: tree::frame_cvs(payload, chunk, cfg.hash_threads) }),
         };
+        let header = header.unwrap_or_else(|| match codec {
+            // The payload is the body: its digest is the root of the frame CVs.
+            Codec::None => BlockHeader { id, length: body_len, digest: tree::payload_hash(body, &cvs.cvs).into() },
+            Codec::Lz4 => BlockHeader::for_body(id, body),
+        });
         *desc = Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
         let desc = &*desc;
         let io = |e| Error::io("send frame", Some(id), e);

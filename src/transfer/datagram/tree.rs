@@ -9,7 +9,7 @@
 //!
 //! - **A frame is checked by its CV.** The receiver computes the CV of the frame's payload at the
 //!   frame's offset ([`subtree_cv`]) and compares it with what the sender put in the header (via
-//!   the frame checksum, [`super::frame`]). A flipped bit, a wrong index or a frame of another
+//!   the frame's payload check, [`super::frame`]). A flipped bit, a wrong index or a frame of another
 //!   block gives another CV.
 //! - **The block digest costs nothing more.** The CVs the receiver computed itself merge into the
 //!   BLAKE3 root of the whole payload ([`root`]): one BLAKE3 pass per received byte checks both
@@ -57,9 +57,33 @@ pub fn subtree_cv(offset: u64, data: &[u8]) -> Cv {
     h.finalize_non_root()
 }
 
-/// The CVs of every frame of `payload` cut into `chunk`-byte frames (the last may be shorter).
-pub fn frame_cvs(payload: &[u8], chunk: usize) -> Vec<Cv> {
-    payload.chunks(chunk).enumerate().map(|(i, c)| subtree_cv((i * chunk) as u64, c)).collect()
+/// Payloads at least this long are hashed on several threads by [`frame_cvs`].
+const PARALLEL_MIN: usize = 1 << 20;
+
+/// The CVs of every frame of `payload` cut into `chunk`-byte frames (the last may be shorter),
+/// computed on up to `threads` threads (this one included) for payloads of 1 MiB or more.
+pub fn frame_cvs(payload: &[u8], chunk: usize, threads: usize) -> Vec<Cv> {
+    let cv_of = |i: usize| subtree_cv((i * chunk) as u64, &payload[i * chunk..((i + 1) * chunk).min(payload.len())]);
+    let frames = payload.len().div_ceil(chunk);
+    if threads <= 1 || payload.len() < PARALLEL_MIN {
+        return (0..frames).map(cv_of).collect();
+    }
+    // Threads take runs of frames in turn; each run's values go to its own slot.
+    const RUN: usize = 16;
+    let runs = frames.div_ceil(RUN);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, Vec<Cv>)>> = std::sync::Mutex::new(Vec::with_capacity(runs));
+    crate::pool::run(threads - 1, &|| loop {
+        let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if r >= runs {
+            break;
+        }
+        let cvs: Vec<Cv> = (r * RUN..((r + 1) * RUN).min(frames)).map(cv_of).collect();
+        done.lock().unwrap_or_else(|p| p.into_inner()).push((r, cvs));
+    });
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_unstable_by_key(|(r, _)| *r);
+    done.into_iter().flat_map(|(_, cvs)| cvs).collect()
 }
 
 /// The leaves in the left subtree of `n` equal leaves (the last possibly short): the largest
@@ -116,11 +140,21 @@ mod tests {
                 [1, 1023, 1024, 1025, 2 * chunk - 1, 2 * chunk, 2 * chunk + 1, 3 * chunk, 5 * chunk + 17, 13 * chunk]
             {
                 let p = data(n);
-                let cvs = frame_cvs(&p, chunk);
+                let cvs = frame_cvs(&p, chunk, 1);
                 assert_eq!(payload_hash(&p, &cvs), blake3::hash(&p), "chunk {chunk} len {n}");
             }
         }
         assert_eq!(payload_hash(&[], &[]), blake3::hash(&[]));
+    }
+
+    #[test]
+    fn threads_compute_the_same_values() {
+        let p = data((3 << 20) + 5);
+        for chunk in [1024usize, 32768] {
+            let one = frame_cvs(&p, chunk, 1);
+            assert_eq!(frame_cvs(&p, chunk, 3), one);
+            assert_eq!(payload_hash(&p, &one), blake3::hash(&p));
+        }
     }
 
     #[test]
