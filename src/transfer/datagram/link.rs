@@ -100,6 +100,15 @@ impl RxFrame {
         }
     }
 
+    /// The bytes of a frame held in a buffer of its own (tests corrupt them).
+    #[cfg(test)]
+    pub(crate) fn owned_bytes_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.0 {
+            Repr::Owned(v) => Some(v),
+            Repr::Lent(_) => None,
+        }
+    }
+
     /// The same frame in a buffer of its own, giving lent memory back (for frames kept a while).
     pub fn into_owned(self) -> RxFrame {
         match self.0 {

@@ -39,6 +39,7 @@
 //! [`Error::Tampered`]: crate::transfer::Error::Tampered
 //! [`Error::GaveUp`]: crate::transfer::Error::GaveUp
 
+mod assembly;
 pub mod compress;
 pub mod frame;
 pub mod link;

@@ -20,12 +20,13 @@
 //! dropped as corrupt. A duplicate that passes its check but differs from the frame already
 //! accepted (or being checked) for that index is a conflicting duplicate: an error.
 
+use super::assembly::{check_descriptor, Assembly, Slot};
 use super::compress;
-use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN};
+use super::frame::{Codec, Descriptor, FrameHeader, Kind};
 use super::link::{Link, RxFrame};
 use super::place::{Job, Outcome, Work};
 use super::session::{control, send_frame, DatagramConfig, MIN_FRAME, NACK_RANGES};
-use super::tree::{self, Cv};
+use super::tree;
 use crate::transfer::wire::{BlockHeader, Digest};
 use crate::transfer::{BlockId, Error, Expect};
 use std::collections::HashMap;
@@ -47,58 +48,6 @@ pub struct DatagramReceiver {
     last_done: Option<BlockId>,
     /// Room for compressed payloads.
     scratch: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Empty,
-    InFlight,
-    Done,
-}
-
-struct Assembly {
-    id: BlockId,
-    count: u32,
-    desc: Option<Descriptor>,
-    /// Per frame index (0 = the descriptor).
-    slots: Vec<Slot>,
-    /// Chaining value per data frame (index − 1), valid where the slot is `Done`.
-    cvs: Vec<Cv>,
-    done_n: u32,
-    in_flight: usize,
-    /// Checked duplicates of frames still in flight, compared when their outcome arrives.
-    dup_cvs: HashMap<u32, Cv>,
-    /// Data frames that came before the descriptor: header, payload check, frame.
-    pending: Vec<(FrameHeader, u64, RxFrame)>,
-}
-
-impl Assembly {
-    fn expected_len(&self, d: &Descriptor, i: u32) -> usize {
-        let chunk = d.chunk as u64;
-        if i + 1 < self.count {
-            chunk as usize
-        } else {
-            (d.payload_len - (self.count as u64 - 2) * chunk) as usize
-        }
-    }
-
-    fn missing_ranges(&self) -> Vec<(u32, u32)> {
-        let mut out = Vec::new();
-        let mut i = 0u32;
-        let missing = |i: u32| self.slots[i as usize] == Slot::Empty;
-        while i < self.count && out.len() < NACK_RANGES * 16 {
-            if missing(i) {
-                let s = i;
-                while i < self.count && missing(i) {
-                    i += 1;
-                }
-                out.push((s, i - s));
-            } else {
-                i += 1;
-            }
-        }
-        out
-    }
 }
 
 /// One block being received: the link, the rules, and the assembly so far.
@@ -554,33 +503,86 @@ fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
     }
 }
 
-fn check_descriptor(d: &Descriptor, count: u32, block: BlockId, expect: &Expect) -> Result<(), Error> {
-    let reject = |reason: String| Error::FrameRejected { block, index: 0, reason };
-    if d.header.id != block {
-        return Err(reject(format!("descriptor names block {}", d.header.id)));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::datagram::link::{Impairments, MemLink};
+
+    const CHUNK: usize = 1024;
+
+    fn data_frame(block: BlockId, index: u32, count: u32, payload: &[u8]) -> RxFrame {
+        let h = FrameHeader { kind: Kind::Data, block, index, count, payload_len: 0 };
+        let cv = tree::subtree_cv((index as u64 - 1) * CHUNK as u64, payload);
+        let mut f = h.encode_data(payload.len(), &cv).to_vec();
+        f.extend_from_slice(payload);
+        RxFrame::owned(f)
     }
-    if d.header.length > expect.max_len {
-        return Err(Error::Oversized { block, length: d.header.length, max: expect.max_len });
+
+    /// An `Rx` holding the descriptor of a 3-frame block (two data frames).
+    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8]) -> Rx<'a> {
+        let now = Instant::now();
+        let mut rx = Rx {
+            link,
+            expect,
+            cfg: DatagramConfig::default(),
+            last_done: None,
+            asm: None,
+            corrupt: 0,
+            rounds: 0,
+            progress_mark: 0,
+            started: now,
+            heard: now,
+        };
+        let d = Descriptor {
+            header: BlockHeader::for_body(BlockId(5), body),
+            payload_len: body.len() as u64,
+            chunk: CHUNK as u32,
+            codec: Codec::None,
+        };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 3, payload_len: 0 };
+        let p = d.encode();
+        let mut f = h.encode(&p).to_vec();
+        f.extend_from_slice(&p);
+        let f = RxFrame::owned(f);
+        let (h, _) = rx.admit(&f).unwrap().unwrap();
+        assert!(rx.descriptor(h, &f).unwrap().is_some());
+        rx
     }
-    let bound = match d.codec {
-        Codec::None => d.header.length,
-        Codec::Lz4 => lz4_flex::block::get_maximum_output_size(d.header.length as usize) as u64,
-    };
-    if d.codec == Codec::None && d.payload_len != d.header.length {
-        return Err(reject(format!(
-            "payload {} bytes but block {} bytes uncompressed",
-            d.payload_len, d.header.length
-        )));
+
+    fn feed(rx: &mut Rx<'_>, f: RxFrame, work: &Work<'_>) -> Result<(), Error> {
+        let (h, check) = rx.admit(&f)?.expect("a data frame");
+        rx.data(h, check, f, work)
     }
-    if d.payload_len > bound {
-        return Err(reject(format!("payload {} bytes exceeds the bound {bound}", d.payload_len)));
+
+    #[test]
+    fn duplicates_of_a_frame_in_flight() {
+        let body: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
+        let (mut a, _b) = MemLink::pair(4096, Impairments::default(), Impairments::default());
+        let expect = Expect::default();
+        let mut room: Vec<u8> = Vec::with_capacity(body.len());
+        let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], CHUNK);
+        let mut rx = rx(&mut a, &expect, &body);
+
+        // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
+        feed(&mut rx, data_frame(BlockId(5), 1, 3, &body[..CHUNK]), &work).unwrap();
+        feed(&mut rx, data_frame(BlockId(5), 1, 3, &body[..CHUNK]), &work).unwrap();
+        let mut bad = data_frame(BlockId(5), 1, 3, &body[..CHUNK]);
+        if let Some(v) = bad.owned_bytes_mut() {
+            v[crate::transfer::datagram::frame::FRAME_HEADER + 3] ^= 1;
+        }
+        feed(&mut rx, bad, &work).unwrap();
+        assert_eq!(rx.corrupt, 1, "the corrupt copy is dropped");
+        while work.run_one() {}
+        rx.apply(&work).unwrap();
+        assert_eq!(rx.asm.as_ref().map(|a| a.done_n), Some(2), "descriptor and frame 1");
+
+        // Frame 2 queued; a different frame with a valid check for the same index arrives.
+        let mut other = body[CHUNK..].to_vec();
+        other[0] ^= 0xff;
+        feed(&mut rx, data_frame(BlockId(5), 2, 3, &body[CHUNK..]), &work).unwrap();
+        feed(&mut rx, data_frame(BlockId(5), 2, 3, &other), &work).unwrap();
+        while work.run_one() {}
+        let e = rx.apply(&work).unwrap_err();
+        assert!(matches!(e, Error::FrameRejected { index: 2, .. }) && e.to_string().contains("conflicting"), "{e}");
     }
-    if !tree::valid_chunk(d.chunk as u64) || (d.chunk as usize) < DESCRIPTOR_LEN {
-        return Err(reject(format!("chunk size {} is not a power of two of at least 1 KiB", d.chunk)));
-    }
-    let want = 1 + d.payload_len.div_ceil(d.chunk as u64);
-    if want != count as u64 {
-        return Err(reject(format!("{count} frames but payload {} / chunk {} needs {want}", d.payload_len, d.chunk)));
-    }
-    Ok(())
 }
