@@ -102,7 +102,7 @@ impl<'buf> Work<'buf> {
     fn run(&self, job: Job) -> (u32, Outcome) {
         let off = (job.index as usize - 1) * self.chunk;
         let p = job.frame.payload();
-        let cv = tree::subtree_cv(off as u64, p);
+        let cv = tree::frame_cv(off as u64, p, self.chunk);
         if !FrameHeader::check_data(job.check, &cv) {
             return (job.index, Outcome::Corrupt);
         }

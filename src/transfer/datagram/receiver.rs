@@ -124,19 +124,7 @@ impl DatagramReceiver {
     }
 
     fn recv_inner(&mut self, link: &mut dyn Link, expect: &Expect, body: &mut Vec<u8>) -> Result<BlockHeader, Error> {
-        let now = Instant::now();
-        let mut rx = Rx {
-            link,
-            expect,
-            cfg: self.config,
-            last_done: self.last_done,
-            asm: None,
-            corrupt: 0,
-            rounds: 0,
-            progress_mark: 0,
-            started: now,
-            heard: now,
-        };
+        let mut rx = Rx::new(link, expect, self.config, self.last_done);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
@@ -172,7 +160,23 @@ impl DatagramReceiver {
     }
 }
 
-impl Rx<'_> {
+impl<'a> Rx<'a> {
+    fn new(link: &'a mut dyn Link, expect: &'a Expect, cfg: DatagramConfig, last_done: Option<BlockId>) -> Self {
+        let now = Instant::now();
+        Rx {
+            link,
+            expect,
+            cfg,
+            last_done,
+            asm: None,
+            corrupt: 0,
+            rounds: 0,
+            progress_mark: 0,
+            started: now,
+            heard: now,
+        }
+    }
+
     fn reject(block: BlockId, index: u32, reason: String) -> Error {
         Error::FrameRejected { block, index, reason }
     }
@@ -520,19 +524,7 @@ mod tests {
 
     /// An `Rx` holding the descriptor of a 3-frame block (two data frames).
     fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8]) -> Rx<'a> {
-        let now = Instant::now();
-        let mut rx = Rx {
-            link,
-            expect,
-            cfg: DatagramConfig::default(),
-            last_done: None,
-            asm: None,
-            corrupt: 0,
-            rounds: 0,
-            progress_mark: 0,
-            started: now,
-            heard: now,
-        };
+        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None);
         let d = Descriptor {
             header: BlockHeader::for_body(BlockId(5), body),
             payload_len: body.len() as u64,

@@ -307,20 +307,8 @@ impl Link for DpdkLink {
         let deadline = Instant::now() + timeout;
         loop {
             let Some(m) = self.next_mbuf(deadline) else { return Ok(None) };
-            let mut eth = [0u8; ETH_LEN];
-            // SAFETY: `m` is a received mbuf we own; the shim copies into `eth` (14 bytes) and
-            // `buf` (at most buf.len()) and frees it.
-            let n = unsafe {
-                sys::parthenon_mbuf_take(
-                    m,
-                    eth.as_mut_ptr().cast(),
-                    ETH_LEN as u32,
-                    buf.as_mut_ptr().cast(),
-                    buf.len() as u32,
-                )
-            };
-            if n >= 0 {
-                return Ok(Some(n as usize));
+            if let Some(n) = copy_out(m, buf) {
+                return Ok(Some(n));
             }
         }
     }
@@ -349,18 +337,8 @@ impl Link for DpdkLink {
             None => {
                 // Any other split (a NIC's scattered RX, a runt): copy it out.
                 let mut v = vec![0u8; self.max_frame.max(1 << 16)];
-                let mut eth = [0u8; ETH_LEN];
-                // SAFETY: as in `recv`; frees `m`.
-                let n = unsafe {
-                    sys::parthenon_mbuf_take(
-                        m,
-                        eth.as_mut_ptr().cast(),
-                        ETH_LEN as u32,
-                        v.as_mut_ptr().cast(),
-                        v.len() as u32,
-                    )
-                };
-                v.truncate(n.max(0) as usize);
+                let n = copy_out(m, &mut v).unwrap_or(0);
+                v.truncate(n);
                 Ok(Some(RxFrame::owned(v)))
             }
         }
@@ -399,6 +377,18 @@ fn back_off(start: Instant) {
     } else {
         std::thread::sleep((waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(100)));
     }
+}
+
+/// Copies the frame after the Ethernet header of received mbuf `m` into `buf` and frees `m`;
+/// the frame's length, or `None` when it is a runt or does not fit.
+fn copy_out(m: *mut sys::rte_mbuf, buf: &mut [u8]) -> Option<usize> {
+    let mut eth = [0u8; ETH_LEN];
+    // SAFETY: `m` is a received mbuf the caller owns and hands over; the shim copies into `eth`
+    // (ETH_LEN bytes) and `buf` (at most buf.len()) and frees it.
+    let n = unsafe {
+        sys::parthenon_mbuf_take(m, eth.as_mut_ptr().cast(), ETH_LEN as u32, buf.as_mut_ptr().cast(), buf.len() as u32)
+    };
+    usize::try_from(n).ok()
 }
 
 /// A received mbuf lent out as a frame: header and payload point into its segments.
