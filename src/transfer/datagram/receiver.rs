@@ -365,8 +365,10 @@ impl<'a> Rx<'a> {
             if role.fetch_add(1, Ordering::AcqRel) == 0 {
                 let mut slot = rx.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(rx) = slot.take() {
+                    // Helpers leave when this role ends, also by a panic (which the pool then
+                    // re-raises here) rather than waiting forever.
+                    let _finish = FinishOnDrop(work);
                     let r = rx.assemble(work, true);
-                    work.finish();
                     *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 }
             } else {
@@ -483,6 +485,15 @@ impl<'a> Rx<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Calls [`Work::finish`] when dropped.
+struct FinishOnDrop<'w, 'b>(&'w Work<'b>);
+
+impl Drop for FinishOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
