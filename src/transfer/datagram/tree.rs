@@ -18,6 +18,13 @@
 //!   it is exactly `blake3::hash(payload)`.
 //! - **Frames can be checked in any order, on any thread**: a CV needs only its frame.
 //!
+//! The price is in small frames: BLAKE3 gets its speed from hashing 16 chunks side by side, and a
+//! frame's value can only be computed from that frame. On the development machine (one core, in
+//! cache) a frame's value costs 0.78 GB/s at 1 KiB payloads (a 1500-byte MTU), 4.7 GB/s at 8 KiB
+//! (jumbo frames) and 9.3 GB/s at 32 KiB. Paths with jumbo frames are where this pays; on a
+//! 1500-byte path a receiver would do better checking frames with a cheap checksum and hashing
+//! 16 KiB groups of frames as they complete (not built).
+//!
 //! The rules of the tree (BLAKE3 paper, section 2.1): a left subtree holds the largest power of
 //! two of chunks that leaves at least one byte for the right; with equal power-of-two leaves that
 //! is the largest power of two of leaves below their count ([`merge`]). A payload of one frame is
