@@ -9,7 +9,7 @@
 //!    in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
 //!    receiver of many blocks neither faults in fresh pages nor zero-fills per block).
 //! 3. Every new data frame is checked by its BLAKE3 chaining value and placed
-//!    ([`super::place`]); for payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
+//!    (`place.rs`); for payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
 //!    [`DatagramConfig::hash_threads`] threads while this one keeps reading the link.
 //! 4. When every frame is in, the chaining values merge into the payload's BLAKE3 root
 //!    ([`super::tree`]), which must equal the digest (for a compressed payload: the payload is

@@ -27,7 +27,7 @@
 //!
 //! The rules of the tree (BLAKE3 paper, section 2.1): a left subtree holds the largest power of
 //! two of chunks that leaves at least one byte for the right; with equal power-of-two leaves that
-//! is the largest power of two of leaves below their count ([`merge`]). A payload of one frame is
+//! is the largest power of two of leaves below their count. A payload of one frame is
 //! its own root and is hashed with [`blake3::hash`] instead.
 
 use blake3::hazmat::{self, HasherExt, Mode};
