@@ -144,7 +144,8 @@ const CHUNK: usize = 1024;
 
 fn frame(kind: Kind, id: u64, index: u32, count: u32, payload: &[u8]) -> Vec<u8> {
     let h = FrameHeader { kind, block: BlockId(id), index, count, payload_len: 0 };
-    let mut f = if h.is_block_data() {
+    // Chunks under 16 KiB carry XXH3 checks; larger ones their chaining values.
+    let mut f = if h.is_block_data() && tree::by_cv(CHUNK as u64) {
         h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * CHUNK as u64, payload)).to_vec()
     } else {
         h.encode(payload).to_vec()

@@ -287,16 +287,6 @@ pub enum Error {
         /// The peer's reason.
         reason: String,
     },
-    /// The path to a datagram peer is too narrow for a data frame.
-    #[error("peer {peer}: the path carries frames of at most {frame} bytes; data frames need {min}")]
-    PathMtu {
-        /// The peer.
-        peer: String,
-        /// Largest frame MTU discovery found.
-        frame: usize,
-        /// Smallest data frame: header + 1 KiB.
-        min: usize,
-    },
     /// Nothing arrived in time.
     #[error("timed out: {what}")]
     Timeout {

@@ -3,6 +3,7 @@
 
 use super::frame::{Codec, Descriptor, FrameHeader, DESCRIPTOR_LEN};
 use super::link::RxFrame;
+use super::place::Ident;
 use super::session::NACK_RANGES;
 use super::tree::{self, Cv};
 use crate::transfer::{BlockId, Error, Expect};
@@ -25,12 +26,14 @@ pub(super) struct Assembly {
     pub(super) desc: Option<Descriptor>,
     /// Per frame index (0 = the descriptor).
     pub(super) slots: Vec<Slot>,
-    /// Chaining value per data frame (index − 1), valid where the slot is `Done`.
+    /// Chaining value per data frame (index − 1), valid where the slot is `Done`; empty when
+    /// frames are checked by XXH3 ([`tree::by_cv`]).
     pub(super) cvs: Vec<Cv>,
     pub(super) done_n: u32,
     pub(super) in_flight: usize,
-    /// Checked duplicates of frames still in flight, compared when their outcome arrives.
-    pub(super) dup_cvs: HashMap<u32, Cv>,
+    /// Identities of checked duplicates of frames still in flight, compared when their outcome
+    /// arrives.
+    pub(super) dups: HashMap<u32, Ident>,
     /// Data frames that came before the descriptor: header, payload check, frame.
     pub(super) pending: Vec<(FrameHeader, u64, RxFrame)>,
 }
@@ -89,7 +92,10 @@ pub(super) fn check_descriptor(d: &Descriptor, count: u32, block: BlockId, expec
         return Err(reject(format!("payload {} bytes exceeds the bound {bound}", d.payload_len)));
     }
     if !tree::valid_chunk(d.chunk as u64) || (d.chunk as usize) < DESCRIPTOR_LEN {
-        return Err(reject(format!("chunk size {} is not a power of two of at least 1 KiB", d.chunk)));
+        return Err(reject(format!(
+            "chunk size {}: under {DESCRIPTOR_LEN} bytes, or from 16 KiB on not a power of two",
+            d.chunk
+        )));
     }
     let want = 1 + d.payload_len.div_ceil(d.chunk as u64);
     if want != count as u64 {

@@ -16,14 +16,17 @@
 //! ```
 //!
 //! The payload check is
-//! - for DATA frames 1.. (block data): the first 8 bytes of the BLAKE3 chaining value of the
-//!   payload as the subtree at offset (index − 1) × chunk ([`super::tree`]);
-//! - for every other frame (control frames and the descriptor): XXH3-64 of the payload.
+//! - for DATA frames 1.. (block data) of a block whose chunk is at least 16 KiB
+//!   ([`super::tree::by_cv`]): the first 8 bytes of the BLAKE3 chaining value of the payload as
+//!   the subtree at offset (index − 1) × chunk ([`super::tree`]);
+//! - for every other frame (control frames, the descriptor, data frames of smaller chunks):
+//!   XXH3-64 of the payload.
 //!
 //! The checks catch corruption on the link (a corrupt frame is dropped and asked for again); they
 //! are not a security measure — the block's BLAKE3 digest in the descriptor is. For data frames
 //! the two share their work: the receiver computes each frame's chaining value once, checks the
-//! frame with it, and merges the values into the digest of the whole payload. The header is
+//! frame with it, and merges the values into the digest of the whole payload (small frames: see
+//! [`super::tree`] for why and what instead). The header is
 //! checked on its own, at once ([`FrameHeader::parse`]), so every decision taken from a header
 //! (block, index, count, length) rests on checked bytes; a data payload is checked when the
 //! chunk size is known ([`FrameHeader::check_data`]); [`FrameHeader::decode`] parses and checks
@@ -102,8 +105,8 @@ fn cv_check(cv: &Cv) -> u64 {
 }
 
 impl FrameHeader {
-    /// Whether this is a block data frame (DATA, index ≥ 1), whose payload check is a chaining
-    /// value rather than a checksum of the payload.
+    /// Whether this is a block data frame (DATA, index ≥ 1), whose payload check depends on the
+    /// block's chunk size.
     pub fn is_block_data(&self) -> bool {
         self.kind == Kind::Data && self.index > 0
     }
@@ -123,10 +126,10 @@ impl FrameHeader {
         b
     }
 
-    /// The header bytes of a control frame or the descriptor carrying `payload` (which sets
-    /// `payload_len`).
+    /// The header bytes of a frame carrying `payload` (which sets `payload_len`) with XXH3 as
+    /// its payload check: every frame but the block data frames of chunks checked by chaining
+    /// value.
     pub fn encode(&self, payload: &[u8]) -> [u8; FRAME_HEADER] {
-        debug_assert!(!self.is_block_data(), "block data frames are checked by chaining value");
         self.head(payload.len(), xxh3(&[payload]))
     }
 
@@ -190,18 +193,18 @@ impl FrameHeader {
         cv_check(cv) == check
     }
 
-    /// Whether any other frame's payload matches its payload check.
+    /// Whether a payload matches an XXH3 payload check.
     pub fn check_payload(check: u64, payload: &[u8]) -> bool {
         xxh3(&[payload]) == check
     }
 
     /// Parses and checks a control frame or a descriptor, returning the header and the payload,
-    /// or why it is rejected. Block data frames are refused: their check needs the chunk size
-    /// ([`FrameHeader::check_data`]).
+    /// or why it is rejected. Block data frames are refused: which check they carry depends on
+    /// the chunk size ([`FrameHeader::check_data`], [`FrameHeader::check_payload`]).
     pub fn decode(frame: &[u8]) -> Result<(FrameHeader, &[u8]), String> {
         let (h, check, payload) = Self::parse(frame)?;
         if h.is_block_data() {
-            return Err("block data frame: checked by chaining value".into());
+            return Err("block data frame: its check depends on the chunk size".into());
         }
         if !Self::check_payload(check, payload) {
             return Err("payload check mismatch".into());

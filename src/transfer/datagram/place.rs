@@ -1,7 +1,8 @@
 //! Checking and placing data frames, on the receiving thread or shared with helper threads.
 //!
-//! A data frame is checked by the BLAKE3 chaining value of its payload at its offset
-//! ([`super::tree`]) and placed by copying the payload into the block's buffer. That is all the
+//! A data frame is checked — by the BLAKE3 chaining value of its payload at its offset, or by
+//! XXH3 for chunks under 16 KiB ([`super::tree`]) — and placed by copying the payload into the
+//! block's buffer. That is all the
 //! per-byte work a receiver does, so it is what runs in parallel: the receiving thread reads
 //! frames off the link and decides, from their checked headers, which ones are new; each new data
 //! frame becomes a [`Job`]; helpers — and the receiving thread whenever the link has nothing for
@@ -37,11 +38,32 @@ pub(super) struct Job {
     pub frame: RxFrame,
 }
 
+/// What identifies a checked frame's payload: its chaining value, or its XXH3 for chunks not
+/// checked by chaining value. Two checked frames of one index with different identities are a
+/// conflicting duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ident {
+    /// BLAKE3 chaining value at the frame's offset.
+    Cv(Cv),
+    /// XXH3-64 of the payload.
+    Sum(u64),
+}
+
+/// Checks `payload` of frame `index` against its payload `check`: its identity if it matches.
+pub(super) fn check(index: u32, check: u64, payload: &[u8], chunk: usize) -> Option<Ident> {
+    if tree::by_cv(chunk as u64) {
+        let cv = tree::frame_cv((index as u64 - 1) * chunk as u64, payload, chunk);
+        FrameHeader::check_data(check, &cv).then_some(Ident::Cv(cv))
+    } else {
+        FrameHeader::check_payload(check, payload).then_some(Ident::Sum(check))
+    }
+}
+
 /// What a job found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
-    /// Checked and placed; its chaining value.
-    Placed(Cv),
+    /// Checked and placed; its identity.
+    Placed(Ident),
     /// The payload does not match its check: dropped, not placed.
     Corrupt,
 }
@@ -102,16 +124,15 @@ impl<'buf> Work<'buf> {
     fn run(&self, job: Job) -> (u32, Outcome) {
         let off = (job.index as usize - 1) * self.chunk;
         let p = job.frame.payload();
-        let cv = tree::frame_cv(off as u64, p, self.chunk);
-        if !FrameHeader::check_data(job.check, &cv) {
+        let Some(ident) = check(job.index, job.check, p, self.chunk) else {
             return (job.index, Outcome::Corrupt);
-        }
+        };
         assert!(off + p.len() <= self.cap, "job outside the payload buffer");
         // SAFETY: the range [off, off + len) lies inside the borrowed buffer (asserted), and no
         // other job writes it now, nor does anyone read it until this outcome is taken from
         // `results` (module docs).
         unsafe { copy_streaming(p, self.dest.add(off)) };
-        (job.index, Outcome::Placed(cv))
+        (job.index, Outcome::Placed(ident))
     }
 
     /// Outcomes reported since the last call.

@@ -24,7 +24,7 @@ use super::assembly::{check_descriptor, Assembly, Slot};
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind};
 use super::link::{Link, RxFrame};
-use super::place::{Job, Outcome, Work};
+use super::place::{self, Ident, Job, Outcome, Work};
 use super::session::{control, send_frame, DatagramConfig, MIN_FRAME, NACK_RANGES};
 use super::tree;
 use crate::transfer::wire::{BlockHeader, Digest};
@@ -142,7 +142,12 @@ impl DatagramReceiver {
         unsafe { room.set_len(len) };
         let a = rx.asm.take().ok_or_else(|| Error::Timeout { what: "assembly vanished".into() })?;
         let digest: Digest = match d.codec {
-            Codec::None => tree::payload_hash(body, &a.cvs).into(),
+            Codec::None if tree::by_cv(d.chunk as u64) => tree::payload_hash(body, &a.cvs).into(),
+            // Frames were checked by XXH3: hash the payload now, in subtrees on the threads.
+            Codec::None => {
+                let cvs = tree::frame_cvs(body, tree::AFTER_CHUNK, self.config.hash_threads);
+                tree::payload_hash(body, &cvs).into()
+            }
             Codec::Lz4 => {
                 let payload = std::mem::take(&mut self.scratch);
                 *body = compress::decode(payload, d.codec, d.header.length as usize).map_err(|r| {
@@ -288,7 +293,7 @@ impl<'a> Rx<'a> {
                     cvs: Vec::new(),
                     done_n: 0,
                     in_flight: 0,
-                    dup_cvs: HashMap::new(),
+                    dups: HashMap::new(),
                     pending: Vec::new(),
                 })
             }
@@ -320,7 +325,9 @@ impl<'a> Rx<'a> {
         }
         check_descriptor(&d, a.count, h.block, self.expect)?;
         a.desc = Some(d);
-        a.cvs = vec![[0u8; 32]; a.count as usize - 1];
+        if tree::by_cv(d.chunk as u64) {
+            a.cvs = vec![[0u8; 32]; a.count as usize - 1];
+        }
         a.slots[0] = Slot::Done;
         a.done_n += 1;
         Ok(Some(d))
@@ -429,7 +436,7 @@ impl<'a> Rx<'a> {
         let Some(a) = &mut self.asm else { return Ok(()) };
         let Some(d) = a.desc else { return Ok(()) };
         let i = h.index;
-        let own_cv = |f: &RxFrame| tree::subtree_cv((i as u64 - 1) * d.chunk as u64, f.payload());
+        let ident = |f: &RxFrame| place::check(i, check, f.payload(), d.chunk as usize);
         let conflict = || Self::reject(h.block, i, "conflicting duplicate (same index, different bytes)".into());
         match a.slots[i as usize] {
             Slot::Empty => {
@@ -437,17 +444,17 @@ impl<'a> Rx<'a> {
                 a.in_flight += 1;
                 work.push(Job { index: i, check, frame: f });
             }
-            Slot::InFlight => {
-                let cv = own_cv(&f);
-                if !FrameHeader::check_data(check, &cv) {
-                    self.corrupt += 1;
-                } else if a.dup_cvs.insert(i, cv).is_some_and(|old| old != cv) {
-                    return Err(conflict());
+            Slot::InFlight => match ident(&f) {
+                None => self.corrupt += 1,
+                Some(id) => {
+                    if a.dups.insert(i, id).is_some_and(|old| old != id) {
+                        return Err(conflict());
+                    }
                 }
-            }
+            },
             Slot::Done => {
                 if work.placed(i, f.payload().len()) != f.payload() {
-                    if FrameHeader::check_data(check, &own_cv(&f)) {
+                    if ident(&f).is_some() {
                         return Err(conflict());
                     }
                     self.corrupt += 1;
@@ -462,10 +469,10 @@ impl<'a> Rx<'a> {
         let Some(a) = &mut self.asm else { return Ok(()) };
         for (i, outcome) in work.take_results() {
             a.in_flight -= 1;
-            let dup = a.dup_cvs.remove(&i);
+            let dup = a.dups.remove(&i);
             match outcome {
-                Outcome::Placed(cv) => {
-                    if dup.is_some_and(|d| d != cv) {
+                Outcome::Placed(id) => {
+                    if dup.is_some_and(|d| d != id) {
                         return Err(Self::reject(
                             a.id,
                             i,
@@ -473,7 +480,9 @@ impl<'a> Rx<'a> {
                         ));
                     }
                     a.slots[i as usize] = Slot::Done;
-                    a.cvs[i as usize - 1] = cv;
+                    if let Ident::Cv(cv) = id {
+                        a.cvs[i as usize - 1] = cv;
+                    }
                     a.done_n += 1;
                 }
                 Outcome::Corrupt => {
@@ -523,23 +532,24 @@ mod tests {
     use super::*;
     use crate::transfer::datagram::link::{Impairments, MemLink};
 
-    const CHUNK: usize = 1024;
-
-    fn data_frame(block: BlockId, index: u32, count: u32, payload: &[u8]) -> RxFrame {
+    fn data_frame(block: BlockId, index: u32, count: u32, chunk: usize, payload: &[u8]) -> RxFrame {
         let h = FrameHeader { kind: Kind::Data, block, index, count, payload_len: 0 };
-        let cv = tree::subtree_cv((index as u64 - 1) * CHUNK as u64, payload);
-        let mut f = h.encode_data(payload.len(), &cv).to_vec();
+        let mut f = if tree::by_cv(chunk as u64) {
+            h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * chunk as u64, payload)).to_vec()
+        } else {
+            h.encode(payload).to_vec()
+        };
         f.extend_from_slice(payload);
         RxFrame::owned(f)
     }
 
-    /// An `Rx` holding the descriptor of a 3-frame block (two data frames).
-    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8]) -> Rx<'a> {
+    /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
+    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize) -> Rx<'a> {
         let mut rx = Rx::new(link, expect, DatagramConfig::default(), None);
         let d = Descriptor {
             header: BlockHeader::for_body(BlockId(5), body),
             payload_len: body.len() as u64,
-            chunk: CHUNK as u32,
+            chunk: chunk as u32,
             codec: Codec::None,
         };
         let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 3, payload_len: 0 };
@@ -559,33 +569,36 @@ mod tests {
 
     #[test]
     fn duplicates_of_a_frame_in_flight() {
-        let body: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
-        let (mut a, _b) = MemLink::pair(4096, Impairments::default(), Impairments::default());
-        let expect = Expect::default();
-        let mut room: Vec<u8> = Vec::with_capacity(body.len());
-        let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], CHUNK);
-        let mut rx = rx(&mut a, &expect, &body);
+        // XXH3-checked frames, and frames checked by chaining value.
+        for chunk in [1000usize, 16 * 1024] {
+            let body: Vec<u8> = (0..2 * chunk as u32 - 100).map(|i| (i * 7) as u8).collect();
+            let (mut a, _b) = MemLink::pair(1 << 16, Impairments::default(), Impairments::default());
+            let expect = Expect::default();
+            let mut room: Vec<u8> = Vec::with_capacity(body.len());
+            let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], chunk);
+            let mut rx = rx(&mut a, &expect, &body, chunk);
 
-        // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
-        feed(&mut rx, data_frame(BlockId(5), 1, 3, &body[..CHUNK]), &work).unwrap();
-        feed(&mut rx, data_frame(BlockId(5), 1, 3, &body[..CHUNK]), &work).unwrap();
-        let mut bad = data_frame(BlockId(5), 1, 3, &body[..CHUNK]);
-        if let Some(v) = bad.owned_bytes_mut() {
-            v[crate::transfer::datagram::frame::FRAME_HEADER + 3] ^= 1;
+            // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
+            feed(&mut rx, data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]), &work).unwrap();
+            feed(&mut rx, data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]), &work).unwrap();
+            let mut bad = data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]);
+            if let Some(v) = bad.owned_bytes_mut() {
+                v[crate::transfer::datagram::frame::FRAME_HEADER + 3] ^= 1;
+            }
+            feed(&mut rx, bad, &work).unwrap();
+            assert_eq!(rx.corrupt, 1, "the corrupt copy is dropped ({chunk})");
+            while work.run_one() {}
+            rx.apply(&work).unwrap();
+            assert_eq!(rx.asm.as_ref().map(|a| a.done_n), Some(2), "descriptor and frame 1 ({chunk})");
+
+            // Frame 2 queued; a different frame with a valid check for the same index arrives.
+            let mut other = body[chunk..].to_vec();
+            other[0] ^= 0xff;
+            feed(&mut rx, data_frame(BlockId(5), 2, 3, chunk, &body[chunk..]), &work).unwrap();
+            feed(&mut rx, data_frame(BlockId(5), 2, 3, chunk, &other), &work).unwrap();
+            while work.run_one() {}
+            let e = rx.apply(&work).unwrap_err();
+            assert!(matches!(e, Error::FrameRejected { index: 2, .. }) && e.to_string().contains("conflicting"), "{e}");
         }
-        feed(&mut rx, bad, &work).unwrap();
-        assert_eq!(rx.corrupt, 1, "the corrupt copy is dropped");
-        while work.run_one() {}
-        rx.apply(&work).unwrap();
-        assert_eq!(rx.asm.as_ref().map(|a| a.done_n), Some(2), "descriptor and frame 1");
-
-        // Frame 2 queued; a different frame with a valid check for the same index arrives.
-        let mut other = body[CHUNK..].to_vec();
-        other[0] ^= 0xff;
-        feed(&mut rx, data_frame(BlockId(5), 2, 3, &body[CHUNK..]), &work).unwrap();
-        feed(&mut rx, data_frame(BlockId(5), 2, 3, &other), &work).unwrap();
-        while work.run_one() {}
-        let e = rx.apply(&work).unwrap_err();
-        assert!(matches!(e, Error::FrameRejected { index: 2, .. }) && e.to_string().contains("conflicting"), "{e}");
     }
 }

@@ -2,8 +2,9 @@
 //! frames, send them all, then answer NACKs until the receiver confirms (DONE) or refuses
 //! (ABORT). See [`super`] for the protocol.
 //!
-//! Every data frame's payload check is the BLAKE3 chaining value of its payload
-//! ([`super::tree`]). Computing those is one BLAKE3 pass over the payload, split over
+//! Every data frame's payload check is the BLAKE3 chaining value of its payload when frames
+//! carry 16 KiB or more, else its XXH3 ([`super::tree`]). Computing the values is one BLAKE3 pass
+//! over the payload, split over
 //! [`DatagramConfig::hash_threads`] threads; a block sent from the store
 //! ([`DatagramSender::send_sealed`]) keeps them with its [`SealedBlock`] handle, so sending the
 //! same block again (to the next peer, or after a failure) reads none of its bytes: the frames
@@ -14,7 +15,7 @@ use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_H
 use super::link::Link;
 use super::mtu::MtuCache;
 use super::session::{send_frame, DatagramConfig, DatagramReport, MIN_FRAME};
-use super::tree::{self, Cv, FrameCvs};
+use super::tree::{self, FrameCvs};
 use crate::transfer::store::SealedBlock;
 use crate::transfer::wire::BlockHeader;
 use crate::transfer::{BlockId, Error};
@@ -90,25 +91,27 @@ impl DatagramSender {
         let body_len = body.len() as u64;
         let cfg = &self.config;
         let frame = self.mtu.discover(link, cfg)?;
-        let chunk = tree::chunk_for_frame(frame, FRAME_HEADER).ok_or_else(|| Error::PathMtu {
-            peer: link.peer(),
-            frame,
-            min: FRAME_HEADER + tree::MIN_CHUNK,
-        })?;
+        // MTU discovery found at least MIN_FRAME, which leaves payload room.
+        let chunk = tree::chunk_for_frame(frame, FRAME_HEADER).unwrap_or(MIN_FRAME - FRAME_HEADER);
+        let by_cv = tree::by_cv(chunk as u64);
         let data_frames = payload.len().div_ceil(chunk);
         let count = u32::try_from(data_frames + 1).map_err(|_| Error::Oversized {
             block: id,
             length: body_len,
             max: (u32::MAX as u64 - 1) * chunk as u64,
         })?;
+        // Frames checked by XXH3 need no CVs.
         let cvs: Arc<FrameCvs> = match cache {
+            _ if !by_cv => Arc::new(FrameCvs { chunk, cvs: Vec::new() }),
             Some(b) => b.frame_cvs(payload, chunk, cfg.hash_threads),
             None => Arc::new(FrameCvs { chunk, cvs: tree::frame_cvs(payload, chunk, cfg.hash_threads) }),
         };
         let header = header.unwrap_or_else(|| match codec {
             // The payload is the body: its digest is the root of the frame CVs.
-            Codec::None => BlockHeader { id, length: body_len, digest: tree::payload_hash(body, &cvs.cvs).into() },
-            Codec::Lz4 => BlockHeader::for_body(id, body),
+            Codec::None if by_cv => {
+                BlockHeader { id, length: body_len, digest: tree::payload_hash(body, &cvs.cvs).into() }
+            }
+            _ => BlockHeader::for_body(id, body),
         });
         *desc = Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
         let desc = &*desc;
@@ -120,8 +123,11 @@ impl DatagramSender {
             }
             let k = i as usize - 1;
             let p = &payload[k * chunk..((k + 1) * chunk).min(payload.len())];
-            let cv: &Cv = &cvs.cvs[k];
-            link.send(&[&h.encode_data(p.len(), cv), p])
+            let head = match cvs.cvs.get(k) {
+                Some(cv) => h.encode_data(p.len(), cv),
+                None => h.encode(p),
+            };
+            link.send(&[&head, p])
         };
         for i in 0..count {
             send(link, i).map_err(io)?;

@@ -11,7 +11,6 @@ use crate::transfer::BlockId;
 use std::time::Duration;
 
 /// Smallest frame the protocol uses (and the first MTU probe): fits a descriptor and a NACK.
-/// Data frames need more: a 1 KiB payload ([`super::tree::MIN_CHUNK`]) after the header.
 pub const MIN_FRAME: usize = 512;
 /// NACK payloads stay within the smallest frame: 59 (start, len) ranges.
 pub(super) const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
