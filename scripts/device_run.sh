@@ -17,6 +17,8 @@ $B/parthenon detect > "$OUT/detect.txt" 2>&1
 $B/parthenon detect --json > "$OUT/detect.json" 2>&1
 PARTHENON_GPU_CORPUS=5000 $B/gpu_cuda_agreement --nocapture > "$OUT/agreement.txt" 2>&1
 echo "agreement rc=$?" >> "$OUT/agreement.txt"
+# The test skips (and passes) when CUDA cannot start; on the GPU machine that is a failure.
+grep -q "^skip" "$OUT/agreement.txt" && echo "CUDA AGREEMENT SKIPPED: CUDA did not start (see detect.txt)" | tee -a "$OUT/agreement.txt"
 # NVIDIA's OpenCL, where the machine has an ICD for it (the test says "skip" otherwise).
 PARTHENON_GPU_CORPUS=2000 $B/gpu_opencl_agreement --nocapture > "$OUT/agreement-opencl.txt" 2>&1
 echo "agreement rc=$?" >> "$OUT/agreement-opencl.txt"

@@ -204,6 +204,14 @@ impl CudaVerifier {
             return Ok((out, 0.0));
         }
         let mut lanes = self.lanes.lock().map_err(|_| GpuError::call("lock", "a previous launch panicked"))?;
+        // A call that failed part-way may have left a chunk's verdicts pending in a lane: they
+        // belong to that call's output, which is gone. Wait for the lane's stream (its buffers
+        // may still be in use) and forget them, so this call never drains them into its own.
+        for lane in lanes.iter_mut() {
+            if lane.pending.take().is_some() {
+                lane.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
+            }
+        }
         let chunk = CHUNK_ITEMS.min(n.div_ceil(STREAMS)).max(1);
         let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
         let max_msg = chunks.iter().map(|r| batch.slice(r.clone()).messages.len()).max().unwrap_or(0);
