@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// Payloads at least this long are checked and placed on [`DatagramConfig::hash_threads`]
 /// threads.
-pub const PARALLEL_MIN: usize = 1 << 20;
+pub const PARALLEL_MIN: usize = tree::PARALLEL_MIN;
 /// Most frames a receiver keeps before the descriptor arrives.
 pub const MAX_PENDING: usize = 1 << 16;
 

@@ -107,8 +107,9 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Payloads at least this long are hashed on several threads by [`frame_cvs`].
-const PARALLEL_MIN: usize = 1 << 20;
+/// Payloads at least this long are hashed on several threads by [`frame_cvs`], and checked and
+/// placed on several threads by the receiver.
+pub const PARALLEL_MIN: usize = 1 << 20;
 
 /// The CVs of every frame of `payload` cut into `chunk`-byte frames (the last may be shorter),
 /// computed on up to `threads` threads (this one included) for payloads of 1 MiB or more.
