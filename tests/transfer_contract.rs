@@ -13,7 +13,6 @@ use parthenon::transfer::{
 use parthenon::{Backend, Engine};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::sync::OnceLock;
 use std::thread;
 
 const SIZES: [usize; 6] = [0, 1, 4095, 4096, (1 << 20) + 7, 64 << 20];
@@ -32,17 +31,16 @@ fn engine_for(backend: Backend) -> Option<Engine> {
     }
 }
 
-/// The sender's store, shared by every backend's test: one block per size, ids = index.
-fn source() -> &'static (TempDir, BlockStore) {
-    static SRC: OnceLock<(TempDir, BlockStore)> = OnceLock::new();
-    SRC.get_or_init(|| {
-        let dir = TempDir::new("contract-src");
-        let store = BlockStore::open(dir.path()).unwrap();
-        for (i, &n) in SIZES.iter().enumerate() {
-            store.put(BlockId(i as u64), &pattern(n, i as u64 + 1)).unwrap();
-        }
-        (dir, store)
-    })
+/// A sender's store: one block per size, ids = index. Each test builds its own, so the
+/// directory is removed when the test ends (a store kept in a `static` is never dropped, and
+/// leaked 66 MB of temp files per run).
+fn source() -> (TempDir, BlockStore) {
+    let dir = TempDir::new("contract-src");
+    let store = BlockStore::open(dir.path()).unwrap();
+    for (i, &n) in SIZES.iter().enumerate() {
+        store.put(BlockId(i as u64), &pattern(n, i as u64 + 1)).unwrap();
+    }
+    (dir, store)
 }
 
 fn pair() -> (TcpStream, TcpStream) {
@@ -69,7 +67,7 @@ fn run_contract(backend: Backend) {
 
 /// `method`: a string the 64 MiB send's method must contain.
 fn run_contract_on(t: Box<dyn Transport>, backend: Backend, method: Option<&str>) {
-    let (_src_dir, src) = source();
+    let (_src_dir, src) = &source();
     let dst_dir = TempDir::new(&format!("contract-dst-{backend}"));
     let dst = BlockStore::open(dst_dir.path()).unwrap();
 
@@ -278,7 +276,7 @@ fn backends_interoperate() {
             .into_iter()
             .filter_map(|b| engine_for(b).map(|e| (b, e)))
             .collect();
-    let (_d, src) = source();
+    let (_d, src) = &source();
     let block = src.get(BlockId(4)).unwrap(); // 1 MiB + 7
     for (sb, se) in &backends {
         for (rb, re) in &backends {
@@ -318,7 +316,7 @@ fn auto_routes_by_size_and_reports_why() {
         assert!(text.contains("small_block_max") || text.contains("copy"), "{text}");
     }
     // Byte-exact through the router, small and large.
-    let (_d, src) = source();
+    let (_d, src) = &source();
     let dir = TempDir::new("auto");
     let dst = BlockStore::open(dir.path()).unwrap();
     let (tx, rx) = pair();
