@@ -80,12 +80,6 @@ DEVICE_FN void ge25519_sub_cached(ge25519 *r, const ge25519 *p, const ge25519_ca
   ge25519_add_cached(r, p, &n);
 }
 
-DEVICE_FN void ge25519_add(ge25519 *r, const ge25519 *p, const ge25519 *q) {
-  ge25519_cached c;
-  ge25519_to_cached(&c, q);
-  ge25519_add_cached(r, p, &c);
-}
-
 /* r = 2p. */
 DEVICE_FN void ge25519_double(ge25519 *r, const ge25519 *p) {
   fe25519 a, b, c, e, f, g, h;

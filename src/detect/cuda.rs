@@ -2,7 +2,10 @@
 //! and NVRTC (needed to compile the embedded kernels at run time) loads.
 //!
 //! cudarc's dynamic loading panics on first use when libcuda is absent, so the library is looked
-//! up with `is_culib_present` before any other cudarc call.
+//! up with `is_culib_present` before any other cudarc call. It also panics when a library is
+//! present but lacks a symbol it looks up (a driver older than the CUDA release cudarc was built
+//! for): the probe runs under [`contain_library_panic`], and such a driver is reported
+//! unavailable, with the panic's message as the reason.
 
 use super::Probe;
 use serde::{Deserialize, Serialize};
@@ -44,11 +47,27 @@ pub(super) fn probe() -> Probe<CudaInfo> {
 pub(super) fn probe() -> Probe<CudaInfo> {
     static PROBE: std::sync::OnceLock<Probe<CudaInfo>> = std::sync::OnceLock::new();
     PROBE
-        .get_or_init(|| match probe_inner() {
+        .get_or_init(|| match contain_library_panic(probe_inner).and_then(|r| r) {
             Ok(info) => Probe::Available(info),
             Err(reason) => Probe::unavailable(reason),
         })
         .clone()
+}
+
+/// Runs `f`, which calls into cudarc, and turns a panic inside it into an error that carries the
+/// panic's message. cudarc panics instead of returning an error when a dynamically loaded CUDA
+/// library lacks a symbol; that is a missing capability of the machine, not a bug to crash on.
+#[cfg(feature = "cuda")]
+pub(crate) fn contain_library_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    // Nothing `f` touches outlives a panic: the caller drops whatever it was building.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("the CUDA libraries failed inside cudarc: {message}")
+    })
 }
 
 #[cfg(feature = "cuda")]

@@ -21,7 +21,7 @@
 //! what they started, so the backend that later uses it does not start it twice.
 
 mod cpu;
-mod cuda;
+pub(crate) mod cuda;
 mod dpdk;
 mod io_uring;
 mod opencl;

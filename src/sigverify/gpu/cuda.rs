@@ -1,5 +1,9 @@
 //! CUDA host glue (feature `cuda`): the embedded `kernels/cuda/verify.cu` compiled at run time by
-//! NVRTC for the device's architecture, loaded once per process.
+//! NVRTC for the device's architecture, loaded once per process: a CUBIN for the device's exact
+//! architecture, or PTX for the driver to finish when NVRTC cannot make that CUBIN or the driver
+//! refuses it ([`super::nvrtc`] says why CUBIN comes first). A compiled CUBIN is cached on disk
+//! ([`super::kernel_cache`]): NVRTC needs about half a minute for it, once per machine and build.
+//! [`CudaVerifier::describe`] says which image was loaded and where it came from.
 //!
 //! A batch is cut into chunks that alternate over [`STREAMS`] streams. Each stream owns pinned
 //! (page-locked) staging buffers and device buffers that are grown, never reallocated per batch.
@@ -7,14 +11,21 @@
 //! into the other stream's pinned buffers, and copies overlap compute.
 //!
 //! cudarc's dynamic loading panics when libcuda or libnvrtc is missing, so both are probed with
-//! `is_culib_present` before any other cudarc call. Every driver or NVRTC error is a
-//! [`GpuError`]; it never becomes a verdict.
+//! `is_culib_present` before any other cudarc call, and a panic inside cudarc while the verifier
+//! is built (a driver too old to export a symbol cudarc looks up) is caught and becomes a
+//! [`GpuError::NoDevice`]. Every driver or NVRTC error is a [`GpuError`]; it never becomes a
+//! verdict.
+//!
+//! The kernel-only time [`GpuVerifier::verify_soa_timed`] reports is the union of the kernels'
+//! intervals, each measured by CUDA events against the first kernel's start event.
 
-use super::{EdRules, GpuError, GpuVerifier, SoaBatch};
+use super::nvrtc::{self, Output};
+use super::{kernel_cache, EdRules, GpuError, GpuVerifier, SoaBatch};
 use cudarc::driver::{
-    result, sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut, LaunchConfig, PinnedHostSlice,
-    PushKernelArg,
+    result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtrMut, LaunchConfig,
+    PinnedHostSlice, PushKernelArg,
 };
+use cudarc::nvrtc::Ptx;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The entry file the module is compiled from.
@@ -154,6 +165,74 @@ fn base_tables(
     Ok((btab, gtab))
 }
 
+/// NVRTC options beyond the architecture.
+const OPTIONS: &[&str] = &["--std=c++14"];
+
+/// Compiles the embedded kernels for compute capability `capability` with NVRTC alone: no device
+/// and no driver needed, so the kernel source can be checked on any machine with `libnvrtc`.
+/// `options` are added to the backend's own (`--ptxas-options=-v` puts register and spill counts
+/// in the log). [`CudaVerifier::new`] compiles the same way for the device it opens.
+pub fn compile_kernels(capability: (i32, i32), output: Output, options: &[&str]) -> Result<nvrtc::Compiled, GpuError> {
+    // SAFETY: is_culib_present only tries to dlopen candidate library names.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(GpuError::NoDevice("libnvrtc not found: kernels cannot be compiled".into()));
+    }
+    let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
+    let all: Vec<&str> = OPTIONS.iter().chain(options).copied().collect();
+    nvrtc::compile(&source, "verify.cu", capability, output, &all).map_err(GpuError::Build)
+}
+
+/// Loads the kernels into `ctx`, the first way that works:
+/// 1. the CUBIN for `capability` cached by an earlier run ([`kernel_cache`]), if the driver takes it;
+/// 2. a CUBIN compiled now, then cached;
+/// 3. PTX, for the driver to finish, when NVRTC cannot make the CUBIN or the driver refuses it.
+///
+/// Returns the module and how it was obtained (for [`CudaVerifier::describe`]); the error lists
+/// every attempt's reason, NVRTC's log included.
+fn load_kernels(
+    ctx: &Arc<CudaContext>,
+    source: &str,
+    capability: (i32, i32),
+) -> Result<(Arc<CudaModule>, String), String> {
+    let (major, minor) = capability;
+    let version = nvrtc::version()?;
+    let key = kernel_cache::Key::new(source, &format!("sm_{major}{minor}"), OPTIONS, version);
+    let mut failures = Vec::new();
+    if let Some(image) = kernel_cache::load(&key) {
+        match ctx.load_module(Ptx::from_binary(image)) {
+            Ok(module) => return Ok((module, format!("CUBIN sm_{major}{minor} from the cache"))),
+            Err(e) => failures.push(format!("cached CUBIN refused by the driver (cuModuleLoadData): {e:?}")),
+        }
+    }
+    for output in [Output::Cubin, Output::Ptx] {
+        let image = match nvrtc::compile(source, "verify.cu", capability, output, OPTIONS) {
+            Ok(compiled) => compiled.image,
+            Err(e) => {
+                failures.push(format!("{output}: {e}"));
+                continue;
+            }
+        };
+        let loaded = match output {
+            Output::Cubin => ctx.load_module(Ptx::from_binary(image.clone())),
+            Output::Ptx => ctx.load_module(Ptx::from_src(String::from_utf8_lossy(&image).into_owned())),
+        };
+        match loaded {
+            Ok(module) => {
+                if output == Output::Cubin {
+                    kernel_cache::store(&key, &image);
+                }
+                if !failures.is_empty() {
+                    tracing::warn!(attempts = %failures.join("; "), "CUDA kernels loaded as {output}");
+                }
+                let how = format!("{output} compiled by NVRTC {}.{}", version.0, version.1);
+                return Ok((module, how));
+            }
+            Err(e) => failures.push(format!("{output} refused by the driver (cuModuleLoadData): {e:?}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
 impl CudaVerifier {
     /// Compiles and loads the kernels on device `ordinal`.
     pub fn new(ordinal: usize) -> Result<Self, GpuError> {
@@ -169,19 +248,13 @@ impl CudaVerifier {
         let (major, minor) = ctx.compute_capability().map_err(drv("cuDeviceGetAttribute"))?;
         let name = ctx.name().unwrap_or_else(|_| format!("CUDA device {ordinal}"));
         let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
-        let opts = cudarc::nvrtc::CompileOptions {
-            options: vec![format!("--gpu-architecture=compute_{major}{minor}"), "--std=c++14".into()],
-            name: Some("verify.cu".into()),
-            ..Default::default()
-        };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(source, opts)
-            .map_err(|e| GpuError::Build(format!("NVRTC on {name}: {e:?}")))?;
-        let module = ctx.load_module(ptx).map_err(drv("cuModuleLoadData"))?;
+        let (module, how) = load_kernels(&ctx, &source, (major, minor))
+            .map_err(|e| GpuError::Build(format!("{name} (sm_{major}{minor}): {e}")))?;
         let challenge = module.load_function("sig_challenge").map_err(drv("cuModuleGetFunction"))?;
         let verify = module.load_function("sig_verify").map_err(drv("cuModuleGetFunction"))?;
         let tables = base_tables(&ctx, &module)?;
         Ok(CudaVerifier {
-            description: format!("CUDA: {name} (device {ordinal}, sm_{major}{minor})"),
+            description: format!("CUDA: {name} (device {ordinal}, sm_{major}{minor}; kernels: {how})"),
             ctx,
             challenge,
             verify,
@@ -193,7 +266,13 @@ impl CudaVerifier {
     /// The process-wide verifier on device 0, built once; a failure is remembered.
     pub fn shared() -> Result<&'static CudaVerifier, GpuError> {
         static SHARED: OnceLock<Result<CudaVerifier, GpuError>> = OnceLock::new();
-        SHARED.get_or_init(|| CudaVerifier::new(0)).as_ref().map_err(Clone::clone)
+        SHARED
+            .get_or_init(|| {
+                crate::detect::cuda::contain_library_panic(|| CudaVerifier::new(0))
+                    .unwrap_or_else(|reason| Err(GpuError::NoDevice(reason)))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn run(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
@@ -234,7 +313,6 @@ impl CudaVerifier {
                 }
             }
         }
-        let mut kernel_secs = 0.0f64;
         let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
         let mut events = Vec::new();
         for (k, range) in chunks.iter().enumerate() {
@@ -299,9 +377,18 @@ impl CudaVerifier {
         for lane in lanes.iter_mut() {
             drain(lane, &mut out)?;
         }
-        for (s, e) in &events {
-            kernel_secs += s.elapsed_ms(e).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3;
+        // Every kernel's interval against the first start event: chunks on the two streams may
+        // overlap, and the union counts the overlap once.
+        let mut intervals = Vec::with_capacity(events.len());
+        if let Some((origin, _)) = events.first() {
+            for (s, e) in &events {
+                let at = |ev: &cudarc::driver::CudaEvent| -> Result<f64, GpuError> {
+                    Ok(origin.elapsed_ms(ev).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3)
+                };
+                intervals.push((at(s)?, at(e)?));
+            }
         }
+        let kernel_secs = super::busy_seconds(intervals);
         if out.iter().any(|v| *v > 1) {
             return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
         }

@@ -42,6 +42,10 @@
 pub mod base_tables;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "cuda")]
+pub mod kernel_cache;
+#[cfg(feature = "cuda")]
+pub mod nvrtc;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod route;
@@ -183,9 +187,31 @@ pub trait GpuVerifier: Send + Sync {
     fn describe(&self) -> String;
     /// Verifies every item; `Err` means no verdicts at all.
     fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError>;
-    /// Like [`GpuVerifier::verify_soa`], and the seconds spent in the kernels alone (events or
-    /// stream timing), for benchmarks.
+    /// Like [`GpuVerifier::verify_soa`], and the kernel-only seconds for benchmarks: how long at
+    /// least one of the batch's kernels was running on the device ([`busy_seconds`] of the
+    /// kernels' device-timed intervals), so kernels that overlap on two streams count once.
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError>;
+}
+
+/// The length of the union of `intervals` (start, end), in their unit: the time during which at
+/// least one of them was running. Kernels on two streams or queues may overlap; the sum of their
+/// durations would count the overlap twice and understate the kernel-only rate.
+pub fn busy_seconds(mut intervals: Vec<(f64, f64)>) -> f64 {
+    intervals.retain(|(s, e)| e > s);
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for (s, e) in intervals {
+        current = match current {
+            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    total + current.map_or(0.0, |(s, e)| e - s)
 }
 
 /// An owned [`SoaBatch`] (tests, calibration, benchmarks).
@@ -266,6 +292,16 @@ mod tests {
         s.push(SCHEME_ED25519, &[1; 32], b"abc", &[2; 64]);
         s.push(SCHEME_BIP340, &[3; 32], b"de", &[4; 64]);
         s
+    }
+
+    #[test]
+    fn busy_seconds_counts_overlapping_kernels_once() {
+        assert_eq!(busy_seconds(vec![]), 0.0);
+        // Two streams: [0, 4) and [2, 6) overlap, [8, 9) stands alone, [5, 5) is empty.
+        assert_eq!(busy_seconds(vec![(8.0, 9.0), (2.0, 6.0), (0.0, 4.0), (5.0, 5.0)]), 7.0);
+        // One interval inside another; touching intervals join.
+        assert_eq!(busy_seconds(vec![(0.0, 10.0), (3.0, 4.0)]), 10.0);
+        assert_eq!(busy_seconds(vec![(1.0, 2.0), (2.0, 3.0)]), 2.0);
     }
 
     #[test]

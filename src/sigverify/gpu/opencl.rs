@@ -346,13 +346,19 @@ impl OpenClVerifier {
             }
             return Err(e);
         }
-        let kernel_ns = |e: &Event| -> u64 {
-            match (e.profiling_command_start(), e.profiling_command_end()) {
-                (Ok(s), Ok(t)) => t.saturating_sub(s),
-                _ => 0,
-            }
-        };
-        let secs = events.iter().map(kernel_ns).sum::<u64>() as f64 * 1e-9;
+        // Device-clock intervals of every kernel, from the earliest start; the two queues' kernels
+        // may overlap, and the union counts the overlap once.
+        let spans: Vec<(u64, u64)> = events
+            .iter()
+            .filter_map(|e| match (e.profiling_command_start(), e.profiling_command_end()) {
+                (Ok(s), Ok(t)) => Some((s, t.max(s))),
+                _ => None,
+            })
+            .collect();
+        let origin = spans.iter().map(|&(s, _)| s).min().unwrap_or(0);
+        let secs = super::busy_seconds(
+            spans.iter().map(|&(s, t)| ((s - origin) as f64 * 1e-9, (t - origin) as f64 * 1e-9)).collect(),
+        );
         if out.iter().any(|v| *v > 1) {
             return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
         }
