@@ -32,6 +32,9 @@ if [ -n "$nvrtc" ]; then
   export LD_LIBRARY_PATH="$PWD/.device-lib:$(dirname "$(readlink -f "$nvrtc")"):$LD_LIBRARY_PATH"
 fi
 export PARTHENON_VECTORS=${PARTHENON_VECTORS:-shared/vectors}
+# The compiled kernels are cached here (src/sigverify/gpu/kernel_cache.rs): the first process
+# compiles them, the later ones load the CUBIN.
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/.device-cache}
 {
   date -u
   nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
