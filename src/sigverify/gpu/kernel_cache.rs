@@ -70,19 +70,12 @@ fn load_in(dir: &Path, key: &Key) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Writes to a temporary name, then renames: a reader sees the old file or the whole new one.
 fn store_in(dir: &Path, key: &Key, image: &[u8]) {
     let path = dir.join(key.file_name());
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut bytes = Vec::with_capacity(image.len() + 32);
-        bytes.extend_from_slice(image);
-        bytes.extend_from_slice(&key.check(image));
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
+    let mut bytes = Vec::with_capacity(image.len() + 32);
+    bytes.extend_from_slice(image);
+    bytes.extend_from_slice(&key.check(image));
+    if let Err(e) = super::route::write_cache_file(&path, &bytes) {
         tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled CUDA kernels");
     }
 }

@@ -170,17 +170,21 @@ pub fn load_cached(fingerprint: &str) -> Option<Crossover> {
 /// Stores `c` in the cache (best effort: a read-only home only costs a recalibration).
 pub fn store_cached(c: &Crossover) {
     let Some(path) = cache_file(&c.fingerprint) else { return };
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(c).unwrap_or_default())?;
-        std::fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
+    if let Err(e) = write_cache_file(&path, &serde_json::to_vec_pretty(c).unwrap_or_default()) {
         tracing::warn!(path = %path.display(), error = %e, "could not cache the verify crossover");
     }
+}
+
+/// Writes a cache file whole: to a name of this process's first, then renamed over `path`, so a
+/// reader (another process, too) sees the old file or the complete new one, never a part.
+pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
