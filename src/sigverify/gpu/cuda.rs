@@ -206,7 +206,7 @@ fn load_kernels(
     }
     for output in [Output::Cubin, Output::Ptx] {
         tracing::info!(
-            "compiling the CUDA kernels to {output} for sm_{major}{minor} (about half a minute; cached after)"
+            "compiling the CUDA kernels to {output} for sm_{major}{minor} (NVRTC takes tens of seconds; a CUBIN is cached)"
         );
         let image = match nvrtc::compile(source, "verify.cu", capability, output, OPTIONS) {
             Ok(compiled) => compiled.image,

@@ -12,6 +12,10 @@
 //! A file whose check fails (truncated, overwritten, written for another key) is ignored, and the
 //! kernels are compiled and stored again: a bad cache costs one compile, never a wrong kernel.
 //! Storing is best effort, like the crossover cache: a read-only home only costs compiles.
+//!
+//! The check detects damage, not tampering: a cached image is code that decides verdicts, and
+//! whoever can write the cache folder can write one with a matching check. The folder must be
+//! as private as the node's binary and environment (`XDG_CACHE_HOME` moves it).
 
 use std::path::Path;
 
