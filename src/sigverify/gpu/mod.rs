@@ -193,6 +193,25 @@ pub trait GpuVerifier: Send + Sync {
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError>;
 }
 
+/// Stack of the thread a kernel compiler runs on ([`on_compiler_stack`]).
+pub const COMPILER_STACK: usize = 64 << 20;
+
+/// Runs `f` on a thread of its own with a [`COMPILER_STACK`]-byte stack and returns its result;
+/// a panic inside is an error. Kernel compilers (NVRTC, an OpenCL driver's `clBuildProgram`) run
+/// in the calling process and recurse deeply: NVRTC 12.9 overflowed a 4 MiB stack on these
+/// kernels (8 MiB was enough), and Rust's test and tokio threads have 2 MiB. 64 MiB is address
+/// space; only the pages the compiler touches are backed.
+pub fn on_compiler_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("kernel-compiler".into())
+            .stack_size(COMPILER_STACK)
+            .spawn_scoped(scope, f)
+            .map_err(|e| format!("cannot start the kernel compiler's thread: {e}"))?;
+        worker.join().map_err(|_| "the kernel compiler panicked".to_string())
+    })
+}
+
 /// The length of the union of `intervals` (start, end), in their unit: the time during which at
 /// least one of them was running. Kernels on two streams or queues may overlap; the sum of their
 /// durations would count the overlap twice and understate the kernel-only rate.

@@ -17,16 +17,14 @@
 //!
 //! NVRTC's front end recurses deeply: compiling these kernels overflows a 4 MiB stack (measured
 //! with NVRTC 12.9; 8 MiB was enough), and Rust's test and tokio threads have 2 MiB. [`compile`]
-//! therefore runs NVRTC on a thread of its own with a [`STACK`]-byte stack, whatever thread asks.
+//! therefore runs NVRTC on a thread of its own ([`super::on_compiler_stack`]), whatever thread
+//! asks.
 //!
 //! cudarc's safe `compile_ptx` makes PTX only, and panics when the log cannot be read; this
 //! wrapper uses cudarc's thin `result`/`sys` layers and never panics.
 
 use cudarc::nvrtc::{result, sys};
 use std::ffi::{c_char, CString};
-
-/// Stack of the thread NVRTC runs on: eight times what the kernels were measured to need.
-pub const STACK: usize = 64 << 20;
 
 /// NVRTC's `(major, minor)` version; the caller has checked that `libnvrtc` loads.
 pub fn version() -> Result<(i32, i32), String> {
@@ -130,7 +128,7 @@ pub struct Compiled {
 /// NVRTC needs no device and no driver: only `libnvrtc` (checked by the caller).
 ///
 /// An error names the step that failed and, for a compile error, carries NVRTC's log. Runs on a
-/// thread with a [`STACK`]-byte stack; a panic there is an error too.
+/// thread with a large stack ([`super::on_compiler_stack`]); a panic there is an error too.
 pub fn compile(
     source: &str,
     name: &str,
@@ -138,14 +136,7 @@ pub fn compile(
     output: Output,
     options: &[&str],
 ) -> Result<Compiled, String> {
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("nvrtc".into())
-            .stack_size(STACK)
-            .spawn_scoped(scope, || compile_here(source, name, capability, output, options))
-            .map_err(|e| format!("cannot start the NVRTC thread: {e}"))?;
-        worker.join().map_err(|_| "NVRTC panicked while compiling".to_string())?
-    })
+    super::on_compiler_stack(|| compile_here(source, name, capability, output, options))?
 }
 
 fn compile_here(

@@ -253,7 +253,9 @@ impl OpenClVerifier {
         let is_gpu = dev.dev_type().map(|t| t & CL_DEVICE_TYPE_GPU != 0).unwrap_or(false);
         let context = Context::from_device(&dev).map_err(|e| GpuError::call("clCreateContext", e))?;
         let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
-        let program = Program::create_and_build_from_source(&context, &source, "")
+        // The driver's compiler runs in this process: give it a deep stack, as NVRTC needs.
+        let program = super::on_compiler_stack(|| Program::create_and_build_from_source(&context, &source, ""))
+            .map_err(GpuError::Build)?
             .map_err(|log| GpuError::Build(format!("{ENTRY} on {name}: {log}")))?;
         let challenge = Kernel::create(&program, "sig_challenge").map_err(|e| GpuError::call("clCreateKernel", e))?;
         let verify = Kernel::create(&program, "sig_verify").map_err(|e| GpuError::call("clCreateKernel", e))?;
