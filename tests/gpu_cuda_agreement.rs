@@ -1,6 +1,8 @@
 //! CUDA kernels (compiled by NVRTC; run on an NVIDIA GPU when one is present, else one skip line)
-//! against the pinned reference implementations, item by item, under ZIP-215, strict and BIP-340, over the public vectors plus a random and mutated corpus
-//! (`PARTHENON_GPU_CORPUS` random items per scheme, default 5000).
+//! against the pinned reference implementations, item by item, under ZIP-215, strict and BIP-340:
+//! the public vectors, a random and mutated corpus (`PARTHENON_GPU_CORPUS` random items per
+//! scheme, default 5000), the same corpus in many small chunks over both streams, and the engine's
+//! forced-CUDA route against the CPU backend (no fallback allowed).
 #![cfg(feature = "cuda")]
 
 mod common;
@@ -43,4 +45,20 @@ fn random_and_mutated_corpus_agrees_with_reference() {
         return;
     }
     check(&mixed_corpus(corpus_size(5000), 0x5eed_0001));
+}
+
+/// Many chunks per stream (chunks of 61 items over the two streams): a lane drained and staged
+/// again, verdicts scattered back in order.
+#[test]
+fn chunks_alternating_over_streams_agree_with_reference() {
+    let Some(device) = verifier() else { return };
+    let chunked = Chunked { device, chunk: 61, verify: CudaVerifier::verify_soa_in_chunks };
+    check_against_reference(&chunked, &mixed_corpus(200, 0x5eed_0003));
+}
+
+#[test]
+fn engine_forced_to_cuda_matches_cpu_backend() {
+    if verifier().is_some() {
+        engine_forced_matches_cpu_backend(parthenon::Backend::Cuda);
+    }
 }

@@ -8,7 +8,7 @@
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::Signer;
-use parthenon::sigverify::gpu::{EdRules, GpuVerifier, SoaBatch};
+use parthenon::sigverify::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch};
 use sha2::{Digest, Sha512};
 
 pub const ED25519: u8 = 0;
@@ -423,4 +423,49 @@ pub fn mixed_corpus(n: usize, seed: u64) -> Vec<Item> {
     let differ = mixed.iter().map(reference).filter(|r| r.0 != r.1).count();
     assert!(differ > n / 20, "corpus has too few items where ZIP-215 and strict differ ({differ})");
     mixed
+}
+
+/// The engine's own path: a route forced to `backend` serves a mixed batch on the device (no
+/// fallback counted) and returns the CPU backend's verdicts, under both Ed25519 rules.
+pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
+    use parthenon::sigverify::{cpu, stats, Batch, Rules, Scheme};
+    let engine = parthenon::Engine::builder().force(backend).build().expect("the backend is present");
+    let mut rng = Rng::new(0x5eed_0002);
+    let mut items = ed25519_items(&mut rng, 100);
+    items.extend(bip340_items(&mut rng, 100));
+    let mut batch = Batch::new();
+    for it in &items {
+        let scheme = if it.scheme == ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
+        batch.push(scheme, &it.pk, &it.msg, &it.sig).expect("well-formed item");
+    }
+    for rules in [Rules::Zip215, Rules::Strict] {
+        let before = stats().device_fallbacks;
+        let got = engine.verify_with(&batch, rules);
+        assert_eq!(stats().device_fallbacks, before, "the device path fell back to the CPU");
+        let want = cpu::verify_batch(&batch, rules, 2);
+        assert_eq!(got.as_bytes(), want.as_bytes(), "{rules:?}");
+    }
+}
+
+/// A device's chunked entry point (`verify_soa_in_chunks`).
+pub type ChunkedVerify<V> = fn(&V, &SoaBatch<'_>, EdRules, usize) -> Result<Vec<u8>, GpuError>;
+
+/// A verifier that runs `verify` (a device's chunked entry point) in chunks of `chunk` items,
+/// so small batches go through several chunks per stream or queue.
+pub struct Chunked<V: 'static> {
+    pub device: &'static V,
+    pub chunk: usize,
+    pub verify: ChunkedVerify<V>,
+}
+
+impl<V: GpuVerifier + 'static> GpuVerifier for Chunked<V> {
+    fn describe(&self) -> String {
+        format!("{} in chunks of {}", self.device.describe(), self.chunk)
+    }
+    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
+        (self.verify)(self.device, batch, rules, self.chunk)
+    }
+    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+        self.verify_soa(batch, rules).map(|v| (v, 0.0))
+    }
 }

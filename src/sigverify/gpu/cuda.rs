@@ -278,7 +278,19 @@ impl CudaVerifier {
             .map_err(Clone::clone)
     }
 
-    fn run(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+    /// [`GpuVerifier::verify_soa`] with chunks of at most `chunk_items` items (the default is
+    /// [`CHUNK_ITEMS`]): for tests and tuning, so that small batches go through several chunks
+    /// per stream (a lane drained and staged again).
+    pub fn verify_soa_in_chunks(
+        &self,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunk_items: usize,
+    ) -> Result<Vec<u8>, GpuError> {
+        self.run(batch, rules, chunk_items).map(|(v, _)| v)
+    }
+
+    fn run(&self, batch: &SoaBatch<'_>, rules: EdRules, chunk_items: usize) -> Result<(Vec<u8>, f64), GpuError> {
         batch.check()?;
         let n = batch.len();
         let mut out = vec![0u8; n];
@@ -294,7 +306,7 @@ impl CudaVerifier {
                 lane.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
             }
         }
-        let chunk = CHUNK_ITEMS.min(n.div_ceil(STREAMS)).max(1);
+        let chunk = chunk_items.min(n.div_ceil(STREAMS)).max(1);
         let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
         let max_msg = chunks.iter().map(|r| batch.slice(r.clone()).messages.len()).max().unwrap_or(0);
         let want_lanes = chunks.len().min(STREAMS);
@@ -415,10 +427,10 @@ impl GpuVerifier for CudaVerifier {
     }
 
     fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
-        self.run(batch, rules).map(|(v, _)| v)
+        self.run(batch, rules, CHUNK_ITEMS).map(|(v, _)| v)
     }
 
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
-        self.run(batch, rules)
+        self.run(batch, rules, CHUNK_ITEMS)
     }
 }
