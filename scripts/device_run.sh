@@ -63,6 +63,10 @@ sizes=64,1024,4096,16384,65536,1048576
 step 120 bench-verify-cuda.txt $B/parthenon bench verify --backend cuda --sizes $sizes
 step 60 bench-verify-cpu.txt $B/parthenon bench verify --backend cpu --sizes $sizes
 step 120 bench-verify-auto.txt $B/parthenon bench verify --backend auto --sizes $sizes
+# The register cap: at 168 registers sig_verify fits three blocks per SM instead of two, with a
+# few spills (src/sigverify/gpu/cuda.rs, MAXRREG_ENV). Compare with bench-verify-cuda.txt.
+PARTHENON_CUDA_MAXRREG=168 step 150 bench-verify-cuda-maxrreg168.txt \
+  $B/parthenon bench verify --backend cuda --sizes 4096,65536,1048576
 # NVIDIA's OpenCL, where the machine has an ICD for it (the test says "skip" otherwise); its
 # figures only on a GPU device (not a CPU implementation such as PoCL).
 PARTHENON_GPU_CORPUS=2000 step 60 agreement-opencl.txt $B/gpu_opencl_agreement --nocapture

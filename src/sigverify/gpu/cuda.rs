@@ -168,6 +168,25 @@ fn base_tables(
 /// NVRTC options beyond the architecture.
 const OPTIONS: &[&str] = &["--std=c++14"];
 
+/// Environment variable that caps the registers per thread (`--maxrregcount`), for tuning on a
+/// GPU: ptxas gives `sig_verify` 236 registers on `sm_90` (two 128-thread blocks per SM); capped
+/// at 168 it spills 72 bytes in one callee and fits three blocks. Which verifies faster is
+/// measured on the device (`scripts/device_run.sh` runs both), not assumed.
+pub const MAXRREG_ENV: &str = "PARTHENON_CUDA_MAXRREG";
+
+/// [`OPTIONS`] plus the register cap from [`MAXRREG_ENV`], when it is set to a number of
+/// registers from 32 to 255 (anything else is ignored with a warning).
+fn options() -> Vec<String> {
+    let mut all: Vec<String> = OPTIONS.iter().map(|o| o.to_string()).collect();
+    if let Ok(v) = std::env::var(MAXRREG_ENV) {
+        match v.trim().parse::<u32>() {
+            Ok(n) if (32..=255).contains(&n) => all.push(format!("--maxrregcount={n}")),
+            _ => tracing::warn!("{MAXRREG_ENV}={v:?} ignored: expected a register count from 32 to 255"),
+        }
+    }
+    all
+}
+
 /// Compiles the embedded kernels for compute capability `capability` with NVRTC alone: no device
 /// and no driver needed, so the kernel source can be checked on any machine with `libnvrtc`.
 /// `options` are added to the backend's own (`--ptxas-options=-v` puts register and spill counts
@@ -178,7 +197,8 @@ pub fn compile_kernels(capability: (i32, i32), output: Output, options: &[&str])
         return Err(GpuError::NoDevice("libnvrtc not found: kernels cannot be compiled".into()));
     }
     let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
-    let all: Vec<&str> = OPTIONS.iter().chain(options).copied().collect();
+    let base = self::options();
+    let all: Vec<&str> = base.iter().map(String::as_str).chain(options.iter().copied()).collect();
     nvrtc::compile(&source, "verify.cu", capability, output, &all).map_err(GpuError::Build)
 }
 
@@ -196,11 +216,14 @@ fn load_kernels(
 ) -> Result<(Arc<CudaModule>, String), String> {
     let (major, minor) = capability;
     let version = nvrtc::version()?;
-    let key = kernel_cache::Key::new(source, &format!("sm_{major}{minor}"), OPTIONS, version);
+    let owned = options();
+    let options: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let key = kernel_cache::Key::new(source, &format!("sm_{major}{minor}"), &options, version);
+    let flags = options.join(" ");
     let mut failures = Vec::new();
     if let Some(image) = kernel_cache::load(&key) {
         match ctx.load_module(Ptx::from_binary(image)) {
-            Ok(module) => return Ok((module, format!("CUBIN sm_{major}{minor} from the cache"))),
+            Ok(module) => return Ok((module, format!("CUBIN sm_{major}{minor} from the cache, {flags}"))),
             Err(e) => failures.push(format!("cached CUBIN refused by the driver (cuModuleLoadData): {e:?}")),
         }
     }
@@ -208,7 +231,7 @@ fn load_kernels(
         tracing::info!(
             "compiling the CUDA kernels to {output} for sm_{major}{minor} (NVRTC takes tens of seconds; a CUBIN is cached)"
         );
-        let image = match nvrtc::compile(source, "verify.cu", capability, output, OPTIONS) {
+        let image = match nvrtc::compile(source, "verify.cu", capability, output, &options) {
             Ok(compiled) => compiled.image,
             Err(e) => {
                 failures.push(format!("{output}: {e}"));
@@ -227,7 +250,7 @@ fn load_kernels(
                 if !failures.is_empty() {
                     tracing::warn!(attempts = %failures.join("; "), "CUDA kernels loaded as {output}");
                 }
-                let how = format!("{output} compiled by NVRTC {}.{}", version.0, version.1);
+                let how = format!("{output} compiled by NVRTC {}.{}, {flags}", version.0, version.1);
                 return Ok((module, how));
             }
             Err(e) => failures.push(format!("{output} refused by the driver (cuModuleLoadData): {e:?}")),
@@ -432,5 +455,23 @@ impl GpuVerifier for CudaVerifier {
 
     fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
         self.run(batch, rules, CHUNK_ITEMS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_register_cap_comes_from_the_environment_when_it_is_a_register_count() {
+        // The only reader of this variable in the unit tests.
+        std::env::set_var(MAXRREG_ENV, "168");
+        assert_eq!(options(), ["--std=c++14", "--maxrregcount=168"]);
+        for bad in ["7", "256", "many", ""] {
+            std::env::set_var(MAXRREG_ENV, bad);
+            assert_eq!(options(), ["--std=c++14"], "{bad:?}");
+        }
+        std::env::remove_var(MAXRREG_ENV);
+        assert_eq!(options(), ["--std=c++14"]);
     }
 }
