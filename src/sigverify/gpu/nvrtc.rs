@@ -136,35 +136,28 @@ pub fn compile(
     output: Output,
     options: &[&str],
 ) -> Result<Compiled, String> {
-    super::on_compiler_stack(|| compile_here(source, name, capability, output, options))?
-}
-
-fn compile_here(
-    source: &str,
-    name: &str,
-    capability: (i32, i32),
-    output: Output,
-    options: &[&str],
-) -> Result<Compiled, String> {
     let source_c = CString::new(source).map_err(|_| format!("{name}: the kernel source contains a NUL byte"))?;
     let name_c = CString::new(name).map_err(|_| format!("{name:?}: the program name contains a NUL byte"))?;
-    let prog = result::create_program(&source_c, Some(&name_c)).map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
-    let program = Program { prog, _source: source_c, _name: name_c };
     let mut all = vec![output.arch_option(capability)];
     all.extend(options.iter().map(|o| o.to_string()));
     if all.iter().any(|o| o.contains('\0')) {
         return Err("an NVRTC option contains a NUL byte".into());
     }
-    // SAFETY: `program.prog` is live until `program` drops; no option contains a NUL byte
-    // (checked above; cudarc's wrapper would panic on one).
-    if let Err(e) = unsafe { result::compile_program(program.prog, &all) } {
-        return Err(format!("nvrtcCompileProgram [{}]: {e:?}\n{}", all.join(" "), program.log()));
-    }
-    let image = match output {
-        Output::Cubin => program.cubin()?,
-        Output::Ptx => program.ptx()?,
-    };
-    Ok(Compiled { image, log: program.log() })
+    super::on_compiler_stack(move || {
+        let prog =
+            result::create_program(&source_c, Some(&name_c)).map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
+        let program = Program { prog, _source: source_c, _name: name_c };
+        // SAFETY: `program.prog` is live until `program` drops; no option contains a NUL byte
+        // (checked above; cudarc's wrapper would panic on one).
+        if let Err(e) = unsafe { result::compile_program(program.prog, &all) } {
+            return Err(format!("nvrtcCompileProgram [{}]: {e:?}\n{}", all.join(" "), program.log()));
+        }
+        let image = match output {
+            Output::Cubin => program.cubin()?,
+            Output::Ptx => program.ptx()?,
+        };
+        Ok(Compiled { image, log: program.log() })
+    })?
 }
 
 #[cfg(test)]
