@@ -52,7 +52,7 @@ fn random_and_mutated_corpus_agrees_with_reference() {
 #[test]
 fn chunks_alternating_over_streams_agree_with_reference() {
     let Some(device) = verifier() else { return };
-    let chunked = Chunked { device, chunk: 61, verify: CudaVerifier::verify_soa_in_chunks };
+    let chunked = Chunked { device, chunk: 61 };
     check_against_reference(&chunked, &mixed_corpus(200, 0x5eed_0003));
 }
 

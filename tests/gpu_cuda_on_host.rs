@@ -74,7 +74,12 @@ impl GpuVerifier for HostCuda {
         "the CUDA kernel source on the host (g++ -O2, UBSan)".into()
     }
 
-    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
+    /// The harness launches the whole batch at once: there are no chunks on the host.
+    fn chunk_items(&self) -> usize {
+        usize::MAX
+    }
+
+    fn verify_chunked(&self, batch: &SoaBatch<'_>, rules: EdRules, _: usize) -> Result<(Vec<u8>, f64), GpuError> {
         batch.check()?;
         let n = batch.len();
         let mut input = Vec::new();
@@ -98,11 +103,7 @@ impl GpuVerifier for HostCuda {
         if verdicts.len() != n || verdicts.iter().any(|v| *v > 1) {
             return Err(fail("harness", format!("{} verdict bytes for {n} items", verdicts.len())));
         }
-        Ok(verdicts)
-    }
-
-    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
-        self.verify_soa(batch, rules).map(|v| (v, 0.0))
+        Ok((verdicts, 0.0))
     }
 }
 

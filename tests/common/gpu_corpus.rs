@@ -447,25 +447,26 @@ pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
     }
 }
 
-/// A device's chunked entry point (`verify_soa_in_chunks`).
-pub type ChunkedVerify<V> = fn(&V, &SoaBatch<'_>, EdRules, usize) -> Result<Vec<u8>, GpuError>;
-
-/// A verifier that runs `verify` (a device's chunked entry point) in chunks of `chunk` items,
-/// so small batches go through several chunks per stream or queue.
-pub struct Chunked<V: 'static> {
-    pub device: &'static V,
+/// A device whose [`GpuVerifier::verify_soa`] uses chunks of `chunk` items, so small batches go
+/// through several chunks per stream or queue.
+pub struct Chunked<'a> {
+    pub device: &'a dyn GpuVerifier,
     pub chunk: usize,
-    pub verify: ChunkedVerify<V>,
 }
 
-impl<V: GpuVerifier + 'static> GpuVerifier for Chunked<V> {
+impl GpuVerifier for Chunked<'_> {
     fn describe(&self) -> String {
         format!("{} in chunks of {}", self.device.describe(), self.chunk)
     }
-    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
-        (self.verify)(self.device, batch, rules, self.chunk)
+    fn chunk_items(&self) -> usize {
+        self.chunk
     }
-    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
-        self.verify_soa(batch, rules).map(|v| (v, 0.0))
+    fn verify_chunked(
+        &self,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunk_items: usize,
+    ) -> Result<(Vec<u8>, f64), GpuError> {
+        self.device.verify_chunked(batch, rules, chunk_items)
     }
 }

@@ -301,18 +301,6 @@ impl CudaVerifier {
             .map_err(Clone::clone)
     }
 
-    /// [`GpuVerifier::verify_soa`] with chunks of at most `chunk_items` items (the default is
-    /// [`CHUNK_ITEMS`]): for tests and tuning, so that small batches go through several chunks
-    /// per stream (a lane drained and staged again).
-    pub fn verify_soa_in_chunks(
-        &self,
-        batch: &SoaBatch<'_>,
-        rules: EdRules,
-        chunk_items: usize,
-    ) -> Result<Vec<u8>, GpuError> {
-        self.run(batch, rules, chunk_items).map(|(v, _)| v)
-    }
-
     fn run(&self, batch: &SoaBatch<'_>, rules: EdRules, chunk_items: usize) -> Result<(Vec<u8>, f64), GpuError> {
         batch.check()?;
         let n = batch.len();
@@ -449,12 +437,17 @@ impl GpuVerifier for CudaVerifier {
         self.description.clone()
     }
 
-    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
-        self.run(batch, rules, CHUNK_ITEMS).map(|(v, _)| v)
+    fn chunk_items(&self) -> usize {
+        CHUNK_ITEMS
     }
 
-    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
-        self.run(batch, rules, CHUNK_ITEMS)
+    fn verify_chunked(
+        &self,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunk_items: usize,
+    ) -> Result<(Vec<u8>, f64), GpuError> {
+        self.run(batch, rules, chunk_items)
     }
 }
 

@@ -185,12 +185,28 @@ impl<'a> SoaBatch<'a> {
 pub trait GpuVerifier: Send + Sync {
     /// A one-line description of the device ("OpenCL: NVIDIA H100 ...").
     fn describe(&self) -> String;
+    /// Items per chunk of [`GpuVerifier::verify_soa`]: a batch is cut into chunks of at most this
+    /// many items, alternating over the device's streams or queues.
+    fn chunk_items(&self) -> usize;
+    /// Verifies every item in chunks of at most `chunk_items` items; `Err` means no verdicts at
+    /// all. Also returns the kernel-only seconds: how long at least one of the batch's kernels
+    /// was running on the device ([`busy_seconds`] of the kernels' device-timed intervals), so
+    /// kernels that overlap on two streams count once. Small chunks are for tests and tuning (a
+    /// lane drained and staged again); callers use [`GpuVerifier::verify_soa`].
+    fn verify_chunked(
+        &self,
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunk_items: usize,
+    ) -> Result<(Vec<u8>, f64), GpuError>;
     /// Verifies every item; `Err` means no verdicts at all.
-    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError>;
-    /// Like [`GpuVerifier::verify_soa`], and the kernel-only seconds for benchmarks: how long at
-    /// least one of the batch's kernels was running on the device ([`busy_seconds`] of the
-    /// kernels' device-timed intervals), so kernels that overlap on two streams count once.
-    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError>;
+    fn verify_soa(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<Vec<u8>, GpuError> {
+        self.verify_chunked(batch, rules, self.chunk_items()).map(|(v, _)| v)
+    }
+    /// Like [`GpuVerifier::verify_soa`], and the kernel-only seconds, for benchmarks.
+    fn verify_soa_timed(&self, batch: &SoaBatch<'_>, rules: EdRules) -> Result<(Vec<u8>, f64), GpuError> {
+        self.verify_chunked(batch, rules, self.chunk_items())
+    }
 }
 
 /// Stack of the thread a kernel compiler runs on ([`on_compiler_stack`]).
