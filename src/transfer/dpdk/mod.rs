@@ -214,10 +214,11 @@ impl DpdkLink {
         self.txq_len.clear();
     }
 
-    /// The next received mbuf of ours (EtherType checked), waiting until `deadline`.
-    fn next_mbuf(&mut self, deadline: Instant) -> Option<*mut sys::rte_mbuf> {
+    /// The next received mbuf of ours (EtherType checked), waiting at most `timeout` from
+    /// `*waiting`, which is set when this first has to wait: a frame already received costs no
+    /// clock read (four per frame were 2 % of a 64 MiB `net_ring` receive).
+    fn next_mbuf(&mut self, timeout: Duration, waiting: &mut Option<Instant>) -> Option<*mut sys::rte_mbuf> {
         self.flush();
-        let start = Instant::now();
         loop {
             while let Some(m) = self.rxq.pop_front() {
                 // SAFETY: `m` is a received mbuf we own; the first segment holds at least the
@@ -243,7 +244,8 @@ impl DpdkLink {
                 self.rxq.extend(&pkts[..n as usize]);
                 continue;
             }
-            if Instant::now() >= deadline {
+            let start = *waiting.get_or_insert_with(Instant::now);
+            if start.elapsed() >= timeout {
                 return None;
             }
             back_off(start);
@@ -309,9 +311,9 @@ impl Link for DpdkLink {
     }
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
-        let deadline = Instant::now() + timeout;
+        let mut waiting = None;
         loop {
-            let Some(m) = self.next_mbuf(deadline) else { return Ok(None) };
+            let Some(m) = self.next_mbuf(timeout, &mut waiting) else { return Ok(None) };
             if let Some(n) = copy_out(m, buf) {
                 return Ok(Some(n));
             }
@@ -319,7 +321,7 @@ impl Link for DpdkLink {
     }
 
     fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
-        let Some(m) = self.next_mbuf(Instant::now() + timeout) else { return Ok(None) };
+        let Some(m) = self.next_mbuf(timeout, &mut None) else { return Ok(None) };
         let (mut p0, mut l0, mut p1, mut l1) = (std::ptr::null(), 0u32, std::ptr::null(), 0u32);
         // SAFETY: `m` is a received mbuf we own.
         let segs = unsafe { sys::parthenon_mbuf_view(m, &mut p0, &mut l0, &mut p1, &mut l1) };
