@@ -62,10 +62,6 @@ fn harness() -> Option<&'static Path> {
     .as_deref()
 }
 
-fn fail(call: &'static str, reason: impl std::fmt::Display) -> GpuError {
-    GpuError::Call { call, reason: reason.to_string() }
-}
-
 /// The CUDA kernels on the host, as a [`GpuVerifier`] so the shared agreement check applies.
 struct HostCuda(&'static Path);
 
@@ -94,14 +90,18 @@ impl GpuVerifier for HostCuda {
         input.extend_from_slice(batch.messages);
         let dir = common::TempDir::new("cuda-host");
         let (in_path, out_path) = (dir.path().join("in"), dir.path().join("out"));
-        std::fs::write(&in_path, &input).map_err(|e| fail("write input", e))?;
-        let status = Command::new(self.0).arg(&in_path).arg(&out_path).output().map_err(|e| fail("harness", e))?;
+        std::fs::write(&in_path, &input).map_err(|e| GpuError::call("write input", e))?;
+        let status =
+            Command::new(self.0).arg(&in_path).arg(&out_path).output().map_err(|e| GpuError::call("harness", e))?;
         if !status.status.success() {
-            return Err(fail("harness", format!("{}: {}", status.status, String::from_utf8_lossy(&status.stderr))));
+            return Err(GpuError::call(
+                "harness",
+                format!("{}: {}", status.status, String::from_utf8_lossy(&status.stderr)),
+            ));
         }
-        let verdicts = std::fs::read(&out_path).map_err(|e| fail("read verdicts", e))?;
+        let verdicts = std::fs::read(&out_path).map_err(|e| GpuError::call("read verdicts", e))?;
         if verdicts.len() != n || verdicts.iter().any(|v| *v > 1) {
-            return Err(fail("harness", format!("{} verdict bytes for {n} items", verdicts.len())));
+            return Err(GpuError::call("harness", format!("{} verdict bytes for {n} items", verdicts.len())));
         }
         Ok((verdicts, 0.0))
     }

@@ -204,7 +204,8 @@ pub fn compile_kernels(capability: (i32, i32), output: Output, options: &[&str])
 
 /// Loads the kernels into `ctx`, the first way that works:
 /// 1. the CUBIN for `capability` cached by an earlier run ([`kernel_cache`]), if the driver takes it;
-/// 2. a CUBIN compiled now, then cached;
+/// 2. a CUBIN compiled now, then cached (skipped when the driver refused the cached one: a
+///    cached image that passes its check is the one NVRTC would make again);
 /// 3. PTX, for the driver to finish, when NVRTC cannot make the CUBIN or the driver refuses it.
 ///
 /// Returns the module and how it was obtained (for [`CudaVerifier::describe`]); the error lists
@@ -221,13 +222,17 @@ fn load_kernels(
     let key = kernel_cache::Key::new(source, &format!("sm_{major}{minor}"), &options, version);
     let flags = options.join(" ");
     let mut failures = Vec::new();
+    let mut outputs: &[Output] = &[Output::Cubin, Output::Ptx];
     if let Some(image) = kernel_cache::load(&key) {
         match ctx.load_module(Ptx::from_binary(image)) {
             Ok(module) => return Ok((module, format!("CUBIN sm_{major}{minor} from the cache, {flags}"))),
-            Err(e) => failures.push(format!("cached CUBIN refused by the driver (cuModuleLoadData): {e:?}")),
+            Err(e) => {
+                failures.push(format!("cached CUBIN refused by the driver (cuModuleLoadData): {e:?}"));
+                outputs = &[Output::Ptx];
+            }
         }
     }
-    for output in [Output::Cubin, Output::Ptx] {
+    for &output in outputs {
         tracing::info!(
             "compiling the CUDA kernels to {output} for sm_{major}{minor} (NVRTC takes tens of seconds; a CUBIN is cached)"
         );

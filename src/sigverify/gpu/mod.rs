@@ -103,7 +103,8 @@ pub enum GpuError {
 }
 
 impl GpuError {
-    pub(crate) fn call(call: &'static str, reason: impl std::fmt::Display) -> Self {
+    /// A [`GpuError::Call`] of `call` failing for `reason`.
+    pub fn call(call: &'static str, reason: impl std::fmt::Display) -> Self {
         GpuError::Call { call, reason: reason.to_string() }
     }
 }

@@ -82,10 +82,7 @@ impl Program {
     fn log(&self) -> String {
         // SAFETY: `self.prog` is live until `self` drops.
         match unsafe { result::get_program_log(self.prog) } {
-            Ok(raw) => {
-                let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-                String::from_utf8_lossy(&bytes).trim().to_string()
-            }
+            Ok(raw) => String::from_utf8_lossy(&until_nul(&raw)).trim().to_string(),
             Err(e) => format!("(no log: nvrtcGetProgramLog: {e:?})"),
         }
     }
@@ -110,8 +107,13 @@ impl Program {
     fn ptx(&self) -> Result<Vec<u8>, String> {
         // SAFETY: `self.prog` is live and compiled.
         let raw = unsafe { result::get_ptx(self.prog) }.map_err(|e| format!("nvrtcGetPTX: {e:?}"))?;
-        Ok(raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect())
+        Ok(until_nul(&raw))
     }
+}
+
+/// The bytes of a C string NVRTC returned, up to its terminating NUL.
+fn until_nul(raw: &[c_char]) -> Vec<u8> {
+    raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect()
 }
 
 /// What [`compile`] made.
