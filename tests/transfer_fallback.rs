@@ -4,7 +4,7 @@
 //!   transfer elsewhere, transfers byte-exact, the report names the refusal, and forcing
 //!   `io-uring` is an error carrying the same reason.
 //! - `RLIMIT_MEMLOCK` at 64 KiB: io_uring stays routed but without registered buffers, still
-//!   byte-exact, and the report says why it downgraded.
+//!   byte-exact (sending and receiving), and the report says why it downgraded.
 //!
 //! Each parent test re-executes this test binary running only the matching `child_*` test with
 //! `PARTHENON_FALLBACK_CHILD` set; the `child_*` tests do nothing when run directly.
@@ -43,8 +43,13 @@ fn engine(opts: impl FnOnce(parthenon::EngineBuilder) -> parthenon::EngineBuilde
     opts(Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })).build()
 }
 
-/// Byte-exact transfer of a few sizes through `t` over loopback.
+/// Byte-exact transfer of a few sizes through `t` over loopback, received by `copy`.
 fn transfers_byte_exact(t: &(dyn Transport + 'static)) {
+    transfers_byte_exact_to(t, || Box::new(parthenon::transfer::copy::CopyTransport));
+}
+
+/// Byte-exact transfer of a few sizes sent by `t` and received by the transport `rx` makes.
+fn transfers_byte_exact_to(t: &(dyn Transport + 'static), rx: fn() -> Box<dyn Transport>) {
     let src_dir = TempDir::new("fb-src");
     let dst_dir = TempDir::new("fb-dst");
     let src = BlockStore::open(src_dir.path()).unwrap();
@@ -57,10 +62,10 @@ fn transfers_byte_exact(t: &(dyn Transport + 'static)) {
     let addr = l.local_addr().unwrap();
     let dst2 = dst.clone();
     let h = thread::spawn(move || {
-        let (rx, _) = l.accept().unwrap();
-        let copy = parthenon::transfer::copy::CopyTransport;
+        let (peer, _) = l.accept().unwrap();
+        let receiver = rx();
         for i in 0..sizes.len() {
-            copy.recv_block(&rx, &dst2, &Expect::block(BlockId(i as u64))).unwrap();
+            receiver.recv_block(&peer, &dst2, &Expect::block(BlockId(i as u64))).unwrap();
         }
     });
     let tx = TcpStream::connect(addr).unwrap();
@@ -143,6 +148,8 @@ fn child_memlock_64k() {
         assert!(!u.registered_buffers());
         assert!(u.notes().iter().any(|n| n.contains("RLIMIT_MEMLOCK 64 KiB")), "{:?}", u.notes());
         transfers_byte_exact(&u);
+        // Received by io_uring without registered buffers too (plain WRITE from the slots).
+        transfers_byte_exact_to(&u, || Box::new(parthenon::transfer::uring::UringTransport::new().unwrap()));
         let zc = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
         transfers_byte_exact(&zc);
     }

@@ -225,9 +225,6 @@ fn backend_notes(engine: &Engine, backend: Backend) -> Vec<String> {
             if !info.opcodes.send_zc {
                 notes.push("io-uring: kernel lacks SEND_ZC: plain SEND from the block mapping".into());
             }
-            if !info.opcodes.splice {
-                notes.push("io-uring: kernel lacks IORING_OP_SPLICE: receive through read + write".into());
-            }
         }
     }
     notes

@@ -68,24 +68,6 @@ impl Pipe {
         };
         Ok(Pipe { r, w, size })
     }
-
-    /// The read end.
-    #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
-    pub(crate) fn read_fd(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(&self.r)
-    }
-
-    /// The write end.
-    #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
-    pub(crate) fn write_fd(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(&self.w)
-    }
-
-    /// Capacity in bytes.
-    #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
 }
 
 fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
@@ -97,16 +79,24 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
     }
 }
 
-/// Drains `n` bytes from the pipe into `out` (at `off` when given).
-fn drain(pipe: &Pipe, out: impl AsFd, mut off: Option<&mut i64>, mut n: usize, id: BlockId) -> Result<(), Error> {
+/// Drains `n` bytes from the pipe into `out` (at `off` when given); `what` names the splice in
+/// errors.
+fn drain(
+    pipe: &Pipe,
+    out: impl AsFd,
+    mut off: Option<&mut i64>,
+    mut n: usize,
+    id: BlockId,
+    what: &'static str,
+) -> Result<(), Error> {
     let out = out.as_fd();
     while n > 0 {
         let moved = retry(|| {
             splice(&pipe.r, None, out, off.as_deref_mut(), n, SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE)
         })
-        .map_err(|e| Error::errno("splice pipe -> out", Some(id), e))?;
+        .map_err(|e| Error::errno(what, Some(id), e))?;
         if moved == 0 {
-            return Err(Error::errno("splice pipe -> out", Some(id), Errno::EPIPE));
+            return Err(Error::errno(what, Some(id), Errno::EPIPE));
         }
         n -= moved;
     }
@@ -131,7 +121,7 @@ impl Transport for SpliceTransport {
                 return Err(Error::errno("splice file -> pipe (file shorter than header says)", Some(id), Errno::EIO));
             }
             // On error the pipe may hold bytes: it is dropped (closed), never reused.
-            drain(&pipe, peer, None, n, id)?;
+            drain(&pipe, peer, None, n, id, "splice pipe -> socket")?;
         }
         self.give_back(pipe);
         Ok(SendReport {
@@ -174,7 +164,7 @@ impl SpliceMover {
             if n == 0 {
                 return Err(Error::Truncated { block: id, expected: len, got });
             }
-            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, id)?;
+            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, id, "splice pipe -> temp block")?;
             got += n as u64;
             landed(got);
         }

@@ -1,0 +1,244 @@
+//! The receive side: a body lands in the ring's slots by `RECV` on the registered socket, is
+//! hashed there while it is still in cache, and goes to the temp file by `WRITE_FIXED` (`WRITE`
+//! without registered buffers) flagged `IOSQE_ASYNC`, which the kernel runs on its io-wq worker.
+//! So the receiving thread takes in and hashes the next chunk while earlier ones are being
+//! written: on a store the file write (page allocation and the copy into the page cache) is the
+//! largest cost of a receive, and here it runs beside the rest instead of after it.
+//!
+//! Invariants:
+//! - A slot is either free, the target of the one outstanding `RECV`, or the source of one
+//!   outstanding write; it is reused only after its write completed in full.
+//! - Nothing is in flight when [`UringRecv::move_body`] returns, also after an error: the ring
+//!   goes back to the transport's pool, and its slots and the temp file must not be touched by
+//!   the kernel after that.
+//! - Chunks are hashed in stream order, before their write is submitted; a short write is
+//!   resubmitted from its first unwritten byte, and a failed or empty one fails the receive.
+
+use super::{ud, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS};
+use crate::transfer::recv::BodyMover;
+use crate::transfer::store::TempBlock;
+use crate::transfer::wire::{Digest, HEADER_LEN};
+use crate::transfer::{BlockId, Error};
+use io_uring::{opcode, squeue, types};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+/// The io_uring body mover of [`UringTransport::recv_block`].
+pub(super) struct UringRecv<'a> {
+    pub(super) transport: &'a UringTransport,
+}
+
+impl BodyMover for UringRecv<'_> {
+    fn move_body(&self, peer: &TcpStream, tmp: &TempBlock) -> Result<Option<Digest>, Error> {
+        let id = tmp.header.id;
+        self.transport.with_ring(Some(id), |r| {
+            r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
+            let mut p = Pipeline::new(r, tmp.file.as_raw_fd(), id);
+            let digest = p.run(tmp.header.length);
+            let drained = p.drain();
+            let digest = digest?;
+            drained?;
+            Ok(Some(digest))
+        })
+    }
+}
+
+/// One outstanding write: `len` bytes of a slot to `file_off`, `done` of them written so far.
+#[derive(Clone, Copy)]
+struct Write {
+    file_off: u64,
+    len: usize,
+    done: usize,
+}
+
+struct Pipeline<'r> {
+    r: &'r mut Ring,
+    file: i32,
+    id: BlockId,
+    free: Vec<usize>,
+    writes: [Option<Write>; SLOTS],
+    /// Writes submitted and not completed.
+    writing: usize,
+    /// Whether a `RECV` is submitted and not completed (and its user data), and its result once
+    /// it is.
+    receiving: bool,
+    recv_ud: u64,
+    received: Option<i32>,
+    /// Whether an `ASYNC_CANCEL` of the `RECV` is submitted and not completed.
+    cancelling: bool,
+    /// Set once the receive has ended: short writes are no longer resubmitted.
+    draining: bool,
+    /// The first failure of a write; checked after every wait.
+    failed: Option<Error>,
+}
+
+impl<'r> Pipeline<'r> {
+    fn new(r: &'r mut Ring, file: i32, id: BlockId) -> Self {
+        Pipeline {
+            r,
+            file,
+            id,
+            free: (0..SLOTS).rev().collect(),
+            writes: [None; SLOTS],
+            writing: 0,
+            receiving: false,
+            recv_ud: 0,
+            received: None,
+            cancelling: false,
+            draining: false,
+            failed: None,
+        }
+    }
+
+    fn io_err(&self, what: &str, e: std::io::Error) -> Error {
+        Error::io(format!("io_uring {what}"), Some(self.id), e)
+    }
+
+    /// Receives `len` body bytes, hashing each chunk and queueing its write; returns the digest
+    /// once every chunk is received and every write has completed.
+    fn run(&mut self, len: u64) -> Result<Digest, Error> {
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0u64;
+        while got < len {
+            let slot = self.free_slot()?;
+            let want = ((len - got) as usize).min(CHUNK);
+            let filled = self.fill(slot, want, got, len)?;
+            hasher.update(&self.r.pool[slot * CHUNK..slot * CHUNK + filled]);
+            self.writes[slot] = Some(Write { file_off: HEADER_LEN as u64 + got, len: filled, done: 0 });
+            self.submit_write(slot)?;
+            got += filled as u64;
+        }
+        self.wait_until(|p| p.writing == 0)?;
+        Ok(hasher.finalize().into())
+    }
+
+    /// A free slot, waiting for a write to complete when all are busy.
+    fn free_slot(&mut self) -> Result<usize, Error> {
+        self.wait_until(|p| !p.free.is_empty())?;
+        self.free.pop().ok_or_else(|| self.io_err("slots", std::io::ErrorKind::OutOfMemory.into()))
+    }
+
+    /// Receives exactly `want` bytes into `slot` (several `RECV`s when one returns short).
+    fn fill(&mut self, slot: usize, want: usize, got: u64, len: u64) -> Result<usize, Error> {
+        let mut filled = 0;
+        while filled < want {
+            // SAFETY (pointer arithmetic): filled < want <= CHUNK, inside the slot.
+            let p = self.r.slot_ptr(slot).wrapping_add(filled);
+            let e = opcode::Recv::new(types::Fixed(0), p, (want - filled) as u32)
+                .flags(libc::MSG_WAITALL)
+                .build()
+                .user_data(ud(slot, KIND_RECV));
+            self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
+            self.receiving = true;
+            self.recv_ud = ud(slot, KIND_RECV);
+            self.received = None;
+            self.wait_until(|p| !p.receiving)?;
+            match self.received.unwrap_or(-libc::EIO) {
+                n if n > 0 => filled += n as usize,
+                0 => return Err(Error::Truncated { block: self.id, expected: len, got: got + filled as u64 }),
+                e if e == -libc::EINTR || e == -libc::EAGAIN => {}
+                e => return Err(self.io_err("recv", std::io::Error::from_raw_os_error(-e))),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Queues the rest of `slot`'s write; it is submitted with the next wait.
+    fn submit_write(&mut self, slot: usize) -> Result<(), Error> {
+        let Some(w) = self.writes[slot] else { return Ok(()) };
+        // SAFETY (pointer arithmetic): w.done < w.len <= CHUNK, inside the slot.
+        let p = self.r.slot_ptr(slot).wrapping_add(w.done);
+        let (n, off) = ((w.len - w.done) as u32, w.file_off + w.done as u64);
+        let e = if self.r.registered {
+            opcode::WriteFixed::new(types::Fd(self.file), p, n, slot as u16).offset(off).build()
+        } else {
+            opcode::Write::new(types::Fd(self.file), p, n).offset(off).build()
+        };
+        let e = e.flags(squeue::Flags::ASYNC).user_data(ud(slot, KIND_WRITE));
+        self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
+        self.writing += 1;
+        Ok(())
+    }
+
+    fn on_write(&mut self, slot: usize, res: i32) {
+        self.writing -= 1;
+        let Some(w) = self.writes[slot].as_mut() else { return };
+        let err = match res {
+            n if n > 0 => {
+                w.done += n as usize;
+                if w.done < w.len {
+                    if self.failed.is_none() && !self.draining {
+                        if let Err(e) = self.submit_write(slot) {
+                            self.failed = Some(e);
+                        }
+                    }
+                    return;
+                }
+                None
+            }
+            0 => Some(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            e => Some(std::io::Error::from_raw_os_error(-e)),
+        };
+        self.writes[slot] = None;
+        self.free.push(slot);
+        if let Some(e) = err {
+            let e = self.io_err("write temp block", e);
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    /// Submits what is queued and handles completions until `done` holds (or a write failed).
+    fn wait_until(&mut self, done: impl Fn(&Self) -> bool) -> Result<(), Error> {
+        loop {
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+            if done(self) {
+                return Ok(());
+            }
+            self.wait_once()?;
+        }
+    }
+
+    fn wait_once(&mut self) -> Result<(), Error> {
+        match self.r.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
+            Err(e) => {
+                self.r.poisoned = self.writing > 0 || self.receiving || self.cancelling;
+                return Err(self.io_err("io_uring_enter", e));
+            }
+        }
+        let cqes: Vec<(u64, i32)> = self.r.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        for (data, res) in cqes {
+            let slot = (data >> 8) as usize;
+            match data & 0xff {
+                KIND_RECV => {
+                    self.receiving = false;
+                    self.received = Some(res);
+                }
+                KIND_WRITE if slot < SLOTS => self.on_write(slot, res),
+                KIND_CANCEL => self.cancelling = false,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for everything still in flight, ignoring its results (the receive has already
+    /// failed or succeeded). A `RECV` still waiting for bytes (a write failed meanwhile) is
+    /// cancelled rather than left to wait for a peer that may send nothing more. Only a ring that
+    /// cannot be waited on is an error.
+    fn drain(&mut self) -> Result<(), Error> {
+        self.draining = true;
+        if self.receiving {
+            let e = opcode::AsyncCancel::new(self.recv_ud).build().user_data(ud(0, KIND_CANCEL));
+            self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
+            self.cancelling = true;
+        }
+        while self.writing > 0 || self.receiving || self.cancelling {
+            self.wait_once()?;
+        }
+        Ok(())
+    }
+}

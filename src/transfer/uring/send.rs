@@ -1,0 +1,121 @@
+//! The send side: a block's bytes on the registered socket, in linked rounds of [`SLOTS`] chunks.
+
+use super::{reap, ud, Ring, CHUNK, KIND_READ, KIND_SEND, SLOTS};
+use crate::engine::Backend;
+use crate::transfer::{BlockId, Error};
+use io_uring::{opcode, squeue, types};
+
+/// Where a send's bytes come from.
+pub(super) enum Source<'a> {
+    /// Bytes already in memory (the block's mapping, or the caller's slice).
+    Memory(&'a [u8]),
+    /// The sealed file, read into the registered slots first.
+    File { fd: i32, len: u64 },
+}
+
+/// Sends all of `src` on fixed file 0, in rounds of up to [`SLOTS`] chunks. Within a round the
+/// sends form one linked chain, so the stream keeps their order; a short or failed send cancels
+/// the rest of the chain, which is resubmitted from the first byte not sent. Every notification
+/// is awaited before returning (see the module docs on ownership).
+pub(super) fn send_all(r: &mut Ring, src: Source<'_>, zc: bool, id: BlockId) -> Result<String, Error> {
+    let total = match &src {
+        Source::Memory(m) => m.len() as u64,
+        Source::File { len, .. } => *len,
+    };
+    let fixed = matches!(src, Source::File { .. });
+    let sock = types::Fixed(0);
+    let method = match (fixed, zc) {
+        (true, _) => "io_uring READ_FIXED + linked SEND_ZC (registered buffers, registered socket)",
+        (false, true) => "io_uring linked SEND_ZC from the block mapping (registered socket)",
+        (false, false) => "io_uring linked SEND (registered socket)",
+    };
+    let io_err = |what: &str, e: std::io::Error| Error::io(format!("io_uring {what}"), Some(id), e);
+    let mut off = 0u64;
+    while off < total {
+        let mut round: Vec<(u64, usize)> = Vec::new(); // (file/memory offset, len); slot = index
+        while round.len() < SLOTS && off < total {
+            let n = ((total - off) as usize).min(CHUNK);
+            round.push((off, n));
+            off += n as u64;
+        }
+        // Base pointer of each chunk.
+        let mut bases: Vec<*const u8> = Vec::with_capacity(round.len());
+        if let Source::File { fd, .. } = src {
+            if !r.registered {
+                return Err(Error::Unavailable {
+                    backend: Backend::IoUring,
+                    reason: "registered buffers missing".into(),
+                });
+            }
+            let ptrs: Vec<*mut u8> = (0..round.len()).map(|slot| r.slot_ptr(slot)).collect();
+            for (slot, &(o, n)) in round.iter().enumerate() {
+                let e = opcode::ReadFixed::new(types::Fd(fd), ptrs[slot], n as u32, slot as u16)
+                    .offset(o)
+                    .build()
+                    .user_data(ud(slot, KIND_READ));
+                r.push(&e).map_err(|e| io_err("submit", e))?;
+            }
+            let mut bad = None;
+            reap(r, round.len(), id, |data, res| {
+                let (_, n) = round[(data >> 8) as usize];
+                if res < 0 {
+                    bad.get_or_insert(std::io::Error::from_raw_os_error(-res));
+                } else if res as usize != n {
+                    bad.get_or_insert(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "short read of sealed block",
+                    ));
+                }
+            })?;
+            if let Some(e) = bad {
+                return Err(io_err("READ_FIXED", e));
+            }
+            bases.extend(ptrs.into_iter().map(|p| p as *const u8));
+        } else if let Source::Memory(m) = src {
+            bases.extend(round.iter().map(|&(o, _)| m[o as usize..].as_ptr()));
+        }
+        // Linked sends, resubmitted from the first unsent byte until the round is out.
+        let mut sent = vec![0usize; round.len()];
+        let mut first = 0usize;
+        while first < round.len() {
+            let last = round.len() - 1;
+            for slot in first..round.len() {
+                let n = round[slot].1 - sent[slot];
+                // SAFETY (pointer arithmetic): sent[slot] < chunk length, inside the chunk.
+                let p = bases[slot].wrapping_add(sent[slot]);
+                let mut e = if zc || fixed {
+                    let mut op = opcode::SendZc::new(sock, p, n as u32).flags(libc::MSG_WAITALL);
+                    if fixed {
+                        op = op.buf_index(Some(slot as u16));
+                    }
+                    op.build()
+                } else {
+                    opcode::Send::new(sock, p, n as u32).flags(libc::MSG_WAITALL).build()
+                };
+                if slot != last {
+                    e = e.flags(squeue::Flags::IO_LINK);
+                }
+                r.push(&e.user_data(ud(slot, KIND_SEND))).map_err(|e| io_err("submit", e))?;
+            }
+            let mut hard = None;
+            reap(r, round.len() - first, id, |data, res| {
+                let slot = (data >> 8) as usize;
+                if res > 0 {
+                    sent[slot] += res as usize;
+                } else if res < 0 && res != -libc::ECANCELED {
+                    hard.get_or_insert(std::io::Error::from_raw_os_error(-res));
+                } else if res == 0 {
+                    hard.get_or_insert(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "peer accepts no more bytes",
+                    ));
+                }
+            })?;
+            if let Some(e) = hard {
+                return Err(io_err("send", e));
+            }
+            first = (first..round.len()).find(|&s| sent[s] < round[s].1).unwrap_or(round.len());
+        }
+    }
+    Ok(method.to_string())
+}

@@ -1,0 +1,155 @@
+//! A receive whose file write fails mid-body ends in an error naming the block and the failed
+//! write, on every stream backend present, and leaves nothing behind: no block, no temp file.
+//!
+//! The failure is real: the parent test re-executes this test binary running only
+//! `child_writes_fail` with the file-size limit (`RLIMIT_FSIZE`) at 2 MiB and `SIGXFSZ` ignored,
+//! so a write past 2 MiB fails with `EFBIG` (or comes back short first) instead of killing the
+//! process. The sender sends a 9 MiB body from memory (`send_bytes`), since the child cannot
+//! store it in a file. Each backend meets two senders: one that sends the whole body, and one
+//! that stalls after 2.5 MiB with the connection open, which a receiver whose write failed must
+//! not wait for. The io_uring receiver is run with and without registered buffers
+//! (`WRITE_FIXED` and `WRITE`, both on the kernel's io-wq workers).
+
+mod common;
+
+use common::{pattern, TempDir};
+use parthenon::detect::DetectOptions;
+use parthenon::transfer::{BlockHeader, BlockId, BlockStore, Expect, Transport};
+use parthenon::{Backend, Engine};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+const CHILD_ENV: &str = "PARTHENON_WRITE_FAILURE_CHILD";
+const LIMIT: u64 = 2 << 20;
+const BODY: usize = 9 << 20;
+
+#[test]
+fn receive_whose_write_fails_names_the_block_and_leaves_nothing() {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["child_writes_fail", "--exact", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
+    // SAFETY: the closure only calls signal and setrlimit (async-signal-safe) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            let lim = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A receiver that waits for the stalled peer hangs the child: fail instead of hanging.
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(120)) {
+            // SAFETY: kill(2) on our own child's pid; it is reaped only by wait_with_output below.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(tx);
+    watchdog.join().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "child failed or hung (killed after 120 s):\n{text}");
+    assert!(text.contains("CHILD-OK"), "child did not run its checks:\n{text}");
+}
+
+/// How the sender behaves.
+#[derive(Clone, Copy)]
+enum Peer {
+    /// Sends the whole 9 MiB block.
+    Whole,
+    /// Sends the header of the 9 MiB block and 2.5 MiB of its body, then sends nothing more but
+    /// keeps the connection open until the receive has returned: a receiver must not wait for
+    /// the rest of a body it can no longer store.
+    Stalls,
+}
+
+/// Receives one 9 MiB block with `rx` into a fresh store; returns the receive's error.
+fn failed_receive(rx: &dyn Transport, id: BlockId, peer_does: Peer) -> String {
+    let dir = TempDir::new("wfail");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sender = thread::spawn(move || {
+        let mut tx = TcpStream::connect(addr).unwrap();
+        let body = pattern(BODY, 5);
+        // The receiver hangs up early; the sender's own error is not what is tested.
+        match peer_does {
+            Peer::Whole => {
+                let _ = parthenon::transfer::copy::CopyTransport.send_bytes(&tx, id, &body);
+            }
+            Peer::Stalls => {
+                let _ = tx.write_all(&BlockHeader::for_body(id, &body).encode());
+                let _ = tx.write_all(&body[..5 << 19]);
+                let _ = done_rx.recv();
+            }
+        }
+    });
+    let (peer, _) = l.accept().unwrap();
+    let got = rx.recv_block(&peer, &store, &Expect::block(id));
+    drop(done_tx);
+    drop(peer);
+    sender.join().unwrap();
+    let err = match got {
+        Ok(b) => panic!("block {} received past a {LIMIT}-byte file-size limit", b.id()),
+        Err(e) => e.to_string(),
+    };
+    assert!(!store.contains(id), "block {id} visible after a failed write");
+    let tmp: Vec<_> = std::fs::read_dir(store.root().join("tmp")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(tmp.is_empty(), "temp files left behind: {tmp:?}");
+    err
+}
+
+/// Both senders against one receiving transport (the second receive reuses what the first left,
+/// e.g. the io_uring ring, which must come back with nothing in flight).
+fn check(name: &str, rx: &dyn Transport, id: BlockId) {
+    for peer in [Peer::Whole, Peer::Stalls] {
+        check_one(name, rx, id, peer);
+    }
+}
+
+fn check_one(name: &str, rx: &dyn Transport, id: BlockId, peer: Peer) {
+    let err = failed_receive(rx, id, peer);
+    println!("{name}: {err}");
+    assert!(err.contains(&format!("block {id}")), "{name}: error does not name the block: {err}");
+    assert!(
+        err.contains("File too large") || err.contains("EFBIG") || err.contains("write"),
+        "{name}: error does not name the failed write: {err}"
+    );
+}
+
+#[test]
+fn child_writes_fail() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let backends = [Backend::Copy, Backend::Mmap, Backend::Sendfile, Backend::Splice, Backend::IoUring];
+    for (i, b) in backends.into_iter().enumerate() {
+        let engine =
+            Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() }).force(b).build();
+        match engine {
+            Ok(e) => check(b.name(), &e.transport().unwrap(), BlockId(i as u64 + 1)),
+            Err(e) => println!("skip {b}: {e}"),
+        }
+    }
+    #[cfg(feature = "io-uring")]
+    if let Ok(u) = parthenon::transfer::uring::UringTransport::new() {
+        // Registered buffers on (WRITE_FIXED) when this host's memlock limit allows; the limit
+        // test of tests/transfer_fallback.rs covers WRITE without them.
+        println!("io-uring registered buffers: {}", u.registered_buffers());
+        check("io-uring (own transport)", &u, BlockId(9));
+    }
+    println!("CHILD-OK");
+}
