@@ -6,7 +6,7 @@
 //! so a write past 2 MiB fails with `EFBIG` (or comes back short first) instead of killing the
 //! process. The sender sends a 9 MiB body from memory (`send_bytes`), since the child cannot
 //! store it in a file. Each backend meets two senders: one that sends the whole body, and one
-//! that stalls after 2.5 MiB with the connection open, which a receiver whose write failed must
+//! that stalls after 3.5 MiB with the connection open, which a receiver whose write failed must
 //! not wait for. The io_uring receiver is run with and without registered buffers
 //! (`WRITE_FIXED` and `WRITE`, both on the kernel's io-wq workers).
 
@@ -69,7 +69,7 @@ fn receive_whose_write_fails_names_the_block_and_leaves_nothing() {
 enum Peer {
     /// Sends the whole 9 MiB block.
     Whole,
-    /// Sends the header of the 9 MiB block and 2.5 MiB of its body, then sends nothing more but
+    /// Sends the header of the 9 MiB block and 3.5 MiB of its body, then sends nothing more but
     /// keeps the connection open until the receive has returned: a receiver must not wait for
     /// the rest of a body it can no longer store.
     Stalls,
@@ -92,7 +92,7 @@ fn failed_receive(rx: &dyn Transport, id: BlockId, peer_does: Peer) -> String {
             }
             Peer::Stalls => {
                 let _ = tx.write_all(&BlockHeader::for_body(id, &body).encode());
-                let _ = tx.write_all(&body[..5 << 19]);
+                let _ = tx.write_all(&body[..7 << 19]);
                 let _ = done_rx.recv();
             }
         }
@@ -150,6 +150,10 @@ fn child_writes_fail() {
         // test of tests/transfer_fallback.rs covers WRITE without them.
         println!("io-uring registered buffers: {}", u.registered_buffers());
         check("io-uring (own transport)", &u, BlockId(9));
+        // Through the page cache even where the file system offers O_DIRECT: the write itself
+        // fails (with O_DIRECT the up-front allocation already does), while a RECV may wait.
+        let buffered = parthenon::transfer::uring::UringTransport::new().unwrap().direct_writes(false);
+        check("io-uring (page cache)", &buffered, BlockId(10));
     }
     println!("CHILD-OK");
 }

@@ -5,8 +5,10 @@
 //! stream backend present, `auto`, and always `copy`) and each size, the sender sends the same
 //! stored block `reps` times (enough to move `--min-bytes`, at least 3); the receiver receives each
 //! with the same backend into its store (on `/dev/shm` when present, so the disk is not what is
-//! measured), verifies the digest, publishes it, acknowledges it with one byte and deletes it so
-//! the next copy is not a duplicate. Time runs from the first send to the last acknowledgement.
+//! measured), verifies the digest, publishes it, acknowledges it with one byte and moves it out of
+//! the store so the next copy is not a duplicate; the copies of one size are deleted when the
+//! next size starts, untimed (so a run keeps up to `--min-bytes` of received blocks on disk or in
+//! memory). Time runs from the first send to the last acknowledgement.
 //!
 //! `--receiver copy` makes every run use the same receive path, isolating the sender.
 //! `--receiver discard` reads every body byte and drops it (no digest check, no store): what is
@@ -36,7 +38,8 @@ pub struct Args {
     /// io-uring. Default: every stream backend present, plus auto. `copy` is always added.
     #[arg(long = "backend", value_delimiter = ',')]
     backends: Vec<String>,
-    /// Bytes to move per backend and size (at least 3 blocks): 256MiB by default.
+    /// Bytes to move per backend and size (at least 3 blocks): 256MiB by default. The receiver
+    /// keeps one size's copies until the next size starts, so this much room is needed in --dir.
     #[arg(long, default_value = "256MiB")]
     min_bytes: String,
     /// Print JSON instead of a table.
@@ -320,7 +323,12 @@ fn read_acks(mut peer: &TcpStream, n: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The receiver process: receive, verify, publish, acknowledge, delete; until the sender closes.
+/// The receiver process: receive, verify, publish, move aside, acknowledge; until the sender
+/// closes. Received blocks are moved out of the store (a rename) so the next copy of the same id
+/// is not a duplicate, and deleted when the first block of the next size arrives (its warm-up,
+/// before the sender starts timing) and at the end: deleting a block is no part of receiving it,
+/// and freeing 64 MiB (page cache pages, or extents a disk then discards) would otherwise be
+/// timed with every backend.
 fn receiver(args: &Args, addr: &str) -> Result<(), Failure> {
     let name = args.backends.first().cloned().unwrap_or_else(|| "auto".into());
     if name == "discard" {
@@ -329,21 +337,38 @@ fn receiver(args: &Args, addr: &str) -> Result<(), Failure> {
     }
     let t = engine_for(&name)?.transport().map_err(|e| Failure::Runtime(e.to_string()))?;
     let dir = args.dir.clone().ok_or_else(|| Failure::Input("--receiver-connect needs --dir".into()))?;
-    let store = BlockStore::open(&dir).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let store = BlockStore::open(dir.join("store")).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let aside = dir.join("received");
+    std::fs::create_dir_all(&aside).map_err(|e| Failure::Runtime(format!("create {}: {e}", aside.display())))?;
+    let clear = |kept: &mut Vec<PathBuf>| -> Result<(), Failure> {
+        for p in kept.drain(..) {
+            std::fs::remove_file(&p).map_err(|e| Failure::Runtime(format!("remove {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
     let mut peer = TcpStream::connect(addr).map_err(|e| Failure::Runtime(format!("connect {addr}: {e}")))?;
+    let mut kept: Vec<PathBuf> = Vec::new();
+    let mut last = None;
     loop {
         match t.recv_block(&peer, &store, &Expect::default()) {
             Ok(b) => {
-                // Bench only: free the id for the next copy of the same block.
-                let path = b.path().to_path_buf();
+                if last != Some(b.id()) {
+                    clear(&mut kept)?;
+                    last = Some(b.id());
+                }
+                let from = b.path().to_path_buf();
                 drop(b);
-                std::fs::remove_file(&path).map_err(|e| Failure::Runtime(format!("remove {}: {e}", path.display())))?;
+                let to = aside.join(kept.len().to_string());
+                std::fs::rename(&from, &to)
+                    .map_err(|e| Failure::Runtime(format!("move {} aside: {e}", from.display())))?;
+                kept.push(to);
                 peer.write_all(&[1]).map_err(|e| Failure::Runtime(format!("ack: {e}")))?;
             }
             Err(TransferError::Closed) => break,
             Err(e) => return Err(Failure::Runtime(format!("receiver ({name}): {e}"))),
         }
     }
+    clear(&mut kept)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -150,6 +150,30 @@ pub(crate) struct TempBlock {
 }
 
 impl TempBlock {
+    /// A second, write-only handle on the temp file with `O_DIRECT`, for writes that bypass the
+    /// page cache, or `None` where the file system does not offer direct I/O with offsets and
+    /// buffers aligned to `align` bytes (a power of two): it must report its direct-I/O
+    /// alignment (`statx` `STATX_DIOALIGN`, Linux 6.1) and that alignment must divide `align`.
+    pub(crate) fn open_direct(&self, align: u32) -> Option<File> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: all-zero is a valid `statx` (plain integers).
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid open descriptor, a NUL-terminated empty path with AT_EMPTY_PATH (the
+        // descriptor itself), and a pointer to a `statx` the call fills.
+        let rc = unsafe {
+            libc::statx(self.file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx)
+        };
+        let fits = |a: u32| a != 0 && a.is_power_of_two() && a <= align;
+        if rc != 0
+            || stx.stx_mask & libc::STATX_DIOALIGN == 0
+            || !fits(stx.stx_dio_offset_align)
+            || !fits(stx.stx_dio_mem_align)
+        {
+            return None;
+        }
+        OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&self.path).ok()
+    }
+
     /// Hashes the body as written (file offset 64..64+len), for backends whose body never
     /// passed through user space.
     pub(crate) fn hash_body(&self) -> Result<Digest, Error> {

@@ -19,11 +19,11 @@
 //! item's 32-byte challenge hash before reduction (which binds `r`, `pk` and `m`), then
 //! `a_i = SHA-256(seed ‖ i)` truncated to 128 bits, forced non-zero. The batch accepts iff
 //! `Σ [a_i]R_i + Σ [a_i e_i]P_i − [Σ a_i s_i]G = 0`, one multiscalar multiplication
-//! ([`super::msm`]). Completeness: valid items have `D_i = 0`, so the sum is 0. Soundness: the
+//! (`super::msm`). Completeness: valid items have `D_i = 0`, so the sum is 0. Soundness: the
 //! group has prime order n; if some `D_j ≠ 0`, for fixed other terms exactly one residue of
 //! `a_j` mod n cancels it, and `a_j` is the output of a hash over the inputs, so an adversary
 //! needs about 2^128 hash evaluations per success. A failing batch is searched
-//! ([`super::locate::locate_confirmed`]): plain sums of eight items, single checks of the failing
+//! (`super::locate::locate_confirmed`): plain sums of eight items, single checks of the failing
 //! ones, and a confirmation with the same coefficients; the group search with those coefficients
 //! if the confirmation fails.
 

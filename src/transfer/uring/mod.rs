@@ -21,7 +21,15 @@
 //! # Receive
 //! `RECV` into a slot, BLAKE3 of the slot while it is in cache, then `WRITE_FIXED(slot → temp
 //! file)` flagged `IOSQE_ASYNC`, which the kernel's io-wq worker runs while the receiving thread
-//! takes in the next chunk; up to eight chunks are in flight ([`recv`]).
+//! takes in the next chunk; up to eight chunks are in flight (`recv.rs`).
+//!
+//! Bodies of [`DIRECT_MIN`] bytes or more are written with `O_DIRECT` where the store's
+//! file system reports direct I/O (`STATX_DIOALIGN`) at an alignment the slots meet: the temp file
+//! is allocated up front, file chunks start at multiples of [`CHUNK`] (the first slot carries the
+//! header), and only the unaligned end of the last chunk goes through the page cache. The body
+//! then goes from the slot to the device once, with no page-cache copy to make now and write
+//! back at `fsync`. On tmpfs (no direct I/O) every write goes through the page cache.
+//! [`UringTransport::direct_writes`] turns direct writes off.
 //!
 //! Why not splice into the file, as the first version did: a file's `splice_write` copies the
 //! pipe's pages into the page cache (the kernel's `iter_file_splice_write`), and the digest must
@@ -36,6 +44,8 @@
 
 mod recv;
 mod send;
+
+pub use recv::DIRECT_MIN;
 
 use super::recv::recv_into_store;
 use super::wire::{BlockHeader, HEADER_LEN};
@@ -71,8 +81,9 @@ fn ud(slot: usize, kind: u64) -> u64 {
 struct Ring {
     // Declared first so it drops (closing the ring and its registrations) before `pool`.
     ring: IoUring,
-    /// The slots, `SLOTS * CHUNK` bytes. Allocated zeroed, so untouched slots cost no memory.
-    pool: Vec<u8>,
+    /// The slots, `SLOTS * CHUNK` bytes of anonymous memory: page-aligned, as `O_DIRECT` writes
+    /// need, and untouched slots cost no memory.
+    pool: memmap2::MmapMut,
     /// Whether `pool` is registered (`READ_FIXED`/`WRITE_FIXED`/`SEND_ZC` with a buffer index).
     registered: bool,
     /// Set when the ring could not be waited on with operations in flight: such a ring is never
@@ -84,7 +95,7 @@ impl Ring {
     fn new() -> std::io::Result<(Ring, Option<String>)> {
         let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
         ring.submitter().register_files_sparse(1)?;
-        let mut pool = vec![0u8; SLOTS * CHUNK];
+        let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)?;
         let mut note = None;
         let registered = match memlock_limit() {
             Some(limit) if limit < REGISTERED_BUFFER_BYTES => {
@@ -100,7 +111,7 @@ impl Ring {
                     .map(|i| libc::iovec { iov_base: pool[i * CHUNK..].as_mut_ptr().cast(), iov_len: CHUNK })
                     .collect();
                 // SAFETY: the buffers live in `pool`, which is stored next to the ring and dropped
-                // only after the ring (field order), and never reallocated, so they stay valid
+                // only after the ring (field order), and is never remapped, so they stay valid
                 // while registered.
                 match unsafe { ring.submitter().register_buffers(&iovs) } {
                     Ok(()) => true,
@@ -117,6 +128,16 @@ impl Ring {
     /// The start of slot `i` (`i < SLOTS`).
     fn slot_ptr(&mut self, i: usize) -> *mut u8 {
         self.pool[i * CHUNK..].as_mut_ptr()
+    }
+
+    /// Slot `i`.
+    fn slot(&self, i: usize) -> &[u8] {
+        &self.pool[i * CHUNK..(i + 1) * CHUNK]
+    }
+
+    /// Slot `i`, to write into.
+    fn slot_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.pool[i * CHUNK..(i + 1) * CHUNK]
     }
 
     /// Registers `fd` as fixed file 0 for the duration of one call.
@@ -150,6 +171,7 @@ pub struct UringTransport {
     notes: Vec<String>,
     send_zc: bool,
     zc_on_loopback: bool,
+    direct_writes: bool,
 }
 
 struct RingBox(Ring);
@@ -172,13 +194,27 @@ impl UringTransport {
         if !send_zc {
             notes.push("kernel lacks IORING_OP_SEND_ZC: plain SEND".into());
         }
-        Ok(UringTransport { rings: Mutex::new(vec![RingBox(ring)]), notes, send_zc, zc_on_loopback: false })
+        Ok(UringTransport {
+            rings: Mutex::new(vec![RingBox(ring)]),
+            notes,
+            send_zc,
+            zc_on_loopback: false,
+            direct_writes: true,
+        })
     }
 
     /// Use `SEND_ZC` (and the registered-buffer path) for loopback peers too, which the
     /// transport otherwise skips as pointless there. For tests and measurements of those paths.
     pub fn zero_copy_on_loopback(mut self, on: bool) -> Self {
         self.zc_on_loopback = on;
+        self
+    }
+
+    /// Write received bodies of [`DIRECT_MIN`] bytes or more with `O_DIRECT` where the
+    /// store's file system allows it (the default), or always through the page cache. For tests
+    /// and measurements of both paths.
+    pub fn direct_writes(mut self, on: bool) -> Self {
+        self.direct_writes = on;
         self
     }
 

@@ -24,24 +24,24 @@
 //! other `z_i` at most one residue of `z_j` mod ℓ makes the sum vanish, and `z_j` is uniform over
 //! 2^127 values below ℓ, so a batch containing an invalid item passes with probability ≤ 2^-127.
 //! (127 rather than 128 bits: a 127-bit coefficient's signed radix-2^8 digits end in its 16th
-//! window, so the `R_i` take part in half the window groups of [`super::curve25519`]'s
+//! window, so the `R_i` take part in half the window groups of `super::curve25519`'s
 //! multiscalar multiplication.) Torsion components cannot cancel because the cofactor 8 kills
-//! them before the sum is tested. A batch that fails is searched ([`super::locate`]) until each
+//! them before the sum is tested. A batch that fails is searched (`super::locate`) until each
 //! item's verdict comes from a passing batch equation or from single verification: by plain sums
 //! of eight items confirmed with the failed equation's own coefficients
-//! ([`locate::locate_confirmed`]; on CPUs with IFMA a 1 %-invalid batch then costs under twice
+//! (`locate::locate_confirmed`; on CPUs with IFMA a 1 %-invalid batch then costs under twice
 //! an all-valid one).
 //!
 //! **Two implementations of the same function.** On CPUs with AVX-512 IFMA (`ifma`, a submodule),
 //! decoding and the multiscalar multiplications run on our own eight-lane arithmetic
-//! ([`super::curve25519`]: decompression eight points at a time is two thirds of the batch cost
+//! (`super::curve25519`: decompression eight points at a time is two thirds of the batch cost
 //! with dalek), and a failed batch's plain sums, groups and single checks also run eight at a
 //! time there; elsewhere, curve25519-dalek's
 //! `decompress`, `vartime_multiscalar_mul` and `vartime_double_scalar_mul_basepoint`. The tests
 //! hold both to single verification, which is dalek's.
 //!
 //! **Strict** is verified item by item (in parallel across cores), never by a batch equation;
-//! on CPUs with IFMA eight items per vector ([`verify_strict_ifma`]), elsewhere with dalek.
+//! on CPUs with IFMA eight items per vector (`verify_strict_ifma`), elsewhere with dalek.
 //! The cofactorless batch equation `Σ z_i D_i = 0` is unsound for this rule: if `D_i` is a
 //! non-zero torsion point (a small-order component in `A` or `R` that the small-order checks do
 //! not catch when the point also has a prime-order part), `z_i D_i = 0` whenever `z_i` is a
