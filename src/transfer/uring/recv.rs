@@ -1,11 +1,10 @@
 //! The receive side: a body lands in the ring's slots by `RECV` on the registered socket, is
 //! hashed there while it is still in cache, and goes to the temp file by `WRITE_FIXED` (`WRITE`
-//! without registered buffers) flagged `IOSQE_ASYNC`, which the kernel runs on its io-wq worker;
-//! with `O_DIRECT` for large bodies where the file system allows it (layout in the parent
-//! module's docs).
+//! without registered buffers) flagged `IOSQE_ASYNC`, which the kernel runs on its io-wq worker.
 //! So the receiving thread takes in and hashes the next chunk while earlier ones are being
-//! written: on a store the file write (page allocation and the copy into the page cache) is the
-//! largest cost of a receive, and here it runs beside the rest instead of after it.
+//! written: on a store the file write is the largest cost of a receive, and here it runs beside
+//! the rest instead of after it. Large bodies are written with `O_DIRECT` where the file system
+//! allows it, straight from the slots to the device (layout in the parent module's docs).
 //!
 //! Invariants:
 //! - A slot is either free, the target of the one outstanding `RECV`, or the source of one
