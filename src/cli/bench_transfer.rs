@@ -10,6 +10,9 @@
 //! next size starts, untimed (so a run keeps up to `--min-bytes` of received blocks on disk or in
 //! memory). Time runs from the first send to the last acknowledgement.
 //!
+//! `--dir` on a disk measures what a node's store does there (the io-uring receiver writes large
+//! blocks with `O_DIRECT` on file systems that allow it; tmpfs does not).
+//!
 //! `--receiver copy` makes every run use the same receive path, isolating the sender.
 //! `--receiver discard` reads every body byte and drops it (no digest check, no store): what is
 //! left is the sender and the loopback TCP path, a measuring instrument only, never a way to
