@@ -49,6 +49,19 @@ impl BodyMover for UringRecv<'_> {
             preallocate(f, HEADER_LEN as u64 + tmp.header.length)
                 .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
         }
+        tracing::debug!(
+            block = %id,
+            len = tmp.header.length,
+            direct = direct.is_some(),
+            "io_uring receive: {}",
+            if direct.is_some() {
+                "O_DIRECT writes"
+            } else if self.transport.direct_writes && tmp.header.length >= DIRECT_MIN {
+                "page-cache writes (the file system offers no direct I/O at 4 KiB alignment)"
+            } else {
+                "page-cache writes"
+            }
+        );
         self.transport.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
             let mut p = Pipeline::new(r, tmp, direct.as_ref());
