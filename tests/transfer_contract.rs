@@ -359,6 +359,8 @@ fn auto_routes_by_size_and_reports_why() {
             assert!(text.contains("loopback peer -> sendfile"), "{text}");
         }
         assert!(text.contains("small_block_max") || text.contains("copy"), "{text}");
+        assert!(report.receive.starts_with(t.backend().name()), "{}", report.receive);
+        assert!(text.contains(&format!("receive: {}", report.receive)), "{text}");
     }
     // Byte-exact through the router, small and large.
     let (_d, src) = &source();

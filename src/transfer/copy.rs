@@ -18,6 +18,10 @@ pub const COPY_BUFFER: usize = 1 << 20;
 pub struct CopyTransport;
 
 impl Transport for CopyTransport {
+    fn receive_method(&self) -> &'static str {
+        "read + write (1 MiB buffer), hashed as it is read"
+    }
+
     fn backend(&self) -> Backend {
         Backend::Copy
     }

@@ -17,6 +17,10 @@ use std::net::TcpStream;
 pub struct MmapTransport;
 
 impl Transport for MmapTransport {
+    fn receive_method(&self) -> &'static str {
+        "read into the mapped temp file, hashed in 1 MiB steps"
+    }
+
     fn backend(&self) -> Backend {
         Backend::Mmap
     }

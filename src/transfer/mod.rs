@@ -152,6 +152,9 @@ pub trait Transport: Send + Sync + fmt::Debug {
         copy::send_bytes_copy(peer, id, body, self.backend())
     }
 
+    /// How [`Transport::recv_block`] moves a body into the store, for reports.
+    fn receive_method(&self) -> &'static str;
+
     /// Receives one block from `peer` into `store`; it becomes visible only once whole and
     /// verified.
     fn recv_block(&self, peer: &TcpStream, store: &BlockStore, expect: &Expect) -> Result<SealedBlock, Error>;

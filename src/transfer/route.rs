@@ -64,6 +64,8 @@ pub struct TransferReport {
     pub size_refinement: bool,
     /// One line per size class: which backend and why.
     pub size_classes: Vec<String>,
+    /// How received blocks go into the store (receives always use the routed backend).
+    pub receive: String,
     /// The routed backend's own notes (e.g. io_uring features it could not use, and why).
     pub backend_notes: Vec<String>,
 }
@@ -77,6 +79,7 @@ impl fmt::Display for TransferReport {
         for s in &self.size_classes {
             writeln!(f, "  {s}")?;
         }
+        writeln!(f, "  receive: {}", self.receive)?;
         for n in &self.backend_notes {
             writeln!(f, "  note: {n}")?;
         }
@@ -152,12 +155,17 @@ impl TransferRouter {
             policy: self.policy,
             size_refinement: self.small.is_some(),
             size_classes,
+            receive: format!("{} ({})", self.route.backend, self.primary.receive_method()),
             backend_notes: self.notes.clone(),
         }
     }
 }
 
 impl Transport for TransferRouter {
+    fn receive_method(&self) -> &'static str {
+        self.primary.receive_method()
+    }
+
     fn backend(&self) -> Backend {
         self.route.backend
     }

@@ -13,6 +13,10 @@ use std::net::TcpStream;
 pub struct SendfileTransport;
 
 impl Transport for SendfileTransport {
+    fn receive_method(&self) -> &'static str {
+        "splice socket -> pipe -> temp file, hashed from the file as it lands"
+    }
+
     fn backend(&self) -> Backend {
         Backend::Sendfile
     }

@@ -104,6 +104,10 @@ fn drain(
 }
 
 impl Transport for SpliceTransport {
+    fn receive_method(&self) -> &'static str {
+        "splice socket -> pipe -> temp file, hashed from the file as it lands"
+    }
+
     fn backend(&self) -> Backend {
         Backend::Splice
     }

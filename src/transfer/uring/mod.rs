@@ -284,6 +284,16 @@ fn reap(r: &mut Ring, mut outstanding: usize, id: BlockId, mut on: impl FnMut(u6
 }
 
 impl Transport for UringTransport {
+    fn receive_method(&self) -> &'static str {
+        if self.direct_writes {
+            "io_uring RECV into the ring's slots, hashed there, written by io-wq beside the receive \
+             (O_DIRECT for bodies of 1 MiB or more where the store's file system offers it)"
+        } else {
+            "io_uring RECV into the ring's slots, hashed there, written by io-wq beside the receive \
+             (page cache)"
+        }
+    }
+
     fn backend(&self) -> Backend {
         Backend::IoUring
     }
