@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::pattern;
+use common::{pattern, TempDir};
 use parthenon::transfer::datagram::frame::{Codec, Descriptor, FrameHeader, Kind};
 use parthenon::transfer::datagram::tree;
 use parthenon::transfer::datagram::{
     Compression, DatagramConfig, DatagramReceiver, DatagramSender, Impairments, Link, MemLink, UdpLink,
 };
 use parthenon::transfer::wire::{BlockHeader, Digest};
-use parthenon::transfer::{BlockId, Error, Expect};
+use parthenon::transfer::{BlockId, BlockStore, Error, Expect};
 use std::thread;
 use std::time::Duration;
 
@@ -124,6 +124,59 @@ fn udp_loopback_byte_exact() {
         SIZES.iter().enumerate().map(|(i, &n)| (i as u64, pattern(n, i as u64 + 40))).collect();
     let cfg = DatagramConfig { max_rounds: 500, ..Default::default() };
     run(UdpLink::new(sa).unwrap(), UdpLink::new(sb).unwrap(), blocks, cfg);
+}
+
+/// Into a store, as the stream backends receive: byte-exact for the contract sizes, visible only
+/// whole and verified; a tampered block leaves nothing behind, and a block already stored is a
+/// duplicate.
+#[test]
+fn mem_link_into_store_byte_exact_and_nothing_partial() {
+    let (mut a, mut b) = MemLink::pair(9000, Impairments::default(), Impairments::default());
+    let dir = TempDir::new("dgram-store");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let bodies: Vec<Vec<u8>> = SIZES.iter().enumerate().map(|(i, &n)| pattern(n, i as u64 + 40)).collect();
+    let n = bodies.len();
+    let store2 = store.clone();
+    let rx = thread::spawn(move || {
+        let mut r = DatagramReceiver::default();
+        for i in 0..n {
+            let got = r.recv_block_to_store(&mut b, &store2, &Expect::block(BlockId(i as u64))).unwrap();
+            assert_eq!(got.id(), BlockId(i as u64));
+        }
+        // Block 1 again: received whole, refused by the store.
+        let e = r.recv_block_to_store(&mut b, &store2, &Expect::default()).unwrap_err();
+        assert!(matches!(e, Error::Duplicate { block: BlockId(1), .. }), "{e}");
+        r.linger(&mut b, Duration::from_millis(300)).unwrap();
+    });
+    let s = DatagramSender::default();
+    for (i, body) in bodies.iter().enumerate() {
+        s.send_block(&mut a, BlockId(i as u64), body).unwrap();
+    }
+    s.send_block(&mut a, BlockId(1), &bodies[1]).unwrap();
+    rx.join().unwrap();
+    for (i, body) in bodies.iter().enumerate() {
+        let b = store.get(BlockId(i as u64)).unwrap();
+        assert!(&b.read_body().unwrap() == body, "size {} differs", body.len());
+        b.verify().unwrap();
+    }
+
+    // Tampered (valid frame checks, wrong digest): an error naming the block, nothing stored.
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let body = pattern(5000, 7);
+    let mut bad = body.clone();
+    bad[4321] ^= 1;
+    let cfg = DatagramConfig { resend_timeout: Duration::from_millis(5), max_rounds: 5, ..Default::default() };
+    let store2 = store.clone();
+    let h = thread::spawn(move || DatagramReceiver::new(cfg).recv_block_to_store(&mut b, &store2, &Expect::default()));
+    for f in &block_frames(50, &bad, BlockHeader::for_body(BlockId(50), &body)) {
+        a.send(&[f]).unwrap();
+    }
+    let e = h.join().unwrap().unwrap_err();
+    drop(a);
+    assert!(matches!(e, Error::Tampered { block: BlockId(50), .. }), "{e}");
+    assert!(!store.contains(BlockId(50)));
+    let tmp: Vec<_> = std::fs::read_dir(store.root().join("tmp")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
 }
 
 /// Sends hand-made frames to a receiver and returns its verdict.

@@ -1,7 +1,7 @@
 //! The datagram path over DPDK `net_ring` ports in one process (feature `dpdk`): two ring ports,
-//! each a loopback, make a link pair. Byte-exact for the contract sizes, payloads attached as
-//! external buffers (not copied), malformed input rejected, and a throughput figure printed
-//! (targets live in the benches, not here). One test per binary: the EAL starts once per process.
+//! each a loopback, make a link pair. Byte-exact for the contract sizes into memory and into a
+//! store, payloads attached as external buffers (not copied), malformed input rejected, and a
+//! throughput figure printed (targets live in the benches, not here). One test per binary: the EAL starts once per process.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -55,6 +55,14 @@ fn dpdk_net_ring_one_process() {
             assert_eq!(h.id, BlockId(i as u64));
             assert!(&body == want, "size {} differs", want.len());
         }
+        // Into a store, the same sizes: visible only whole and verified.
+        let sdir = std::env::temp_dir().join(format!("parthenon-ringtest-rx-{}", std::process::id()));
+        let rstore = BlockStore::open(&sdir).unwrap();
+        for (i, want) in expect.iter().enumerate() {
+            let blk = r.recv_block_to_store(&mut b, &rstore, &Expect::block(BlockId(400 + i as u64))).unwrap();
+            assert!(&blk.read_body().unwrap() == want, "store: size {} differs", want.len());
+        }
+        let _ = std::fs::remove_dir_all(&sdir);
         // Throughput: 64 MiB blocks, received while the sender measures; cold (a new vector
         // per block), then warm (one vector reused).
         for i in 0..5u64 {
@@ -85,6 +93,9 @@ fn dpdk_net_ring_one_process() {
     }
     let stats = a.stats();
     assert!(stats.ext_frames > 1000, "payloads must be attached, not copied: {stats:?}");
+    for (i, body) in bodies.iter().enumerate() {
+        s.send_block(&mut a, BlockId(400 + i as u64), body).unwrap();
+    }
     let big = &bodies[5];
     let t0 = Instant::now();
     for i in 0..5u64 {

@@ -103,6 +103,19 @@ impl BlockStore {
         tmp.commit()
     }
 
+    /// Stores a block received and checked elsewhere (the datagram path checks the body against
+    /// `header.digest` before it returns it): written to a private temp file, synced, sealed and
+    /// published like every other block. A body whose length is not the header's is refused.
+    pub(crate) fn put_received(&self, header: &BlockHeader, body: &[u8]) -> Result<SealedBlock, Error> {
+        let id = header.id;
+        if body.len() as u64 != header.length {
+            return Err(Error::Truncated { block: id, expected: header.length, got: body.len() as u64 });
+        }
+        let tmp = self.begin(header)?;
+        tmp.file.write_all_at(body, HEADER_LEN as u64).map_err(|e| Error::io("write temp block", Some(id), e))?;
+        tmp.commit()
+    }
+
     /// Opens block `id` read-only for serving, checking its header against the id and the file
     /// size.
     pub fn get(&self, id: BlockId) -> Result<SealedBlock, Error> {

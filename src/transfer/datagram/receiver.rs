@@ -15,6 +15,8 @@
 //!    ([`super::tree`]), which must equal the digest (for a compressed payload: the payload is
 //!    decoded and the body hashed). Only then does the vector get its length, and DONE goes out.
 //!    On any error the vector is left empty.
+//! 5. Into a store ([`DatagramReceiver::recv_block_to_store`]): the checked body is then written
+//!    to a private temp file, synced and published, as a stream backend's receive does.
 //!
 //! Duplicates: an exact duplicate is absorbed. A duplicate whose payload fails its check is
 //! dropped as corrupt. A duplicate that passes its check but differs from the frame already
@@ -28,7 +30,7 @@ use super::place::{self, Ident, Job, Outcome, Work};
 use super::session::{control, send_frame, DatagramConfig, MIN_FRAME, NACK_RANGES};
 use super::tree;
 use crate::transfer::wire::{BlockHeader, Digest};
-use crate::transfer::{BlockId, Error, Expect};
+use crate::transfer::{BlockId, BlockStore, Error, Expect, SealedBlock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -48,6 +50,8 @@ pub struct DatagramReceiver {
     last_done: Option<BlockId>,
     /// Room for compressed payloads.
     scratch: Vec<u8>,
+    /// Room for bodies received into a store.
+    stored: Vec<u8>,
 }
 
 /// One block being received: the link, the rules, and the assembly so far.
@@ -68,7 +72,7 @@ struct Rx<'a> {
 impl DatagramReceiver {
     /// A receiver with `config`.
     pub fn new(config: DatagramConfig) -> Self {
-        DatagramReceiver { config, last_done: None, scratch: Vec::new() }
+        DatagramReceiver { config, last_done: None, scratch: Vec::new(), stored: Vec::new() }
     }
 
     /// Serves the peer while no block is being received: answers MTU probes (a peer discovering
@@ -100,6 +104,24 @@ impl DatagramReceiver {
         let mut body = Vec::new();
         let h = self.recv_block_into(link, expect, &mut body)?;
         Ok((h, body))
+    }
+
+    /// Receives one block into `store`: received and checked in memory as by
+    /// [`DatagramReceiver::recv_block`], then written to a private temp file, synced and published
+    /// — the same semantics as a stream backend's receive into a store: the block becomes
+    /// visible only whole and verified, and a failed receive leaves nothing behind. The memory
+    /// is kept for the next block. A block already in the store is [`Error::Duplicate`] (after
+    /// the receive, since the id is known only then; the sender was told it arrived, and it has).
+    pub fn recv_block_to_store(
+        &mut self,
+        link: &mut dyn Link,
+        store: &BlockStore,
+        expect: &Expect,
+    ) -> Result<SealedBlock, Error> {
+        let mut body = std::mem::take(&mut self.stored);
+        let r = self.recv_block_into(link, expect, &mut body).and_then(|h| store.put_received(&h, &body));
+        self.stored = body;
+        r
     }
 
     /// [`DatagramReceiver::recv_block`] into `body`, whose contents are replaced and whose
