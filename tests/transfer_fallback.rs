@@ -190,3 +190,16 @@ fn bench_cli_with_io_uring_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("io-uring") && stderr.contains("EPERM"), "{stderr}");
 }
+
+/// `bench transfer --backend dpdk` is an input error (exit 2) that says where DPDK is measured,
+/// not a detection failure: the bench runs stream backends between two processes.
+#[test]
+fn bench_cli_points_dpdk_to_the_datagram_bench() {
+    let out = Command::new(env!("CARGO_BIN_EXE_parthenon"))
+        .args(["bench", "transfer", "--sizes", "4KiB", "--backend", "dpdk"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("datagram") && err.contains("cargo bench --bench transfer"), "{err}");
+}

@@ -145,6 +145,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let sizes: Vec<u64> = args.sizes.iter().map(|s| parse_size(s)).collect::<Result<_, _>>().map_err(Failure::Input)?;
     let min_bytes = parse_size(&args.min_bytes).map_err(Failure::Input)?;
+    if args.backends.iter().any(|b| b == "dpdk") {
+        return Err(Failure::Input(
+            "`bench transfer` measures the stream backends between two processes over loopback TCP; \
+             DPDK is a datagram path between ports of one process here: `cargo bench --bench transfer \
+             --features dpdk -- datagram` (net_ring), figures in docs/benchmarks.md"
+                .into(),
+        ));
+    }
     let mut names: Vec<String> = if args.backends.is_empty() {
         let caps = parthenon::detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
         let mut v: Vec<String> = [Backend::IoUring, Backend::Sendfile, Backend::Splice, Backend::Mmap]
