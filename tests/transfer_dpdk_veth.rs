@@ -1,7 +1,8 @@
 //! The datagram path over DPDK `net_af_packet` between two processes in two network
 //! namespaces joined by a veth pair the test creates (feature `dpdk`, needs root). The sender
 //! discovers the veth MTU, then sends the contract sizes; the receiver checks them byte-exact
-//! (each block carries its BLAKE3 digest, and the receiver also regenerates the expected bytes).
+//! (each block carries its BLAKE3 digest, and the receiver also regenerates the expected bytes),
+//! even blocks into memory and odd ones into a store.
 //! Skips with one line when namespaces cannot be created. Namespaces are removed at the end.
 #![cfg(feature = "dpdk")]
 
@@ -11,7 +12,7 @@ use common::pattern;
 use parthenon::dpdk::Eal;
 use parthenon::transfer::datagram::{Compression, DatagramConfig, DatagramReceiver, DatagramSender};
 use parthenon::transfer::dpdk::DpdkLink;
-use parthenon::transfer::{BlockId, Expect};
+use parthenon::transfer::{BlockId, BlockStore, Expect};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -111,12 +112,22 @@ fn child_veth() {
     };
     if role == "receiver" {
         let mut r = DatagramReceiver::new(cfg);
+        // Even blocks into memory, odd ones into a store.
+        let dir = std::env::temp_dir().join(format!("parthenon-veth-store-{}", std::process::id()));
+        let store = BlockStore::open(&dir).unwrap();
         for (i, &n) in SIZES.iter().enumerate() {
-            let (h, body) = r.recv_block(&mut link, &Expect::block(BlockId(i as u64))).unwrap();
-            assert_eq!(h.length as usize, n);
+            let expect = Expect::block(BlockId(i as u64));
+            let body = if i % 2 == 0 {
+                let (h, body) = r.recv_block(&mut link, &expect).unwrap();
+                assert_eq!(h.length as usize, n);
+                body
+            } else {
+                r.recv_block_to_store(&mut link, &store, &expect).unwrap().read_body().unwrap()
+            };
             assert!(body == pattern(n, i as u64 + 21), "block {i} ({n} bytes) differs");
-            println!("received block {i}: {n} bytes, digest ok");
+            println!("received block {i}: {n} bytes, digest ok{}", if i % 2 == 1 { ", stored" } else { "" });
         }
+        let _ = std::fs::remove_dir_all(&dir);
         r.linger(&mut link, Duration::from_millis(500)).unwrap();
         println!("receiver {:?}", link.stats());
         println!("VETH-RECEIVER-OK");
