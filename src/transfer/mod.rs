@@ -12,8 +12,9 @@
 //!   store keeps the header at the start of each block file, zero-copy backends send the header
 //!   and the body with one `sendfile`/`splice`/`SEND_ZC` stream.
 //! - **When a block becomes visible.** The receiver writes into a private temporary file, checks
-//!   the length and the digest, `fsync`s, and only then renames it into the store with
-//!   `RENAME_NOREPLACE` and `fsync`s the directory. Any failure (truncated, oversized, tampered,
+//!   the length and the digest, `fsync`s, and only then links it into the store under its final
+//!   name (which fails if the name exists: a second copy is a duplicate, never an overwrite),
+//!   removes the temporary name and `fsync`s the directory. Any failure (truncated, oversized, tampered,
 //!   duplicated or unexpected input, an I/O error) removes the temporary file: nothing partial is
 //!   ever left behind or made visible. [`Transport::recv_to_vec`] checks the digest before it
 //!   returns the buffer.
@@ -35,7 +36,9 @@
 //! The datagram path ([`datagram`]: frames sized by MTU discovery, reassembly, NACK/resend,
 //! LZ4 by entropy) carries the same block header and digest rule over any [`datagram::Link`]:
 //! UDP, an in-process link, or DPDK kernel bypass (`dpdk`, feature `dpdk`, transmitting straight
-//! from the block's memory as external mbuf buffers).
+//! from the block's memory as external mbuf buffers). It receives into a buffer or, with the
+//! same visibility rule as a stream receive, into a store
+//! ([`datagram::DatagramReceiver::recv_block_to_store`]).
 
 //! # Example
 //!
