@@ -127,8 +127,8 @@ fn udp_loopback_byte_exact() {
 }
 
 /// Into a store, as the stream backends receive: byte-exact for the contract sizes, visible only
-/// whole and verified; a tampered block leaves nothing behind, and a block already stored is a
-/// duplicate.
+/// whole and verified, stored before the sender is told it arrived; a tampered block leaves
+/// nothing behind, and a block already stored is a duplicate, refused to the sender too.
 #[test]
 fn mem_link_into_store_byte_exact_and_nothing_partial() {
     let (mut a, mut b) = MemLink::pair(9000, Impairments::default(), Impairments::default());
@@ -143,7 +143,7 @@ fn mem_link_into_store_byte_exact_and_nothing_partial() {
             let got = r.recv_block_to_store(&mut b, &store2, &Expect::block(BlockId(i as u64))).unwrap();
             assert_eq!(got.id(), BlockId(i as u64));
         }
-        // Block 1 again: received whole, refused by the store.
+        // Block 1 again: received whole, refused by the store, and the sender is told why.
         let e = r.recv_block_to_store(&mut b, &store2, &Expect::default()).unwrap_err();
         assert!(matches!(e, Error::Duplicate { block: BlockId(1), .. }), "{e}");
         r.linger(&mut b, Duration::from_millis(300)).unwrap();
@@ -152,7 +152,8 @@ fn mem_link_into_store_byte_exact_and_nothing_partial() {
     for (i, body) in bodies.iter().enumerate() {
         s.send_block(&mut a, BlockId(i as u64), body).unwrap();
     }
-    s.send_block(&mut a, BlockId(1), &bodies[1]).unwrap();
+    let e = s.send_block(&mut a, BlockId(1), &bodies[1]).unwrap_err();
+    assert!(matches!(e, Error::RefusedByPeer { block: BlockId(1), .. }) && e.to_string().contains("duplicate"), "{e}");
     rx.join().unwrap();
     for (i, body) in bodies.iter().enumerate() {
         let b = store.get(BlockId(i as u64)).unwrap();

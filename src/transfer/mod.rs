@@ -38,7 +38,7 @@
 //! UDP, an in-process link, or DPDK kernel bypass (`dpdk`, feature `dpdk`, transmitting straight
 //! from the block's memory as external mbuf buffers). It receives into a buffer or, with the
 //! same visibility rule as a stream receive, into a store
-//! ([`datagram::DatagramReceiver::recv_block_to_store`]).
+//! ([`datagram::DatagramReceiver::recv_block_to_store`]), before it confirms the block.
 
 //! # Example
 //!

@@ -20,9 +20,8 @@
 //!    that hears nothing resends the descriptor and last frame to prompt NACKs.
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
 //!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
-//!    payload), checks it against the digest, and only then returns the block and confirms with
-//!    DONE, which says "received and verified" (a receive into a store writes it after that:
-//!    temp file, `fsync`, publish; a failure there is the receiver's error, not the sender's). A sender returns only after DONE, and after the link released its memory (zero-copy
+//!    payload), checks it against the digest, and only then returns the block (a receive into a
+//!    store first writes it: temp file, `fsync`, publish) and confirms with DONE. A sender returns only after DONE, and after the link released its memory (zero-copy
 //!    TX). Large payloads are checked and placed on several threads ([`receiver`]).
 //!
 //! # Errors

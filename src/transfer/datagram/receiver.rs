@@ -15,8 +15,8 @@
 //!    ([`super::tree`]), which must equal the digest (for a compressed payload: the payload is
 //!    decoded and the body hashed). Only then does the vector get its length, and DONE goes out.
 //!    On any error the vector is left empty.
-//! 5. Into a store ([`DatagramReceiver::recv_block_to_store`]): the checked body is then written
-//!    to a private temp file, synced and published, as a stream backend's receive does.
+//! 5. Into a store ([`DatagramReceiver::recv_block_to_store`]): the checked body is written to a
+//!    private temp file, synced and published, as a stream backend's receive does, before DONE.
 //!
 //! Duplicates: an exact duplicate is absorbed. A duplicate whose payload fails its check is
 //! dropped as corrupt. A duplicate that passes its check but differs from the frame already
@@ -39,6 +39,9 @@ use std::time::{Duration, Instant};
 /// Payloads at least this long are checked and placed on [`DatagramConfig::hash_threads`]
 /// threads.
 pub const PARALLEL_MIN: usize = tree::PARALLEL_MIN;
+/// What a receive does with a checked block before it confirms it (e.g. store it).
+type Accept<'a> = dyn FnMut(&BlockHeader, &[u8]) -> Result<(), Error> + 'a;
+
 /// Most frames a receiver keeps before the descriptor arrives.
 pub const MAX_PENDING: usize = 1 << 16;
 
@@ -108,10 +111,11 @@ impl DatagramReceiver {
 
     /// Receives one block into `store`: received and checked in memory as by
     /// [`DatagramReceiver::recv_block`], then written to a private temp file, synced and published
-    /// — the same semantics as a stream backend's receive into a store: the block becomes
-    /// visible only whole and verified, and a failed receive leaves nothing behind. The memory
-    /// is kept for the next block. A block already in the store is [`Error::Duplicate`] (after
-    /// the receive, since the id is known only then; the sender was told it arrived, and it has).
+    /// before DONE goes out — the same semantics as a stream backend's receive into a store: the
+    /// block becomes visible only whole and verified, and a failed receive leaves nothing behind.
+    /// A store that refuses the block (full, or [`Error::Duplicate`]: the id is known only once
+    /// the block is in) fails the receive, and the sender is told why (ABORT). The memory is
+    /// kept for the next block.
     pub fn recv_block_to_store(
         &mut self,
         link: &mut dyn Link,
@@ -119,9 +123,14 @@ impl DatagramReceiver {
         expect: &Expect,
     ) -> Result<SealedBlock, Error> {
         let mut body = std::mem::take(&mut self.stored);
-        let r = self.recv_block_into(link, expect, &mut body).and_then(|h| store.put_received(&h, &body));
+        let mut sealed = None;
+        let r = self.recv_block_with(link, expect, &mut body, &mut |h, b| {
+            sealed = Some(store.put_received(h, b)?);
+            Ok(())
+        });
         self.stored = body;
-        r
+        let h = r?;
+        sealed.ok_or_else(|| Error::NotFound { block: h.id, store: store.root().display().to_string() })
     }
 
     /// [`DatagramReceiver::recv_block`] into `body`, whose contents are replaced and whose
@@ -133,8 +142,20 @@ impl DatagramReceiver {
         expect: &Expect,
         body: &mut Vec<u8>,
     ) -> Result<BlockHeader, Error> {
+        self.recv_block_with(link, expect, body, &mut |_, _| Ok(()))
+    }
+
+    /// [`DatagramReceiver::recv_block_into`], calling `accept` with the checked block before
+    /// DONE goes out; its error fails the receive like any other.
+    fn recv_block_with(
+        &mut self,
+        link: &mut dyn Link,
+        expect: &Expect,
+        body: &mut Vec<u8>,
+        accept: &mut Accept<'_>,
+    ) -> Result<BlockHeader, Error> {
         body.clear();
-        let r = self.recv_inner(link, expect, body);
+        let r = self.recv_inner(link, expect, body, accept);
         if let Err(e) = &r {
             body.clear();
             if let Some(b) = e.block() {
@@ -145,7 +166,13 @@ impl DatagramReceiver {
         r
     }
 
-    fn recv_inner(&mut self, link: &mut dyn Link, expect: &Expect, body: &mut Vec<u8>) -> Result<BlockHeader, Error> {
+    fn recv_inner(
+        &mut self,
+        link: &mut dyn Link,
+        expect: &Expect,
+        body: &mut Vec<u8>,
+        accept: &mut Accept<'_>,
+    ) -> Result<BlockHeader, Error> {
         let mut rx = Rx::new(link, expect, self.config, self.last_done);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
@@ -181,6 +208,7 @@ impl DatagramReceiver {
         if digest != d.header.digest {
             return Err(Error::Tampered { block: a.id, expected: d.header.digest.to_hex(), actual: digest.to_hex() });
         }
+        accept(&d.header, body)?;
         send_frame(rx.link, control(Kind::Done, a.id, 0, 0), &[]).map_err(|e| Error::io("send DONE", Some(a.id), e))?;
         self.last_done = Some(a.id);
         Ok(d.header)
