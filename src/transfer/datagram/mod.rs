@@ -46,6 +46,7 @@ pub mod link;
 pub mod mtu;
 mod place;
 pub mod receiver;
+mod rx;
 pub mod sender;
 pub mod session;
 pub mod tree;

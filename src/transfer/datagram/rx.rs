@@ -1,0 +1,456 @@
+//! One block being received: the link, the receiver's rules and the assembly so far. Admits
+//! frames by their checked headers, waits for the descriptor, asks again for what is missing, and
+//! hands new data frames to the checking and placing work ([`super::place`]). The steps and what
+//! is an error are in [`super::receiver`].
+
+use super::assembly::{check_descriptor, Assembly, Slot};
+use super::frame::{Descriptor, FrameHeader, Kind};
+use super::link::{Link, RxFrame};
+use super::place::{self, Ident, Job, Outcome, Work};
+use super::receiver::MAX_PENDING;
+use super::session::{control, send_frame, DatagramConfig, NACK_RANGES};
+use super::tree;
+use crate::transfer::{BlockId, Error, Expect};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One block being received: the link, the rules, and the assembly so far.
+pub(super) struct Rx<'a> {
+    pub(super) link: &'a mut dyn Link,
+    expect: &'a Expect,
+    cfg: DatagramConfig,
+    last_done: Option<BlockId>,
+    pub(super) asm: Option<Assembly>,
+    corrupt: u64,
+    rounds: u32,
+    progress_mark: u32,
+    started: Instant,
+    /// When a frame last arrived or the last NACK round went out.
+    heard: Instant,
+}
+
+impl<'a> Rx<'a> {
+    pub(super) fn new(
+        link: &'a mut dyn Link,
+        expect: &'a Expect,
+        cfg: DatagramConfig,
+        last_done: Option<BlockId>,
+    ) -> Self {
+        let now = Instant::now();
+        Rx {
+            link,
+            expect,
+            cfg,
+            last_done,
+            asm: None,
+            corrupt: 0,
+            rounds: 0,
+            progress_mark: 0,
+            started: now,
+            heard: now,
+        }
+    }
+
+    fn reject(block: BlockId, index: u32, reason: String) -> Error {
+        Error::FrameRejected { block, index, reason }
+    }
+
+    /// The next frame, waiting until the next NACK round is due, or not at all when `busy`.
+    fn next_frame(&mut self, busy: bool) -> Result<Option<RxFrame>, Error> {
+        let wait = if busy { Duration::ZERO } else { self.cfg.resend_timeout.saturating_sub(self.heard.elapsed()) };
+        let id = self.asm.as_ref().map(|a| a.id);
+        let f = self.link.recv_frame(wait).map_err(|e| Error::io("receive frame", id, e))?;
+        if f.is_some() {
+            self.heard = Instant::now();
+        }
+        Ok(f)
+    }
+
+    /// Nothing arrived: when a NACK round is due, ask for what is missing, or give up.
+    fn quiet(&mut self) -> Result<(), Error> {
+        if self.heard.elapsed() < self.cfg.resend_timeout {
+            return Ok(());
+        }
+        self.heard = Instant::now();
+        let Some(a) = &self.asm else {
+            if self.started.elapsed() > self.cfg.idle_timeout {
+                return Err(Error::Timeout { what: format!("no block arrived in {:?}", self.cfg.idle_timeout) });
+            }
+            return Ok(());
+        };
+        // Progress since the last request resets the count: only stalls give up.
+        if a.done_n > self.progress_mark {
+            self.progress_mark = a.done_n;
+            self.rounds = 0;
+        }
+        self.rounds += 1;
+        if self.rounds > self.cfg.max_rounds {
+            let missing = a.slots.iter().filter(|s| **s != Slot::Done).count();
+            return Err(Error::GaveUp {
+                block: a.id,
+                missing,
+                count: a.count,
+                rounds: self.rounds - 1,
+                corrupt: self.corrupt,
+            });
+        }
+        for ranges in a.missing_ranges().chunks(NACK_RANGES) {
+            let p: Vec<u8> =
+                ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect();
+            send_frame(self.link, control(Kind::Nack, a.id, 0, ranges.len() as u32), &p)
+                .map_err(|e| Error::io("send NACK", Some(a.id), e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks a frame's header and serves what is not block data: `Some` for a DATA frame of
+    /// the block being received (its header, payload check and payload length checked).
+    fn admit(&mut self, f: &RxFrame) -> Result<Option<(FrameHeader, u64)>, Error> {
+        let (h, check, p) = match FrameHeader::parse_parts(f.head(), f.payload()) {
+            Ok(x) => x,
+            Err(_) => {
+                self.corrupt += 1;
+                return Ok(None);
+            }
+        };
+        if !h.is_block_data() && !FrameHeader::check_payload(check, p) {
+            self.corrupt += 1;
+            return Ok(None);
+        }
+        match h.kind {
+            Kind::Probe => {
+                let _ = send_frame(self.link, control(Kind::ProbeAck, h.block, h.index, 0), &[]);
+                return Ok(None);
+            }
+            Kind::Data => {}
+            _ => return Ok(None),
+        }
+        if self.last_done == Some(h.block) && self.asm.as_ref().is_none_or(|a| a.id != h.block) {
+            // Our DONE was lost: confirm again.
+            let _ = send_frame(self.link, control(Kind::Done, h.block, 0, 0), &[]);
+            return Ok(None);
+        }
+        let reject = |reason: String| Self::reject(h.block, h.index, reason);
+        let a = match &mut self.asm {
+            Some(a) => {
+                if a.id != h.block {
+                    return Err(Error::UnexpectedBlock { expected: a.id, got: h.block });
+                }
+                if h.count != a.count {
+                    return Err(reject(format!("frame count {} differs from {} in earlier frames", h.count, a.count)));
+                }
+                a
+            }
+            None => {
+                if let Some(want) = self.expect.id {
+                    if want != h.block {
+                        return Err(Error::UnexpectedBlock { expected: want, got: h.block });
+                    }
+                }
+                let max_payload = lz4_flex::block::get_maximum_output_size(self.expect.max_len as usize) as u64;
+                if h.count == 0 || (h.count as u64 - 1) > max_payload {
+                    return Err(reject(format!(
+                        "{} frames cannot carry a block of at most {} bytes",
+                        h.count, self.expect.max_len
+                    )));
+                }
+                self.asm.insert(Assembly {
+                    id: h.block,
+                    count: h.count,
+                    desc: None,
+                    slots: vec![Slot::Empty; h.count as usize],
+                    cvs: Vec::new(),
+                    done_n: 0,
+                    in_flight: 0,
+                    dups: HashMap::new(),
+                    pending: Vec::new(),
+                })
+            }
+        };
+        if h.index >= a.count {
+            return Err(reject(format!("index {} >= frame count {}", h.index, a.count)));
+        }
+        if let Some(d) = &a.desc {
+            if h.index > 0 {
+                let want = a.expected_len(d, h.index);
+                if p.len() != want {
+                    return Err(reject(format!("{} payload bytes, expected {want}", p.len())));
+                }
+            }
+        }
+        Ok(Some((h, check)))
+    }
+
+    /// Handles a descriptor frame; returns it when it is the first.
+    fn descriptor(&mut self, h: FrameHeader, f: &RxFrame) -> Result<Option<Descriptor>, Error> {
+        let reject = |reason: String| Self::reject(h.block, 0, reason);
+        let d = Descriptor::decode(f.payload()).map_err(|r| reject(format!("bad descriptor: {r}")))?;
+        let Some(a) = &mut self.asm else { return Ok(None) };
+        if let Some(old) = a.desc {
+            if old != d {
+                return Err(reject("conflicting duplicate descriptor".into()));
+            }
+            return Ok(None);
+        }
+        check_descriptor(&d, a.count, h.block, self.expect)?;
+        a.desc = Some(d);
+        if tree::by_cv(d.chunk as u64) {
+            a.cvs = vec![[0u8; 32]; a.count as usize - 1];
+        }
+        a.slots[0] = Slot::Done;
+        a.done_n += 1;
+        Ok(Some(d))
+    }
+
+    /// Receives until the descriptor is in, keeping data frames aside.
+    pub(super) fn until_descriptor(&mut self) -> Result<Descriptor, Error> {
+        loop {
+            let Some(f) = self.next_frame(false)? else {
+                self.quiet()?;
+                continue;
+            };
+            let Some((h, check)) = self.admit(&f)? else { continue };
+            if h.index == 0 {
+                if let Some(d) = self.descriptor(h, &f)? {
+                    return Ok(d);
+                }
+                continue;
+            }
+            let Some(a) = &mut self.asm else { continue };
+            if a.pending.len() >= MAX_PENDING {
+                return Err(Self::reject(
+                    h.block,
+                    h.index,
+                    format!("more than {MAX_PENDING} frames before the descriptor"),
+                ));
+            }
+            a.pending.push((h, check, f.into_owned()));
+        }
+    }
+
+    /// Receives the rest of the block, checking and placing data frames through `work` on
+    /// `threads` threads (this one included).
+    pub(super) fn assemble_on(&mut self, work: &Work<'_>, threads: usize) -> Result<(), Error> {
+        if threads <= 1 {
+            return self.assemble(work, false);
+        }
+        let rx = Mutex::new(Some(self));
+        let result = Mutex::new(None);
+        let role = AtomicUsize::new(0);
+        crate::pool::run(threads - 1, &|| {
+            if role.fetch_add(1, Ordering::AcqRel) == 0 {
+                let mut slot = rx.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(rx) = slot.take() {
+                    // Helpers leave when this role ends, also by a panic (which the pool then
+                    // re-raises here) rather than waiting forever.
+                    let _finish = FinishOnDrop(work);
+                    let r = rx.assemble(work, true);
+                    *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            } else {
+                work.help();
+            }
+        });
+        let r = result.into_inner().unwrap_or_else(|p| p.into_inner());
+        r.unwrap_or_else(|| Err(Error::Timeout { what: "the receiving thread did not run".into() }))
+    }
+
+    fn assemble(&mut self, work: &Work<'_>, parallel: bool) -> Result<(), Error> {
+        let pending = self.asm.as_mut().map(|a| std::mem::take(&mut a.pending)).unwrap_or_default();
+        for (h, check, f) in pending {
+            if let Some(a) = &self.asm {
+                let want = a.desc.as_ref().map(|d| a.expected_len(d, h.index));
+                if want != Some(f.payload().len()) {
+                    let reason = format!("{} payload bytes, expected {}", f.payload().len(), want.unwrap_or(0));
+                    return Err(Self::reject(h.block, h.index, reason));
+                }
+            }
+            self.data(h, check, f, work)?;
+        }
+        loop {
+            if !parallel {
+                while work.run_one() {}
+            }
+            self.apply(work)?;
+            let Some(a) = &self.asm else { return Ok(()) };
+            if a.done_n == a.count {
+                return Ok(());
+            }
+            let busy = a.in_flight > 0;
+            match self.next_frame(busy)? {
+                Some(f) => {
+                    let Some((h, check)) = self.admit(&f)? else { continue };
+                    if h.index == 0 {
+                        self.descriptor(h, &f)?;
+                    } else {
+                        self.data(h, check, f, work)?;
+                    }
+                    // With a backlog, this thread checks frames too, one per frame it reads.
+                    if parallel && work.backlog() > 1 {
+                        work.run_one();
+                    }
+                }
+                None if busy => {
+                    if !work.run_one() {
+                        std::hint::spin_loop();
+                    }
+                }
+                None => self.quiet()?,
+            }
+        }
+    }
+
+    /// A data frame of checked header and length, the descriptor known.
+    fn data(&mut self, h: FrameHeader, check: u64, f: RxFrame, work: &Work<'_>) -> Result<(), Error> {
+        let Some(a) = &mut self.asm else { return Ok(()) };
+        let Some(d) = a.desc else { return Ok(()) };
+        let i = h.index;
+        let ident = |f: &RxFrame| place::check(i, check, f.payload(), d.chunk as usize);
+        let conflict = || Self::reject(h.block, i, "conflicting duplicate (same index, different bytes)".into());
+        match a.slots[i as usize] {
+            Slot::Empty => {
+                a.slots[i as usize] = Slot::InFlight;
+                a.in_flight += 1;
+                work.push(Job { index: i, check, frame: f });
+            }
+            Slot::InFlight => match ident(&f) {
+                None => self.corrupt += 1,
+                Some(id) => {
+                    if a.dups.insert(i, id).is_some_and(|old| old != id) {
+                        return Err(conflict());
+                    }
+                }
+            },
+            Slot::Done => {
+                if work.placed(i, f.payload().len()) != f.payload() {
+                    if ident(&f).is_some() {
+                        return Err(conflict());
+                    }
+                    self.corrupt += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the outcomes of finished jobs.
+    fn apply(&mut self, work: &Work<'_>) -> Result<(), Error> {
+        let Some(a) = &mut self.asm else { return Ok(()) };
+        for (i, outcome) in work.take_results() {
+            a.in_flight -= 1;
+            let dup = a.dups.remove(&i);
+            match outcome {
+                Outcome::Placed(id) => {
+                    if dup.is_some_and(|d| d != id) {
+                        return Err(Self::reject(
+                            a.id,
+                            i,
+                            "conflicting duplicate (same index, different bytes)".into(),
+                        ));
+                    }
+                    a.slots[i as usize] = Slot::Done;
+                    if let Ident::Cv(cv) = id {
+                        a.cvs[i as usize - 1] = cv;
+                    }
+                    a.done_n += 1;
+                }
+                Outcome::Corrupt => {
+                    // A checked duplicate may have been seen meanwhile; it was not kept, so the
+                    // frame is asked for again like any lost one.
+                    a.slots[i as usize] = Slot::Empty;
+                    self.corrupt += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls [`Work::finish`] when dropped.
+struct FinishOnDrop<'w, 'b>(&'w Work<'b>);
+
+impl Drop for FinishOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::datagram::frame::Codec;
+    use crate::transfer::datagram::link::{Impairments, MemLink};
+    use crate::transfer::BlockHeader;
+
+    fn data_frame(block: BlockId, index: u32, count: u32, chunk: usize, payload: &[u8]) -> RxFrame {
+        let h = FrameHeader { kind: Kind::Data, block, index, count, payload_len: 0 };
+        let mut f = if tree::by_cv(chunk as u64) {
+            h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * chunk as u64, payload)).to_vec()
+        } else {
+            h.encode(payload).to_vec()
+        };
+        f.extend_from_slice(payload);
+        RxFrame::owned(f)
+    }
+
+    /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
+    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize) -> Rx<'a> {
+        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None);
+        let d = Descriptor {
+            header: BlockHeader::for_body(BlockId(5), body),
+            payload_len: body.len() as u64,
+            chunk: chunk as u32,
+            codec: Codec::None,
+        };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 3, payload_len: 0 };
+        let p = d.encode();
+        let mut f = h.encode(&p).to_vec();
+        f.extend_from_slice(&p);
+        let f = RxFrame::owned(f);
+        let (h, _) = rx.admit(&f).unwrap().unwrap();
+        assert!(rx.descriptor(h, &f).unwrap().is_some());
+        rx
+    }
+
+    fn feed(rx: &mut Rx<'_>, f: RxFrame, work: &Work<'_>) -> Result<(), Error> {
+        let (h, check) = rx.admit(&f)?.expect("a data frame");
+        rx.data(h, check, f, work)
+    }
+
+    #[test]
+    fn duplicates_of_a_frame_in_flight() {
+        // XXH3-checked frames, and frames checked by chaining value.
+        for chunk in [1000usize, 16 * 1024] {
+            let body: Vec<u8> = (0..2 * chunk as u32 - 100).map(|i| (i * 7) as u8).collect();
+            let (mut a, _b) = MemLink::pair(1 << 16, Impairments::default(), Impairments::default());
+            let expect = Expect::default();
+            let mut room: Vec<u8> = Vec::with_capacity(body.len());
+            let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], chunk);
+            let mut rx = rx(&mut a, &expect, &body, chunk);
+
+            // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
+            feed(&mut rx, data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]), &work).unwrap();
+            feed(&mut rx, data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]), &work).unwrap();
+            let mut bad = data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]);
+            if let Some(v) = bad.owned_bytes_mut() {
+                v[crate::transfer::datagram::frame::FRAME_HEADER + 3] ^= 1;
+            }
+            feed(&mut rx, bad, &work).unwrap();
+            assert_eq!(rx.corrupt, 1, "the corrupt copy is dropped ({chunk})");
+            while work.run_one() {}
+            rx.apply(&work).unwrap();
+            assert_eq!(rx.asm.as_ref().map(|a| a.done_n), Some(2), "descriptor and frame 1 ({chunk})");
+
+            // Frame 2 queued; a different frame with a valid check for the same index arrives.
+            let mut other = body[chunk..].to_vec();
+            other[0] ^= 0xff;
+            feed(&mut rx, data_frame(BlockId(5), 2, 3, chunk, &body[chunk..]), &work).unwrap();
+            feed(&mut rx, data_frame(BlockId(5), 2, 3, chunk, &other), &work).unwrap();
+            while work.run_one() {}
+            let e = rx.apply(&work).unwrap_err();
+            assert!(matches!(e, Error::FrameRejected { index: 2, .. }) && e.to_string().contains("conflicting"), "{e}");
+        }
+    }
+}
