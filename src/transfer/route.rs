@@ -10,8 +10,10 @@
 //!   `parthenon bench transfer` on the reference machine (docs/benchmarks.md, "Transfer"); it is
 //!   configurable, and `PARTHENON_TRANSFER_SMALL_MAX` (bytes) overrides it.
 //! - Under `auto` with io-uring routed, blocks to a peer on a loopback address go by `sendfile`:
-//!   the kernel copies zero-copy (`SEND_ZC`) data looped to a local socket, and
-//!   `parthenon bench transfer` measured io-uring below copy there (docs/benchmarks.md).
+//!   the kernel copies zero-copy (`SEND_ZC`) data looped to a local socket, so io_uring sends
+//!   there with a plain copying `SEND`, and `parthenon bench transfer` measured `sendfile` as
+//!   fast as that at 64 MiB with 0.4–0.6× `copy`'s sender CPU at 1 MiB, where io_uring's `SEND`
+//!   used 1.1× (docs/benchmarks.md, Transfer, session 8).
 //! - Receives read the header before the size is known, so they always use the routed backend.
 //! - [`TransferRouter::report`] says which backend serves which sizes and why, including every
 //!   backend passed over (e.g. "io_uring_setup: EPERM") and the io_uring backend's own
