@@ -2,7 +2,7 @@
 //! kernel, no user-space copy). `sendfile` cannot read from a socket, so the receiver uses the
 //! `splice` path (socket → pipe → file) and hashes the written file.
 
-use super::splice::SpliceMover;
+use super::splice::{SpliceMover, SPLICE_RECEIVE};
 use super::{recv, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
 use crate::engine::Backend;
 use nix::errno::Errno;
@@ -14,7 +14,7 @@ pub struct SendfileTransport;
 
 impl Transport for SendfileTransport {
     fn receive_method(&self) -> &'static str {
-        "splice socket -> pipe -> temp file, hashed from the file as it lands"
+        SPLICE_RECEIVE
     }
 
     fn backend(&self) -> Backend {

@@ -103,9 +103,12 @@ fn drain(
     Ok(())
 }
 
+/// How [`SpliceMover`] receives (the `splice` and `sendfile` backends), for reports.
+pub(crate) const SPLICE_RECEIVE: &str = "splice socket -> pipe -> temp file, hashed from the file as it lands";
+
 impl Transport for SpliceTransport {
     fn receive_method(&self) -> &'static str {
-        "splice socket -> pipe -> temp file, hashed from the file as it lands"
+        SPLICE_RECEIVE
     }
 
     fn backend(&self) -> Backend {

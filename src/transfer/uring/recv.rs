@@ -19,7 +19,7 @@ use super::{ud, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE,
 use crate::transfer::recv::BodyMover;
 use crate::transfer::store::TempBlock;
 use crate::transfer::wire::{Digest, HEADER_LEN};
-use crate::transfer::{BlockId, Error};
+use crate::transfer::Error;
 use io_uring::{opcode, squeue, types};
 use std::fs::File;
 use std::net::TcpStream;
@@ -108,7 +108,6 @@ struct Pipeline<'r> {
     /// but the last is a whole slot, and the last one's unaligned end goes through the temp
     /// file's own (buffered) handle once every direct write is done.
     direct: bool,
-    id: BlockId,
     free: Vec<usize>,
     writes: [Option<Write>; SLOTS],
     /// Writes submitted and not completed.
@@ -133,7 +132,6 @@ impl<'r> Pipeline<'r> {
             tmp,
             file: direct.map_or(tmp.file.as_raw_fd(), |f| f.as_raw_fd()),
             direct: direct.is_some(),
-            id: tmp.header.id,
             free: (0..SLOTS).rev().collect(),
             writes: [None; SLOTS],
             writing: 0,
@@ -147,7 +145,7 @@ impl<'r> Pipeline<'r> {
     }
 
     fn io_err(&self, what: &str, e: std::io::Error) -> Error {
-        Error::io(format!("io_uring {what}"), Some(self.id), e)
+        Error::io(format!("io_uring {what}"), Some(self.tmp.header.id), e)
     }
 
     /// Receives `len` body bytes, hashing each chunk and queueing its write; returns the digest
@@ -187,7 +185,7 @@ impl<'r> Pipeline<'r> {
             self.tmp
                 .file
                 .write_all_at(&self.r.slot(slot)[from..to], off)
-                .map_err(|e| Error::io("write temp block", Some(self.id), e))?;
+                .map_err(|e| Error::io("write temp block", Some(self.tmp.header.id), e))?;
         }
         Ok(hasher.finalize().into())
     }
@@ -216,7 +214,9 @@ impl<'r> Pipeline<'r> {
             self.wait_until(|p| !p.receiving)?;
             match self.received.unwrap_or(-libc::EIO) {
                 n if n > 0 => filled += n as usize,
-                0 => return Err(Error::Truncated { block: self.id, expected: len, got: got + filled as u64 }),
+                0 => {
+                    return Err(Error::Truncated { block: self.tmp.header.id, expected: len, got: got + filled as u64 })
+                }
                 e if e == -libc::EINTR || e == -libc::EAGAIN => {}
                 e => return Err(self.io_err("recv", std::io::Error::from_raw_os_error(-e))),
             }
