@@ -164,14 +164,25 @@ impl Backend {
             }
         };
         match self {
+            // The VAES kernels also use AES-NI and PCLMULQDQ for their single-block edges
+            // (`cipher::x86::*::FEATURES`); a guest may be given VAES with AES-NI masked.
             VaesAvx512 => need(&[
+                ("aes", f.aes),
+                ("pclmulqdq", f.pclmulqdq),
                 ("vaes", f.vaes),
                 ("vpclmulqdq", f.vpclmulqdq),
+                ("avx2", f.avx2),
                 ("avx512f", f.avx512f),
                 ("avx512vl", f.avx512vl),
                 ("avx512bw", f.avx512bw),
             ]),
-            VaesAvx2 => need(&[("vaes", f.vaes), ("vpclmulqdq", f.vpclmulqdq), ("avx2", f.avx2)]),
+            VaesAvx2 => need(&[
+                ("aes", f.aes),
+                ("pclmulqdq", f.pclmulqdq),
+                ("vaes", f.vaes),
+                ("vpclmulqdq", f.vpclmulqdq),
+                ("avx2", f.avx2),
+            ]),
             AesNi => need(&[("aes", f.aes), ("pclmulqdq", f.pclmulqdq)]),
             Portable | Cpu | Copy => Ok(()),
             Cuda => caps.cuda.check().map(drop).map_err(str::to_owned),
@@ -238,8 +249,9 @@ pub struct Route {
     pub backend: Backend,
     /// Why this backend: "forced", or "auto: fastest present".
     pub reason: String,
-    /// The faster backends that were passed over, with reasons (the downgrades), followed by
-    /// forbidden slower ones.
+    /// Every backend of the job that was not chosen because it is absent, forbidden or not
+    /// eligible for automatic routing, with its reason, fastest first: those faster than
+    /// [`Route::backend`] are the downgrades. Empty for a forced route.
     pub passed_over: Vec<PassedOver>,
 }
 
@@ -260,6 +272,8 @@ pub struct EngineBuilder {
     detect: DetectOptions,
     selections: BTreeMap<Job, Selection>,
     forbidden: Vec<Backend>,
+    /// A second, different backend forced for a job: an error at [`EngineBuilder::build`].
+    twice_forced: Option<(Job, Backend, Backend)>,
 }
 
 impl EngineBuilder {
@@ -277,7 +291,12 @@ impl EngineBuilder {
 
     /// Serve `backend`'s job with exactly `backend`; [`EngineBuilder::build`] fails if it is absent.
     pub fn force(mut self, backend: Backend) -> Self {
-        self.selections.insert(backend.job(), Selection::Force(backend));
+        let job = backend.job();
+        if let Some(Selection::Force(earlier)) = self.selections.insert(job, Selection::Force(backend)) {
+            if earlier != backend && self.twice_forced.is_none() {
+                self.twice_forced = Some((job, earlier, backend));
+            }
+        }
         self
     }
 
@@ -297,6 +316,9 @@ impl EngineBuilder {
 
     /// Detects (unless capabilities were given) and routes every job.
     pub fn build(self) -> Result<Engine, Error> {
+        if let Some((job, first, second)) = self.twice_forced {
+            return Err(Error::ForcedTwice { job, first, second });
+        }
         let caps = match self.caps {
             Some(c) => c,
             None => detect::detect_with(&self.detect),
@@ -526,6 +548,15 @@ mod tests {
     fn force_and_forbid_conflict() {
         let r = Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Cpu).forbid(Backend::Cpu).build();
         assert!(matches!(r, Err(Error::ConflictingOverride { backend: Backend::Cpu })));
+        let two =
+            Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Copy).force(Backend::Mmap).build();
+        assert!(
+            matches!(two, Err(Error::ForcedTwice { job: Job::Transfer, first: Backend::Copy, second: Backend::Mmap })),
+            "{two:?}"
+        );
+        let same =
+            Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Copy).force(Backend::Copy).build();
+        assert!(same.is_ok(), "the same backend forced twice is one choice");
     }
 
     #[test]

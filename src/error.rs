@@ -33,6 +33,16 @@ pub enum Error {
         /// The backend.
         backend: Backend,
     },
+    /// Two different backends were forced for one job.
+    #[error("two backends forced for {job}: `{first}` and `{second}`")]
+    ForcedTwice {
+        /// The job.
+        job: Job,
+        /// The backend forced first.
+        first: Backend,
+        /// The backend forced later.
+        second: Backend,
+    },
     /// Every backend of a job is absent or forbidden.
     #[error("no backend left for {job}: {reasons}")]
     NoBackend {

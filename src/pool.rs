@@ -200,14 +200,28 @@ pub(crate) fn run(helpers: usize, f: &(dyn Fn() + Sync)) {
     }
 }
 
-/// [`run`] on threads started for this call.
+/// [`run`] on threads started for this call: as many of `helpers` as the system lets us start.
 fn run_scoped(helpers: usize, f: &(dyn Fn() + Sync)) {
     std::thread::scope(|s| {
         for _ in 0..helpers {
-            s.spawn(f);
+            if !spawn_scoped(s, f) {
+                break;
+            }
         }
         f();
     });
+}
+
+/// Starts `f` on a scoped thread; `false` when the system refuses a thread (`EAGAIN` from
+/// `RLIMIT_NPROC` or a cgroup's `pids.max`, `ENOMEM`). `std::thread::Scope::spawn` panics in that
+/// case, and a panic in the middle of a split job would leave it half done (a large open with its
+/// plaintext in place and no tag checked): every split job here takes its work from a shared
+/// queue, so fewer threads only means the ones running take more.
+pub(crate) fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> bool {
+    std::thread::Builder::new().spawn_scoped(s, f).is_ok()
 }
 
 #[cfg(test)]

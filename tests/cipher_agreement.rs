@@ -143,14 +143,41 @@ fn parallel_large_buffers_match_ring() {
             }
         }
     }
+    // The portable backend's parallel path, at one length (slow in debug builds).
     let key = [9u8; 32];
     let c = Aes256Gcm::with_backend(&key, Backend::Portable).unwrap().with_threads(2);
+    assert_eq!(parthenon::cipher::threads_for(PARALLEL_MIN + 100, 2), 2, "the length below is split");
     let msg = rng.bytes(PARALLEL_MIN + 100);
     let mut want = msg.clone();
     let want_tag = ring_seal(&AES_256_GCM, &key, [1; 12], b"ad", &mut want);
     let mut got = msg;
     let tag = c.seal_in_place_detached(&[1; 12], b"ad", &mut got).unwrap();
     assert!(got == want && tag == want_tag, "portable parallel");
+    // AES-128's parallel path, on every backend, at the split threshold and past it.
+    for backend in backends_present() {
+        let key: [u8; 16] = rng.bytes(16).try_into().unwrap();
+        let c = Aes128Gcm::with_backend(&key, backend).unwrap().with_threads(2);
+        for len in [PARALLEL_MIN, PARALLEL_MIN + 17] {
+            let msg = rng.bytes(len);
+            let mut want = msg.clone();
+            let want_tag = ring_seal(&AES_128_GCM, &key, [2; 12], b"ad", &mut want);
+            let mut got = msg.clone();
+            let tag = c.seal_in_place_detached(&[2; 12], b"ad", &mut got).unwrap();
+            assert!(got == want && tag == want_tag, "{backend} AES-128 x2 len {len}");
+            c.open_in_place_detached(&[2; 12], b"ad", &mut got, &tag).unwrap();
+            assert!(got == msg, "{backend} AES-128 x2 len {len}: round trip");
+        }
+    }
+}
+
+#[test]
+fn the_split_starts_at_parallel_min() {
+    use parthenon::cipher::threads_for;
+    assert_eq!(threads_for(PARALLEL_MIN - 1, 8), 1);
+    assert_eq!(threads_for(PARALLEL_MIN, 8), 2);
+    assert_eq!(threads_for(PARALLEL_MIN, 1), 1);
+    assert_eq!(threads_for(64 << 20, 8), 8);
+    assert_eq!(threads_for(5 << 20, 8), 5);
 }
 
 #[test]
@@ -261,6 +288,10 @@ fn many_messages_match_single_calls() {
         for (i, v) in verdicts.iter().enumerate() {
             if i == 5 {
                 assert_eq!(v, &Err(Error::Authentication));
+                // The message that failed still holds its ciphertext, not plaintext.
+                let mut ciphertext = msgs[5].clone();
+                ring_seal(&AES_256_GCM, &key, [5; 12], &aads[5], &mut ciphertext);
+                assert_eq!(bufs[5], ciphertext, "{backend}: failed message not restored");
             } else {
                 assert_eq!(v, &Ok(()), "{backend} message {i}");
                 assert_eq!(bufs[i], msgs[i]);

@@ -38,6 +38,7 @@ fn json_round_trips() {
     assert_eq!(r.routes.len(), 3);
 }
 
+#[cfg(feature = "io-uring")]
 #[test]
 fn io_uring_refused_by_seccomp_is_unavailable_with_errno() {
     let mut cmd = detect_json();
@@ -167,4 +168,145 @@ fn dpdk_eal_starts_with_ring_port() {
     });
     let info = r.capabilities.dpdk.check().expect("EAL starts with the default arguments");
     assert!(info.ports.iter().any(|p| p.name == "net_ring0"), "{info:?}");
+}
+
+/// The documented schema (`docs/detect.md`, `parthenon.capabilities/1`), checked on the JSON text
+/// itself rather than through the crate's own serde types: renaming a field, changing the
+/// `status` tag or a value's type breaks this test even though a serde round trip would pass.
+#[test]
+fn json_matches_the_documented_schema() {
+    use serde_json::Value;
+    let out = detect_json().output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    fn keys(v: &Value, what: &str, want: &[&str]) {
+        let obj = v.as_object().unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+        let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+        got.sort_unstable();
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{what}: keys");
+    }
+    fn is<'a>(v: &'a Value, what: &str, ok: impl Fn(&Value) -> bool) -> &'a Value {
+        assert!(ok(v), "{what}: unexpected type or value: {v}");
+        v
+    }
+    let int = |v: &Value| v.is_u64() || v.is_i64();
+    let string = |v: &Value| v.is_string();
+    let boolean = |v: &Value| v.is_boolean();
+    // Probe<T>: "available" with T's fields, or "unavailable" with a reason and maybe an errno.
+    let probe = |v: &Value, what: &str, fields: &[&str], check: &dyn Fn(&Value)| match v["status"].as_str() {
+        Some("available") => {
+            let mut want = vec!["status"];
+            want.extend_from_slice(fields);
+            keys(v, what, &want);
+            check(v);
+        }
+        Some("unavailable") => {
+            is(&v["reason"], what, string);
+            if v.get("errno").is_some() {
+                keys(v, what, &["status", "reason", "errno"]);
+                is(&v["errno"], what, int);
+            } else {
+                keys(v, what, &["status", "reason"]);
+            }
+        }
+        other => panic!("{what}: status {other:?}"),
+    };
+
+    keys(&v, "report", &["capabilities", "routes"]);
+    let c = &v["capabilities"];
+    keys(
+        c,
+        "capabilities",
+        &["schema", "cpu", "cuda", "opencl", "io_uring", "sendfile", "splice", "dpdk", "probe_micros"],
+    );
+    assert_eq!(c["schema"], "parthenon.capabilities/1");
+    is(&c["probe_micros"], "probe_micros", int);
+    keys(&c["cpu"], "cpu", &["arch", "model", "cores_usable", "features"]);
+    is(&c["cpu"]["arch"], "cpu.arch", string);
+    is(&c["cpu"]["model"], "cpu.model", |v| v.is_string() || v.is_null());
+    is(&c["cpu"]["cores_usable"], "cpu.cores_usable", int);
+    let feats = [
+        "aes",
+        "pclmulqdq",
+        "vaes",
+        "vpclmulqdq",
+        "avx2",
+        "avx512f",
+        "avx512vl",
+        "avx512bw",
+        "avx512ifma",
+        "sha",
+        "bmi2",
+        "adx",
+    ];
+    keys(&c["cpu"]["features"], "cpu.features", &feats);
+    for f in feats {
+        is(&c["cpu"]["features"][f], f, boolean);
+    }
+    probe(&c["cuda"], "cuda", &["driver_version", "nvrtc_version", "devices"], &|v| {
+        is(&v["driver_version"], "cuda.driver_version", int);
+        for d in v["devices"].as_array().unwrap() {
+            keys(d, "cuda device", &["ordinal", "name", "compute_capability", "sm_count", "memory_bytes"]);
+        }
+    });
+    probe(&c["opencl"], "opencl", &["platforms"], &|v| {
+        for p in v["platforms"].as_array().unwrap() {
+            keys(p, "opencl platform", &["index", "name", "vendor", "version", "devices"]);
+            for d in p["devices"].as_array().unwrap() {
+                keys(d, "opencl device", &["index", "name", "kind", "compute_units", "global_memory_bytes", "version"]);
+                is(&d["kind"], "opencl kind", |k| {
+                    ["gpu", "cpu", "accelerator", "other"].contains(&k.as_str().unwrap_or(""))
+                });
+            }
+        }
+    });
+    probe(&c["io_uring"], "io_uring", &["opcodes", "memlock_limit_bytes", "registered_buffers"], &|v| {
+        let ops = ["send_zc", "splice", "sendmsg", "read_fixed", "write_fixed", "provide_buffers"];
+        keys(&v["opcodes"], "io_uring.opcodes", &ops);
+        for o in ops {
+            is(&v["opcodes"][o], o, boolean);
+        }
+        is(&v["memlock_limit_bytes"], "memlock_limit_bytes", |m| m.is_u64() || m.is_null());
+        probe(&v["registered_buffers"], "registered_buffers", &["bytes"], &|r| {
+            is(&r["bytes"], "registered_buffers.bytes", int);
+        });
+    });
+    for name in ["sendfile", "splice"] {
+        probe(&c[name], name, &["probe_bytes"], &|v| {
+            is(&v["probe_bytes"], "probe_bytes", int);
+        });
+    }
+    // `--no-dpdk`: unavailable, with its reason.
+    probe(&c["dpdk"], "dpdk", &["eal_args", "ports"], &|_| {});
+
+    let routes = v["routes"].as_array().unwrap();
+    let jobs: Vec<&str> = routes.iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["cipher", "verify", "transfer"]);
+    let backends = [
+        "vaes-avx512",
+        "vaes-avx2",
+        "aes-ni",
+        "portable",
+        "cuda",
+        "opencl",
+        "cpu",
+        "dpdk",
+        "io-uring",
+        "sendfile",
+        "splice",
+        "mmap",
+        "copy",
+    ];
+    for r in routes {
+        keys(r, "route", &["job", "backend", "reason", "passed_over"]);
+        is(&r["backend"], "route.backend", |b| backends.contains(&b.as_str().unwrap_or("")));
+        is(&r["reason"], "route.reason", string);
+        for p in r["passed_over"].as_array().unwrap() {
+            keys(p, "passed_over", &["backend", "reason"]);
+            is(&p["backend"], "passed_over.backend", |b| backends.contains(&b.as_str().unwrap_or("")));
+        }
+    }
 }

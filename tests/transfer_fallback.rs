@@ -79,6 +79,7 @@ fn transfers_byte_exact_to(t: &(dyn Transport + 'static), rx: fn() -> Box<dyn Tr
     }
 }
 
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
 #[test]
 fn io_uring_refused_auto_downgrades_and_says_why() {
     let text = run_child("child_io_uring_refused", seccomp::deny_io_uring_setup);
@@ -91,6 +92,7 @@ fn memlock_64k_auto_keeps_io_uring_without_registered_buffers() {
     println!("{text}");
 }
 
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
 #[test]
 fn child_io_uring_refused() {
     if !in_child() {
@@ -159,6 +161,7 @@ fn child_memlock_64k() {
 /// The `parthenon` binary under the same refusal: `bench transfer` (sender and receiver as two
 /// processes, both under the filter) still transfers with `auto`, its JSON report names the
 /// downgrade, and an explicit `--backend io-uring` is an error naming the reason.
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
 #[test]
 fn bench_cli_with_io_uring_refused() {
     let exe = env!("CARGO_BIN_EXE_parthenon");

@@ -161,3 +161,19 @@ fn unusable_backend_is_an_input_error() {
     assert_eq!(missing.status.code(), Some(2));
     std::fs::remove_file(path).ok();
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_malformed_input() {
+    let good = ed_line(1, b"ok", false);
+    let path = temp_file("utf8", "");
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(b"{\"scheme\":\"ed25519\xff\"}\n");
+    bytes.extend_from_slice(format!("{good}\n").as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(&["--input", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 2:") && stderr.contains("not UTF-8"), "{stderr}");
+    assert_eq!(verdicts(&out), vec![(0, true)]);
+    std::fs::remove_file(path).ok();
+}

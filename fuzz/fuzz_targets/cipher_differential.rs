@@ -1,7 +1,10 @@
 //! Differential fuzzing of AES-GCM seal/open: every parthenon backend present against ring.
 //!
-//! Input layout: byte 0 selects the key size (bit 0: AES-128/AES-256), the AAD length (bits 1..7
-//! times 2) and, through the remaining bytes, the key, nonce, AAD and message. For every backend:
+//! Input layout: byte 0 selects the key size (bit 0: AES-128/AES-256) and the AAD length (bits
+//! 1..7: 0..=127 bytes, fewer if the input is shorter); the bytes after it are the key, nonce,
+//! AAD and message. Inputs stay far below the 2 MiB at which a buffer is split across threads;
+//! the parallel paths and `seal_many`/`open_many` are checked against ring by
+//! `tests/cipher_agreement.rs`. For every backend:
 //! the ciphertext and tag must equal ring's; ring must open ours; ours must open ring's; a
 //! flipped bit in the tag, ciphertext, AAD or nonce must be rejected by both, leaving our buffer
 //! holding the ciphertext.

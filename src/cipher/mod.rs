@@ -59,7 +59,7 @@ mod traits;
 mod x86;
 
 pub use crate::engine::Backend;
-pub use parallel::PARALLEL_MIN;
+pub use parallel::{threads_for, PARALLEL_MIN};
 
 use kernel::{tags_equal, AesKey, Kernel, A_MAX, P_MAX};
 use std::sync::Arc;
@@ -158,7 +158,7 @@ impl Gcm {
     }
 
     fn seal_unchecked(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8], threads: usize) -> Tag {
-        if buf.len() >= PARALLEL_MIN && threads > 1 {
+        if threads_for(buf.len(), threads) > 1 {
             parallel::crypt_message(&*self.kernel, false, nonce, aad, buf, threads)
         } else {
             self.kernel.seal_message(nonce, aad, buf)
@@ -167,7 +167,7 @@ impl Gcm {
 
     fn open(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8], tag: &Tag, threads: usize) -> Result<(), Error> {
         check_lengths(aad, buf)?;
-        let expected = if buf.len() >= PARALLEL_MIN && threads > 1 {
+        let expected = if threads_for(buf.len(), threads) > 1 {
             parallel::crypt_message(&*self.kernel, true, nonce, aad, buf, threads)
         } else {
             self.kernel.open_message(nonce, aad, buf)

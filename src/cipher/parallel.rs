@@ -24,11 +24,22 @@ use super::kernel::{finish, lengths, Block, Kernel};
 use crate::pool;
 use std::sync::Mutex;
 
-/// Buffers at least this long may be split across threads.
-pub const PARALLEL_MIN: usize = 1 << 20;
+/// Buffers at least this long are split across threads (when more than one is allowed): two
+/// threads' worth of [`SEGMENT_MIN`].
+pub const PARALLEL_MIN: usize = 2 * SEGMENT_MIN;
 /// Each thread gets at least this much (splitting a 1 MiB buffer over two threads started per
 /// call measured slower than one thread on this machine, so a second thread joins at 2 MiB).
 const SEGMENT_MIN: usize = 1 << 20;
+
+/// How many threads a buffer of `len` bytes is sealed or opened on when up to `threads` are
+/// allowed: one below [`PARALLEL_MIN`], else one per 1 MiB up to `threads`.
+pub fn threads_for(len: usize, threads: usize) -> usize {
+    if len < PARALLEL_MIN {
+        1
+    } else {
+        threads.min(len / SEGMENT_MIN).max(1)
+    }
+}
 /// Segment boundaries fall on multiples of this (a whole number of blocks).
 const SEGMENT_ALIGN: usize = 4096;
 /// Largest piece a thread takes from the queue at a time.
@@ -49,7 +60,7 @@ pub(crate) fn crypt_message(
     threads: usize,
 ) -> Block {
     let len = buf.len();
-    let t = threads.min(len / SEGMENT_MIN).max(1);
+    let t = threads_for(len, threads);
     if t == 1 {
         return if open { k.open_message(nonce, aad, buf) } else { k.seal_message(nonce, aad, buf) };
     }
@@ -94,8 +105,9 @@ pub(crate) fn crypt_message(
     finish(k, nonce, acc)
 }
 
-/// Runs `f` over `items` in up to `threads` contiguous groups, one scoped thread per group (the
-/// first on the calling thread).
+/// Runs `f` over `items` in up to `threads` contiguous groups, taken from a shared queue by the
+/// calling thread and by up to `threads - 1` scoped threads (fewer when the system refuses one:
+/// every group is still processed, see [`pool::spawn_scoped`]).
 pub(crate) fn for_each_group<T: Send>(items: &mut [T], threads: usize, f: impl Fn(usize, &mut T) + Sync) {
     let t = threads.clamp(1, items.len().max(1));
     if t == 1 {
@@ -103,15 +115,18 @@ pub(crate) fn for_each_group<T: Send>(items: &mut [T], threads: usize, f: impl F
         return;
     }
     let per = items.len().div_ceil(t);
-    let f = &f;
+    let groups = Mutex::new(items.chunks_mut(per).enumerate());
+    let work = || loop {
+        // A poisoned lock means another thread panicked in `f`; the scope re-raises that panic.
+        let Some((g, group)) = groups.lock().unwrap_or_else(|p| p.into_inner()).next() else { break };
+        group.iter_mut().enumerate().for_each(|(i, x)| f(g * per + i, x));
+    };
     std::thread::scope(|s| {
-        let mut groups = items.chunks_mut(per).enumerate();
-        let first = groups.next();
-        for (g, group) in groups {
-            s.spawn(move || group.iter_mut().enumerate().for_each(|(i, x)| f(g * per + i, x)));
+        for _ in 1..t {
+            if !pool::spawn_scoped(s, work) {
+                break;
+            }
         }
-        if let Some((_, group)) = first {
-            group.iter_mut().enumerate().for_each(|(i, x)| f(i, x));
-        }
+        work();
     });
 }

@@ -46,9 +46,10 @@ fn parse_size(s: &str) -> Result<usize, Failure> {
             None => (s.as_str(), 1),
         },
     };
-    num.parse::<usize>()
-        .map(|n| n * mul)
-        .map_err(|e| Failure::Input(format!("--sizes: `{s}` is not a size (e.g. 1420, 16k, 1m): {e}")))
+    let n = num
+        .parse::<usize>()
+        .map_err(|e| Failure::Input(format!("--sizes: `{s}` is not a size (e.g. 1420, 16k, 1m): {e}")))?;
+    n.checked_mul(mul).ok_or_else(|| Failure::Input(format!("--sizes: `{s}` is too large")))
 }
 
 /// Runs `f` repeatedly for about `budget`, returns (iterations, elapsed).
@@ -88,7 +89,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             let (n, el) = time(budget, || {
                 tag = c.seal_in_place_detached(&nonce, &[], &mut buf).unwrap_or(tag);
             });
-            let threads = if bytes >= cipher::PARALLEL_MIN { a.threads } else { 1 };
+            let threads = cipher::threads_for(bytes, a.threads);
             let gbps = (n as f64 * bytes as f64) / el.as_secs_f64() / 1e9;
             figures.push(Figure { backend, op: "seal", bytes, threads, gb_per_s: gbps, iterations: n });
             // Open what was just sealed (the last seal's output and tag).

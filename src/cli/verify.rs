@@ -7,10 +7,10 @@
 //!
 //! Streaming: items are read in chunks of [`CHUNK`] lines, each chunk verified as one batch
 //! through [`parthenon::Engine::verify_with`] and printed before the next is read, so memory is
-//! bounded by one chunk whatever the file size.
+//! bounded by one chunk (and a line by [`MAX_LINE`]) whatever the file size.
 //!
-//! Errors: a malformed line (invalid JSON, missing field, bad hex, wrong length, unknown scheme)
-//! stops the run with `line L: reason` and exit code 2; the items before it are verified and
+//! Errors: a malformed line (not UTF-8, longer than [`MAX_LINE`], invalid JSON, missing field,
+//! bad hex, wrong length, unknown scheme) stops the run with `line L: reason` and exit code 2; the items before it are verified and
 //! printed, the malformed line gets no verdict. An unusable `--backend` is exit 2; I/O failures
 //! are exit 1.
 
@@ -24,6 +24,8 @@ use std::path::PathBuf;
 
 /// Items per batch handed to the engine.
 pub const CHUNK: usize = 4096;
+/// The longest input line read, newline included: a message of up to 8 MiB, hex-encoded.
+pub const MAX_LINE: usize = 16 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,7 +64,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         builder = builder.force(backend);
     }
     let engine = builder.build()?;
-    let reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
         let f = std::fs::File::open(&args.input)
@@ -86,14 +88,28 @@ pub fn run(args: Args) -> Result<(), Failure> {
         batch.clear();
         Ok(())
     };
-    for (n, line) in reader.lines().enumerate() {
-        let lineno = n + 1;
-        let line =
-            line.map_err(|e| Failure::Runtime(format!("reading {}: line {lineno}: {e}", args.input.display())))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut raw = Vec::new();
+    let mut lineno = 0usize;
+    loop {
+        raw.clear();
+        let n = std::io::Read::take(&mut reader, MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| Failure::Runtime(format!("reading {}: line {}: {e}", args.input.display(), lineno + 1)))?;
+        if n == 0 {
+            break;
         }
-        if let Err(reason) = parse_into(&line, &mut batch) {
+        lineno += 1;
+        let line = if raw.len() > MAX_LINE {
+            Err(format!("longer than {} MiB", MAX_LINE >> 20))
+        } else {
+            std::str::from_utf8(&raw).map_err(|e| format!("not UTF-8: {e}"))
+        };
+        // Blank lines are skipped.
+        let parsed = line.and_then(|line| match line.trim() {
+            "" => Ok(()),
+            line => parse_into(line, &mut batch),
+        });
+        if let Err(reason) = parsed {
             flush(&mut batch, &mut next_index, &mut out)?;
             return Err(Failure::Input(format!("{}: line {lineno}: {reason}", args.input.display())));
         }

@@ -112,6 +112,16 @@ fn probe_inner() -> Result<CudaInfo, String> {
             memory_bytes: memory_bytes as u64,
         });
     }
+    // Probe by trying: a context must come up on device 0, the one the verification backend
+    // uses. A GPU in exclusive-process mode held by another process, or a device this driver
+    // cannot run, fails here with the driver's reason instead of at the first batch.
+    let dev0 = result::device::get(0).map_err(|e| format!("cuDeviceGet(0): {e:?}"))?;
+    // SAFETY: `dev0` was returned by cuDeviceGet; the primary context retained here is released
+    // right below (the backend retains its own when it starts).
+    unsafe { result::primary_ctx::retain(dev0) }
+        .map_err(|e| format!("cannot create a CUDA context on device 0: {e:?}"))?;
+    // SAFETY: releases the reference retained just above, on the same device.
+    let _ = unsafe { result::primary_ctx::release(dev0) };
     // SAFETY: as for the driver: only tries to dlopen candidate names.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Err(format!(
