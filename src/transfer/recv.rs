@@ -76,7 +76,13 @@ pub(crate) fn recv_to_vec(peer: &TcpStream, expect: &Expect) -> Result<(BlockHea
     check_header(&h, expect)?;
     let len = h.length as usize;
     let mut body = Vec::new();
-    body.try_reserve_exact(len).map_err(|_| Error::Oversized { block: h.id, length: h.length, max: expect.max_len })?;
+    body.try_reserve_exact(len).map_err(|e| {
+        Error::io(
+            format!("allocate {len} bytes for the body"),
+            Some(h.id),
+            std::io::Error::new(std::io::ErrorKind::OutOfMemory, e),
+        )
+    })?;
     body.resize(len, 0);
     let got = read_full(peer, &mut body).map_err(|e| Error::io("read block body", Some(h.id), e))?;
     if got < len {

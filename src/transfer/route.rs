@@ -122,7 +122,9 @@ impl TransferRouter {
     pub fn choose_for(&self, peer: &TcpStream, wire_len: u64) -> (&dyn Transport, String) {
         let (t, why) = self.choose(wire_len);
         if let Some(lb) = &self.loopback {
-            if t.backend() == self.route.backend && peer.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+            if t.backend() == self.route.backend
+                && peer.peer_addr().map(|a| a.ip().to_canonical().is_loopback()).unwrap_or(false)
+            {
                 return (lb.as_ref(), LOOPBACK_REASON.to_string());
             }
         }

@@ -36,7 +36,10 @@ impl Transport for SendfileTransport {
                     ))
                 }
                 Ok(_) => {}
-                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                Err(Errno::EINTR) => {}
+                // The socket's send timeout (`SO_SNDTIMEO`) ran out with nothing sent: the peer
+                // stopped reading. Retrying would wait another timeout, for ever.
+                Err(Errno::EAGAIN) => return Err(Error::io("sendfile", Some(id), std::io::ErrorKind::TimedOut.into())),
                 Err(e) => return Err(Error::errno("sendfile", Some(id), e)),
             }
         }

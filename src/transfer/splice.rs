@@ -80,21 +80,24 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
 }
 
 /// Drains `n` bytes from the pipe into `out` (at `off` when given); `what` names the splice in
-/// errors.
+/// errors. `more` says more bytes of the block follow (`SPLICE_F_MORE`, i.e. `MSG_MORE` on a
+/// socket): never for the last piece, which TCP would otherwise hold back as a partial segment
+/// until its next timer, hundreds of milliseconds on an idle connection.
 fn drain(
     pipe: &Pipe,
     out: impl AsFd,
     mut off: Option<&mut i64>,
     mut n: usize,
+    more: bool,
     id: BlockId,
     what: &'static str,
 ) -> Result<(), Error> {
     let out = out.as_fd();
+    let flags =
+        if more { SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE } else { SpliceFFlags::SPLICE_F_MOVE };
     while n > 0 {
-        let moved = retry(|| {
-            splice(&pipe.r, None, out, off.as_deref_mut(), n, SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE)
-        })
-        .map_err(|e| Error::errno(what, Some(id), e))?;
+        let moved = retry(|| splice(&pipe.r, None, out, off.as_deref_mut(), n, flags))
+            .map_err(|e| Error::errno(what, Some(id), e))?;
         if moved == 0 {
             return Err(Error::errno(what, Some(id), Errno::EPIPE));
         }
@@ -128,7 +131,7 @@ impl Transport for SpliceTransport {
                 return Err(Error::errno("splice file -> pipe (file shorter than header says)", Some(id), Errno::EIO));
             }
             // On error the pipe may hold bytes: it is dropped (closed), never reused.
-            drain(&pipe, peer, None, n, id, "splice pipe -> socket")?;
+            drain(&pipe, peer, None, n, off < total, id, "splice pipe -> socket")?;
         }
         self.give_back(pipe);
         Ok(SendReport {
@@ -171,7 +174,7 @@ impl SpliceMover {
             if n == 0 {
                 return Err(Error::Truncated { block: id, expected: len, got });
             }
-            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, id, "splice pipe -> temp block")?;
+            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, false, id, "splice pipe -> temp block")?;
             got += n as u64;
             landed(got);
         }
@@ -207,7 +210,13 @@ impl BodyMover for SpliceMover {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
-            let hasher = scope.spawn(move || hash_as_it_lands(tmp, len, rx));
+            let Ok(hasher) = std::thread::Builder::new().spawn_scoped(scope, move || hash_as_it_lands(tmp, len, rx))
+            else {
+                // No thread to hash beside the splice (the system refused one): the body is
+                // hashed from the file once it is in.
+                self.splice_body(peer, tmp, |_| {})?;
+                return Ok(None);
+            };
             let moved = self.splice_body(peer, tmp, |end| {
                 let _ = tx.send(end);
             });

@@ -8,7 +8,9 @@
 //! - **Append-only and immutable.** A block is written once: into a private temp file
 //!   (`O_EXCL`, mode 0600), `fsync`ed, made read-only (0444), then `link`ed to its final name
 //!   (which fails if the name exists, so a second copy is [`Error::Duplicate`], never an
-//!   overwrite), after which the temp name is removed and the directory `fsync`ed. The store never
+//!   overwrite), after which the temp name is removed and the directory `fsync`ed (if that fails,
+//!   the new name is removed again and the commit is an error: an error never leaves a block
+//!   visible). The store never
 //!   truncates, rewrites or renames a sealed file.
 //! - **Nothing partial.** A temp file that is not committed is removed when its handle drops; temp
 //!   files of dead processes (crash) are removed when a store is opened. A reader therefore sees a
@@ -31,6 +33,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How old an unlocked temp file of a process not alive here must be before it is removed.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes an exclusive `flock` on `f` without waiting; `false` when another open file holds one.
+/// The lock lasts as long as the open file description.
+fn try_lock(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 /// A directory of immutable blocks. Cheap to clone; safe to share between threads.
 #[derive(Debug, Clone)]
 pub struct BlockStore {
@@ -51,14 +64,29 @@ impl BlockStore {
         Ok(store)
     }
 
+    /// Removes temp files whose writer is gone. A writer holds an exclusive `flock` on its temp
+    /// file for as long as the file is open, which is what proves it alive: a process id alone
+    /// does not, since a writer in another PID namespace (a container sharing the store's
+    /// volume) is not in this one's `/proc`. A file is removed only when its lock can be taken,
+    /// its process id is not alive here, and it is older than [`STALE_AFTER`] (which closes the
+    /// moment between a writer creating the file and locking it).
     fn remove_stale_temps(&self) {
         let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // <id>.<pid>.<seq>.part
             let pid = name.split('.').nth(1).and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
+            if pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_AFTER);
+            let Ok(f) = File::open(e.path()) else { continue };
+            if old && try_lock(&f) {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -146,6 +174,10 @@ impl BlockStore {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(format!("create temp {}", path.display()), Some(id), e))?;
+        // Held while the file is open: how other processes opening the store tell that this
+        // temp file is being written (`remove_stale_temps`). A fresh file cannot be locked by
+        // anyone else yet.
+        try_lock(&file);
         let tmp = TempBlock { store: self.clone(), header: *header, file, path, committed: false };
         tmp.file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write temp header", Some(id), e))?;
         Ok(tmp)
@@ -235,6 +267,13 @@ impl TempBlock {
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
             .map_err(|e| Error::io("seal temp block", Some(id), e))?;
         let dest = self.store.path(id);
+        // Everything that can fail is done before the block becomes visible, except the
+        // directory's fsync, whose failure takes the block back: an error always means that
+        // nothing was published.
+        let dir =
+            File::open(self.store.root.join("blocks")).map_err(|e| Error::io("open block directory", Some(id), e))?;
+        // A read-only handle on the inode about to be published.
+        let file = File::open(&self.path).map_err(|e| Error::io("reopen sealed temp block", Some(id), e))?;
         match fs::hard_link(&self.path, &dest) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -244,11 +283,10 @@ impl TempBlock {
         }
         self.committed = true;
         let _ = fs::remove_file(&self.path);
-        let dir = self.store.root.join("blocks");
-        if let Ok(d) = File::open(&dir) {
-            d.sync_all().map_err(|e| Error::io("fsync block directory", Some(id), e))?;
+        if let Err(e) = dir.sync_all() {
+            let _ = fs::remove_file(&dest);
+            return Err(Error::io("fsync block directory (block withdrawn)", Some(id), e));
         }
-        let file = File::open(&dest).map_err(|e| Error::io(format!("reopen {}", dest.display()), Some(id), e))?;
         Ok(SealedBlock {
             id,
             header: self.header,
@@ -425,12 +463,25 @@ mod tests {
         // pid 4194304 is above the kernel's pid_max limit, so it never runs.
         let stale = dir.join("tmp").join("0000000000000001.4194304.0.part");
         let live = dir.join("tmp").join(format!("0000000000000002.{}.0.part", std::process::id()));
-        fs::write(&stale, b"half a block").unwrap();
-        fs::write(&live, b"being written").unwrap();
+        // A writer in another PID namespace: its pid is not alive here, but it holds the lock.
+        let foreign = dir.join("tmp").join("0000000000000003.4194303.0.part");
+        // Just created by a writer that has not locked it yet.
+        let fresh = dir.join("tmp").join("0000000000000004.4194302.0.part");
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for (p, body) in [(&stale, "half a block"), (&live, "being written"), (&foreign, "elsewhere")] {
+            fs::write(p, body).unwrap();
+            File::options().write(true).open(p).unwrap().set_modified(an_hour_ago).unwrap();
+        }
+        fs::write(&fresh, b"new").unwrap();
+        let held = File::open(&foreign).unwrap();
+        assert!(try_lock(&held));
         drop(s);
         let _s = BlockStore::open(&dir).unwrap();
         assert!(!stale.exists(), "a dead process's temp file must go");
         assert!(live.exists(), "a running process's temp file must stay");
+        assert!(foreign.exists(), "a locked temp file must stay, whatever its pid");
+        assert!(fresh.exists(), "a temp file younger than STALE_AFTER must stay");
+        drop(held);
         fs::remove_dir_all(dir).unwrap();
     }
 

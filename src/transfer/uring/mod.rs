@@ -4,9 +4,11 @@
 //!
 //! # Send
 //! - **Registered buffers** (when `RLIMIT_MEMLOCK` allows [`REGISTERED_BUFFER_BYTES`]): the ring
-//!   owns a pool of eight 1 MiB buffers registered with the kernel. Each round submits, in one
-//!   `io_uring_enter`, up to eight linked pairs `READ_FIXED(file → slot)` → `SEND_ZC(slot)`; the
-//!   kernel pins nothing per call because the buffers are registered once.
+//!   owns a pool of eight 1 MiB buffers registered with the kernel. Each round reads up to eight
+//!   1 MiB chunks of the sealed file into the slots (`READ_FIXED`, one `io_uring_enter`, waited
+//!   for), then sends them as one linked chain of `SEND_ZC(slot)` (a second `io_uring_enter`):
+//!   one copy, page cache → slot, and none from the slot to the socket; the kernel pins nothing
+//!   per call because the buffers are registered once.
 //! - **Without registered buffers** (memlock too low): `SEND_ZC` straight from the read-only
 //!   mapping of the sealed block, eight 1 MiB chunks per submission.
 //! - Blocks whose wire size is below [`ZERO_COPY_MIN`] use plain `IORING_OP_SEND` from the
@@ -37,10 +39,26 @@
 //! it was also serial. `parthenon bench transfer --backend copy --receiver io-uring` measured it
 //! at 0.70–0.85× the `copy` receiver at 64 MiB (docs/benchmarks.md, session 8).
 //!
+//! # Timeouts
+//! io_uring's sends and receives wait on the socket's readiness inside the kernel, where the
+//! socket's own `SO_SNDTIMEO`/`SO_RCVTIMEO` do not apply. So the transport reads them from the
+//! socket (`TcpStream::set_write_timeout`/`set_read_timeout`) and bounds its own waits with them:
+//! when no send completes for the write timeout (no receive for the read timeout), everything
+//! in flight is cancelled and waited for, and the call fails with `TimedOut`, as a blocking
+//! socket call would. One operation moves up to [`CHUNK`] bytes, so a peer must move 1 MiB per
+//! timeout. A zero-copy send that timed out may still have its pages in the socket's send queue
+//! (the peer reads nothing, so they are never acknowledged and never released); if their
+//! notifications have not come after another timeout, the connection is reset
+//! (`connect(AF_UNSPEC)`, which drops the send queue), so that the call can return with its
+//! buffers released: a send that timed out leaves a connection that cannot carry another block
+//! anyway. Kernels before 5.11 (no `IORING_FEAT_EXT_ARG`) wait without a limit.
+//!
 //! # Rings
 //! A transport keeps up to four rings for reuse. A ring that could not be waited on while
 //! operations were in flight (an `io_uring_enter` failing for a reason other than EINTR) is
-//! leaked, never reused or freed, since the kernel may still write into its buffers.
+//! leaked, never reused or freed, since the kernel may still write into its buffers; its
+//! connection is reset first, so that no send still queued reads the caller's memory once the
+//! call has returned.
 
 mod recv;
 mod send;
@@ -57,6 +75,7 @@ use send::{send_all, Source};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Size of one registered buffer / one send chunk.
 pub const CHUNK: usize = 1 << 20;
@@ -89,12 +108,16 @@ struct Ring {
     /// Set when the ring could not be waited on with operations in flight: such a ring is never
     /// reused or freed (see [`UringTransport::with_ring`]).
     poisoned: bool,
+    /// The socket bound as fixed file 0 (-1 when none).
+    sock: i32,
 }
 
 impl Ring {
     fn new() -> std::io::Result<(Ring, Option<String>)> {
         let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
-        ring.submitter().register_files_sparse(1)?;
+        ring.submitter()
+            .register_files_sparse(1)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_register(FILES_SPARSE, Linux 5.19+): {e}")))?;
         let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)?;
         let mut note = None;
         let registered = match memlock_limit() {
@@ -122,7 +145,7 @@ impl Ring {
                 }
             }
         };
-        Ok((Ring { ring, pool, registered, poisoned: false }, note))
+        Ok((Ring { ring, pool, registered, poisoned: false, sock: -1 }, note))
     }
 
     /// The start of slot `i` (`i < SLOTS`).
@@ -141,26 +164,58 @@ impl Ring {
     }
 
     /// Registers `fd` as fixed file 0 for the duration of one call.
-    fn bind(&self, fd: i32) -> std::io::Result<()> {
-        self.ring.submitter().register_files_update(0, &[fd]).map(drop)
+    fn bind(&mut self, fd: i32) -> std::io::Result<()> {
+        self.ring.submitter().register_files_update(0, &[fd])?;
+        self.sock = fd;
+        Ok(())
     }
 
-    fn unbind(&self) {
+    fn unbind(&mut self) {
         let _ = self.ring.submitter().register_files_update(0, &[-1]);
+        self.sock = -1;
+    }
+
+    /// Submits what is queued and waits for a completion, for at most `limit` (none: without a
+    /// limit; so on kernels without `IORING_FEAT_EXT_ARG`). `Ok(false)` when `limit` passed with
+    /// nothing completed.
+    fn submit_and_wait_for(&self, limit: Option<Duration>) -> std::io::Result<bool> {
+        let Some(limit) = limit.filter(|_| self.ring.params().is_feature_ext_arg()) else {
+            return self.ring.submit_and_wait(1).map(|_| true);
+        };
+        let ts = io_uring::types::Timespec::from(limit);
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn push(&mut self, e: &squeue::Entry) -> std::io::Result<()> {
         // SAFETY: every entry pushed here references memory (block mapping, pool slot, caller
         // slice, file descriptors) that outlives the completion of the operation: the callers
-        // wait for every CQE, notifications included, before releasing any of it.
+        // wait for every CQE, notifications included, before releasing any of it. Where they
+        // cannot (an `io_uring_enter` failing with operations in flight), `poison` resets the
+        // connection first, so no queued send copies from the caller's memory after the call
+        // returns, and the ring with its pool is leaked.
         while unsafe { self.ring.submission().push(e) }.is_err() {
             if let Err(e) = self.ring.submit() {
                 // Earlier entries may be in flight and can no longer be waited for here.
-                self.poisoned = true;
+                self.poison();
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Gives up on operations in flight that can no longer be waited for: resets the bound
+    /// connection, after which a queued `SEND` fails (a TCP send on a closed socket returns
+    /// `EPIPE` before it copies anything) and a queued `RECV` receives nothing, and marks the
+    /// ring to be leaked with its pool ([`UringTransport::with_ring`]) rather than freed while
+    /// the kernel may still use it.
+    fn poison(&mut self) {
+        self.poisoned = true;
+        reset_connection(self.sock);
     }
 }
 
@@ -172,6 +227,8 @@ pub struct UringTransport {
     send_zc: bool,
     zc_on_loopback: bool,
     direct_writes: bool,
+    /// Receives that wrote their body with `O_DIRECT`.
+    direct_receives: std::sync::atomic::AtomicU64,
 }
 
 struct RingBox(Ring);
@@ -200,6 +257,7 @@ impl UringTransport {
             send_zc,
             zc_on_loopback: false,
             direct_writes: true,
+            direct_receives: Default::default(),
         })
     }
 
@@ -216,6 +274,12 @@ impl UringTransport {
     pub fn direct_writes(mut self, on: bool) -> Self {
         self.direct_writes = on;
         self
+    }
+
+    /// How many receives of this transport wrote their body with `O_DIRECT` (the rest went
+    /// through the page cache); for tests and measurements.
+    pub fn direct_receives(&self) -> u64 {
+        self.direct_receives.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn skip_zc(&self, peer: &TcpStream) -> bool {
@@ -258,14 +322,41 @@ impl UringTransport {
 
 /// Submits what is queued and reaps CQEs until `outstanding` reaches zero (a `SEND_ZC` CQE
 /// flagged `F_MORE` announces its notification, which is awaited too). Calls `on` for every
-/// non-notification CQE.
-fn reap(r: &mut Ring, mut outstanding: usize, id: BlockId, mut on: impl FnMut(u64, i32)) -> Result<(), Error> {
+/// non-notification CQE of the operations (not for the cancellations below).
+///
+/// When nothing completes for `limit` (the socket's timeout; see the module docs), every
+/// operation of the ring is cancelled and waited for, and the call fails with `TimedOut`; if
+/// only zero-copy notifications are still missing after another `limit`, the connection is
+/// reset so that the kernel releases the pages.
+fn reap(
+    r: &mut Ring,
+    mut outstanding: usize,
+    id: BlockId,
+    limit: Option<Duration>,
+    mut on: impl FnMut(u64, i32),
+) -> Result<(), Error> {
+    let mut notifications = 0usize;
+    let mut timed_out = false;
+    let mut reset = false;
     while outstanding > 0 {
-        match r.ring.submit_and_wait(1) {
-            Ok(_) => {}
+        let wait = if reset { None } else { limit };
+        match r.submit_and_wait_for(wait) {
+            Ok(true) => {}
+            Ok(false) if !timed_out => {
+                timed_out = true;
+                outstanding += cancel_all(r).map_err(|e| Error::io("io_uring cancel", Some(id), e))?;
+                continue;
+            }
+            Ok(false) => {
+                if outstanding == notifications {
+                    reset_connection(r.sock);
+                    reset = true;
+                }
+                continue;
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => {
-                r.poisoned = true;
+                r.poison();
                 return Err(Error::io("io_uring_enter", Some(id), e));
             }
         }
@@ -274,13 +365,49 @@ fn reap(r: &mut Ring, mut outstanding: usize, id: BlockId, mut on: impl FnMut(u6
             outstanding -= 1;
             if cqueue::more(flags) {
                 outstanding += 1;
+                notifications += 1;
             }
-            if !cqueue::notif(flags) {
+            if cqueue::notif(flags) {
+                notifications -= 1;
+            } else if data & 0xff != KIND_CANCEL {
                 on(data, res);
             }
         }
     }
+    if timed_out {
+        return Err(Error::io("io_uring send", Some(id), std::io::ErrorKind::TimedOut.into()));
+    }
     Ok(())
+}
+
+/// Asks the kernel to cancel every operation a send round may have in flight (each slot's read
+/// and send); returns how many cancellation CQEs to wait for. Cancelling an operation that has
+/// completed is answered with `ENOENT`, harmlessly.
+fn cancel_all(r: &mut Ring) -> std::io::Result<usize> {
+    let mut n = 0;
+    for slot in 0..SLOTS {
+        for kind in [KIND_READ, KIND_SEND] {
+            let e = opcode::AsyncCancel::new(ud(slot, kind)).build().user_data(ud(slot, KIND_CANCEL));
+            r.push(&e)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Resets the connection on `fd`: `connect` with `AF_UNSPEC` is the kernel's `tcp_disconnect`,
+/// which sends a reset and frees the send queue, and with it the pages of zero-copy sends that a
+/// peer that reads nothing would otherwise hold for as long as the connection lives.
+fn reset_connection(fd: i32) {
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: a zeroed `sockaddr` is a valid value; only its family is read for AF_UNSPEC.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: `addr` is a valid sockaddr of the length passed; `fd` is the caller's socket, which
+    // is open (it is bound to the ring for this call). A failure leaves the connection as it is.
+    let _ = unsafe { libc::connect(fd, &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t) };
 }
 
 impl Transport for UringTransport {
@@ -303,13 +430,14 @@ impl Transport for UringTransport {
         let wire = block.wire_len();
         let local = self.skip_zc(peer);
         let zc = self.send_zc && wire >= ZERO_COPY_MIN && !local;
+        let limit = peer.write_timeout().ok().flatten();
         let method = self.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
             if zc && r.registered {
-                send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id)
+                send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id, limit)
             } else {
                 let map = block.map()?;
-                send_all(r, Source::Memory(&map), zc, id)
+                send_all(r, Source::Memory(&map), zc, id, limit)
             }
         })?;
         let method = if local && self.send_zc && wire >= ZERO_COPY_MIN {
@@ -323,10 +451,11 @@ impl Transport for UringTransport {
     fn send_bytes(&self, peer: &TcpStream, id: BlockId, body: &[u8]) -> Result<SendReport, Error> {
         let h = BlockHeader::for_body(id, body).encode();
         let zc = self.send_zc && body.len() as u64 >= ZERO_COPY_MIN && !self.skip_zc(peer);
+        let limit = peer.write_timeout().ok().flatten();
         let method = self.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            send_all(r, Source::Memory(&h), false, id)?;
-            send_all(r, Source::Memory(body), zc, id)
+            send_all(r, Source::Memory(&h), false, id, limit)?;
+            send_all(r, Source::Memory(body), zc, id, limit)
         })?;
         Ok(SendReport { id, wire_bytes: (HEADER_LEN + body.len()) as u64, backend: Backend::IoUring, method })
     }
@@ -340,5 +469,5 @@ impl Transport for UringTransport {
 /// a local socket (deferred copy, kernel `msg_zerocopy.rst`), so zero-copy there only adds
 /// page pinning and a notification to the copy.
 fn is_loopback(peer: &TcpStream) -> bool {
-    peer.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false)
+    peer.peer_addr().map(|a| a.ip().to_canonical().is_loopback()).unwrap_or(false)
 }

@@ -14,6 +14,9 @@
 //!   the kernel after that.
 //! - Chunks are hashed in stream order, before their write is submitted; a short write is
 //!   resubmitted from its first unwritten byte, and a failed or empty one fails the receive.
+//! - A `RECV` that does not complete within the socket's read timeout (`SO_RCVTIMEO`, which
+//!   io_uring does not apply itself) fails the receive with `TimedOut`; it is then cancelled
+//!   like any `RECV` left waiting (parent module docs, "Timeouts").
 
 use super::{ud, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS};
 use crate::transfer::recv::BodyMover;
@@ -25,6 +28,7 @@ use std::fs::File;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 /// The io_uring body mover of [`UringTransport::recv_block`].
 pub(super) struct UringRecv<'a> {
@@ -48,6 +52,7 @@ impl BodyMover for UringRecv<'_> {
         if let Some(f) = &direct {
             preallocate(f, HEADER_LEN as u64 + tmp.header.length)
                 .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
+            self.transport.direct_receives.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         tracing::debug!(
             block = %id,
@@ -64,7 +69,7 @@ impl BodyMover for UringRecv<'_> {
         );
         self.transport.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            let mut p = Pipeline::new(r, tmp, direct.as_ref());
+            let mut p = Pipeline::new(r, tmp, direct.as_ref(), peer.read_timeout().ok().flatten());
             let digest = p.run(tmp.header.length);
             let drained = p.drain();
             let digest = digest?;
@@ -119,6 +124,9 @@ struct Pipeline<'r> {
     received: Option<i32>,
     /// Whether an `ASYNC_CANCEL` of the `RECV` is submitted and not completed.
     cancelling: bool,
+    /// The socket's read timeout, and when the current `RECV` was submitted.
+    limit: Option<Duration>,
+    recv_since: Instant,
     /// Set once the receive has ended: short writes are no longer resubmitted.
     draining: bool,
     /// The first failure of a write; checked after every wait.
@@ -126,7 +134,7 @@ struct Pipeline<'r> {
 }
 
 impl<'r> Pipeline<'r> {
-    fn new(r: &'r mut Ring, tmp: &'r TempBlock, direct: Option<&File>) -> Self {
+    fn new(r: &'r mut Ring, tmp: &'r TempBlock, direct: Option<&File>, limit: Option<Duration>) -> Self {
         Pipeline {
             r,
             tmp,
@@ -139,6 +147,8 @@ impl<'r> Pipeline<'r> {
             recv_ud: 0,
             received: None,
             cancelling: false,
+            limit,
+            recv_since: Instant::now(),
             draining: false,
             failed: None,
         }
@@ -209,6 +219,7 @@ impl<'r> Pipeline<'r> {
                 .user_data(ud(slot, KIND_RECV));
             self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
             self.receiving = true;
+            self.recv_since = Instant::now();
             self.recv_ud = ud(slot, KIND_RECV);
             self.received = None;
             self.wait_until(|p| !p.receiving)?;
@@ -282,11 +293,27 @@ impl<'r> Pipeline<'r> {
     }
 
     fn wait_once(&mut self) -> Result<(), Error> {
-        match self.r.ring.submit_and_wait(1) {
-            Ok(_) => {}
+        // Only a `RECV` waits on the peer; writes and cancellations are waited for in full.
+        let limit = match self.limit {
+            Some(l) if self.receiving && !self.draining => {
+                let left = l.saturating_sub(self.recv_since.elapsed());
+                if left.is_zero() {
+                    self.failed.get_or_insert(self.io_err("recv", std::io::ErrorKind::TimedOut.into()));
+                    return Ok(());
+                }
+                Some(left)
+            }
+            _ => None,
+        };
+        match self.r.submit_and_wait_for(limit) {
+            Ok(true) => {}
+            // The limit passed: the next call finds no time left.
+            Ok(false) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
             Err(e) => {
-                self.r.poisoned = self.writing > 0 || self.receiving || self.cancelling;
+                if self.writing > 0 || self.receiving || self.cancelling {
+                    self.r.poison();
+                }
                 return Err(self.io_err("io_uring_enter", e));
             }
         }

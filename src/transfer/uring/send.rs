@@ -4,6 +4,7 @@ use super::{reap, ud, Ring, CHUNK, KIND_READ, KIND_SEND, SLOTS};
 use crate::engine::Backend;
 use crate::transfer::{BlockId, Error};
 use io_uring::{opcode, squeue, types};
+use std::time::Duration;
 
 /// Where a send's bytes come from.
 pub(super) enum Source<'a> {
@@ -17,7 +18,16 @@ pub(super) enum Source<'a> {
 /// sends form one linked chain, so the stream keeps their order; a short or failed send cancels
 /// the rest of the chain, which is resubmitted from the first byte not sent. Every notification
 /// is awaited before returning (see the module docs on ownership).
-pub(super) fn send_all(r: &mut Ring, src: Source<'_>, zc: bool, id: BlockId) -> Result<String, Error> {
+///
+/// `limit` is the socket's write timeout: a round in which no send completes for that long is
+/// cancelled and the call fails with `TimedOut` (module docs, "Timeouts").
+pub(super) fn send_all(
+    r: &mut Ring,
+    src: Source<'_>,
+    zc: bool,
+    id: BlockId,
+    limit: Option<Duration>,
+) -> Result<String, Error> {
     let total = match &src {
         Source::Memory(m) => m.len() as u64,
         Source::File { len, .. } => *len,
@@ -56,7 +66,7 @@ pub(super) fn send_all(r: &mut Ring, src: Source<'_>, zc: bool, id: BlockId) -> 
                 r.push(&e).map_err(|e| io_err("submit", e))?;
             }
             let mut bad = None;
-            reap(r, round.len(), id, |data, res| {
+            reap(r, round.len(), id, None, |data, res| {
                 let (_, n) = round[(data >> 8) as usize];
                 if res < 0 {
                     bad.get_or_insert(std::io::Error::from_raw_os_error(-res));
@@ -98,7 +108,7 @@ pub(super) fn send_all(r: &mut Ring, src: Source<'_>, zc: bool, id: BlockId) -> 
                 r.push(&e.user_data(ud(slot, KIND_SEND))).map_err(|e| io_err("submit", e))?;
             }
             let mut hard = None;
-            reap(r, round.len() - first, id, |data, res| {
+            reap(r, round.len() - first, id, limit, |data, res| {
                 let slot = (data >> 8) as usize;
                 if res > 0 {
                     sent[slot] += res as usize;
