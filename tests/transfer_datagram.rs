@@ -143,7 +143,7 @@ fn mem_link_into_store_byte_exact_and_nothing_partial() {
             let got = r.recv_block_to_store(&mut b, &store2, &Expect::block(BlockId(i as u64))).unwrap();
             assert_eq!(got.id(), BlockId(i as u64));
         }
-        // Block 1 again: received whole, refused by the store, and the sender is told why.
+        // Block 1 again: refused at its first frame (already stored), and the sender is told why.
         let e = r.recv_block_to_store(&mut b, &store2, &Expect::default()).unwrap_err();
         assert!(matches!(e, Error::Duplicate { block: BlockId(1), .. }), "{e}");
         r.linger(&mut b, Duration::from_millis(300)).unwrap();
@@ -276,4 +276,220 @@ fn sender_learns_why_receiver_refused() {
     let e = DatagramSender::default().send_block(&mut a, BlockId(3), &pattern(100, 1)).unwrap_err();
     assert!(matches!(e, Error::RefusedByPeer { block: BlockId(3), .. }) && e.to_string().contains("oversized"), "{e}");
     assert!(matches!(h.join().unwrap(), Err(Error::Oversized { .. })));
+}
+
+fn nack_payload(ranges: &[(u32, u32)]) -> Vec<u8> {
+    ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect()
+}
+
+/// A hostile receiver: answers MTU probes, and once the block's descriptor is in, sends `nack`
+/// every 2 ms for `for_how_long`. Returns how many data frames it received.
+fn nacking_peer(mut b: MemLink, block: u64, nack: Vec<u8>, for_how_long: Duration) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut data = 0u64;
+        let mut started = false;
+        let mut buf = vec![0u8; b.max_frame()];
+        while start.elapsed() < for_how_long {
+            if let Ok(Some(n)) = b.recv(&mut buf, Duration::from_millis(2)) {
+                if let Ok((h, _, _)) = FrameHeader::parse(&buf[..n]) {
+                    match h.kind {
+                        Kind::Probe => {
+                            let f = frame(Kind::ProbeAck, 0, h.index, 0, &[]);
+                            let _ = b.send(&[&f]);
+                        }
+                        Kind::Data => {
+                            data += 1;
+                            started |= h.index == 0;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if started {
+                let _ = b.send(&[&frame(Kind::Nack, block, 0, 0, &nack)]);
+            }
+        }
+        data
+    })
+}
+
+/// A NACK of 8182 ranges (0, u32::MAX), sent again and again: the sender reads 59 ranges of a
+/// NACK, resends each frame at most once per NACK and at most max_rounds × frames in all, then
+/// fails naming the block; a NACK asking for no frame of the block does not hold it either.
+#[test]
+fn sender_bounds_what_nacks_make_it_resend() {
+    let cfg = DatagramConfig {
+        max_rounds: 3,
+        resend_timeout: Duration::from_millis(20),
+        compression: Compression::Off,
+        ..Default::default()
+    };
+    let (mut a, b) = MemLink::pair(65_507, Impairments::default(), Impairments::default());
+    let body = pattern(100_000, 3);
+    let storm = nack_payload(&vec![(0, u32::MAX); 8182]);
+    let peer = nacking_peer(b, 7, storm, Duration::from_secs(3));
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(7), &body).unwrap_err();
+    let took = t0.elapsed();
+    drop(a);
+    let data = peer.join().unwrap();
+    // 32 KiB frames: the descriptor and 4 data frames; budget 3 × 5 resends.
+    assert!(
+        matches!(&e, Error::Timeout { what } if what.contains("block 0000000000000007") && what.contains("resends")),
+        "{e}"
+    );
+    assert!(data <= 5 + 15, "{data} data frames sent for a 5-frame block");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // NACKs that ask for nothing in the block: ignored, the sender gives up after max_rounds.
+    let (mut a, b) = MemLink::pair(65_507, Impairments::default(), Impairments::default());
+    let peer = nacking_peer(b, 8, nack_payload(&[(1000, 5), (7, 0)]), Duration::from_secs(3));
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(8), &body).unwrap_err();
+    assert!(matches!(&e, Error::Timeout { what } if what.contains("no acknowledgement")), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(a);
+    peer.join().unwrap();
+}
+
+/// Runs a receiver on `b` while `trickle` sends frames on `a` every 10 ms for at most 3 s;
+/// returns the receiver's error and how long it took.
+fn trickled(cfg: DatagramConfig, mut trickle: impl FnMut(u32) -> Vec<u8> + Send + 'static) -> (Error, Duration) {
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let h = thread::spawn(move || {
+        let mut k = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) && k < 300 {
+            let _ = a.send(&[&trickle(k)]);
+            k += 1;
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let r = DatagramReceiver::new(cfg).recv_block(&mut b, &Expect::default());
+    let took = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.join().unwrap();
+    (r.unwrap_err(), took)
+}
+
+/// Frames that change nothing (garbage, duplicates) do not postpone a receiver's deadlines, and a
+/// block that keeps trickling in new frames still ends at `block_timeout`.
+#[test]
+fn receiver_deadlines_run_from_useful_frames() {
+    let cfg = DatagramConfig {
+        resend_timeout: Duration::from_millis(20),
+        max_rounds: 5,
+        idle_timeout: Duration::from_millis(200),
+        block_timeout: Duration::from_millis(600),
+        ..Default::default()
+    };
+    // Garbage before any block: idle_timeout.
+    let (e, took) = trickled(cfg, |_| vec![0x55; 100]);
+    assert!(matches!(&e, Error::Timeout { what } if what.contains("no block arrived")), "{e}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // A descriptor, then only garbage and copies of it: gives up after max_rounds.
+    let body = pattern(50 * CHUNK, 9);
+    let frames = block_frames(11, &body, BlockHeader::for_body(BlockId(11), &body));
+    let desc = frames[0].clone();
+    let (e, took) = trickled(cfg, move |k| if k % 2 == 0 { desc.clone() } else { vec![0xaa; 64] });
+    assert!(matches!(e, Error::GaveUp { block: BlockId(11), .. }), "{e}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // A new frame every 10 ms (never a stall) of a 201-frame block: block_timeout.
+    let body = pattern(200 * CHUNK, 9);
+    let frames = block_frames(12, &body, BlockHeader::for_body(BlockId(12), &body));
+    let (e, took) = trickled(cfg, move |k| frames[k as usize % frames.len()].clone());
+    assert!(matches!(&e, Error::Timeout { what } if what.contains("block_timeout")), "{e}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+/// Before the descriptor: the first header's frame count and the bytes kept aside are bounded
+/// by the largest acceptable block.
+#[test]
+fn receiver_bounds_frames_before_the_descriptor() {
+    let small = Expect { id: None, max_len: 10_000 };
+    // 5000 frames cannot carry 10 000 bytes in chunks of at least a descriptor's size.
+    let e = feed(vec![frame(Kind::Data, 1, 1, 5000, &[1; 100])], small);
+    assert!(matches!(e, Error::FrameRejected { block: BlockId(1), index: 1, .. }), "{e}");
+    // 20 distinct frames of 1000 bytes before the descriptor: more than the block can hold.
+    let f: Vec<Vec<u8>> = (1..=20).map(|i| frame(Kind::Data, 2, i, 100, &[i as u8; 1000])).collect();
+    let e = feed(f, small);
+    assert!(
+        matches!(&e, Error::FrameRejected { block: BlockId(2), .. }) && e.to_string().contains("before the descriptor"),
+        "{e}"
+    );
+    // Copies of one frame before the descriptor are kept once: the block still arrives.
+    let body = pattern(5000, 4);
+    let mut f = block_frames(3, &body, BlockHeader::for_body(BlockId(3), &body));
+    let first = f[1].clone();
+    for _ in 0..50 {
+        f.insert(0, first.clone());
+    }
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    for x in &f {
+        a.send(&[x]).unwrap();
+    }
+    let (h, got) = DatagramReceiver::default().recv_block(&mut b, &small).unwrap();
+    assert_eq!((h.id, got), (BlockId(3), body));
+}
+
+/// A link whose DONE frames cannot be sent.
+struct NoDone(MemLink);
+
+impl Link for NoDone {
+    fn max_frame(&self) -> usize {
+        self.0.max_frame()
+    }
+    fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if parts.first().is_some_and(|h| h.len() > 5 && h[5] == Kind::Done as u8) {
+            return Err(std::io::Error::other("DONE refused"));
+        }
+        self.0.send(parts)
+    }
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        self.0.recv(buf, timeout)
+    }
+    fn peer(&self) -> String {
+        self.0.peer()
+    }
+}
+
+/// Into a store: a block already stored is refused at its first frame (ABORT, before the rest
+/// is assembled); a block published whose DONE cannot be sent is received all the same.
+#[test]
+fn store_duplicate_refused_early_and_done_failure_after_publish() {
+    let dir = TempDir::new("dgram-early-dup");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let body = pattern(5000, 5);
+    store.put(BlockId(1), &body).unwrap();
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    // Only the descriptor and one frame: a receiver that waited for the block would give up.
+    let f = block_frames(1, &body, BlockHeader::for_body(BlockId(1), &body));
+    a.send(&[&f[0]]).unwrap();
+    a.send(&[&f[1]]).unwrap();
+    let cfg = DatagramConfig { resend_timeout: Duration::from_millis(5), max_rounds: 5, ..Default::default() };
+    let e = DatagramReceiver::new(cfg).recv_block_to_store(&mut b, &store, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::Duplicate { block: BlockId(1), .. }), "{e}");
+    let mut buf = vec![0u8; 1500];
+    let n = a.recv(&mut buf, Duration::from_millis(100)).unwrap().expect("an ABORT");
+    let (h, reason) = FrameHeader::decode(&buf[..n]).unwrap();
+    assert!(h.kind == Kind::Abort && String::from_utf8_lossy(reason).contains("duplicate"), "{h:?}");
+
+    let (mut a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let mut b = NoDone(b);
+    for x in &block_frames(2, &body, BlockHeader::for_body(BlockId(2), &body)) {
+        a.send(&[x]).unwrap();
+    }
+    let got = DatagramReceiver::new(cfg).recv_block_to_store(&mut b, &store, &Expect::default()).unwrap();
+    assert_eq!(got.id(), BlockId(2));
+    assert!(store.contains(BlockId(2)));
+    // No ABORT went out.
+    while let Some(n) = a.recv(&mut buf, Duration::from_millis(50)).unwrap() {
+        let (h, _) = FrameHeader::decode(&buf[..n]).unwrap();
+        assert_ne!(h.kind, Kind::Abort);
+    }
 }

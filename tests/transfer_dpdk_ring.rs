@@ -1,15 +1,20 @@
 //! The datagram path over DPDK `net_ring` ports in one process (feature `dpdk`): two ring ports,
 //! each a loopback, make a link pair. Byte-exact for the contract sizes into memory and into a
 //! store, payloads attached as external buffers (not copied), malformed input rejected, and a
-//! throughput figure printed (targets live in the benches, not here). One test per binary: the EAL starts once per process.
+//! throughput figure printed (targets live in the benches, not here). Then, on the same ports:
+//! a link in copy mode attaches nothing; control frames are copied whatever the mode; an empty
+//! mbuf pool loses frames instead of failing the send; and a release whose frames nobody takes
+//! ends at its deadline. One test per binary: the EAL starts once per process.
 #![cfg(feature = "dpdk")]
 
 mod common;
 
 use common::pattern;
 use parthenon::dpdk::Eal;
+use parthenon::transfer::datagram::frame::{FrameHeader, Kind};
+use parthenon::transfer::datagram::Link;
 use parthenon::transfer::datagram::{Compression, DatagramConfig, DatagramReceiver, DatagramSender};
-use parthenon::transfer::dpdk::DpdkLink;
+use parthenon::transfer::dpdk::{DpdkLink, TxMode};
 use parthenon::transfer::{BlockId, BlockStore, Error, Expect};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -131,4 +136,94 @@ fn dpdk_net_ring_one_process() {
     );
     let rs = rx.join().unwrap();
     println!("sender {:?}, receiver {:?}", a.stats(), rs);
+    assert_eq!(a.tx_mode(), TxMode::ZeroCopy);
+    assert!(a.describe().contains("net_ring") && a.describe().contains("zero-copy"), "{}", a.describe());
+    drop(a);
+    copy_mode(cfg);
+    control_frames_are_copied();
+    empty_pool_loses_frames();
+    release_has_a_deadline();
+}
+
+/// A link in copy mode sends byte-exact blocks and attaches nothing.
+fn copy_mode(cfg: DatagramConfig) {
+    let mut c = DpdkLink::with_tx_mode(0, 1, TxMode::Copy).unwrap();
+    let mut d = DpdkLink::new(1, 0).unwrap();
+    assert!(c.describe().contains("copy TX"), "{}", c.describe());
+    let sizes = [0usize, 1, 4095, (1 << 20) + 7];
+    let rx = thread::spawn(move || {
+        let mut r = DatagramReceiver::new(cfg);
+        for (i, &n) in sizes.iter().enumerate() {
+            let (_, body) = r.recv_block(&mut d, &Expect::block(BlockId(500 + i as u64))).unwrap();
+            assert!(body == pattern(n, i as u64 + 3), "copy mode: size {n} differs");
+        }
+        r.linger(&mut d, Duration::from_millis(200)).unwrap();
+    });
+    let s = DatagramSender::new(cfg);
+    for (i, &n) in sizes.iter().enumerate() {
+        s.send_block(&mut c, BlockId(500 + i as u64), &pattern(n, i as u64 + 3)).unwrap();
+    }
+    rx.join().unwrap();
+    let st = c.stats();
+    assert!(st.ext_frames == 0 && st.copied_frames > 16, "{st:?}");
+}
+
+fn data_head(len: usize) -> [u8; 48] {
+    let h = FrameHeader { kind: Kind::Data, block: BlockId(900), index: 1, count: 2, payload_len: 0 };
+    h.encode(&vec![0u8; len])
+}
+
+/// `send` copies, whatever the payload's size: nothing to release even with nobody receiving.
+fn control_frames_are_copied() {
+    let mut e = DpdkLink::new(0, 1).unwrap();
+    e.set_release_timeout(Duration::from_secs(2));
+    let reason = vec![7u8; 4096];
+    e.send(&[&data_head(4096), &reason]).unwrap();
+    drop(reason);
+    let t0 = Instant::now();
+    e.release().unwrap();
+    assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert_eq!((e.stats().ext_frames, e.stats().copied_frames), (0, 1));
+    drain_port0();
+}
+
+/// With nobody receiving, 64 KiB frames copied into 2 KiB mbufs empty the pool before they fill
+/// the ring: the frames that find no mbuf are lost (counted), not send errors.
+fn empty_pool_loses_frames() {
+    let mut c = DpdkLink::with_tx_mode(0, 1, TxMode::Copy).unwrap();
+    let n = c.max_frame() - 48;
+    let payload = vec![1u8; n];
+    let head = data_head(n);
+    for i in 0..1200 {
+        c.send(&[&head, &payload]).unwrap_or_else(|e| panic!("frame {i}: {e}"));
+    }
+    c.release().unwrap();
+    assert!(c.stats().tx_dropped > 0, "{:?}", c.stats());
+    drop(c);
+    drain_port0();
+}
+
+/// Frees whatever waits on port 0's RX.
+fn drain_port0() {
+    let mut r = DpdkLink::new(1, 0).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    while r.recv(&mut buf, Duration::from_millis(50)).unwrap().is_some() {}
+}
+
+/// A lent frame nobody takes: release gives up at its deadline (the memory stays lent, so it is
+/// leaked here), and so does dropping the link.
+fn release_has_a_deadline() {
+    let mut e = DpdkLink::new(0, 1).unwrap();
+    e.set_release_timeout(Duration::from_millis(200));
+    let lent: &'static [u8] = Box::leak(vec![9u8; 4096].into_boxed_slice());
+    // SAFETY: `lent` is leaked: it stays allocated and unchanged for the rest of the process.
+    unsafe { e.send_lent(&[&data_head(4096), lent]) }.unwrap();
+    assert_eq!(e.stats().ext_frames, 1);
+    let t0 = Instant::now();
+    let err = e.release().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    let t0 = Instant::now();
+    drop(e);
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 }

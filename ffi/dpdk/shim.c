@@ -54,21 +54,45 @@ void parthenon_shinfo_free(struct rte_mbuf_ext_shared_info *s) { rte_free(s); }
 
 uint16_t parthenon_shinfo_refcnt(const struct rte_mbuf_ext_shared_info *s) { return rte_mbuf_ext_refcnt_read(s); }
 
-/* One frame: `head` and `copy` copied into a mbuf from `mp`; when ext_len > 0, a second mbuf
- * attached (not copied) to `ext` is chained behind it, holding one reference on `shinfo`.
- * Returns NULL when the pool is empty or the copied part does not fit one mbuf. */
+/* Appends `len` bytes of `src` to the packet headed by `m`, chaining segments from `mp` as each
+ * fills. Returns 0, or -1 when the pool is empty or the chain cannot grow. */
+static int parthenon_append_copy(struct rte_mempool *mp, struct rte_mbuf *m, const char *src, uint32_t len) {
+    while (len > 0) {
+        uint16_t room = rte_pktmbuf_tailroom(rte_pktmbuf_lastseg(m));
+        if (room == 0) {
+            struct rte_mbuf *x = rte_pktmbuf_alloc(mp);
+            if (x == NULL) return -1;
+            if (rte_pktmbuf_chain(m, x) != 0) {
+                rte_pktmbuf_free(x);
+                return -1;
+            }
+            continue;
+        }
+        uint16_t n = len < room ? (uint16_t)len : room;
+        char *p = rte_pktmbuf_append(m, n);
+        if (p == NULL) return -1;
+        memcpy(p, src, n);
+        src += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* One frame: `head` and `copy` copied into mbufs from `mp` (as many chained segments as they
+ * need); when ext_len > 0, one more mbuf attached (not copied) to `ext` is chained behind them,
+ * holding one reference on `shinfo`. The attached buffer's IOVA is its address in IOVA-as-VA
+ * mode and RTE_BAD_IOVA otherwise, and the memory is not DMA-mapped: callers attach only for
+ * software drivers, which read it with the CPU (src/transfer/dpdk).
+ * Returns NULL when the pool is empty. */
 struct rte_mbuf *parthenon_frame(struct rte_mempool *mp, const void *head, uint16_t head_len,
                                  const void *copy, uint16_t copy_len, const void *ext, uint16_t ext_len,
                                  struct rte_mbuf_ext_shared_info *shinfo) {
     struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
     if (m == NULL) return NULL;
-    char *p = rte_pktmbuf_append(m, (uint16_t)(head_len + copy_len));
-    if (p == NULL) {
+    if (parthenon_append_copy(mp, m, head, head_len) != 0 || parthenon_append_copy(mp, m, copy, copy_len) != 0) {
         rte_pktmbuf_free(m);
         return NULL;
     }
-    memcpy(p, head, head_len);
-    if (copy_len) memcpy(p + head_len, copy, copy_len);
     if (ext_len == 0) return m;
     struct rte_mbuf *x = rte_pktmbuf_alloc(mp);
     if (x == NULL) {

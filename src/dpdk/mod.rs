@@ -71,21 +71,60 @@ fn runtime_base() -> std::path::PathBuf {
     }
 }
 
-/// Removes the runtime directories of parthenon processes that no longer run: those named
-/// `parthenon-<pid>` or `parthenon-<anything>-<pid>` (the engine's default prefix and the ones its
-/// tests and benches use) whose process is gone. A process killed with SIGKILL, or one that exits
-/// without [`Eal::cleanup`], cannot remove its own; the next EAL start does. Other prefixes are
-/// the operator's and are left alone.
-fn remove_stale_runtime_dirs() {
-    let Ok(entries) = std::fs::read_dir(runtime_base()) else { return };
+/// The lock file inside a runtime directory this crate made: held (`flock`) by the owning
+/// process for its lifetime.
+const LOCK_FILE: &str = "parthenon.lock";
+
+/// Whether `name` is a runtime directory name of the form this crate makes: `parthenon-<pid>`
+/// (the engine's default prefix, `detect::default_dpdk_args`), and nothing else.
+fn own_format(name: &str) -> bool {
+    name.strip_prefix("parthenon-").is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the runtime directories under `base` that parthenon processes left behind: only
+/// those named exactly `parthenon-<pid>` (other names are the operator's, or a test's) and
+/// holding a [`LOCK_FILE`] that nobody holds — the process that made it took it for its whole
+/// life ([`hold_runtime_lock`]), so a lock that can be taken means that process is gone, in
+/// whatever PID namespace it ran. A directory without the lock file is left alone: it may be a
+/// process still starting, or not ours. A process killed with SIGKILL, or one that exits
+/// without [`Eal::cleanup`], cannot remove its own; the next EAL start does.
+fn remove_stale_runtime_dirs(base: &std::path::Path, own: &str) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("parthenon-") else { continue };
-        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !own_format(&name) || name == own {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::open(e.path().join(LOCK_FILE)) else { continue };
+        if try_lock(&lock) {
+            tracing::debug!(dir = %e.path().display(), "removing a stale EAL runtime directory");
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Takes an exclusive `flock` on `f` without waiting; whether it got it.
+fn try_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Creates runtime directory `dir` (mode 0700, as DPDK does) with its [`LOCK_FILE`] locked for
+/// the rest of the process. The file is locked under a private name and renamed into place, so
+/// nobody ever sees it unlocked while its process lives.
+fn hold_runtime_lock(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = dir.join(format!("{LOCK_FILE}.{}", std::process::id()));
+    let f = std::fs::File::create(&tmp)?;
+    if !try_lock(&f) {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::fs::rename(&tmp, dir.join(LOCK_FILE))?;
+    // Held until the process ends.
+    std::mem::forget(f);
+    Ok(())
 }
 
 /// `rte_strerror(errno)` as a Rust string.
@@ -113,7 +152,13 @@ impl Eal {
     }
 
     fn start(args: &[String]) -> Result<Eal, DpdkError> {
-        remove_stale_runtime_dirs();
+        let own = format!("parthenon-{}", std::process::id());
+        remove_stale_runtime_dirs(&runtime_base(), &own);
+        if args.iter().any(|a| a.strip_prefix("--file-prefix=") == Some(own.as_str())) {
+            if let Err(e) = hold_runtime_lock(&runtime_base().join(&own)) {
+                tracing::debug!(error = %e, "could not lock the EAL runtime directory; it will not be cleaned up if left behind");
+            }
+        }
         let mut owned = Vec::with_capacity(args.len() + 1);
         owned.push(CString::new("parthenon").expect("static string has no NUL"));
         for a in args {
@@ -230,5 +275,42 @@ impl Eal {
             mac: mac.addr_bytes,
             mtu,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_runtime_dirs_are_only_ours_and_unlocked() {
+        let base = std::env::temp_dir().join(format!("parthenon-dpdk-rt-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        // Operator prefixes ending in digits, a dir of our form without a lock (maybe starting,
+        // maybe not ours), a live one (lock held), a dead one (lock free), and our own.
+        for d in ["parthenon-node-2048", "parthenon-", "parthenon-12x", "parthenon-999991"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        hold_runtime_lock(&base.join("parthenon-999992")).unwrap();
+        std::fs::create_dir_all(base.join("parthenon-999993")).unwrap();
+        std::fs::File::create(base.join("parthenon-999993").join(LOCK_FILE)).unwrap();
+        std::fs::create_dir_all(base.join("parthenon-999994")).unwrap();
+        std::fs::File::create(base.join("parthenon-999994").join(LOCK_FILE)).unwrap();
+        remove_stale_runtime_dirs(&base, "parthenon-999994");
+        let mut left: Vec<String> =
+            std::fs::read_dir(&base).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "parthenon-",
+                "parthenon-12x",
+                "parthenon-999991",
+                "parthenon-999992",
+                "parthenon-999994",
+                "parthenon-node-2048"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

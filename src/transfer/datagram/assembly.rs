@@ -14,6 +14,8 @@ use std::collections::HashMap;
 pub(super) enum Slot {
     /// Not received (or dropped as corrupt).
     Empty,
+    /// Kept aside until the descriptor arrives.
+    Pending,
     /// Queued to be checked and placed.
     InFlight,
     /// Checked and placed.
@@ -36,6 +38,8 @@ pub(super) struct Assembly {
     pub(super) dups: HashMap<u32, Ident>,
     /// Data frames that came before the descriptor: header, payload check, frame.
     pub(super) pending: Vec<(FrameHeader, u64, RxFrame)>,
+    /// Payload bytes of `pending`.
+    pub(super) pending_bytes: u64,
 }
 
 impl Assembly {

@@ -20,16 +20,37 @@ pub trait Link: Send {
 
     /// Sends one frame made of `parts` gathered in order (the frame header, then the payload).
     /// A frame too large for the path may be dropped silently (as a network would) or refused
-    /// with `EMSGSIZE`. A zero-copy link may keep referencing the payload after this returns:
-    /// the caller keeps it alive and unchanged until [`Link::release`] returns.
+    /// with `EMSGSIZE`. The link copies what it sends: it references no byte of `parts` after
+    /// this returns (control frames, whose buffers die at once, always go this way).
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()>;
+
+    /// [`Link::send`] for a block data frame whose payload a zero-copy link may keep
+    /// referencing after this returns (DPDK: attached to an mbuf until the driver or the peer is
+    /// done with it). Links that copy ([`Link::lends`] false) just send.
+    ///
+    /// # Safety
+    /// Every byte of `parts` must stay allocated and unchanged until [`Link::release`] returns
+    /// `Ok`; if `release` fails (its deadline passed with frames still out), until the end of
+    /// the process — the caller then leaks the memory.
+    unsafe fn send_lent(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.send(parts)
+    }
+
+    /// Whether [`Link::send_lent`] may keep references to the memory it is given (so a sender
+    /// only lends memory it can keep alive). False for copying links.
+    fn lends(&self) -> bool {
+        false
+    }
 
     /// Receives one frame into `buf`, waiting at most `timeout`; `Ok(None)` on timeout. Frames
     /// larger than `buf` are dropped.
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>>;
 
-    /// Returns once the link no longer references memory handed to [`Link::send`] (zero-copy
-    /// links hold it until the NIC is done). Copying links return at once.
+    /// Returns `Ok` once the link no longer references memory handed to [`Link::send_lent`]
+    /// (zero-copy links hold it until the NIC or the peer is done). Copying links return at once.
+    /// A zero-copy link waits a bounded time: past its deadline it returns an error (`TimedOut`)
+    /// and the memory may stay referenced for the rest of the process (see
+    /// [`Link::send_lent`]).
     fn release(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -40,11 +61,13 @@ pub trait Link: Send {
     /// Receives one frame, waiting at most `timeout`, as an [`RxFrame`] that may keep the
     /// link's memory (a DPDK mbuf) until dropped, and may be moved to another thread, so the
     /// receiver can check and place it there without copying it first. The default receives
-    /// into a new buffer with [`Link::recv`].
+    /// into a new buffer with [`Link::recv`] and gives back the room the frame does not use (a
+    /// kept frame holds its own size, not [`Link::max_frame`]).
     fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
         let mut buf = vec![0u8; self.max_frame().max(super::session::MIN_FRAME)];
         Ok(self.recv(&mut buf, timeout)?.map(|n| {
             buf.truncate(n);
+            buf.shrink_to_fit();
             RxFrame::owned(buf)
         }))
     }
@@ -109,10 +132,14 @@ impl RxFrame {
         }
     }
 
-    /// The same frame in a buffer of its own, giving lent memory back (for frames kept a while).
+    /// The same frame in a buffer of its own and of its own size, giving lent memory back (for
+    /// frames kept a while).
     pub fn into_owned(self) -> RxFrame {
         match self.0 {
-            Repr::Owned(_) => self,
+            Repr::Owned(mut v) => {
+                v.shrink_to_fit();
+                RxFrame::owned(v)
+            }
             Repr::Lent(l) => {
                 let mut v = Vec::with_capacity(l.head().len() + l.payload().len());
                 v.extend_from_slice(l.head());
@@ -129,13 +156,15 @@ pub struct UdpLink {
     sock: UdpSocket,
     peer: String,
     buf: Vec<u8>,
+    /// Receive room, reused: a received frame is copied out at its own size.
+    rbuf: Vec<u8>,
 }
 
 impl UdpLink {
     /// Wraps a socket already `connect`ed to its peer.
     pub fn new(sock: UdpSocket) -> io::Result<UdpLink> {
         let peer = sock.peer_addr()?.to_string();
-        Ok(UdpLink { sock, peer, buf: Vec::new() })
+        Ok(UdpLink { sock, peer, buf: Vec::new(), rbuf: Vec::new() })
     }
 }
 
@@ -166,6 +195,15 @@ impl Link for UdpLink {
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn recv_frame(&mut self, timeout: Duration) -> io::Result<Option<RxFrame>> {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        rbuf.resize(self.max_frame(), 0);
+        let r = self.recv(&mut rbuf, timeout);
+        let f = r.map(|n| n.map(|n| RxFrame::owned(rbuf[..n].to_vec())));
+        self.rbuf = rbuf;
+        f
     }
 
     fn peer(&self) -> String {
@@ -290,5 +328,48 @@ impl Link for MemLink {
 
     fn peer(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that only implements `recv`, with a datagram-sized maximum.
+    struct Tiny(MemLink);
+
+    impl Link for Tiny {
+        fn max_frame(&self) -> usize {
+            65_507
+        }
+        fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+            self.0.send(parts)
+        }
+        fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+            self.0.recv(buf, timeout)
+        }
+        fn peer(&self) -> String {
+            self.0.peer()
+        }
+    }
+
+    #[test]
+    fn received_frames_hold_their_own_size() {
+        let (mut a, b) = MemLink::pair(1 << 17, Impairments::default(), Impairments::default());
+        let mut b = Tiny(b);
+        a.send(&[&[1u8; 60]]).unwrap();
+        let f = b.recv_frame(Duration::from_secs(1)).unwrap().unwrap();
+        let Repr::Owned(v) = &f.0 else { panic!("owned") };
+        assert_eq!((v.len(), v.capacity()), (60, 60));
+
+        let (a, b) =
+            (std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        let (mut a, mut b) = (UdpLink::new(a).unwrap(), UdpLink::new(b).unwrap());
+        a.send(&[&[2u8; 70]]).unwrap();
+        let f = b.recv_frame(Duration::from_secs(1)).unwrap().unwrap();
+        let Repr::Owned(v) = &f.0 else { panic!("owned") };
+        assert_eq!((v.len(), v.capacity()), (70, 70));
     }
 }

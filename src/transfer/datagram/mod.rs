@@ -15,9 +15,12 @@
 //!    block id, index, count, a header check (XXH3) and a payload check: for data frames the
 //!    payload's BLAKE3 chaining value, which the receiver computes once per byte to check the
 //!    frame *and* to build the block digest ([`frame`]).
-//! 4. **Repair.** A corrupt frame (failed check) is dropped. When the receiver hears nothing for
-//!    `resend_timeout`, it sends NACKs listing missing ranges; the sender resends them. A sender
-//!    that hears nothing resends the descriptor and last frame to prompt NACKs.
+//! 4. **Repair.** A corrupt frame (failed check) is dropped. When the receiver hears nothing
+//!    useful (no new frame) for `resend_timeout`, it sends NACKs listing missing ranges; the
+//!    sender resends them, each frame at most once per NACK and at most `max_rounds` × frames in
+//!    all ([`sender`]). A sender that hears nothing resends the descriptor and last frame to
+//!    prompt NACKs. Neither side spends more than `block_timeout` on a block, whatever the peer
+//!    sends ([`DatagramConfig::block_timeout`]).
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
 //!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
 //!    payload), checks it against the digest, and only then returns the block (a receive into a

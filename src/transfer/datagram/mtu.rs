@@ -5,7 +5,8 @@
 //! the link's maximum, then halves the interval between the largest frame answered and the
 //! smallest not answered. Each probe is sent twice and waits `probe_timeout` for its answer, so
 //! a lost probe or answer does not shrink the MTU on its own. A frame refused locally with
-//! `EMSGSIZE` counts as not getting through.
+//! `EMSGSIZE` counts as not getting through. The search never goes above [`MAX_PROBE`] (the
+//! largest UDP datagram, with room to spare), whatever a link's maximum.
 
 use super::frame::{FrameHeader, Kind, FRAME_HEADER};
 use super::link::Link;
@@ -15,8 +16,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Padding of MTU probes (the largest frame any link here carries is 65 507 bytes).
+/// Padding of MTU probes.
 static PROBE_PAD: [u8; 65_536] = [0; 65_536];
+/// Largest frame MTU discovery probes (and so the largest frame size it finds).
+pub const MAX_PROBE: usize = FRAME_HEADER + PROBE_PAD.len();
 
 /// Largest working frame per peer, found by [`MtuCache::discover`].
 #[derive(Debug, Default)]
@@ -44,11 +47,11 @@ impl MtuCache {
         if let Some(m) = self.get(&peer) {
             return Ok(m);
         }
-        let max = link.max_frame();
+        let max = link.max_frame().min(MAX_PROBE);
         let mut buf = vec![0u8; max.max(MIN_FRAME)];
         let mut probe = |size: usize| -> Result<bool, Error> {
-            // Static padding: a zero-copy link may reference it after `send` returns.
-            let pad = &PROBE_PAD[..size - FRAME_HEADER];
+            // MIN_FRAME <= size <= MAX_PROBE: within the padding.
+            let pad = PROBE_PAD.get(..size.saturating_sub(FRAME_HEADER)).unwrap_or(&PROBE_PAD);
             for _ in 0..2 {
                 let h =
                     FrameHeader { kind: Kind::Probe, block: BlockId(0), index: size as u32, count: 0, payload_len: 0 };
@@ -95,5 +98,22 @@ impl MtuCache {
             m.insert(peer, frame);
         }
         Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::datagram::link::{Impairments, MemLink};
+    use crate::transfer::datagram::DatagramReceiver;
+    use std::time::Duration;
+
+    #[test]
+    fn discovery_is_capped_for_links_larger_than_a_datagram() {
+        let (mut a, mut b) = MemLink::pair(100_000, Impairments::default(), Impairments::default());
+        let h = std::thread::spawn(move || DatagramReceiver::default().linger(&mut b, Duration::from_millis(300)));
+        let cache = MtuCache::default();
+        assert_eq!(cache.discover(&mut a, &DatagramConfig::default()).unwrap(), MAX_PROBE);
+        h.join().unwrap().unwrap();
     }
 }

@@ -3,8 +3,9 @@
 //! is an error.
 //!
 //! How a block is received:
-//! 1. Until the descriptor (frame 0) arrives, data frames are kept aside (at most
-//!    [`MAX_PENDING`], as copies, so a link's buffers are not held).
+//! 1. Until the descriptor (frame 0) arrives, data frames are kept aside (as copies of their
+//!    own size, so a link's buffers are not held; one per index; at most [`MAX_PENDING`] frames
+//!    and the largest acceptable payload in bytes — see `rx.rs`).
 //! 2. The descriptor fixes the payload length and the chunk size; the payload's room is reserved
 //!    in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
 //!    receiver of many blocks neither faults in fresh pages nor zero-fills per block).
@@ -17,6 +18,13 @@
 //!    On any error the vector is left empty.
 //! 5. Into a store ([`DatagramReceiver::recv_block_to_store`]): the checked body is written to a
 //!    private temp file, synced and published, as a stream backend's receive does, before DONE.
+//!    A block the store already holds is refused ([`Error::Duplicate`], and ABORT) as soon as
+//!    its first frame names it, before anything is assembled.
+//! 6. Once the block is accepted (returned, or published in the store), the receive succeeds: a
+//!    DONE that cannot be sent is logged, not an error, since the block is in. The sender, not
+//!    confirmed, sends again and is confirmed then (the receiver confirms the last block it
+//!    accepted again, also while it [lingers](DatagramReceiver::linger)), or times out; sent
+//!    again into the store, the block is a duplicate, which is fine.
 //!
 //! Duplicates: an exact duplicate is absorbed. A duplicate whose payload fails its check is
 //! dropped as corrupt. A duplicate that passes its check but differs from the frame already
@@ -39,7 +47,7 @@ pub const PARALLEL_MIN: usize = tree::PARALLEL_MIN;
 /// What a receive does with a checked block before it confirms it (e.g. store it).
 type Accept<'a> = dyn FnMut(&BlockHeader, &[u8]) -> Result<(), Error> + 'a;
 
-/// Most frames a receiver keeps before the descriptor arrives.
+/// Most frames a receiver keeps before the descriptor arrives (more are dropped, as if lost).
 pub const MAX_PENDING: usize = 1 << 16;
 
 /// Receives blocks from a [`Link`]; answers MTU probes while it waits.
@@ -95,9 +103,9 @@ impl DatagramReceiver {
     /// [`DatagramReceiver::recv_block`], then written to a private temp file, synced and published
     /// before DONE goes out — the same semantics as a stream backend's receive into a store: the
     /// block becomes visible only whole and verified, and a failed receive leaves nothing behind.
-    /// A store that refuses the block (full, or [`Error::Duplicate`]: the id is known only once
-    /// the block is in) fails the receive, and the sender is told why (ABORT). The memory is
-    /// kept for the next block.
+    /// A store that refuses the block (full, or [`Error::Duplicate`], found as soon as the first
+    /// frame names the block) fails the receive, and the sender is told why (ABORT). The memory
+    /// is kept for the next block.
     pub fn recv_block_to_store(
         &mut self,
         link: &mut dyn Link,
@@ -106,7 +114,7 @@ impl DatagramReceiver {
     ) -> Result<SealedBlock, Error> {
         let mut body = std::mem::take(&mut self.stored);
         let mut sealed = None;
-        let r = self.recv_block_with(link, expect, &mut body, &mut |h, b| {
+        let r = self.recv_block_with(link, expect, Some(store), &mut body, &mut |h, b| {
             sealed = Some(store.put_received(h, b)?);
             Ok(())
         });
@@ -124,20 +132,22 @@ impl DatagramReceiver {
         expect: &Expect,
         body: &mut Vec<u8>,
     ) -> Result<BlockHeader, Error> {
-        self.recv_block_with(link, expect, body, &mut |_, _| Ok(()))
+        self.recv_block_with(link, expect, None, body, &mut |_, _| Ok(()))
     }
 
     /// [`DatagramReceiver::recv_block_into`], calling `accept` with the checked block before
-    /// DONE goes out; its error fails the receive like any other.
+    /// DONE goes out; its error fails the receive like any other. A block `store` already holds
+    /// is refused at its first frame.
     fn recv_block_with(
         &mut self,
         link: &mut dyn Link,
         expect: &Expect,
+        store: Option<&BlockStore>,
         body: &mut Vec<u8>,
         accept: &mut Accept<'_>,
     ) -> Result<BlockHeader, Error> {
         body.clear();
-        let r = self.recv_inner(link, expect, body, accept);
+        let r = self.recv_inner(link, expect, store, body, accept);
         if let Err(e) = &r {
             body.clear();
             if let Some(b) = e.block() {
@@ -152,10 +162,11 @@ impl DatagramReceiver {
         &mut self,
         link: &mut dyn Link,
         expect: &Expect,
+        store: Option<&BlockStore>,
         body: &mut Vec<u8>,
         accept: &mut Accept<'_>,
     ) -> Result<BlockHeader, Error> {
-        let mut rx = Rx::new(link, expect, self.config, self.last_done);
+        let mut rx = Rx::new(link, expect, self.config, self.last_done, store);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
@@ -191,8 +202,11 @@ impl DatagramReceiver {
             return Err(Error::Tampered { block: a.id, expected: d.header.digest.to_hex(), actual: digest.to_hex() });
         }
         accept(&d.header, body)?;
-        send_frame(rx.link, control(Kind::Done, a.id, 0, 0), &[]).map_err(|e| Error::io("send DONE", Some(a.id), e))?;
+        // Accepted (and published, into a store): from here the receive succeeds (module docs).
         self.last_done = Some(a.id);
+        if let Err(e) = send_frame(rx.link, control(Kind::Done, a.id, 0, 0), &[]) {
+            tracing::warn!(block = %a.id, error = %e, "block accepted, but its DONE could not be sent; the sender will ask again");
+        }
         Ok(d.header)
     }
 }

@@ -2,19 +2,42 @@
 //! frames by their checked headers, waits for the descriptor, asks again for what is missing, and
 //! hands new data frames to the checking and placing work ([`super::place`]). The steps and what
 //! is an error are in [`super::receiver`].
+//!
+//! # Time
+//! Every deadline runs from a fixed point or from the last *useful* event — the first frame of
+//! the block, the descriptor, a new data frame (kept aside, or queued to be checked), or a NACK
+//! round — never from frames that change nothing (corrupt, duplicate, of another kind, answered
+//! probes). They are checked on every pass of the receive loop, whether a frame arrived or not
+//! ([`Rx::tick`]; while frames make progress, once per [`TICK`] frames, to keep clock reads off
+//! the per-frame path):
+//! - before any frame of a block: `idle_timeout` from the start of the receive;
+//! - `resend_timeout` after the last useful event: a NACK round, or after `max_rounds` rounds
+//!   without a new frame, [`Error::GaveUp`];
+//! - `block_timeout` after the block's first frame, whatever happens: [`Error::Timeout`].
+//!
+//! # Before the descriptor
+//! Data frames that arrive before the descriptor are kept aside as copies of their own size,
+//! the first copy of each index only; at most [`MAX_PENDING`] frames (more are dropped, as if
+//! lost, and asked for again) and at most the largest payload the receiver accepts in payload
+//! bytes (more is an error: no sender of an acceptable block sends it). The frame count of the
+//! first header is bounded the same way: no acceptable block has more frames than its largest
+//! payload in frames of the smallest chunk ([`DESCRIPTOR_LEN`]), plus the descriptor.
 
 use super::assembly::{check_descriptor, Assembly, Slot};
-use super::frame::{Descriptor, FrameHeader, Kind};
+use super::frame::{Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN};
 use super::link::{Link, RxFrame};
 use super::place::{self, Ident, Job, Outcome, Work};
 use super::receiver::MAX_PENDING;
 use super::session::{control, send_frame, DatagramConfig, NACK_RANGES};
 use super::tree;
-use crate::transfer::{BlockId, Error, Expect};
+use crate::transfer::{BlockId, BlockStore, Error, Expect};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Useful frames between two deadline checks while frames make progress (see the module docs).
+const TICK: u32 = 64;
 
 /// One block being received: the link, the rules, and the assembly so far.
 pub(super) struct Rx<'a> {
@@ -22,13 +45,21 @@ pub(super) struct Rx<'a> {
     expect: &'a Expect,
     cfg: DatagramConfig,
     last_done: Option<BlockId>,
+    /// The store a block is received into: a block it holds is refused at its first frame.
+    store: Option<&'a BlockStore>,
     pub(super) asm: Option<Assembly>,
     corrupt: u64,
     rounds: u32,
     progress_mark: u32,
     started: Instant,
-    /// When a frame last arrived or the last NACK round went out.
+    /// When the last useful event was seen (by [`Rx::tick`]) or the last NACK round went out.
     heard: Instant,
+    /// A useful event happened since the last [`Rx::tick`].
+    useful: bool,
+    /// Loop passes since the last deadline check.
+    since_tick: u32,
+    /// `block_timeout` after the block's first frame.
+    deadline: Option<Instant>,
 }
 
 impl<'a> Rx<'a> {
@@ -37,6 +68,7 @@ impl<'a> Rx<'a> {
         expect: &'a Expect,
         cfg: DatagramConfig,
         last_done: Option<BlockId>,
+        store: Option<&'a BlockStore>,
     ) -> Self {
         let now = Instant::now();
         Rx {
@@ -44,13 +76,22 @@ impl<'a> Rx<'a> {
             expect,
             cfg,
             last_done,
+            store,
             asm: None,
             corrupt: 0,
             rounds: 0,
             progress_mark: 0,
             started: now,
             heard: now,
+            useful: false,
+            since_tick: 0,
+            deadline: None,
         }
+    }
+
+    /// The largest payload an acceptable block has (its body, LZ4-encoded at worst).
+    fn max_payload(&self) -> u64 {
+        lz4_flex::block::get_maximum_output_size(usize::try_from(self.expect.max_len).unwrap_or(usize::MAX)) as u64
     }
 
     fn reject(block: BlockId, index: u32, reason: String) -> Error {
@@ -61,25 +102,41 @@ impl<'a> Rx<'a> {
     fn next_frame(&mut self, busy: bool) -> Result<Option<RxFrame>, Error> {
         let wait = if busy { Duration::ZERO } else { self.cfg.resend_timeout.saturating_sub(self.heard.elapsed()) };
         let id = self.asm.as_ref().map(|a| a.id);
-        let f = self.link.recv_frame(wait).map_err(|e| Error::io("receive frame", id, e))?;
-        if f.is_some() {
-            self.heard = Instant::now();
-        }
-        Ok(f)
+        self.link.recv_frame(wait).map_err(|e| Error::io("receive frame", id, e))
     }
 
-    /// Nothing arrived: when a NACK round is due, ask for what is missing, or give up.
-    fn quiet(&mut self) -> Result<(), Error> {
-        if self.heard.elapsed() < self.cfg.resend_timeout {
+    /// Checks the deadlines (module docs) once per pass of the receive loop: at once when the
+    /// link is `quiet` (no frame this pass) or nothing useful happened since the last check,
+    /// else every [`TICK`] passes. Sends a NACK round when one is due; fails when a deadline
+    /// passed.
+    fn tick(&mut self, quiet: bool) -> Result<(), Error> {
+        self.since_tick += 1;
+        if !quiet && self.useful && self.since_tick < TICK {
             return Ok(());
         }
-        self.heard = Instant::now();
+        self.since_tick = 0;
+        let now = Instant::now();
+        if std::mem::take(&mut self.useful) {
+            self.heard = now;
+        }
         let Some(a) = &self.asm else {
-            if self.started.elapsed() > self.cfg.idle_timeout {
+            if now.duration_since(self.started) > self.cfg.idle_timeout {
                 return Err(Error::Timeout { what: format!("no block arrived in {:?}", self.cfg.idle_timeout) });
             }
             return Ok(());
         };
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Err(Error::Timeout {
+                what: format!(
+                    "block {}: not received within {:?} (block_timeout): {} of {} frames in, {} corrupt frames dropped",
+                    a.id, self.cfg.block_timeout, a.done_n, a.count, self.corrupt
+                ),
+            });
+        }
+        if now.duration_since(self.heard) < self.cfg.resend_timeout {
+            return Ok(());
+        }
+        self.heard = now;
         // Progress since the last request resets the count: only stalls give up.
         if a.done_n > self.progress_mark {
             self.progress_mark = a.done_n;
@@ -149,13 +206,19 @@ impl<'a> Rx<'a> {
                         return Err(Error::UnexpectedBlock { expected: want, got: h.block });
                     }
                 }
-                let max_payload = lz4_flex::block::get_maximum_output_size(self.expect.max_len as usize) as u64;
-                if h.count == 0 || (h.count as u64 - 1) > max_payload {
+                let max_payload = self.max_payload();
+                let max_count = 1 + max_payload.div_ceil(DESCRIPTOR_LEN as u64);
+                if h.count == 0 || u64::from(h.count) > max_count {
                     return Err(reject(format!(
-                        "{} frames cannot carry a block of at most {} bytes",
+                        "{} frames cannot carry a block of at most {} bytes (at most {max_count})",
                         h.count, self.expect.max_len
                     )));
                 }
+                if let Some(store) = self.store.filter(|s| s.contains(h.block)) {
+                    return Err(Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() });
+                }
+                self.useful = true;
+                self.deadline = Some(Instant::now() + self.cfg.block_timeout);
                 self.asm.insert(Assembly {
                     id: h.block,
                     count: h.count,
@@ -166,6 +229,7 @@ impl<'a> Rx<'a> {
                     in_flight: 0,
                     dups: HashMap::new(),
                     pending: Vec::new(),
+                    pending_bytes: 0,
                 })
             }
         };
@@ -201,16 +265,19 @@ impl<'a> Rx<'a> {
         }
         a.slots[0] = Slot::Done;
         a.done_n += 1;
+        self.useful = true;
         Ok(Some(d))
     }
 
-    /// Receives until the descriptor is in, keeping data frames aside.
+    /// Receives until the descriptor is in, keeping data frames aside (module docs).
     pub(super) fn until_descriptor(&mut self) -> Result<Descriptor, Error> {
+        let max_payload = self.max_payload();
         loop {
             let Some(f) = self.next_frame(false)? else {
-                self.quiet()?;
+                self.tick(true)?;
                 continue;
             };
+            self.tick(false)?;
             let Some((h, check)) = self.admit(&f)? else { continue };
             if h.index == 0 {
                 if let Some(d) = self.descriptor(h, &f)? {
@@ -219,14 +286,22 @@ impl<'a> Rx<'a> {
                 continue;
             }
             let Some(a) = &mut self.asm else { continue };
-            if a.pending.len() >= MAX_PENDING {
+            // The first copy of an index is kept; the descriptor decides whether it is good.
+            if a.slots[h.index as usize] != Slot::Empty || a.pending.len() >= MAX_PENDING {
+                continue;
+            }
+            let bytes = f.payload().len() as u64;
+            if a.pending_bytes + bytes > max_payload {
                 return Err(Self::reject(
                     h.block,
                     h.index,
-                    format!("more than {MAX_PENDING} frames before the descriptor"),
+                    format!("more than {max_payload} payload bytes before the descriptor"),
                 ));
             }
+            a.pending_bytes += bytes;
+            a.slots[h.index as usize] = Slot::Pending;
             a.pending.push((h, check, f.into_owned()));
+            self.useful = true;
         }
     }
 
@@ -258,7 +333,14 @@ impl<'a> Rx<'a> {
     }
 
     fn assemble(&mut self, work: &Work<'_>, parallel: bool) -> Result<(), Error> {
-        let pending = self.asm.as_mut().map(|a| std::mem::take(&mut a.pending)).unwrap_or_default();
+        let pending = self
+            .asm
+            .as_mut()
+            .map(|a| {
+                a.pending_bytes = 0;
+                std::mem::take(&mut a.pending)
+            })
+            .unwrap_or_default();
         for (h, check, f) in pending {
             if let Some(a) = &self.asm {
                 let want = a.desc.as_ref().map(|d| a.expected_len(d, h.index));
@@ -281,6 +363,7 @@ impl<'a> Rx<'a> {
             let busy = a.in_flight > 0;
             match self.next_frame(busy)? {
                 Some(f) => {
+                    self.tick(false)?;
                     let Some((h, check)) = self.admit(&f)? else { continue };
                     if h.index == 0 {
                         self.descriptor(h, &f)?;
@@ -293,11 +376,12 @@ impl<'a> Rx<'a> {
                     }
                 }
                 None if busy => {
+                    self.tick(false)?;
                     if !work.run_one() {
                         std::hint::spin_loop();
                     }
                 }
-                None => self.quiet()?,
+                None => self.tick(true)?,
             }
         }
     }
@@ -310,10 +394,11 @@ impl<'a> Rx<'a> {
         let ident = |f: &RxFrame| place::check(i, check, f.payload(), d.chunk as usize);
         let conflict = || Self::reject(h.block, i, "conflicting duplicate (same index, different bytes)".into());
         match a.slots[i as usize] {
-            Slot::Empty => {
+            Slot::Empty | Slot::Pending => {
                 a.slots[i as usize] = Slot::InFlight;
                 a.in_flight += 1;
                 work.push(Job { index: i, check, frame: f });
+                self.useful = true;
             }
             Slot::InFlight => match ident(&f) {
                 None => self.corrupt += 1,
@@ -397,7 +482,7 @@ mod tests {
 
     /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
     fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize) -> Rx<'a> {
-        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None);
+        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None);
         let d = Descriptor {
             header: BlockHeader::for_body(BlockId(5), body),
             payload_len: body.len() as u64,
@@ -452,5 +537,31 @@ mod tests {
             let e = rx.apply(&work).unwrap_err();
             assert!(matches!(e, Error::FrameRejected { index: 2, .. }) && e.to_string().contains("conflicting"), "{e}");
         }
+    }
+
+    #[test]
+    fn frames_before_the_descriptor_are_kept_once() {
+        let chunk = 1000;
+        let body: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+        let (mut a, mut b) = MemLink::pair(1 << 16, Impairments::default(), Impairments::default());
+        let bytes = |f: RxFrame| [f.head(), f.payload()].concat();
+        for _ in 0..10 {
+            a.send(&[&bytes(data_frame(BlockId(5), 1, 4, chunk, &body[..chunk]))]).unwrap();
+        }
+        let d = Descriptor {
+            header: BlockHeader::for_body(BlockId(5), &body),
+            payload_len: body.len() as u64,
+            chunk: chunk as u32,
+            codec: Codec::None,
+        };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 4, payload_len: 0 };
+        let p = d.encode();
+        a.send(&[&h.encode(&p), &p]).unwrap();
+        let expect = Expect::default();
+        let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None);
+        rx.until_descriptor().unwrap();
+        let asm = rx.asm.as_ref().unwrap();
+        assert_eq!((asm.pending.len(), asm.pending_bytes), (1, chunk as u64));
+        assert_eq!(asm.slots[1], Slot::Pending);
     }
 }

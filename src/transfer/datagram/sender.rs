@@ -9,17 +9,44 @@
 //! ([`DatagramSender::send_sealed`]) keeps them with its [`SealedBlock`] handle, so sending the
 //! same block again (to the next peer, or after a failure) reads none of its bytes: the frames
 //! attach the mapped file, and the sender's per-byte work is zero.
+//!
+//! # Memory lent to the link
+//! A zero-copy link ([`Link::lends`], e.g. DPDK on a software port) references a data frame's
+//! payload until [`Link::release`], and past a failed release for the rest of the process. So
+//! the sender lends only memory it owns and can keep alive: a compressed payload, its own
+//! mapping of a sealed block's file (a few kept per sender, [`MAPS_KEPT`]), or a copy of a
+//! borrowed body in its reused scratch buffer. When the link cannot release in time, the send
+//! fails and that memory is leaked on purpose (logged), never freed under the link. Control
+//! frames and the descriptor are always sent copied.
+//!
+//! # Answering NACKs
+//! A NACK lists (start, len) ranges of missing frames. The sender reads at most
+//! [`NACK_RANGES`] of them, clips them to the block and merges overlaps, so one NACK resends
+//! each frame at most once. All NACKs of a block together may make it resend at most
+//! `max_rounds` × (frames in the block) frames, and the whole send ends by
+//! [`DatagramConfig::block_timeout`]; only a NACK that asks for a frame of the block counts as
+//! hearing from the receiver, so frames that are garbage or ask for nothing do not hold the
+//! sender. Beyond either bound the send fails with [`Error::Timeout`] naming the block.
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
 use super::link::Link;
 use super::mtu::MtuCache;
-use super::session::{send_frame, DatagramConfig, DatagramReport, MIN_FRAME};
+use super::session::{send_frame, DatagramConfig, DatagramReport, MIN_FRAME, NACK_RANGES};
 use super::tree::{self, FrameCvs};
 use crate::transfer::store::SealedBlock;
 use crate::transfer::wire::BlockHeader;
-use crate::transfer::{BlockId, Error};
-use std::sync::Arc;
+use crate::transfer::{BlockId, Error, HEADER_LEN};
+use memmap2::Mmap;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Sealed blocks whose mapping a sender keeps for lending to a zero-copy link.
+pub const MAPS_KEPT: usize = 4;
+
+/// A sealed block's file as mapped by a sender, keyed by block, device and inode.
+type KeptMap = ((BlockId, u64, u64), Arc<Mmap>);
 
 /// One block on its way out.
 struct Outgoing<'a> {
@@ -28,10 +55,31 @@ struct Outgoing<'a> {
     header: Option<BlockHeader>,
     body: &'a [u8],
     payload: &'a [u8],
+    /// Whether data frames go out with [`Link::send_lent`] (the payload is the sender's own).
+    lent: bool,
     codec: Codec,
-    desc: &'a mut [u8; DESCRIPTOR_LEN],
     /// Where the payload's frame CVs are kept between sends, if anywhere.
     cache: Option<&'a SealedBlock>,
+}
+
+/// Where a payload is sent from.
+enum Source<'a> {
+    /// The caller's memory: sent copied.
+    Borrowed(&'a [u8]),
+    /// The sender's own buffer (a compressed payload, or the scratch copy of a borrowed body).
+    Owned(Vec<u8>),
+    /// A sealed block's file as mapped by this sender (the body after the header).
+    Mapped(Arc<Mmap>),
+}
+
+impl Source<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Borrowed(b) => b,
+            Source::Owned(v) => v,
+            Source::Mapped(m) => m.get(HEADER_LEN..).unwrap_or(&[]),
+        }
+    }
 }
 
 /// Sends blocks over a [`Link`].
@@ -41,28 +89,63 @@ pub struct DatagramSender {
     pub config: DatagramConfig,
     /// Frame sizes per peer.
     pub mtu: MtuCache,
+    /// Room a borrowed body is copied to before it is lent to a zero-copy link; reused.
+    scratch: Mutex<Vec<u8>>,
+    /// Mappings of recently sent sealed blocks (block, device, inode), most recent first.
+    maps: Mutex<Vec<KeptMap>>,
 }
 
 impl DatagramSender {
     /// A sender with `config`.
     pub fn new(config: DatagramConfig) -> Self {
-        DatagramSender { config, mtu: MtuCache::default() }
+        DatagramSender { config, ..Default::default() }
     }
 
     /// Sends `body` as block `id` and returns once the receiver confirmed it verified the block.
-    /// Before returning (also on error) it waits until the link no longer references `body`.
-    /// The digest comes from the frames' chaining values (one BLAKE3 pass for both).
+    /// Before returning (also on error) it waits until the link no longer references the frames'
+    /// memory; `body` itself is never lent to a link (a zero-copy link gets a copy, see the
+    /// module docs). The digest comes from the frames' chaining values (one BLAKE3 pass for both).
     pub fn send_block(&self, link: &mut dyn Link, id: BlockId, body: &[u8]) -> Result<DatagramReport, Error> {
-        self.send_with_header(link, id, None, body, None)
+        self.send_with_header(link, id, None, body, None, None)
     }
 
-    /// Sends a sealed block from a [`crate::transfer::BlockStore`] straight from its read-only
+    /// Sends a sealed block from a [`crate::transfer::BlockStore`] straight from a read-only
     /// mapping, with the digest the store already verified (no re-hash); the mapping and the
-    /// frame CVs are kept with `block` after its first send. Same contract as
-    /// [`DatagramSender::send_block`].
+    /// frame CVs are kept after its first send (with `block`, or for a zero-copy link with this
+    /// sender, [`MAPS_KEPT`]). Same contract as [`DatagramSender::send_block`].
     pub fn send_sealed(&self, link: &mut dyn Link, block: &SealedBlock) -> Result<DatagramReport, Error> {
+        let header = Some(*block.header());
+        let short = || Error::CorruptStore {
+            block: block.id(),
+            path: block.path().display().to_string(),
+            reason: "mapping shorter than a header".into(),
+        };
+        if link.lends() {
+            let map = self.mapping(block)?;
+            let body = map.get(HEADER_LEN..).ok_or_else(short)?;
+            return self.send_with_header(link, block.id(), header, body, Some(Arc::clone(&map)), Some(block));
+        }
         let map = block.mapped()?;
-        self.send_with_header(link, block.id(), Some(*block.header()), &map[crate::transfer::HEADER_LEN..], Some(block))
+        let body = map.get(HEADER_LEN..).ok_or_else(short)?;
+        self.send_with_header(link, block.id(), header, body, None, Some(block))
+    }
+
+    /// This sender's mapping of `block`'s file, kept for the next sends.
+    fn mapping(&self, block: &SealedBlock) -> Result<Arc<Mmap>, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let md = block.file().metadata().map_err(|e| Error::io("stat block", Some(block.id()), e))?;
+        let key = (block.id(), md.dev(), md.ino());
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = maps.iter().position(|(k, _)| *k == key) {
+            let e = maps.remove(i);
+            let m = Arc::clone(&e.1);
+            maps.insert(0, e);
+            return Ok(m);
+        }
+        let m = Arc::new(block.map()?);
+        maps.insert(0, (key, Arc::clone(&m)));
+        maps.truncate(MAPS_KEPT);
+        Ok(m)
     }
 
     fn send_with_header(
@@ -71,23 +154,49 @@ impl DatagramSender {
         id: BlockId,
         header: Option<BlockHeader>,
         body: &[u8],
+        mapped: Option<Arc<Mmap>>,
         cache: Option<&SealedBlock>,
     ) -> Result<DatagramReport, Error> {
         let (payload, codec) = compress::encode(body, self.config.compression);
         // Kept CVs are of the body; a compressed payload has its own.
         let cache = cache.filter(|_| codec == Codec::None);
-        let mut desc = [0u8; DESCRIPTOR_LEN];
-        let r = self.send_inner(link, Outgoing { id, header, body, payload: &payload, codec, desc: &mut desc, cache });
-        // Frames may reference `payload` (which may be `body`) and `desc` until the link
-        // releases them; all are still alive here.
-        let released = link.release().map_err(|e| Error::io("release link buffers", Some(id), e));
+        let lends = link.lends();
+        let source = match payload {
+            Cow::Owned(v) => Source::Owned(v),
+            Cow::Borrowed(b) => match mapped {
+                Some(m) if lends => Source::Mapped(m),
+                _ if lends && !b.is_empty() => {
+                    let mut s = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|p| p.into_inner()));
+                    s.clear();
+                    s.extend_from_slice(b);
+                    Source::Owned(s)
+                }
+                _ => Source::Borrowed(b),
+            },
+        };
+        let lent = lends && !matches!(source, Source::Borrowed(_));
+        let out = Outgoing { id, header, body, payload: source.bytes(), lent, codec, cache };
+        let r = self.send_inner(link, out);
+        // Frames may reference the source's memory until the link releases it.
+        let released = link.release();
+        if released.is_err() && lent {
+            tracing::error!(block = %id, bytes = source.bytes().len(), "the link still references the frames' memory past its deadline: leaking it");
+            std::mem::forget(source);
+        } else if let Source::Owned(v) = source {
+            let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+            if v.capacity() > s.capacity() {
+                *s = v;
+            }
+        }
+        let released = released.map_err(|e| Error::io("release link buffers", Some(id), e));
         let report = r?;
         released?;
         Ok(report)
     }
 
     fn send_inner(&self, link: &mut dyn Link, out: Outgoing<'_>) -> Result<DatagramReport, Error> {
-        let Outgoing { id, header, body, payload, codec, desc, cache } = out;
+        let Outgoing { id, header, body, payload, lent, codec, cache } = out;
+        let started = Instant::now();
         let body_len = body.len() as u64;
         let cfg = &self.config;
         let frame = self.mtu.discover(link, cfg)?;
@@ -113,13 +222,13 @@ impl DatagramSender {
             }
             _ => BlockHeader::for_body(id, body),
         });
-        *desc = Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
-        let desc = &*desc;
+        let desc: [u8; DESCRIPTOR_LEN] =
+            Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
         let io = |e| Error::io("send frame", Some(id), e);
         let send = |link: &mut dyn Link, i: u32| -> std::io::Result<()> {
             let h = FrameHeader { kind: Kind::Data, block: id, index: i, count, payload_len: 0 };
             if i == 0 {
-                return send_frame(link, h, desc);
+                return send_frame(link, h, &desc);
             }
             let k = i as usize - 1;
             let p = &payload[k * chunk..((k + 1) * chunk).min(payload.len())];
@@ -127,18 +236,47 @@ impl DatagramSender {
                 Some(cv) => h.encode_data(p.len(), cv),
                 None => h.encode(p),
             };
-            link.send(&[&head, p])
+            if lent {
+                // SAFETY: `payload` is the sender's own memory (`Source::Owned` or `Mapped`),
+                // kept alive until `release` returns Ok and leaked when it fails
+                // (`send_with_header`); the header is copied by every link.
+                unsafe { link.send_lent(&[&head, p]) }
+            } else {
+                link.send(&[&head, p])
+            }
         };
         for i in 0..count {
             send(link, i).map_err(io)?;
         }
         let mut buf = vec![0u8; link.max_frame().max(MIN_FRAME)];
+        let deadline = started + cfg.block_timeout;
+        let budget = u64::from(cfg.max_rounds.max(1)) * u64::from(count);
+        let mut ranges = [(0u32, 0u32); NACK_RANGES];
         let mut resent = 0u64;
+        let mut nack_resent = 0u64;
         let mut idle_rounds = 0u32;
+        // When the receiver was last heard usefully (a NACK asking for frames), or last nudged.
+        let mut quiet_since = Instant::now();
         loop {
-            let Some(n) =
-                link.recv(&mut buf, cfg.resend_timeout).map_err(|e| Error::io("receive control", Some(id), e))?
-            else {
+            let now = Instant::now();
+            let Some(left) = deadline.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "block {id}: not confirmed within {:?} (block_timeout; {resent} frames resent)",
+                        cfg.block_timeout
+                    ),
+                });
+            };
+            let wait = cfg.resend_timeout.saturating_sub(now.duration_since(quiet_since)).min(left);
+            let got = if wait.is_zero() {
+                None
+            } else {
+                link.recv(&mut buf, wait).map_err(|e| Error::io("receive control", Some(id), e))?
+            };
+            let Some(n) = got else {
+                if quiet_since.elapsed() < cfg.resend_timeout {
+                    continue;
+                }
                 idle_rounds += 1;
                 if idle_rounds > cfg.max_rounds {
                     return Err(Error::Timeout {
@@ -151,6 +289,7 @@ impl DatagramSender {
                     send(link, count - 1).map_err(io)?;
                 }
                 resent += 2;
+                quiet_since = Instant::now();
                 continue;
             };
             let Ok((h, p)) = FrameHeader::decode(&buf[..n]) else { continue };
@@ -173,18 +312,88 @@ impl DatagramSender {
                     return Err(Error::RefusedByPeer { block: id, reason: String::from_utf8_lossy(p).into_owned() })
                 }
                 Kind::Nack => {
-                    idle_rounds = 0;
-                    for r in p.chunks_exact(8) {
-                        let start = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
-                        let len = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
-                        for i in start..start.saturating_add(len).min(count) {
+                    let asked = nack_ranges(p, count, &mut ranges);
+                    let n: u64 = asked.iter().map(|&(s, e)| u64::from(e - s)).sum();
+                    if n == 0 {
+                        continue;
+                    }
+                    if nack_resent + n > budget {
+                        return Err(Error::Timeout {
+                            what: format!(
+                                "block {id}: the receiver asked for more than {budget} resends ({} rounds x {count} frames; {nack_resent} resent)",
+                                cfg.max_rounds
+                            ),
+                        });
+                    }
+                    for &(s, e) in asked {
+                        for i in s..e {
                             send(link, i).map_err(io)?;
-                            resent += 1;
                         }
                     }
+                    nack_resent += n;
+                    resent += n;
+                    idle_rounds = 0;
+                    quiet_since = Instant::now();
                 }
                 _ => {}
             }
         }
+    }
+}
+
+/// The frames a NACK payload asks for, as sorted, disjoint `[start, end)` ranges within
+/// `0..count`, written to `out`: at most [`NACK_RANGES`] ranges are read (the rest of a longer
+/// payload is ignored), and overlapping or touching ranges are merged, so each frame appears
+/// once.
+fn nack_ranges<'o>(p: &[u8], count: u32, out: &'o mut [(u32, u32); NACK_RANGES]) -> &'o [(u32, u32)] {
+    let mut n = 0;
+    for r in p.chunks_exact(8).take(NACK_RANGES) {
+        let start = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+        let len = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+        let end = start.saturating_add(len).min(count);
+        if start < end {
+            out[n] = (start, end);
+            n += 1;
+        }
+    }
+    out[..n].sort_unstable();
+    let mut merged = 0usize;
+    for k in 0..n {
+        let (s, e) = out[k];
+        match merged.checked_sub(1).map(|m| &mut out[m]) {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => {
+                out[merged] = (s, e);
+                merged += 1;
+            }
+        }
+    }
+    &out[..merged]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nack(ranges: &[(u32, u32)]) -> Vec<u8> {
+        ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect()
+    }
+
+    #[test]
+    fn nack_ranges_are_capped_clipped_and_merged() {
+        let mut out = [(0, 0); NACK_RANGES];
+        // 8182 ranges of the whole u32 space: one range of the block.
+        let p = nack(&vec![(0, u32::MAX); 8182]);
+        assert_eq!(nack_ranges(&p, 10, &mut out), &[(0, 10)]);
+        // Overlapping, touching, out of range and empty ranges.
+        let p = nack(&[(5, 3), (1, 2), (2, 2), (9, 100), (20, 1), (7, 0), (4, 1)]);
+        assert_eq!(nack_ranges(&p, 12, &mut out), &[(1, 8), (9, 12)]);
+        let p = nack(&[(6, 1), (1, 1), (3, 1)]);
+        assert_eq!(nack_ranges(&p, 12, &mut out), &[(1, 2), (3, 4), (6, 7)]);
+        // Only the first NACK_RANGES ranges count.
+        let mut r: Vec<(u32, u32)> = (0..NACK_RANGES as u32).map(|i| (2 * i, 1)).collect();
+        r.push((1, 1));
+        assert_eq!(nack_ranges(&nack(&r), 1000, &mut out).len(), NACK_RANGES);
+        assert!(nack_ranges(&[1, 2, 3], 10, &mut out).is_empty());
     }
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 /// Smallest frame the protocol uses (and the first MTU probe): fits a descriptor and a NACK.
 pub const MIN_FRAME: usize = 512;
-/// NACK payloads stay within the smallest frame: 59 (start, len) ranges.
-pub(super) const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
+/// NACK payloads stay within the smallest frame: 59 (start, len) ranges. A sender reads at most
+/// this many ranges of one NACK.
+pub const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
 
 /// Timeouts and policies of a datagram session.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +29,11 @@ pub struct DatagramConfig {
     pub probe_timeout: Duration,
     /// How long a receiver waits for the first frame of a block.
     pub idle_timeout: Duration,
+    /// The most one block may take, whatever arrives meanwhile: a sender that has no DONE or
+    /// ABORT by then, or a receiver that has not assembled the block by then (counted from its
+    /// first frame), fails with [`crate::transfer::Error::Timeout`]. Bounds what a peer that
+    /// keeps a side busy (NACKing forever, trickling garbage) can hold it for.
+    pub block_timeout: Duration,
     /// Threads a receiver checks and places data frames on (itself included) for payloads of
     /// [`super::receiver::PARALLEL_MIN`] bytes or more; 1 keeps it on the receiving thread.
     pub hash_threads: usize,
@@ -41,6 +47,7 @@ impl Default for DatagramConfig {
             compression: Compression::Auto,
             probe_timeout: Duration::from_millis(10),
             idle_timeout: Duration::from_secs(10),
+            block_timeout: Duration::from_secs(60),
             hash_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4),
         }
     }
@@ -65,7 +72,8 @@ pub struct DatagramReport {
     pub payload_bytes: u64,
 }
 
-/// Sends a control frame or the descriptor.
+/// Sends a control frame or the descriptor, copied ([`Link::send`]): the link keeps no
+/// reference to `payload`, which may die at once (an ABORT's reason).
 pub(super) fn send_frame(link: &mut dyn Link, h: FrameHeader, payload: &[u8]) -> std::io::Result<()> {
     let head = h.encode(payload);
     link.send(&[&head, payload])

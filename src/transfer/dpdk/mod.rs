@@ -4,15 +4,32 @@
 //! - Frames travel as Ethernet frames with EtherType 0x88B5 (IEEE local experimental),
 //!   destination broadcast (the link is point-to-point: a `net_ring` pair in one process, or a
 //!   veth pair through `net_af_packet`); other EtherTypes are ignored.
-//! - **TX without copying the block.** A frame is two chained mbufs: a small one holding the
-//!   Ethernet and frame headers (copied), and one *attached* to the payload as an external buffer
-//!   (`rte_pktmbuf_attach_extbuf`) — the block's memory itself, not a copy. Every attached mbuf
-//!   holds a reference on one shared-info refcount owned by the link; [`Link::release`] returns
-//!   only when all of them are freed (after the driver sent, or the peer consumed, the frame), so
-//!   the caller may free the block afterwards — the same ownership rule as every backend.
-//!   Payloads under [`EXT_MIN`] bytes are copied (cheaper than a second mbuf).
+//! - **TX without copying the block, on software ports.** A block data frame sent with
+//!   [`Link::send_lent`] is two chained mbufs: a small one holding the Ethernet and frame headers
+//!   (copied), and one *attached* to the payload as an external buffer
+//!   (`rte_pktmbuf_attach_extbuf`) — the block's memory itself, not a copy. The memory is neither
+//!   registered with DPDK nor DMA-mapped, so this is done only when the TX port's driver reads
+//!   packets with the CPU ([`TxMode::ZeroCopy`]: `net_ring`, `net_af_packet`, `net_null`,
+//!   `net_tap`, `net_pcap`, [`software_driver`]); on any other port (a NIC, which would DMA from
+//!   an unmapped address) every frame is copied into mbufs ([`TxMode::Copy`]). The mode is
+//!   chosen per link by [`DpdkLink::new`], logged, and reported by [`DpdkLink::tx_mode`] and
+//!   [`DpdkLink::describe`]; [`DpdkLink::with_tx_mode`] asks for one (zero-copy on a hardware
+//!   port is an error, not a silent downgrade). Everything sent with [`Link::send`] — control
+//!   frames, the descriptor, MTU probes — is copied whatever the mode, so a buffer the caller
+//!   frees at once (an ABORT's reason) is never referenced. Payloads under [`EXT_MIN`] bytes are
+//!   copied too (cheaper than a second mbuf).
+//! - **Release.** Every attached mbuf holds a reference on one shared-info refcount owned by the
+//!   link; [`Link::release`] returns `Ok` once all of them are freed (after the driver sent, or
+//!   the peer consumed, the frame). It waits at most [`RELEASE_TIMEOUT`]
+//!   ([`DpdkLink::set_release_timeout`]): a frame can stay in a `net_ring` peer's ring for as
+//!   long as nobody polls it. Past the deadline it returns `TimedOut`, and the memory stays
+//!   referenced: the datagram sender lends only memory it owns and then leaks it (logged, see
+//!   [`crate::transfer::datagram::sender`]), and a link dropped with frames still out leaks its
+//!   shared info rather than free it under them.
 //! - TX frames are queued and sent in bursts of up to 32; a burst the driver cannot take within
-//!   [`TX_STALL`] is dropped (and repaired by the protocol's resends).
+//!   [`TX_STALL`] is dropped (and repaired by the protocol's resends). So is a frame for which
+//!   the mbuf pool stays empty after the queue was pushed out (as `UdpLink` treats `ENOBUFS`):
+//!   counted in [`LinkStats::tx_dropped`], not an error.
 //! - **RX without copying the frame.** [`Link::recv_frame`] lends the received mbuf: the
 //!   receiver checks the payload where it lies (for a `net_ring` pair, in the sender's block) and
 //!   copies it once, into its place in the block; the mbuf is freed when the frame is dropped, on
@@ -23,11 +40,14 @@
 //! The EAL must have been started ([`crate::dpdk::Eal::init`]); ports are configured once per
 //! process with one RX and one TX queue by [`DpdkLink::new`].
 
+mod frames;
+
 use super::datagram::frame::FRAME_HEADER;
-use super::datagram::{LentFrame, Link, RxFrame};
+use super::datagram::{Link, RxFrame};
 use crate::dpdk::{self, sys, Eal};
 use crate::engine::Backend;
 use crate::transfer::Error;
+use frames::{back_off, copy_out, MbufFrame};
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::sync::{Mutex, OnceLock};
@@ -39,6 +59,34 @@ pub const ETHER_TYPE: u16 = 0x88B5;
 pub const EXT_MIN: usize = 1024;
 /// How long a TX burst may wait for the driver before its frames are dropped.
 pub const TX_STALL: Duration = Duration::from_millis(100);
+/// How long [`Link::release`] waits for attached frames to be freed (module docs).
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Drivers that read TX packets with the CPU, so an mbuf may point at memory that is not
+/// DMA-mapped: the ports zero-copy TX is used on.
+pub const SOFTWARE_DRIVERS: [&str; 5] = ["net_ring", "net_af_packet", "net_null", "net_tap", "net_pcap"];
+
+/// Whether a port of `driver` reads TX packets with the CPU ([`SOFTWARE_DRIVERS`]).
+pub fn software_driver(driver: &str) -> bool {
+    SOFTWARE_DRIVERS.contains(&driver)
+}
+
+/// How a link sends block payloads (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// Payloads of [`Link::send_lent`] attached as external buffers (software ports only).
+    ZeroCopy,
+    /// Every frame copied into mbufs.
+    Copy,
+}
+
+impl std::fmt::Display for TxMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TxMode::ZeroCopy => "zero-copy",
+            TxMode::Copy => "copy",
+        })
+    }
+}
 const ETH_LEN: usize = 14;
 const BURST: usize = 32;
 /// Descriptors per RX and TX queue asked of the driver (a `net_ring` port's rings hold 1024
@@ -129,6 +177,10 @@ pub struct DpdkLink {
     txq_len: Vec<usize>,
     rxq: VecDeque<*mut sys::rte_mbuf>,
     stats: LinkStats,
+    tx_mode: TxMode,
+    /// The TX port's driver.
+    driver: String,
+    release_timeout: Duration,
 }
 
 // SAFETY: the raw pointers are a mempool (thread-safe), a shared-info block whose refcount is
@@ -138,11 +190,35 @@ unsafe impl Send for DpdkLink {}
 
 impl DpdkLink {
     /// A link sending on `tx_port` and receiving on `rx_port` (the same port for a NIC or an
-    /// `af_packet` interface; two `net_ring` ports for an in-process pair).
+    /// `af_packet` interface; two `net_ring` ports for an in-process pair), zero-copy on a
+    /// software port and copying otherwise (module docs).
     pub fn new(tx_port: u16, rx_port: u16) -> Result<DpdkLink, Error> {
+        Self::open(tx_port, rx_port, None)
+    }
+
+    /// [`DpdkLink::new`] with the TX mode asked for: [`TxMode::ZeroCopy`] on a port whose
+    /// driver is not a [`software_driver`] is an error.
+    pub fn with_tx_mode(tx_port: u16, rx_port: u16, mode: TxMode) -> Result<DpdkLink, Error> {
+        Self::open(tx_port, rx_port, Some(mode))
+    }
+
+    fn open(tx_port: u16, rx_port: u16, mode: Option<TxMode>) -> Result<DpdkLink, Error> {
         let eal = Eal::get().ok_or_else(|| unavailable("DPDK EAL not started".into()))?;
         let mp = pool()?;
         let info = eal.port(tx_port).map_err(|e| unavailable(e.to_string()))?;
+        let software = software_driver(&info.driver);
+        let tx_mode = match mode {
+            Some(TxMode::ZeroCopy) if !software => {
+                return Err(unavailable(format!(
+                    "zero-copy TX on port {tx_port}: driver {} is not a software driver ({}), and block memory is not DMA-mapped",
+                    info.driver,
+                    SOFTWARE_DRIVERS.join(", ")
+                )))
+            }
+            Some(m) => m,
+            None if software => TxMode::ZeroCopy,
+            None => TxMode::Copy,
+        };
         eal.port(rx_port).map_err(|e| unavailable(e.to_string()))?;
         setup_port(tx_port, mp)?;
         setup_port(rx_port, mp)?;
@@ -170,12 +246,32 @@ impl DpdkLink {
             txq_len: Vec::new(),
             rxq: VecDeque::new(),
             stats: LinkStats::default(),
+            tx_mode,
+            driver: info.driver,
+            release_timeout: RELEASE_TIMEOUT,
         })
+        .inspect(|l| tracing::info!(link = %l.describe(), "DPDK link"))
     }
 
     /// Counters so far.
     pub fn stats(&self) -> LinkStats {
         self.stats
+    }
+
+    /// How block payloads are sent (module docs).
+    pub fn tx_mode(&self) -> TxMode {
+        self.tx_mode
+    }
+
+    /// The ports, the TX driver and the TX mode, e.g.
+    /// `dpdk port 0 (net_ring) -> port 1, zero-copy TX`.
+    pub fn describe(&self) -> String {
+        format!("dpdk port {} ({}) -> port {}, {} TX", self.tx_port, self.driver, self.rx_port, self.tx_mode)
+    }
+
+    /// How long [`Link::release`] waits (default [`RELEASE_TIMEOUT`]).
+    pub fn set_release_timeout(&mut self, timeout: Duration) {
+        self.release_timeout = timeout;
     }
 
     fn flush(&mut self) {
@@ -252,50 +348,50 @@ impl DpdkLink {
         }
     }
 
-    fn refs(&self) -> u16 {
-        // SAFETY: shinfo is valid until drop.
-        unsafe { sys::parthenon_shinfo_refcnt(self.shinfo) }
-    }
-}
-
-impl Link for DpdkLink {
-    fn max_frame(&self) -> usize {
-        self.max_frame
-    }
-
-    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+    /// Queues one frame of `parts` (header, payload), attaching the payload when `attach` and it
+    /// is at least [`EXT_MIN`] bytes, else copying it. Both callers guarantee what attaching
+    /// needs: `attach` is set only by [`Link::send_lent`], whose caller keeps the payload alive.
+    fn send_parts(&mut self, parts: &[&[u8]], attach: bool) -> io::Result<()> {
         let head = parts.first().copied().unwrap_or(&[]);
         let body: &[u8] = parts.get(1).copied().unwrap_or(&[]);
-        if head.len() + body.len() > self.max_frame || parts.len() > 2 {
+        if head.len() + body.len() > self.max_frame || parts.len() > 2 || head.len() > FRAME_HEADER {
             return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
         }
         let mut hb = [0u8; ETH_LEN + FRAME_HEADER];
-        if head.len() > FRAME_HEADER {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
         hb[..ETH_LEN].copy_from_slice(&self.eth);
         hb[ETH_LEN..ETH_LEN + head.len()].copy_from_slice(head);
         let h = &hb[..ETH_LEN + head.len()];
-        let (copy, ext): (&[u8], &[u8]) = if body.len() >= EXT_MIN { (&[], body) } else { (body, &[]) };
-        // SAFETY: all pointers are valid for their lengths during the call; `ext` is attached,
-        // not copied, and stays valid until `release` has seen every attached mbuf freed (the
-        // Link contract obliges the caller to keep it alive until then).
-        let m = unsafe {
-            sys::parthenon_frame(
-                self.pool,
-                h.as_ptr().cast(),
-                h.len() as u16,
-                copy.as_ptr().cast(),
-                copy.len() as u16,
-                ext.as_ptr().cast(),
-                ext.len() as u16,
-                self.shinfo,
-            )
+        let (copy, ext): (&[u8], &[u8]) = if attach && body.len() >= EXT_MIN { (&[], body) } else { (body, &[]) };
+        let (pool, shinfo) = (self.pool, self.shinfo);
+        let frame = || {
+            // SAFETY: all pointers are valid for their lengths during the call; `copy` and `h` are
+            // copied; `ext` (empty unless `attach`, which only `send_lent` sets) is attached and
+            // stays valid until `release` has seen every attached mbuf freed, or forever (the
+            // `send_lent` contract). Lengths fit u16: the frame is at most max_frame < 65 536.
+            unsafe {
+                sys::parthenon_frame(
+                    pool,
+                    h.as_ptr().cast(),
+                    h.len() as u16,
+                    copy.as_ptr().cast(),
+                    copy.len() as u16,
+                    ext.as_ptr().cast(),
+                    ext.len() as u16,
+                    shinfo,
+                )
+            }
         };
+        let mut m = frame();
         if m.is_null() {
-            // Pool exhausted: push out what is queued and try once more.
+            // Pool exhausted: push out what is queued (the driver frees what it sent) and try
+            // once more.
             self.flush();
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+            m = frame();
+        }
+        if m.is_null() {
+            // Still none: the frame is lost, as on a full socket buffer; resends repair it.
+            self.stats.tx_dropped += 1;
+            return Ok(());
         }
         if ext.is_empty() {
             self.stats.copied_frames += 1;
@@ -308,6 +404,30 @@ impl Link for DpdkLink {
             self.flush();
         }
         Ok(())
+    }
+
+    fn refs(&self) -> u16 {
+        // SAFETY: shinfo is valid until drop.
+        unsafe { sys::parthenon_shinfo_refcnt(self.shinfo) }
+    }
+}
+
+impl Link for DpdkLink {
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.send_parts(parts, false)
+    }
+
+    unsafe fn send_lent(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let attach = self.tx_mode == TxMode::ZeroCopy;
+        self.send_parts(parts, attach)
+    }
+
+    fn lends(&self) -> bool {
+        self.tx_mode == TxMode::ZeroCopy
     }
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
@@ -346,6 +466,7 @@ impl Link for DpdkLink {
                 let mut v = vec![0u8; self.max_frame.max(1 << 16)];
                 let n = copy_out(m, &mut v).unwrap_or(0);
                 v.truncate(n);
+                v.shrink_to_fit();
                 Ok(Some(RxFrame::owned(v)))
             }
         }
@@ -357,7 +478,16 @@ impl Link for DpdkLink {
         let mut warned = false;
         // Our own reference is 1; anything above is an attached mbuf still in flight.
         while self.refs() > 1 {
-            if !warned && start.elapsed() > Duration::from_secs(2) {
+            let waited = start.elapsed();
+            if waited >= self.release_timeout {
+                let refs = self.refs() - 1;
+                tracing::error!(refs, link = %self.describe(), "DPDK frames still reference lent memory past the release deadline");
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{refs} DPDK frames still reference lent memory after {:?}", self.release_timeout),
+                ));
+            }
+            if !warned && waited > Duration::from_secs(2) {
                 tracing::warn!(refs = self.refs() - 1, "DPDK frames still reference block memory; waiting");
                 warned = true;
             }
@@ -371,78 +501,20 @@ impl Link for DpdkLink {
     }
 }
 
-/// Waits a little, longer the longer it has waited since `start`: spins for 2 µs, then naps for
-/// an eighth of the wait so far, between 10 and 100 µs. It never yields in a loop: a polling
-/// thread that yields keeps running whenever its core is otherwise idle, and on a machine with
-/// as many busy threads as cores (sender, receiver and its helper on two cores) that takes a
-/// third of the CPU from the threads doing the work. A nap costs a wake-up, but adds at most
-/// 100 µs of latency to what it waits for.
-fn back_off(start: Instant) {
-    let waited = start.elapsed();
-    if waited < Duration::from_micros(2) {
-        std::hint::spin_loop();
-    } else {
-        std::thread::sleep((waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(100)));
-    }
-}
-
-/// Copies the frame after the Ethernet header of received mbuf `m` into `buf` and frees `m`;
-/// the frame's length, or `None` when it is a runt or does not fit.
-fn copy_out(m: *mut sys::rte_mbuf, buf: &mut [u8]) -> Option<usize> {
-    let mut eth = [0u8; ETH_LEN];
-    // SAFETY: `m` is a received mbuf the caller owns and hands over; the shim copies into `eth`
-    // (ETH_LEN bytes) and `buf` (at most buf.len()) and frees it.
-    let n = unsafe {
-        sys::parthenon_mbuf_take(m, eth.as_mut_ptr().cast(), ETH_LEN as u32, buf.as_mut_ptr().cast(), buf.len() as u32)
-    };
-    usize::try_from(n).ok()
-}
-
-/// A received mbuf lent out as a frame: header and payload point into its segments.
-struct MbufFrame {
-    m: *mut sys::rte_mbuf,
-    head: *const u8,
-    payload: *const u8,
-    payload_len: usize,
-}
-
-// SAFETY: the mbuf is owned by this value alone until it is dropped; mbufs and their pools may
-// be used and freed from any thread (the pool's ring is multi-producer/multi-consumer, and an
-// attached external buffer's refcount is atomic).
-unsafe impl Send for MbufFrame {}
-
-impl LentFrame for MbufFrame {
-    fn head(&self) -> &[u8] {
-        // SAFETY: FRAME_HEADER bytes inside the first segment (checked when lent); the mbuf
-        // lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.head, FRAME_HEADER) }
-    }
-
-    fn payload(&self) -> &[u8] {
-        if self.payload_len == 0 {
-            return &[];
-        }
-        // SAFETY: `payload_len` bytes of segment data (checked when lent); the mbuf lives as
-        // long as `self`.
-        unsafe { std::slice::from_raw_parts(self.payload, self.payload_len) }
-    }
-}
-
-impl Drop for MbufFrame {
-    fn drop(&mut self) {
-        // SAFETY: ours, freed once.
-        unsafe { sys::rte_pktmbuf_free(self.m) };
-    }
-}
-
 impl Drop for DpdkLink {
     fn drop(&mut self) {
-        let _ = self.release();
+        let released = self.release().is_ok();
         for m in self.rxq.drain(..) {
             // SAFETY: received mbufs we own.
             unsafe { sys::rte_pktmbuf_free(m) };
         }
-        // SAFETY: no attached mbuf remains (release waited), so nothing references shinfo.
-        unsafe { sys::parthenon_shinfo_free(self.shinfo) };
+        if released {
+            // SAFETY: no attached mbuf remains (release saw the count back at our own
+            // reference), so nothing references shinfo.
+            unsafe { sys::parthenon_shinfo_free(self.shinfo) };
+        } else {
+            // Mbufs still out will drop their reference on it when freed: leave it allocated.
+            tracing::error!(link = %self.describe(), "dropping a DPDK link with frames still out: its shared info is leaked");
+        }
     }
 }
