@@ -28,7 +28,7 @@ impl Application for ByzantineApp {
     fn validate(&mut self, _: Height, _: &[u8]) -> bool {
         true
     }
-    fn commit(&mut self, height: Height, payload: &[u8]) {
+    fn commit(&mut self, height: Height, payload: &[u8]) -> Result<(), CommitError> {
         self.inner.commit(height, payload)
     }
 }
@@ -51,7 +51,7 @@ fn one_byzantine_validator_of_four() {
         keys.iter().map(|k| Validator { public_key: k.verifying_key().to_bytes(), stake: 1 }).collect(),
     )
     .unwrap();
-    let config = Config { base_timeout_ms: 50, ..Config::default() };
+    let config = Config { chain: g, base_timeout_ms: 50, ..Config::default() };
     let cores: Vec<Core> =
         (0..N).map(|i| Core::new(set.clone(), i as u16, Box::new(keys[i].clone()), config)).collect();
     let honest: Vec<LedgerApp> =
@@ -72,6 +72,7 @@ fn one_byzantine_validator_of_four() {
         honest,
         byz,
         keys: keys.clone(),
+        chain: g,
         queue: VecDeque::new(),
         timers: BTreeMap::new(),
         now: 0,
@@ -151,6 +152,7 @@ struct Net {
     honest: Vec<LedgerApp>,
     byz: ByzantineApp,
     keys: Vec<ed25519_dalek::SigningKey>,
+    chain: Digest,
     queue: VecDeque<(usize, usize, Message)>,
     timers: BTreeMap<(u64, u64), (usize, Timer)>,
     now: u64,
@@ -173,7 +175,7 @@ impl Net {
                             (Message::Vote(v), true) => {
                                 self.queue.push_back((to, i, m.clone()));
                                 let body = Vote { digest: Digest([0xab; 32]), ..v.body };
-                                let signature = Sign::sign(&self.keys[i], &body.signing_bytes());
+                                let signature = Sign::sign(&self.keys[i], &body.signing_bytes(&self.chain));
                                 Message::Vote(Signed { body, signer: i as u16, signature })
                             }
                             _ => m.clone(),

@@ -90,10 +90,12 @@ async fn start_validator(
 async fn bad_frames_and_signatures_are_dropped_and_counted() {
     let genesis = genesis();
     let (addr, dir, mut s, metrics) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
-    let vote = |signer: u16, k: &ed25519_dalek::SigningKey| {
+    let chain = genesis.genesis().unwrap().id();
+    let vote_on = |chain: Digest, signer: u16, k: &ed25519_dalek::SigningKey| {
         let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
-        Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) })
+        Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes(&chain)) })
     };
+    let vote = |signer: u16, k: &ed25519_dalek::SigningKey| vote_on(chain, signer, k);
     // Consensus before Hello: unidentified.
     write_frame(&mut s, &Frame::Consensus(vote(1, &key(1)))).await.unwrap();
     // Malformed body.
@@ -105,6 +107,10 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
     write_frame(&mut s, &Frame::Consensus(vote(2, &key(1)))).await.unwrap();
     // Unknown signer.
     write_frame(&mut s, &Frame::Consensus(vote(9, &key(1)))).await.unwrap();
+    // Replayed from another chain: validator 1's genuine signature, but for another genesis
+    // (same validator keys).
+    let other = GenesisSpec { chain: "other-net".into(), ..genesis.clone() }.genesis().unwrap().id();
+    write_frame(&mut s, &Frame::Consensus(vote_on(other, 1, &key(1)))).await.unwrap();
     // Unsigned: a "decided" block without a single signature.
     write_frame(&mut s, &Frame::Consensus(Message::Decided { cert: CommitCert { votes: vec![] }, payload: vec![] }))
         .await
@@ -126,13 +132,15 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         st = status(addr).await;
-        if st["net"]["bad_signatures"] == 3 && st["mempool"] == 10 {
+        if st["net"]["bad_signatures"] == 2 && st["net"]["refused_unverified"] == 2 && st["mempool"] == 10 {
             break;
         }
     }
     assert_eq!(st["net"]["unidentified"], 1, "{st}");
     assert_eq!(st["net"]["malformed_frames"], 1, "{st}");
-    assert_eq!(st["net"]["bad_signatures"], 3, "{st}");
+    assert_eq!(st["net"]["bad_signatures"], 2, "forged, signed for another chain: {st}");
+    // Refused before any signature is verified: an unknown signer, a certificate without votes.
+    assert_eq!(st["net"]["refused_unverified"], 2, "{st}");
     assert_eq!(st["net"]["messages_in"], 1, "{st}");
     assert_eq!(st["mempool"], 10, "exactly the validly signed transactions are admitted: {st}");
     assert_eq!(st["height"], 0, "one validator of four commits nothing alone: {st}");
@@ -142,7 +150,8 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
     for line in [
         "parthenon_dropped_frames_total{reason=\"malformed\"} 1",
         "parthenon_dropped_frames_total{reason=\"unidentified\"} 1",
-        "parthenon_dropped_frames_total{reason=\"bad_signature\"} 3",
+        "parthenon_dropped_frames_total{reason=\"bad_signature\"} 2",
+        "parthenon_dropped_frames_total{reason=\"refused_unverified\"} 2",
         "parthenon_consensus_messages_total 1",
         "parthenon_mempool_transactions 10",
         "parthenon_height 0",
@@ -178,12 +187,13 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
         };
         assert_eq!(from, 0);
         let copy = transport_for(parthenon::Backend::Copy).unwrap();
+        let chain = genesis().genesis().unwrap().id();
         for h in 0..3u64 {
             let payload = vec![h as u8; 64];
             let digest = Digest::of(&payload);
             let commit = |signer: u16, k: &ed25519_dalek::SigningKey| {
                 let body = Vote { kind: VoteKind::Commit, height: h, view: 0, digest };
-                Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes()) }
+                Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes(&chain)) }
             };
             let votes = if h == 0 {
                 vec![commit(1, &key(1))] // genuine, but one vote of four

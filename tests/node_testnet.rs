@@ -1,6 +1,9 @@
 //! End-to-end: real validator processes on loopback (`parthenon testnet`), under load of signed
 //! transfers of both schemes; and one validator killed with SIGKILL under load, restarted, and
 //! caught up without losing a committed block.
+//!
+//! SIGKILL keeps the kernel's page cache, so the kill test checks that a process killed at any
+//! point recovers consistently and catches up; it does not test `fsync` (no power loss).
 #![cfg(feature = "node")]
 
 use std::process::Command;
@@ -40,7 +43,10 @@ fn kill_minus_nine_under_load_then_restart_catches_up_and_loses_nothing() {
     let end = c["height_at_end"].as_u64().unwrap();
     assert!(before > 0, "{r}");
     assert!(recovered >= before, "blocks lost: {before} before the kill, {recovered} recovered");
-    assert!(end >= r["committed_height"].as_u64().unwrap(), "did not catch up: {r}");
+    // Within 2 blocks of the highest validator (the others keep deciding while it is asked).
+    let max = r["max_height"].as_u64().unwrap();
+    assert!(end + 2 >= max, "did not catch up: at {end}, highest {max}: {r}");
+    assert_eq!(c["caught_up"], true, "{r}");
     assert!(end > recovered, "made no progress after restart: {r}");
     // The blocks committed while it was down reached it through the engine's transfer.
     assert!(c["blocks_fetched"].as_u64().unwrap() > 0, "caught up without fetching blocks: {r}");

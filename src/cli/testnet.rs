@@ -71,13 +71,16 @@ pub fn run(a: Args) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!("validators        {}", r.validators);
-        println!("load              {:.1} s, {} submitted, {} committed", r.duration_s, r.submitted, r.committed);
+        println!(
+            "load              {:.1} s, {} submitted, {} committed, {} still pending after the drain",
+            r.duration_s, r.submitted, r.committed, r.pending_at_end
+        );
         println!("throughput        {:.0} tx/s", r.tx_per_s);
         println!(
             "finality          p50 {:.0} ms, p99 {:.0} ms  (p90 {:.0}, p99.9 {:.0}, max {:.0})",
             r.finality_p50_ms, r.finality_p99_ms, r.finality_p90_ms, r.finality_p999_ms, r.finality_max_ms
         );
-        println!("committed height  {}", r.committed_height);
+        println!("committed height  {} (lowest), {} (highest)", r.committed_height, r.max_height);
         println!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" });
         if let Some(c) = &r.crashed_validator {
             println!(
@@ -88,6 +91,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 "caught up         {} blocks fetched through transfer: {}",
                 c.blocks_fetched,
                 c.served_by.join("; ")
+            );
+            println!(
+                "catch-up wait     {} ms: {}",
+                c.catch_up_wait_ms,
+                if c.caught_up { "within 2 blocks of the highest" } else { "DID NOT CATCH UP" }
             );
         }
         for n in &r.nodes {

@@ -11,7 +11,7 @@
 //! | `parthenon_view` | gauge | consensus view at the current height |
 //! | `parthenon_mempool_transactions` | gauge | transactions waiting for a block |
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
-//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified`, `bad_signature`, `queue_full` |
+//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified`, `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
 //! | `parthenon_evidence` | counter | equivocations seen |
 //! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
@@ -105,6 +105,7 @@ impl Collector for NodeCollector {
                 ("malformed", load(&net.malformed_frames)),
                 ("unidentified", load(&net.unidentified)),
                 ("bad_signature", load(&net.bad_signatures)),
+                ("refused_unverified", load(&net.refused_unverified)),
                 ("queue_full", load(&net.send_dropped)),
             ],
         )?;

@@ -7,6 +7,16 @@
 //! effects in order: decisions are appended (fsync) and safety state persisted before any message
 //! of the same step is sent.
 //!
+//! Before verification, each message passes cheap checks ([`cs::rules::check_shape`]: at most one
+//! vote or view change per validator in any list; proposals and votes for views the core would
+//! drop): a message built to cost many verifications is refused for the price of counting it.
+//! A stopped validator is the answer to anything that makes its state untrustworthy: a failed
+//! block append or safety-state write, or a final block its ledger cannot apply
+//! ([`Effect::Halt`]).
+//!
+//! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
+//! time); a subscriber whose queue is full is dropped rather than buffered for.
+//!
 //! Peers are reached through one outbound TCP connection each (reconnecting; a full queue drops
 //! frames, which consensus tolerates). Inbound connections carry validator frames (after a
 //! `Hello`), client frames (`Submit`, `Subscribe`, `StatusRequest`), or, when the first frame is
@@ -62,6 +72,9 @@ pub struct NetCounters {
     pub unidentified: AtomicU64,
     /// Consensus messages dropped for a bad, unknown or missing signature.
     pub bad_signatures: AtomicU64,
+    /// Consensus messages dropped before signature verification: over a structural bound
+    /// ([`cs::rules::check_shape`]) or for a view the core would ignore anyway.
+    pub refused_unverified: AtomicU64,
     /// Frames dropped because a peer queue was full.
     pub send_dropped: AtomicU64,
     /// Consensus messages accepted.
@@ -87,6 +100,20 @@ enum Event {
     Start,
 }
 
+/// What the pre-core checks said about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Not a message, or every signature verified.
+    Ok,
+    /// A missing, unknown or invalid signature.
+    BadSignature,
+    /// Refused before verification (shape or view range).
+    Refused,
+}
+
+/// Most clients subscribed to commit notices at once (one subscription per connection).
+pub const MAX_SUBSCRIBERS: usize = 256;
+
 /// Longest a validator waits for its peers before it starts consensus anyway.
 const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
@@ -100,6 +127,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let ledger = Ledger::from_parts(engine.clone(), rec.utxo, rec.height, rec.tip);
     let app = LedgerApp::new(ledger, cfg.index, cfg.max_block_txs, 500_000);
     let config = cs::Config {
+        chain: genesis.id(),
         base_timeout_ms: cfg.base_timeout_ms,
         propose_delay_ms: cfg.propose_delay_ms,
         ..cs::Config::default()
@@ -225,6 +253,7 @@ async fn connection(
         }
     });
     let mut from: Option<ValidatorIndex> = None;
+    let mut subscribed = false;
     let mut first = first;
     loop {
         let next = match first.take() {
@@ -259,7 +288,12 @@ async fn connection(
             // Only valid as the first frame (handled above).
             Frame::FetchBlocks { .. } => return,
             Frame::Submit(txs) => Event::Submit(txs),
-            Frame::Subscribe => Event::Subscribe(otx.clone()),
+            // One subscription per connection: a repeated `Subscribe` changes nothing.
+            Frame::Subscribe if subscribed => continue,
+            Frame::Subscribe => {
+                subscribed = true;
+                Event::Subscribe(otx.clone())
+            }
             Frame::StatusRequest { at } => {
                 let (rtx, rrx) = oneshot::channel();
                 if tx.send(Event::Status(at, rtx)).await.is_err() {
@@ -339,16 +373,20 @@ impl Node {
                 }
             }
             let verified = self.verify_messages(&events);
-            for (e, ok) in events.into_iter().zip(verified) {
+            for (e, verdict) in events.into_iter().zip(verified) {
                 match e {
-                    Event::Peer(from, message) => {
-                        if ok {
+                    Event::Peer(from, message) => match verdict {
+                        Verdict::Ok => {
                             self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
                             self.step(Input::Message { from, message });
-                        } else {
+                        }
+                        Verdict::BadSignature => {
                             self.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
                         }
-                    }
+                        Verdict::Refused => {
+                            self.counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
                     Event::Timer(t) => self.step(Input::Timeout(t)),
                     Event::Start => self.step(Input::Start),
                     Event::Submit(txs) => {
@@ -368,7 +406,12 @@ impl Node {
                             Err(e) => tracing::warn!(peer, error = %e, "fetch stopped"),
                         }
                     }
-                    Event::Subscribe(s) => self.subscribers.push(s),
+                    Event::Subscribe(s) => {
+                        self.subscribers.retain(|s| !s.is_closed());
+                        if self.subscribers.len() < MAX_SUBSCRIBERS {
+                            self.subscribers.push(s);
+                        }
+                    }
                     Event::Status(at, reply) => {
                         let _ = reply.send(self.status(at));
                     }
@@ -381,25 +424,44 @@ impl Node {
         }
     }
 
-    /// One engine batch for all signatures of all consensus messages in `events`; true for a
-    /// message whose signatures all verify (and non-messages).
-    fn verify_messages(&self, events: &[Event]) -> Vec<bool> {
+    /// Whether a message may need the core: false for a proposal or vote at the core's height
+    /// for a view beyond [`cs::Config::max_view_ahead`] (the core drops those). View changes
+    /// always pass: the core remembers the highest view each validator asked for.
+    fn in_view_range(&self, m: &Message) -> bool {
+        let (height, view) = match m {
+            Message::Proposal { header, .. } => (header.body.height, header.body.view),
+            Message::Vote(v) => (v.body.height, v.body.view),
+            Message::ViewChange(_) | Message::Decided { .. } => return true,
+        };
+        height != self.core.height() || view <= self.core.view().saturating_add(self.core.config().max_view_ahead)
+    }
+
+    /// One engine batch for all signatures of all consensus messages in `events`, after the
+    /// cheap checks ([`cs::rules::check_shape`], view range): a message that fails those is
+    /// refused without verifying any of its signatures. [`Verdict::Ok`] for a message whose
+    /// signatures all verify (and for non-messages).
+    fn verify_messages(&self, events: &[Event]) -> Vec<Verdict> {
         let set = self.core.validators();
+        let chain = self.core.config().chain;
         let mut batch = Batch::new();
         let mut owner = Vec::new();
-        let mut ok = vec![true; events.len()];
+        let mut out = vec![Verdict::Ok; events.len()];
         for (i, e) in events.iter().enumerate() {
             let Event::Peer(_, m) = e else { continue };
-            let sigs = m.signatures();
+            if cs::rules::check_shape(set, m).is_err() || !self.in_view_range(m) {
+                out[i] = Verdict::Refused;
+                continue;
+            }
+            let sigs = m.signatures(&chain);
             if sigs.is_empty() {
-                ok[i] = false;
+                out[i] = Verdict::BadSignature;
             }
             for s in sigs {
                 match set.get(s.signer) {
                     Some(v) if batch.push(Scheme::Ed25519, &v.public_key, &s.bytes, &s.signature.0).is_ok() => {
                         owner.push(i)
                     }
-                    _ => ok[i] = false,
+                    _ => out[i] = Verdict::BadSignature,
                 }
             }
         }
@@ -407,11 +469,11 @@ impl Node {
             let verdicts = self.engine.verify(&batch);
             for (k, i) in owner.into_iter().enumerate() {
                 if verdicts.get(k) != Some(true) {
-                    ok[i] = false;
+                    out[i] = Verdict::BadSignature;
                 }
             }
         }
-        ok
+        out
     }
 
     fn step(&mut self, input: Input) {
@@ -446,7 +508,9 @@ impl Node {
                 self.server.final_height.store(height + 1, Ordering::Release);
                 let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
                 let f = Frame::Committed { height, txids };
-                self.subscribers.retain(|s| s.try_send(f.clone()).is_ok() || !s.is_closed());
+                // A subscriber whose queue is full lags by thousands of notices: drop it rather
+                // than keep buffering for it (its connection stays open, without notices).
+                self.subscribers.retain(|s| s.try_send(f.clone()).is_ok());
             }
             Effect::Persist(s) => {
                 if let Err(err) = self.store.persist_safety(&s) {
@@ -478,6 +542,12 @@ impl Node {
             // The peer fetches what it misses (crate::node::sync); tell it how far we are.
             Effect::Behind { peer, .. } => self.send(peer, &Frame::Tip(self.store.height())),
             Effect::Ahead { peer, .. } => self.fetch(peer),
+            Effect::Halt { height, reason } => {
+                // The quorum's final block does not apply to this ledger: storing or serving it
+                // would spread a block this validator cannot follow. Stop, as on a storage failure.
+                tracing::error!(height, %reason, "a final block does not apply; stopping");
+                std::process::exit(1);
+            }
             Effect::Evidence(ev) => {
                 self.evidence += 1;
                 tracing::warn!(culprit = ev.culprit(), "equivocation evidence");
@@ -507,6 +577,7 @@ impl Node {
     fn status(&self, at: Option<u64>) -> String {
         let digest_at =
             at.and_then(|h| self.store.read(h).ok().flatten()).map(|(p, _)| hex::encode(cs::Digest::of(&p).0));
+        let chain_hash_at = at.and_then(|h| self.store.chain_hash(h).ok().flatten()).map(|d| hex::encode(d.0));
         serde_json::json!({
             "index": self.core.me(),
             "height": self.store.height(),
@@ -514,6 +585,7 @@ impl Node {
             "view": self.core.view(),
             "tip": hex::encode(self.app.ledger().tip().0),
             "digest_at": digest_at,
+            "chain_hash_at": chain_hash_at,
             "mempool": self.app.mempool_len(),
             "rejected_blocks": self.app.rejected_blocks(),
             "ledger_signatures_verified": self.app.ledger().signatures_verified(),

@@ -18,6 +18,9 @@ use crate::node::consensus::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+/// The chain id simulated validators sign for.
+pub const SIM_CHAIN: Digest = Digest([0x51; 32]);
+
 /// A small deterministic PRNG (SplitMix64).
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -73,8 +76,9 @@ pub struct Scenario {
     pub partition: Option<(u64, u64)>,
     /// From this time on: no drops, no partition.
     pub heal_at_ms: u64,
-    /// Crash validator `.0` at `.1` ms and restart it from its persisted state at `.2` ms.
-    pub crash: Option<(ValidatorIndex, u64, u64)>,
+    /// Crash validator `.0` at `.1` ms and restart it from its persisted state at `.2` ms (each
+    /// entry; several validators may be down at once).
+    pub crashes: Vec<(ValidatorIndex, u64, u64)>,
     /// A Byzantine validator and its behaviour.
     pub byzantine: Option<(ValidatorIndex, Byzantine)>,
     /// Blocks every honest validator must commit after the heal (and restart).
@@ -103,7 +107,7 @@ impl Scenario {
             drop_rate: [0.0, 0.05, 0.2, 0.4][r.range(0, 3) as usize],
             partition: r.chance(0.5).then(|| (p_start, r.range(p_start, heal))),
             heal_at_ms: heal,
-            crash: Some((crashed, crash_at, restart_at)),
+            crashes: vec![(crashed, crash_at, restart_at)],
             byzantine: None,
             blocks_after_heal: 5,
             deadline_ms: 120_000,
@@ -123,6 +127,8 @@ pub struct Outcome {
     /// Highest height decided by any honest validator when the network healed and the crashed
     /// validator was back.
     pub height_at_heal: u64,
+    /// Each validator's view at that moment (a crashed one's persisted view).
+    pub views_at_heal: Vec<View>,
     /// Whether every honest validator reached `height_at_heal + blocks_after_heal`.
     pub live: bool,
     /// Simulated time at the end.
@@ -254,7 +260,7 @@ impl Simulation {
                 .collect(),
         )
         .expect("simulated validator set is valid");
-        let config = Config { base_timeout_ms: sc.base_timeout_ms, ..Config::default() };
+        let config = Config { chain: SIM_CHAIN, base_timeout_ms: sc.base_timeout_ms, ..Config::default() };
         let nodes = keys
             .into_iter()
             .enumerate()
@@ -271,6 +277,7 @@ impl Simulation {
             chains: Vec::new(),
             violations: Vec::new(),
             height_at_heal: 0,
+            views_at_heal: Vec::new(),
             live: false,
             end_ms: 0,
             evidence: Vec::new(),
@@ -345,12 +352,17 @@ impl Simulation {
             Message::Proposal { header, justification, .. } if justification.is_empty() => {
                 let payload = SimApp::payload(header.body.height, from, 1_000_000 + self.seq, true);
                 let body = ProposalHeader { digest: Digest::of(&payload), ..header.body };
-                let header = Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes()) };
+                let header =
+                    Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes(&SIM_CHAIN)) };
                 Message::Proposal { header, payload, justification: Vec::new() }
             }
             Message::Vote(v) => {
                 let body = Vote { digest: Digest([0xee; 32]), ..v.body };
-                Message::Vote(Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes()) })
+                Message::Vote(Signed {
+                    body,
+                    signer: from,
+                    signature: Sign::sign(&key, &body.signing_bytes(&SIM_CHAIN)),
+                })
             }
             other => other.clone(),
         }
@@ -366,14 +378,19 @@ impl Simulation {
             if self.set.leader(h, view) == from {
                 let payload = SimApp::payload(h, from, self.seq, false);
                 let body = ProposalHeader { height: h, view, digest: Digest::of(&payload) };
-                let header = Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes()) };
+                let header =
+                    Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes(&SIM_CHAIN)) };
                 let m = Message::Proposal { header, payload, justification: Vec::new() };
                 for to in 0..self.sc.validators as ValidatorIndex {
                     self.send(from, to, Packet::Consensus(m.clone()));
                 }
             }
             let body = Vote { kind: VoteKind::Prepare, height: h, view, digest: Digest([dv as u8; 32]) };
-            let m = Message::Vote(Signed { body, signer: from, signature: Sign::sign(&key, &body.signing_bytes()) });
+            let m = Message::Vote(Signed {
+                body,
+                signer: from,
+                signature: Sign::sign(&key, &body.signing_bytes(&SIM_CHAIN)),
+            });
             for to in 0..self.sc.validators as ValidatorIndex {
                 self.send(from, to, Packet::Consensus(m.clone()));
             }
@@ -430,6 +447,8 @@ impl Simulation {
                 self.schedule(self.now + after_ms, Event::Timer { node: i, epoch, timer });
             }
             Effect::Behind { peer, height } => self.serve(i, peer, height),
+            // The simulated application never fails to apply a block.
+            Effect::Halt { height, reason } => panic!("validator {i} halted at height {height}: {reason}"),
             Effect::Ahead { peer, ours, .. } => self.send(i, peer, Packet::SyncRequest(ours)),
         }
     }
@@ -458,14 +477,14 @@ impl Simulation {
         for i in 0..self.sc.validators as ValidatorIndex {
             self.input(i, Input::Start);
         }
-        if let Some((c, at, back)) = self.sc.crash {
+        for (c, at, back) in self.sc.crashes.clone() {
             self.schedule(at, Event::Crash(c));
             self.schedule(back, Event::Restart(c));
         }
         if self.sc.byzantine.is_some() {
             self.schedule(50, Event::Flood);
         }
-        let settled = self.sc.heal_at_ms.max(self.sc.crash.map_or(0, |c| c.2));
+        let settled = self.sc.crashes.iter().map(|c| c.2).fold(self.sc.heal_at_ms, u64::max);
         let mut target: Option<u64> = None;
         while let Some(Reverse(q)) = self.queue.pop() {
             self.now = q.at;
@@ -475,6 +494,8 @@ impl Simulation {
             if target.is_none() && self.now >= settled {
                 let h = self.honest().map(|i| self.nodes[i].chain.len() as u64).max().unwrap_or(0);
                 self.out.height_at_heal = h;
+                self.out.views_at_heal =
+                    self.nodes.iter().map(|n| n.core.as_ref().map_or(n.safety.view, Core::view)).collect();
                 target = Some(h + self.sc.blocks_after_heal);
             }
             match q.event {
@@ -500,7 +521,8 @@ impl Simulation {
                     n.epoch += 1;
                 }
                 Event::Restart(i) => {
-                    let config = Config { base_timeout_ms: self.sc.base_timeout_ms, ..Config::default() };
+                    let config =
+                        Config { chain: SIM_CHAIN, base_timeout_ms: self.sc.base_timeout_ms, ..Config::default() };
                     let n = &mut self.nodes[i as usize];
                     n.core = Some(Core::restore(
                         self.set.clone(),

@@ -9,6 +9,10 @@
 //!   the same call produces: make them durable first, then send. Restarting from the last
 //!   persisted [`SafetyState`] ([`Core::restore`]) then never makes the validator contradict a
 //!   vote it already sent.
+//! - On [`Effect::Halt`] (a final block did not apply to the application) stop the validator:
+//!   the core has stopped, and the block must not be stored or served as final.
+//! - Sign and verify for one chain: [`Config::chain`] and the id given to
+//!   [`Message::signatures`] are the same genesis id.
 //! - Deliver [`Effect::SetTimer`] back as [`Input::Timeout`] after the given milliseconds; stale
 //!   timers are ignored by the core, so the host never needs to cancel one.
 //! - Answer [`Effect::Behind`] by making the final blocks the peer misses available to it, and
@@ -22,7 +26,10 @@ use super::rules::{check_commit, check_view_change, choose};
 use super::types::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+mod future;
 mod view_change;
+
+use future::FutureBuffer;
 
 /// One validator's consensus state machine.
 pub struct Core {
@@ -46,12 +53,17 @@ pub struct Core {
     validity: HashMap<Digest, bool>,
     prepares: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
     commits: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
+    /// View changes within [`Config::max_view_ahead`], their payloads stripped (the wanted
+    /// ones are in `payloads`).
     view_changes: BTreeMap<View, BTreeMap<ValidatorIndex, ViewChange>>,
+    /// Per validator, the highest view it asked for at this height (any view: O(n) memory),
+    /// for the weak-support rule.
+    requested: Vec<Option<View>>,
     reported: HashSet<(ValidatorIndex, View, u8)>,
     behind_told: HashSet<(ValidatorIndex, Height)>,
     ahead_told: HashSet<Height>,
     // Across heights.
-    future: Vec<(ValidatorIndex, Message)>,
+    future: FutureBuffer,
     decided_future: BTreeMap<Height, (CommitCert, Vec<u8>)>,
     timer_seq: u64,
     dirty: bool,
@@ -59,6 +71,8 @@ pub struct Core {
     out: Vec<Effect>,
     dropped: Dropped,
     view_changes_started: u64,
+    /// Set when a final block did not apply: the core ignores every input from then on.
+    halted: bool,
 }
 
 impl Core {
@@ -97,10 +111,11 @@ impl Core {
             prepares: BTreeMap::new(),
             commits: BTreeMap::new(),
             view_changes: BTreeMap::new(),
+            requested: Vec::new(),
             reported: HashSet::new(),
             behind_told: HashSet::new(),
             ahead_told: HashSet::new(),
-            future: Vec::new(),
+            future: FutureBuffer::default(),
             decided_future: BTreeMap::new(),
             timer_seq: 0,
             dirty: false,
@@ -108,7 +123,9 @@ impl Core {
             out: Vec::new(),
             dropped: Dropped::default(),
             view_changes_started: 0,
+            halted: false,
         };
+        c.requested = vec![None; c.set.len()];
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
@@ -134,6 +151,10 @@ impl Core {
     /// The current view.
     pub fn view(&self) -> View {
         self.view
+    }
+    /// The configuration (with the chain id every signature names).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
     /// This validator's index.
     pub fn me(&self) -> ValidatorIndex {
@@ -181,8 +202,16 @@ impl Core {
         }
     }
 
+    /// True once a final block did not apply ([`Effect::Halt`]); the core then does nothing.
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
     /// Processes one input; returns the effects in the order they must be performed.
     pub fn handle(&mut self, input: Input, app: &mut dyn Application) -> Vec<Effect> {
+        if self.halted {
+            return Vec::new();
+        }
         match input {
             Input::Start => self.start(app),
             Input::Message { from, message } => self.pending.push_back((from, message)),
@@ -193,17 +222,26 @@ impl Core {
             }
             Input::Timeout(t) => {
                 if t.seq == self.timer_seq && t.height == self.height {
-                    self.start_view_change(self.view + 1);
+                    self.start_view_change(self.view.saturating_add(1));
                 }
             }
         }
         while let Some((from, m)) = self.pending.pop_front() {
+            if self.halted {
+                self.pending.clear();
+                break;
+            }
             self.on_message(from, m, app);
         }
         let mut out = std::mem::take(&mut self.out);
         // Durable things first: decisions, evidence, then the safety state, then the network.
         let (mut first, rest): (Vec<Effect>, Vec<Effect>) =
-            out.drain(..).partition(|e| matches!(e, Effect::Decide { .. } | Effect::Evidence(_)));
+            out.drain(..).partition(|e| matches!(e, Effect::Decide { .. } | Effect::Evidence(_) | Effect::Halt { .. }));
+        if self.halted {
+            // Decisions before the halt stand (their blocks applied); nothing else is performed:
+            // no state to persist, nothing to send.
+            return first;
+        }
         if self.dirty {
             self.dirty = false;
             first.push(Effect::Persist(Box::new(self.safety_state())));
@@ -241,7 +279,7 @@ impl Core {
     }
 
     fn sign<T: Signable>(&self, body: T) -> Signed<T> {
-        let signature = self.signer.sign(&body.signing_bytes());
+        let signature = self.signer.sign(&body.signing_bytes(&self.config.chain));
         Signed { body, signer: self.me, signature }
     }
 
@@ -261,6 +299,7 @@ impl Core {
         self.prepares.clear();
         self.commits.clear();
         self.view_changes.clear();
+        self.requested.iter_mut().for_each(|r| *r = None);
         self.reported.clear();
         self.behind_told.clear();
         self.ahead_told.retain(|h| *h > height);
@@ -274,12 +313,9 @@ impl Core {
                 self.out.push(Effect::SetTimer { timer, after_ms: self.config.propose_delay_ms });
             }
         }
-        let future = std::mem::take(&mut self.future);
-        for (from, m) in future {
-            match m.height() {
-                h if h == height => self.pending.push_back((from, m)),
-                h if h > height => self.future.push((from, m)),
-                _ => {}
+        for (from, m) in self.future.take() {
+            if m.height() == height {
+                self.pending.push_back((from, m));
             }
         }
         self.decided_future.retain(|h, _| *h >= height);
@@ -326,9 +362,7 @@ impl Core {
                 } else {
                     self.dropped.out_of_range += 1;
                 }
-            } else if h == self.height + 1 && self.future.len() < self.config.max_buffered {
-                self.future.push((from, m));
-            } else {
+            } else if h != self.height + 1 || !self.future.push(&self.config, self.set.len(), from, m) {
                 self.dropped.out_of_range += 1;
             }
             if self.ahead_told.insert(h) {
@@ -517,7 +551,14 @@ impl Core {
 
     fn decide(&mut self, cert: CommitCert, payload: Vec<u8>, app: &mut dyn Application) {
         let height = self.height;
-        app.commit(height, &payload);
+        if let Err(e) = app.commit(height, &payload) {
+            // The quorum's block does not apply here: this validator cannot follow the chain.
+            // Stop without recording it as decided; the host stops the validator.
+            self.halted = true;
+            self.pending.clear();
+            self.out.push(Effect::Halt { height, reason: e.to_string() });
+            return;
+        }
         self.out.push(Effect::Decide { height, payload, cert });
         // Messages still queued for this height are moot.
         self.pending.retain(|(_, m)| m.height() != height);

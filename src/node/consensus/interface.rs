@@ -14,21 +14,40 @@ pub trait Application {
     fn validate(&mut self, height: Height, payload: &[u8]) -> bool;
     /// `payload` is final at `height`: apply it before the next height's proposals are
     /// validated (called inside [`Core::handle`](super::Core::handle), before [`Effect::Decide`] reaches the host).
-    fn commit(&mut self, height: Height, payload: &[u8]) {
+    ///
+    /// An error means the local state cannot follow the quorum's chain: the core then emits
+    /// [`Effect::Halt`] *instead of* [`Effect::Decide`] and stops; the host must stop the
+    /// validator (never store or serve that block as final).
+    fn commit(&mut self, height: Height, payload: &[u8]) -> Result<(), CommitError> {
         let _ = (height, payload);
+        Ok(())
     }
 }
 
-/// Tuning of the core.
+/// Why [`Application::commit`] could not apply a final block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CommitError(pub String);
+
+/// Tuning of the core, and the chain it signs for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
+    /// The chain every signature names ([`Signable::signing_bytes`]): the genesis id. A
+    /// statement signed for another chain never verifies on this one, even under the same
+    /// validator keys. The host verifies with the same id ([`Message::signatures`]).
+    pub chain: Digest,
     /// Timeout of view 0 in milliseconds; view `v` waits `base · 2^min(v, 5)`.
     pub base_timeout_ms: u64,
     /// Messages for views further than this above the current one are ignored (bounds memory
     /// against a validator that signs votes for arbitrary views).
     pub max_view_ahead: u64,
-    /// At most this many messages for the next height are buffered.
+    /// At most this many messages for the next height are buffered in all, and at most
+    /// `max_buffered / n` (at least 16) signed by any one validator; at most this many decided
+    /// blocks (each with a checked commit certificate) above the current height are buffered.
     pub max_buffered: usize,
+    /// At most `max_buffered_bytes / n` payload bytes of next-height messages signed by any one
+    /// validator are buffered.
+    pub max_buffered_bytes: usize,
     /// The leader of view 0 waits this long after entering a height before proposing (lets the
     /// mempool fill; 0 proposes at once).
     pub propose_delay_ms: u64,
@@ -36,7 +55,14 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { base_timeout_ms: 1000, max_view_ahead: 64, max_buffered: 4096, propose_delay_ms: 0 }
+        Config {
+            chain: Digest::default(),
+            base_timeout_ms: 1000,
+            max_view_ahead: 64,
+            max_buffered: 4096,
+            max_buffered_bytes: 256 << 20,
+            propose_delay_ms: 0,
+        }
     }
 }
 
@@ -96,6 +122,15 @@ pub enum Effect {
     },
     /// Conflicting signed statements by one validator.
     Evidence(Evidence),
+    /// A final block did not apply ([`Application::commit`] failed): the core stopped and
+    /// ignores every further input. The host must stop the validator; nothing of `height` was
+    /// decided locally (no [`Effect::Decide`] for it).
+    Halt {
+        /// The height whose final block did not apply.
+        height: Height,
+        /// Why.
+        reason: String,
+    },
     /// Store this state durably before sending any message that follows.
     Persist(Box<SafetyState>),
     /// Send to every other validator.

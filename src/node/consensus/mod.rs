@@ -20,5 +20,5 @@ pub mod rules;
 mod types;
 
 pub use self::core::Core;
-pub use interface::{Application, Config, Dropped, Effect, Input, SafetyState, Timer, TimerKind};
+pub use interface::{Application, CommitError, Config, Dropped, Effect, Input, SafetyState, Timer, TimerKind};
 pub use types::*;

@@ -35,6 +35,58 @@ pub enum RuleError {
     /// A last vote signed by someone other than the view change's signer.
     #[error("last vote not signed by the view change's sender")]
     ForeignVote,
+    /// More items than any valid message of this validator set has.
+    #[error("{what}: {got} items, at most {max}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Items present.
+        got: usize,
+        /// Most a valid message has.
+        max: usize,
+    },
+}
+
+fn at_most(what: &'static str, got: usize, max: usize) -> Result<(), RuleError> {
+    if got > max {
+        return Err(RuleError::TooMany { what, got, max });
+    }
+    Ok(())
+}
+
+fn view_change_shape(set: &ValidatorSet, vc: &ViewChange) -> Result<(), RuleError> {
+    if set.get(vc.signed.signer).is_none() {
+        return Err(RuleError::BadSigner(vc.signed.signer));
+    }
+    if let Some(p) = &vc.signed.body.prepared {
+        at_most("prepared certificate", p.votes.len(), set.len())?;
+    }
+    // The payloads of its prepared certificate and its last vote.
+    at_most("view change payloads", vc.payloads.len(), 2)
+}
+
+/// Cheap structural bounds of a message, checked *before* its signatures are verified, so a
+/// message built to cost many verifications is refused for the price of counting: every list of
+/// votes or view changes holds at most one entry per validator, a view change carries at most
+/// two payloads, and every top-level signer is a validator. (The full rules run in the core.)
+pub fn check_shape(set: &ValidatorSet, m: &Message) -> Result<(), RuleError> {
+    let n = set.len();
+    let signer = |i: ValidatorIndex| set.get(i).map(|_| ()).ok_or(RuleError::BadSigner(i));
+    match m {
+        Message::Proposal { header, justification, .. } => {
+            signer(header.signer)?;
+            at_most("justification", justification.len(), n)?;
+            justification.iter().try_for_each(|vc| view_change_shape(set, vc))
+        }
+        Message::Vote(v) => signer(v.signer),
+        Message::ViewChange(vc) => view_change_shape(set, vc),
+        Message::Decided { cert, .. } => {
+            if cert.votes.is_empty() {
+                return Err(RuleError::Empty);
+            }
+            at_most("commit certificate", cert.votes.len(), n)
+        }
+    }
 }
 
 /// Checks votes are for one `(kind, height, view, digest)`, from distinct validators, and returns
@@ -230,6 +282,32 @@ mod tests {
         // A higher certificate wins over lower weak support.
         let hi = [vc(0, None, Some((3, 1))), vc(1, None, Some((3, 1))), vc(2, Some((4, 2)), Some((4, 2)))];
         assert_eq!(choose(&s, &hi), Some(Digest([2; 32])));
+    }
+
+    #[test]
+    fn shape_bounds_come_before_signatures() {
+        let s = set(4);
+        let vote = sv(VoteKind::Commit, 1, 7, 0);
+        let decided = |k: usize| Message::Decided { cert: CommitCert { votes: vec![vote; k] }, payload: vec![] };
+        assert!(check_shape(&s, &decided(4)).is_ok());
+        assert_eq!(
+            check_shape(&s, &decided(5)),
+            Err(RuleError::TooMany { what: "commit certificate", got: 5, max: 4 })
+        );
+        assert_eq!(check_shape(&s, &decided(0)), Err(RuleError::Empty));
+        let view_change = ViewChange { signed: vc(0, Some((3, 1)), None), payloads: vec![vec![]; 3] };
+        assert!(matches!(check_shape(&s, &Message::ViewChange(view_change.clone())), Err(RuleError::TooMany { .. })));
+        let ok = ViewChange { payloads: vec![], ..view_change };
+        assert!(check_shape(&s, &Message::ViewChange(ok.clone())).is_ok());
+        let header = Signed {
+            body: ProposalHeader { height: 5, view: 9, digest: Digest([0; 32]) },
+            signer: 1,
+            signature: Signature([0; 64]),
+        };
+        let proposal = |k: usize| Message::Proposal { header, payload: vec![], justification: vec![ok.clone(); k] };
+        assert!(check_shape(&s, &proposal(4)).is_ok());
+        assert!(matches!(check_shape(&s, &proposal(5)), Err(RuleError::TooMany { what: "justification", .. })));
+        assert_eq!(check_shape(&s, &Message::Vote(sv(VoteKind::Prepare, 1, 1, 9))), Err(RuleError::BadSigner(9)));
     }
 
     #[test]

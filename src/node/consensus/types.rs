@@ -4,8 +4,8 @@
 //! # Signing
 //!
 //! Every message a validator originates is a [`Signed`] body. The bytes a signature covers are
-//! [`Signable::signing_bytes`]: a domain tag, a one-byte kind and the SHA-256 of the body's
-//! canonical (postcard) encoding. Payloads (block bytes) are never signed directly: a body names a
+//! [`Signable::signing_bytes`]: a domain tag, the chain id (genesis id), a one-byte kind and the
+//! SHA-256 of the body's canonical (postcard) encoding. Payloads (block bytes) are never signed directly: a body names a
 //! payload by its [`Digest`] (SHA-256 of the payload), and whoever receives a payload checks that it
 //! hashes to the digest it was announced with.
 //!
@@ -219,11 +219,15 @@ impl ValidatorSet {
 pub trait Signable: Serialize {
     /// One byte that separates kinds of bodies.
     const KIND: u8;
-    /// The bytes the signature covers: `"parthenon/consensus/v1" || KIND || SHA-256(postcard(body))`.
-    fn signing_bytes(&self) -> Vec<u8> {
+    /// The bytes the signature covers on chain `chain` (its genesis id):
+    /// `"parthenon/consensus/v2" || chain || KIND || SHA-256(postcard(body))`. Naming the chain
+    /// keeps a statement (vote, certificate, view change) signed for one chain from being
+    /// replayed on another that shares validator keys.
+    fn signing_bytes(&self, chain: &Digest) -> Vec<u8> {
         let body = postcard::to_stdvec(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(DOMAIN.len() + 33);
+        let mut out = Vec::with_capacity(DOMAIN.len() + 65);
         out.extend_from_slice(DOMAIN);
+        out.extend_from_slice(&chain.0);
         out.push(Self::KIND);
         out.extend_from_slice(&Sha256::digest(&body));
         out
@@ -231,7 +235,11 @@ pub trait Signable: Serialize {
 }
 
 /// Domain separation tag of consensus signatures.
-pub const DOMAIN: &[u8] = b"parthenon/consensus/v1";
+pub const DOMAIN: &[u8] = b"parthenon/consensus/v2";
+
+/// Largest encoding of one [`SignedVote`]: kind (1), height and view (varints, 10 each), digest
+/// (32), signer (varint, 3), signature (length byte and 64).
+pub const MAX_SIGNED_VOTE_BYTES: usize = 1 + 10 + 10 + 32 + 3 + 1 + 64;
 
 /// A body with its signer and signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +337,12 @@ pub struct CommitCert {
 }
 
 impl CommitCert {
+    /// Largest encoding of a certificate that passes
+    /// [`check_commit`](super::rules::check_commit) in a set of `validators` (distinct signers,
+    /// so at most one vote each): the vector length (varint, 10) and the votes.
+    pub const fn max_encoded_len(validators: usize) -> usize {
+        10 + validators * MAX_SIGNED_VOTE_BYTES
+    }
     /// The certified vote (the first one's body).
     pub fn vote(&self) -> Option<Vote> {
         self.votes.first().map(|v| v.body)
@@ -404,17 +418,17 @@ pub struct SignatureRef {
     pub signature: Signature,
 }
 
-fn push_signed<T: Signable>(out: &mut Vec<SignatureRef>, s: &Signed<T>) {
-    out.push(SignatureRef { signer: s.signer, bytes: s.body.signing_bytes(), signature: s.signature });
+fn push_signed<T: Signable>(out: &mut Vec<SignatureRef>, chain: &Digest, s: &Signed<T>) {
+    out.push(SignatureRef { signer: s.signer, bytes: s.body.signing_bytes(chain), signature: s.signature });
 }
 
-fn push_view_change(out: &mut Vec<SignatureRef>, vc: &ViewChange) {
-    push_signed(out, &vc.signed);
+fn push_view_change(out: &mut Vec<SignatureRef>, chain: &Digest, vc: &ViewChange) {
+    push_signed(out, chain, &vc.signed);
     if let Some(p) = &vc.signed.body.prepared {
-        p.votes.iter().for_each(|v| push_signed(out, v));
+        p.votes.iter().for_each(|v| push_signed(out, chain, v));
     }
     if let Some(v) = &vc.signed.body.last_vote {
-        push_signed(out, v);
+        push_signed(out, chain, v);
     }
 }
 
@@ -429,18 +443,19 @@ impl Message {
         }
     }
 
-    /// Every signature the message carries, nested ones included. The host verifies all of them
-    /// (one batch) before the core sees the message.
-    pub fn signatures(&self) -> Vec<SignatureRef> {
+    /// Every signature the message carries, nested ones included, with the bytes each must
+    /// cover on chain `chain` (the genesis id, as in [`Config::chain`](super::Config::chain)).
+    /// The host verifies all of them (one batch) before the core sees the message.
+    pub fn signatures(&self, chain: &Digest) -> Vec<SignatureRef> {
         let mut out = Vec::new();
         match self {
             Message::Proposal { header, justification, .. } => {
-                push_signed(&mut out, header);
-                justification.iter().for_each(|vc| push_view_change(&mut out, vc));
+                push_signed(&mut out, chain, header);
+                justification.iter().for_each(|vc| push_view_change(&mut out, chain, vc));
             }
-            Message::Vote(v) => push_signed(&mut out, v),
-            Message::ViewChange(vc) => push_view_change(&mut out, vc),
-            Message::Decided { cert, .. } => cert.votes.iter().for_each(|v| push_signed(&mut out, v)),
+            Message::Vote(v) => push_signed(&mut out, chain, v),
+            Message::ViewChange(vc) => push_view_change(&mut out, chain, vc),
+            Message::Decided { cert, .. } => cert.votes.iter().for_each(|v| push_signed(&mut out, chain, v)),
         }
         out
     }

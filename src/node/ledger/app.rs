@@ -1,17 +1,24 @@
 //! The consensus application of a validator: a [`Ledger`] plus a mempool.
 //!
-//! - `propose` builds the next block from the mempool (oldest first, up to `max_block_txs`,
-//!   skipping transactions whose inputs are gone or already taken by an earlier one).
-//! - `validate` decodes a payload and runs [`Ledger::validate_block`] against the tip.
-//! - `commit` applies a final block and drops the mempool entries it made obsolete.
+//! - `propose` builds the next block from the mempool (oldest first, up to `max_block_txs` and
+//!   [`MAX_PAYLOAD_BYTES`], skipping transactions whose inputs are gone or already taken by an
+//!   earlier one).
+//! - `validate` rejects a payload above [`MAX_PAYLOAD_BYTES`], one that is not the canonical
+//!   encoding of a block ([`Block::decode`]: no trailing bytes), and a block with more than
+//!   `max_block_txs` transactions, then runs [`Ledger::validate_block`] against the tip. The
+//!   limits are validity rules: every validator of a chain must configure the same
+//!   `max_block_txs`.
+//! - `commit` applies a final block and drops the mempool entries it made obsolete. A final
+//!   block that does not apply is an error ([`CommitError`]): the local ledger diverged from the
+//!   quorum's, and the node stops rather than store and serve it.
 //!
 //! Transactions enter the mempool through [`LedgerApp::submit`], which checks a whole batch at
 //! once (one engine batch for all their signatures) and admits exactly the valid ones; the
 //! verdicts are per transaction, naming the offending input.
 
 use super::state::{BlockError, Ledger, TxError};
-use super::tx::{Block, OutPoint, Transaction};
-use crate::node::consensus::{Application, Digest, Height, ValidatorIndex};
+use super::tx::{Block, OutPoint, Transaction, BLOCK_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES};
+use crate::node::consensus::{Application, CommitError, Digest, Height, ValidatorIndex};
 use std::collections::{HashSet, VecDeque};
 
 /// A ledger with a mempool, as a consensus application.
@@ -39,6 +46,9 @@ pub enum SubmitError {
     /// Mempool full.
     #[error("mempool full")]
     Full,
+    /// Too large to fit any block.
+    #[error("transaction of {0} bytes cannot fit a block")]
+    TooLarge(usize),
 }
 
 impl LedgerApp {
@@ -73,6 +83,21 @@ impl LedgerApp {
         self.rejected_blocks
     }
 
+    /// The validity rules of a proposed payload at `height` (see the module docs).
+    pub fn check_block(&mut self, height: Height, payload: &[u8]) -> Result<(), BlockError> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(BlockError::TooLarge { bytes: payload.len(), max: MAX_PAYLOAD_BYTES });
+        }
+        let b = Block::decode(payload).map_err(|e| BlockError::Decode(e.to_string()))?;
+        if b.transactions.len() > self.max_block_txs {
+            return Err(BlockError::TooManyTransactions { got: b.transactions.len(), max: self.max_block_txs });
+        }
+        if b.height != height {
+            return Err(BlockError::Height { got: b.height, want: height });
+        }
+        self.ledger.validate_block(&b)
+    }
+
     /// Checks `txs` in one signature batch and admits the valid ones. One result per input
     /// transaction.
     pub fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), SubmitError>> {
@@ -81,6 +106,9 @@ impl LedgerApp {
         for (tx, r) in txs.into_iter().zip(checks) {
             out.push(match r {
                 Err(e) => Err(SubmitError::Invalid(e)),
+                Ok(()) if tx.encoded_len() > MAX_PAYLOAD_BYTES - BLOCK_OVERHEAD_BYTES => {
+                    Err(SubmitError::TooLarge(tx.encoded_len()))
+                }
                 Ok(()) if self.mempool.len() >= self.max_mempool => Err(SubmitError::Full),
                 Ok(()) => {
                     if self.in_pool.insert(tx.id()) {
@@ -100,6 +128,7 @@ impl Application for LedgerApp {
     fn propose(&mut self, height: Height) -> Vec<u8> {
         let mut taken: HashSet<OutPoint> = HashSet::new();
         let mut txs = Vec::new();
+        let mut bytes = BLOCK_OVERHEAD_BYTES;
         let mut keep = VecDeque::with_capacity(self.mempool.len());
         while let Some(tx) = self.mempool.pop_front() {
             if !tx.inputs.iter().all(|o| self.ledger.output(o).is_some()) {
@@ -107,8 +136,12 @@ impl Application for LedgerApp {
                 continue;
             }
             if txs.len() < self.max_block_txs && tx.inputs.iter().all(|o| !taken.contains(o)) {
-                taken.extend(tx.inputs.iter().copied());
-                txs.push(tx.clone());
+                let len = tx.encoded_len();
+                if bytes.saturating_add(len) <= MAX_PAYLOAD_BYTES {
+                    bytes += len;
+                    taken.extend(tx.inputs.iter().copied());
+                    txs.push(tx.clone());
+                }
             }
             keep.push_back(tx);
         }
@@ -117,14 +150,7 @@ impl Application for LedgerApp {
     }
 
     fn validate(&mut self, height: Height, payload: &[u8]) -> bool {
-        let r = Block::decode(payload).map_err(|e| BlockError::Decode(e.to_string())).and_then(|b| {
-            if b.height == height {
-                self.ledger.validate_block(&b)
-            } else {
-                Err(BlockError::Height { got: b.height, want: height })
-            }
-        });
-        match r {
+        match self.check_block(height, payload) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(height, error = %e, "rejected block");
@@ -135,7 +161,7 @@ impl Application for LedgerApp {
         }
     }
 
-    fn commit(&mut self, height: Height, payload: &[u8]) {
+    fn commit(&mut self, height: Height, payload: &[u8]) -> Result<(), CommitError> {
         let r = Block::decode(payload)
             .map_err(|e| BlockError::Decode(e.to_string()))
             .and_then(|b| self.ledger.apply_block(&b, Digest::of(payload)).map(|()| b));
@@ -148,10 +174,14 @@ impl Application for LedgerApp {
                         self.in_pool.remove(id);
                     }
                 }
+                Ok(())
             }
             // A certified block that does not apply means this ledger diverged from the
-            // quorum: nothing safe to do but stop trusting it; report loudly.
-            Err(e) => tracing::error!(height, error = %e, "final block does not apply to the local ledger"),
+            // quorum: nothing safe to do but stop (the core halts, the node exits).
+            Err(e) => {
+                tracing::error!(height, error = %e, "final block does not apply to the local ledger");
+                Err(CommitError(format!("final block {height} does not apply to the local ledger: {e}")))
+            }
         }
     }
 }

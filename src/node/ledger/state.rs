@@ -82,9 +82,25 @@ pub enum TxError {
 /// Why a block is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    /// Not a block encoding.
+    /// Not the canonical encoding of a block.
     #[error("block does not decode: {0}")]
     Decode(String),
+    /// A payload above [`MAX_PAYLOAD_BYTES`].
+    #[error("block of {bytes} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Payload bytes.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More transactions than the chain's `max_block_txs`.
+    #[error("block has {got} transactions, at most {max} allowed")]
+    TooManyTransactions {
+        /// In the block.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Wrong height.
     #[error("block height {got}, expected {want}")]
     Height {

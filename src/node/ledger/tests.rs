@@ -126,10 +126,76 @@ fn app_proposes_validates_commits() {
     assert!(app.validate(0, &payload));
     assert!(!app.validate(1, &payload));
     assert!(!app.validate(0, b"garbage"));
-    app.commit(0, &payload);
+    app.commit(0, &payload).unwrap();
     assert_eq!(app.ledger().height(), 1);
     // The conflicting transaction is now obsolete and dropped at the next proposal.
     let next = Block::decode(&app.propose(1)).unwrap();
     assert!(next.transactions.is_empty());
     assert_eq!(app.mempool_len(), 0);
+}
+
+#[test]
+fn block_payloads_must_be_canonical_and_bounded() {
+    let (l, k, g) = setup();
+    let mut app = LedgerApp::new(l, 0, 2, 10_000);
+    let t = |i: u32| sign_transaction(&[(op(g, i), &k[i as usize])], vec![Output { value: 1, lock: k[0].lock() }]);
+    let valid = Block { height: 0, parent: g, proposer: 1, transactions: vec![t(0), t(1)] }.encode();
+    // One trailing byte: the same block to a lenient decoder, a different digest.
+    let mut trailing = valid.clone();
+    trailing.push(0);
+    assert_eq!(Block::decode(&trailing), Err(DecodeError::Trailing(1)));
+    assert!(!app.validate(0, &trailing));
+    assert!(matches!(app.last_rejection(), Some(BlockError::Decode(_))), "{:?}", app.last_rejection());
+    // Padding to any size is refused before decoding.
+    let mut padded = valid.clone();
+    padded.resize(MAX_PAYLOAD_BYTES + 1, 0);
+    assert!(!app.validate(0, &padded));
+    assert_eq!(
+        app.last_rejection(),
+        Some(&BlockError::TooLarge { bytes: MAX_PAYLOAD_BYTES + 1, max: MAX_PAYLOAD_BYTES })
+    );
+    // A non-canonical varint (height 0 written as 0x80 0x00).
+    let mut overlong = vec![0x80, 0x00];
+    overlong.extend_from_slice(&valid[1..]);
+    assert_eq!(Block::decode(&overlong), Err(DecodeError::NonCanonical));
+    assert!(!app.validate(0, &overlong));
+    // More transactions than `max_block_txs` (2), each of them valid.
+    let long = Block { height: 0, parent: g, proposer: 1, transactions: vec![t(0), t(1), t(2)] }.encode();
+    assert!(!app.validate(0, &long));
+    assert_eq!(app.last_rejection(), Some(&BlockError::TooManyTransactions { got: 3, max: 2 }));
+    // The canonical block within the limits is valid, and a proposal respects the limit.
+    assert!(app.validate(0, &valid));
+    assert_eq!(app.submit(vec![t(0), t(1), t(2), t(3)]), vec![Ok(()), Ok(()), Ok(()), Ok(())]);
+    assert_eq!(Block::decode(&app.propose(0)).unwrap().transactions.len(), 2);
+}
+
+#[test]
+fn payload_bound_fits_the_transfer_and_frame_limits() {
+    use crate::node::consensus::{CommitCert, Signed, Vote, VoteKind, MAX_SIGNED_VOTE_BYTES};
+    // The largest signed vote encodes within its bound.
+    let v = Signed {
+        body: Vote { kind: VoteKind::Commit, height: u64::MAX, view: u64::MAX, digest: Digest([0xff; 32]) },
+        signer: u16::MAX,
+        signature: Signature([0xff; 64]),
+    };
+    assert!(postcard::to_stdvec(&v).unwrap().len() <= MAX_SIGNED_VOTE_BYTES);
+    // A stored record with the largest certificate any set can produce fits a transfer block.
+    const RECORD: usize = 10 + 10 + MAX_PAYLOAD_BYTES + CommitCert::max_encoded_len(u16::MAX as usize);
+    const { assert!(RECORD as u64 <= crate::transfer::MAX_BLOCK_BYTES) };
+    // A view change carrying two payloads leaves 16 MiB of a frame for its signed parts.
+    const { assert!(2 * MAX_PAYLOAD_BYTES + (16 << 20) <= crate::node::net::MAX_FRAME) };
+}
+
+#[test]
+fn a_final_block_that_does_not_apply_is_an_error() {
+    let (l, k, g) = setup();
+    let mut app = LedgerApp::new(l, 0, 100, 10_000);
+    let spend = sign_transaction(&[(op(g, 0), &k[0])], vec![Output { value: 1, lock: k[1].lock() }]);
+    let b0 = Block { height: 0, parent: g, proposer: 0, transactions: vec![spend.clone()] }.encode();
+    assert_eq!(app.commit(0, &b0), Ok(()));
+    // Certified by a quorum, but it does not extend this ledger's tip: the ledger diverged.
+    let b1 = Block { height: 1, parent: Digest([9; 32]), proposer: 0, transactions: vec![spend] }.encode();
+    assert!(app.commit(1, &b1).is_err());
+    assert!(app.commit(1, b"not a block").is_err());
+    assert_eq!(app.ledger().height(), 1);
 }

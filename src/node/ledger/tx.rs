@@ -10,6 +10,9 @@
 //!   signature commits to all inputs and outputs.
 //! - A block is `height ‖ parent ‖ proposer ‖ transactions`; its id is SHA-256 of its encoding,
 //!   which is also the consensus payload digest.
+//! - A block has exactly one encoding: [`Block::decode`] accepts only bytes that [`Block::encode`]
+//!   produces again byte for byte (no trailing bytes, no overlong varints), so a proposer cannot
+//!   pad a block or give one block several digests. A payload is at most [`MAX_PAYLOAD_BYTES`].
 
 use crate::node::consensus::{Digest, Height, ValidatorIndex};
 use serde::{Deserialize, Serialize};
@@ -72,6 +75,11 @@ impl Transaction {
     pub fn sighash(&self) -> Vec<u8> {
         sighash_of(&self.id())
     }
+
+    /// Bytes of its encoding inside a block.
+    pub fn encoded_len(&self) -> usize {
+        postcard::to_stdvec(self).map_or(usize::MAX, |v| v.len())
+    }
 }
 
 /// `TX_DOMAIN ‖ id`.
@@ -95,14 +103,58 @@ pub struct Block {
     pub transactions: Vec<Transaction>,
 }
 
+/// Largest consensus payload (encoded block) a validator proposes or accepts: 24 MiB.
+///
+/// The bound keeps every message that carries payloads inside the limits of the layers below:
+///
+/// - a stored block record (height, payload, commit certificate; see
+///   [`crate::node::storage`]) is at most `MAX_PAYLOAD_BYTES + 20 +`
+///   [`CommitCert::max_encoded_len`]`(65535)` ≈ 31.6 MiB, within the transfer layer's
+///   [`MAX_BLOCK_BYTES`](crate::transfer::MAX_BLOCK_BYTES) (64 MiB), so every final block can be
+///   served to a catching-up peer;
+/// - a view change carries at most two payloads (its prepared certificate's and its last
+///   vote's): 48 MiB, leaving 16 MiB of a [`MAX_FRAME`](crate::node::net::MAX_FRAME) (64 MiB)
+///   for the signed parts.
+///
+/// (Both inequalities are checked by unit tests.)
+///
+/// [`CommitCert::max_encoded_len`]: crate::node::consensus::CommitCert::max_encoded_len
+pub const MAX_PAYLOAD_BYTES: usize = 24 << 20;
+
+/// Bytes of a block's encoding besides its transactions: height and vector length (varints of at
+/// most 10 bytes each), parent (32), proposer (varint of at most 3).
+pub const BLOCK_OVERHEAD_BYTES: usize = 10 + 32 + 3 + 10;
+
+/// Why bytes are not a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a block encoding at all.
+    #[error("{0}")]
+    Postcard(#[from] postcard::Error),
+    /// A block followed by more bytes.
+    #[error("{0} trailing bytes after the block")]
+    Trailing(usize),
+    /// A block whose canonical encoding differs from the bytes (e.g. an overlong varint).
+    #[error("non-canonical encoding")]
+    NonCanonical,
+}
+
 impl Block {
     /// Canonical encoding (the consensus payload).
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).unwrap_or_default()
     }
-    /// Decodes [`Block::encode`]'s output.
-    pub fn decode(bytes: &[u8]) -> Result<Block, postcard::Error> {
-        postcard::from_bytes(bytes)
+    /// Decodes [`Block::encode`]'s output, and nothing else: trailing bytes and non-canonical
+    /// encodings are errors.
+    pub fn decode(bytes: &[u8]) -> Result<Block, DecodeError> {
+        let (block, rest): (Block, &[u8]) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::Trailing(rest.len()));
+        }
+        if block.encode() != bytes {
+            return Err(DecodeError::NonCanonical);
+        }
+        Ok(block)
     }
 }
 

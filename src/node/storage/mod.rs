@@ -239,6 +239,34 @@ impl Store {
         w.commit().map_err(|e| self.db_err(e))
     }
 
+    /// SHA-256 over the payload digests of blocks `0..=upto` in height order (from the index, no
+    /// block file read): two stores with the same value hold the same chain up to `upto`.
+    /// `None` when `upto` is not final here.
+    pub fn chain_hash(&self, upto: Height) -> Result<Option<Digest>, StoreError> {
+        use sha2::Digest as _;
+        if upto >= self.height {
+            return Ok(None);
+        }
+        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
+        let mut hasher = sha2::Sha256::new();
+        for (next, item) in (0u64..).zip(blocks.range(0..=upto).map_err(|e| self.db_err(e))?) {
+            let (h, v) = item.map_err(|e| self.db_err(e))?;
+            let e: IndexEntry = postcard::from_bytes(v.value()).map_err(|x| StoreError::Corrupt {
+                path: self.dir.join("index.redb"),
+                reason: format!("index entry {}: {x}", h.value()),
+            })?;
+            if h.value() != next {
+                return Err(StoreError::Corrupt {
+                    path: self.dir.join("index.redb"),
+                    reason: format!("index skips from {next} to {}", h.value()),
+                });
+            }
+            hasher.update(e.digest.0);
+        }
+        Ok(Some(Digest(hasher.finalize().into())))
+    }
+
     /// The stored block at `height` with its certificate, checked against the index digest.
     pub fn read(&self, height: Height) -> Result<Option<(Vec<u8>, CommitCert)>, StoreError> {
         if height >= self.height {
@@ -296,6 +324,8 @@ mod tests {
         assert_eq!(rec.utxo.keys().copied().collect::<Vec<_>>(), vec![OutPoint { tx: tx.id(), index: 0 }]);
         assert_eq!(rec.safety.unwrap().view, 2);
         assert_eq!(s.read(0).unwrap().unwrap().0, payload);
+        assert_eq!(s.chain_hash(0).unwrap(), Some(Digest::of(&Digest::of(&payload).0)));
+        assert_eq!(s.chain_hash(1).unwrap(), None);
         assert!(s.read(1).unwrap().is_none());
         // The stored block is its transfer wire form: header, then the record.
         let sealed = s.blocks().get(BlockId(0)).unwrap();

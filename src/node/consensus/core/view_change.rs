@@ -2,22 +2,35 @@
 //! highest prepared certificate; a quorum of them moves everyone to the next view, and its leader
 //! re-proposes the digest [`super::super::rules::choose`] picks from them (see
 //! `docs/consensus.md`).
+//!
+//! Memory: a stored view change keeps no payloads (the ones its body names are kept once, by
+//! digest, in the core's payload table); view changes are stored only for views up to
+//! [`Config::max_view_ahead`] above the current one, one per validator and view; beyond that
+//! only the highest view each validator asked for is kept (one number per validator), which is
+//! all the weak-support rule needs.
 
 use super::super::interface::*;
 use super::super::rules::check_view_change;
 use super::super::types::*;
 use super::Core;
-use std::collections::BTreeMap;
 
 impl Core {
-    pub(super) fn on_view_change(&mut self, from: ValidatorIndex, vc: ViewChange, app: &mut dyn Application) {
-        let b = &vc.signed.body;
+    pub(super) fn on_view_change(&mut self, from: ValidatorIndex, mut vc: ViewChange, app: &mut dyn Application) {
         if check_view_change(&self.set, &vc.signed).is_err() {
             self.dropped.invalid += 1;
             return;
         }
-        let new_view = b.new_view;
+        let signer = vc.signed.signer;
+        let new_view = vc.signed.body.new_view;
+        // Remembered at any distance (one entry per validator), so that validators whose views
+        // drifted apart by more than `max_view_ahead` still meet through the weak-support rule.
+        if let Some(r) = self.requested.get_mut(usize::from(signer)) {
+            if r.is_none_or(|v| v < new_view) {
+                *r = Some(new_view);
+            }
+        }
         if !self.in_view_range(new_view) {
+            self.join_weak_support();
             return;
         }
         if new_view < self.view || (new_view == self.view && self.active && new_view > 0) {
@@ -33,27 +46,33 @@ impl Core {
                 return;
             }
         }
-        let mut wanted = Vec::new();
-        if let Some(p) = &b.prepared {
-            wanted.push(p.digest());
+        let b = &vc.signed.body;
+        let wanted: Vec<Digest> = b
+            .prepared
+            .as_ref()
+            .map(PreparedCert::digest)
+            .into_iter()
+            .chain(b.last_vote.map(|v| v.body.digest))
+            .collect();
+        for p in std::mem::take(&mut vc.payloads) {
+            self.learn_payload(&p, &wanted);
         }
-        if let Some(v) = &b.last_vote {
-            wanted.push(v.body.digest);
-        }
-        for p in &vc.payloads {
-            self.learn_payload(p, &wanted);
-        }
-        let signer = vc.signed.signer;
+        // Stored without payloads: the wanted ones are in `payloads`, the rest is dropped.
         self.view_changes.entry(new_view).or_default().insert(signer, vc);
+        self.join_weak_support();
+        self.try_new_view(app);
+    }
 
-        // f+1 rule: join the highest view that weak support has asked for.
-        let mut highest: BTreeMap<ValidatorIndex, View> = BTreeMap::new();
-        for (v, m) in self.view_changes.range(self.view + 1..) {
-            for s in m.keys() {
-                highest.insert(*s, *v);
-            }
-        }
-        let mut asks: Vec<(View, u64)> = highest.iter().map(|(s, v)| (*v, self.set.stake(*s))).collect();
+    /// PBFT's f+1 rule: join the highest view that weak support has asked for (the highest `v`
+    /// such that validators asking for views `≥ v` hold stake `≥ f + 1`; it includes an honest
+    /// request). Runs over the per-validator table of requested views (O(n)).
+    fn join_weak_support(&mut self) {
+        let mut asks: Vec<(View, u64)> = self
+            .requested
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.filter(|v| *v > self.view).map(|v| (v, self.set.stake(i as ValidatorIndex))))
+            .collect();
         asks.sort_by_key(|a| std::cmp::Reverse(a.0));
         let mut acc = 0;
         for (v, stake) in asks {
@@ -65,7 +84,6 @@ impl Core {
                 break;
             }
         }
-        self.try_new_view(app);
     }
 
     pub(super) fn start_view_change(&mut self, new_view: View) {
