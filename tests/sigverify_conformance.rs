@@ -1,9 +1,16 @@
 //! Conformance of signature verification against public vectors, with every verdict compared to
 //! the rule's reference implementation: ed25519-zebra (Zip215), ed25519-dalek `verify_strict`
 //! (Strict) and libsecp256k1 `schnorrsig_verify` (BIP-340). Each vector set is run through single
-//! verification, the single-threaded batch path and the multi-threaded batch path.
+//! verification and the batch path with 1, 2 and 3 threads allowed; a set of at most 64 items
+//! runs on one thread whatever is allowed (`cpu::threads_used`), so each set is also run
+//! embedded among 256 valid signatures with 2 threads, which the batch then uses. Every batch
+//! runs on both batch paths where the CPU has AVX-512 IFMA: `cpu::verify_batch` (IFMA) and
+//! `cpu::verify_batch_portable` (dalek/k256, what CPUs without IFMA run); and
+//! [`no_ifma_environment_forces_the_portable_path`] checks `PARTHENON_NO_IFMA=1` in a child
+//! process.
 
-use parthenon::sigverify::{cpu, Batch, Rules, Scheme};
+use ed25519_dalek::Signer;
+use parthenon::sigverify::{cpu, Batch, Rules, Scheme, Verdicts};
 
 mod common;
 
@@ -38,6 +45,44 @@ struct Case {
     sig: Vec<u8>,
 }
 
+/// A batch path: `cpu::verify_batch` or `cpu::verify_batch_portable`.
+type Path = fn(&Batch, Rules, usize) -> Verdicts;
+
+/// The batch paths: `cpu::verify_batch`, and where that uses IFMA also the portable one.
+fn paths() -> Vec<(&'static str, Path)> {
+    let mut out: Vec<(&'static str, Path)> =
+        vec![(if cpu::uses_ifma() { "ifma" } else { "portable" }, cpu::verify_batch)];
+    if cpu::uses_ifma() {
+        out.push(("portable", cpu::verify_batch_portable));
+    }
+    out
+}
+
+/// `n` valid signatures of `scheme` (deterministic keys and messages): (pk, msg, sig).
+fn valid_items(scheme: Scheme, n: usize) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+    (0..n)
+        .map(|i| {
+            let mut secret = [0x42u8; 32];
+            secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let msg = format!("valid filler {i}").into_bytes();
+            match scheme {
+                Scheme::Ed25519 => {
+                    let sk = ed25519_dalek::SigningKey::from_bytes(&secret);
+                    (sk.verifying_key().to_bytes(), msg.clone(), sk.sign(&msg).to_bytes())
+                }
+                Scheme::Bip340 => {
+                    let kp = secp256k1::Keypair::from_secret_bytes(secret).unwrap();
+                    let sig = kp.sign_schnorr_no_aux_rand(&msg).to_byte_array();
+                    (kp.x_only_public_key().0.to_byte_array(), msg, sig)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Valid signatures each vector set is embedded among.
+const FILLER: usize = 256;
+
 /// Runs `cases` through every CPU path and checks each verdict equals `reference`'s. Returns the
 /// verdicts. Items of the wrong length must be refused by `Batch::push` and rejected by the
 /// reference.
@@ -66,13 +111,46 @@ fn check_all(scheme: Scheme, rules: Rules, cases: &[Case], reference: fn(&[u8], 
             }
         }
     }
-    for threads in [1, 2, 3] {
-        let v = cpu::verify_batch(&batch, rules, threads);
-        assert_eq!(v.len(), batch.len());
-        for (c, (pos, want)) in cases.iter().zip(positions.iter().zip(&verdicts)) {
-            if let Some(i) = pos {
-                assert_eq!(v.get(*i), Some(*want), "{scheme} {rules} batch threads={threads}: {}", c.name);
+    // The cases interleaved with valid signatures: FILLER + cases items, so 2 threads are used.
+    let filler = valid_items(scheme, FILLER);
+    let mut embedded = Batch::new();
+    let mut embedded_want = Vec::new();
+    let mut embedded_names = Vec::new();
+    for j in 0..FILLER.max(cases.len()) {
+        if let Some((pk, msg, sig)) = filler.get(j) {
+            embedded.push(scheme, pk, msg, sig).unwrap();
+            embedded_want.push(true);
+            embedded_names.push(format!("valid filler {j}"));
+        }
+        if let (Some(c), Some(Some(_)), Some(want)) = (cases.get(j), positions.get(j), verdicts.get(j)) {
+            embedded.push(scheme, &c.pk, &c.msg, &c.sig).unwrap();
+            embedded_want.push(*want);
+            embedded_names.push(c.name.clone());
+        }
+    }
+    assert!(cpu::threads_used(embedded.len(), 2) == 2);
+    for (path_name, path) in paths() {
+        for threads in [1, 2, 3] {
+            let v = path(&batch, rules, threads);
+            assert_eq!(v.len(), batch.len());
+            for (c, (pos, want)) in cases.iter().zip(positions.iter().zip(&verdicts)) {
+                if let Some(i) = pos {
+                    assert_eq!(
+                        v.get(*i),
+                        Some(*want),
+                        "{scheme} {rules} {path_name} batch threads={threads}: {}",
+                        c.name
+                    );
+                }
             }
+        }
+        let v = path(&embedded, rules, 2);
+        for (i, (want, name)) in embedded_want.iter().zip(&embedded_names).enumerate() {
+            assert_eq!(
+                v.get(i),
+                Some(*want),
+                "{scheme} {rules} {path_name} embedded among valid items, 2 threads: {name}"
+            );
         }
     }
     verdicts
@@ -183,4 +261,35 @@ fn bip340_vectors_0_to_18() {
     assert_eq!(got, expected, "libsecp256k1 disagrees with the BIP's labels");
     // Rules are irrelevant to BIP-340.
     check_all(Scheme::Bip340, Rules::Strict, &cases, libsecp);
+}
+
+/// `PARTHENON_NO_IFMA=1` makes `cpu::verify_batch` take the portable path. The variable is read
+/// once per process, so on a CPU with IFMA this test runs itself again in a child process with
+/// the variable set, where it checks `cpu::uses_ifma()` is false and runs the BIP-340 and
+/// Wycheproof vectors (through `check_all`, whose `verify_batch` is then the portable path).
+#[test]
+fn no_ifma_environment_forces_the_portable_path() {
+    const MARKER: &str = "portable path forced by PARTHENON_NO_IFMA";
+    if std::env::var_os(cpu::NO_IFMA_ENV).is_some_and(|v| v == "1") {
+        assert!(!cpu::uses_ifma(), "{} is set but verify_batch still uses IFMA", cpu::NO_IFMA_ENV);
+        if let Some(dir) = vectors() {
+            let cases: Vec<Case> = wycheproof_cases(&dir).into_iter().map(|(c, _)| c).collect();
+            check_all(Scheme::Ed25519, Rules::Zip215, &cases, zebra);
+            check_all(Scheme::Ed25519, Rules::Strict, &cases, dalek_strict);
+        }
+        println!("{MARKER}");
+        return;
+    }
+    if !cpu::uses_ifma() {
+        println!("skip: this process already runs the portable path (no AVX-512 IFMA, or {} set)", cpu::NO_IFMA_ENV);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "no_ifma_environment_forces_the_portable_path", "--nocapture", "--test-threads=1"])
+        .env(cpu::NO_IFMA_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(MARKER), "the child did not run the test: {stdout}");
 }

@@ -2,6 +2,12 @@
 //! valid signatures and adversarial mutations, through single verification and through the batch
 //! path (one thread and several, batches of many sizes with valid and invalid items mixed).
 //!
+//! Both batch paths run in the same test run: `cpu::verify_batch` (our AVX-512 IFMA arithmetic
+//! where the CPU has it) over the whole corpus and, where it has it, also
+//! `cpu::verify_batch_portable` (the dalek/k256 path that CPUs without IFMA run) over the first
+//! `PARTHENON_DIFF_PORTABLE_ITEMS` items (default a fifth of the corpus). Without IFMA, or with
+//! `PARTHENON_NO_IFMA=1`, `verify_batch` is itself the portable path.
+//!
 //! - Ed25519 `Rules::Zip215` against ed25519-zebra 5, `Rules::Strict` against ed25519-dalek 3
 //!   `verify_strict`;
 //! - BIP-340 against libsecp256k1 (`secp256k1` crate) `schnorr::verify`.
@@ -20,6 +26,26 @@ use sha2::{Digest, Sha256, Sha512};
 
 fn items() -> usize {
     std::env::var("PARTHENON_DIFF_ITEMS").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000)
+}
+
+/// Items of each corpus also run through the portable batch path where `verify_batch` is not
+/// that path already.
+fn portable_items() -> usize {
+    std::env::var("PARTHENON_DIFF_PORTABLE_ITEMS").ok().and_then(|s| s.parse().ok()).unwrap_or(items() / 5)
+}
+
+/// A batch path: `cpu::verify_batch` or `cpu::verify_batch_portable`.
+type Path = fn(&Batch, Rules, usize) -> parthenon::sigverify::Verdicts;
+
+/// The batch paths to compare, named, with the items each covers: the default path over
+/// `n`, and the portable one over [`portable_items`] when the default path uses IFMA.
+fn paths(n: usize) -> Vec<(&'static str, Path, usize)> {
+    let mut out: Vec<(&'static str, Path, usize)> =
+        vec![(if cpu::uses_ifma() { "ifma" } else { "portable" }, cpu::verify_batch, n)];
+    if cpu::uses_ifma() {
+        out.push(("portable", cpu::verify_batch_portable, portable_items().min(n)));
+    }
+    out
 }
 
 fn rng(salt: u64) -> StdRng {
@@ -53,14 +79,17 @@ fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     out
 }
 
+/// `p = 2^255 − 19`, little-endian.
+const P_BYTES: [u8; 32] = {
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    p
+};
+
 /// Encodings of small-order points: canonical, sign-flipped, and `y + p` where that fits.
 fn small_order_encodings() -> Vec<[u8; 32]> {
-    let p: [u8; 32] = {
-        let mut p = [0xffu8; 32];
-        p[0] = 0xed;
-        p[31] = 0x7f;
-        p
-    };
+    let p = P_BYTES;
     let mut out = Vec::new();
     for t in EIGHT_TORSION {
         let c = t.compress().to_bytes();
@@ -78,6 +107,41 @@ fn small_order_encodings() -> Vec<[u8; 32]> {
             out.push(nc);
         }
     }
+    out
+}
+
+/// Every non-canonical encoding `y + p` (`y < 19`, so `y + p < 2^255`), both sign bits, that
+/// decodes to a point *not* of small order, with that `y`. These are mixed-order points (a
+/// torsion part plus a prime-order part): y ∈ {3, 4, 5, 6, 9, 10, 14, 15, 16, 18}, asserted
+/// here because docs/rules.md states it.
+fn noncanonical_mixed_order_encodings() -> Vec<(u8, [u8; 32])> {
+    let mut out = Vec::new();
+    for y in 0u8..19 {
+        for sign in [0u8, 0x80] {
+            let mut small = [0u8; 32];
+            small[0] = y;
+            let mut enc = add_le(&small, &P_BYTES);
+            enc[31] |= sign;
+            let Some(point) = curve25519_dalek::edwards::CompressedEdwardsY(enc).decompress() else { continue };
+            if point.is_small_order() {
+                continue;
+            }
+            assert!(!point.is_torsion_free(), "y = {y}: mixed order, not prime order");
+            assert_ne!(point.compress().to_bytes(), enc, "y = {y}: the encoding is non-canonical");
+            out.push((y, enc));
+        }
+    }
+    let ys: std::collections::BTreeSet<u8> = out.iter().map(|(y, _)| *y).collect();
+    assert_eq!(ys.into_iter().collect::<Vec<_>>(), [3, 4, 5, 6, 9, 10, 14, 15, 16, 18]);
+    assert_eq!(out.len(), 20, "both sign bits of each y");
+    out
+}
+
+/// The encodings kind 11 draws `A` and `R` from: small-order ones in every encoding, and the
+/// non-canonical encodings of mixed-order points.
+fn adversarial_encodings() -> Vec<[u8; 32]> {
+    let mut out = small_order_encodings();
+    out.extend(noncanonical_mixed_order_encodings().into_iter().map(|(_, e)| e));
     out
 }
 
@@ -119,6 +183,7 @@ fn ed_sign(secret: &Scalar, a: &[u8; 32], r_enc: &[u8; 32], nonce: &Scalar, msg:
 
 fn ed_corpus(n: usize, r: &mut StdRng) -> Vec<Item> {
     let small = small_order_encodings();
+    let adversarial = adversarial_encodings();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let secret = random_scalar(r);
@@ -150,13 +215,16 @@ fn ed_corpus(n: usize, r: &mut StdRng) -> Vec<Item> {
                 "mixed-order A and R"
             }
             11 => {
-                pk = small[r.random_range(0..small.len())];
-                let r_small = small[r.random_range(0..small.len())];
-                sig[..32].copy_from_slice(&r_small);
-                if r.random_bool(0.5) {
-                    sig[32..].fill(0);
+                // Small-order or non-canonical mixed-order A and R, s = 0, s = k·a or random.
+                pk = adversarial[r.random_range(0..adversarial.len())];
+                let r_adv = adversarial[r.random_range(0..adversarial.len())];
+                sig[..32].copy_from_slice(&r_adv);
+                match r.random_range(0..3u8) {
+                    0 => sig[32..].fill(0),
+                    1 => sig = ed_sign(&secret, &pk, &r_adv, &Scalar::ZERO, &msg),
+                    _ => {}
                 }
-                "small-order A and R"
+                "small-order or non-canonical A and R"
             }
             12 => {
                 // R of small order (any encoding), s = k·a: valid iff the rule ignores torsion.
@@ -327,6 +395,23 @@ fn compare(scheme: Scheme, rules: Rules, corpus: &[Item], reference: fn(&Item) -
         );
     }
     println!("{scheme} {rules}: kind -> (items, reference accepts): {counts:?}");
+    for (name, path, n) in paths(corpus.len()) {
+        println!("{scheme} {rules}: {name} batch path over {n} items");
+        compare_batches(scheme, rules, &corpus[..n], &want[..n], path, name, r);
+    }
+}
+
+/// Batch verdicts of `path` against `want`, batches cut at pseudo-random sizes.
+#[allow(clippy::too_many_arguments)]
+fn compare_batches(
+    scheme: Scheme,
+    rules: Rules,
+    corpus: &[Item],
+    want: &[bool],
+    path: Path,
+    name: &str,
+    r: &mut StdRng,
+) {
     let mut start = 0;
     let mut batches = 0;
     while start < corpus.len() {
@@ -342,13 +427,13 @@ fn compare(scheme: Scheme, rules: Rules, corpus: &[Item], reference: fn(&Item) -
             batch.push(scheme, &it.pk, &it.msg, &it.sig).unwrap();
         }
         let threads = 1 + batches % 3;
-        let got = cpu::verify_batch(&batch, rules, threads);
+        let got = path(&batch, rules, threads);
         for (j, w) in want[start..end].iter().enumerate() {
             let it = &corpus[start + j];
             assert_eq!(
                 got.get(j),
                 Some(*w),
-                "{scheme} {rules} batch (len {}, threads {threads}) item {j} kind {}: pk {} sig {}",
+                "{scheme} {rules} {name} batch (len {}, threads {threads}) item {j} kind {}: pk {} sig {}",
                 end - start,
                 it.kind,
                 hex::encode(it.pk),
@@ -375,9 +460,11 @@ fn compare_mostly_valid(scheme: Scheme, rules: Rules, corpus: &[Item], reference
             }
         }
     }
-    for threads in [1, 2] {
-        let got = cpu::verify_batch(&batch, rules, threads);
-        assert_eq!(got.iter().collect::<Vec<_>>(), want, "{scheme} {rules} mostly valid, threads {threads}");
+    for (name, path, _) in paths(batch.len()) {
+        for threads in [1, 2] {
+            let got = path(&batch, rules, threads);
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{scheme} {rules} {name} mostly valid, threads {threads}");
+        }
     }
 }
 
@@ -413,7 +500,81 @@ fn mixed_schemes_in_one_batch() {
         batch.push(Scheme::Bip340, &s.pk, &s.msg, &s.sig).unwrap();
         want.push(libsecp(s));
     }
-    for threads in [1, 2, 4] {
-        assert_eq!(cpu::verify_batch(&batch, Rules::Zip215, threads).iter().collect::<Vec<_>>(), want);
+    for (name, path, _) in paths(batch.len()) {
+        for threads in [1, 2, 4] {
+            assert_eq!(
+                path(&batch, Rules::Zip215, threads).iter().collect::<Vec<_>>(),
+                want,
+                "{name}, threads {threads}"
+            );
+        }
+    }
+}
+
+/// Every non-canonical encoding of a mixed-order point, and every encoding of a small-order one,
+/// as `A` and as `R` (with `s = 0`, `s = k·a` and an honest `s`), under both rules: single
+/// verification and both batch paths, alone and among valid items (so the batch equation, plain
+/// sums and confirmation see them), on 1 and 2 threads.
+#[test]
+fn noncanonical_and_small_order_encodings_as_a_and_r() {
+    let mut r = rng(4);
+    let mut items = Vec::new();
+    let encodings = adversarial_encodings();
+    for (j, enc) in encodings.iter().enumerate() {
+        let secret = random_scalar(&mut r);
+        let a = EdwardsPoint::mul_base(&secret).compress().to_bytes();
+        let nonce = random_scalar(&mut r);
+        let r_enc = EdwardsPoint::mul_base(&nonce).compress().to_bytes();
+        let msg: Vec<u8> = (0..r.random_range(0..40usize)).map(|_| r.random()).collect();
+        let other = encodings[(j * 7 + 3) % encodings.len()];
+        // As A: an honest-looking signature for the encoding, and s = 0 with an adversarial R.
+        items.push(Item { pk: *enc, sig: ed_sign(&secret, enc, &r_enc, &nonce, &msg), msg: msg.clone(), kind: "A" });
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&other);
+        items.push(Item { pk: *enc, sig, msg: msg.clone(), kind: "A and R, s = 0" });
+        // As R, with a real key and s = k·a: valid under Zip215 iff R has small order.
+        items.push(Item { pk: a, sig: ed_sign(&secret, &a, enc, &Scalar::ZERO, &msg), msg: msg.clone(), kind: "R" });
+        let mut sig = ed_sign(&secret, &a, enc, &nonce, &msg);
+        sig[32..].fill(0);
+        items.push(Item { pk: a, sig, msg, kind: "R, s = 0" });
+    }
+    let valid: Vec<Item> = ed_corpus(64, &mut r).into_iter().filter(|it| it.kind == "valid").collect();
+    assert!(valid.len() >= 20);
+    for (rules, reference) in [(Rules::Zip215, zebra as fn(&Item) -> bool), (Rules::Strict, dalek_strict)] {
+        let want: Vec<bool> = items.iter().map(reference).collect();
+        if rules == Rules::Zip215 {
+            assert!(want.iter().any(|v| *v) && want.iter().any(|v| !*v), "both verdicts occur");
+        }
+        for (it, w) in items.iter().zip(&want) {
+            assert_eq!(
+                cpu::verify_one(Scheme::Ed25519, rules, &it.pk, &it.msg, &it.sig),
+                *w,
+                "{rules} single {}",
+                it.kind
+            );
+        }
+        // Alone, then one in every third slot among valid items.
+        let mut alone = Batch::new();
+        for it in &items {
+            alone.push(Scheme::Ed25519, &it.pk, &it.msg, &it.sig).unwrap();
+        }
+        let mut mixed = Batch::new();
+        let mut mixed_want = Vec::new();
+        for (k, (it, w)) in items.iter().zip(&want).enumerate() {
+            for v in valid.iter().skip(k % valid.len()).take(2) {
+                mixed.push(Scheme::Ed25519, &v.pk, &v.msg, &v.sig).unwrap();
+                mixed_want.push(true);
+            }
+            mixed.push(Scheme::Ed25519, &it.pk, &it.msg, &it.sig).unwrap();
+            mixed_want.push(*w);
+        }
+        for (name, path, _) in paths(items.len()) {
+            for threads in [1, 2] {
+                let got: Vec<bool> = path(&alone, rules, threads).iter().collect();
+                assert_eq!(got, want, "{rules} {name} alone, threads {threads}");
+                let got: Vec<bool> = path(&mixed, rules, threads).iter().collect();
+                assert_eq!(got, mixed_want, "{rules} {name} among valid items, threads {threads}");
+            }
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! Verifies synthetic batches of valid signatures (deterministic keys and messages, 32-byte
 //! messages, see `sigverify::gpu::synthetic`) and reports, per scheme and size:
 //! - end to end: wall time of the backend's whole call (host staging, copies both ways, both
-//!   kernels, synchronisation; for `cpu`, the CPU batch verifier on all usable cores; for `auto`,
-//!   `Engine::verify_with`, routing included);
+//!   kernels, synchronisation; for `cpu`, the CPU batch verifier allowed every usable core, of
+//!   which it uses one per 64 items of a scheme (`cpu::threads_used`, the count reported per
+//!   point); for `auto`, `Engine::verify_with`, routing included);
 //! - kernel only (device backends): the device's own timing of the two kernels (OpenCL profiling
 //!   events, CUDA events).
 //!
@@ -15,7 +16,7 @@
 use super::Failure;
 use parthenon::sigverify::gpu::synthetic::{valid_batch, Mix};
 use parthenon::sigverify::gpu::{EdRules, GpuVerifier, OwnedSoa};
-use parthenon::sigverify::{Batch, Rules};
+use parthenon::sigverify::{cpu, Batch, Rules, Scheme};
 use parthenon::{Backend, Engine};
 use serde::Serialize;
 use std::time::Instant;
@@ -46,10 +47,13 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct Point {
     scheme: String,
+    /// `zip215` or `strict` for Ed25519 and mixed batches, `bip340` for BIP-340 ones.
     rules: String,
     backend: String,
     device: String,
     size: usize,
+    /// CPU threads the verification used (`cpu` backend only).
+    threads: Option<usize>,
     end_to_end_seconds: f64,
     end_to_end_per_second: f64,
     kernel_seconds: Option<f64>,
@@ -57,7 +61,10 @@ struct Point {
 }
 
 enum Runner {
-    Cpu { threads: usize },
+    /// The CPU batch verifier, allowed `threads` threads.
+    Cpu {
+        threads: usize,
+    },
     Device(&'static dyn GpuVerifier),
     Auto(Engine),
 }
@@ -102,6 +109,27 @@ fn run_once(
     Ok((secs, kernel))
 }
 
+/// The rules a row was verified under: BIP-340 has its own single rule.
+fn rules_label(mix: Mix, rules: Rules) -> &'static str {
+    if mix == Mix::Bip340 {
+        "bip340"
+    } else {
+        rules.name()
+    }
+}
+
+/// The threads `cpu::verify_batch(batch, _, threads)` uses: each scheme's items run in turn on
+/// `cpu::threads_used` threads.
+fn cpu_threads_used(batch: &Batch, threads: usize) -> usize {
+    [Scheme::Ed25519, Scheme::Bip340]
+        .iter()
+        .map(|s| batch.schemes().iter().filter(|x| *x == s).count())
+        .filter(|&n| n > 0)
+        .map(|n| cpu::threads_used(n, threads))
+        .max()
+        .unwrap_or(1)
+}
+
 pub fn run(args: Args) -> Result<(), Failure> {
     let rules = match args.rules.as_str() {
         "zip215" => Rules::Zip215,
@@ -116,8 +144,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             (Runner::Auto(e), name)
         }
         "cpu" => {
-            let threads = parthenon::detect::detect().cpu.cores_usable.max(1);
-            (Runner::Cpu { threads }, format!("CPU, {threads} thread(s)"))
+            // As `Engine::verify_with` allows: the usable cores, no more than the OS runs at once.
+            let os = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = parthenon::detect::detect().cpu.cores_usable.clamp(1, os.max(1));
+            (Runner::Cpu { threads }, format!("CPU, up to {threads} thread(s), one per 64 items"))
         }
         b => {
             let backend: Backend = b.parse()?;
@@ -128,8 +158,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if !args.json {
         println!("device: {device_name}");
         println!(
-            "{:<8} {:<7} {:>9} {:>12} {:>14} {:>12} {:>14}",
-            "scheme", "rules", "batch", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s"
+            "{:<8} {:<7} {:>9} {:>7} {:>12} {:>14} {:>12} {:>14}",
+            "scheme", "rules", "batch", "threads", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s"
         );
     }
     for scheme in &args.schemes {
@@ -153,12 +183,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     best.1 = Some(best.1.map_or(k, |b: f64| b.min(k)));
                 }
             }
+            let threads = match &runner {
+                Runner::Cpu { threads } => Some(cpu_threads_used(&batch, *threads)),
+                _ => None,
+            };
+            let device = match threads {
+                Some(t) => format!("CPU, {t} thread(s)"),
+                None => device_name.clone(),
+            };
             let p = Point {
                 scheme: scheme.clone(),
-                rules: args.rules.clone(),
+                rules: rules_label(mix, rules).to_string(),
                 backend: args.backend.clone(),
-                device: device_name.clone(),
+                device,
                 size: n,
+                threads,
                 end_to_end_seconds: best.0,
                 end_to_end_per_second: n as f64 / best.0,
                 kernel_seconds: best.1,
@@ -169,12 +208,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
             } else {
                 let k_ms = p.kernel_seconds.map_or("-".to_string(), |k| format!("{:.3}", k * 1e3));
                 let k_rate = p.kernel_per_second.map_or("-".to_string(), |r| format!("{r:.0}"));
-                let rule = if mix == Mix::Bip340 { "bip340" } else { args.rules.as_str() };
                 println!(
-                    "{:<8} {:<7} {:>9} {:>12.3} {:>14.0} {:>12} {:>14}",
+                    "{:<8} {:<7} {:>9} {:>7} {:>12.3} {:>14.0} {:>12} {:>14}",
                     scheme,
-                    rule,
+                    p.rules,
                     n,
+                    p.threads.map_or("-".to_string(), |t| t.to_string()),
                     p.end_to_end_seconds * 1e3,
                     p.end_to_end_per_second,
                     k_ms,
@@ -184,4 +223,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bip340_rows_say_bip340() {
+        assert_eq!(rules_label(Mix::Bip340, Rules::Zip215), "bip340");
+        assert_eq!(rules_label(Mix::Bip340, Rules::Strict), "bip340");
+        assert_eq!(rules_label(Mix::Ed25519, Rules::Strict), "strict");
+        assert_eq!(rules_label(Mix::Mixed, Rules::Zip215), "zip215");
+    }
+
+    #[test]
+    fn threads_reported_are_those_used() {
+        for (mix, n, allowed, want) in [
+            (Mix::Ed25519, 64, 16, 1),
+            (Mix::Ed25519, 1024, 16, 16),
+            (Mix::Ed25519, 1024, 2, 2),
+            (Mix::Bip340, 200, 16, 4),
+            // Alternating: 100 of each scheme, two threads each.
+            (Mix::Mixed, 200, 16, 2),
+        ] {
+            let batch = valid_batch(mix, n, 1).to_batch();
+            assert_eq!(cpu_threads_used(&batch, allowed), want, "{mix:?} {n} {allowed}");
+        }
+    }
 }

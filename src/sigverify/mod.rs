@@ -30,7 +30,9 @@
 //! # Backends and faults
 //!
 //! The route of [`crate::Job::Verify`] decides: [`crate::Backend::Cpu`] runs [`cpu::verify_batch`]
-//! over the cores the process may use. A GPU route goes through the device path; if the device
+//! over the cores the process may use, on our AVX-512 IFMA arithmetic where the CPU has it and on
+//! curve25519-dalek/k256 elsewhere, or everywhere when the environment variable
+//! `PARTHENON_NO_IFMA=1` ([`cpu::NO_IFMA_ENV`]) is set (same verdicts either way). A GPU route goes through the device path; if the device
 //! fails (not built, lost, out of memory, ...), the failure is logged at `warn`, counted in
 //! [`stats`]`().device_fallbacks`, and the batch is verified on the CPU: a device fault is never
 //! turned into a verdict.

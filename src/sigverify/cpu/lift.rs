@@ -35,12 +35,15 @@ pub(super) fn lift_one(x: &[u8]) -> Option<AffinePoint> {
     Option::from(AffinePoint::decompact(&bytes))
 }
 
-/// `lift_x` of every element of `xs`, in order.
-pub(super) fn lift_many(xs: &[[u8; 32]]) -> Vec<Option<AffinePoint>> {
+/// `lift_x` of every element of `xs`, in order: on our IFMA arithmetic when given the token,
+/// with k256 otherwise.
+pub(super) fn lift_many(xs: &[[u8; 32]], cpu: Option<super::IfmaToken>) -> Vec<Option<AffinePoint>> {
     #[cfg(target_arch = "x86_64")]
-    if ifma::available() {
-        return ifma::lift_many(xs);
+    if let Some(cpu) = cpu {
+        return ifma::lift_many(cpu, xs);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = cpu;
     xs.iter().map(|x| lift_one(x)).collect()
 }
 
@@ -92,6 +95,7 @@ mod ifma {
     //! `2^256 ≡ c = 2^32 + 977` and `2^260 ≡ 16c (mod p)`.
 
     use super::super::words::limbs52 as limbs;
+    use super::super::IfmaToken;
     use super::{from_coordinates, negate, sub, to_bytes, Canonical, P_BYTES, P_WORDS};
     use core::arch::x86_64::*;
     use k256::AffinePoint;
@@ -111,17 +115,11 @@ mod ifma {
     #[derive(Clone, Copy)]
     struct Fe([[__m512i; 5]; V]);
 
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512ifma")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-    }
-
-    pub(super) fn lift_many(xs: &[[u8; 32]]) -> Vec<Option<AffinePoint>> {
+    pub(super) fn lift_many(_cpu: IfmaToken, xs: &[[u8; 32]]) -> Vec<Option<AffinePoint>> {
         let mut out = Vec::with_capacity(xs.len());
         for group in xs.chunks(LANES) {
-            // SAFETY: `lift_many` is only called after `available()` confirmed AVX-512F, DQ and
-            // IFMA on this CPU, which is everything `lift_group` is compiled for.
+            // SAFETY: the token proves this CPU has AVX-512F, DQ and IFMA, which is everything
+            // `lift_group` is compiled for.
             out.extend(unsafe { lift_group(group) });
         }
         out
@@ -407,9 +405,11 @@ mod tests {
         one[31] = 1;
         let g = hex_x("79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798");
         xs.extend([[0u8; 32], one, pm1, P_BYTES, pp1, [0xff; 32], g]);
-        let got = lift_many(&xs);
         let want = reference(&xs);
-        assert_eq!(got, want);
+        assert_eq!(lift_many(&xs, None), want, "k256 path");
+        if let Some(cpu) = super::super::ifma_or_skip("lift agrees_with_k256 (IFMA part)") {
+            assert_eq!(lift_many(&xs, Some(cpu)), want, "IFMA path");
+        }
         // Both valid and invalid inputs occurred (about half of random x lift).
         let valid = want.iter().filter(|p| p.is_some()).count();
         assert!(valid > 300 && valid < xs.len() - 300, "{valid}");
@@ -419,9 +419,12 @@ mod tests {
     #[test]
     fn every_group_size_and_position() {
         let mut rng = rand::rng();
+        let Some(cpu) = super::super::ifma_or_skip("lift every_group_size_and_position") else {
+            return;
+        };
         for n in 0..40 {
             let xs: Vec<[u8; 32]> = (0..n).map(|_| rng.random()).collect();
-            assert_eq!(lift_many(&xs), reference(&xs), "n = {n}");
+            assert_eq!(lift_many(&xs, Some(cpu)), reference(&xs), "n = {n}");
         }
     }
 

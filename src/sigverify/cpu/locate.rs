@@ -79,7 +79,10 @@ pub(super) trait Confirming: Checker {
     fn confirm(&self, failed: &Self::Failed, items: &[Self::Item], invalid: &[usize]) -> bool;
 }
 
-/// Items per group once a batch has failed; also the largest set decided item by item.
+/// Items per group once a batch has failed. Also the largest set that [`locate_confirmed`]
+/// hands straight to [`search`], without plain sums or confirmation: such a set is one group,
+/// checked by one batch equation, and its items are decided singly only if that fails (a
+/// set of one item goes straight to single verification).
 pub(super) const GROUP: usize = 16;
 
 /// Items per plain sum in [`locate_confirmed`]: the per-lane plain sums cost about `72m + 270`

@@ -1,17 +1,33 @@
 //! The CPU backend: single verification (the reference function every backend must match) and
 //! batch verification across the cores the process may use.
 //!
-//! [`verify_batch`] groups the items by scheme. Ed25519 items under Zip215 on a CPU with AVX-512
-//! IFMA go through [`ed25519`] as one slice that divides its own work among the threads
-//! (decoding by items, the multiscalar multiplication by window groups); otherwise they are cut
-//! into contiguous chunks (one per thread, at least [`MIN_CHUNK`] items each), each run through
-//! [`ed25519`]'s batch path (batch under Zip215, item by item under Strict, with the reasons) on
-//! a scoped thread. BIP-340
-//! items go through [`schnorr`] as one slice that divides its own work among the threads
-//! (decoding by items, the multiscalar multiplication by windows). Verdicts are scattered back
-//! into item order. A chunk's verdicts do
-//! not depend on how the batch was cut: each equals [`verify_one`] of its item (up to the
+//! [`verify_batch`] groups the items by scheme. On a CPU with AVX-512 IFMA (see below), Ed25519
+//! items under either rule go through [`ed25519`] as one slice that divides its own work among
+//! the threads: Zip215 by the batch equation on our eight-lane arithmetic (decoding by items, the
+//! multiscalar multiplication by window groups), Strict item by item, eight per vector, split by
+//! items. Otherwise they are cut into contiguous chunks (one per thread, at least [`MIN_CHUNK`]
+//! items each), each run through [`ed25519`]'s dalek path (the batch equation under Zip215, item
+//! by item under Strict) on a scoped thread. BIP-340 items go through [`schnorr`] as one slice
+//! that divides its own work among the threads (decoding by items, the multiscalar
+//! multiplication by windows); only its `lift_x` decoding uses IFMA where present. Verdicts are
+//! scattered back into item order. A verdict does not depend on how the batch was cut, on the
+//! thread count or on the arithmetic: each equals [`verify_one`] of its item (up to the
 //! ≤ 2^-127 soundness error of a random linear combination, argued in each scheme's module).
+//! Every scheme uses at most [`threads_used`] threads for its items.
+//!
+//! # AVX-512 IFMA and the portable path
+//!
+//! Our own eight-lane arithmetic (`curve25519`, and `lift_x` for secp256k1) needs AVX-512F, DQ
+//! and IFMA. The only way to reach it is through an `IfmaToken`, a zero-sized value that only
+//! CPU feature detection constructs; every safe entry point of that arithmetic takes one, so
+//! the `unsafe` calls into `#[target_feature]` code inside rest on a type, not on a convention.
+//!
+//! Setting the environment variable [`NO_IFMA_ENV`] (`PARTHENON_NO_IFMA`) to anything but empty
+//! or `0` makes [`verify_batch`] take the portable path (curve25519-dalek and k256) that CPUs
+//! without IFMA run, on any CPU. It is read once per process, at the first verification;
+//! [`uses_ifma`] says which path this process takes. (curve25519-dalek picks its own internal
+//! backend by CPUID; the variable does not change that.) Tests compare both paths in one run
+//! through [`verify_batch_portable`].
 
 #[cfg(target_arch = "x86_64")]
 mod curve25519;
@@ -23,12 +39,84 @@ pub mod schnorr;
 mod words;
 
 use super::{Batch, Rules, Scheme, Verdicts};
+use std::ffi::OsStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Smallest chunk handed to a thread: below this, the thread's start-up and the loss of batch
 /// efficiency cost more than the parallelism gains.
 pub const MIN_CHUNK: usize = 64;
+
+/// The threads [`verify_batch`] uses for one scheme's `items` items when allowed `threads`: at
+/// most one per [`MIN_CHUNK`] items, at least one.
+pub fn threads_used(items: usize, threads: usize) -> usize {
+    threads.clamp(1, items.div_ceil(MIN_CHUNK).max(1))
+}
+
+/// The environment variable that forces the portable path (module docs): any value but empty
+/// or `0` turns the AVX-512 IFMA arithmetic off for this process.
+pub const NO_IFMA_ENV: &str = "PARTHENON_NO_IFMA";
+
+/// Whether a value of [`NO_IFMA_ENV`] turns IFMA off.
+fn disables_ifma(value: Option<&OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// [`NO_IFMA_ENV`] as read at the first call of this process.
+fn ifma_disabled_by_env() -> bool {
+    static DISABLED: OnceLock<bool> = OnceLock::new();
+    *DISABLED.get_or_init(|| disables_ifma(std::env::var_os(NO_IFMA_ENV).as_deref()))
+}
+
+/// Proof that this CPU has AVX-512F, AVX-512DQ and AVX-512 IFMA, which everything compiled with
+/// `#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]` here needs. Zero-sized; only
+/// [`IfmaToken::hardware`] (CPUID) constructs it, and the safe entry points of our eight-lane
+/// arithmetic take one, so holding one is what makes their `unsafe` calls sound.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct IfmaToken(());
+
+impl IfmaToken {
+    /// The token iff this CPU has the three features (std caches CPUID), whatever
+    /// [`NO_IFMA_ENV`] says: for the arithmetic's own tests.
+    pub(crate) fn hardware() -> Option<IfmaToken> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            return Some(IfmaToken(()));
+        }
+        None
+    }
+
+    /// The token for routing: [`IfmaToken::hardware`] unless [`NO_IFMA_ENV`] turns IFMA off.
+    pub(crate) fn enabled() -> Option<IfmaToken> {
+        if ifma_disabled_by_env() {
+            return None;
+        }
+        IfmaToken::hardware()
+    }
+}
+
+/// Whether [`verify_batch`] runs on our AVX-512 IFMA arithmetic in this process: the CPU has
+/// it and [`NO_IFMA_ENV`] does not turn it off.
+pub fn uses_ifma() -> bool {
+    IfmaToken::enabled().is_some()
+}
+
+/// The token of a test of the IFMA arithmetic, or `None` (the test then passes without running)
+/// with a skip line on stderr that the test harness does not capture, so CI logs show it.
+#[cfg(test)]
+pub(crate) fn ifma_or_skip(test: &str) -> Option<IfmaToken> {
+    let token = IfmaToken::hardware();
+    if token.is_none() {
+        use std::io::Write;
+        let line = format!("skip: {test}: this CPU lacks AVX-512F/DQ/IFMA; the test passes without running\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    token
+}
 
 /// `f` of every input, in input order, on the calling thread and up to `threads − 1` of the
 /// helper threads kept between calls ([`crate::pool`]; each thread claims the next input until
@@ -84,6 +172,19 @@ pub fn verify_one(scheme: Scheme, rules: Rules, pubkey: &[u8; 32], msg: &[u8], s
 
 /// Verifies every item of `batch` under `rules` with up to `threads` threads (0 counts as 1).
 pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
+    verify_batch_on(batch, rules, threads, IfmaToken::enabled())
+}
+
+/// [`verify_batch`] on the portable path (curve25519-dalek and k256) whatever the CPU: what
+/// CPUs without AVX-512 IFMA, or processes with [`NO_IFMA_ENV`] set, run. For tests and fuzzing
+/// that compare both paths in one process; not part of the supported API.
+#[doc(hidden)]
+pub fn verify_batch_portable(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
+    verify_batch_on(batch, rules, threads, None)
+}
+
+/// [`verify_batch`] on our IFMA arithmetic where `ifma` is given, on the portable path otherwise.
+fn verify_batch_on(batch: &Batch, rules: Rules, threads: usize, ifma: Option<IfmaToken>) -> Verdicts {
     let threads = threads.max(1);
     let mut groups: [(Scheme, Vec<usize>); 2] = [(Scheme::Ed25519, Vec::new()), (Scheme::Bip340, Vec::new())];
     for (i, s) in batch.schemes().iter().enumerate() {
@@ -101,15 +202,15 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
     // BIP-340 runs as one slice that uses the threads inside (see `schnorr::verify_indices`).
     let [(_, ed), (_, bip)] = &groups;
     if !bip.is_empty() {
-        scatter(bip, schnorr::verify_indices(batch, bip, threads));
+        scatter(bip, schnorr::verify_indices(batch, bip, threads, ifma));
     }
     let mut chunks: Vec<&[usize]> = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if !ed.is_empty() {
+    if let (false, Some(token)) = (ed.is_empty(), ifma) {
         // On CPUs with IFMA: one slice that uses the threads inside, like BIP-340.
         let v = match rules {
-            Rules::Zip215 => ed25519::verify_zip215_ifma(batch, ed, threads),
-            Rules::Strict => ed25519::verify_strict_ifma(batch, ed, threads),
+            Rules::Zip215 => ed25519::verify_zip215_ifma(token, batch, ed, threads),
+            Rules::Strict => ed25519::verify_strict_ifma(token, batch, ed, threads),
         };
         if let Some(v) = v {
             scatter(ed, v);
@@ -117,7 +218,7 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         }
     }
     if !ed.is_empty() {
-        let parts = threads.min(ed.len().div_ceil(MIN_CHUNK)).max(1);
+        let parts = threads_used(ed.len(), threads);
         let size = ed.len().div_ceil(parts);
         chunks.extend(ed.chunks(size));
     }
@@ -140,7 +241,10 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         };
         std::thread::scope(|scope| {
             for _ in 1..threads.min(chunks.len()) {
-                scope.spawn(work);
+                // Fewer threads when the system refuses one: the queue still empties.
+                if !crate::pool::spawn_scoped(scope, work) {
+                    break;
+                }
             }
             work();
         });
@@ -150,4 +254,41 @@ pub fn verify_batch(batch: &Batch, rules: Rules, threads: usize) -> Verdicts {
         }
     }
     Verdicts::from_bytes(verdicts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_ifma_values() {
+        assert!(!disables_ifma(None));
+        assert!(!disables_ifma(Some(OsStr::new(""))));
+        assert!(!disables_ifma(Some(OsStr::new("0"))));
+        for v in ["1", "true", "yes"] {
+            assert!(disables_ifma(Some(OsStr::new(v))), "{v}");
+        }
+    }
+
+    #[test]
+    fn tokens_follow_the_cpu_and_the_override() {
+        #[cfg(target_arch = "x86_64")]
+        let has = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        #[cfg(not(target_arch = "x86_64"))]
+        let has = false;
+        assert_eq!(IfmaToken::hardware().is_some(), has);
+        assert_eq!(uses_ifma(), has && !disables_ifma(std::env::var_os(NO_IFMA_ENV).as_deref()));
+    }
+
+    #[test]
+    fn threads_used_is_one_per_min_chunk() {
+        assert_eq!(threads_used(0, 8), 1);
+        assert_eq!(threads_used(10, 0), 1);
+        assert_eq!(threads_used(64, 8), 1);
+        assert_eq!(threads_used(65, 8), 2);
+        assert_eq!(threads_used(200, 2), 2);
+        assert_eq!(threads_used(100_000, 3), 3);
+    }
 }

@@ -200,7 +200,11 @@ impl locate::Confirming for Bip340 {
 
 /// Decodes the items `indices` of `batch` (all lifts of the slice in one [`lift_many`] call);
 /// `None` for an item invalid by encoding.
-fn prepare_all(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option<Prepared>> {
+fn prepare_all(
+    batch: &crate::sigverify::Batch,
+    indices: &[usize],
+    cpu: Option<super::IfmaToken>,
+) -> Vec<Option<Prepared>> {
     let (pks, sigs) = (batch.pubkeys(), batch.signatures());
     let mut xs = Vec::with_capacity(2 * indices.len());
     for &i in indices {
@@ -209,7 +213,7 @@ fn prepare_all(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option
         r.copy_from_slice(&sigs[i][..32]);
         xs.push(r);
     }
-    let lifted = lift_many(&xs);
+    let lifted = lift_many(&xs, cpu);
     indices
         .iter()
         .enumerate()
@@ -220,11 +224,18 @@ fn prepare_all(batch: &crate::sigverify::Batch, indices: &[usize]) -> Vec<Option
 /// Verifies the items `indices` of `batch` with up to `threads` threads; one verdict per index,
 /// in order. Decoding is split across the threads by items, the batch equation by windows of
 /// its multiscalar multiplication ([`msm::multiscalar_mul_threads`]): one equation over the
-/// whole slice costs less per item than one per thread.
-pub(super) fn verify_indices(batch: &crate::sigverify::Batch, indices: &[usize], threads: usize) -> Vec<bool> {
+/// whole slice costs less per item than one per thread. `lift_x` runs on our IFMA arithmetic
+/// when given the token, with k256 otherwise.
+pub(super) fn verify_indices(
+    batch: &crate::sigverify::Batch,
+    indices: &[usize],
+    threads: usize,
+    cpu: Option<super::IfmaToken>,
+) -> Vec<bool> {
     let (pks, sigs) = (batch.pubkeys(), batch.signatures());
-    let threads = threads.clamp(1, indices.len().div_ceil(super::MIN_CHUNK).max(1));
-    let mut prepared: Vec<Option<Prepared>> = super::on_parts(indices, threads, 1, |part| prepare_all(batch, part));
+    let threads = super::threads_used(indices.len(), threads);
+    let mut prepared: Vec<Option<Prepared>> =
+        super::on_parts(indices, threads, 1, |part| prepare_all(batch, part, cpu));
     assign_coefficients(
         prepared.iter_mut().zip(indices).filter_map(|(p, &i)| p.as_mut().map(|p| (p, pks[i], sigs[i]))).collect(),
     );
@@ -278,12 +289,14 @@ mod tests {
         let single: Vec<bool> = (0..100).map(|i| verify_one(&pks[i], batch.message(i), &sigs[i])).collect();
         assert_eq!(single, want);
         let indices: Vec<usize> = (0..100).collect();
-        for threads in [1, 2] {
-            assert_eq!(verify_indices(&batch, &indices, threads), want, "threads {threads}");
+        for cpu in [None, super::super::IfmaToken::hardware()] {
+            for threads in [1, 2] {
+                assert_eq!(verify_indices(&batch, &indices, threads, cpu), want, "threads {threads}, IFMA {cpu:?}");
+            }
         }
         // The plain sum of the pair's group vanishes: the confirmation is what catches it.
         use locate::Confirming;
-        let mut items: Vec<Prepared> = prepare_all(&batch, &indices).into_iter().flatten().collect();
+        let mut items: Vec<Prepared> = prepare_all(&batch, &indices, None).into_iter().flatten().collect();
         assign_coefficients(items.iter_mut().zip(indices.iter()).map(|(p, &i)| (p, pks[i], sigs[i])).collect());
         let checker = Bip340 { threads: 1 };
         let sums = checker.plain_sums(&items.chunks(locate::SUM_GROUP).collect::<Vec<_>>());

@@ -13,6 +13,7 @@
 
 use super::field::{canonical, constant, limbs, pow_p58_many, words, Fe, Limbs, P_WORDS};
 use super::point::Extended;
+use crate::sigverify::cpu::IfmaToken;
 
 /// `d`, little-endian.
 const D_BYTES: [u8; 32] = [
@@ -71,12 +72,18 @@ fn negate(w: &[u64; 4]) -> [u64; 4] {
 }
 
 /// Decodes every encoding, in order; `None` where dalek's `decompress` fails.
-pub(crate) fn decode_many(encodings: &[[u8; 32]]) -> Vec<Option<Point>> {
+pub(crate) fn decode_many(_cpu: IfmaToken, encodings: &[[u8; 32]]) -> Vec<Option<Point>> {
+    // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `decode_features` is
+    // compiled for.
+    unsafe { decode_features(encodings) }
+}
+
+/// [`decode_many`] for callers already compiled for the features ([`super::table`]).
+#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
+pub(super) fn decode_features(encodings: &[[u8; 32]]) -> Vec<Option<Point>> {
     let mut out = Vec::with_capacity(encodings.len());
     for group in encodings.chunks(8 * CHAINS) {
-        // SAFETY: callers reach this module only after `super::available()` confirmed
-        // AVX-512F/DQ/IFMA, everything `decode_group` is compiled for.
-        unsafe { decode_group(group, &mut out) };
+        decode_group(group, &mut out);
     }
     out
 }
@@ -208,11 +215,11 @@ mod tests {
         v
     }
 
-    fn check(encs: &[[u8; 32]]) -> usize {
+    fn check(_cpu: IfmaToken, encs: &[[u8; 32]]) -> usize {
         let mut valid = 0;
         for group in encs.chunks(8 * CHAINS) {
             let mut out = Vec::new();
-            // SAFETY: the caller checked `available()`.
+            // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA.
             let affine = unsafe { decode_group(group, &mut out) };
             for (j, enc) in group.iter().enumerate() {
                 let want = reference(enc);
@@ -229,9 +236,9 @@ mod tests {
 
     #[test]
     fn agrees_with_dalek_on_random_points_and_edge_cases() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::decode agrees_with_dalek") else {
             return;
-        }
+        };
         let mut rng = rand::rng();
         let mut encs: Vec<[u8; 32]> = (0..2000).map(|_| rng.random()).collect();
         // Encodings of real points, both canonical and with the other sign.
@@ -246,9 +253,9 @@ mod tests {
             encs.push(t.compress().to_bytes());
         }
         encs.extend(edge_cases());
-        let valid = check(&encs);
+        let valid = check(cpu, &encs);
         assert!(valid > 1500 && valid < encs.len() - 800, "{valid} of {}", encs.len());
-        let via_api = decode_many(&encs);
+        let via_api = decode_many(cpu, &encs);
         assert_eq!(via_api.iter().filter(|p| p.is_some()).count(), valid);
     }
 }

@@ -7,7 +7,8 @@
 //! `2^256 + 2^208`), which keeps every limb a valid input of `VPMADD52LUQ`/`VPMADD52HUQ` (they
 //! read the low 52 bits of each lane). Products reduce with `2^256 ≡ 38` and `2^260 ≡ 608`.
 //!
-//! Every function here requires AVX-512F/DQ/IFMA: callers check [`super::available`] first.
+//! Every function here requires AVX-512F/DQ/IFMA: it is called only from `#[target_feature]`
+//! code reached through a [`crate::sigverify::cpu::IfmaToken`] (see [`super`]).
 
 use core::arch::x86_64::*;
 
@@ -339,6 +340,7 @@ pub(super) fn constant(b: &[u8; 32]) -> Limbs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sigverify::cpu::IfmaToken;
     use num_like::*;
 
     /// Minimal big-integer helpers for the tests (values below 2^512 as eight words).
@@ -391,12 +393,12 @@ mod tests {
         l
     }
 
-    fn run(f: impl Fn(&Fe, &Fe) -> Fe, g: impl Fn(&[u64; 4], &[u64; 4]) -> [u64; 4]) {
+    fn run(_cpu: IfmaToken, f: impl Fn(&Fe, &Fe) -> Fe, g: impl Fn(&[u64; 4], &[u64; 4]) -> [u64; 4]) {
         let mut rng = rand::rng();
         for _ in 0..200 {
             let a: [Limbs; 8] = core::array::from_fn(|_| random_limbs(&mut rng));
             let b: [Limbs; 8] = core::array::from_fn(|_| random_limbs(&mut rng));
-            // SAFETY: the callers checked `available()`.
+            // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA.
             let got = unsafe { f(&Fe::load(&a), &Fe::load(&b)).store() };
             for j in 0..8 {
                 for x in got[j].iter().take(4) {
@@ -426,16 +428,16 @@ mod tests {
 
     #[test]
     fn arithmetic_matches_big_integers() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::field arithmetic_matches_big_integers") else {
             return;
-        }
-        // SAFETY (for every call below): `available()` confirmed AVX-512F/DQ/IFMA.
-        run(|a, b| unsafe { a.mul(b) }, mulmod);
-        run(|a, _| unsafe { a.square() }, |a, _| mulmod(a, a));
-        run(|a, b| unsafe { a.add(b) }, addmod);
-        run(|a, b| unsafe { a.sub(b) }, submod);
-        run(|a, _| unsafe { a.neg() }, |a, _| submod(&[0; 4], a));
-        run(|a, _| unsafe { a.invert().mul(a) }, |a, _| if *a == [0; 4] { [0; 4] } else { [1, 0, 0, 0] });
+        };
+        // SAFETY (for every call below): the token proves this CPU has AVX-512F/DQ/IFMA.
+        run(cpu, |a, b| unsafe { a.mul(b) }, mulmod);
+        run(cpu, |a, _| unsafe { a.square() }, |a, _| mulmod(a, a));
+        run(cpu, |a, b| unsafe { a.add(b) }, addmod);
+        run(cpu, |a, b| unsafe { a.sub(b) }, submod);
+        run(cpu, |a, _| unsafe { a.neg() }, |a, _| submod(&[0; 4], a));
+        run(cpu, |a, _| unsafe { a.invert().mul(a) }, |a, _| if *a == [0; 4] { [0; 4] } else { [1, 0, 0, 0] });
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! fed to its multiscalar multiplication. Both computations here follow dalek's formulas and are
 //! tested against dalek on random, torsion and adversarial inputs; single verification and
 //! CPUs without IFMA keep using dalek.
+//!
+//! # Safety
+//!
+//! Every function compiled with `#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]` is
+//! private to this module tree; the entry points re-exported below are safe and take a
+//! [`IfmaToken`](super::IfmaToken), which only CPU feature detection constructs, so their `unsafe` calls into
+//! that code are sound by type. The field, point and table functions are called only from
+//! such `#[target_feature]` code (or from tests holding a token).
 
 mod decode;
 mod field;
@@ -24,10 +32,3 @@ pub(crate) use msm::{
 };
 pub(crate) use single::{check_each, Equation, Single};
 pub(crate) use sums::{sums_vanish, Member, SumSet};
-
-/// Whether this CPU runs the arithmetic here (AVX-512F, DQ and IFMA).
-pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512ifma")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-}

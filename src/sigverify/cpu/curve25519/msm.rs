@@ -20,9 +20,11 @@
 use super::decode::Point;
 use super::field::{canonical, Fe, Limbs};
 use super::point::{Extended, Niels};
+use crate::sigverify::cpu::IfmaToken;
 use core::arch::x86_64::*;
 
-/// A term of the sum: a decoded point and its scalar (32 little-endian bytes, any value).
+/// A term of the sum: a decoded point and its scalar (32 little-endian bytes, any value below
+/// 2^256: bit 255 may be set).
 #[derive(Clone, Copy)]
 pub(crate) struct Term<'a> {
     pub(crate) point: &'a Point,
@@ -65,7 +67,9 @@ pub(super) fn signed_digits(k: &[u8; 32], bits: u32, c: usize, out: &mut [i16]) 
     let half = 1i64 << (c - 1);
     let w_count = windows(bits, c);
     assert!(w_count <= out.len(), "{w_count} windows do not fit");
-    let mut limbs = [0u64; 5];
+    // Two zero limbs above the scalar: the top window of a 256-bit scalar starts at bit 256 when
+    // c divides 256 (c = 4, 8), and reads the limb above its own.
+    let mut limbs = [0u64; 6];
     for (i, l) in limbs.iter_mut().take(4).enumerate() {
         let mut b = [0u8; 8];
         b.copy_from_slice(&k[8 * i..8 * i + 8]);
@@ -76,12 +80,14 @@ pub(super) fn signed_digits(k: &[u8; 32], bits: u32, c: usize, out: &mut [i16]) 
     for (w, d) in out.iter_mut().enumerate().take(w_count) {
         let pos = w * c;
         let (limb, shift) = (pos / 64, pos % 64);
-        // `limbs[4] = 0` covers windows that run past bit 255; `(x << 1) << (63 − shift)` is
-        // `x << (64 − shift)` without the undefined shift by 64.
+        // `limbs[4] = limbs[5] = 0` cover windows that run past bit 255 (`pos ≤ 256`, so
+        // `limb + 1 ≤ 5`); `(x << 1) << (63 − shift)` is `x << (64 − shift)` without the
+        // undefined shift by 64.
         let word = (limbs[limb] >> shift) | ((limbs[limb + 1] << 1) << (63 - shift));
         let v = (word & mask) as i64 + carry;
         // Branch-free: the digits of random scalars are above half the window half the time.
-        // The last window holds fewer than c − 1 bits, so v ≤ 2^(c−1) there: no carry out.
+        // The last window holds at most c − 1 bits of `k` (`w_count = ⌈(bits + 1)/c⌉`), so
+        // v ≤ 2^(c−1) − 1 + 1 = 2^(c−1) there: no carry out.
         carry = i64::from(v > half) & i64::from(w + 1 < w_count);
         *d = (v - (carry << c)) as i16;
     }
@@ -105,8 +111,8 @@ pub(crate) struct WindowSums {
 
 /// The window sums of `Σ [k_i] P_i`, on this thread.
 #[cfg(test)]
-pub(crate) fn window_sums(terms: &[Term]) -> WindowSums {
-    window_sums_threads(terms, 1)
+pub(crate) fn window_sums(cpu: IfmaToken, terms: &[Term]) -> WindowSums {
+    window_sums_threads(cpu, terms, 1)
 }
 
 /// Below this many terms a multiscalar multiplication stays on one thread.
@@ -118,7 +124,7 @@ const PARALLEL_MIN: usize = 256;
 /// their additions: the 127-bit coefficients leave the upper groups with half the points), so
 /// the cost per point stays that of one thread; splitting the points instead would give each
 /// thread its own bucket sums and window combination, which do not shrink with the points.
-pub(crate) fn window_sums_threads(terms: &[Term], threads: usize) -> WindowSums {
+pub(crate) fn window_sums_threads(_cpu: IfmaToken, terms: &[Term], threads: usize) -> WindowSums {
     let threads = if terms.len() < PARALLEL_MIN { 1 } else { threads.max(1) };
     let scratch = SCRATCH.with(|s| core::mem::take(&mut s.borrow_mut().0));
     let plan = Plan::new(terms, threads, scratch);
@@ -139,8 +145,8 @@ pub(crate) fn window_sums_threads(terms: &[Term], threads: usize) -> WindowSums 
         }
     }
     let done = super::super::on_threads(parts, threads, |part| {
-        // SAFETY: callers reach this module only after `super::available()` confirmed
-        // AVX-512F/DQ/IFMA, everything `group_sums` is compiled for.
+        // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `group_sums` is
+        // compiled for (all threads run on the same CPU).
         part.into_iter().map(|g| (g, unsafe { group_sums(&plan, terms, g) })).collect::<Vec<_>>()
     });
     let mut sums = vec![[[0u64; 5]; 4]; 8 * groups];
@@ -214,8 +220,8 @@ fn group_sums(plan: &Plan, terms: &[Term], g: usize) -> [[Limbs; 4]; 8] {
 
 /// Whether `[8] Σ [k_i] P_i` is the identity: the ZIP-215 batch equation.
 #[cfg(test)]
-pub(crate) fn cofactor_sum_is_identity(terms: &[Term]) -> bool {
-    cofactor_identity_each(&[window_sums(terms)]).first().copied().unwrap_or(false)
+pub(crate) fn cofactor_sum_is_identity(cpu: IfmaToken, terms: &[Term]) -> bool {
+    cofactor_identity_each(cpu, &[window_sums(cpu, terms)]).first().copied().unwrap_or(false)
 }
 
 /// For each set of window sums, whether `[8] Σ_w 2^(c w) S_w` is the identity.
@@ -223,7 +229,7 @@ pub(crate) fn cofactor_sum_is_identity(terms: &[Term]) -> bool {
 /// Combining the windows takes about 253 doublings in one dependency chain, whatever `c`: for
 /// the small sets a failed batch is searched with, that chain is most of the cost. Up to eight
 /// sets of the same shape share it here, one per lane.
-pub(crate) fn cofactor_identity_each(sets: &[WindowSums]) -> Vec<bool> {
+pub(crate) fn cofactor_identity_each(_cpu: IfmaToken, sets: &[WindowSums]) -> Vec<bool> {
     let mut out = Vec::with_capacity(sets.len());
     let mut start = 0;
     while start < sets.len() {
@@ -232,7 +238,8 @@ pub(crate) fn cofactor_identity_each(sets: &[WindowSums]) -> Vec<bool> {
         while end < sets.len() && end - start < 8 && shape(&sets[end]) == shape(&sets[start]) {
             end += 1;
         }
-        // SAFETY: as in `window_sums_threads`.
+        // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `combine8` is
+        // compiled for.
         let (v, _) = unsafe { combine8(&sets[start..end]) };
         out.extend_from_slice(&v[..end - start]);
         start = end;
@@ -266,16 +273,18 @@ fn combine8(sets: &[WindowSums]) -> ([bool; 8], [[Limbs; 4]; 8]) {
 pub(crate) struct Total([Limbs; 4]);
 
 /// Whether `[8] Σ_w 2^(c w) S_w` is the identity, and that sum.
-pub(crate) fn cofactor_identity_with_total(set: &WindowSums) -> (bool, Total) {
-    // SAFETY: as in `window_sums_threads`.
+pub(crate) fn cofactor_identity_with_total(_cpu: IfmaToken, set: &WindowSums) -> (bool, Total) {
+    // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `combine8` is
+    // compiled for.
     let (holds, totals) = unsafe { combine8(core::slice::from_ref(set)) };
     (holds[0], Total(totals[0]))
 }
 
 /// Whether `[8](total + Σ_sets Σ_w 2^(c w) S_w)` is the identity (sets of any shape, one Horner
 /// chain each, in lane 0).
-pub(crate) fn cofactor_total_is_identity(total: &Total, sets: &[&WindowSums]) -> bool {
-    // SAFETY: as in `window_sums_threads`.
+pub(crate) fn cofactor_total_is_identity(_cpu: IfmaToken, total: &Total, sets: &[&WindowSums]) -> bool {
+    // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `total_is_identity`
+    // is compiled for.
     unsafe { total_is_identity(total, sets) }
 }
 
@@ -296,9 +305,9 @@ fn total_is_identity(total: &Total, sets: &[&WindowSums]) -> bool {
 
 /// The canonical encoding of `Σ [k_i] P_i` (for the tests).
 #[cfg(test)]
-pub(crate) fn sum_compressed(terms: &[Term]) -> [u8; 32] {
-    let ws = window_sums(terms);
-    // SAFETY: as in `window_sums`.
+pub(crate) fn sum_compressed(cpu: IfmaToken, terms: &[Term]) -> [u8; 32] {
+    let ws = window_sums(cpu, terms);
+    // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA.
     let (x, y) = unsafe {
         let mut acc = Extended::identity();
         for s in ws.sums.iter().rev() {
@@ -459,7 +468,7 @@ mod tests {
         Scalar::from_bytes_mod_order(b)
     }
 
-    fn case(n: usize, torsion: bool) {
+    fn case(cpu: IfmaToken, n: usize, torsion: bool) {
         let mut rng = rand::rng();
         let mut points: Vec<EdwardsPoint> =
             (0..n).map(|_| EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>()))).collect();
@@ -471,7 +480,7 @@ mod tests {
         let bits: Vec<u32> = (0..n).map(|i| if i % 2 == 0 { 127 } else { 253 }).collect();
         let scalars: Vec<Scalar> = bits.iter().map(|&b| scalar_below(b, &mut rng)).collect();
         let encs: Vec<[u8; 32]> = points.iter().map(|p| p.compress().to_bytes()).collect();
-        let decoded: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.expect("a curve point")).collect();
+        let decoded: Vec<Point> = decode_many(cpu, &encs).into_iter().map(|p| p.expect("a curve point")).collect();
         let terms: Vec<Term> = decoded
             .iter()
             .zip(&scalars)
@@ -479,47 +488,86 @@ mod tests {
             .map(|((p, k), _)| Term { point: p, scalar: k.to_bytes() })
             .collect();
         let want = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
-        assert_eq!(sum_compressed(&terms), want.compress().to_bytes(), "n = {n}");
-        assert_eq!(cofactor_sum_is_identity(&terms), want.mul_by_cofactor() == EdwardsPoint::default());
+        assert_eq!(sum_compressed(cpu, &terms), want.compress().to_bytes(), "n = {n}");
+        assert_eq!(cofactor_sum_is_identity(cpu, &terms), want.mul_by_cofactor() == EdwardsPoint::default());
         // The sum of two multiplications: over the terms, and over their negations split in two
         // (each with its own window width). It vanishes (torsion included: every point appears
         // with opposite scalars) until one scalar changes.
         let negated: Vec<Scalar> = scalars.iter().map(|k| -k).collect();
         let mut neg_terms: Vec<Term> =
             decoded.iter().zip(&negated).map(|(p, k)| Term { point: p, scalar: k.to_bytes() }).collect();
-        let whole = window_sums(&terms);
+        let whole = window_sums(cpu, &terms);
         let (lo, hi) = neg_terms.split_at(n / 3);
-        let (_, total) = cofactor_identity_with_total(&whole);
-        assert!(cofactor_total_is_identity(&total, &[&window_sums(lo), &window_sums(hi)]), "n = {n}");
+        let (_, total) = cofactor_identity_with_total(cpu, &whole);
+        assert!(cofactor_total_is_identity(cpu, &total, &[&window_sums(cpu, lo), &window_sums(cpu, hi)]), "n = {n}");
         if n > 0 {
             neg_terms[n - 1].scalar = (negated[n - 1] + Scalar::ONE).to_bytes();
             let (lo, hi) = neg_terms.split_at(n / 3);
-            assert!(!cofactor_total_is_identity(&total, &[&window_sums(lo), &window_sums(hi)]), "n = {n}");
+            assert!(
+                !cofactor_total_is_identity(cpu, &total, &[&window_sums(cpu, lo), &window_sums(cpu, hi)]),
+                "n = {n}"
+            );
         }
         // Dividing the window groups among threads computes the same sums.
-        let one = window_sums(&terms);
+        let one = window_sums(cpu, &terms);
         for threads in [2, 3, 5] {
-            let split = window_sums_threads(&terms, threads);
+            let split = window_sums_threads(cpu, &terms, threads);
             assert!(split.c == one.c && split.sums == one.sums, "n = {n}, threads = {threads}");
         }
     }
 
     #[test]
     fn agrees_with_dalek() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::msm agrees_with_dalek") else {
             return;
-        }
+        };
         for n in [0usize, 1, 2, 3, 7, 8, 9, 33, 100, 600] {
-            case(n, false);
-            case(n, true);
+            case(cpu, n, false);
+            case(cpu, n, true);
         }
+    }
+
+    /// Scalars of every bit length up to 256 (bit 255 set: the top window of widths 4 and 8
+    /// starts at bit 256), against dalek with the scalars reduced mod ℓ (the points have prime
+    /// order), for every window width the cost model picks from 1 to 600 terms.
+    #[test]
+    fn full_width_scalars_agree_with_dalek() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::msm full_width_scalars") else {
+            return;
+        };
+        let mut rng = rand::rng();
+        let mut widths = std::collections::BTreeSet::new();
+        for n in [1usize, 2, 5, 40, 150, 600] {
+            let points: Vec<EdwardsPoint> =
+                (0..n).map(|_| EdwardsPoint::mul_base(&Scalar::from(rng.random::<u64>()))).collect();
+            let encs: Vec<[u8; 32]> = points.iter().map(|p| p.compress().to_bytes()).collect();
+            let decoded: Vec<Point> = decode_many(cpu, &encs).into_iter().map(|p| p.expect("a curve point")).collect();
+            let raw: Vec<[u8; 32]> = (0..n)
+                .map(|i| match i % 3 {
+                    0 => [0xff; 32],
+                    1 => {
+                        let mut k: [u8; 32] = rng.random();
+                        k[31] |= 0x80;
+                        k
+                    }
+                    _ => rng.random(),
+                })
+                .collect();
+            let terms: Vec<Term> = decoded.iter().zip(&raw).map(|(p, k)| Term { point: p, scalar: *k }).collect();
+            let bits: Vec<u32> = raw.iter().map(bit_length).collect();
+            widths.insert(window_bits(&bits));
+            let reduced: Vec<Scalar> = raw.iter().map(|k| Scalar::from_bytes_mod_order(*k)).collect();
+            let want = EdwardsPoint::vartime_multiscalar_mul(&reduced, &points);
+            assert_eq!(sum_compressed(cpu, &terms), want.compress().to_bytes(), "n = {n}");
+        }
+        assert!(widths.len() > 1, "window widths {widths:?}");
     }
 
     #[test]
     fn sets_checked_together_agree_with_each_alone() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::msm sets_checked_together") else {
             return;
-        }
+        };
         let mut rng = rand::rng();
         let torsion = curve25519_dalek::constants::EIGHT_TORSION;
         let mut owned = Vec::new();
@@ -533,7 +581,7 @@ mod tests {
             let pts = [p, p, torsion[i % 8], q];
             let scalars = [k, -k, Scalar::ONE, m];
             let encs: Vec<[u8; 32]> = pts.iter().map(|p| p.compress().to_bytes()).collect();
-            let decoded: Vec<Point> = decode_many(&encs).into_iter().map(|p| p.expect("a curve point")).collect();
+            let decoded: Vec<Point> = decode_many(cpu, &encs).into_iter().map(|p| p.expect("a curve point")).collect();
             // Set 7 has a different shape (fewer terms, so another window width may be chosen).
             let n = if i == 7 { 3 } else { 4 };
             owned.push((decoded, scalars, n));
@@ -543,16 +591,35 @@ mod tests {
         for (decoded, scalars, n) in &owned {
             let terms: Vec<Term> =
                 (0..*n).map(|j| Term { point: &decoded[j], scalar: scalars[j].to_bytes() }).collect();
-            want.push(cofactor_sum_is_identity(&terms));
-            sets.push(window_sums(&terms));
+            want.push(cofactor_sum_is_identity(cpu, &terms));
+            sets.push(window_sums(cpu, &terms));
         }
-        assert_eq!(cofactor_identity_each(&sets), want);
+        assert_eq!(cofactor_identity_each(cpu, &sets), want);
         assert!(want.iter().any(|v| *v) && want.iter().any(|v| !*v));
     }
 
     #[test]
     fn digits_recompose_to_the_scalar() {
         let mut rng = rand::rng();
+        // Any 256-bit value (bit 255 set included), reduced mod ℓ for the comparison.
+        for c in 4..=8 {
+            for k in [[0xffu8; 32], [0x80; 32], {
+                let mut k = [0u8; 32];
+                k[31] = 0x80;
+                k
+            }] {
+                let mut d = vec![0i16; 72];
+                signed_digits(&k, 256, c, &mut d);
+                let mut acc = Scalar::ZERO;
+                for &x in d.iter().rev() {
+                    acc *= Scalar::from(1u64 << c);
+                    let m = Scalar::from(u64::from(x.unsigned_abs()));
+                    acc += if x < 0 { -m } else { m };
+                    assert!(i32::from(x).abs() <= 1 << (c - 1));
+                }
+                assert_eq!(acc, Scalar::from_bytes_mod_order(k), "c = {c}, 256-bit {k:02x?}");
+            }
+        }
         for c in 4..=8 {
             for bits in [1u32, 8, 127, 128, 252, 253] {
                 for _ in 0..50 {

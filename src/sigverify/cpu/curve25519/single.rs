@@ -17,6 +17,7 @@ use super::decode::Point;
 use super::field::{canonical, Fe};
 use super::point::{Extended, Niels};
 use super::table::{self, DIGITS};
+use crate::sigverify::cpu::IfmaToken;
 
 /// One item: decoded `A` and `R`, `k` and `n = −s mod ℓ` as little-endian bytes.
 #[derive(Clone, Copy)]
@@ -35,11 +36,11 @@ pub(crate) enum Equation {
 }
 
 /// One verdict per item, in order.
-pub(crate) fn check_each(items: &[Single], equation: Equation) -> Vec<bool> {
+pub(crate) fn check_each(_cpu: IfmaToken, items: &[Single], equation: Equation) -> Vec<bool> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(8) {
-        // SAFETY: callers reach this module only after `super::available()` confirmed
-        // AVX-512F/DQ/IFMA, everything `check8` is compiled for.
+        // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `check8` is
+        // compiled for.
         let v = unsafe { check8(chunk, equation) };
         out.extend_from_slice(&v[..chunk.len()]);
     }
@@ -123,9 +124,9 @@ mod tests {
 
     #[test]
     fn agrees_with_dalek_on_valid_invalid_and_torsion_items() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::single agrees_with_dalek") else {
             return;
-        }
+        };
         let mut rng = rand::rng();
         let mut cases = Vec::new();
         for i in 0..61 {
@@ -144,7 +145,7 @@ mod tests {
         let points: Vec<(Point, Point)> = cases
             .iter()
             .map(|(a, r, ..)| {
-                let d = decode_many(&[*a, *r]);
+                let d = decode_many(cpu, &[*a, *r]);
                 (d[0].expect("A decodes"), d[1].expect("R decodes"))
             })
             .collect();
@@ -153,7 +154,7 @@ mod tests {
             .zip(&points)
             .map(|((_, _, k, s, _), (a, r))| Single { a, r, k: k.to_bytes(), neg_s: (-s).to_bytes() })
             .collect();
-        let got = check_each(&items, Equation::Cofactored);
+        let got = check_each(cpu, &items, Equation::Cofactored);
         let want: Vec<bool> = cases.iter().map(|c| c.4).collect();
         assert_eq!(got, want);
         assert!(want.iter().filter(|v| **v).count() > 30);

@@ -20,6 +20,7 @@ use super::decode::Point;
 use super::point::Extended;
 use super::single::{is_identity, niels};
 use super::table::{self, DIGITS, WORDS};
+use crate::sigverify::cpu::IfmaToken;
 
 /// One item of a set: decoded `A` and `R`, and `k` as little-endian bytes.
 #[derive(Clone, Copy)]
@@ -37,11 +38,11 @@ pub(crate) struct SumSet<'a> {
 
 /// For each set, in order, whether its plain sum vanishes after the cofactor (see the module
 /// docs).
-pub(crate) fn sums_vanish(sets: &[SumSet]) -> Vec<bool> {
+pub(crate) fn sums_vanish(_cpu: IfmaToken, sets: &[SumSet]) -> Vec<bool> {
     let mut out = Vec::with_capacity(sets.len());
     for chunk in sets.chunks(8) {
-        // SAFETY: callers reach this module only after `super::available()` confirmed
-        // AVX-512F/DQ/IFMA, everything `sums8` is compiled for.
+        // SAFETY: the token proves this CPU has AVX-512F/DQ/IFMA, everything `sums8` is
+        // compiled for.
         let v = unsafe { sums8(chunk) };
         out.extend_from_slice(&v[..chunk.len()]);
     }
@@ -102,9 +103,9 @@ mod tests {
     /// against the same sum computed with dalek.
     #[test]
     fn agrees_with_dalek() {
-        if !super::super::available() {
+        let Some(cpu) = crate::sigverify::cpu::ifma_or_skip("curve25519::sums agrees_with_dalek") else {
             return;
-        }
+        };
         let mut rng = rand::rng();
         // Per set: its items (A, R, k, s) and whether its plain sum vanishes.
         type Item = (EdwardsPoint, EdwardsPoint, Scalar, Scalar);
@@ -137,7 +138,7 @@ mod tests {
                 items
                     .iter()
                     .map(|(a, r, k, s)| {
-                        let d = decode_many(&[a.compress().to_bytes(), r.compress().to_bytes()]);
+                        let d = decode_many(cpu, &[a.compress().to_bytes(), r.compress().to_bytes()]);
                         (d[0].expect("A decodes"), d[1].expect("R decodes"), *k, *s)
                     })
                     .collect()
@@ -151,7 +152,7 @@ mod tests {
             })
             .collect();
         let want: Vec<bool> = cases.iter().map(|c| c.1).collect();
-        assert_eq!(sums_vanish(&sets), want);
+        assert_eq!(sums_vanish(cpu, &sets), want);
         assert!(want.iter().filter(|v| **v).count() >= 10, "valid sets and cancelling pairs");
         assert!(want.iter().filter(|v| !**v).count() >= 5);
     }

@@ -70,7 +70,7 @@ pub(super) fn basepoint() -> &'static [u64] {
         return t;
     }
     let encoding = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
-    let b = super::decode::decode_many(&[encoding]).pop().flatten().expect("the base point decodes");
+    let b = super::decode::decode_features(&[encoding]).pop().flatten().expect("the base point decodes");
     let mut t = vec![0; WORDS];
     store(&mut t, &[&b; 8]);
     TABLE.get_or_init(|| t)

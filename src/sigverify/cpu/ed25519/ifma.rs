@@ -5,6 +5,7 @@
 
 use super::super::curve25519;
 use super::super::locate::{self, Checker};
+use super::super::IfmaToken;
 use super::{challenge, split_sig};
 use curve25519_dalek::scalar::Scalar;
 use rand::RngExt;
@@ -23,30 +24,38 @@ pub(super) struct Decoded {
 const DECODE_PART: usize = 32;
 
 /// Ed25519 on [`super::super::curve25519`] with up to `threads` threads: decoding, the Zip215 batch
-/// equation (as a [`Checker`]) and the single equations of both rules.
+/// equation (as a [`Checker`]) and the single equations of both rules. Holds the
+/// [`IfmaToken`] its arithmetic needs, so it exists only on CPUs with AVX-512 IFMA.
 pub(super) struct Ifma {
+    cpu: IfmaToken,
     basepoint: curve25519::Point,
     threads: usize,
 }
 
 impl Ifma {
+    /// The verifier on up to `threads` threads; `None` unless this CPU has AVX-512F/DQ/IFMA
+    /// (whatever [`super::super::NO_IFMA_ENV`] says: the tests use this).
+    #[cfg(test)]
     pub(super) fn new(threads: usize) -> Option<Ifma> {
+        Ifma::with(IfmaToken::hardware()?, threads)
+    }
+
+    /// The verifier on up to `threads` threads (`None` only if the base point failed to
+    /// decode, which it does not).
+    fn with(cpu: IfmaToken, threads: usize) -> Option<Ifma> {
         // Decoded once per process (a decoding call costs a whole group of 32 lanes).
         static BASEPOINT: std::sync::OnceLock<Option<curve25519::Point>> = std::sync::OnceLock::new();
         let basepoint = (*BASEPOINT.get_or_init(|| {
             let b = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
-            curve25519::decode_many(&[b]).pop().flatten()
+            curve25519::decode_many(cpu, &[b]).pop().flatten()
         }))?;
-        Some(Ifma { basepoint, threads: threads.max(1) })
+        Some(Ifma { cpu, basepoint, threads: threads.max(1) })
     }
 
-    /// The verifier for `items` items on up to `threads` threads (no more than one per
-    /// [`super::super::MIN_CHUNK`] items); `None` when this CPU lacks AVX-512 IFMA.
-    fn for_items(items: usize, threads: usize) -> Option<Ifma> {
-        if !curve25519::available() {
-            return None;
-        }
-        Ifma::new(threads.clamp(1, items.div_ceil(super::super::MIN_CHUNK).max(1)))
+    /// The verifier for `items` items on up to `threads` threads (no more than
+    /// [`super::super::threads_used`]).
+    fn for_items(cpu: IfmaToken, items: usize, threads: usize) -> Option<Ifma> {
+        Ifma::with(cpu, super::super::threads_used(items, threads))
     }
 
     /// [`super::super::on_parts`] on this verifier's threads.
@@ -66,20 +75,20 @@ impl Ifma {
         out.resize_with(indices.len(), || None);
         let parts: Vec<(&[usize], &mut [Option<Decoded>])> =
             indices.chunks(DECODE_PART).zip(out.chunks_mut(DECODE_PART)).collect();
-        super::super::on_threads(parts, self.threads, |(idx, dst)| Ifma::decode_into(batch, idx, dst));
+        super::super::on_threads(parts, self.threads, |(idx, dst)| self.decode_into(batch, idx, dst));
         out
     }
 
     /// [`Ifma::decode`] of the items `indices` into `dst` on this thread (all points of the part
     /// in lockstep groups).
-    fn decode_into(batch: &crate::sigverify::Batch, indices: &[usize], dst: &mut [Option<Decoded>]) {
+    fn decode_into(&self, batch: &crate::sigverify::Batch, indices: &[usize], dst: &mut [Option<Decoded>]) {
         let (pks, sigs) = (batch.pubkeys(), batch.signatures());
         let mut encodings = Vec::with_capacity(2 * indices.len());
         for &i in indices {
             encodings.push(pks[i]);
             encodings.push(split_sig(&sigs[i]).0);
         }
-        let points = curve25519::decode_many(&encodings);
+        let points = curve25519::decode_many(self.cpu, &encodings);
         for ((&i, ar), out) in indices.iter().zip(points.chunks(2)).zip(dst) {
             *out = Ifma::decoded(batch, i, ar[0], ar[1]);
         }
@@ -128,7 +137,7 @@ impl Ifma {
             all.extend(terms);
             zs.extend(z);
         }
-        (curve25519::window_sums_threads(&all, self.threads), zs)
+        (curve25519::window_sums_threads(self.cpu, &all, self.threads), zs)
     }
 
     fn base_term(&self, b_coeff: Scalar) -> curve25519::Term<'_> {
@@ -143,7 +152,7 @@ impl Ifma {
                 .iter()
                 .map(|it| Single { a: &it.a, r: &it.r, k: it.k.to_bytes(), neg_s: (-it.s).to_bytes() })
                 .collect();
-            check_each(&singles, equation)
+            check_each(self.cpu, &singles, equation)
         })
     }
 }
@@ -168,12 +177,12 @@ impl Checker for Ifma {
                         let (terms, b_coeff, _) = self.terms(items);
                         let mut all = vec![self.base_term(b_coeff)];
                         all.extend(terms);
-                        window_sums_threads(&all, 1)
+                        window_sums_threads(self.cpu, &all, 1)
                     })
                     .collect()
             })
         };
-        cofactor_identity_each(&sums)
+        cofactor_identity_each(self.cpu, &sums)
     }
 
     fn check_one(&self, item: &Decoded) -> bool {
@@ -199,7 +208,7 @@ impl locate::Confirming for Ifma {
 
     fn batch_or_failure(&self, items: &[Decoded]) -> Option<Failed> {
         let (sums, z) = self.batch_sum(items);
-        let (holds, total) = curve25519::cofactor_identity_with_total(&sums);
+        let (holds, total) = curve25519::cofactor_identity_with_total(self.cpu, &sums);
         (!holds).then_some(Failed { z, total })
     }
 
@@ -213,7 +222,7 @@ impl locate::Confirming for Ifma {
                     neg_s: (-items.iter().map(|it| it.s).sum::<Scalar>()).to_bytes(),
                 })
                 .collect();
-            sums_vanish(&sets)
+            sums_vanish(self.cpu, &sets)
         })
     }
 
@@ -230,34 +239,36 @@ impl locate::Confirming for Ifma {
             terms.push(Term { point: &it.a, scalar: (-(z * it.k)).to_bytes() });
         }
         terms.push(self.base_term(b_coeff));
-        cofactor_total_is_identity(&failed.total, &[&window_sums_threads(&terms, 1)])
+        cofactor_total_is_identity(self.cpu, &failed.total, &[&window_sums_threads(self.cpu, &terms, 1)])
     }
 }
 
 /// Zip215 verdicts for the items `indices` of `batch` with our eight-lane arithmetic, one slice
 /// using up to `threads` threads (decoding and hashing by items, the batch equation by window
-/// groups, a failed batch's plain sums by sets of eight); `None` when this CPU lacks AVX-512
-/// IFMA.
+/// groups, a failed batch's plain sums by sets of eight); `None` only if the base point failed
+/// to decode (it does not).
 pub(crate) fn verify_zip215_ifma(
+    cpu: IfmaToken,
     batch: &crate::sigverify::Batch,
     indices: &[usize],
     threads: usize,
 ) -> Option<Vec<bool>> {
-    let checker = Ifma::for_items(indices.len(), threads)?;
+    let checker = Ifma::for_items(cpu, indices.len(), threads)?;
     Some(locate::verdicts(checker.decode(batch, indices), |items| locate::locate_confirmed(&checker, items)))
 }
 
 /// Strict verdicts for the items `indices` of `batch` with our eight-lane arithmetic, item by
-/// item but eight per vector, on up to `threads` threads; `None` when this CPU lacks AVX-512
-/// IFMA. Same function as [`super::verify_strict`]: `A` and `R` decode as dalek decodes them, `s < ℓ`, `R`
+/// item but eight per vector, on up to `threads` threads; `None` only if the base point failed
+/// to decode (it does not). Same function as [`super::verify_strict`]: `A` and `R` decode as dalek decodes them, `s < ℓ`, `R`
 /// was canonically encoded (so the byte comparison of `compress([s]B − [k]A)` with `R_bytes`
 /// becomes the point equation), neither point has small order.
 pub(crate) fn verify_strict_ifma(
+    cpu: IfmaToken,
     batch: &crate::sigverify::Batch,
     indices: &[usize],
     threads: usize,
 ) -> Option<Vec<bool>> {
-    let checker = Ifma::for_items(indices.len(), threads)?;
+    let checker = Ifma::for_items(cpu, indices.len(), threads)?;
     let decoded: Vec<Option<Decoded>> =
         checker.decode(batch, indices).into_iter().map(|d| d.filter(|d| d.r.canonical_encoding())).collect();
     let items: Vec<&Decoded> = decoded.iter().flatten().collect();

@@ -312,9 +312,9 @@ mod tests {
         assert_eq!(single, want);
         let indices: Vec<usize> = (0..100).collect();
         #[cfg(target_arch = "x86_64")]
-        if super::super::curve25519::available() {
+        if let Some(cpu) = super::super::ifma_or_skip("ed25519 cancelling_errors_are_found (IFMA part)") {
             for threads in [1, 2] {
-                assert_eq!(verify_zip215_ifma(&batch, &indices, threads), Some(want.clone()), "threads {threads}");
+                assert_eq!(verify_zip215_ifma(cpu, &batch, &indices, threads), Some(want.clone()), "threads {threads}");
             }
             // The plain sum of the pair's group vanishes: the confirmation is what catches it.
             let checker = Ifma::new(1).expect("the basepoint decodes");
@@ -353,16 +353,20 @@ mod tests {
         assert!(single.iter().filter(|v| !**v).count() > 50);
         assert!(single.iter().filter(|v| **v).count() > 400);
         #[cfg(target_arch = "x86_64")]
-        if super::super::curve25519::available() {
+        if let Some(cpu) = super::super::ifma_or_skip("ed25519 ifma_and_portable_batches_agree (IFMA part)") {
             for threads in [1, 2, 3] {
-                assert_eq!(verify_zip215_ifma(&batch, &indices, threads), Some(single.clone()), "threads {threads}");
+                assert_eq!(
+                    verify_zip215_ifma(cpu, &batch, &indices, threads),
+                    Some(single.clone()),
+                    "threads {threads}"
+                );
             }
             let strict: Vec<bool> =
                 indices.iter().map(|&i| verify_one(Rules::Strict, &pks[i], batch.message(i), &sigs[i])).collect();
             assert!(strict.iter().filter(|v| **v).count() > 300 && strict != single);
             for threads in [1, 2] {
                 assert_eq!(
-                    verify_strict_ifma(&batch, &indices, threads),
+                    verify_strict_ifma(cpu, &batch, &indices, threads),
                     Some(strict.clone()),
                     "strict, threads {threads}"
                 );
