@@ -1,76 +1,176 @@
 #!/bin/bash
-# One device call: detection, CUDA verdict agreement, and the GPU/CPU verification figures.
-# Run from the repository root on the GPU machine after scripts/device_build.sh ran here:
-#   run(command="bash scripts/device_run.sh", carry=[".device-bin"])
-# Writes everything under $OUT (default ./device-out). Every step has its own time limit, so one
-# that hangs cannot eat the call's whole budget; a step that ran out says so in its file.
+# One device call: NVRTC discovery, detection, CUDA verdict agreement (conformance vectors
+# included), and the GPU/CPU verification figures. After scripts/device_build.sh ran here:
+#   run(command="bash scripts/device_run.sh", carry=[".device-bin"], timeout_s=600)
+# Writes at most 7 files under $OUT (default ./device-out); the device tool returns at most 8:
+#   summary.txt     REV, GPU, NVRTC candidates and choice, detection, each step's status and
+#                   time, verdicts (PASSED / FAILED / SKIPPED / VECTORS MISSING), crossover cache
+#   detect.json     parthenon detect --json
+#   agreement.txt   gpu_cuda_agreement --nocapture (vectors, corpus, chunks, order, split)
+#   bench-cuda.txt  bench --backend cuda, then the register-cap variant
+#   bench-auto.txt  bench --backend auto with RUST_LOG=info (calibration, crossover JSON)
+#   bench-cpu.txt   bench --backend cpu
+#   opencl.txt      gpu_opencl_agreement on NVIDIA's OpenCL, when the image has an ICD
+# The whole script stays inside BUDGET seconds (default 540): every step has its own limit,
+# cut to what is left, so a step that hangs cannot eat the call, and a step that no longer
+# fits is skipped and says so. Most important first.
 set -uo pipefail
+BUDGET=${BUDGET:-540}
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 B=.device-bin
+SUM="$OUT/summary.txt"
+: >"$SUM"
+say() { echo "$*" | tee -a "$SUM"; }
 
-# The driver and NVRTC live with the CUDA installation, which may be a toolkit under
-# /usr/local/cuda*, the distribution's packages, or pip's nvidia-cuda-nvrtc wheel. cudarc looks
-# for libnvrtc.so, .so.12, .so.11, ...: a toolkit that ships only libnvrtc.so.13 (say) is found
-# through a link named libnvrtc.so in .device-lib, with the library's own directory on the path
-# too (NVRTC loads its libnvrtc-builtins from there).
-mkdir -p .device-lib
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
-  /usr/local/cuda-*/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu \
-  /usr/local/lib/python3*/dist-packages/nvidia/cuda_nvrtc/lib /usr/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+say "== device_run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), budget ${BUDGET}s"
+if [ -f "$B/REV" ]; then
+  # The commit, build and binary digests here; the build's full `git status` at the end.
+  grep -v -E '^( M|M |MM|A |\?\?|D | D) ' "$B/REV" | sed 's/^/REV | /' >>"$SUM"
+  say "built: $(head -1 "$B/REV"); $(grep -m1 -E '^(DIRTY|clean)' "$B/REV")"
+  here=$(git rev-parse HEAD 2>/dev/null) && say "working tree here: commit $here"
+else
+  say "REV MISSING: $B/REV not carried (run scripts/device_build.sh and carry .device-bin)"
+fi
+for f in parthenon gpu_cuda_agreement gpu_opencl_agreement; do
+  [ -x "$B/$f" ] || say "BINARY MISSING: $B/$f"
 done
-nvrtc=""
-IFS=: read -ra dirs <<< "${LD_LIBRARY_PATH:-}"
-for d in "${dirs[@]}"; do
+timeout 15 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv >>"$SUM" 2>&1 ||
+  say "nvidia-smi failed (rc=$?)"
+
+# --- NVRTC. cudarc (built against CUDA 12.8) dlopens libnvrtc.so, libnvrtc.so.12, .so.11, ...,
+# never libnvrtc.so.13: a CUDA 13 NVRTC (a toolkit under /usr/local/cuda*, or pip's
+# nvidia-cuda-nvrtc in a venv, nvidia/cu13/lib) is reached through a link named libnvrtc.so in
+# .device-lib, first on LD_LIBRARY_PATH; the library's own folder follows, so NVRTC finds its
+# libnvrtc-builtins beside it.
+cands=()
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/*/lib /usr/local/cuda-*/lib64 /usr/local/cuda-*/targets/*/lib \
+  /opt/*/.venv/lib/python3*/site-packages/nvidia/cu1[0-9]/lib /opt/*/.venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib \
+  /usr/local/lib/python3*/dist-packages/nvidia/cu1[0-9]/lib /usr/local/lib/python3*/dist-packages/nvidia/cuda_nvrtc/lib \
+  /usr/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib /usr/lib/x86_64-linux-gnu; do
   for f in "$d"/libnvrtc.so "$d"/libnvrtc.so.[0-9]*; do
-    [ -e "$f" ] && case "$f" in *builtins*) ;; *) nvrtc=$f ;; esac
+    [ -e "$f" ] && cands+=("$f")
   done
 done
+while IFS= read -r f; do cands+=("$f"); done < <(
+  timeout 20 find /usr/local /opt /usr/lib -name 'libnvrtc.so*' ! -name '*builtins*' ! -name '*.alt.*' 2>/dev/null)
+nvrtc=""
+best=""
+declare -A seen=()
+for f in "${cands[@]}"; do
+  real=$(readlink -f "$f") || continue
+  [ -f "$real" ] || continue
+  [ -n "${seen[$real]:-}" ] && continue
+  seen[$real]=1
+  dir=$(dirname "$real")
+  builtins=$(ls "$dir"/libnvrtc-builtins.so* 2>/dev/null | head -1)
+  say "nvrtc candidate: $f -> $real (builtins: ${builtins:-NONE beside it})"
+  [ -n "$builtins" ] || continue
+  # The newest version wins (version sort of the real file names, libnvrtc.so.13.0.48 > .12).
+  version=$(basename "$real" | sed 's/^libnvrtc\.so\.\{0,1\}//')
+  if [ -z "$nvrtc" ] || [ "$(printf '%s\n%s\n' "$best" "$version" | sort -V | tail -1)" = "$version" ]; then
+    nvrtc=$real
+    best=$version
+  fi
+done
+mkdir -p .device-lib
+rm -f .device-lib/libnvrtc.so
 if [ -n "$nvrtc" ]; then
-  ln -sf "$(readlink -f "$nvrtc")" .device-lib/libnvrtc.so
-  export LD_LIBRARY_PATH="$PWD/.device-lib:$(dirname "$(readlink -f "$nvrtc")"):$LD_LIBRARY_PATH"
+  ln -s "$nvrtc" .device-lib/libnvrtc.so
+  export LD_LIBRARY_PATH="$PWD/.device-lib:$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  say "nvrtc chosen: $nvrtc (linked as .device-lib/libnvrtc.so)"
+else
+  say "NVRTC NOT FOUND: the CUDA kernels cannot be compiled (every candidate is listed above)"
 fi
-export PARTHENON_VECTORS=${PARTHENON_VECTORS:-shared/vectors}
-# The compiled kernels are cached here (src/sigverify/gpu/kernel_cache.rs): the first process
-# compiles them, the later ones load the CUBIN.
-export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/.device-cache}
-{
-  date -u
-  nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
-  echo "libnvrtc: ${nvrtc:-not found}"
-  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-} > "$OUT/device.txt" 2>&1
+# The driver's libcuda.so.1 is normally in the loader's cache; where it is not, its folder.
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d" && say "libcuda.so.1 in $d"
+  done
+fi
+say "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libnvrtc|libOpenCL' | sed 's/^/ldconfig | /' >>"$SUM"
+ls /etc/OpenCL/vendors 2>/dev/null | sed 's/^/OpenCL ICD | /' >>"$SUM"
 
-# step SECONDS FILE COMMAND...: runs COMMAND with its output in $OUT/FILE, then its exit status.
+# --- Vectors: carried in .device-bin/vectors (../shared does not travel).
+export PARTHENON_VECTORS=${PARTHENON_VECTORS:-$PWD/$B/vectors}
+if [ -d "$PARTHENON_VECTORS/bip340" ]; then
+  say "vectors: $PARTHENON_VECTORS ($(find "$PARTHENON_VECTORS" -type f | wc -l) files)"
+else
+  say "VECTORS MISSING at $PARTHENON_VECTORS: the CUDA conformance vectors will not run"
+fi
+# The compiled kernels (src/sigverify/gpu/kernel_cache.rs) and the crossover are cached here:
+# the first process compiles the kernels, the later ones load the CUBIN.
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/.device-cache}
+
+# step LIMIT FILE TITLE COMMAND...: runs COMMAND (output appended to $OUT/FILE) under LIMIT
+# seconds, cut to what is left of the budget; its status and time go to the summary.
 step() {
-  local limit=$1 file=$2
-  shift 2
-  timeout "$limit" "$@" > "$OUT/$file" 2>&1
+  local limit=$1 file=$2 title=$3
+  shift 3
+  local left=$((BUDGET - SECONDS - 10))
+  if [ "$left" -lt 15 ]; then
+    say "== $title: SKIPPED (${left}s left of the ${BUDGET}s budget)"
+    return 99
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  local t0=$SECONDS
+  echo "== $title: $* (limit ${limit}s)" >>"$OUT/$file"
+  timeout -k 5 "$limit" "$@" >>"$OUT/$file" 2>&1
   local rc=$?
-  [ $rc -eq 124 ] && echo "TIMED OUT after ${limit}s" >> "$OUT/$file"
-  echo "rc=$rc" >> "$OUT/$file"
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    echo "TIMED OUT after ${limit}s" >>"$OUT/$file"
+  fi
+  echo "rc=$rc after $((SECONDS - t0))s" >>"$OUT/$file"
+  say "== $title: rc=$rc in $((SECONDS - t0))s (limit ${limit}s) -> $file"
+  return $rc
 }
 
-# Most important first: the device tool's call limit (600 s) may cut the tail short, and what
-# was written by then still comes back.
-step 30 detect.txt $B/parthenon detect
-step 30 detect.json $B/parthenon detect --json
-PARTHENON_GPU_CORPUS=5000 step 150 agreement.txt $B/gpu_cuda_agreement --nocapture
-# The test skips (and passes) when CUDA cannot start; on the GPU machine that is a failure.
-grep -q "^skip" "$OUT/agreement.txt" && echo "CUDA AGREEMENT SKIPPED: CUDA did not start (see detect.txt)" | tee -a "$OUT/agreement.txt"
-sizes=64,1024,4096,16384,65536,1048576
-step 120 bench-verify-cuda.txt $B/parthenon bench verify --backend cuda --sizes $sizes
-step 60 bench-verify-cpu.txt $B/parthenon bench verify --backend cpu --sizes $sizes
-step 120 bench-verify-auto.txt $B/parthenon bench verify --backend auto --sizes $sizes
-# The register cap: at 168 registers sig_verify fits three blocks per SM instead of two, with a
-# few spills (src/sigverify/gpu/cuda.rs, MAXRREG_ENV). Compare with bench-verify-cuda.txt.
-PARTHENON_CUDA_MAXRREG=168 step 150 bench-verify-cuda-maxrreg168.txt \
-  $B/parthenon bench verify --backend cuda --sizes 4096,65536,1048576
-# NVIDIA's OpenCL, where the machine has an ICD for it (the test says "skip" otherwise); its
-# figures only on a GPU device (not a CPU implementation such as PoCL).
-PARTHENON_GPU_CORPUS=2000 step 60 agreement-opencl.txt $B/gpu_opencl_agreement --nocapture
-if grep -q "on OpenCL gpu" "$OUT/agreement-opencl.txt"; then
-  step 60 bench-verify-opencl.txt $B/parthenon bench verify --backend opencl --sizes $sizes
+P=$B/parthenon
+step 15 summary.txt "detect" "$P" detect
+step 15 detect.json "detect --json" "$P" detect --json
+
+# The agreement test compiles the kernels first (NVRTC, CUBIN for the device: ~30-45 s).
+step 170 agreement.txt "CUDA agreement" env PARTHENON_GPU_CORPUS=5000 "$B/gpu_cuda_agreement" --nocapture
+A="$OUT/agreement.txt"
+# The tests print exactly this when CUDA cannot start; on the GPU machine that is a failure.
+if grep -q "skip: no CUDA device" "$A"; then
+  say "CUDA AGREEMENT SKIPPED: no CUDA device: $(grep -m1 -o 'skip: no CUDA device.*' "$A")"
+elif ! grep -q "^test result: ok" "$A"; then
+  say "CUDA AGREEMENT FAILED (see agreement.txt): $(grep -m1 '^test result' "$A")"
+elif grep -q "skip: conformance vectors not found" "$A"; then
+  say "VECTORS MISSING: $(grep -m1 -o 'skip: conformance vectors not found.*' "$A")"
+  say "CUDA AGREEMENT PASSED WITHOUT THE VECTORS: $(grep -m1 '^test result' "$A")"
+else
+  say "CUDA AGREEMENT PASSED (vectors included): $(grep -m1 '^test result' "$A")"
 fi
-tail -n 4 "$OUT"/*.txt
+grep -m3 -E "on CUDA: |kernels: " "$A" | sed 's/^/agreement | /' >>"$SUM"
+
+sizes=64,1024,16384,65536,1048576
+step 80 bench-cuda.txt "bench cuda" "$P" bench verify --backend cuda --sizes $sizes --schemes ed25519,bip340,mixed --repeat 2
+# Calibration shows at info: the crossover per rules, and the split it gives.
+step 80 bench-auto.txt "bench auto" env RUST_LOG=info "$P" bench verify --backend auto --sizes $sizes \
+  --schemes ed25519,bip340,mixed --repeat 2
+step 50 bench-cpu.txt "bench cpu" "$P" bench verify --backend cpu --sizes $sizes --repeat 2
+# The register cap: at 168 registers sig_verify fits three blocks per SM instead of two, with a
+# few spills (src/sigverify/gpu/cuda.rs, MAXRREG_ENV); another NVRTC compile first.
+step 90 bench-cuda.txt "bench cuda maxrregcount=168" env PARTHENON_CUDA_MAXRREG=168 "$P" bench verify \
+  --backend cuda --sizes 65536,1048576 --repeat 2
+# NVIDIA's OpenCL, where the image has an ICD for it (the test says "skip" otherwise).
+step 60 opencl.txt "OpenCL agreement" env PARTHENON_GPU_CORPUS=1000 "$B/gpu_opencl_agreement" --nocapture
+
+{
+  echo "== crossover cache ($XDG_CACHE_HOME/parthenon)"
+  ls -la "$XDG_CACHE_HOME/parthenon" 2>&1
+  for f in "$XDG_CACHE_HOME"/parthenon/verify-crossover-*.json; do
+    [ -e "$f" ] && echo "-- $f" && cat "$f"
+  done
+} | tee -a "$OUT/bench-auto.txt" >>"$SUM"
+grep -h "verification crossover\|calibrating" "$OUT/bench-auto.txt" | sed 's/^/auto | /' >>"$SUM"
+for f in "$OUT"/*.txt; do
+  [ "$f" = "$SUM" ] && continue
+  echo "---- tail of $(basename "$f")" >>"$SUM"
+  tail -n 8 "$f" >>"$SUM"
+done
+[ -f "$B/REV" ] && sed 's/^/REV | /' "$B/REV" >>"$SUM"
+say "== done in ${SECONDS}s"

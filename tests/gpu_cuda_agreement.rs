@@ -1,8 +1,13 @@
 //! CUDA kernels (compiled by NVRTC; run on an NVIDIA GPU when one is present, else one skip line)
 //! against the pinned reference implementations, item by item, under ZIP-215, strict and BIP-340:
 //! the public vectors, a random and mutated corpus (`PARTHENON_GPU_CORPUS` random items per
-//! scheme, default 5000), the same corpus in many small chunks over both streams, and the engine's
-//! forced-CUDA route against the CPU backend (no fallback allowed).
+//! scheme, default 5000), the same corpus in many small chunks over both streams, a shuffled corpus
+//! (verdict order through the host's grouping by scheme), the engine's forced-CUDA route and its
+//! auto route split between CUDA and the CPU (crossover pinned) against the CPU backend (no
+//! fallback allowed).
+//!
+//! On a machine without CUDA every test prints one line starting `skip: no CUDA device` and
+//! passes; `scripts/device_run.sh` treats that line as a failure on the GPU machine.
 #![cfg(feature = "cuda")]
 
 mod common;
@@ -61,4 +66,28 @@ fn engine_forced_to_cuda_matches_cpu_backend() {
     if verifier().is_some() {
         engine_forced_matches_cpu_backend(parthenon::Backend::Cuda);
     }
+}
+
+/// Runs of one scheme of random lengths, in chunks of 13 items: the host groups each call's
+/// items by scheme and must scatter every verdict back to its own item.
+#[test]
+fn shuffled_mixed_corpus_keeps_verdict_order() {
+    let Some(device) = verifier() else { return };
+    let items = shuffled(mixed_corpus(500, 0x5eed_0004), 0x5eed_0005);
+    check_against_reference(device, &items);
+    check_against_reference(&Chunked { device, chunk: 13 }, &items);
+}
+
+/// The engine's auto route (CUDA on a GPU machine) with a crossover pinned to split every batch
+/// between the device and the CPU.
+#[test]
+fn engine_split_between_cuda_and_cpu_matches_cpu_backend() {
+    if verifier().is_none() {
+        return;
+    }
+    let engine = parthenon::Engine::builder().build().expect("an engine");
+    if engine.backend(parthenon::Job::Verify) != parthenon::Backend::Cuda {
+        panic!("CUDA works but auto routes verification to {}", engine.backend(parthenon::Job::Verify));
+    }
+    engine_split_matches_cpu_backend(&engine, &mixed_corpus(1000, 0x5eed_0006));
 }

@@ -14,13 +14,14 @@
 //! - An *auto* route applies the calibrated [`Crossover`] ([`super::gpu::route`]): batches below
 //!   the crossover are verified on the CPU here (small batches cannot amortise a launch), large
 //!   ones are split between the device and the CPU cores so both finish together. The crossover
-//!   is measured once per hardware fingerprint and cached on disk.
+//!   is measured once per device identity, rules and CPU, and cached on disk; [`route::pin`]
+//!   replaces it (tests reach the split path on small batches with it).
 
 use super::gpu::route::{self, Crossover, Plan};
 use super::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch, SCHEME_BIP340, SCHEME_ED25519};
 use super::{cpu, Batch, Rules, Scheme, Verdicts};
 use crate::engine::{Backend, Engine, Job};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Why the device path produced no verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,20 +88,34 @@ fn sub_batch(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
     out
 }
 
-/// The calibrated crossover for this device on this machine (cached per process and on disk).
-fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine) -> Result<Crossover, DeviceFault> {
-    static CACHE: OnceLock<Mutex<Vec<(String, Crossover)>>> = OnceLock::new();
+/// The key the crossover of device `identity` ([`GpuVerifier::identity`]) is cached under for
+/// `rules` on a CPU of `cpu_model` with `cores` usable cores.
+pub(crate) fn crossover_fingerprint(identity: &str, rules: Rules, cpu_model: &str, cores: usize) -> String {
+    route::fingerprint(&format!("{identity}; rules {rules:?}"), cpu_model, cores)
+}
+
+/// The crossover for this device, these rules and this machine: pinned ([`route::pin`]), else
+/// calibrated once and cached per process and on disk. One caller calibrates at a time (the
+/// others wait for its result instead of timing the device concurrently, which would skew both
+/// measurements).
+fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> Result<Crossover, DeviceFault> {
+    if let Some(c) = route::pinned() {
+        return Ok(c);
+    }
+    static CACHE: Mutex<Vec<(String, Crossover)>> = Mutex::new(Vec::new());
     let cpu_info = &engine.capabilities().cpu;
     let threads = super::cpu_threads(engine);
-    let fp = route::fingerprint(&v.describe(), cpu_info.model.as_deref().unwrap_or("unknown"), threads);
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    if let Some(c) = cache.lock().ok().and_then(|g| g.iter().find(|(f, _)| *f == fp).map(|(_, c)| c.clone())) {
-        return Ok(c.with_env_override());
+    let fp = crossover_fingerprint(&v.identity(), rules, cpu_info.model.as_deref().unwrap_or("unknown"), threads);
+    // Held through lookup, calibration and store: a second first caller finds the result.
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = cache.iter().find(|(f, _)| *f == fp) {
+        return Ok(c.clone().with_env_override());
     }
     let c = match route::load_cached(&fp) {
         Some(c) => c,
         None => {
-            tracing::info!(device = %v.describe(), "calibrating the CPU/GPU crossover for verification");
+            tracing::info!(device = %v.describe(), ?rules, "calibrating the CPU/GPU crossover for verification");
+            // A mixed batch: the device groups it by scheme ([`super::gpu::grouped_by_scheme`]).
             let corpus = super::gpu::synthetic::valid_batch(
                 super::gpu::synthetic::Mix::Mixed,
                 *route::CALIBRATION_SIZES.last().unwrap_or(&1024),
@@ -112,30 +127,32 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine) -> Result<C
                 |n| {
                     let b = sub_batch(&full, 0..n);
                     let t = std::time::Instant::now();
-                    let _ = cpu::verify_batch(&b, Rules::Zip215, threads);
+                    let _ = cpu::verify_batch(&b, rules, threads);
                     t.elapsed().as_secs_f64()
                 },
                 |n| {
                     let view = corpus.view().slice(0..n);
                     let t = std::time::Instant::now();
-                    v.verify_soa(&view, EdRules::Zip215)?;
+                    v.verify_soa(&view, ed_rules(rules))?;
                     Ok::<f64, GpuError>(t.elapsed().as_secs_f64())
                 },
             )
             .map_err(|source| DeviceFault::Device { backend, source })?;
-            tracing::info!(
-                min_device_batch = c.min_device_batch,
-                split_from = c.split_from,
-                device_share = c.device_share,
-                "verification crossover calibrated"
-            );
             route::store_cached(&c);
             c
         }
     };
-    if let Ok(mut g) = cache.lock() {
-        g.push((fp, c.clone()));
-    }
+    tracing::info!(
+        fingerprint = %fp,
+        ?rules,
+        min_device_batch = c.min_device_batch,
+        split_from = c.split_from,
+        device_share = c.device_share,
+        cpu_rate = c.cpu_rate,
+        device_rate = c.device_rate,
+        "verification crossover"
+    );
+    cache.push((fp, c.clone()));
     Ok(c.with_env_override())
 }
 
@@ -146,7 +163,7 @@ pub(crate) fn try_verify(engine: &Engine, batch: &Batch, rules: Rules) -> Result
     let backend = route.backend;
     let v = verifier(backend)?;
     let n = batch.len();
-    let plan = if route.reason == "forced" { Plan::Device } else { crossover(backend, v, engine)?.plan(n) };
+    let plan = if route.reason == "forced" { Plan::Device } else { crossover(backend, v, engine, rules)?.plan(n) };
     let codes = scheme_codes(batch);
     let soa = SoaBatch {
         schemes: &codes,
@@ -163,14 +180,34 @@ pub(crate) fn try_verify(engine: &Engine, batch: &Batch, rules: Rules) -> Result
             // One core drives the device; the others verify the CPU share meanwhile.
             let threads = super::cpu_threads(engine).saturating_sub(1).max(1);
             let rest = sub_batch(batch, device..n);
+            let on_device = || v.verify_soa(&soa.slice(0..device), ed_rules(rules));
             let (gpu, cpu_part) = std::thread::scope(|s| {
-                let h = s.spawn(|| v.verify_soa(&soa.slice(0..device), ed_rules(rules)));
-                let c = cpu::verify_batch(&rest, rules, threads);
-                (h.join(), c)
+                match std::thread::Builder::new().spawn_scoped(s, on_device) {
+                    Ok(h) => {
+                        let c = cpu::verify_batch(&rest, rules, threads);
+                        (h.join().map_err(|_| dev(GpuError::call("device thread", "panicked"))), c)
+                    }
+                    // No thread for the device: the two shares one after the other.
+                    Err(_) => (Ok(on_device()), cpu::verify_batch(&rest, rules, threads)),
+                }
             });
-            let mut bytes = gpu.map_err(|_| dev(GpuError::call("device thread", "panicked")))?.map_err(dev)?;
+            let mut bytes = gpu?.map_err(dev)?;
             bytes.extend_from_slice(cpu_part.as_bytes());
             Ok(Verdicts::from_bytes(bytes))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crossover_key_depends_on_rules_and_identity_only() {
+        let key = |id: &str, rules| crossover_fingerprint(id, rules, "cpu", 8);
+        let id = "CUDA: NVIDIA H100, sm_90; kernels 0123";
+        assert_eq!(key(id, Rules::Zip215), key(id, Rules::Zip215));
+        assert_ne!(key(id, Rules::Zip215), key(id, Rules::Strict));
+        assert_ne!(key(id, Rules::Zip215), key("CUDA: NVIDIA H200, sm_90; kernels 0123", Rules::Zip215));
     }
 }

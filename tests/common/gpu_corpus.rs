@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::Signer;
 use parthenon::sigverify::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch};
@@ -161,6 +162,31 @@ pub fn small_order_encodings() -> Vec<[u8; 32]> {
     v
 }
 
+/// The `y` below 19 that are the y-coordinate of a curve point: exactly these have a second,
+/// non-canonical encoding `y + p` below 2^255.
+pub const NON_CANONICAL_Y: [u8; 12] = [0, 1, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18];
+
+/// Every non-canonical point encoding: `y + p` for each `y` of [`NON_CANONICAL_Y`], with the
+/// sign bit clear and set (24 encodings; `y` in 0 and 1 are small order, the others are not).
+pub fn non_canonical_encodings() -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    for y in 0u8..19 {
+        let mut canonical = [0u8; 32];
+        canonical[0] = y;
+        if CompressedEdwardsY(canonical).decompress().is_none() {
+            continue;
+        }
+        // p + y, little-endian, with p = 2^255 - 19: 0xed + y <= 0xff, so no carry.
+        let mut enc = [0xffu8; 32];
+        enc[0] = 0xed + y;
+        enc[31] = 0x7f;
+        out.push(enc);
+        enc[31] |= 0x80;
+        out.push(enc);
+    }
+    out
+}
+
 fn ed_sign_raw(a: Scalar, a_enc: [u8; 32], r: Scalar, r_enc: [u8; 32], msg: &[u8]) -> [u8; 64] {
     let k = Scalar::from_hash(Sha512::new().chain_update(r_enc).chain_update(a_enc).chain_update(msg));
     let s = r + k * a;
@@ -193,10 +219,11 @@ fn add_le(a: &[u8], b: &[u8; 32]) -> [u8; 32] {
 /// Random Ed25519 items: valid signatures, then mutations and adversarial constructions.
 pub fn ed25519_items(rng: &mut Rng, n: usize) -> Vec<Item> {
     let small = small_order_encodings();
+    let non_canonical = non_canonical_encodings();
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let msg = rng.message();
-        let kind = rng.below(12);
+        let kind = rng.below(14);
         let item = match kind {
             0..=2 => {
                 let sk = ed25519_dalek::SigningKey::from_bytes(&rng.bytes());
@@ -262,6 +289,35 @@ pub fn ed25519_items(rng: &mut Rng, n: usize) -> Vec<Item> {
                     sig,
                     msg,
                     origin: "ed both small".into(),
+                }
+            }
+            12 => {
+                // A non-canonical A (y + p) signed with a = 0: valid under ZIP-215 only where
+                // the point is small order (y = 0, 1); the decoders must agree on every one.
+                let a_enc = non_canonical[rng.below(non_canonical.len() as u64) as usize];
+                let r = scalar(rng);
+                let r_enc = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
+                let sig = ed_sign_raw(Scalar::ZERO, a_enc, r, r_enc, &msg);
+                Item {
+                    scheme: ED25519,
+                    pk: a_enc,
+                    sig,
+                    msg,
+                    origin: format!("ed non-canonical A {:02x?}", &a_enc[..1]),
+                }
+            }
+            13 => {
+                // A non-canonical R (y + p) with r = 0 and an honest key.
+                let a = scalar(rng);
+                let a_enc = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+                let r_enc = non_canonical[rng.below(non_canonical.len() as u64) as usize];
+                let sig = ed_sign_raw(a, a_enc, Scalar::ZERO, r_enc, &msg);
+                Item {
+                    scheme: ED25519,
+                    pk: a_enc,
+                    sig,
+                    msg,
+                    origin: format!("ed non-canonical R {:02x?}", &r_enc[..1]),
                 }
             }
             _ => {
@@ -428,16 +484,12 @@ pub fn mixed_corpus(n: usize, seed: u64) -> Vec<Item> {
 /// The engine's own path: a route forced to `backend` serves a mixed batch on the device (no
 /// fallback counted) and returns the CPU backend's verdicts, under both Ed25519 rules.
 pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
-    use parthenon::sigverify::{cpu, stats, Batch, Rules, Scheme};
+    use parthenon::sigverify::{cpu, stats, Rules};
     let engine = parthenon::Engine::builder().force(backend).build().expect("the backend is present");
     let mut rng = Rng::new(0x5eed_0002);
     let mut items = ed25519_items(&mut rng, 100);
     items.extend(bip340_items(&mut rng, 100));
-    let mut batch = Batch::new();
-    for it in &items {
-        let scheme = if it.scheme == ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
-        batch.push(scheme, &it.pk, &it.msg, &it.sig).expect("well-formed item");
-    }
+    let batch = to_batch(&items);
     for rules in [Rules::Zip215, Rules::Strict] {
         let before = stats().device_fallbacks;
         let got = engine.verify_with(&batch, rules);
@@ -445,6 +497,69 @@ pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
         let want = cpu::verify_batch(&batch, rules, 2);
         assert_eq!(got.as_bytes(), want.as_bytes(), "{rules:?}");
     }
+}
+
+/// `items` as a [`parthenon::sigverify::Batch`].
+pub fn to_batch(items: &[Item]) -> parthenon::sigverify::Batch {
+    use parthenon::sigverify::{Batch, Scheme};
+    let mut batch = Batch::new();
+    for it in items {
+        let scheme = if it.scheme == ED25519 { Scheme::Ed25519 } else { Scheme::Bip340 };
+        batch.push(scheme, &it.pk, &it.msg, &it.sig).expect("well-formed item");
+    }
+    batch
+}
+
+/// `items` shuffled (deterministically): runs of one scheme of random lengths, so a device's
+/// grouping by scheme and its chunks cut the batch at every kind of place.
+pub fn shuffled(mut items: Vec<Item>, seed: u64) -> Vec<Item> {
+    let mut rng = Rng::new(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    items
+}
+
+/// The CPU+GPU split of an auto-routed `engine` (whose verify route must be a device): with a
+/// crossover pinned so that every batch is split (about a third of the items on the device, the
+/// rest on the CPU, concurrently), the engine returns the CPU backend's verdicts, item by item,
+/// on the mixed adversarial corpus under both Ed25519 rules, with no fallback to the CPU.
+pub fn engine_split_matches_cpu_backend(engine: &parthenon::Engine, items: &[Item]) {
+    use parthenon::sigverify::gpu::route::{pin, Crossover, Plan};
+    use parthenon::sigverify::{cpu, stats, Rules};
+    let route = engine.route(parthenon::Job::Verify);
+    assert_ne!(route.reason, "forced", "the split applies to auto routes only");
+    let split = Crossover {
+        fingerprint: "pinned by the split test".into(),
+        min_device_batch: 1,
+        split_from: 1,
+        device_share: 0.37,
+        cpu_rate: 1.0,
+        device_rate: 1.0,
+    };
+    assert!(matches!(split.plan(items.len()), Plan::Split { .. }));
+    let batch = to_batch(items);
+    pin(Some(split));
+    for rules in [Rules::Zip215, Rules::Strict] {
+        let before = stats().device_fallbacks;
+        let got = engine.verify_with(&batch, rules);
+        assert_eq!(stats().device_fallbacks, before, "the device share fell back to the CPU");
+        let want = cpu::verify_batch(&batch, rules, 2);
+        let bad: Vec<String> = (0..items.len())
+            .filter(|&i| got.as_bytes()[i] != want.as_bytes()[i])
+            .map(|i| {
+                format!(
+                    "item {i} ({}) {rules:?}: split {} cpu {}",
+                    items[i].origin,
+                    got.as_bytes()[i],
+                    want.as_bytes()[i]
+                )
+            })
+            .collect();
+        assert!(bad.is_empty(), "{} disagreements on {}:\n{}", bad.len(), route.backend, bad.join("\n"));
+        println!("split of {} items on {} under {rules:?}: agrees with the CPU backend", items.len(), route.backend);
+    }
+    pin(None);
 }
 
 /// A device whose [`GpuVerifier::verify_soa`] uses chunks of `chunk` items, so small batches go

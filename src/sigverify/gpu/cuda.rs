@@ -119,15 +119,19 @@ fn stage<T: Copy + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>
     let h = &mut h[..src.len()];
     h.copy_from_slice(src);
     let (dptr, _record) = dev.device_ptr_mut(stream);
-    // SAFETY: `h` lies in page-locked memory owned by the lane and is not touched again until the
-    // lane's stream has been synchronised (`Lane::pending` is drained with a stream synchronise
-    // before the next `stage`); the device buffer holds at least `src.len()` elements.
+    // SAFETY: `h` lies in page-locked memory owned by the lane, which is neither written again
+    // nor freed until the lane's stream has been synchronised: a chunk's lane is drained (stream
+    // synchronised) before it is staged again, every exit of `CudaVerifier::run` leaves no lane
+    // with work in flight (drained on success, synchronised on error, leaked when even that
+    // fails), and lanes are regrown (freed) only at the start of a call. The device buffer holds
+    // at least `src.len()` elements.
     unsafe { result::memcpy_htod_async(dptr, h, stream.cu_stream()) }.map_err(drv("cuMemcpyHtoDAsync"))
 }
 
 /// A compiled module on one CUDA device.
 pub struct CudaVerifier {
     description: String,
+    identity: String,
     ctx: Arc<CudaContext>,
     challenge: CudaFunction,
     verify: CudaFunction,
@@ -281,11 +285,14 @@ impl CudaVerifier {
         let source = crate::kernels::assemble(ENTRY).map_err(|e| GpuError::Build(e.to_string()))?;
         let (module, how) = load_kernels(&ctx, &source, (major, minor))
             .map_err(|e| GpuError::Build(format!("{name} (sm_{major}{minor}): {e}")))?;
+        let identity =
+            format!("CUDA: {name}, sm_{major}{minor}; kernels {}", super::kernel_digest(&source, &options().join(" ")));
         let challenge = module.load_function("sig_challenge").map_err(drv("cuModuleGetFunction"))?;
         let verify = module.load_function("sig_verify").map_err(drv("cuModuleGetFunction"))?;
         let tables = base_tables(&ctx, &module)?;
         Ok(CudaVerifier {
             description: format!("CUDA: {name} (device {ordinal}, sm_{major}{minor}; kernels: {how})"),
+            identity,
             ctx,
             challenge,
             verify,
@@ -314,14 +321,8 @@ impl CudaVerifier {
             return Ok((out, 0.0));
         }
         let mut lanes = self.lanes.lock().map_err(|_| GpuError::call("lock", "a previous launch panicked"))?;
-        // A call that failed part-way may have left a chunk's verdicts pending in a lane: they
-        // belong to that call's output, which is gone. Wait for the lane's stream (its buffers
-        // may still be in use) and forget them, so this call never drains them into its own.
-        for lane in lanes.iter_mut() {
-            if lane.pending.take().is_some() {
-                lane.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
-            }
-        }
+        // Invariant between calls: no lane has work in flight (see the error path below), so
+        // regrowing a lane here never frees memory a copy still reads or writes.
         let chunk = chunk_items.min(n.div_ceil(STREAMS)).max(1);
         let chunks: Vec<std::ops::Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
         let max_msg = chunks.iter().map(|r| batch.slice(r.clone()).messages.len()).max().unwrap_or(0);
@@ -344,11 +345,61 @@ impl CudaVerifier {
                 }
             }
         }
-        let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
         let mut events = Vec::new();
+        if let Err(e) = self.run_chunks(&mut lanes, batch, rules, &chunks, &mut out, &mut events) {
+            // A `?` inside may have left copies queued that read or write a lane's pinned
+            // memory. Nothing of a failed batch stays in flight: wait for every lane's stream
+            // and forget its pending chunk (its verdicts belong to this failed call).
+            let mut lost = false;
+            for lane in lanes.iter_mut() {
+                lane.pending = None;
+                lost |= lane.stream.synchronize().is_err();
+            }
+            if lost {
+                // A stream that cannot be synchronised (a lost device) may still have copies
+                // queued against the pinned buffers: leak the lanes rather than free memory a
+                // copy may touch. The next call allocates new ones (or fails on the device).
+                for lane in lanes.drain(..) {
+                    std::mem::forget(lane);
+                }
+            }
+            return Err(e);
+        }
+        // Every kernel's interval against the first start event: chunks on the two streams may
+        // overlap, and the union counts the overlap once.
+        let mut intervals = Vec::with_capacity(events.len());
+        if let Some((origin, _)) = events.first() {
+            for (s, e) in &events {
+                let at = |ev: &cudarc::driver::CudaEvent| -> Result<f64, GpuError> {
+                    Ok(origin.elapsed_ms(ev).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3)
+                };
+                intervals.push((at(s)?, at(e)?));
+            }
+        }
+        let kernel_secs = super::busy_seconds(intervals);
+        if out.iter().any(|v| *v > 1) {
+            return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
+        }
+        Ok((out, kernel_secs))
+    }
+
+    /// Stages and launches every chunk on the lanes in turn (draining a lane before staging it
+    /// again), then drains them all: the verdicts land in `out`, each chunk's kernel events in
+    /// `events`. On `Err` some lanes may still have work in flight; `run` waits for them.
+    fn run_chunks(
+        &self,
+        lanes: &mut [Lane],
+        batch: &SoaBatch<'_>,
+        rules: EdRules,
+        chunks: &[std::ops::Range<usize>],
+        out: &mut [u8],
+        events: &mut Vec<(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)>,
+    ) -> Result<(), GpuError> {
+        let want_lanes = chunks.len().min(STREAMS).min(lanes.len()).max(1);
+        let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
         for (k, range) in chunks.iter().enumerate() {
             let lane = &mut lanes[k % want_lanes];
-            drain(lane, &mut out)?;
+            drain(lane, out)?;
             let sub = batch.slice(range.clone());
             let m = sub.len();
             let stream = lane.stream.clone();
@@ -400,30 +451,16 @@ impl CudaVerifier {
             let h = lane.h_verdicts.as_mut_slice().map_err(drv("cuEventSynchronize"))?;
             let (dptr, _record) = lane.d_verdicts.device_ptr_mut(&stream);
             // SAFETY: `h[..m]` is page-locked memory owned by the lane; it is read only after the
-            // lane's stream is synchronised in `drain`.
+            // lane's stream is synchronised in `drain`, and neither restaged nor freed while the
+            // copy may run (see `stage`: a failed call synchronises every lane before it returns).
             unsafe { result::memcpy_dtoh_async(&mut h[..m], dptr, stream.cu_stream()) }
                 .map_err(drv("cuMemcpyDtoHAsync"))?;
             lane.pending = Some((range.start, m));
         }
         for lane in lanes.iter_mut() {
-            drain(lane, &mut out)?;
+            drain(lane, out)?;
         }
-        // Every kernel's interval against the first start event: chunks on the two streams may
-        // overlap, and the union counts the overlap once.
-        let mut intervals = Vec::with_capacity(events.len());
-        if let Some((origin, _)) = events.first() {
-            for (s, e) in &events {
-                let at = |ev: &cudarc::driver::CudaEvent| -> Result<f64, GpuError> {
-                    Ok(origin.elapsed_ms(ev).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3)
-                };
-                intervals.push((at(s)?, at(e)?));
-            }
-        }
-        let kernel_secs = super::busy_seconds(intervals);
-        if out.iter().any(|v| *v > 1) {
-            return Err(GpuError::call("sig_verify", "device returned a verdict byte other than 0 or 1"));
-        }
-        Ok((out, kernel_secs))
+        Ok(())
     }
 }
 
@@ -442,6 +479,10 @@ impl GpuVerifier for CudaVerifier {
         self.description.clone()
     }
 
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
     fn chunk_items(&self) -> usize {
         CHUNK_ITEMS
     }
@@ -452,7 +493,7 @@ impl GpuVerifier for CudaVerifier {
         rules: EdRules,
         chunk_items: usize,
     ) -> Result<(Vec<u8>, f64), GpuError> {
-        self.run(batch, rules, chunk_items)
+        super::grouped_by_scheme(batch, |grouped| self.run(grouped, rules, chunk_items))
     }
 }
 

@@ -20,6 +20,14 @@
 //! therefore runs NVRTC on a thread of its own ([`super::on_compiler_stack`]), whatever thread
 //! asks.
 //!
+//! NVRTC 13 (CUDA 13.0, driver 580) keeps the options used here (`--gpu-architecture=sm_XY` or
+//! `compute_XY`, `--std=c++14`, `--maxrregcount`); it dropped only architectures before Turing.
+//! Should an NVRTC refuse the dialect option all the same (`NVRTC_ERROR_INVALID_OPTION`), [`compile`]
+//! compiles once more without it (the kernels are C-like and build under any dialect) and says so
+//! in the log. cudarc (built against CUDA 12.8) loads `libnvrtc.so`, `libnvrtc.so.12`, `.so.11`, ...
+//! but not `libnvrtc.so.13`: a CUDA 13 installation is found through a `libnvrtc.so` link
+//! (`scripts/device_run.sh` makes one).
+//!
 //! cudarc's safe `compile_ptx` makes PTX only, and panics when the log cannot be read; this
 //! wrapper uses cudarc's thin `result`/`sys` layers and never panics.
 
@@ -146,25 +154,56 @@ pub fn compile(
         return Err("an NVRTC option contains a NUL byte".into());
     }
     super::on_compiler_stack(move || {
-        let prog =
-            result::create_program(&source_c, Some(&name_c)).map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
-        let program = Program { prog, _source: source_c, _name: name_c };
-        // SAFETY: `program.prog` is live until `program` drops; no option contains a NUL byte
-        // (checked above; cudarc's wrapper would panic on one).
-        if let Err(e) = unsafe { result::compile_program(program.prog, &all) } {
-            return Err(format!("nvrtcCompileProgram [{}]: {e:?}\n{}", all.join(" "), program.log()));
-        }
+        let attempt = |options: &[String]| -> Result<Program, (Option<sys::nvrtcResult>, String)> {
+            let prog = result::create_program(&source_c, Some(&name_c))
+                .map_err(|e| (None, format!("nvrtcCreateProgram: {e:?}")))?;
+            let program = Program { prog, _source: source_c.clone(), _name: name_c.clone() };
+            // SAFETY: `program.prog` is live until `program` drops; no option contains a NUL
+            // byte (checked above; cudarc's wrapper would panic on one).
+            match unsafe { result::compile_program(program.prog, options) } {
+                Ok(()) => Ok(program),
+                Err(e) => {
+                    Err((Some(e.0), format!("nvrtcCompileProgram [{}]: {e:?}\n{}", options.join(" "), program.log())))
+                }
+            }
+        };
+        let mut note = String::new();
+        let program = match attempt(&all) {
+            Ok(p) => p,
+            // An NVRTC that no longer knows the language dialect option (the kernels are plain
+            // C-like CUDA and build under any dialect): once more with NVRTC's default dialect.
+            Err((Some(sys::nvrtcResult::NVRTC_ERROR_INVALID_OPTION), first)) if all.iter().any(|o| is_dialect(o)) => {
+                let fewer: Vec<String> = all.iter().filter(|o| !is_dialect(o)).cloned().collect();
+                let p =
+                    attempt(&fewer).map_err(|(_, second)| format!("{first}\nwithout the dialect option: {second}"))?;
+                note =
+                    format!("NVRTC rejected an option of [{}]; compiled with [{}]\n", all.join(" "), fewer.join(" "));
+                p
+            }
+            Err((_, e)) => return Err(e),
+        };
         let image = match output {
             Output::Cubin => program.cubin()?,
             Output::Ptx => program.ptx()?,
         };
-        Ok(Compiled { image, log: program.log() })
+        Ok(Compiled { image, log: format!("{note}{}", program.log()) })
     })?
+}
+
+/// Whether `option` selects the C++ dialect (`--std=c++14`, `-std=c++17`).
+fn is_dialect(option: &str) -> bool {
+    option.starts_with("--std=") || option.starts_with("-std=")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialect_options_are_recognised() {
+        assert!(is_dialect("--std=c++14") && is_dialect("-std=c++17"));
+        assert!(!is_dialect("--gpu-architecture=sm_90") && !is_dialect("--maxrregcount=168"));
+    }
 
     #[test]
     fn arch_options_name_machine_code_or_virtual_architecture() {

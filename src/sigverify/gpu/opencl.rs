@@ -39,6 +39,7 @@ const CPU_GROUP: usize = 4;
 /// A built program on one OpenCL device, with its lanes.
 pub struct OpenClVerifier {
     description: String,
+    identity: String,
     is_gpu: bool,
     state: Mutex<State>,
 }
@@ -261,8 +262,12 @@ impl OpenClVerifier {
         let verify = Kernel::create(&program, "sig_verify").map_err(|e| GpuError::call("clCreateKernel", e))?;
         let tables = base_tables(&context, &program)?;
         let kind = if is_gpu { "gpu" } else { "cpu/other" };
+        let driver = dev.driver_version().unwrap_or_default();
+        let identity =
+            format!("OpenCL {kind}: {name}, driver {}; kernels {}", driver.trim(), super::kernel_digest(&source, ""));
         Ok(OpenClVerifier {
             description: format!("OpenCL {kind}: {name} (platform {platform}, device {device})"),
+            identity,
             is_gpu,
             state: Mutex::new(State {
                 context,
@@ -454,6 +459,10 @@ impl GpuVerifier for OpenClVerifier {
         self.description.clone()
     }
 
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
     fn chunk_items(&self) -> usize {
         CHUNK_ITEMS
     }
@@ -464,6 +473,6 @@ impl GpuVerifier for OpenClVerifier {
         rules: EdRules,
         chunk_items: usize,
     ) -> Result<(Vec<u8>, f64), GpuError> {
-        self.run(batch, rules, chunk_items)
+        super::grouped_by_scheme(batch, |grouped| self.run(grouped, rules, chunk_items))
     }
 }

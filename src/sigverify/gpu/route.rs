@@ -9,10 +9,14 @@
 //!   [`Crossover::device_share`] of the items and the CPU cores verify the rest at the same time,
 //!   both shares sized so they finish together (the shares are the measured throughputs'
 //!   ratio). In between, the device takes the whole batch.
-//! - The crossover is calibrated once per hardware fingerprint (device description, CPU model,
-//!   usable cores) by timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
+//! - The crossover is calibrated once per fingerprint (the device's identity: name, architecture
+//!   and kernel digest, never how the kernels were loaded; the Ed25519 rules, since strict
+//!   verification costs the CPU about 2.5 times what ZIP-215 does; CPU model; usable cores) by
+//!   timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
 //!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`). `PARTHENON_GPU_CROSSOVER=<n>`
 //!   overrides the threshold (0 sends everything to the device; the split still applies).
+//!   [`pin`] replaces the calibrated crossover for the whole process (tests and benchmarks that
+//!   must reach a given plan).
 //! - Routing never changes a verdict: every item is verified under the same rules on whichever
 //!   side serves it, and both sides are tested to agree item by item.
 
@@ -136,6 +140,21 @@ pub fn calibrate<E>(
     Ok(from_timings(fingerprint, &CALIBRATION_SIZES, &c, &d))
 }
 
+/// The crossover pinned by [`pin`], if any.
+static PINNED: std::sync::Mutex<Option<Crossover>> = std::sync::Mutex::new(None);
+
+/// Pins the crossover every auto-routed device batch in this process uses, in place of the
+/// calibrated one (`None` returns to calibration). For tests and benchmarks that must reach a
+/// given plan, such as a CPU+GPU split on a small batch; routing never changes a verdict.
+pub fn pin(crossover: Option<Crossover>) {
+    *PINNED.lock().unwrap_or_else(|e| e.into_inner()) = crossover;
+}
+
+/// The crossover pinned by [`pin`], if any.
+pub fn pinned() -> Option<Crossover> {
+    PINNED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// A stable fingerprint of the hardware a crossover applies to.
 pub fn fingerprint(device: &str, cpu_model: &str, cores: usize) -> String {
     // FNV-1a: stable across runs and builds (std's hasher is randomly keyed).
@@ -236,6 +255,24 @@ mod tests {
         assert!((back.device_share - c.device_share).abs() < 1e-12);
         assert_eq!(load_cached("other"), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pinned_crossover_is_returned_until_unpinned() {
+        // The only test in the crate that pins.
+        let c = Crossover {
+            fingerprint: "pinned".into(),
+            min_device_batch: 1,
+            split_from: 1,
+            device_share: 0.5,
+            cpu_rate: 1.0,
+            device_rate: 1.0,
+        };
+        pin(Some(c.clone()));
+        assert_eq!(pinned(), Some(c.clone()));
+        assert_eq!(c.plan(10), Plan::Split { device: 5 });
+        pin(None);
+        assert_eq!(pinned(), None);
     }
 
     #[test]
