@@ -45,7 +45,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => v * 60.0,
         _ => return Err(format!("unknown unit `{unit}` in `{s}` (ms, s, m)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}` is not a usable duration: {e}"))
 }
 
 pub fn run(a: Args) -> Result<(), Failure> {
@@ -126,4 +126,17 @@ pub fn run(a: Args) -> Result<(), Failure> {
         return Err(Failure::Runtime("validators do not hold identical non-empty chains".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_huge_ones_are_errors_not_panics() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("99999999999999999999999s").is_err());
+        assert!(parse_duration("1e400").is_err());
+    }
 }
