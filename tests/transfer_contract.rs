@@ -12,7 +12,7 @@ use parthenon::transfer::{
 };
 use parthenon::{Backend, Engine};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 
 const SIZES: [usize; 6] = [0, 1, 4095, 4096, (1 << 20) + 7, 64 << 20];
@@ -44,11 +44,7 @@ fn source() -> (TempDir, BlockStore) {
 }
 
 fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let c = thread::spawn(move || TcpStream::connect(addr).unwrap());
-    let (s, _) = l.accept().unwrap();
-    (c.join().unwrap(), s)
+    common::tcp_pair()
 }
 
 /// Nothing partial: the store's tmp dir is empty and `id` is absent.

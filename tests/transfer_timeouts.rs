@@ -14,7 +14,7 @@ use parthenon::detect::DetectOptions;
 use parthenon::transfer::{BlockHeader, BlockId, BlockStore, Error, Expect, Transport};
 use parthenon::{Backend, Engine};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,11 +45,7 @@ fn transports() -> Vec<(String, Box<dyn Transport>)> {
 }
 
 fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let c = thread::spawn(move || TcpStream::connect(addr).unwrap());
-    let (s, _) = l.accept().unwrap();
-    (c.join().unwrap(), s)
+    common::tcp_pair()
 }
 
 /// Runs `f` on a thread and fails the test if it has not returned within [`GIVE_UP_WITHIN`].

@@ -48,3 +48,12 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// A connected loopback TCP pair: (the connecting side, the accepted side).
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = l.local_addr().expect("local address");
+    let c = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("connect"));
+    let (s, _) = l.accept().expect("accept");
+    (c.join().expect("connect thread"), s)
+}
