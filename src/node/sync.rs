@@ -46,6 +46,11 @@ pub const MAX_FETCH: u64 = 256;
 /// A block connection whose peer neither sends nor accepts a byte for this long is dropped.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most block connections served at once; more are refused (closed at once and counted), so
+/// peers that ask for blocks and read slowly cannot take every thread of the runtime's blocking
+/// pool, which the node's own catch-up also runs on.
+pub const MAX_SERVING: u64 = 32;
+
 /// What catching up did, in both directions.
 #[derive(Debug, Default, Serialize)]
 pub struct SyncCounters {
@@ -63,6 +68,10 @@ pub struct SyncCounters {
     pub bytes_served: AtomicU64,
     /// Block connections that ended with an error.
     pub serve_errors: AtomicU64,
+    /// Block connections being served now.
+    pub serving: AtomicU64,
+    /// Block connections refused because [`MAX_SERVING`] were being served.
+    pub serves_refused: AtomicU64,
     /// How the last served block moved, e.g. "sendfile" (backend and method).
     pub last_served_via: Mutex<String>,
     /// The last error in either direction, with the peer.
@@ -118,9 +127,22 @@ impl BlockServer {
         Ok(sent)
     }
 
-    /// [`BlockServer::serve`], counting a failure instead of returning it.
+    /// [`BlockServer::serve`], counting a failure instead of returning it; refuses the
+    /// connection (closes it) when [`MAX_SERVING`] are being served already.
     pub fn serve_counted(&self, peer: TcpStream, from: Height, count: u64) {
         let who = peer.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        struct Serving<'a>(&'a AtomicU64);
+        impl Drop for Serving<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _serving = Serving(&self.counters.serving);
+        if self.counters.serving.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
+            self.counters.serves_refused.fetch_add(1, Ordering::Relaxed);
+            self.counters.note_error(format!("refused {who}: {MAX_SERVING} block connections are being served"));
+            return;
+        }
         if let Err(e) = self.serve(peer, from, count) {
             self.counters.serve_errors.fetch_add(1, Ordering::Relaxed);
             self.counters.note_error(format!("serving {who} from height {from}: {e}"));
@@ -262,6 +284,24 @@ mod tests {
         // Only final blocks are served: nothing at or above the final height.
         srv.final_height.store(3, Ordering::Release);
         assert_eq!(client.fetch(addr, 3, |_, _, _| true).unwrap(), 0);
+        // With MAX_SERVING connections being served, the next is refused (closed, counted), and
+        // the slot count comes back once it is. A server thread gives its slot back just after
+        // it closes its connection, so wait for the earlier ones first.
+        let idle = || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while srv.counters.serving.load(Ordering::Acquire) != 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            srv.counters.serving.load(Ordering::Acquire) == 0
+        };
+        assert!(idle());
+        srv.counters.serving.store(MAX_SERVING, Ordering::Release);
+        assert_eq!(client.fetch(addr, 0, |_, _, _| true).unwrap(), 0, "a refused connection delivers nothing");
+        assert_eq!(srv.counters.serves_refused.load(Ordering::Relaxed), 1);
+        assert_eq!(srv.counters.serving.load(Ordering::Acquire), MAX_SERVING);
+        srv.counters.serving.store(0, Ordering::Release);
+        assert_eq!(client.fetch(addr, 0, |_, _, _| true).unwrap(), 3);
+        assert!(idle(), "every slot is given back");
         let _ = std::fs::remove_dir_all(&base);
     }
 
