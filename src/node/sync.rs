@@ -23,9 +23,10 @@
 //! # Bounds
 //!
 //! Serving is unauthenticated (final blocks are public and self-certifying), bounded per request
-//! by [`MAX_FETCH`], and runs on tokio's blocking pool so it never stalls consensus. Both sides
-//! time out a stalled socket after [`IO_TIMEOUT`]. A node runs one fetch at a time; when a fetch
-//! returned a full [`MAX_FETCH`] it asks again.
+//! by [`MAX_FETCH`] and to [`MAX_SERVING`] connections at once, and runs on tokio's blocking pool
+//! so it never stalls consensus. Both sides time out a stalled socket after [`IO_TIMEOUT`]
+//! (every transfer backend honours the socket's timeouts, io_uring included). A node runs one
+//! fetch at a time; when a fetch returned a full [`MAX_FETCH`] it asks again.
 //!
 //! Every outcome is counted in [`SyncCounters`] (part of the node's status), including the
 //! transfer method that moved the blocks.
