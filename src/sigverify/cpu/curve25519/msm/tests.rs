@@ -6,6 +6,18 @@ use curve25519_dalek::traits::VartimeMultiscalarMul;
 use curve25519_dalek::{EdwardsPoint, Scalar};
 use rand::RngExt;
 
+/// `Σ d_i · 2^(c·i)` of signed `c`-bit digits, each checked to be at most `2^(c-1)` in size.
+fn recompose(d: &[i16], c: usize) -> Scalar {
+    let mut acc = Scalar::ZERO;
+    for &x in d.iter().rev() {
+        assert!(i32::from(x).abs() <= 1 << (c - 1));
+        acc *= Scalar::from(1u64 << c);
+        let m = Scalar::from(u64::from(x.unsigned_abs()));
+        acc += if x < 0 { -m } else { m };
+    }
+    acc
+}
+
 fn scalar_below(bits: u32, rng: &mut impl rand::Rng) -> Scalar {
     let mut b: [u8; 32] = rng.random();
     for (i, x) in b.iter_mut().enumerate() {
@@ -153,14 +165,7 @@ fn digits_recompose_to_the_scalar() {
         }] {
             let mut d = vec![0i16; 72];
             signed_digits(&k, 256, c, &mut d);
-            let mut acc = Scalar::ZERO;
-            for &x in d.iter().rev() {
-                acc *= Scalar::from(1u64 << c);
-                let m = Scalar::from(u64::from(x.unsigned_abs()));
-                acc += if x < 0 { -m } else { m };
-                assert!(i32::from(x).abs() <= 1 << (c - 1));
-            }
-            assert_eq!(acc, Scalar::from_bytes_mod_order(k), "c = {c}, 256-bit {k:02x?}");
+            assert_eq!(recompose(&d, c), Scalar::from_bytes_mod_order(k), "c = {c}, 256-bit {k:02x?}");
         }
     }
     for c in 4..=8 {
@@ -169,14 +174,7 @@ fn digits_recompose_to_the_scalar() {
                 let k = scalar_below(bits, &mut rng);
                 let mut d = vec![0i16; 64];
                 signed_digits(&k.to_bytes(), bits, c, &mut d);
-                let mut acc = Scalar::ZERO;
-                for &x in d.iter().rev() {
-                    acc *= Scalar::from(1u64 << c);
-                    let m = Scalar::from(u64::from(x.unsigned_abs()));
-                    acc += if x < 0 { -m } else { m };
-                    assert!(i32::from(x).abs() <= 1 << (c - 1));
-                }
-                assert_eq!(acc, k, "c = {c}, bits = {bits}");
+                assert_eq!(recompose(&d, c), k, "c = {c}, bits = {bits}");
             }
         }
     }
