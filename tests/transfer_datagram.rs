@@ -336,9 +336,11 @@ fn sender_bounds_what_nacks_make_it_resend() {
     let data = peer.join().unwrap();
     // 32 KiB frames: the descriptor and 4 data frames; budget 3 × 5 resends.
     assert!(
-        matches!(&e, Error::Timeout { what } if what.contains("block 0000000000000007") && what.contains("resends")),
+        matches!(&e, Error::Timeout { block: Some(BlockId(7)), what } if what.contains("resends"))
+            && e.to_string().contains("block 0000000000000007"),
         "{e}"
     );
+    assert_eq!(e.block(), Some(BlockId(7)), "{e}");
     assert!(data <= 5 + 15, "{data} data frames sent for a 5-frame block");
     assert!(took < Duration::from_secs(2), "{took:?}");
 
@@ -347,7 +349,10 @@ fn sender_bounds_what_nacks_make_it_resend() {
     let peer = nacking_peer(b, 8, nack_payload(&[(1000, 5), (7, 0)]), Duration::from_secs(3));
     let t0 = std::time::Instant::now();
     let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(8), &body).unwrap_err();
-    assert!(matches!(&e, Error::Timeout { what } if what.contains("no acknowledgement")), "{e}");
+    assert!(
+        matches!(&e, Error::Timeout { block: Some(BlockId(8)), what } if what.contains("no acknowledgement")),
+        "{e}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     drop(a);
     peer.join().unwrap();
@@ -388,7 +393,7 @@ fn receiver_deadlines_run_from_useful_frames() {
     };
     // Garbage before any block: idle_timeout.
     let (e, took) = trickled(cfg, |_| vec![0x55; 100]);
-    assert!(matches!(&e, Error::Timeout { what } if what.contains("no block arrived")), "{e}");
+    assert!(matches!(&e, Error::Timeout { block: None, what } if what.contains("no block arrived")), "{e}");
     assert!(took < Duration::from_secs(1), "{took:?}");
 
     // A descriptor, then only garbage and copies of it: gives up after max_rounds.
@@ -403,7 +408,7 @@ fn receiver_deadlines_run_from_useful_frames() {
     let body = pattern(200 * CHUNK, 9);
     let frames = block_frames(12, &body, BlockHeader::for_body(BlockId(12), &body));
     let (e, took) = trickled(cfg, move |k| frames[k as usize % frames.len()].clone());
-    assert!(matches!(&e, Error::Timeout { what } if what.contains("block_timeout")), "{e}");
+    assert!(matches!(&e, Error::Timeout { block: Some(BlockId(12)), what } if what.contains("block_timeout")), "{e}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
 }
 

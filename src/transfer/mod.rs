@@ -293,9 +293,11 @@ pub enum Error {
         /// The peer's reason.
         reason: String,
     },
-    /// Nothing arrived in time.
-    #[error("timed out: {what}")]
+    /// Nothing (or not enough) arrived in time.
+    #[error("{}timed out: {what}", block_prefix(.block))]
     Timeout {
+        /// The block, when the wait was for one.
+        block: Option<BlockId>,
         /// What was awaited.
         what: String,
     },
@@ -310,6 +312,13 @@ pub enum Error {
     /// Engine routing failed.
     #[error(transparent)]
     Engine(#[from] crate::Error),
+}
+
+fn block_prefix(b: &Option<BlockId>) -> String {
+    match b {
+        Some(b) => format!("block {b}: "),
+        None => String::new(),
+    }
 }
 
 fn block_suffix(b: &Option<BlockId>) -> String {
@@ -331,7 +340,7 @@ impl Error {
     /// The block this error is about, when known.
     pub fn block(&self) -> Option<BlockId> {
         match self {
-            Error::Io { block, .. } => *block,
+            Error::Io { block, .. } | Error::Timeout { block, .. } => *block,
             Error::Truncated { block, .. }
             | Error::Oversized { block, .. }
             | Error::Tampered { block, .. }

@@ -77,7 +77,10 @@ impl MtuCache {
             Ok(false)
         };
         if max < MIN_FRAME || !probe(MIN_FRAME)? {
-            return Err(Error::Timeout { what: format!("peer {peer} answers no MTU probe of {MIN_FRAME} bytes") });
+            return Err(Error::Timeout {
+                block: None,
+                what: format!("peer {peer} answers no MTU probe of {MIN_FRAME} bytes"),
+            });
         }
         let frame = if probe(max)? {
             max

@@ -182,7 +182,10 @@ impl DatagramReceiver {
         // slots of frames 1..count tile [0, len) (lengths checked against the descriptor), so
         // the first `len` bytes of the spare capacity are initialised.
         unsafe { room.set_len(len) };
-        let a = rx.asm.take().ok_or_else(|| Error::Timeout { what: "assembly vanished".into() })?;
+        let a = rx
+            .asm
+            .take()
+            .ok_or_else(|| Error::Timeout { block: Some(d.header.id), what: "assembly vanished".into() })?;
         let digest: Digest = match d.codec {
             Codec::None if tree::by_cv(d.chunk as u64) => tree::payload_hash(body, &a.cvs).into(),
             // Frames were checked by XXH3: hash the payload now, in subtrees on the threads.

@@ -121,15 +121,19 @@ impl<'a> Rx<'a> {
         }
         let Some(a) = &self.asm else {
             if now.duration_since(self.started) > self.cfg.idle_timeout {
-                return Err(Error::Timeout { what: format!("no block arrived in {:?}", self.cfg.idle_timeout) });
+                return Err(Error::Timeout {
+                    block: None,
+                    what: format!("no block arrived in {:?}", self.cfg.idle_timeout),
+                });
             }
             return Ok(());
         };
         if self.deadline.is_some_and(|d| now >= d) {
             return Err(Error::Timeout {
+                block: Some(a.id),
                 what: format!(
-                    "block {}: not received within {:?} (block_timeout): {} of {} frames in, {} corrupt frames dropped",
-                    a.id, self.cfg.block_timeout, a.done_n, a.count, self.corrupt
+                    "not received within {:?} (block_timeout): {} of {} frames in, {} corrupt frames dropped",
+                    self.cfg.block_timeout, a.done_n, a.count, self.corrupt
                 ),
             });
         }
@@ -329,7 +333,7 @@ impl<'a> Rx<'a> {
             }
         });
         let r = result.into_inner().unwrap_or_else(|p| p.into_inner());
-        r.unwrap_or_else(|| Err(Error::Timeout { what: "the receiving thread did not run".into() }))
+        r.unwrap_or_else(|| Err(Error::Timeout { block: None, what: "the receiving thread did not run".into() }))
     }
 
     fn assemble(&mut self, work: &Work<'_>, parallel: bool) -> Result<(), Error> {

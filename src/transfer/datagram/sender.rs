@@ -261,8 +261,9 @@ impl DatagramSender {
             let now = Instant::now();
             let Some(left) = deadline.checked_duration_since(now).filter(|l| !l.is_zero()) else {
                 return Err(Error::Timeout {
+                    block: Some(id),
                     what: format!(
-                        "block {id}: not confirmed within {:?} (block_timeout; {resent} frames resent)",
+                        "not confirmed within {:?} (block_timeout; {resent} frames resent)",
                         cfg.block_timeout
                     ),
                 });
@@ -280,7 +281,8 @@ impl DatagramSender {
                 idle_rounds += 1;
                 if idle_rounds > cfg.max_rounds {
                     return Err(Error::Timeout {
-                        what: format!("block {id}: no acknowledgement after {idle_rounds} rounds"),
+                        block: Some(id),
+                        what: format!("no acknowledgement after {idle_rounds} rounds"),
                     });
                 }
                 // Nudge the receiver: the descriptor and the last frame make it NACK the rest.
@@ -319,8 +321,9 @@ impl DatagramSender {
                     }
                     if nack_resent + n > budget {
                         return Err(Error::Timeout {
+                            block: Some(id),
                             what: format!(
-                                "block {id}: the receiver asked for more than {budget} resends ({} rounds x {count} frames; {nack_resent} resent)",
+                                "the receiver asked for more than {budget} resends ({} rounds x {count} frames; {nack_resent} resent)",
                                 cfg.max_rounds
                             ),
                         });
