@@ -1,11 +1,13 @@
-//! A validator under attack on its network port: malformed frames, consensus messages before
-//! `Hello`, forged and unsigned messages, and a flood of transactions with invalid signatures;
-//! and a peer that serves forged blocks when the validator fetches through the engine's transfer.
-//! Everything bad is dropped and counted; the valid part is accepted.
+//! A validator under attack on its network port: malformed frames, consensus messages without a
+//! `Hello` handshake, `Hello`s that do not prove the claimed validator's key, forged and unsigned
+//! messages, and a flood of transactions with invalid signatures; and a peer that serves forged
+//! blocks when the validator fetches through the engine's transfer. Everything bad is dropped and
+//! counted; the valid part is accepted.
 #![cfg(feature = "node")]
 
 use parthenon::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
 use parthenon::node::consensus::{CommitCert, Digest, Message, Sign, Signable, Signed, Vote, VoteKind};
+use parthenon::node::handshake;
 use parthenon::node::ledger::{sign_transaction, OutPoint, Output};
 use parthenon::node::net::{encode, read_frame, write_frame, Frame};
 use std::time::Duration;
@@ -32,6 +34,14 @@ async fn status(addr: std::net::SocketAddr) -> serde_json::Value {
         Some(Frame::Status(j)) => serde_json::from_str(&j).unwrap(),
         other => panic!("{other:?}"),
     }
+}
+
+/// A validator connection to validator 0 at `addr` as validator `i`, after the handshake.
+async fn hello_as(addr: std::net::SocketAddr, i: u16) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let chain = genesis().genesis().unwrap().id();
+    handshake::call(&mut s, &key(i as u8), &chain, i, 0).await.unwrap();
+    s
 }
 
 fn genesis() -> GenesisSpec {
@@ -96,11 +106,12 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
         Message::Vote(Signed { body, signer, signature: Sign::sign(k, &body.signing_bytes(&chain)) })
     };
     let vote = |signer: u16, k: &ed25519_dalek::SigningKey| vote_on(chain, signer, k);
-    // Consensus before Hello: unidentified.
+    // Consensus on a client connection (no handshake): unidentified.
     write_frame(&mut s, &Frame::Consensus(vote(1, &key(1)))).await.unwrap();
     // Malformed body.
     s.write_all(&[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
-    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    s.flush().await.unwrap();
+    let mut s = hello_as(addr, 1).await;
     // Valid: signed by validator 1.
     write_frame(&mut s, &Frame::Consensus(vote(1, &key(1)))).await.unwrap();
     // Forged: claims validator 2, signed by validator 1's key.
@@ -204,8 +215,8 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
             copy.send_bytes(&conn, BlockId(h), &record).unwrap();
         }
     });
-    let (addr, dir, mut s, _) = start_validator("sync-test", fake_addr).await;
-    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    let (addr, dir, _client, _) = start_validator("sync-test", fake_addr).await;
+    let mut s = hello_as(addr, 1).await;
     write_frame(&mut s, &Frame::Tip(3)).await.unwrap();
     s.flush().await.unwrap();
     let mut st = serde_json::Value::Null;
@@ -221,5 +232,115 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
     assert_eq!(st["sync"]["blocks_fetched"], 3, "every block arrived whole: {st}");
     assert_eq!(st["net"]["bad_signatures"], 2, "forged certificate signatures: {st}");
     assert_eq!(st["height"], 0, "no forged block became final: {st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next frame on `s`, or `None` if it closes, fails or stays silent past the handshake timeout.
+async fn next(s: &mut TcpStream) -> Option<Frame> {
+    let wait = handshake::HANDSHAKE_TIMEOUT + Duration::from_secs(2);
+    tokio::time::timeout(wait, read_frame(s)).await.ok().and_then(Result::ok).flatten()
+}
+
+/// The challenge validator 0 answers a `Hello` with.
+async fn challenge(s: &mut TcpStream) -> handshake::Nonce {
+    match next(s).await {
+        Some(Frame::Challenge { nonce }) => nonce,
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+/// Whether validator 0 closes `s` (after at most its challenge) before the handshake timeout.
+async fn closed(s: &mut TcpStream) -> bool {
+    let wait = handshake::HANDSHAKE_TIMEOUT + Duration::from_secs(2);
+    let read = async {
+        loop {
+            match read_frame(s).await {
+                Ok(Some(Frame::Challenge { .. })) => continue,
+                Ok(Some(_)) => return false,
+                Ok(None) | Err(_) => return true,
+            }
+        }
+    };
+    tokio::time::timeout(wait, read).await.unwrap_or(false)
+}
+
+/// Whoever reaches a validator's port cannot speak for another validator: a `Hello` counts only
+/// with a proof of the claimed validator's key, made for this chain, this validator and this
+/// connection's challenge. Each connection below is refused and closed, and what it sent after
+/// its `Hello` never reaches consensus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_without_proof_of_the_validator_key_is_refused() {
+    let (addr, dir, _client, metrics) = start_validator("hello-test", ([127, 0, 0, 1], 1).into()).await;
+    let chain = genesis().genesis().unwrap().id();
+    let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
+    let vote = Message::Vote(Signed { body, signer: 1, signature: Sign::sign(&key(1), &body.signing_bytes(&chain)) });
+    let connect = || async { TcpStream::connect(addr).await.unwrap() };
+    // What each connection sends after its `Hello` (and proof): a `Tip` that would start a fetch,
+    // validator 1's genuine vote.
+    let mut after_hello = encode(&Frame::Tip(3));
+    after_hello.extend(encode(&Frame::Consensus(vote)));
+
+    // Says `Hello` and nothing more: refused after the handshake timeout (checked last).
+    let mut silent = connect().await;
+    write_frame(&mut silent, &Frame::Hello { validator: 2 }).await.unwrap();
+
+    // The spoof the node used to accept: `Hello` as validator 1, then frames, no proof.
+    let mut spoof = connect().await;
+    write_frame(&mut spoof, &Frame::Hello { validator: 1 }).await.unwrap();
+    spoof.write_all(&after_hello).await.unwrap();
+    assert!(closed(&mut spoof).await, "a Hello without proof is refused");
+
+    // Validator 1's key claiming to be validator 2.
+    let mut s = connect().await;
+    write_frame(&mut s, &Frame::Hello { validator: 2 }).await.unwrap();
+    let nonce = challenge(&mut s).await;
+    let signature = handshake::prove(&key(1), &chain, 2, 0, &nonce);
+    write_frame(&mut s, &Frame::HelloProof { signature }).await.unwrap();
+    s.write_all(&after_hello).await.unwrap();
+    assert!(closed(&mut s).await, "a proof by another key is refused");
+
+    // Validator 1's genuine proof, but made for validator 2 (relayed).
+    let mut s = connect().await;
+    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    let nonce = challenge(&mut s).await;
+    let signature = handshake::prove(&key(1), &chain, 1, 2, &nonce);
+    write_frame(&mut s, &Frame::HelloProof { signature }).await.unwrap();
+    s.write_all(&after_hello).await.unwrap();
+    assert!(closed(&mut s).await, "a proof for another validator is refused");
+
+    // Validator 1's genuine proof for another chain.
+    let other = GenesisSpec { chain: "other-net".into(), ..genesis() }.genesis().unwrap().id();
+    let mut s = connect().await;
+    assert!(handshake::call(&mut s, &key(1), &other, 1, 0).await.is_ok(), "the caller cannot tell");
+    s.write_all(&after_hello).await.unwrap();
+    assert!(closed(&mut s).await, "a proof for another chain is refused");
+
+    // Its own index and an index outside the set: refused without a challenge.
+    for validator in [0, 4] {
+        let mut s = connect().await;
+        write_frame(&mut s, &Frame::Hello { validator }).await.unwrap();
+        assert!(next(&mut s).await.is_none(), "Hello from validator {validator} is refused at once");
+    }
+
+    // A completed handshake, then a second `Hello`.
+    let mut s = hello_as(addr, 1).await;
+    write_frame(&mut s, &Frame::Hello { validator: 1 }).await.unwrap();
+    s.write_all(&after_hello).await.unwrap();
+    assert!(closed(&mut s).await, "a second Hello closes the connection");
+
+    assert!(closed(&mut silent).await, "no proof within the handshake timeout");
+    let mut st = serde_json::Value::Null;
+    for _ in 0..100 {
+        st = status(addr).await;
+        if st["net"]["refused_hellos"] == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(st["net"]["refused_hellos"], 8, "{st}");
+    assert_eq!(st["net"]["messages_in"], 0, "nothing was attributed to a validator: {st}");
+    assert_eq!(st["sync"]["fetches"], 0, "no spoofed Tip started a fetch: {st}");
+    let text = scrape(metrics, "/metrics").await;
+    assert!(text.lines().any(|l| l == "parthenon_refused_hellos_total 8"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,8 @@
 //! | `parthenon_view` | gauge | consensus view at the current height |
 //! | `parthenon_mempool_transactions` | gauge | transactions waiting for a block |
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
-//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified`, `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
+//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
+//! | `parthenon_refused_hellos` | counter | `Hello` handshakes refused (unknown or own index, bad or missing proof, timeout, repeated `Hello`), each closing its connection |
 //! | `parthenon_evidence` | counter | equivocations seen |
 //! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
@@ -109,6 +110,7 @@ impl Collector for NodeCollector {
                 ("queue_full", load(&net.send_dropped)),
             ],
         )?;
+        counter(&mut e, "parthenon_refused_hellos", "Hello handshakes refused", load(&net.refused_hellos))?;
         counter(&mut e, "parthenon_evidence", "Equivocations seen", load(&self.gauges.evidence))?;
         counter(&mut e, "parthenon_view_changes", "View changes started", load(&self.gauges.view_changes))?;
         let both = |f: &AtomicU64, s: &AtomicU64| [("fetched", load(f)), ("served", load(s))];

@@ -5,8 +5,13 @@
 //! the reader skips it (the length prefix keeps the stream in sync) and the node counts it.
 //! Consensus frames carry signed messages: the node verifies every signature they carry in one
 //! engine batch per tick and drops (and counts) any message with a missing or invalid one.
+//!
+//! Variants are encoded by their position in [`Frame`]: new ones go at the end. A connection's
+//! first frame says what it is: `Hello` opens a validator connection (authenticated by the
+//! `Challenge`/`HelloProof` exchange of [`crate::node::handshake`]), `FetchBlocks` a block
+//! connection ([`crate::node::sync`]), anything else a client connection.
 
-use crate::node::consensus::{Digest, Height, Message};
+use crate::node::consensus::{Digest, Height, Message, Signature};
 use crate::node::ledger::Transaction;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,7 +24,9 @@ pub const MAX_FRAME: usize = 64 << 20;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Frame {
-    /// First frame of a validator-to-validator connection: who is calling.
+    /// First frame of a validator-to-validator connection: who is calling. The callee answers
+    /// [`Frame::Challenge`] and attributes nothing to the caller before a valid
+    /// [`Frame::HelloProof`] ([`crate::node::handshake`]).
     Hello {
         /// The caller's validator index.
         validator: u16,
@@ -55,6 +62,17 @@ pub enum Frame {
     },
     /// JSON status.
     Status(String),
+    /// Callee to caller, the answer to [`Frame::Hello`]: sign this ([`crate::node::handshake`]).
+    Challenge {
+        /// Fresh random bytes, one challenge per connection.
+        nonce: [u8; 32],
+    },
+    /// Caller to callee, the answer to [`Frame::Challenge`]: the caller's consensus key over
+    /// [`crate::node::handshake::signing_bytes`].
+    HelloProof {
+        /// Ed25519 signature.
+        signature: Signature,
+    },
 }
 
 /// Why a frame could not be read.
@@ -113,11 +131,17 @@ mod tests {
         buf.extend_from_slice(&3u32.to_le_bytes());
         buf.extend_from_slice(&[0xff, 0xff, 0xff]);
         buf.extend(encode(&Frame::Tip(9)));
+        buf.extend(encode(&Frame::Challenge { nonce: [4; 32] }));
+        buf.extend(encode(&Frame::HelloProof { signature: Signature([5; 64]) }));
         buf.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
         let mut r = buf.as_slice();
         assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Hello { validator: 3 }))));
         assert!(matches!(read_frame(&mut r).await, Err(FrameError::Malformed(_))));
         assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Tip(9)))));
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Challenge { nonce: [4, ..] }))));
+        assert!(
+            matches!(read_frame(&mut r).await, Ok(Some(Frame::HelloProof { signature })) if signature == Signature([5; 64]))
+        );
         assert!(matches!(read_frame(&mut r).await, Err(FrameError::TooLarge(_))));
         let mut empty: &[u8] = &[];
         assert!(matches!(read_frame(&mut empty).await, Ok(None)));

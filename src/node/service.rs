@@ -17,19 +17,23 @@
 //! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
 //! time); a subscriber whose queue is full is dropped rather than buffered for.
 //!
-//! Peers are reached through one outbound TCP connection each (reconnecting; a full queue drops
-//! frames, which consensus tolerates). Inbound connections carry validator frames (after a
-//! `Hello`), client frames (`Submit`, `Subscribe`, `StatusRequest`), or, when the first frame is
-//! `FetchBlocks`, a block connection: final blocks sent through the engine's transfer
-//! ([`crate::node::sync`]). A validator that falls behind fetches the blocks it misses that way,
-//! one fetch at a time, and feeds them to consensus as `Decided` messages.
+//! Connections are [`crate::node::peer`]'s: peers are reached through one outbound TCP connection
+//! each (reconnecting; a full queue drops frames, which consensus tolerates). Inbound connections
+//! carry validator frames, attributed to a validator only after it proved its key in the `Hello`
+//! handshake ([`crate::node::handshake`]), client frames (`Submit`, `Subscribe`,
+//! `StatusRequest`), or, when the first frame is `FetchBlocks`, a block connection: final blocks
+//! sent through the engine's transfer ([`crate::node::sync`]). A validator that falls behind
+//! fetches the blocks it misses that way, one fetch at a time, and feeds them to consensus as
+//! `Decided` messages.
 
 use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
+use crate::node::handshake::Verifier;
 use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger};
 use crate::node::metrics::{NodeCollector, NodeGauges};
-use crate::node::net::{encode, read_frame, write_frame, Frame, FrameError};
+use crate::node::net::{encode, Frame};
+use crate::node::peer::{accept_loop, outbound, Identity, Inbound};
 use crate::node::storage::{Store, StoreError};
 use crate::node::sync::{BlockServer, SyncCounters, MAX_FETCH};
 use crate::sigverify::{Batch, Scheme};
@@ -38,7 +42,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the node stopped.
@@ -68,8 +72,11 @@ pub enum NodeError {
 pub struct NetCounters {
     /// Frames that did not decode.
     pub malformed_frames: AtomicU64,
-    /// Consensus frames from a connection that never said `Hello`.
+    /// Consensus and `Tip` frames from a connection that did not complete a `Hello` handshake.
     pub unidentified: AtomicU64,
+    /// `Hello` handshakes refused ([`crate::node::handshake::HandshakeError`]), and handshake
+    /// frames after a connection's first frame; each closed the connection.
+    pub refused_hellos: AtomicU64,
     /// Consensus messages dropped for a bad, unknown or missing signature.
     pub bad_signatures: AtomicU64,
     /// Consensus messages dropped before signature verification: over a structural bound
@@ -81,9 +88,10 @@ pub struct NetCounters {
     pub messages_in: AtomicU64,
 }
 
+/// What the consensus task is fed ([`crate::node::peer`] turns frames into these).
 // Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
 #[allow(clippy::large_enum_variant)]
-enum Event {
+pub(crate) enum Event {
     Peer(ValidatorIndex, Message),
     Timer(Timer),
     Submit(Vec<crate::node::ledger::Transaction>),
@@ -132,6 +140,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         propose_delay_ms: cfg.propose_delay_ms,
         ..cs::Config::default()
     };
+    let identity = Arc::new(Identity { key: key.clone(), chain: config.chain, me: cfg.index });
     let core = Core::restore(set.clone(), cfg.index, Box::new(key), config, rec.safety.unwrap_or_default(), rec.height);
     let counters = Arc::new(NetCounters::default());
     let server = Arc::new(BlockServer {
@@ -145,7 +154,13 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
 
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
-    tokio::spawn(accept_loop(listener, tx.clone(), counters.clone(), server.clone()));
+    let inbound = Inbound {
+        tx: tx.clone(),
+        counters: counters.clone(),
+        server: server.clone(),
+        verifier: Verifier { engine: engine.clone(), set: Arc::new(set.clone()), chain: config.chain, me: cfg.index },
+    };
+    tokio::spawn(accept_loop(listener, Arc::new(inbound)));
     let gauges = Arc::new(NodeGauges::default());
     if let Some(addr) = cfg.metrics {
         let l = TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { addr, source })?;
@@ -160,14 +175,15 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     }
     let mut peers = Vec::new();
     let mut connected = Vec::new();
-    for (i, v) in cfg.validators.iter().enumerate() {
-        if i == usize::from(cfg.index) {
+    // The set has at most 65535 validators (`ValidatorSet::new`), so every one gets its index.
+    for (peer, v) in (0..=ValidatorIndex::MAX).zip(&cfg.validators) {
+        if peer == cfg.index {
             peers.push(None);
             continue;
         }
         let (ptx, prx) = mpsc::channel::<Arc<Vec<u8>>>(4096);
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        tokio::spawn(outbound(v.address, cfg.index, prx, flag.clone()));
+        tokio::spawn(outbound(identity.clone(), peer, v.address, prx, flag.clone()));
         connected.push(flag);
         peers.push(Some(ptx));
     }
@@ -202,146 +218,6 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     });
     node.main_loop(rx).await;
     Ok(())
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tx: mpsc::Sender<Event>,
-    counters: Arc<NetCounters>,
-    server: Arc<BlockServer>,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, tx.clone(), counters.clone(), server.clone()));
-    }
-}
-
-async fn connection(
-    mut stream: TcpStream,
-    tx: mpsc::Sender<Event>,
-    counters: Arc<NetCounters>,
-    server: Arc<BlockServer>,
-) {
-    // The first frame says what the connection is: a block connection is handed to the block
-    // server (blocking transfer calls on tokio's blocking pool); anything else is framed traffic.
-    let first = match read_frame(&mut stream).await {
-        Ok(Some(Frame::FetchBlocks { from, count })) => {
-            match stream.into_std() {
-                Ok(std) => {
-                    tokio::task::spawn_blocking(move || server.serve_counted(std, from, count));
-                }
-                Err(e) => tracing::warn!(error = %e, "block connection"),
-            }
-            return;
-        }
-        Ok(Some(f)) => Some(f),
-        Ok(None) => return,
-        Err(FrameError::Malformed(_)) => {
-            counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-        Err(_) => return,
-    };
-    let (mut rd, mut wr) = stream.into_split();
-    let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
-    tokio::spawn(async move {
-        while let Some(f) = orx.recv().await {
-            if write_frame(&mut wr, &f).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut from: Option<ValidatorIndex> = None;
-    let mut subscribed = false;
-    let mut first = first;
-    loop {
-        let next = match first.take() {
-            Some(f) => Ok(Some(f)),
-            None => read_frame(&mut rd).await,
-        };
-        let frame = match next {
-            Ok(Some(f)) => f,
-            Ok(None) => return,
-            Err(FrameError::Malformed(_)) => {
-                counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            Err(_) => return,
-        };
-        let ev = match frame {
-            Frame::Hello { validator } => {
-                from = Some(validator);
-                continue;
-            }
-            Frame::Consensus(m) => match from {
-                Some(f) => Event::Peer(f, m),
-                None => {
-                    counters.unidentified.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            },
-            Frame::Tip(h) => match from {
-                Some(f) => Event::Tip(f, h),
-                None => continue,
-            },
-            // Only valid as the first frame (handled above).
-            Frame::FetchBlocks { .. } => return,
-            Frame::Submit(txs) => Event::Submit(txs),
-            // One subscription per connection: a repeated `Subscribe` changes nothing.
-            Frame::Subscribe if subscribed => continue,
-            Frame::Subscribe => {
-                subscribed = true;
-                Event::Subscribe(otx.clone())
-            }
-            Frame::StatusRequest { at } => {
-                let (rtx, rrx) = oneshot::channel();
-                if tx.send(Event::Status(at, rtx)).await.is_err() {
-                    return;
-                }
-                if let Ok(s) = rrx.await {
-                    let _ = otx.send(Frame::Status(s)).await;
-                }
-                continue;
-            }
-            Frame::Committed { .. } | Frame::Status(_) => continue,
-        };
-        if tx.send(ev).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn outbound(
-    addr: std::net::SocketAddr,
-    me: ValidatorIndex,
-    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
-    connected: Arc<std::sync::atomic::AtomicBool>,
-) {
-    use tokio::io::AsyncWriteExt;
-    loop {
-        connected.store(false, Ordering::Relaxed);
-        let mut s = match TcpStream::connect(addr).await {
-            Ok(s) => s,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                // Drop what queued up while the peer was unreachable.
-                while rx.try_recv().is_ok() {}
-                continue;
-            }
-        };
-        let _ = s.set_nodelay(true);
-        if s.write_all(&encode(&Frame::Hello { validator: me })).await.is_err() {
-            continue;
-        }
-        connected.store(true, Ordering::Relaxed);
-        loop {
-            let Some(buf) = rx.recv().await else { return };
-            if s.write_all(&buf).await.is_err() {
-                break;
-            }
-        }
-    }
 }
 
 struct Node {
