@@ -50,6 +50,9 @@ cp -r --no-preserve=mode "$vectors" "$bin/vectors"
   else
     echo "clean: the build is exactly this commit"
   fi
+  # device_run.sh recomputes this over the carried working tree and says STALE BUILD on a mismatch.
+  echo "sources sha256 $(find src kernels tests Cargo.toml Cargo.lock build.rs -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-16)"
   echo "git status --short:"
   git status --short
   echo "sha256:"
@@ -57,7 +60,7 @@ cp -r --no-preserve=mode "$vectors" "$bin/vectors"
 } >"$bin/REV"
 
 size=$(du -sb "$bin" | cut -f1)
-tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+tree=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
 ls -la "$bin"
 echo "$bin: $((size / 1024)) KiB; tracked working tree: $((tree / 1024)) KiB; the device tool carries at most 65536 KiB in all"
 if [ "$size" -gt $((48 << 20)) ]; then

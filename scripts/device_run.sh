@@ -29,6 +29,16 @@ if [ -f "$B/REV" ]; then
   grep -v -E '^( M|M |MM|A |\?\?|D | D) ' "$B/REV" | sed 's/^/REV | /' >>"$SUM"
   say "built: $(head -1 "$B/REV"); $(grep -m1 -E '^(DIRTY|clean)' "$B/REV")"
   here=$(git rev-parse HEAD 2>/dev/null) && say "working tree here: commit $here"
+  # The sources the binaries were built from against the sources carried here: a stale
+  # .device-bin would otherwise test old code without a word.
+  built=$(sed -n 's/^sources sha256 //p' "$B/REV")
+  now=$(find src kernels tests Cargo.toml Cargo.lock build.rs -type f -print0 2>/dev/null | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-16)
+  if [ -n "$built" ] && [ "$built" = "$now" ]; then
+    say "sources: the binaries were built from the sources carried here ($now)"
+  else
+    say "STALE BUILD: binaries built from sources ${built:-unknown}, carried sources are $now: rerun scripts/device_build.sh"
+  fi
 else
   say "REV MISSING: $B/REV not carried (run scripts/device_build.sh and carry .device-bin)"
 fi
@@ -54,6 +64,10 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/*/lib /usr/local/cuda-*/l
 done
 while IFS= read -r f; do cands+=("$f"); done < <(
   timeout 20 find /usr/local /opt /usr/lib -name 'libnvrtc.so*' ! -name '*builtins*' ! -name '*.alt.*' 2>/dev/null)
+# A newer NVRTC than the driver emits code the driver refuses: candidates whose major version is
+# above the driver's CUDA version are passed over.
+driver_cuda=$(timeout 15 nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9]*' | grep -o '[0-9]*$' | head -1)
+say "driver CUDA version: ${driver_cuda:-unknown}"
 nvrtc=""
 best=""
 declare -A seen=()
@@ -68,6 +82,11 @@ for f in "${cands[@]}"; do
   [ -n "$builtins" ] || continue
   # The newest version wins (version sort of the real file names, libnvrtc.so.13.0.48 > .12).
   version=$(basename "$real" | sed 's/^libnvrtc\.so\.\{0,1\}//')
+  major=${version%%.*}
+  if [ -n "$driver_cuda" ] && [ -n "$major" ] && [ "$major" -gt "$driver_cuda" ] 2>/dev/null; then
+    say "  passed over: NVRTC $version is newer than the driver's CUDA $driver_cuda"
+    continue
+  fi
   if [ -z "$nvrtc" ] || [ "$(printf '%s\n%s\n' "$best" "$version" | sort -V | tail -1)" = "$version" ]; then
     nvrtc=$real
     best=$version
@@ -85,7 +104,7 @@ fi
 # The driver's libcuda.so.1 is normally in the loader's cache; where it is not, its folder.
 if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
   for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
-    [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d" && say "libcuda.so.1 in $d"
+    [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d" && say "libcuda.so.1 in $d"
   done
 fi
 say "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
@@ -128,7 +147,10 @@ step() {
 
 P=$B/parthenon
 step 15 summary.txt "detect" "$P" detect
-step 15 detect.json "detect --json" "$P" detect --json
+# detect.json holds the JSON alone (its status goes to the summary).
+t0=$SECONDS
+timeout -k 5 15 "$P" detect --json >"$OUT/detect.json" 2>>"$SUM"
+say "== detect --json: rc=$? in $((SECONDS - t0))s -> detect.json"
 
 # The agreement test compiles the kernels first (NVRTC, CUBIN for the device: ~30-45 s).
 step 170 agreement.txt "CUDA agreement" env PARTHENON_GPU_CORPUS=5000 "$B/gpu_cuda_agreement" --nocapture

@@ -14,8 +14,10 @@
 //! - An *auto* route applies the calibrated [`Crossover`] ([`super::gpu::route`]): batches below
 //!   the crossover are verified on the CPU here (small batches cannot amortise a launch), large
 //!   ones are split between the device and the CPU cores so both finish together. The crossover
-//!   is measured once per device identity, rules and CPU, and cached on disk; [`route::pin`]
-//!   replaces it (tests reach the split path on small batches with it).
+//!   is measured once per device identity, rules and CPU (model, usable cores, IFMA or portable
+//!   arithmetic), and cached on disk; [`route::pin`] replaces it (tests reach the split path on
+//!   small batches with it). A calibration that fails is a [`DeviceFault`] for every auto-routed
+//!   batch for a minute (those batches are verified on the CPU), then is tried again.
 
 use super::gpu::route::{self, Crossover, Plan};
 use super::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch, SCHEME_BIP340, SCHEME_ED25519};
@@ -89,27 +91,48 @@ fn sub_batch(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
 }
 
 /// The key the crossover of device `identity` ([`GpuVerifier::identity`]) is cached under for
-/// `rules` on a CPU of `cpu_model` with `cores` usable cores.
-pub(crate) fn crossover_fingerprint(identity: &str, rules: Rules, cpu_model: &str, cores: usize) -> String {
-    route::fingerprint(&format!("{identity}; rules {rules:?}"), cpu_model, cores)
+/// `rules` on a CPU of `cpu_model` with `cores` usable cores, verifying on our AVX-512 IFMA
+/// arithmetic or not (`ifma`, [`cpu::uses_ifma`]: the portable path is about half as fast, so
+/// a crossover measured on one is wrong for the other).
+pub(crate) fn crossover_fingerprint(identity: &str, rules: Rules, cpu_model: &str, cores: usize, ifma: bool) -> String {
+    let cpu_path = if ifma { "ifma" } else { "portable" };
+    route::fingerprint(&format!("{identity}; rules {rules:?}; cpu {cpu_path}"), cpu_model, cores)
+}
+
+/// How long a failed calibration stands before the next auto-routed batch tries again; until
+/// then auto-routed batches for that device and rules are verified on the CPU without retrying
+/// (a device that fails at some calibration size would otherwise re-run the smaller sizes,
+/// under the lock, for every batch).
+const RETRY_CALIBRATION: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What this process knows of one crossover fingerprint.
+#[derive(Clone)]
+enum Calibration {
+    Done(Crossover),
+    /// Calibration failed at this instant, with this fault.
+    Failed(std::time::Instant, DeviceFault),
 }
 
 /// The crossover for this device, these rules and this machine: pinned ([`route::pin`]), else
 /// calibrated once and cached per process and on disk. One caller calibrates at a time (the
 /// others wait for its result instead of timing the device concurrently, which would skew both
-/// measurements).
+/// measurements). A failed calibration is the same fault for every caller for
+/// [`RETRY_CALIBRATION`] (the dispatcher verifies those batches on the CPU), then is retried.
 fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> Result<Crossover, DeviceFault> {
     if let Some(c) = route::pinned() {
         return Ok(c);
     }
-    static CACHE: Mutex<Vec<(String, Crossover)>> = Mutex::new(Vec::new());
+    static CACHE: Mutex<Vec<(String, Calibration)>> = Mutex::new(Vec::new());
     let cpu_info = &engine.capabilities().cpu;
     let threads = super::cpu_threads(engine);
-    let fp = crossover_fingerprint(&v.identity(), rules, cpu_info.model.as_deref().unwrap_or("unknown"), threads);
+    let model = cpu_info.model.as_deref().unwrap_or("unknown");
+    let fp = crossover_fingerprint(&v.identity(), rules, model, threads, cpu::uses_ifma());
     // Held through lookup, calibration and store: a second first caller finds the result.
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, c)) = cache.iter().find(|(f, _)| *f == fp) {
-        return Ok(c.clone().with_env_override());
+    match cache.iter().find(|(f, _)| *f == fp).map(|(_, c)| c) {
+        Some(Calibration::Done(c)) => return Ok(c.clone().with_env_override()),
+        Some(Calibration::Failed(at, fault)) if at.elapsed() < RETRY_CALIBRATION => return Err(fault.clone()),
+        _ => cache.retain(|(f, _)| *f != fp),
     }
     let c = match route::load_cached(&fp) {
         Some(c) => c,
@@ -137,7 +160,15 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
                     Ok::<f64, GpuError>(t.elapsed().as_secs_f64())
                 },
             )
-            .map_err(|source| DeviceFault::Device { backend, source })?;
+            .map_err(|source| DeviceFault::Device { backend, source });
+            let c = match c {
+                Ok(c) => c,
+                Err(fault) => {
+                    tracing::warn!(%fault, retry_in = ?RETRY_CALIBRATION, "calibration failed");
+                    cache.push((fp, Calibration::Failed(std::time::Instant::now(), fault.clone())));
+                    return Err(fault);
+                }
+            };
             route::store_cached(&c);
             c
         }
@@ -152,7 +183,7 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
         device_rate = c.device_rate,
         "verification crossover"
     );
-    cache.push((fp, c.clone()));
+    cache.push((fp, Calibration::Done(c.clone())));
     Ok(c.with_env_override())
 }
 
@@ -203,11 +234,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_crossover_key_depends_on_rules_and_identity_only() {
-        let key = |id: &str, rules| crossover_fingerprint(id, rules, "cpu", 8);
+    fn the_crossover_key_depends_on_rules_identity_and_cpu_path() {
+        let key = |id: &str, rules| crossover_fingerprint(id, rules, "cpu", 8, true);
         let id = "CUDA: NVIDIA H100, sm_90; kernels 0123";
         assert_eq!(key(id, Rules::Zip215), key(id, Rules::Zip215));
         assert_ne!(key(id, Rules::Zip215), key(id, Rules::Strict));
         assert_ne!(key(id, Rules::Zip215), key("CUDA: NVIDIA H200, sm_90; kernels 0123", Rules::Zip215));
+        assert_ne!(key(id, Rules::Zip215), crossover_fingerprint(id, Rules::Zip215, "cpu", 8, false));
+    }
+
+    /// A device that verifies batches below `fail_from` items (every verdict "valid", which
+    /// calibration never looks at) and fails larger ones, counting its calls.
+    struct FailsLarge {
+        id: String,
+        fail_from: usize,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl GpuVerifier for FailsLarge {
+        fn describe(&self) -> String {
+            self.id.clone()
+        }
+        fn chunk_items(&self) -> usize {
+            1 << 20
+        }
+        fn verify_chunked(
+            &self,
+            batch: &SoaBatch<'_>,
+            _rules: EdRules,
+            _chunk_items: usize,
+        ) -> Result<(Vec<u8>, f64), GpuError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = batch.schemes.len();
+            if n >= self.fail_from {
+                return Err(GpuError::call("launch", "out of memory"));
+            }
+            Ok((vec![1; n], 0.0))
+        }
+    }
+
+    #[test]
+    fn a_failed_calibration_is_not_repeated_for_every_batch() {
+        let _pin = route::PIN_TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let engine = Engine::new().expect("engine");
+        let v = FailsLarge {
+            id: format!("fake device failing at 4096, pid {}", std::process::id()),
+            fail_from: 4096,
+            calls: Default::default(),
+        };
+        let first = crossover(Backend::Opencl, &v, &engine, Rules::Zip215);
+        assert!(matches!(first, Err(DeviceFault::Device { .. })), "{first:?}");
+        let calls = v.calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(calls > 1, "calibration ran the smaller sizes first ({calls} calls)");
+        let second = crossover(Backend::Opencl, &v, &engine, Rules::Zip215);
+        assert_eq!(second.err(), first.err(), "the same fault, remembered");
+        assert_eq!(v.calls.load(std::sync::atomic::Ordering::Relaxed), calls, "no second calibration");
     }
 }

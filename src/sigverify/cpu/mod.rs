@@ -68,34 +68,43 @@ fn ifma_disabled_by_env() -> bool {
     *DISABLED.get_or_init(|| disables_ifma(std::env::var_os(NO_IFMA_ENV).as_deref()))
 }
 
-/// Proof that this CPU has AVX-512F, AVX-512DQ and AVX-512 IFMA, which everything compiled with
-/// `#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]` here needs. Zero-sized; only
-/// [`IfmaToken::hardware`] (CPUID) constructs it, and the safe entry points of our eight-lane
-/// arithmetic take one, so holding one is what makes their `unsafe` calls sound.
-#[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) struct IfmaToken(());
+pub(crate) use token::IfmaToken;
 
-impl IfmaToken {
-    /// The token iff this CPU has the three features (std caches CPUID), whatever
-    /// [`NO_IFMA_ENV`] says: for the arithmetic's own tests.
-    pub(crate) fn hardware() -> Option<IfmaToken> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512ifma")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
-            return Some(IfmaToken(()));
-        }
-        None
-    }
+/// The token lives in a module of its own: its field is private to this module, so no other code
+/// in the crate (the IFMA arithmetic included) can make one without CPUID saying yes.
+mod token {
+    use super::ifma_disabled_by_env;
 
-    /// The token for routing: [`IfmaToken::hardware`] unless [`NO_IFMA_ENV`] turns IFMA off.
-    pub(crate) fn enabled() -> Option<IfmaToken> {
-        if ifma_disabled_by_env() {
-            return None;
+    /// Proof that this CPU has AVX-512F, AVX-512DQ and AVX-512 IFMA, which everything compiled
+    /// with `#[target_feature(enable = "avx512f,avx512ifma,avx512dq")]` here needs. Zero-sized;
+    /// only [`IfmaToken::hardware`] (CPUID) constructs it, and the safe entry points of our
+    /// eight-lane arithmetic take one, so holding one is what makes their `unsafe` calls sound.
+    #[derive(Clone, Copy, Debug)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) struct IfmaToken(());
+
+    impl IfmaToken {
+        /// The token iff this CPU has the three features (std caches CPUID), whatever
+        /// [`NO_IFMA_ENV`](super::NO_IFMA_ENV) says: for the arithmetic's own tests.
+        pub(crate) fn hardware() -> Option<IfmaToken> {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512ifma")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                return Some(IfmaToken(()));
+            }
+            None
         }
-        IfmaToken::hardware()
+
+        /// The token for routing: [`IfmaToken::hardware`] unless
+        /// [`NO_IFMA_ENV`](super::NO_IFMA_ENV) turns IFMA off.
+        pub(crate) fn enabled() -> Option<IfmaToken> {
+            if ifma_disabled_by_env() {
+                return None;
+            }
+            IfmaToken::hardware()
+        }
     }
 }
 
