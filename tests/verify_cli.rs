@@ -177,3 +177,24 @@ fn a_line_that_is_not_utf8_is_malformed_input() {
     assert_eq!(verdicts(&out), vec![(0, true)]);
     std::fs::remove_file(path).ok();
 }
+
+/// A line carrying an 8 MiB message (16 MiB of hex plus key, signature and JSON) is read and
+/// verified; a line longer than the limit stops the run with its line number, after the
+/// verdicts of the lines before it.
+#[test]
+fn an_eight_mib_message_fits_a_line_and_a_longer_line_is_refused() {
+    let big = vec![0x5au8; 8 << 20];
+    let good = ed_line(3, b"ok", false);
+    let path = temp_file("long-lines", "");
+    let mut text = format!("{}\n{good}\n", ed_line(2, &big, false));
+    // Valid JSON whose ignored field pushes it past 16 MiB + 4 KiB.
+    text.push_str(&format!(r#"{{"scheme":"ed25519","pad":"{}"}}"#, "0".repeat((16 << 20) + 4096)));
+    text.push_str(&format!("\n{good}\n"));
+    std::fs::write(&path, text).unwrap();
+    let out = run(&["--input", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 3:") && stderr.contains("longer than"), "{stderr}");
+    assert_eq!(verdicts(&out), vec![(0, true), (1, true)]);
+    std::fs::remove_file(path).ok();
+}

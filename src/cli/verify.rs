@@ -5,13 +5,14 @@
 //! "msg":HEX,"sig":HEX}` (other fields ignored; `-` reads stdin; blank lines are skipped and get
 //! no index). Output: `{"index":N,"valid":true|false}` per item, `N` counting items from 0.
 //!
-//! Streaming: items are read in chunks of [`CHUNK`] lines, each chunk verified as one batch
+//! Streaming: items are read in chunks of at most [`CHUNK`] lines and at most [`CHUNK_MESSAGE_BYTES`]
+//! of messages (a chunk ends at the line that reaches either), each chunk verified as one batch
 //! through [`parthenon::Engine::verify_with`] and printed before the next is read, so memory is
 //! bounded by one chunk (and a line by [`MAX_LINE`]) whatever the file size.
 //!
 //! Errors: a malformed line (not UTF-8, longer than [`MAX_LINE`], invalid JSON, missing field,
-//! bad hex, wrong length, unknown scheme) stops the run with `line L: reason` and exit code 2; the items before it are verified and
-//! printed, the malformed line gets no verdict. An unusable `--backend` is exit 2; I/O failures
+//! bad hex, wrong length, unknown scheme) stops the run with `line L: reason` and exit code 2;
+//! the items before it are verified and printed, the malformed line gets no verdict. An unusable `--backend` is exit 2; I/O failures
 //! are exit 1.
 
 use super::Failure;
@@ -24,8 +25,12 @@ use std::path::PathBuf;
 
 /// Items per batch handed to the engine.
 pub const CHUNK: usize = 4096;
-/// The longest input line read, newline included: a message of up to 8 MiB, hex-encoded.
-pub const MAX_LINE: usize = 16 << 20;
+/// The longest input line read, newline included: room for a message of 8 MiB, hex-encoded
+/// (16 MiB), with its key, signature and the JSON around them.
+pub const MAX_LINE: usize = (16 << 20) + 4096;
+/// Message bytes (decoded) after which a chunk is verified even if it has fewer than [`CHUNK`]
+/// items: 4096 lines of 8 MiB messages would otherwise hold 32 GiB at once.
+pub const CHUNK_MESSAGE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -100,7 +105,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         lineno += 1;
         let line = if raw.len() > MAX_LINE {
-            Err(format!("longer than {} MiB", MAX_LINE >> 20))
+            Err(format!("longer than {MAX_LINE} bytes"))
         } else {
             std::str::from_utf8(&raw).map_err(|e| format!("not UTF-8: {e}"))
         };
@@ -113,7 +118,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             flush(&mut batch, &mut next_index, &mut out)?;
             return Err(Failure::Input(format!("{}: line {lineno}: {reason}", args.input.display())));
         }
-        if batch.len() == CHUNK {
+        if batch.len() == CHUNK || batch.messages().len() >= CHUNK_MESSAGE_BYTES {
             flush(&mut batch, &mut next_index, &mut out)?;
         }
     }
