@@ -164,26 +164,14 @@ impl Backend {
             }
         };
         match self {
-            // The VAES kernels also use AES-NI and PCLMULQDQ for their single-block edges
-            // (`cipher::x86::*::FEATURES`); a guest may be given VAES with AES-NI masked.
-            VaesAvx512 => need(&[
-                ("aes", f.aes),
-                ("pclmulqdq", f.pclmulqdq),
-                ("vaes", f.vaes),
-                ("vpclmulqdq", f.vpclmulqdq),
-                ("avx2", f.avx2),
-                ("avx512f", f.avx512f),
-                ("avx512vl", f.avx512vl),
-                ("avx512bw", f.avx512bw),
-            ]),
-            VaesAvx2 => need(&[
-                ("aes", f.aes),
-                ("pclmulqdq", f.pclmulqdq),
-                ("vaes", f.vaes),
-                ("vpclmulqdq", f.vpclmulqdq),
-                ("avx2", f.avx2),
-            ]),
-            AesNi => need(&[("aes", f.aes), ("pclmulqdq", f.pclmulqdq)]),
+            // Exactly the features the kernel is compiled for (`cipher::x86::*::FEATURES`), so
+            // the route never names a backend the cipher then refuses: the VAES kernels also use
+            // AES-NI and PCLMULQDQ for their single-block edges, and a guest may be given VAES
+            // with AES-NI masked, or AES-NI without SSSE3.
+            VaesAvx512 | VaesAvx2 | AesNi => match crate::cipher::kernel_features(self) {
+                Some(list) => need(&list.split(',').map(|n| (n, f.has(n))).collect::<Vec<_>>()),
+                None => Err(format!("not an x86-64 CPU ({})", std::env::consts::ARCH)),
+            },
             Portable | Cpu | Copy => Ok(()),
             Cuda => caps.cuda.check().map(drop).map_err(str::to_owned),
             Opencl => caps.opencl.check().map(drop).map_err(str::to_owned),
@@ -483,6 +471,9 @@ mod tests {
         CpuFeatures {
             aes: true,
             pclmulqdq: true,
+            ssse3: true,
+            sse4_1: true,
+            avx: true,
             vaes: true,
             vpclmulqdq: true,
             avx2: true,
@@ -526,7 +517,39 @@ mod tests {
 
         let no_aes = CpuFeatures { aes: false, ..CpuFeatures::default() };
         let err = Engine::builder().capabilities(bare_caps(no_aes)).force(Backend::AesNi).build().unwrap_err();
-        assert!(err.to_string().contains("CPU lacks aes, pclmulqdq"), "{err}");
+        assert!(err.to_string().contains("CPU lacks aes, pclmulqdq, ssse3, sse4.1"), "{err}");
+    }
+
+    /// Every feature a cipher kernel is compiled for is one `presence` asks for: with any one
+    /// of them missing, the backend is absent and the reason names the feature.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn cipher_presence_asks_for_every_feature_of_the_kernel() {
+        let full = full_cpu();
+        for backend in [Backend::VaesAvx512, Backend::VaesAvx2, Backend::AesNi] {
+            assert_eq!(backend.presence(&bare_caps(full)), Ok(()), "{backend}");
+            let list = crate::cipher::kernel_features(backend).expect("x86-64");
+            for name in list.split(',') {
+                let mut f = full;
+                let field = match name {
+                    "aes" => &mut f.aes,
+                    "pclmulqdq" => &mut f.pclmulqdq,
+                    "ssse3" => &mut f.ssse3,
+                    "sse4.1" => &mut f.sse4_1,
+                    "avx" => &mut f.avx,
+                    "avx2" => &mut f.avx2,
+                    "vaes" => &mut f.vaes,
+                    "vpclmulqdq" => &mut f.vpclmulqdq,
+                    "avx512f" => &mut f.avx512f,
+                    "avx512vl" => &mut f.avx512vl,
+                    "avx512bw" => &mut f.avx512bw,
+                    other => panic!("{backend} needs `{other}`, which CpuFeatures does not report"),
+                };
+                *field = false;
+                let err = backend.presence(&bare_caps(f)).unwrap_err();
+                assert!(err.contains(name), "{backend} without {name}: {err}");
+            }
+        }
     }
 
     #[test]

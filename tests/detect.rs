@@ -231,6 +231,9 @@ fn json_matches_the_documented_schema() {
     let feats = [
         "aes",
         "pclmulqdq",
+        "ssse3",
+        "sse4_1",
+        "avx",
         "vaes",
         "vpclmulqdq",
         "avx2",

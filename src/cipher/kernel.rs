@@ -106,6 +106,25 @@ pub(crate) fn tags_equal(a: &Block, b: &Block) -> bool {
 /// The cipher backends, fastest first (the engine's order for [`crate::Job::Cipher`]).
 pub(crate) const ORDER: [Backend; 4] = [Backend::VaesAvx512, Backend::VaesAvx2, Backend::AesNi, Backend::Portable];
 
+/// The features the x86 kernel of `backend` is compiled for (see [`super::kernel_features`]).
+pub(crate) fn features(backend: Backend) -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::x86;
+        match backend {
+            Backend::VaesAvx512 => Some(x86::vaes512::FEATURES),
+            Backend::VaesAvx2 => Some(x86::vaes256::FEATURES),
+            Backend::AesNi => Some(x86::aesni::FEATURES),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = backend;
+        None
+    }
+}
+
 /// `Ok` when `backend` can run on this CPU, else why not.
 pub(crate) fn check(backend: Backend) -> Result<(), Error> {
     let unavailable = |reason: String| Err(Error::BackendUnavailable { backend, reason });

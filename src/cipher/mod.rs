@@ -313,3 +313,10 @@ pub fn backends_present() -> Vec<Backend> {
 pub fn check_backend(backend: Backend) -> Result<(), Error> {
     kernel::check(backend)
 }
+
+/// The CPU features (std's names, comma-separated) the kernel of cipher `backend` is compiled
+/// for; `None` for the portable backend, a backend that is no cipher, or a CPU that is not
+/// x86-64. The engine's routing asks for exactly these ([`crate::Backend::presence`]).
+pub fn kernel_features(backend: Backend) -> Option<&'static str> {
+    kernel::features(backend)
+}

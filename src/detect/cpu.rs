@@ -25,6 +25,16 @@ pub struct CpuFeatures {
     pub aes: bool,
     /// Carry-less multiplication (GHASH).
     pub pclmulqdq: bool,
+    /// SSSE3 (`PSHUFB`: the AES-NI kernel's byte swaps). Absent from JSON written before it was
+    /// reported: read as false.
+    #[serde(default)]
+    pub ssse3: bool,
+    /// SSE4.1 (the AES-NI kernel's lane inserts and extracts); JSON name `sse4_1`.
+    #[serde(default)]
+    pub sse4_1: bool,
+    /// AVX (the VEX encodings and 256-bit state the VAES kernels use).
+    #[serde(default)]
+    pub avx: bool,
     /// Vector AES on 256/512-bit registers.
     pub vaes: bool,
     /// Vector carry-less multiplication.
@@ -56,6 +66,9 @@ impl CpuFeatures {
             CpuFeatures {
                 aes: has!("aes"),
                 pclmulqdq: has!("pclmulqdq"),
+                ssse3: has!("ssse3"),
+                sse4_1: has!("sse4.1"),
+                avx: has!("avx"),
                 vaes: has!("vaes"),
                 vpclmulqdq: has!("vpclmulqdq"),
                 avx2: has!("avx2"),
@@ -79,6 +92,9 @@ impl CpuFeatures {
         let all = [
             ("aes", self.aes),
             ("pclmulqdq", self.pclmulqdq),
+            ("ssse3", self.ssse3),
+            ("sse4.1", self.sse4_1),
+            ("avx", self.avx),
             ("vaes", self.vaes),
             ("vpclmulqdq", self.vpclmulqdq),
             ("avx2", self.avx2),
@@ -91,6 +107,29 @@ impl CpuFeatures {
             ("adx", self.adx),
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+    }
+
+    /// Whether the feature `name` (std's name, as in `is_x86_feature_detected!`) is present;
+    /// false for a feature this struct does not report.
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "aes" => self.aes,
+            "pclmulqdq" => self.pclmulqdq,
+            "ssse3" => self.ssse3,
+            "sse4.1" => self.sse4_1,
+            "avx" => self.avx,
+            "vaes" => self.vaes,
+            "vpclmulqdq" => self.vpclmulqdq,
+            "avx2" => self.avx2,
+            "avx512f" => self.avx512f,
+            "avx512vl" => self.avx512vl,
+            "avx512bw" => self.avx512bw,
+            "avx512ifma" => self.avx512ifma,
+            "sha" => self.sha,
+            "bmi2" => self.bmi2,
+            "adx" => self.adx,
+            _ => false,
+        }
     }
 }
 
