@@ -288,7 +288,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Set how `job` is routed.
+    /// Set how `job` is routed, replacing whatever an earlier `select` or [`EngineBuilder::force`]
+    /// set for it (the last call wins). Only two different [`EngineBuilder::force`] calls for one
+    /// job in a row are a conflict ([`Error::ForcedTwice`]): they come from two places that each
+    /// believe they pin the job, where `select` states the whole choice.
     pub fn select(mut self, job: Job, selection: Selection) -> Self {
         self.selections.insert(job, selection);
         self
