@@ -68,6 +68,14 @@ fn engine_forced_to_cuda_matches_cpu_backend() {
     }
 }
 
+/// Batches of 0, 1, 7, 8, 9, 63, 64, 65, 127, 128 and 129 items, whole and in chunks of 8.
+#[test]
+fn boundary_batch_sizes_agree_with_reference() {
+    if let Some(device) = verifier() {
+        boundary_sizes_agree_with_reference(device);
+    }
+}
+
 /// Runs of one scheme of random lengths, in chunks of 13 items: the host groups each call's
 /// items by scheme and must scatter every verdict back to its own item.
 #[test]

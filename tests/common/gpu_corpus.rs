@@ -520,11 +520,42 @@ pub fn shuffled(mut items: Vec<Item>, seed: u64) -> Vec<Item> {
     items
 }
 
+/// Batch sizes at the edges of lanes, warps and chunks (with [`Chunked`] of 8 items, also at
+/// chunk edges), for [`boundary_sizes_agree_with_reference`].
+pub const BOUNDARY_SIZES: [usize; 11] = [0, 1, 7, 8, 9, 63, 64, 65, 127, 128, 129];
+
+/// The first `n` items of one shuffled mixed corpus, for every `n` in [`BOUNDARY_SIZES`], through
+/// `device` whole and in chunks of 8: verdicts equal the reference's at every batch size.
+pub fn boundary_sizes_agree_with_reference(device: &dyn GpuVerifier) {
+    let items = shuffled(mixed_corpus(80, 0x5eed_0007), 0x5eed_0008);
+    for n in BOUNDARY_SIZES {
+        check_against_reference(device, &items[..n]);
+        check_against_reference(&Chunked { device, chunk: 8 }, &items[..n]);
+    }
+}
+
+/// Un-pins the crossover when dropped, so a failing split test leaves no pin behind for the
+/// tests after it in the same process.
+struct Unpin;
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        parthenon::sigverify::gpu::route::pin(None);
+    }
+}
+
 /// The CPU+GPU split of an auto-routed `engine` (whose verify route must be a device): with a
-/// crossover pinned so that every batch is split (about a third of the items on the device, the
-/// rest on the CPU, concurrently), the engine returns the CPU backend's verdicts, item by item,
-/// on the mixed adversarial corpus under both Ed25519 rules, with no fallback to the CPU.
+/// crossover pinned so that every batch is split — about a third of the items on the device,
+/// then a single item, then all but one — the engine returns the CPU backend's verdicts, item by
+/// item, on the mixed adversarial corpus under both Ed25519 rules, with no fallback to the CPU.
 pub fn engine_split_matches_cpu_backend(engine: &parthenon::Engine, items: &[Item]) {
+    let n = items.len() as f64;
+    for share in [0.37, 1.0 / n, (n - 1.0) / n] {
+        engine_split_share_matches_cpu_backend(engine, items, share);
+    }
+}
+
+fn engine_split_share_matches_cpu_backend(engine: &parthenon::Engine, items: &[Item], device_share: f64) {
     use parthenon::sigverify::gpu::route::{pin, Crossover, Plan};
     use parthenon::sigverify::{cpu, stats, Rules};
     let route = engine.route(parthenon::Job::Verify);
@@ -533,13 +564,14 @@ pub fn engine_split_matches_cpu_backend(engine: &parthenon::Engine, items: &[Ite
         fingerprint: "pinned by the split test".into(),
         min_device_batch: 1,
         split_from: 1,
-        device_share: 0.37,
+        device_share,
         cpu_rate: 1.0,
         device_rate: 1.0,
     };
-    assert!(matches!(split.plan(items.len()), Plan::Split { .. }));
+    let Plan::Split { device } = split.plan(items.len()) else { panic!("share {device_share} does not split") };
     let batch = to_batch(items);
     pin(Some(split));
+    let _unpin = Unpin;
     for rules in [Rules::Zip215, Rules::Strict] {
         let before = stats().device_fallbacks;
         let got = engine.verify_with(&batch, rules);
@@ -557,9 +589,12 @@ pub fn engine_split_matches_cpu_backend(engine: &parthenon::Engine, items: &[Ite
             })
             .collect();
         assert!(bad.is_empty(), "{} disagreements on {}:\n{}", bad.len(), route.backend, bad.join("\n"));
-        println!("split of {} items on {} under {rules:?}: agrees with the CPU backend", items.len(), route.backend);
+        println!(
+            "split of {} items ({device} on {}) under {rules:?}: agrees with the CPU backend",
+            items.len(),
+            route.backend
+        );
     }
-    pin(None);
 }
 
 /// A device whose [`GpuVerifier::verify_soa`] uses chunks of `chunk` items, so small batches go
