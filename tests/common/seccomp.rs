@@ -1,6 +1,7 @@
-//! A classic-BPF seccomp filter that makes `io_uring_setup(2)` fail with `EPERM`, as a
-//! hardened container or `kernel.io_uring_disabled` would. Meant for `Command::pre_exec`: it only
-//! calls `prctl`, which is async-signal-safe, and allocates nothing.
+//! Classic-BPF seccomp filters that restrict a process the way a hardened host would: one makes
+//! `io_uring_setup(2)` fail with `EPERM`, as a hardened container or `kernel.io_uring_disabled`
+//! would, another refuses new threads. Usable in `Command::pre_exec`: they only call `prctl`,
+//! which is async-signal-safe, and allocate nothing.
 
 /// Installs the filter on the calling thread (and everything it `exec`s): `io_uring_setup`
 /// returns `EPERM`, every other system call is allowed. Sets `PR_SET_NO_NEW_PRIVS` first, which
@@ -21,6 +22,42 @@ pub fn deny_io_uring_setup() -> std::io::Result<()> {
         bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | (libc::EPERM as u32 & libc::SECCOMP_RET_DATA)),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
     ];
+    install(&filter)
+}
+
+/// Installs a filter on the calling thread (and the threads it starts afterwards) under which no
+/// new thread can be created: `clone3` fails with `ENOSYS` (so glibc falls back to `clone`) and
+/// `clone` with `CLONE_THREAD` fails with `EAGAIN`, as `pthread_create` does when a process is at
+/// its thread limit. Processes (`clone` without `CLONE_THREAD`) are still allowed. Other threads
+/// of the process are not affected: call it on the thread under test.
+pub fn deny_new_threads() -> std::io::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+    const CLONE: u32 = libc::SYS_clone as u32;
+    const CLONE3: u32 = libc::SYS_clone3 as u32;
+    let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
+    // struct seccomp_data { int nr; __u32 arch; __u64 ip; __u64 args[6]; }: the low word of
+    // args[0] (clone's flags on x86-64 and aarch64) at offset 16 on little-endian machines.
+    let filter = [
+        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, CLONE3, 0, 1),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, errno(libc::ENOSYS)),
+        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, CLONE, 1, 0),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 16),
+        bpf_jump(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, libc::CLONE_THREAD as u32, 0, 1),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, errno(libc::EAGAIN)),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    install(&filter)
+}
+
+fn install(filter: &[libc::sock_filter]) -> std::io::Result<()> {
     let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
