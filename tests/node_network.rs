@@ -184,18 +184,34 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
     let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fake_addr = fake.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        // Validator 0's consensus connections (first frame `Hello`) are let go; the block
-        // connection (first frame `FetchBlocks`) is answered.
-        let (conn, from) = loop {
-            let (conn, _) = fake.accept().unwrap();
+        // Every connection of validator 0 starts with a `Hello`: the fake sends a challenge,
+        // takes whatever proof comes (it is not the validator under test), and answers the
+        // connection whose next frame is `FetchBlocks` (the block connection); validator 0's
+        // consensus connection is let go.
+        fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
             let mut len = [0u8; 4];
-            std::io::Read::read_exact(&mut &conn, &mut len).unwrap();
+            std::io::Read::read_exact(&mut &*conn, &mut len).ok()?;
             let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-            std::io::Read::read_exact(&mut &conn, &mut body).unwrap();
-            if let Frame::FetchBlocks { from, .. } = postcard::from_bytes(&body).unwrap() {
-                break (conn, from);
+            std::io::Read::read_exact(&mut &*conn, &mut body).ok()?;
+            postcard::from_bytes(&body).ok()
+        }
+        let (found, block_connection) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in fake.incoming() {
+                let Ok(conn) = conn else { continue };
+                let found = found.clone();
+                std::thread::spawn(move || {
+                    let Some(Frame::Hello { .. }) = frame(&conn) else { return };
+                    let challenge = encode(&Frame::Challenge { nonce: [7; 32] });
+                    std::io::Write::write_all(&mut &conn, &challenge).unwrap();
+                    let Some(Frame::HelloProof { .. }) = frame(&conn) else { return };
+                    if let Some(Frame::FetchBlocks { from, .. }) = frame(&conn) {
+                        let _ = found.send((conn, from));
+                    }
+                });
             }
-        };
+        });
+        let (conn, from) = block_connection.recv().unwrap();
         assert_eq!(from, 0);
         let copy = transport_for(parthenon::Backend::Copy).unwrap();
         let chain = genesis().genesis().unwrap().id();

@@ -18,6 +18,8 @@
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
 //! | `parthenon_sync_bytes{direction}` | counter | their wire bytes |
 //! | `parthenon_sync_errors{direction}` | counter | block connections that failed |
+//! | `parthenon_sync_serving{caller}` | gauge | block connections being served now: `anonymous` (at most 32 share their slots) and `validator` (one slot each) |
+//! | `parthenon_sync_serves_refused` | counter | block connections refused for want of a free slot |
 //! | `parthenon_sigverify_items` | counter | signatures verified through `Engine::verify` (process) |
 //! | `parthenon_sigverify_batches` | counter | `Engine::verify` calls (process) |
 //! | `parthenon_sigverify_device_fallbacks` | counter | device batches redone on the CPU (process) |
@@ -84,6 +86,22 @@ fn labelled(
     Ok(())
 }
 
+/// One gauge family with a single label `key` taking each of `values`.
+fn labelled_gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    for (label, v) in values {
+        let labels = [(key.to_string(), label.to_string())];
+        ConstGauge::new(i64::try_from(*v).unwrap_or(i64::MAX)).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for NodeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -134,6 +152,19 @@ impl Collector for NodeCollector {
             "Block connections that failed",
             "direction",
             &both(&sync.fetch_errors, &sync.serve_errors),
+        )?;
+        labelled_gauge(
+            &mut e,
+            "parthenon_sync_serving",
+            "Block connections being served now",
+            "caller",
+            &[("anonymous", load(&sync.serving)), ("validator", load(&sync.serving_validators))],
+        )?;
+        counter(
+            &mut e,
+            "parthenon_sync_serves_refused",
+            "Block connections refused for want of a free slot",
+            load(&sync.serves_refused),
         )?;
         let s = crate::sigverify::stats();
         counter(&mut e, "parthenon_sigverify_items", "Signatures verified through Engine::verify", s.items)?;

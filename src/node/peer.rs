@@ -5,12 +5,14 @@
 //!
 //! The first frame of an accepted connection says what it is:
 //!
-//! - `FetchBlocks`: a block connection, handed to the [`BlockServer`] on tokio's blocking pool
-//!   ([`crate::node::sync`]).
+//! - `FetchBlocks`: an anonymous block connection, handed to the [`BlockServer`] on tokio's
+//!   blocking pool in one of the shared slots ([`crate::node::sync`]).
 //! - `Hello { validator }`: a validator connection. The handshake of [`crate::node::handshake`]
 //!   runs before anything else is read; only when the caller proved it holds `validator`'s key are
 //!   the `Consensus` and `Tip` frames that follow attributed to `validator`. A refused handshake
-//!   closes the connection and counts in [`NetCounters::refused_hellos`].
+//!   closes the connection and counts in [`NetCounters::refused_hellos`]. If the frame right
+//!   after the handshake is `FetchBlocks`, the connection is that validator's block connection,
+//!   served in the slot it has of its own.
 //! - anything else: a client connection (`Submit`, `Subscribe`, `StatusRequest`).
 //!
 //! `Consensus` and `Tip` frames on a connection without a completed handshake are dropped and
@@ -83,18 +85,22 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     let mut identified: Option<ValidatorIndex> = None;
     let mut first = None;
     match read_frame(&mut stream).await {
-        Ok(Some(Frame::FetchBlocks { from, count })) => {
-            let server = inbound.server.clone();
-            match stream.into_std() {
-                Ok(std) => {
-                    tokio::task::spawn_blocking(move || server.serve_counted(std, from, count));
-                }
-                Err(e) => tracing::warn!(error = %e, "block connection"),
-            }
-            return;
-        }
+        Ok(Some(Frame::FetchBlocks { from, count })) => return serve_blocks(&inbound, stream, from, count, None),
         Ok(Some(Frame::Hello { validator })) => match inbound.verifier.answer(&mut stream, validator).await {
-            Ok(v) => identified = Some(v),
+            Ok(v) => {
+                identified = Some(v);
+                match read_frame(&mut stream).await {
+                    Ok(Some(Frame::FetchBlocks { from, count })) => {
+                        return serve_blocks(&inbound, stream, from, count, Some(v));
+                    }
+                    Ok(Some(f)) => first = Some(f),
+                    Ok(None) => return,
+                    Err(FrameError::Malformed(_)) => {
+                        counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => return,
+                }
+            }
             Err(e) => return refuse(counters, remote, e),
         },
         Ok(Some(f)) => first = Some(f),
@@ -171,6 +177,18 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
         if inbound.tx.send(ev).await.is_err() {
             return;
         }
+    }
+}
+
+/// Hands a block connection to the block server on tokio's blocking pool: `caller` is the
+/// validator that proved its identity on it, or `None`.
+fn serve_blocks(inbound: &Inbound, stream: TcpStream, from: u64, count: u64, caller: Option<ValidatorIndex>) {
+    let server = inbound.server.clone();
+    match stream.into_std() {
+        Ok(std) => {
+            tokio::task::spawn_blocking(move || server.serve_counted(std, from, count, caller));
+        }
+        Err(e) => tracing::warn!(error = %e, "block connection"),
     }
 }
 

@@ -28,21 +28,21 @@
 
 use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
-use crate::node::handshake::Verifier;
+use crate::node::handshake::{self, Verifier};
 use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger};
 use crate::node::metrics::{NodeCollector, NodeGauges};
 use crate::node::net::{encode, Frame};
 use crate::node::peer::{accept_loop, outbound, Identity, Inbound};
 use crate::node::storage::{Store, StoreError};
-use crate::node::sync::{BlockServer, SyncCounters, MAX_FETCH};
+use crate::node::sync::{BlockServer, SyncError, IO_TIMEOUT, MAX_FETCH};
 use crate::sigverify::{Batch, Scheme};
 use crate::Engine;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the node stopped.
@@ -97,6 +97,8 @@ pub(crate) enum Event {
     Submit(Vec<crate::node::ledger::Transaction>),
     /// A peer's final height.
     Tip(ValidatorIndex, u64),
+    /// Time to try a fetch again (see `Node::fetch_done`).
+    RetryFetch,
     /// A fetch from `peer` ended: blocks delivered, or why it stopped.
     FetchDone {
         peer: ValidatorIndex,
@@ -125,6 +127,9 @@ pub const MAX_SUBSCRIBERS: usize = 256;
 /// Longest a validator waits for its peers before it starts consensus anyway.
 const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
+/// Pause before a fetch is tried again after one that delivered nothing or failed.
+const FETCH_RETRY: Duration = Duration::from_secs(1);
+
 /// Runs a validator until the process is killed.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let set = cfg.validator_set()?;
@@ -143,12 +148,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let identity = Arc::new(Identity { key: key.clone(), chain: config.chain, me: cfg.index });
     let core = Core::restore(set.clone(), cfg.index, Box::new(key), config, rec.safety.unwrap_or_default(), rec.height);
     let counters = Arc::new(NetCounters::default());
-    let server = Arc::new(BlockServer {
-        blocks: store.blocks().clone(),
-        final_height: AtomicU64::new(rec.height),
-        transport: engine.transport()?,
-        counters: SyncCounters::default(),
-    });
+    let server = Arc::new(BlockServer::new(store.blocks().clone(), rec.height, engine.transport()?));
     tracing::info!(transfer = %server.transport.report(), "block sync");
     let (tx, rx) = mpsc::channel::<Event>(1 << 16);
 
@@ -201,6 +201,9 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         server,
         gauges,
         fetching: None,
+        identity,
+        tips: vec![0; cfg.validators.len()],
+        retry_pending: false,
         subscribers: Vec::new(),
         evidence: 0,
         recovered_height,
@@ -233,6 +236,13 @@ struct Node {
     gauges: Arc<NodeGauges>,
     /// When the fetch in flight started, if one is.
     fetching: Option<Instant>,
+    /// Who this validator is when it calls a peer (block connections included).
+    identity: Arc<Identity>,
+    /// The highest height each peer showed (a `Tip`, or a signed message for it), until a fetch
+    /// from that peer delivered nothing or failed.
+    tips: Vec<u64>,
+    /// A [`Event::RetryFetch`] is on its way.
+    retry_pending: bool,
     subscribers: Vec<mpsc::Sender<Frame>>,
     evidence: u64,
     recovered_height: u64,
@@ -268,19 +278,11 @@ impl Node {
                     Event::Submit(txs) => {
                         let _ = self.app.submit(txs);
                     }
-                    Event::Tip(peer, h) => {
-                        if h > self.store.height() {
-                            self.fetch(peer);
-                        }
-                    }
-                    Event::FetchDone { peer, result } => {
-                        self.fetching = None;
-                        match result {
-                            // A full answer: the peer may hold more.
-                            Ok(n) if n >= MAX_FETCH => self.fetch(peer),
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(peer, error = %e, "fetch stopped"),
-                        }
+                    Event::Tip(peer, h) => self.ahead(peer, h),
+                    Event::FetchDone { peer, result } => self.fetch_done(peer, result),
+                    Event::RetryFetch => {
+                        self.retry_pending = false;
+                        self.fetch_from_best();
                     }
                     Event::Subscribe(s) => {
                         self.subscribers.retain(|s| !s.is_closed());
@@ -417,7 +419,7 @@ impl Node {
             }
             // The peer fetches what it misses (crate::node::sync); tell it how far we are.
             Effect::Behind { peer, .. } => self.send(peer, &Frame::Tip(self.store.height())),
-            Effect::Ahead { peer, .. } => self.fetch(peer),
+            Effect::Ahead { peer, height, .. } => self.ahead(peer, height),
             Effect::Halt { height, reason } => {
                 // The quorum's final block does not apply to this ledger: storing or serving it
                 // would spread a block this validator cannot follow. Stop, as on a storage failure.
@@ -431,8 +433,67 @@ impl Node {
         }
     }
 
+    /// `peer` showed (a `Tip`, or a signed message for a later height) that it is at `height`:
+    /// remember the claim, and fetch from it if that is above us.
+    fn ahead(&mut self, peer: ValidatorIndex, height: u64) {
+        if let Some(t) = self.tips.get_mut(usize::from(peer)) {
+            *t = (*t).max(height);
+        }
+        if height > self.store.height() {
+            self.fetch(peer);
+        }
+    }
+
+    /// A fetch from `peer` ended. A full answer is followed by the next request to the same peer.
+    /// A fetch that delivered nothing or failed drops that peer's claim (so a peer that claims
+    /// blocks it does not serve is not asked again until it claims again); then, while some
+    /// peer's claim is above our height, another fetch starts after [`FETCH_RETRY`] from the
+    /// peer claiming the most. A fetch refused for want of a serving slot is retried this way.
+    fn fetch_done(&mut self, peer: ValidatorIndex, result: Result<u64, String>) {
+        self.fetching = None;
+        match result {
+            Ok(n) if n >= MAX_FETCH => return self.fetch(peer),
+            Ok(n) if n > 0 => {}
+            Ok(_) => {
+                tracing::debug!(peer, "fetch delivered nothing");
+                self.forget_claim(peer);
+            }
+            Err(e) => {
+                tracing::warn!(peer, error = %e, "fetch stopped");
+                self.forget_claim(peer);
+            }
+        }
+        let behind = self.tips.iter().any(|&t| t > self.store.height());
+        if behind && !self.retry_pending {
+            self.retry_pending = true;
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(FETCH_RETRY).await;
+                let _ = tx.send(Event::RetryFetch).await;
+            });
+        }
+    }
+
+    fn forget_claim(&mut self, peer: ValidatorIndex) {
+        let ours = self.store.height();
+        if let Some(t) = self.tips.get_mut(usize::from(peer)) {
+            *t = (*t).min(ours);
+        }
+    }
+
+    /// Fetches from the peer claiming the highest height, if that is above ours.
+    fn fetch_from_best(&mut self) {
+        let ours = self.store.height();
+        let best = (0..=ValidatorIndex::MAX).zip(&self.tips).filter(|(_, &t)| t > ours).max_by_key(|(_, &t)| t);
+        if let Some((peer, _)) = best {
+            self.fetch(peer);
+        }
+    }
+
     /// Starts fetching the final blocks we miss from `peer` through the engine's transfer,
-    /// unless a fetch is in flight. Blocks reach consensus as `Decided` messages, in order.
+    /// unless a fetch is in flight: a block connection on which this validator proves its
+    /// identity first, so the peer serves it in the slot it keeps for it
+    /// ([`crate::node::sync`]). Blocks reach consensus as `Decided` messages, in order.
     fn fetch(&mut self, peer: ValidatorIndex) {
         // A fetch ends within the socket timeouts; one older than this is presumed lost.
         const STALE: Duration = Duration::from_secs(60);
@@ -441,12 +502,33 @@ impl Node {
         }
         let Some(addr) = self.addrs.get(usize::from(peer)).copied() else { return };
         self.fetching = Some(Instant::now());
-        let (from, server, tx) = (self.store.height(), self.server.clone(), self.tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = server.fetch(addr, from, |_, payload, cert| {
-                tx.blocking_send(Event::Peer(peer, Message::Decided { cert, payload })).is_ok()
-            });
-            let _ = tx.blocking_send(Event::FetchDone { peer, result: result.map_err(|e| e.to_string()) });
+        let (from, server, tx, identity) =
+            (self.store.height(), self.server.clone(), self.tx.clone(), self.identity.clone());
+        tokio::spawn(async move {
+            let io = |what: &'static str| move |source| SyncError::Io { what, source };
+            let opened = async {
+                let mut s = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| SyncError::Io { what: "connect", source: std::io::ErrorKind::TimedOut.into() })?
+                    .map_err(io("connect"))?;
+                let _ = s.set_nodelay(true);
+                handshake::call(&mut s, &identity.key, &identity.chain, identity.me, peer).await?;
+                s.into_std().map_err(io("connection"))
+            };
+            let result = match opened.await {
+                Ok(s) => {
+                    let blocks = tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        server.fetch_on(s, addr, from, |_, payload, cert| {
+                            blocks.blocking_send(Event::Peer(peer, Message::Decided { cert, payload })).is_ok()
+                        })
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(SyncError::Io { what: "fetch task", source: std::io::Error::other(e) }))
+                }
+                Err(e) => Err(server.fetch_failed(addr, from, e)),
+            };
+            let _ = tx.send(Event::FetchDone { peer, result: result.map_err(|e| e.to_string()) }).await;
         });
     }
 

@@ -5,7 +5,10 @@
 //! - A validator learns it is behind from a signed consensus message for a later height
 //!   ([`crate::node::consensus::Effect::Ahead`]) or from a peer's [`Frame::Tip`] (sent when that
 //!   peer sees our messages for an old height). It then opens a *block connection* to that peer's
-//!   listen address and sends exactly one frame, [`Frame::FetchBlocks`] `{ from, count }`.
+//!   listen address, proves who it is with the validators' handshake ([`crate::node::handshake`]),
+//!   and sends exactly one frame, [`Frame::FetchBlocks`] `{ from, count }`. Anyone else may send
+//!   `FetchBlocks` as the first frame of a connection, without the handshake: final blocks are
+//!   public.
 //! - The peer answers with the block files of heights `from, from + 1, …`: at most `count` and
 //!   [`MAX_FETCH`] of them, only final ones, in order. Each goes as a transfer wire block (the
 //!   64-byte [`crate::transfer::BlockHeader`] with the body's length and BLAKE3 digest, then the
@@ -22,19 +25,29 @@
 //!
 //! # Bounds
 //!
-//! Serving is unauthenticated (final blocks are public and self-certifying), bounded per request
-//! by [`MAX_FETCH`] and to [`MAX_SERVING`] connections at once, and runs on tokio's blocking pool
-//! so it never stalls consensus. Both sides time out a stalled socket after [`IO_TIMEOUT`]
-//! (every transfer backend honours the socket's timeouts, io_uring included). A node runs one
-//! fetch at a time; when a fetch returned a full [`MAX_FETCH`] it asks again.
+//! Serving is bounded per request by [`MAX_FETCH`] and runs on tokio's blocking pool so it never
+//! stalls consensus. Anonymous block connections share [`MAX_SERVING`] slots; more are refused
+//! (closed at once, counted). A socket timeout only bounds each send, so a peer that reads a few
+//! bytes now and then can hold an anonymous slot for long — which is why every validator that
+//! proved its identity has a slot of its own (one connection at a time) that anonymous
+//! connections cannot take: a lagging validator always reaches the blocks of an honest peer,
+//! however many strangers hold the shared slots. Both sides time out a stalled socket after
+//! [`IO_TIMEOUT`] (every transfer backend honours the socket's timeouts, io_uring included).
+//!
+//! A node runs one fetch at a time; when a fetch returned a full [`MAX_FETCH`] it asks again.
+//! When a fetch delivered nothing or failed while the node is still behind a height some peer
+//! claimed, it tries again after a pause with the peer that claims the highest one (see
+//! `Node::fetch` in [`crate::node::service`]).
 //!
 //! Every outcome is counted in [`SyncCounters`] (part of the node's status), including the
 //! transfer method that moved the blocks.
 
-use crate::node::consensus::{CommitCert, Height};
+use crate::node::consensus::{CommitCert, Height, ValidatorIndex};
+use crate::node::handshake::HandshakeError;
 use crate::node::net::{encode, Frame};
 use crate::transfer::{self, BlockId, BlockStore, Expect, TransferRouter, Transport, MAX_BLOCK_BYTES};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,9 +60,10 @@ pub const MAX_FETCH: u64 = 256;
 /// A block connection whose peer neither sends nor accepts a byte for this long is dropped.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most block connections served at once; more are refused (closed at once and counted), so
-/// peers that ask for blocks and read slowly cannot take every thread of the runtime's blocking
-/// pool, which the node's own catch-up also runs on.
+/// Most anonymous block connections served at once; more are refused (closed at once and
+/// counted), so peers that ask for blocks and read slowly cannot take every thread of the
+/// runtime's blocking pool, which the node's own catch-up also runs on. Validators that proved
+/// their identity are served in slots of their own, beyond these.
 pub const MAX_SERVING: u64 = 32;
 
 /// What catching up did, in both directions.
@@ -69,9 +83,12 @@ pub struct SyncCounters {
     pub bytes_served: AtomicU64,
     /// Block connections that ended with an error.
     pub serve_errors: AtomicU64,
-    /// Block connections being served now.
+    /// Anonymous block connections being served now.
     pub serving: AtomicU64,
-    /// Block connections refused because [`MAX_SERVING`] were being served.
+    /// Validators' (identified) block connections being served now.
+    pub serving_validators: AtomicU64,
+    /// Block connections refused: anonymous ones because [`MAX_SERVING`] were being served, a
+    /// validator's because one of its own was being served.
     pub serves_refused: AtomicU64,
     /// How the last served block moved, e.g. "sendfile" (backend and method).
     pub last_served_via: Mutex<String>,
@@ -80,7 +97,7 @@ pub struct SyncCounters {
 }
 
 impl SyncCounters {
-    fn note_error(&self, what: String) {
+    pub(crate) fn note_error(&self, what: String) {
         tracing::warn!(error = %what, "block sync");
         if let Ok(mut e) = self.last_error.lock() {
             *e = what;
@@ -99,9 +116,59 @@ pub struct BlockServer {
     pub transport: TransferRouter,
     /// Counters for both directions.
     pub counters: SyncCounters,
+    /// Validators with a block connection being served now (each has one slot).
+    validators_served: Mutex<BTreeSet<ValidatorIndex>>,
+}
+
+/// Gives a serving slot back when the serve ends, however it ends.
+struct Slot<'a> {
+    server: &'a BlockServer,
+    caller: Option<ValidatorIndex>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let c = &self.server.counters;
+        match self.caller {
+            None => c.serving.fetch_sub(1, Ordering::AcqRel),
+            Some(v) => {
+                self.server.validators_served.lock().unwrap_or_else(|e| e.into_inner()).remove(&v);
+                c.serving_validators.fetch_sub(1, Ordering::AcqRel)
+            }
+        };
+    }
 }
 
 impl BlockServer {
+    /// A server of the final blocks below `final_height` in `blocks`, sent through `transport`.
+    pub fn new(blocks: BlockStore, final_height: Height, transport: TransferRouter) -> Self {
+        BlockServer {
+            blocks,
+            final_height: AtomicU64::new(final_height),
+            transport,
+            counters: SyncCounters::default(),
+            validators_served: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// A serving slot for `caller` (`None`: anonymous), or `None` when it has none free.
+    fn slot(&self, caller: Option<ValidatorIndex>) -> Option<Slot<'_>> {
+        let c = &self.counters;
+        match caller {
+            None => {
+                let slot = Slot { server: self, caller };
+                (c.serving.fetch_add(1, Ordering::AcqRel) < MAX_SERVING).then_some(slot)
+            }
+            Some(v) => {
+                if !self.validators_served.lock().unwrap_or_else(|e| e.into_inner()).insert(v) {
+                    return None;
+                }
+                c.serving_validators.fetch_add(1, Ordering::AcqRel);
+                Some(Slot { server: self, caller })
+            }
+        }
+    }
+
     /// Answers one [`Frame::FetchBlocks`] on `peer` (blocking; run it off the async runtime).
     /// Returns how many blocks were sent.
     pub fn serve(&self, peer: TcpStream, from: Height, count: u64) -> Result<u64, SyncError> {
@@ -128,22 +195,24 @@ impl BlockServer {
         Ok(sent)
     }
 
-    /// [`BlockServer::serve`], counting a failure instead of returning it; refuses the
-    /// connection (closes it) when [`MAX_SERVING`] are being served already.
-    pub fn serve_counted(&self, peer: TcpStream, from: Height, count: u64) {
-        let who = peer.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        struct Serving<'a>(&'a AtomicU64);
-        impl Drop for Serving<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _serving = Serving(&self.counters.serving);
-        if self.counters.serving.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
+    /// [`BlockServer::serve`] for `caller` (a validator that proved its identity, or `None` for
+    /// an anonymous connection), counting a failure instead of returning it; refuses the
+    /// connection (closes it) when the caller has no free slot: [`MAX_SERVING`] anonymous ones
+    /// being served, or this validator's one.
+    pub fn serve_counted(&self, peer: TcpStream, from: Height, count: u64, caller: Option<ValidatorIndex>) {
+        let who = match caller {
+            Some(v) => format!("validator {v} at {}", peer.peer_addr().map(|a| a.to_string()).unwrap_or_default()),
+            None => peer.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        };
+        let Some(_slot) = self.slot(caller) else {
             self.counters.serves_refused.fetch_add(1, Ordering::Relaxed);
-            self.counters.note_error(format!("refused {who}: {MAX_SERVING} block connections are being served"));
+            let why = match caller {
+                Some(_) => "a block connection of this validator is being served".to_string(),
+                None => format!("{MAX_SERVING} anonymous block connections are being served"),
+            };
+            self.counters.note_error(format!("refused {who}: {why}"));
             return;
-        }
+        };
         if let Err(e) = self.serve(peer, from, count) {
             self.counters.serve_errors.fetch_add(1, Ordering::Relaxed);
             self.counters.note_error(format!("serving {who} from height {from}: {e}"));
@@ -151,10 +220,26 @@ impl BlockServer {
     }
 
     /// Fetches up to [`MAX_FETCH`] final blocks from height `from` on from the validator at
-    /// `addr` (blocking), calling `deliver(height, payload, cert)` for each as it arrives whole;
-    /// `deliver` returns false to stop. Returns how many were delivered.
+    /// `addr` (blocking) on an anonymous block connection, calling `deliver(height, payload,
+    /// cert)` for each as it arrives whole; `deliver` returns false to stop. Returns how many
+    /// were delivered.
     pub fn fetch(
         &self,
+        addr: SocketAddr,
+        from: Height,
+        deliver: impl FnMut(Height, Vec<u8>, CommitCert) -> bool,
+    ) -> Result<u64, SyncError> {
+        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+            Ok(s) => self.fetch_on(s, addr, from, deliver),
+            Err(source) => Err(self.fetch_failed(addr, from, SyncError::Io { what: "connect", source })),
+        }
+    }
+
+    /// [`BlockServer::fetch`] on `s`, a connection to `addr` already open (and, for a
+    /// validator's own slot, past the handshake): sends the request, receives the blocks.
+    pub fn fetch_on(
+        &self,
+        s: TcpStream,
         addr: SocketAddr,
         from: Height,
         mut deliver: impl FnMut(Height, Vec<u8>, CommitCert) -> bool,
@@ -162,7 +247,8 @@ impl BlockServer {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let result = (|| {
             let io = |what: &'static str| move |source| SyncError::Io { what, source };
-            let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(io("connect"))?;
+            let mut s = s;
+            s.set_nonblocking(false).map_err(io("set blocking"))?;
             s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io("set timeout"))?;
             s.set_nodelay(true).map_err(io("set nodelay"))?;
             s.write_all(&encode(&Frame::FetchBlocks { from, count: MAX_FETCH })).map_err(io("send request"))?;
@@ -194,6 +280,15 @@ impl BlockServer {
         }
         result
     }
+
+    /// Counts a fetch from `addr` at `from` that failed before its request went out (connect,
+    /// handshake), and returns its error.
+    pub fn fetch_failed(&self, addr: SocketAddr, from: Height, e: SyncError) -> SyncError {
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters.note_error(format!("fetching from {addr} at height {from}: {e}"));
+        e
+    }
 }
 
 /// Why serving or fetching stopped early. Blocks delivered before the error stay delivered.
@@ -215,6 +310,9 @@ pub enum SyncError {
         /// The transfer error (names the reason: truncated, digest mismatch, unexpected id, …).
         source: transfer::Error,
     },
+    /// The validators' handshake on the block connection failed.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
     /// The block arrived whole but its record is not a block of that height.
     #[error("block {height}: bad record: {reason}")]
     Record {
@@ -238,15 +336,15 @@ mod tests {
             blocks.put(BlockId(h), &record).unwrap();
         }
         let engine = crate::Engine::new().unwrap();
-        BlockServer {
-            blocks,
-            final_height: AtomicU64::new(heights),
-            transport: engine.transport().unwrap(),
-            counters: SyncCounters::default(),
-        }
+        BlockServer::new(blocks, heights, engine.transport().unwrap())
     }
 
     fn listen(srv: std::sync::Arc<BlockServer>) -> SocketAddr {
+        listen_as(srv, None)
+    }
+
+    /// A block server on a fresh port that serves every connection as `caller`'s.
+    fn listen_as(srv: std::sync::Arc<BlockServer>, caller: Option<ValidatorIndex>) -> SocketAddr {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -258,7 +356,7 @@ mod tests {
                 let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
                 std::io::Read::read_exact(&mut &s, &mut body).unwrap();
                 let Frame::FetchBlocks { from, count } = postcard::from_bytes(&body).unwrap() else { panic!() };
-                srv.serve_counted(s, from, count);
+                srv.serve_counted(s, from, count, caller);
             }
         });
         addr
@@ -303,6 +401,30 @@ mod tests {
         srv.counters.serving.store(0, Ordering::Release);
         assert_eq!(client.fetch(addr, 0, |_, _, _| true).unwrap(), 3);
         assert!(idle(), "every slot is given back");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Strangers holding every shared slot do not keep a validator from its blocks; each
+    /// validator has one slot, and gives it back.
+    #[test]
+    fn validators_are_served_in_slots_of_their_own() {
+        let base = std::env::temp_dir().join(format!("parthenon-sync-slots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let srv = std::sync::Arc::new(server(&base.join("a"), 3));
+        let client = server(&base.join("b"), 0);
+        srv.counters.serving.store(MAX_SERVING, Ordering::Release);
+        assert!(srv.slot(None).is_none(), "the shared slots are full");
+        let first = srv.slot(Some(1)).expect("validator 1's own slot");
+        assert!(srv.slot(Some(1)).is_none(), "one connection per validator");
+        assert!(srv.slot(Some(2)).is_some(), "validator 2 has a slot of its own");
+        drop(first);
+        assert_eq!(srv.counters.serving_validators.load(Ordering::Acquire), 0);
+        assert_eq!(srv.counters.serving.load(Ordering::Acquire), MAX_SERVING, "a refused stranger gives back nothing");
+
+        let anonymous = listen_as(srv.clone(), None);
+        assert_eq!(client.fetch(anonymous, 0, |_, _, _| true).unwrap(), 0, "strangers are refused");
+        let validator = listen_as(srv.clone(), Some(1));
+        assert_eq!(client.fetch(validator, 0, |_, _, _| true).unwrap(), 3, "validator 1 is served");
         let _ = std::fs::remove_dir_all(&base);
     }
 
