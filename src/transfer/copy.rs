@@ -1,7 +1,7 @@
 //! `copy`: `pread` + `write` through a 1 MiB user-space buffer, and `read` + `pwrite` on receive.
 //! The honest baseline every other backend is measured against: two copies per byte on each side.
 
-use super::recv::{self, read_full, BodyMover};
+use super::recv::{self, read_full, socket_error, BodyMover, Waits};
 use super::store::TempBlock;
 use super::wire::{BlockHeader, Digest, HEADER_LEN};
 use super::{BlockId, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
@@ -35,7 +35,8 @@ impl Transport for CopyTransport {
         while off < total {
             let n = (total - off).min(buf.len() as u64) as usize;
             block.file().read_exact_at(&mut buf[..n], off).map_err(|e| Error::io("pread block", Some(id), e))?;
-            out.write_all(&buf[..n]).map_err(|e| Error::io("write to peer", Some(id), e))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("write to peer", Some(id), socket_error(peer, Waits::Send, e)))?;
             off += n as u64;
         }
         Ok(SendReport { id, wire_bytes: total, backend: Backend::Copy, method: "pread + write (1 MiB buffer)".into() })
@@ -55,8 +56,9 @@ pub(crate) fn send_bytes_copy(
 ) -> Result<SendReport, Error> {
     let h = BlockHeader::for_body(id, body);
     let mut out = peer;
-    out.write_all(&h.encode()).map_err(|e| Error::io("write header to peer", Some(id), e))?;
-    out.write_all(body).map_err(|e| Error::io("write to peer", Some(id), e))?;
+    out.write_all(&h.encode())
+        .map_err(|e| Error::io("write header to peer", Some(id), socket_error(peer, Waits::Send, e)))?;
+    out.write_all(body).map_err(|e| Error::io("write to peer", Some(id), socket_error(peer, Waits::Send, e)))?;
     Ok(SendReport {
         id,
         wire_bytes: (HEADER_LEN + body.len()) as u64,

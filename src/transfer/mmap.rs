@@ -4,7 +4,7 @@
 //! Only sealed files and the receiver's own `O_EXCL` temp file are ever mapped (see
 //! [`super::store`]).
 
-use super::recv::{self, read_full, BodyMover};
+use super::recv::{self, read_full, socket_error, BodyMover, Waits};
 use super::store::TempBlock;
 use super::wire::{Digest, HEADER_LEN};
 use super::{BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
@@ -29,7 +29,8 @@ impl Transport for MmapTransport {
         let id = block.id();
         let map = block.map()?;
         let mut out = peer;
-        out.write_all(&map).map_err(|e| Error::io("write mapping to peer", Some(id), e))?;
+        out.write_all(&map)
+            .map_err(|e| Error::io("write mapping to peer", Some(id), socket_error(peer, Waits::Send, e)))?;
         Ok(SendReport { id, wire_bytes: map.len() as u64, backend: Backend::Mmap, method: "mmap + write".into() })
     }
 

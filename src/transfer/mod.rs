@@ -24,7 +24,10 @@
 //!   returning. After any send returns, successfully or not, the caller may drop or reuse the
 //!   buffer. Sealed block files are never modified, so serving them concurrently is safe.
 //! - **Errors.** Every [`Error`] names the block (when its header was read) and the reason. A
-//!   failed receive leaves the connection in an unknown position; the caller drops it.
+//!   failed receive leaves the connection in an unknown position; the caller drops it. A socket
+//!   timeout (`TcpStream::set_write_timeout`/`set_read_timeout`) that runs out fails the call with
+//!   an [`Error::Io`] of kind `TimedOut` on every stream backend (a blocking socket's `EAGAIN`
+//!   is reported as such).
 //! - **Same semantics everywhere.** The contract test suite (`tests/transfer_contract.rs`) runs
 //!   every backend present against the same cases; a backend that is absent says why through
 //!   detection and is never replaced silently by another when requested explicitly.

@@ -15,7 +15,36 @@ pub(crate) trait BodyMover {
     fn move_body(&self, peer: &TcpStream, tmp: &TempBlock) -> Result<Option<Digest>, Error>;
 }
 
-/// Reads up to `buf.len()` bytes, retrying on EINTR; returns how many were read before EOF.
+/// Which of a socket's timeouts a call waits under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waits {
+    /// A send: `SO_SNDTIMEO` ([`TcpStream::set_write_timeout`]).
+    Send,
+    /// A receive: `SO_RCVTIMEO` ([`TcpStream::set_read_timeout`]).
+    Recv,
+}
+
+/// The error of a blocking socket call on `peer`, as every backend reports it. A blocking socket
+/// whose timeout ran out fails with `EAGAIN` (`WouldBlock`), which says nothing of time: with
+/// the timeout that call waits under set, it is reported as `TimedOut`, the kind that the
+/// `io-uring` backend, which bounds its own waits, reports for the same peer. Without one (a
+/// socket the caller made non-blocking) `WouldBlock` stays what it is.
+pub(crate) fn socket_error(peer: &TcpStream, waits: Waits, e: std::io::Error) -> std::io::Error {
+    if e.kind() != ErrorKind::WouldBlock {
+        return e;
+    }
+    let timeout = match waits {
+        Waits::Send => peer.write_timeout(),
+        Waits::Recv => peer.read_timeout(),
+    };
+    match timeout {
+        Ok(Some(_)) => ErrorKind::TimedOut.into(),
+        _ => e,
+    }
+}
+
+/// Reads up to `buf.len()` bytes, retrying on EINTR; returns how many were read before EOF. An
+/// expired read timeout is `TimedOut` ([`socket_error`]).
 pub(crate) fn read_full(mut peer: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -23,7 +52,7 @@ pub(crate) fn read_full(mut peer: &TcpStream, buf: &mut [u8]) -> std::io::Result
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(socket_error(peer, Waits::Recv, e)),
         }
     }
     Ok(got)

@@ -2,8 +2,9 @@
 //! kernel, no user-space copy). `sendfile` cannot read from a socket, so the receiver uses the
 //! `splice` path (socket → pipe → file) and hashes the written file.
 
+use super::recv::{self, socket_error, Waits};
 use super::splice::{SpliceMover, SPLICE_RECEIVE};
-use super::{recv, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
+use super::{BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
 use crate::engine::Backend;
 use nix::errno::Errno;
 use std::net::TcpStream;
@@ -37,10 +38,13 @@ impl Transport for SendfileTransport {
                 }
                 Ok(_) => {}
                 Err(Errno::EINTR) => {}
-                // The socket's send timeout (`SO_SNDTIMEO`) ran out with nothing sent: the peer
-                // stopped reading. Retrying would wait another timeout, for ever.
-                Err(Errno::EAGAIN) => return Err(Error::io("sendfile", Some(id), std::io::ErrorKind::TimedOut.into())),
-                Err(e) => return Err(Error::errno("sendfile", Some(id), e)),
+                // `EAGAIN`: the socket's send timeout (`SO_SNDTIMEO`) ran out with nothing sent,
+                // the peer stopped reading (`TimedOut`). Retrying would wait another timeout, for
+                // ever.
+                Err(e) => {
+                    let e = socket_error(peer, Waits::Send, std::io::Error::from_raw_os_error(e as i32));
+                    return Err(Error::io("sendfile", Some(id), e));
+                }
             }
         }
         Ok(SendReport { id, wire_bytes: total as u64, backend: Backend::Sendfile, method: "sendfile".into() })

@@ -6,7 +6,7 @@
 //! digest is ready when the last byte lands, instead of after a second pass over the block);
 //! smaller bodies are hashed after the fact.
 
-use super::recv::{self, BodyMover};
+use super::recv::{self, socket_error, BodyMover, Waits};
 use super::store::TempBlock;
 use super::wire::{Digest, HEADER_LEN};
 use super::{BlockId, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
@@ -79,31 +79,28 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
     }
 }
 
-/// Drains `n` bytes from the pipe into `out` (at `off` when given); `what` names the splice in
-/// errors. `more` says more bytes of the block follow (`SPLICE_F_MORE`, i.e. `MSG_MORE` on a
-/// socket): never for the last piece, which TCP would otherwise hold back as a partial segment
-/// until its next timer, hundreds of milliseconds on an idle connection.
-fn drain(
-    pipe: &Pipe,
-    out: impl AsFd,
-    mut off: Option<&mut i64>,
-    mut n: usize,
-    more: bool,
-    id: BlockId,
-    what: &'static str,
-) -> Result<(), Error> {
+/// Drains `n` bytes from the pipe into `out` (at `off` when given). `more` says more bytes of
+/// the block follow (`SPLICE_F_MORE`, i.e. `MSG_MORE` on a socket): never for the last piece,
+/// which TCP would otherwise hold back as a partial segment until its next timer, hundreds of
+/// milliseconds on an idle connection. `out` taking nothing is `EPIPE`.
+fn drain(pipe: &Pipe, out: impl AsFd, mut off: Option<&mut i64>, mut n: usize, more: bool) -> Result<(), Errno> {
     let out = out.as_fd();
     let flags =
         if more { SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE } else { SpliceFFlags::SPLICE_F_MOVE };
     while n > 0 {
-        let moved = retry(|| splice(&pipe.r, None, out, off.as_deref_mut(), n, flags))
-            .map_err(|e| Error::errno(what, Some(id), e))?;
+        let moved = retry(|| splice(&pipe.r, None, out, off.as_deref_mut(), n, flags))?;
         if moved == 0 {
-            return Err(Error::errno(what, Some(id), Errno::EPIPE));
+            return Err(Errno::EPIPE);
         }
         n -= moved;
     }
     Ok(())
+}
+
+/// A failed splice from or to `peer`: an expired socket timeout is `TimedOut`
+/// ([`socket_error`]).
+fn peer_error(peer: &TcpStream, waits: Waits, what: &str, id: BlockId, e: Errno) -> Error {
+    Error::io(what, Some(id), socket_error(peer, waits, std::io::Error::from_raw_os_error(e as i32)))
 }
 
 /// How [`SpliceMover`] receives (the `splice` and `sendfile` backends), for reports.
@@ -131,7 +128,8 @@ impl Transport for SpliceTransport {
                 return Err(Error::errno("splice file -> pipe (file shorter than header says)", Some(id), Errno::EIO));
             }
             // On error the pipe may hold bytes: it is dropped (closed), never reused.
-            drain(&pipe, peer, None, n, off < total, id, "splice pipe -> socket")?;
+            drain(&pipe, peer, None, n, off < total)
+                .map_err(|e| peer_error(peer, Waits::Send, "splice pipe -> socket", id, e))?;
         }
         self.give_back(pipe);
         Ok(SendReport {
@@ -170,11 +168,12 @@ impl SpliceMover {
         while got < len {
             let want = ((len - got) as usize).min(self.pipe.size);
             let n = retry(|| splice(peer, None, &self.pipe.w, None, want, SpliceFFlags::SPLICE_F_MOVE))
-                .map_err(|e| Error::errno("splice socket -> pipe", Some(id), e))?;
+                .map_err(|e| peer_error(peer, Waits::Recv, "splice socket -> pipe", id, e))?;
             if n == 0 {
                 return Err(Error::Truncated { block: id, expected: len, got });
             }
-            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, false, id, "splice pipe -> temp block")?;
+            drain(&self.pipe, &tmp.file, Some(&mut file_off), n, false)
+                .map_err(|e| Error::errno("splice pipe -> temp block", Some(id), e))?;
             got += n as u64;
             landed(got);
         }
