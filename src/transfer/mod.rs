@@ -22,7 +22,10 @@
 //!   the call and returns only when the kernel no longer references the memory: backends that send
 //!   zero-copy (`io-uring` with `SEND_ZC`) wait for the kernel's completion notification before
 //!   returning. After any send returns, successfully or not, the caller may drop or reuse the
-//!   buffer. Sealed block files are never modified, so serving them concurrently is safe.
+//!   buffer. (One bounded exception: an `io-uring` send to a peer that stopped, whose
+//!   notifications are still missing three timeouts in and after a connection reset, returns
+//!   `TimedOut` with the kernel still holding its own references to those pages; see `uring`,
+//!   "Timeouts". Nothing is freed under the kernel, and the connection is already reset.) Sealed block files are never modified, so serving them concurrently is safe.
 //! - **Errors.** Every [`Error`] names the block (when its header was read) and the reason. A
 //!   failed receive leaves the connection in an unknown position; the caller drops it. A socket
 //!   timeout (`TcpStream::set_write_timeout`/`set_read_timeout`) that runs out fails the call with

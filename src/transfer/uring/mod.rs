@@ -18,7 +18,14 @@
 //! - **Ownership.** A `SEND_ZC` completes twice: once when the send is queued, once (a
 //!   notification CQE) when the kernel has released the pages. A send here returns only after
 //!   every notification of every submitted send has arrived, also on error, so the caller owns
-//!   its buffer again when the call returns — the same contract as every other backend.
+//!   its buffer again when the call returns — the same contract as every other backend. The one
+//!   exception is a send given up on with notifications still missing ("Timeouts" below). A
+//!   notification is awaited when the send's CQE announces it (`F_MORE`). A linked `SEND_ZC`
+//!   that its chain's failure cancelled before it ran completes without `F_MORE`, yet the
+//!   kernel may still post a notification for it (seen on 6.18; liburing issue #1462): such a
+//!   send pinned no page, so nothing waits for it, and every batch of operations carries a
+//!   generation in its user data, so that its late notification is never taken for one of a
+//!   later batch (a CQE nothing accounts for otherwise is an error, and the ring is leaked).
 //!
 //! # Receive
 //! `RECV` into a slot, BLAKE3 of the slot while it is in cache, then `WRITE_FIXED(slot → temp
@@ -45,13 +52,21 @@
 //! socket (`TcpStream::set_write_timeout`/`set_read_timeout`) and bounds its own waits with them:
 //! when no send completes for the write timeout (no receive for the read timeout), everything
 //! in flight is cancelled and waited for, and the call fails with `TimedOut`, as a blocking
-//! socket call would. One operation moves up to [`CHUNK`] bytes, so a peer must move 1 MiB per
-//! timeout. A zero-copy send that timed out may still have its pages in the socket's send queue
-//! (the peer reads nothing, so they are never acknowledged and never released); if their
-//! notifications have not come after another timeout, the connection is reset
-//! (`connect(AF_UNSPEC)`, which drops the send queue), so that the call can return with its
-//! buffers released: a send that timed out leaves a connection that cannot carry another block
-//! anyway. Kernels before 5.11 (no `IORING_FEAT_EXT_ARG`) wait without a limit.
+//! socket call would. The deadline is renewed only by a completion: neither a signal
+//! interrupting the wait nor a wait that returns having only submitted (the kernel then drops
+//! the wait's `ETIME`) extends it. One operation moves up to [`CHUNK`] bytes, so a peer must
+//! move 1 MiB per timeout. A zero-copy send that timed out may still have its pages in the
+//! socket's send queue (the peer reads nothing, so they are never acknowledged and never
+//! released); if their notifications have not come after another timeout, the connection is
+//! reset (`connect(AF_UNSPEC)`, which drops the send queue), so that the call can return with
+//! its buffers released: a send that timed out leaves a connection that cannot carry another
+//! block anyway. If they are still missing one more timeout after the reset, or the reset
+//! fails, the ring is leaked ("Rings") and the call fails with `TimedOut`: a peer that stops
+//! holds a send for at most three timeouts. Then, and only then, the kernel may still hold
+//! pages of the sent memory after the call returned: it keeps its own references on them (and
+//! the leaked ring keeps its pool), so nothing is freed under it, but the bytes of a caller's
+//! buffer ([`Transport::send_bytes`]) may still be read, for a connection that has been reset.
+//! Kernels before 5.11 (no `IORING_FEAT_EXT_ARG`) wait without a limit.
 //!
 //! # Rings
 //! A transport keeps up to four rings for reuse. A ring that could not be waited on while
@@ -75,7 +90,7 @@ use send::{send_all, Source};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Size of one registered buffer / one send chunk.
 pub const CHUNK: usize = 1 << 20;
@@ -91,8 +106,23 @@ const KIND_RECV: u64 = 3;
 const KIND_WRITE: u64 = 4;
 const KIND_CANCEL: u64 = 5;
 
-fn ud(slot: usize, kind: u64) -> u64 {
-    ((slot as u64) << 8) | kind
+/// An operation's user data: its kind in the low byte, its slot in the next, and above them the
+/// generation of the batch it was submitted in ([`Ring::next_gen`]; receives use 0), which tells
+/// a late CQE of an earlier batch from one of the batch being reaped.
+fn ud(gen: u64, slot: usize, kind: u64) -> u64 {
+    (gen << 16) | ((slot as u64 & 0xff) << 8) | kind
+}
+
+fn ud_kind(data: u64) -> u64 {
+    data & 0xff
+}
+
+fn ud_slot(data: u64) -> usize {
+    ((data >> 8) & 0xff) as usize
+}
+
+fn ud_gen(data: u64) -> u64 {
+    data >> 16
 }
 
 /// A ring with the socket slot registered, and its pool of [`SLOTS`] buffers of [`CHUNK`] bytes,
@@ -110,6 +140,8 @@ struct Ring {
     poisoned: bool,
     /// The socket bound as fixed file 0 (-1 when none).
     sock: i32,
+    /// The generation of the last batch of send-side operations ([`ud`]).
+    gen: u64,
 }
 
 impl Ring {
@@ -145,7 +177,7 @@ impl Ring {
                 }
             }
         };
-        Ok((Ring { ring, pool, registered, poisoned: false, sock: -1 }, note))
+        Ok((Ring { ring, pool, registered, poisoned: false, sock: -1, gen: 0 }, note))
     }
 
     /// The start of slot `i` (`i < SLOTS`).
@@ -163,6 +195,12 @@ impl Ring {
         &mut self.pool[i * CHUNK..(i + 1) * CHUNK]
     }
 
+    /// A fresh generation for the next batch of operations ([`ud`]): never 0, 48 bits.
+    fn next_gen(&mut self) -> u64 {
+        self.gen = (self.gen % ((1 << 48) - 1)) + 1;
+        self.gen
+    }
+
     /// Registers `fd` as fixed file 0 for the duration of one call.
     fn bind(&mut self, fd: i32) -> std::io::Result<()> {
         self.ring.submitter().register_files_update(0, &[fd])?;
@@ -176,19 +214,26 @@ impl Ring {
     }
 
     /// Submits what is queued and waits for a completion, for at most `limit` (none: without a
-    /// limit; so on kernels without `IORING_FEAT_EXT_ARG`). `Ok(false)` when `limit` passed with
-    /// nothing completed.
-    fn submit_and_wait_for(&self, limit: Option<Duration>) -> std::io::Result<bool> {
-        let Some(limit) = limit.filter(|_| self.ring.params().is_feature_ext_arg()) else {
-            return self.ring.submit_and_wait(1).map(|_| true);
+    /// limit; so on kernels without `IORING_FEAT_EXT_ARG`). `Ok(true)` when the completion queue
+    /// holds a completion; `Ok(false)` when it is still empty: `limit` passed or a signal
+    /// interrupted the wait. The queue tells, not the return value: a call that also submits
+    /// entries returns how many it submitted, and the kernel drops the wait's `ETIME` or `EINTR`
+    /// (liburing issues #393 and #684). Callers keep their own deadline.
+    fn submit_and_wait_for(&mut self, limit: Option<Duration>) -> std::io::Result<bool> {
+        let waited = match limit.filter(|_| self.ring.params().is_feature_ext_arg()) {
+            None => self.ring.submit_and_wait(1),
+            Some(limit) => {
+                let ts = io_uring::types::Timespec::from(limit);
+                let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
         };
-        let ts = io_uring::types::Timespec::from(limit);
-        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
-        match self.ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
-            Err(e) => Err(e),
+        match waited {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+            Err(e) => return Err(e),
         }
+        Ok(!self.ring.completion().is_empty())
     }
 
     fn push(&mut self, e: &squeue::Entry) -> std::io::Result<()> {
@@ -215,7 +260,8 @@ impl Ring {
     /// the kernel may still use it.
     fn poison(&mut self) {
         self.poisoned = true;
-        reset_connection(self.sock);
+        // A reset that fails leaves nothing else to try: the ring is leaked either way.
+        let _ = reset_connection(self.sock);
     }
 }
 
@@ -320,94 +366,175 @@ impl UringTransport {
     }
 }
 
-/// Submits what is queued and reaps CQEs until `outstanding` reaches zero (a `SEND_ZC` CQE
-/// flagged `F_MORE` announces its notification, which is awaited too). Calls `on` for every
-/// non-notification CQE of the operations (not for the cancellations below).
+/// How far [`reap`] has gone in giving up on a peer that stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GivingUp {
+    /// Waiting for the operations.
+    No,
+    /// A timeout passed with nothing completing: every operation was cancelled.
+    Cancelled,
+    /// Another timeout passed with something still missing: the connection was reset.
+    Reset,
+}
+
+/// What [`reap`] has seen of one operation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Its CQE came.
+    done: bool,
+    /// That CQE was flagged `F_MORE`: a `SEND_ZC` notification follows.
+    more: bool,
+    /// Its notification came.
+    notified: bool,
+}
+
+impl Seen {
+    fn pending(&self) -> bool {
+        !self.done || (self.more && !self.notified)
+    }
+}
+
+/// Submits what is queued and reaps CQEs until every operation of batch `gen` (kind `kind`, one
+/// per slot in `slots`) has completed, and every `SEND_ZC` notification its CQE announced
+/// (`F_MORE`) has come. Calls `on` for each operation's CQE (not for notifications nor for the
+/// cancellations below).
 ///
-/// When nothing completes for `limit` (the socket's timeout; see the module docs), every
-/// operation of the ring is cancelled and waited for, and the call fails with `TimedOut`; if
-/// only zero-copy notifications are still missing after another `limit`, the connection is
-/// reset so that the kernel releases the pages.
+/// A notification nobody announced is not an error: the kernel posts one for a linked
+/// `SEND_ZC` that its chain's failure cancelled before it ran (such a send had pinned no page, so
+/// nothing waits for it); it may come after its batch was reaped, and the generation in its
+/// user data tells it from one of a later batch. Any other CQE that no operation of the batch
+/// accounts for (a second CQE of one operation, an operation of an earlier batch) poisons the
+/// ring: what is in flight can no longer be told.
+///
+/// `limit` (the socket's timeout; see the module docs) bounds the time between completions: the
+/// deadline is renewed only when a completion is reaped, never by a signal or an empty wakeup.
+/// When it passes, the batch is cancelled and the call will fail with `TimedOut`; if something
+/// is still missing one more `limit` later (zero-copy notifications of pages the peer never
+/// acknowledged, or an operation the cancellation did not stop), the connection is reset, so
+/// that the kernel drops its send queue and releases the pages; if even then something is
+/// missing after one more `limit`, or the reset fails, the ring is poisoned (leaked with its
+/// pool, [`UringTransport::with_ring`]) and the call fails with `TimedOut`. So a peer that
+/// stopped costs at most three timeouts.
 fn reap(
     r: &mut Ring,
-    mut outstanding: usize,
+    gen: u64,
+    kind: u64,
+    slots: std::ops::Range<usize>,
     id: BlockId,
     limit: Option<Duration>,
     mut on: impl FnMut(u64, i32),
 ) -> Result<(), Error> {
-    let mut notifications = 0usize;
-    let mut timed_out = false;
-    let mut reset = false;
-    while outstanding > 0 {
-        let wait = if reset { None } else { limit };
-        match r.submit_and_wait_for(wait) {
-            Ok(true) => {}
-            Ok(false) if !timed_out => {
-                timed_out = true;
-                outstanding += cancel_all(r).map_err(|e| Error::io("io_uring cancel", Some(id), e))?;
-                continue;
-            }
-            Ok(false) => {
-                if outstanding == notifications {
-                    reset_connection(r.sock);
-                    reset = true;
+    let timed_out = || Error::io("io_uring send", Some(id), std::io::ErrorKind::TimedOut.into());
+    let mut seen = [Seen::default(); SLOTS];
+    let mut cancels = 0usize;
+    let mut giving_up = GivingUp::No;
+    let mut deadline = limit.map(|l| Instant::now() + l);
+    while cancels > 0 || slots.clone().any(|s| seen[s].pending()) {
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let completed = r.submit_and_wait_for(wait).map_err(|e| {
+            r.poison();
+            Error::io("io_uring_enter", Some(id), e)
+        })?;
+        if completed {
+            let cqes: Vec<(u64, i32, u32)> =
+                r.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
+            for (data, res, flags) in cqes {
+                let (slot, ours) = (ud_slot(data), ud_gen(data) == gen);
+                if cqueue::notif(flags) {
+                    if ours && slots.contains(&slot) && ud_kind(data) == kind {
+                        seen[slot].notified = true;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => {
-                r.poison();
-                return Err(Error::io("io_uring_enter", Some(id), e));
-            }
-        }
-        let cqes: Vec<(u64, i32, u32)> = r.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
-        for (data, res, flags) in cqes {
-            outstanding -= 1;
-            if cqueue::more(flags) {
-                outstanding += 1;
-                notifications += 1;
-            }
-            if cqueue::notif(flags) {
-                notifications -= 1;
-            } else if data & 0xff != KIND_CANCEL {
+                if ours && ud_kind(data) == KIND_CANCEL {
+                    let Some(left) = cancels.checked_sub(1) else {
+                        r.poison();
+                        return Err(unaccounted(id, data));
+                    };
+                    cancels = left;
+                    continue;
+                }
+                if !ours || !slots.contains(&slot) || ud_kind(data) != kind || seen[slot].done {
+                    r.poison();
+                    return Err(unaccounted(id, data));
+                }
+                seen[slot].done = true;
+                seen[slot].more = cqueue::more(flags);
                 on(data, res);
             }
+            deadline = limit.map(|l| Instant::now() + l);
+            continue;
         }
+        // Nothing completed: the limit passed, or a signal (or nothing) woke the wait.
+        if deadline.is_none_or(|d| Instant::now() < d) {
+            continue;
+        }
+        deadline = limit.map(|l| Instant::now() + l);
+        giving_up = match giving_up {
+            GivingUp::No => {
+                cancels = cancel(r, gen, kind, slots.clone()).map_err(|e| Error::io("io_uring cancel", Some(id), e))?;
+                GivingUp::Cancelled
+            }
+            GivingUp::Cancelled => {
+                if reset_connection(r.sock).is_err() {
+                    r.poison();
+                    return Err(timed_out());
+                }
+                GivingUp::Reset
+            }
+            GivingUp::Reset => {
+                r.poison();
+                return Err(timed_out());
+            }
+        };
     }
-    if timed_out {
-        return Err(Error::io("io_uring send", Some(id), std::io::ErrorKind::TimedOut.into()));
+    if giving_up != GivingUp::No {
+        return Err(timed_out());
     }
     Ok(())
 }
 
-/// Asks the kernel to cancel every operation a send round may have in flight (each slot's read
-/// and send); returns how many cancellation CQEs to wait for. Cancelling an operation that has
+/// The error of a CQE that no operation in flight accounts for.
+fn unaccounted(id: BlockId, data: u64) -> Error {
+    Error::io(
+        "io_uring send",
+        Some(id),
+        std::io::Error::other(format!("completion {data:#x} that no operation in flight accounts for")),
+    )
+}
+
+/// Asks the kernel to cancel the operations of batch `gen` (kind `kind`, one per slot in
+/// `slots`); returns how many cancellation CQEs to wait for. Cancelling an operation that has
 /// completed is answered with `ENOENT`, harmlessly.
-fn cancel_all(r: &mut Ring) -> std::io::Result<usize> {
+fn cancel(r: &mut Ring, gen: u64, kind: u64, slots: std::ops::Range<usize>) -> std::io::Result<usize> {
     let mut n = 0;
-    for slot in 0..SLOTS {
-        for kind in [KIND_READ, KIND_SEND] {
-            let e = opcode::AsyncCancel::new(ud(slot, kind)).build().user_data(ud(slot, KIND_CANCEL));
-            r.push(&e)?;
-            n += 1;
-        }
+    for slot in slots {
+        let e = opcode::AsyncCancel::new(ud(gen, slot, kind)).build().user_data(ud(gen, slot, KIND_CANCEL));
+        r.push(&e)?;
+        n += 1;
     }
     Ok(n)
 }
 
 /// Resets the connection on `fd`: `connect` with `AF_UNSPEC` is the kernel's `tcp_disconnect`,
 /// which sends a reset and frees the send queue, and with it the pages of zero-copy sends that a
-/// peer that reads nothing would otherwise hold for as long as the connection lives.
-fn reset_connection(fd: i32) {
+/// peer that reads nothing would otherwise hold for as long as the connection lives. No socket
+/// bound (`fd` < 0) is nothing to reset.
+fn reset_connection(fd: i32) -> std::io::Result<()> {
     if fd < 0 {
-        return;
+        return Ok(());
     }
     // SAFETY: a zeroed `sockaddr` is a valid value; only its family is read for AF_UNSPEC.
     let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
     addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
     // SAFETY: `addr` is a valid sockaddr of the length passed; `fd` is the caller's socket, which
     // is open (it is bound to the ring for this call). A failure leaves the connection as it is.
-    let _ = unsafe { libc::connect(fd, &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t) };
+    let rc = unsafe { libc::connect(fd, &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 impl Transport for UringTransport {

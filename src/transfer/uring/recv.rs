@@ -18,7 +18,7 @@
 //!   io_uring does not apply itself) fails the receive with `TimedOut`; it is then cancelled
 //!   like any `RECV` left waiting (parent module docs, "Timeouts").
 
-use super::{ud, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS};
+use super::{ud, ud_kind, ud_slot, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS};
 use crate::transfer::recv::BodyMover;
 use crate::transfer::store::TempBlock;
 use crate::transfer::wire::{Digest, HEADER_LEN};
@@ -216,11 +216,11 @@ impl<'r> Pipeline<'r> {
             let e = opcode::Recv::new(types::Fixed(0), p, (want - filled) as u32)
                 .flags(libc::MSG_WAITALL)
                 .build()
-                .user_data(ud(slot, KIND_RECV));
+                .user_data(ud(0, slot, KIND_RECV));
             self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
             self.receiving = true;
             self.recv_since = Instant::now();
-            self.recv_ud = ud(slot, KIND_RECV);
+            self.recv_ud = ud(0, slot, KIND_RECV);
             self.received = None;
             self.wait_until(|p| !p.receiving)?;
             match self.received.unwrap_or(-libc::EIO) {
@@ -246,7 +246,7 @@ impl<'r> Pipeline<'r> {
         } else {
             opcode::Write::new(types::Fd(self.file), p, n).offset(off).build()
         };
-        let e = e.flags(squeue::Flags::ASYNC).user_data(ud(slot, KIND_WRITE));
+        let e = e.flags(squeue::Flags::ASYNC).user_data(ud(0, slot, KIND_WRITE));
         self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
         self.writing += 1;
         Ok(())
@@ -307,9 +307,8 @@ impl<'r> Pipeline<'r> {
         };
         match self.r.submit_and_wait_for(limit) {
             Ok(true) => {}
-            // The limit passed: the next call finds no time left.
+            // The limit passed, or a signal woke the wait: the next call finds the time left.
             Ok(false) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
             Err(e) => {
                 if self.writing > 0 || self.receiving || self.cancelling {
                     self.r.poison();
@@ -319,8 +318,8 @@ impl<'r> Pipeline<'r> {
         }
         let cqes: Vec<(u64, i32)> = self.r.ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (data, res) in cqes {
-            let slot = (data >> 8) as usize;
-            match data & 0xff {
+            let slot = ud_slot(data);
+            match ud_kind(data) {
                 KIND_RECV => {
                     self.receiving = false;
                     self.received = Some(res);
@@ -340,7 +339,7 @@ impl<'r> Pipeline<'r> {
     fn drain(&mut self) -> Result<(), Error> {
         self.draining = true;
         if self.receiving {
-            let e = opcode::AsyncCancel::new(self.recv_ud).build().user_data(ud(0, KIND_CANCEL));
+            let e = opcode::AsyncCancel::new(self.recv_ud).build().user_data(ud(0, 0, KIND_CANCEL));
             self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
             self.cancelling = true;
         }

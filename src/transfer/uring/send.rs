@@ -1,6 +1,6 @@
 //! The send side: a block's bytes on the registered socket, in linked rounds of [`SLOTS`] chunks.
 
-use super::{reap, ud, Ring, CHUNK, KIND_READ, KIND_SEND, SLOTS};
+use super::{reap, ud, ud_slot, Ring, CHUNK, KIND_READ, KIND_SEND, SLOTS};
 use crate::engine::Backend;
 use crate::transfer::{BlockId, Error};
 use io_uring::{opcode, squeue, types};
@@ -58,16 +58,17 @@ pub(super) fn send_all(
                 });
             }
             let ptrs: Vec<*mut u8> = (0..round.len()).map(|slot| r.slot_ptr(slot)).collect();
+            let gen = r.next_gen();
             for (slot, &(o, n)) in round.iter().enumerate() {
                 let e = opcode::ReadFixed::new(types::Fd(fd), ptrs[slot], n as u32, slot as u16)
                     .offset(o)
                     .build()
-                    .user_data(ud(slot, KIND_READ));
+                    .user_data(ud(gen, slot, KIND_READ));
                 r.push(&e).map_err(|e| io_err("submit", e))?;
             }
             let mut bad = None;
-            reap(r, round.len(), id, None, |data, res| {
-                let (_, n) = round[(data >> 8) as usize];
+            reap(r, gen, KIND_READ, 0..round.len(), id, None, |data, res| {
+                let (_, n) = round[ud_slot(data)];
                 if res < 0 {
                     bad.get_or_insert(std::io::Error::from_raw_os_error(-res));
                 } else if res as usize != n {
@@ -89,6 +90,7 @@ pub(super) fn send_all(
         let mut first = 0usize;
         while first < round.len() {
             let last = round.len() - 1;
+            let gen = r.next_gen();
             for slot in first..round.len() {
                 let n = round[slot].1 - sent[slot];
                 // SAFETY (pointer arithmetic): sent[slot] < chunk length, inside the chunk.
@@ -105,11 +107,11 @@ pub(super) fn send_all(
                 if slot != last {
                     e = e.flags(squeue::Flags::IO_LINK);
                 }
-                r.push(&e.user_data(ud(slot, KIND_SEND))).map_err(|e| io_err("submit", e))?;
+                r.push(&e.user_data(ud(gen, slot, KIND_SEND))).map_err(|e| io_err("submit", e))?;
             }
             let mut hard = None;
-            reap(r, round.len() - first, id, limit, |data, res| {
-                let slot = (data >> 8) as usize;
+            reap(r, gen, KIND_SEND, first..round.len(), id, limit, |data, res| {
+                let slot = ud_slot(data);
                 if res > 0 {
                     sent[slot] += res as usize;
                 } else if res < 0 && res != -libc::ECANCELED {
