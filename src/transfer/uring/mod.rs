@@ -29,7 +29,8 @@
 //!
 //! # Receive
 //! `RECV` into a slot, BLAKE3 of the slot while it is in cache, then `WRITE_FIXED(slot → temp
-//! file)` flagged `IOSQE_ASYNC`, which the kernel's io-wq worker runs while the receiving thread
+//! file)` (the file registered as a fixed file, "Rings") flagged `IOSQE_ASYNC`, which the
+//! kernel's io-wq worker runs while the receiving thread
 //! takes in the next chunk; up to eight chunks are in flight (`recv.rs`).
 //!
 //! Bodies of [`DIRECT_MIN`] bytes or more are written with `O_DIRECT` where the store's
@@ -69,11 +70,21 @@
 //! Kernels before 5.11 (no `IORING_FEAT_EXT_ARG`) wait without a limit.
 //!
 //! # Rings
-//! A transport keeps up to four rings for reuse. A ring that could not be waited on while
-//! operations were in flight (an `io_uring_enter` failing for a reason other than EINTR) is
-//! leaked, never reused or freed, since the kernel may still write into its buffers; its
-//! connection is reset first, so that no send still queued reads the caller's memory once the
-//! call has returned.
+//! A transport keeps up to four rings for reuse. Operations name their files only through the
+//! ring's table of fixed files: the socket in slot 0, and in slot 1 the sealed block a send reads
+//! or the temp file (or its `O_DIRECT` handle) a receive writes, registered for one call. Never
+//! by descriptor number: io_uring resolves an operation's file when the operation starts, which
+//! for a write handed to io-wq (`IOSQE_ASYNC`) or a linked operation is after the submission,
+//! and by then the number may name another file.
+//!
+//! A ring that could not be waited on while operations were in flight (an `io_uring_enter`
+//! failing for a reason other than EINTR, or a send given up on, "Timeouts") is leaked, never
+//! reused or freed, since the kernel may still write into its buffers. Its connection is reset
+//! first, so that no send still queued reads the caller's memory once the call has returned, and
+//! both its fixed files are cleared: an operation that has not started then fails with `EBADF`
+//! (a write can never reach whatever file reuses the temp file's descriptor number, such as
+//! another receive's temp file), one that has started keeps its file until it completes, and
+//! the socket and the file close once the caller closes them and nothing holds them.
 
 mod recv;
 mod send;
@@ -105,6 +116,11 @@ const KIND_SEND: u64 = 2;
 const KIND_RECV: u64 = 3;
 const KIND_WRITE: u64 = 4;
 const KIND_CANCEL: u64 = 5;
+
+/// The fixed-file slot of the socket.
+const SOCK_SLOT: u32 = 0;
+/// The fixed-file slot of the file that operations read from or write to.
+const FILE_SLOT: u32 = 1;
 
 /// An operation's user data: its kind in the low byte, its slot in the next, and above them the
 /// generation of the batch it was submitted in ([`Ring::next_gen`]; receives use 0), which tells
@@ -148,7 +164,7 @@ impl Ring {
     fn new() -> std::io::Result<(Ring, Option<String>)> {
         let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
         ring.submitter()
-            .register_files_sparse(1)
+            .register_files_sparse(2)
             .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_register(FILES_SPARSE, Linux 5.19+): {e}")))?;
         let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)?;
         let mut note = None;
@@ -201,16 +217,40 @@ impl Ring {
         self.gen
     }
 
-    /// Registers `fd` as fixed file 0 for the duration of one call.
+    /// Registers the socket `fd` as fixed file [`SOCK_SLOT`] for the duration of one call.
     fn bind(&mut self, fd: i32) -> std::io::Result<()> {
-        self.ring.submitter().register_files_update(0, &[fd])?;
+        self.ring.submitter().register_files_update(SOCK_SLOT, &[fd])?;
         self.sock = fd;
         Ok(())
     }
 
+    /// Registers the file `fd` (a sealed block read from, a temp file written to) as fixed file
+    /// [`FILE_SLOT`] for the duration of one call.
+    fn bind_file(&mut self, fd: i32) -> std::io::Result<()> {
+        self.ring.submitter().register_files_update(FILE_SLOT, &[fd])?;
+        Ok(())
+    }
+
+    /// Clears both fixed files. An operation that starts later (on a leaked ring) fails with
+    /// `EBADF`; one that has started keeps its file until it completes.
     fn unbind(&mut self) {
-        let _ = self.ring.submitter().register_files_update(0, &[-1]);
+        let _ = self.ring.submitter().register_files_update(SOCK_SLOT, &[-1, -1]);
         self.sock = -1;
+    }
+
+    /// The write of `n` bytes at `p`, which lies in slot `slot`, to offset `off` of the file
+    /// bound as [`FILE_SLOT`]: `WRITE_FIXED` (plain `WRITE` without registered buffers), flagged
+    /// `IOSQE_ASYNC` so that an io-wq worker runs it. The worker resolves the file when it
+    /// starts, so the file is named by its slot in the ring's table, never by its descriptor
+    /// number, which may belong to another file by then (module docs, "Rings").
+    fn write_op(&self, slot: usize, p: *const u8, n: u32, off: u64) -> squeue::Entry {
+        let file = io_uring::types::Fixed(FILE_SLOT);
+        let e = if self.registered {
+            opcode::WriteFixed::new(file, p, n, slot as u16).offset(off).build()
+        } else {
+            opcode::Write::new(file, p, n).offset(off).build()
+        };
+        e.flags(squeue::Flags::ASYNC)
     }
 
     /// Submits what is queued and waits for a completion, for at most `limit` (none: without a
@@ -351,8 +391,11 @@ impl UringTransport {
         let out = f(&mut ring);
         if ring.poisoned {
             // The kernel may still write into the pool: leak both rather than free memory it
-            // could write to. Only an `io_uring_enter` failing for a reason other than EINTR
-            // with operations in flight gets here.
+            // could write to. An `io_uring_enter` failing for a reason other than EINTR with
+            // operations in flight gets here, and so does a send given up on (`reap`). Its
+            // files are unregistered first, so that an operation that has not started fails
+            // instead of reaching them, and they are closed once the caller closes them.
+            ring.unbind();
             std::mem::forget(ring);
             return out;
         }
@@ -597,4 +640,78 @@ impl Transport for UringTransport {
 /// page pinning and a notification to the copy.
 fn is_loopback(peer: &TcpStream) -> bool {
     peer.peer_addr().map(|a| a.ip().to_canonical().is_loopback()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+    /// A write queued on a ring that is then leaked starts only after the caller has closed its
+    /// file and the descriptor number names another file: it must not reach that file, and the
+    /// leaked ring must not keep the socket open.
+    #[test]
+    fn a_leaked_rings_late_write_reaches_no_reused_descriptor() {
+        let t = match UringTransport::new() {
+            Ok(t) => t,
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {e}");
+                println!("skip: {e}");
+                return;
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("parthenon-uring-leak-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        // The temp file the write is for; its descriptor number is the one reused below.
+        let first = std::fs::File::create(dir.join("first")).unwrap().into_raw_fd();
+        let out: Result<(), Error> = t.with_ring(None, |r| {
+            r.bind(ours.as_raw_fd()).unwrap();
+            r.bind_file(first).unwrap();
+            r.slot_mut(1)[..4].copy_from_slice(b"LATE");
+            // A RECV that waits for the peer, and hard-linked after it the write, which starts
+            // only once the RECV completes, whatever its result.
+            let recv = opcode::Recv::new(io_uring::types::Fixed(SOCK_SLOT), r.slot_ptr(0), 1)
+                .build()
+                .flags(squeue::Flags::IO_HARDLINK)
+                .user_data(ud(0, 0, KIND_RECV));
+            let write = r.write_op(1, r.slot(1).as_ptr(), 4, 0).user_data(ud(0, 1, KIND_WRITE));
+            r.push(&recv).unwrap();
+            r.push(&write).unwrap();
+            r.ring.submit().unwrap();
+            // Leak it as an `io_uring_enter` failure would (without the connection reset, so
+            // that the RECV waits until the test lets it complete).
+            r.poisoned = true;
+            Ok(())
+        });
+        out.unwrap();
+        // The descriptor number now names another file (as another receive's temp file would).
+        let second = std::fs::File::create(dir.join("second")).unwrap();
+        // SAFETY: dup2 onto `first`, a descriptor this test owns (taken with into_raw_fd):
+        // it atomically closes the first file and makes the number name the second.
+        assert_eq!(unsafe { libc::dup2(second.as_raw_fd(), first) }, first);
+        // SAFETY: `first` is an open descriptor owned by nothing else from here on.
+        let reused = unsafe { OwnedFd::from_raw_fd(first) };
+        // Let the RECV complete: the write starts now.
+        peer.write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            second.metadata().unwrap().len(),
+            0,
+            "a leaked ring's write reached the file that reused its number"
+        );
+        // The leaked ring holds the socket no more: closing ours reaches the peer.
+        drop(ours);
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 1];
+        match peer.read(&mut b) {
+            Ok(0) => {}
+            other => panic!("the leaked ring kept the socket open: {other:?}"),
+        }
+        drop(reused);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

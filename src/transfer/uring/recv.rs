@@ -11,19 +11,22 @@
 //!   outstanding write; it is reused only after its write completed in full.
 //! - Nothing is in flight when [`UringRecv::move_body`] returns, also after an error: the ring
 //!   goes back to the transport's pool, and its slots and the temp file must not be touched by
-//!   the kernel after that.
+//!   the kernel after that. The one exception is a ring that could not be waited on: it is
+//!   leaked with its slots, and its fixed files are cleared, so that a write that has not
+//!   started fails rather than reach whatever file reuses the temp file's descriptor number
+//!   (the writes name the temp file by its fixed-file slot only; parent module docs, "Rings").
 //! - Chunks are hashed in stream order, before their write is submitted; a short write is
 //!   resubmitted from its first unwritten byte, and a failed or empty one fails the receive.
 //! - A `RECV` that does not complete within the socket's read timeout (`SO_RCVTIMEO`, which
 //!   io_uring does not apply itself) fails the receive with `TimedOut`; it is then cancelled
 //!   like any `RECV` left waiting (parent module docs, "Timeouts").
 
-use super::{ud, ud_kind, ud_slot, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS};
+use super::{ud, ud_kind, ud_slot, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS, SOCK_SLOT};
 use crate::transfer::recv::BodyMover;
 use crate::transfer::store::TempBlock;
 use crate::transfer::wire::{Digest, HEADER_LEN};
 use crate::transfer::Error;
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, types};
 use std::fs::File;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -69,7 +72,10 @@ impl BodyMover for UringRecv<'_> {
         );
         self.transport.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            let mut p = Pipeline::new(r, tmp, direct.as_ref(), peer.read_timeout().ok().flatten());
+            // The writes' target, by its slot in the ring's table (parent module docs, "Rings").
+            let target = direct.as_ref().map_or(tmp.file.as_raw_fd(), |f| f.as_raw_fd());
+            r.bind_file(target).map_err(|e| Error::io("io_uring register temp file", Some(id), e))?;
+            let mut p = Pipeline::new(r, tmp, direct.is_some(), peer.read_timeout().ok().flatten());
             let digest = p.run(tmp.header.length);
             let drained = p.drain();
             let digest = digest?;
@@ -106,9 +112,8 @@ struct Write {
 struct Pipeline<'r> {
     r: &'r mut Ring,
     tmp: &'r TempBlock,
-    /// Where the writes go: the `O_DIRECT` handle, or the temp file itself.
-    file: i32,
-    /// Whether `file` is the `O_DIRECT` handle. Then file chunks start at multiples of
+    /// Whether the writes go to the `O_DIRECT` handle (else to the temp file itself; either is
+    /// the ring's fixed file [`super::FILE_SLOT`]). Then file chunks start at multiples of
     /// [`CHUNK`]: the first slot carries the header before the body's first bytes, every write
     /// but the last is a whole slot, and the last one's unaligned end goes through the temp
     /// file's own (buffered) handle once every direct write is done.
@@ -134,12 +139,11 @@ struct Pipeline<'r> {
 }
 
 impl<'r> Pipeline<'r> {
-    fn new(r: &'r mut Ring, tmp: &'r TempBlock, direct: Option<&File>, limit: Option<Duration>) -> Self {
+    fn new(r: &'r mut Ring, tmp: &'r TempBlock, direct: bool, limit: Option<Duration>) -> Self {
         Pipeline {
             r,
             tmp,
-            file: direct.map_or(tmp.file.as_raw_fd(), |f| f.as_raw_fd()),
-            direct: direct.is_some(),
+            direct,
             free: (0..SLOTS).rev().collect(),
             writes: [None; SLOTS],
             writing: 0,
@@ -213,7 +217,7 @@ impl<'r> Pipeline<'r> {
         while filled < want {
             // SAFETY (pointer arithmetic): at + filled < at + want <= CHUNK, inside the slot.
             let p = self.r.slot_ptr(slot).wrapping_add(at + filled);
-            let e = opcode::Recv::new(types::Fixed(0), p, (want - filled) as u32)
+            let e = opcode::Recv::new(types::Fixed(SOCK_SLOT), p, (want - filled) as u32)
                 .flags(libc::MSG_WAITALL)
                 .build()
                 .user_data(ud(0, slot, KIND_RECV));
@@ -241,12 +245,7 @@ impl<'r> Pipeline<'r> {
         // SAFETY (pointer arithmetic): w.done < w.len <= CHUNK, inside the slot.
         let p = self.r.slot_ptr(slot).wrapping_add(w.done);
         let (n, off) = ((w.len - w.done) as u32, w.file_off + w.done as u64);
-        let e = if self.r.registered {
-            opcode::WriteFixed::new(types::Fd(self.file), p, n, slot as u16).offset(off).build()
-        } else {
-            opcode::Write::new(types::Fd(self.file), p, n).offset(off).build()
-        };
-        let e = e.flags(squeue::Flags::ASYNC).user_data(ud(0, slot, KIND_WRITE));
+        let e = self.r.write_op(slot, p, n, off).user_data(ud(0, slot, KIND_WRITE));
         self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
         self.writing += 1;
         Ok(())

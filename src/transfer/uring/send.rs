@@ -1,6 +1,6 @@
 //! The send side: a block's bytes on the registered socket, in linked rounds of [`SLOTS`] chunks.
 
-use super::{reap, ud, ud_slot, Ring, CHUNK, KIND_READ, KIND_SEND, SLOTS};
+use super::{reap, ud, ud_slot, Ring, CHUNK, FILE_SLOT, KIND_READ, KIND_SEND, SLOTS, SOCK_SLOT};
 use crate::engine::Backend;
 use crate::transfer::{BlockId, Error};
 use io_uring::{opcode, squeue, types};
@@ -33,7 +33,7 @@ pub(super) fn send_all(
         Source::File { len, .. } => *len,
     };
     let fixed = matches!(src, Source::File { .. });
-    let sock = types::Fixed(0);
+    let sock = types::Fixed(SOCK_SLOT);
     let method = match (fixed, zc) {
         (true, _) => "io_uring READ_FIXED + linked SEND_ZC (registered buffers, registered socket)",
         (false, true) => "io_uring linked SEND_ZC from the block mapping (registered socket)",
@@ -58,9 +58,10 @@ pub(super) fn send_all(
                 });
             }
             let ptrs: Vec<*mut u8> = (0..round.len()).map(|slot| r.slot_ptr(slot)).collect();
+            r.bind_file(fd).map_err(|e| io_err("register block file", e))?;
             let gen = r.next_gen();
             for (slot, &(o, n)) in round.iter().enumerate() {
-                let e = opcode::ReadFixed::new(types::Fd(fd), ptrs[slot], n as u32, slot as u16)
+                let e = opcode::ReadFixed::new(types::Fixed(FILE_SLOT), ptrs[slot], n as u32, slot as u16)
                     .offset(o)
                     .build()
                     .user_data(ud(gen, slot, KIND_READ));
