@@ -19,7 +19,9 @@
 //!   resubmitted from its first unwritten byte, and a failed or empty one fails the receive.
 //! - A `RECV` that does not complete within the socket's read timeout (`SO_RCVTIMEO`, which
 //!   io_uring does not apply itself) fails the receive with `TimedOut`; it is then cancelled
-//!   like any `RECV` left waiting (parent module docs, "Timeouts").
+//!   like any `RECV` left waiting (parent module docs, "Timeouts"). The timeout is renewed only
+//!   when bytes arrive: a `RECV` submitted again after `EINTR`, or after the `EAGAIN` of one
+//!   that ran blocking on io-wq and met `SO_RCVTIMEO`, waits only for what is left of it.
 
 use super::{ud, ud_kind, ud_slot, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS, SOCK_SLOT};
 use crate::transfer::recv::BodyMover;
@@ -129,7 +131,8 @@ struct Pipeline<'r> {
     received: Option<i32>,
     /// Whether an `ASYNC_CANCEL` of the `RECV` is submitted and not completed.
     cancelling: bool,
-    /// The socket's read timeout, and when the current `RECV` was submitted.
+    /// The socket's read timeout, and when the current chunk's first `RECV` was submitted or
+    /// its last bytes arrived ([`Pipeline::fill`]).
     limit: Option<Duration>,
     recv_since: Instant,
     /// Set once the receive has ended: short writes are no longer resubmitted.
@@ -211,9 +214,11 @@ impl<'r> Pipeline<'r> {
     }
 
     /// Receives exactly `want` bytes into `slot` from byte `at` on (several `RECV`s when one
-    /// returns short).
+    /// returns short). The read timeout runs from the first `RECV` and is renewed only when
+    /// bytes arrive: a `RECV` submitted again after `EINTR` or `EAGAIN` gets what is left of it.
     fn fill(&mut self, slot: usize, at: usize, want: usize, got: u64, len: u64) -> Result<usize, Error> {
         let mut filled = 0;
+        self.recv_since = Instant::now();
         while filled < want {
             // SAFETY (pointer arithmetic): at + filled < at + want <= CHUNK, inside the slot.
             let p = self.r.slot_ptr(slot).wrapping_add(at + filled);
@@ -223,16 +228,29 @@ impl<'r> Pipeline<'r> {
                 .user_data(ud(0, slot, KIND_RECV));
             self.r.push(&e).map_err(|e| self.io_err("submit", e))?;
             self.receiving = true;
-            self.recv_since = Instant::now();
             self.recv_ud = ud(0, slot, KIND_RECV);
             self.received = None;
             self.wait_until(|p| !p.receiving)?;
             match self.received.unwrap_or(-libc::EIO) {
-                n if n > 0 => filled += n as usize,
+                n if n > 0 => {
+                    filled += n as usize;
+                    self.recv_since = Instant::now();
+                }
                 0 => {
                     return Err(Error::Truncated { block: self.tmp.header.id, expected: len, got: got + filled as u64 })
                 }
-                e if e == -libc::EINTR || e == -libc::EAGAIN => {}
+                e if e == -libc::EINTR => {}
+                // A `RECV` that ran blocking on an io-wq worker ends with `EAGAIN` when the
+                // socket's own `SO_RCVTIMEO` passes: submitted again, it waits for what is left
+                // of this chunk's time (`wait_once` fails the receive once none is), never a
+                // fresh timeout. Without a read timeout, `EAGAIN` is a non-blocking socket's.
+                e if e == -libc::EAGAIN => match self.limit {
+                    Some(l) if self.recv_since.elapsed() >= l => {
+                        return Err(self.io_err("recv", std::io::ErrorKind::TimedOut.into()))
+                    }
+                    Some(_) => {}
+                    None => return Err(self.io_err("recv", std::io::ErrorKind::WouldBlock.into())),
+                },
                 e => return Err(self.io_err("recv", std::io::Error::from_raw_os_error(-e))),
             }
         }
