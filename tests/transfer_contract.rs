@@ -320,6 +320,18 @@ fn io_uring_receive_layouts_byte_exact() {
         } else {
             assert_eq!(direct_runs, if direct { 6 } else { 0 }, "direct {direct}");
         }
+        // A receive that fails (a tampered 2 MiB body, written the same way) is not counted.
+        let (mut tx, rx) = pair();
+        let id = BlockId(100);
+        let sender = thread::spawn(move || {
+            tx.write_all(&BlockHeader::for_body(id, &pattern(2 * MIB, 1)).encode()).unwrap();
+            tx.write_all(&pattern(2 * MIB, 2)).unwrap();
+        });
+        let err = rx_t.recv_block(&rx, &store, &Expect::block(id)).unwrap_err();
+        sender.join().unwrap();
+        assert!(matches!(err, Error::Tampered { .. }), "direct {direct}: {err}");
+        assert_clean(&store, id);
+        assert_eq!(rx_t.direct_receives(), direct_runs, "direct {direct}: a failed receive was counted");
     }
 }
 

@@ -313,7 +313,7 @@ pub struct UringTransport {
     send_zc: bool,
     zc_on_loopback: bool,
     direct_writes: bool,
-    /// Receives that wrote their body with `O_DIRECT`.
+    /// Receives that stored their block having written its body with `O_DIRECT`.
     direct_receives: std::sync::atomic::AtomicU64,
 }
 
@@ -362,8 +362,9 @@ impl UringTransport {
         self
     }
 
-    /// How many receives of this transport wrote their body with `O_DIRECT` (the rest went
-    /// through the page cache); for tests and measurements.
+    /// How many receives of this transport stored their block having written its body with
+    /// `O_DIRECT` (the rest went through the page cache; failed receives are not counted); for
+    /// tests and measurements.
     pub fn direct_receives(&self) -> u64 {
         self.direct_receives.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -631,7 +632,12 @@ impl Transport for UringTransport {
     }
 
     fn recv_block(&self, peer: &TcpStream, store: &BlockStore, expect: &Expect) -> Result<SealedBlock, Error> {
-        recv_into_store(peer, store, expect, &recv::UringRecv { transport: self })
+        let mover = recv::UringRecv { transport: self, direct: std::cell::Cell::new(false) };
+        let block = recv_into_store(peer, store, expect, &mover)?;
+        if mover.direct.get() {
+            self.direct_receives.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(block)
     }
 }
 

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 /// The io_uring body mover of [`UringTransport::recv_block`].
 pub(super) struct UringRecv<'a> {
     pub(super) transport: &'a UringTransport,
+    /// Set when the body is written with `O_DIRECT` (counted once the block is stored).
+    pub(super) direct: std::cell::Cell<bool>,
 }
 
 /// Bodies of at least this many bytes are written with `O_DIRECT` where the file system allows.
@@ -57,7 +59,7 @@ impl BodyMover for UringRecv<'_> {
         if let Some(f) = &direct {
             preallocate(f, HEADER_LEN as u64 + tmp.header.length)
                 .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
-            self.transport.direct_receives.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.direct.set(true);
         }
         tracing::debug!(
             block = %id,
