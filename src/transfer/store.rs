@@ -12,9 +12,12 @@
 //!   the new name is removed again and the commit is an error: an error never leaves a block
 //!   visible). The store never
 //!   truncates, rewrites or renames a sealed file.
-//! - **Nothing partial.** A temp file that is not committed is removed when its handle drops; temp
-//!   files of dead processes (crash) are removed when a store is opened. A reader therefore sees a
-//!   block whole or not at all.
+//! - **Nothing partial.** A temp file that is not committed is removed when its handle drops. Its
+//!   writer holds an exclusive `flock` on it while writing (a lock it cannot take fails the
+//!   write); temp files that nobody holds locked and that are older than 10 s (left by a crash)
+//!   are removed when a store is opened. Temp names carry a random number drawn once per
+//!   process, so a restart that reuses the process id never meets its predecessor's names. A
+//!   reader therefore sees a block whole or not at all.
 //! - **Only sealed files are memory-mapped.** [`SealedBlock::map`] maps a sealed file read-only.
 //!   Mapping a file that another party truncates kills the process with `SIGBUS`; sealed files are
 //!   never truncated by the store, which is what makes the mapping sound. (An operator who edits
@@ -33,15 +36,33 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// How old an unlocked temp file of a process not alive here must be before it is removed.
+/// How old an unlocked temp file must be before it is removed.
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Takes an exclusive `flock` on `f` without waiting; `false` when another open file holds one.
-/// The lock lasts as long as the open file description.
-fn try_lock(f: &File) -> bool {
+/// A random number drawn once per process, in every temp file's name: a process id and a
+/// sequence number alone repeat across restarts (a node that is pid 1 in its container is pid 1
+/// after every restart), and a name left by an earlier incarnation must not make `begin` fail.
+fn incarnation() -> u64 {
+    static NONCE: OnceLock<u64> = OnceLock::new();
+    *NONCE.get_or_init(rand::random)
+}
+
+/// Takes an exclusive `flock` on `f` without waiting: `WouldBlock` when another open file
+/// description holds one. The lock lasts as long as the open file description.
+fn try_lock(f: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor we own; no memory is passed.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether `a` and `b` describe the same file (device and inode).
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// A directory of immutable blocks. Cheap to clone; safe to share between threads.
@@ -65,29 +86,33 @@ impl BlockStore {
     }
 
     /// Removes temp files whose writer is gone. A writer holds an exclusive `flock` on its temp
-    /// file for as long as the file is open, which is what proves it alive: a process id alone
-    /// does not, since a writer in another PID namespace (a container sharing the store's
-    /// volume) is not in this one's `/proc`. A file is removed only when its lock can be taken,
-    /// its process id is not alive here, and it is older than [`STALE_AFTER`] (which closes the
-    /// moment between a writer creating the file and locking it).
+    /// file for as long as the file is open, which is what proves it alive (a process id would
+    /// not: a writer in another PID namespace, a container sharing the store's volume, is not in
+    /// this one's `/proc`, and a crashed node that is pid 1 in its container finds pid 1 alive
+    /// after every restart). A file is removed when its lock can be taken and it is older than
+    /// [`STALE_AFTER`] (which closes the moment between a writer creating the file and locking
+    /// it), and only if the name still refers to the file that was locked. Only regular files
+    /// are considered, opened without following links; each is opened for writing where its mode
+    /// allows, since NFS emulates `flock` with POSIX locks, whose exclusive lock needs a file
+    /// open for writing (a sealed temp file, mode 0444, is opened read-only).
     fn remove_stale_temps(&self) {
         let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            // <id>.<pid>.<seq>.part
-            let pid = name.split('.').nth(1).and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= STALE_AFTER);
-            let Ok(f) = File::open(e.path()) else { continue };
-            if old && try_lock(&f) {
-                let _ = fs::remove_file(e.path());
+            let path = e.path();
+            let open = |write: bool| {
+                OpenOptions::new().read(true).write(write).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path)
+            };
+            let Ok(f) = open(true).or_else(|_| open(false)) else { continue };
+            let Ok(meta) = f.metadata() else { continue };
+            let old = meta.modified().ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= STALE_AFTER);
+            if !old || try_lock(&f).is_err() {
+                continue;
+            }
+            if fs::symlink_metadata(&path).is_ok_and(|now| same_file(&now, &meta)) {
+                let _ = fs::remove_file(&path);
             }
         }
     }
@@ -166,7 +191,9 @@ impl BlockStore {
             return Err(Error::Duplicate { block: id, path: self.path(id).display().to_string() });
         }
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = self.root.join("tmp").join(format!("{id}.{}.{seq}.part", std::process::id()));
+        // <id>.<pid>.<incarnation>.<seq>.part: unique across restarts that reuse the pid.
+        let name = format!("{id}.{}.{:016x}.{seq}.part", std::process::id(), incarnation());
+        let path = self.root.join("tmp").join(name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -174,11 +201,21 @@ impl BlockStore {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(format!("create temp {}", path.display()), Some(id), e))?;
-        // Held while the file is open: how other processes opening the store tell that this
-        // temp file is being written (`remove_stale_temps`). A fresh file cannot be locked by
-        // anyone else yet.
-        try_lock(&file);
+        // Removed on drop from here on, also when the lock below fails.
         let tmp = TempBlock { store: self.clone(), header: *header, file, path, committed: false };
+        // Held while the file is open: how other processes opening the store tell that this
+        // temp file is being written (`remove_stale_temps`). Without it, another process could
+        // remove the file mid-write, so a lock not taken is an error; and so is a name that no
+        // longer refers to the file (a cleaner whose clock made it look old got there first).
+        let lock_err = |e| Error::io(format!("lock temp {}", tmp.path.display()), Some(id), e);
+        try_lock(&tmp.file).map_err(lock_err)?;
+        let ours = tmp.file.metadata().map_err(lock_err)?;
+        if !fs::symlink_metadata(&tmp.path).is_ok_and(|now| same_file(&now, &ours)) {
+            return Err(lock_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "removed by another process before it was locked",
+            )));
+        }
         tmp.file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write temp header", Some(id), e))?;
         Ok(tmp)
     }
@@ -457,31 +494,63 @@ mod tests {
     }
 
     #[test]
-    fn temps_of_dead_processes_are_removed_on_open() {
+    fn unlocked_old_temps_are_removed_on_open_whatever_their_pid() {
         let dir = temp_dir("stale");
         let s = BlockStore::open(&dir).unwrap();
+        let tmp = dir.join("tmp");
         // pid 4194304 is above the kernel's pid_max limit, so it never runs.
-        let stale = dir.join("tmp").join("0000000000000001.4194304.0.part");
-        let live = dir.join("tmp").join(format!("0000000000000002.{}.0.part", std::process::id()));
+        let stale = tmp.join("0000000000000001.4194304.0.part");
+        // Our own pid, as a crashed node that is pid 1 in its container finds its predecessor's
+        // files: the pid is alive, the writer is not.
+        let own_pid = tmp.join(format!("0000000000000002.{}.0.part", std::process::id()));
         // A writer in another PID namespace: its pid is not alive here, but it holds the lock.
-        let foreign = dir.join("tmp").join("0000000000000003.4194303.0.part");
+        let foreign = tmp.join("0000000000000003.4194303.0.part");
         // Just created by a writer that has not locked it yet.
-        let fresh = dir.join("tmp").join("0000000000000004.4194302.0.part");
+        let fresh = tmp.join("0000000000000004.4194302.0.part");
+        // Sealed (0444) before a crash between the seal and the publication.
+        let sealed = tmp.join("0000000000000005.4194301.0.part");
+        // A link in tmp to an old, unlocked file elsewhere: neither is touched.
+        let outside = dir.join("outside");
+        let link = tmp.join("0000000000000006.4194300.0.part");
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for (p, body) in [(&stale, "half a block"), (&live, "being written"), (&foreign, "elsewhere")] {
-            fs::write(p, body).unwrap();
+        for p in [&stale, &own_pid, &foreign, &sealed, &outside] {
+            fs::write(p, "half a block").unwrap();
             File::options().write(true).open(p).unwrap().set_modified(an_hour_ago).unwrap();
         }
+        fs::set_permissions(&sealed, fs::Permissions::from_mode(0o444)).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
         fs::write(&fresh, b"new").unwrap();
-        let held = File::open(&foreign).unwrap();
-        assert!(try_lock(&held));
+        let held = File::options().write(true).open(&foreign).unwrap();
+        try_lock(&held).unwrap();
         drop(s);
         let _s = BlockStore::open(&dir).unwrap();
-        assert!(!stale.exists(), "a dead process's temp file must go");
-        assert!(live.exists(), "a running process's temp file must stay");
+        assert!(!stale.exists(), "an unlocked old temp file must go");
+        assert!(!own_pid.exists(), "an unlocked old temp file must go, even with a live pid");
+        assert!(!sealed.exists(), "an unlocked old sealed temp file must go");
         assert!(foreign.exists(), "a locked temp file must stay, whatever its pid");
         assert!(fresh.exists(), "a temp file younger than STALE_AFTER must stay");
+        assert!(fs::symlink_metadata(&link).is_ok() && outside.exists(), "links are not followed");
         drop(held);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A restart that reuses the pid (pid 1 in a container) restarts the sequence too: a temp
+    /// file its predecessor left under the old naming must not make `begin` fail.
+    #[test]
+    fn temp_names_do_not_repeat_across_incarnations() {
+        let dir = temp_dir("names");
+        let s = BlockStore::open(&dir).unwrap();
+        let id = BlockId(7);
+        let next = TEMP_SEQ.load(Ordering::Relaxed);
+        for seq in next..next + 1000 {
+            fs::write(dir.join("tmp").join(format!("{id}.{}.{seq}.part", std::process::id())), b"left").unwrap();
+        }
+        let b = s.put(id, b"body").unwrap();
+        assert_eq!(b.read_body().unwrap(), b"body");
+        let t = s.begin(&BlockHeader::for_body(BlockId(8), b"xy")).unwrap();
+        let name = t.path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains(&format!(".{:016x}.", incarnation())), "{name}");
+        drop(t);
         fs::remove_dir_all(dir).unwrap();
     }
 
