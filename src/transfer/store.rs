@@ -8,10 +8,14 @@
 //! - **Append-only and immutable.** A block is written once: into a private temp file
 //!   (`O_EXCL`, mode 0600), `fsync`ed, made read-only (0444), then `link`ed to its final name
 //!   (which fails if the name exists, so a second copy is [`Error::Duplicate`], never an
-//!   overwrite), after which the temp name is removed and the directory `fsync`ed (if that fails,
-//!   the new name is removed again and the commit is an error: an error never leaves a block
-//!   visible). The store never
-//!   truncates, rewrites or renames a sealed file.
+//!   overwrite), after which the temp name is removed and the directory `fsync`ed. If that fsync
+//!   fails, the new name is removed again and the commit is an error, which says whether the
+//!   removal worked: if it did, the block is not stored, as with every other error; if it failed
+//!   too, the error says that the block stays visible (whole and synced, its name perhaps not
+//!   durable). The withdrawal is not atomic: between the link and its removal the block is
+//!   visible, and a concurrent receive of the same id in that moment ends in
+//!   [`Error::Duplicate`] for a block that is then withdrawn. The store never truncates,
+//!   rewrites or renames a sealed file.
 //! - **Nothing partial.** A temp file that is not committed is removed when its handle drops. Its
 //!   writer holds an exclusive `flock` on it while writing (a lock it cannot take fails the
 //!   write); temp files that nobody holds locked and that are older than 10 s (left by a crash)
@@ -305,8 +309,8 @@ impl TempBlock {
             .map_err(|e| Error::io("seal temp block", Some(id), e))?;
         let dest = self.store.path(id);
         // Everything that can fail is done before the block becomes visible, except the
-        // directory's fsync, whose failure takes the block back: an error always means that
-        // nothing was published.
+        // directory's fsync, whose failure takes the block back (see the module docs for what
+        // that cannot promise).
         let dir =
             File::open(self.store.root.join("blocks")).map_err(|e| Error::io("open block directory", Some(id), e))?;
         // A read-only handle on the inode about to be published.
@@ -321,8 +325,7 @@ impl TempBlock {
         self.committed = true;
         let _ = fs::remove_file(&self.path);
         if let Err(e) = dir.sync_all() {
-            let _ = fs::remove_file(&dest);
-            return Err(Error::io("fsync block directory (block withdrawn)", Some(id), e));
+            return Err(withdraw(&dest, id, e));
         }
         Ok(SealedBlock {
             id,
@@ -332,6 +335,25 @@ impl TempBlock {
             frame_cvs: Mutex::new(None),
             mapped: OnceLock::new(),
         })
+    }
+}
+
+/// Takes back block `id`, just published at `dest`, after the block directory's fsync failed
+/// with `e`; the error says whether the block is still visible.
+fn withdraw(dest: &Path, id: BlockId, e: std::io::Error) -> Error {
+    match fs::remove_file(dest) {
+        Ok(()) => Error::io("fsync block directory (block withdrawn)", Some(id), e),
+        Err(r) if r.kind() == std::io::ErrorKind::NotFound => {
+            Error::io("fsync block directory (block withdrawn)", Some(id), e)
+        }
+        Err(r) => Error::io(
+            format!(
+                "fsync block directory (withdrawing the block failed too: {r}; it stays visible at {})",
+                dest.display()
+            ),
+            Some(id),
+            e,
+        ),
     }
 }
 
@@ -551,6 +573,26 @@ mod tests {
         let name = t.path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.contains(&format!(".{:016x}.", incarnation())), "{name}");
         drop(t);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A failed directory fsync's error says whether the block could be taken back.
+    #[test]
+    fn a_withdrawal_says_whether_it_worked() {
+        let dir = temp_dir("withdraw");
+        fs::create_dir_all(&dir).unwrap();
+        let eio = || std::io::Error::from_raw_os_error(libc::EIO);
+        let published = dir.join("0000000000000001.blk");
+        fs::write(&published, b"block").unwrap();
+        let e = withdraw(&published, BlockId(1), eio()).to_string();
+        assert!(e.contains("(block withdrawn)") && !published.exists(), "{e}");
+        // A name that cannot be removed as a file (a directory) stays: the error must say so.
+        let stuck = dir.join("0000000000000002.blk");
+        fs::create_dir_all(stuck.join("x")).unwrap();
+        let e = withdraw(&stuck, BlockId(2), eio()).to_string();
+        assert!(e.contains("withdrawing the block failed too") && e.contains("stays visible"), "{e}");
+        assert!(!e.contains("(block withdrawn)"), "{e}");
+        assert!(e.contains("block 0000000000000002"), "{e}");
         fs::remove_dir_all(dir).unwrap();
     }
 
