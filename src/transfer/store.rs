@@ -240,6 +240,7 @@ impl TempBlock {
     /// page cache, or `None` where the file system does not offer direct I/O with offsets and
     /// buffers aligned to `align` bytes (a power of two): it must report its direct-I/O
     /// alignment (`statx` `STATX_DIOALIGN`, Linux 6.1) and that alignment must divide `align`.
+    #[cfg(feature = "io-uring")]
     pub(crate) fn open_direct(&self, align: u32) -> Option<File> {
         use std::os::fd::AsRawFd;
         // SAFETY: all-zero is a valid `statx` (plain integers).
