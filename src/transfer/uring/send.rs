@@ -40,6 +40,10 @@ pub(super) fn send_all(
         (false, false) => "io_uring linked SEND (registered socket)",
     };
     let io_err = |what: &str, e: std::io::Error| Error::io(format!("io_uring {what}"), Some(id), e);
+    if let Source::File { fd, .. } = src {
+        // Read by its slot in the ring's table, never by descriptor number (module docs, "Rings").
+        r.bind_file(fd).map_err(|e| io_err("register block file", e))?;
+    }
     let mut off = 0u64;
     while off < total {
         let mut round: Vec<(u64, usize)> = Vec::new(); // (file/memory offset, len); slot = index
@@ -50,7 +54,7 @@ pub(super) fn send_all(
         }
         // Base pointer of each chunk.
         let mut bases: Vec<*const u8> = Vec::with_capacity(round.len());
-        if let Source::File { fd, .. } = src {
+        if let Source::File { .. } = src {
             if !r.registered {
                 return Err(Error::Unavailable {
                     backend: Backend::IoUring,
@@ -58,7 +62,6 @@ pub(super) fn send_all(
                 });
             }
             let ptrs: Vec<*mut u8> = (0..round.len()).map(|slot| r.slot_ptr(slot)).collect();
-            r.bind_file(fd).map_err(|e| io_err("register block file", e))?;
             let gen = r.next_gen();
             for (slot, &(o, n)) in round.iter().enumerate() {
                 let e = opcode::ReadFixed::new(types::Fixed(FILE_SLOT), ptrs[slot], n as u32, slot as u16)
