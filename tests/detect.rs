@@ -5,7 +5,10 @@
 mod common;
 
 use parthenon::detect::Probe;
-use parthenon::{Backend, Job, Report};
+#[cfg(any(feature = "io-uring", feature = "opencl"))]
+use parthenon::Backend;
+use parthenon::{Job, Report};
+#[cfg(feature = "io-uring")]
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
