@@ -79,6 +79,20 @@ fn mem_link_repairs_loss_corruption_duplicates_reordering() {
     }
 }
 
+/// A `block_timeout` or `probe_timeout` too long to add to the clock (`Duration::MAX`, a natural
+/// "no limit") means no limit, on either side: nothing overflows.
+#[test]
+fn unbounded_timeouts_do_not_overflow() {
+    let cfg = DatagramConfig {
+        block_timeout: Duration::MAX,
+        probe_timeout: Duration::MAX,
+        compression: Compression::Off,
+        ..Default::default()
+    };
+    let (a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    run(a, b, vec![(1, pattern(100_000, 1)), (2, pattern(3000, 2))], cfg);
+}
+
 #[test]
 fn compression_by_entropy() {
     let (a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());

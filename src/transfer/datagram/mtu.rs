@@ -60,8 +60,16 @@ impl MtuCache {
                     Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(false),
                     Err(e) => return Err(Error::io("send MTU probe", None, e)),
                 }
-                let deadline = Instant::now() + cfg.probe_timeout;
-                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                // None: a `probe_timeout` too long to add to the clock, i.e. no limit.
+                let deadline = Instant::now().checked_add(cfg.probe_timeout);
+                loop {
+                    let left = match deadline {
+                        None => cfg.probe_timeout,
+                        Some(d) => match d.checked_duration_since(Instant::now()) {
+                            Some(left) => left,
+                            None => break,
+                        },
+                    };
                     let Some(n) =
                         link.recv(&mut buf, left).map_err(|e| Error::io("receive MTU probe answer", None, e))?
                     else {

@@ -13,7 +13,8 @@
 //! - before any frame of a block: `idle_timeout` from the start of the receive;
 //! - `resend_timeout` after the last useful event: a NACK round, or after `max_rounds` rounds
 //!   without a new frame, [`Error::GaveUp`];
-//! - `block_timeout` after the block's first frame, whatever happens: [`Error::Timeout`].
+//! - `block_timeout` after the block's first frame, whatever happens: [`Error::Timeout`] (no
+//!   deadline when `block_timeout` is too long to add to the clock, e.g. `Duration::MAX`).
 //!
 //! # Before the descriptor
 //! Data frames that arrive before the descriptor are kept aside as copies of their own size,
@@ -146,7 +147,7 @@ impl<'a> Rx<'a> {
             self.progress_mark = a.done_n;
             self.rounds = 0;
         }
-        self.rounds += 1;
+        self.rounds = self.rounds.saturating_add(1);
         if self.rounds > self.cfg.max_rounds {
             let missing = a.slots.iter().filter(|s| **s != Slot::Done).count();
             return Err(Error::GaveUp {
@@ -222,7 +223,8 @@ impl<'a> Rx<'a> {
                     return Err(Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() });
                 }
                 self.useful = true;
-                self.deadline = Some(Instant::now() + self.cfg.block_timeout);
+                // None: no deadline (a `block_timeout` too long to add to the clock).
+                self.deadline = Instant::now().checked_add(self.cfg.block_timeout);
                 self.asm.insert(Assembly {
                     id: h.block,
                     count: h.count,

@@ -16,8 +16,10 @@
 //! the sender lends only memory it owns and can keep alive: a compressed payload, its own
 //! mapping of a sealed block's file (a few kept per sender, [`MAPS_KEPT`]), or a copy of a
 //! borrowed body in its reused scratch buffer. When the link cannot release in time, the send
-//! fails and that memory is leaked on purpose (logged), never freed under the link. Control
-//! frames and the descriptor are always sent copied.
+//! fails and that memory is leaked on purpose (logged), never freed under the link. A panic
+//! unwinding out of a send after its first lent frame still has the link release the frames,
+//! and then leaks the memory too: while unwinding, nothing vouches that the link is done with
+//! it. Control frames and the descriptor are always sent copied.
 //!
 //! # Answering NACKs
 //! A NACK lists (start, len) ranges of missing frames. The sender reads at most
@@ -40,7 +42,7 @@ use crate::transfer::{BlockId, Error, HEADER_LEN};
 use memmap2::Mmap;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Sealed blocks whose mapping a sender keeps for lending to a zero-copy link.
 pub const MAPS_KEPT: usize = 4;
@@ -78,6 +80,62 @@ impl Source<'_> {
             Source::Borrowed(b) => b,
             Source::Owned(v) => v,
             Source::Mapped(m) => m.get(HEADER_LEN..).unwrap_or(&[]),
+        }
+    }
+}
+
+/// A payload's memory while frames sent from it may reference it, with the link they went out
+/// on. [`Lending::finish`] ends a send: the link releases the frames, then the memory is
+/// recycled or freed (or leaked, see the module docs). Dropped without `finish` — a panic
+/// unwinding from anywhere between the first lent frame and the end of the send — it still has
+/// the link release the frames first, and leaks lent memory rather than free it: during a
+/// panic nothing vouches that the link is done with it.
+struct Lending<'l, 's> {
+    link: &'l mut dyn Link,
+    /// `None` once finished.
+    source: Option<Source<'s>>,
+    /// Whether data frames were sent from `source` with [`Link::send_lent`].
+    lent: bool,
+}
+
+impl Lending<'_, '_> {
+    /// Waits until the link no longer references the frames' memory ([`Link::release`]), then
+    /// keeps a scratch or compressed buffer in `scratch` for the next send, or frees the memory;
+    /// when the link cannot release it in time, lent memory is leaked (logged), never freed.
+    fn finish(mut self, id: BlockId, scratch: &Mutex<Vec<u8>>) -> std::io::Result<()> {
+        // Released before `self` gives the memory up: a panic in `release` leaves it to `drop`.
+        let released = self.link.release();
+        match self.source.take() {
+            Some(s) if released.is_err() && self.lent => {
+                tracing::error!(block = %id, bytes = s.bytes().len(), "the link still references the frames' memory past its deadline: leaking it");
+                std::mem::forget(s);
+            }
+            Some(Source::Owned(v)) => {
+                let mut s = scratch.lock().unwrap_or_else(|p| p.into_inner());
+                if v.capacity() > s.capacity() {
+                    *s = v;
+                }
+            }
+            _ => {}
+        }
+        released
+    }
+}
+
+impl Drop for Lending<'_, '_> {
+    fn drop(&mut self) {
+        let Some(source) = self.source.take() else { return };
+        if !self.lent {
+            // Nothing of it was lent: the link references none of it.
+            return;
+        }
+        let released = self.link.release();
+        if released.is_err() || std::thread::panicking() {
+            tracing::error!(
+                bytes = source.bytes().len(),
+                "a send ended early while its frames may still reference its memory: leaking it"
+            );
+            std::mem::forget(source);
         }
     }
 }
@@ -175,20 +233,13 @@ impl DatagramSender {
             },
         };
         let lent = lends && !matches!(source, Source::Borrowed(_));
-        let out = Outgoing { id, header, body, payload: source.bytes(), lent, codec, cache };
-        let r = self.send_inner(link, out);
-        // Frames may reference the source's memory until the link releases it.
-        let released = link.release();
-        if released.is_err() && lent {
-            tracing::error!(block = %id, bytes = source.bytes().len(), "the link still references the frames' memory past its deadline: leaking it");
-            std::mem::forget(source);
-        } else if let Source::Owned(v) = source {
-            let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-            if v.capacity() > s.capacity() {
-                *s = v;
-            }
-        }
-        let released = released.map_err(|e| Error::io("release link buffers", Some(id), e));
+        let mut lending = Lending { link, source: Some(source), lent };
+        let r = {
+            let Lending { link, source, .. } = &mut lending;
+            let payload = source.as_ref().map_or(&[][..], Source::bytes);
+            self.send_inner(&mut **link, Outgoing { id, header, body, payload, lent, codec, cache })
+        };
+        let released = lending.finish(id, &self.scratch).map_err(|e| Error::io("release link buffers", Some(id), e));
         let report = r?;
         released?;
         Ok(report)
@@ -197,6 +248,8 @@ impl DatagramSender {
     fn send_inner(&self, link: &mut dyn Link, out: Outgoing<'_>) -> Result<DatagramReport, Error> {
         let Outgoing { id, header, body, payload, lent, codec, cache } = out;
         let started = Instant::now();
+        // None: no deadline (a `block_timeout` too long to add to the clock, e.g. Duration::MAX).
+        let deadline = started.checked_add(self.config.block_timeout);
         let body_len = body.len() as u64;
         let cfg = &self.config;
         let frame = self.mtu.discover(link, cfg)?;
@@ -238,8 +291,9 @@ impl DatagramSender {
             };
             if lent {
                 // SAFETY: `payload` is the sender's own memory (`Source::Owned` or `Mapped`),
-                // kept alive until `release` returns Ok and leaked when it fails
-                // (`send_with_header`); the header is copied by every link.
+                // held by a `Lending` (`send_with_header`) that frees it only after `release`
+                // returned Ok and leaks it when `release` fails or a panic unwinds through it;
+                // the header is copied by every link.
                 unsafe { link.send_lent(&[&head, p]) }
             } else {
                 link.send(&[&head, p])
@@ -249,7 +303,6 @@ impl DatagramSender {
             send(link, i).map_err(io)?;
         }
         let mut buf = vec![0u8; link.max_frame().max(MIN_FRAME)];
-        let deadline = started + cfg.block_timeout;
         let budget = u64::from(cfg.max_rounds.max(1)) * u64::from(count);
         let mut ranges = [(0u32, 0u32); NACK_RANGES];
         let mut resent = 0u64;
@@ -259,14 +312,20 @@ impl DatagramSender {
         let mut quiet_since = Instant::now();
         loop {
             let now = Instant::now();
-            let Some(left) = deadline.checked_duration_since(now).filter(|l| !l.is_zero()) else {
-                return Err(Error::Timeout {
-                    block: Some(id),
-                    what: format!(
-                        "not confirmed within {:?} (block_timeout; {resent} frames resent)",
-                        cfg.block_timeout
-                    ),
-                });
+            let left = match deadline {
+                None => Duration::MAX,
+                Some(d) => match d.checked_duration_since(now).filter(|l| !l.is_zero()) {
+                    Some(left) => left,
+                    None => {
+                        return Err(Error::Timeout {
+                            block: Some(id),
+                            what: format!(
+                                "not confirmed within {:?} (block_timeout; {resent} frames resent)",
+                                cfg.block_timeout
+                            ),
+                        })
+                    }
+                },
             };
             let wait = cfg.resend_timeout.saturating_sub(now.duration_since(quiet_since)).min(left);
             let got = if wait.is_zero() {
@@ -278,7 +337,7 @@ impl DatagramSender {
                 if quiet_since.elapsed() < cfg.resend_timeout {
                     continue;
                 }
-                idle_rounds += 1;
+                idle_rounds = idle_rounds.saturating_add(1);
                 if idle_rounds > cfg.max_rounds {
                     return Err(Error::Timeout {
                         block: Some(id),
@@ -377,6 +436,89 @@ fn nack_ranges<'o>(p: &[u8], count: u32, out: &'o mut [(u32, u32); NACK_RANGES])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::datagram::Compression;
+    use crate::transfer::BlockStore;
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    /// A zero-copy link that answers MTU probes itself and panics on the first receive after
+    /// it was lent a frame, as a bug triggered by peer input would. It records what it was lent
+    /// and checks, when asked to release, that every lent byte is still there.
+    #[derive(Default)]
+    struct PanicsAfterLending {
+        answers: VecDeque<Vec<u8>>,
+        lent: Vec<(*const u8, Vec<u8>)>,
+        released_intact: Option<bool>,
+    }
+
+    // SAFETY: the pointers are only read in `release`, on the thread that owns the link.
+    unsafe impl Send for PanicsAfterLending {}
+
+    impl Link for PanicsAfterLending {
+        fn max_frame(&self) -> usize {
+            1500
+        }
+        fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+            let f = parts.concat();
+            if let Ok((h, _)) = FrameHeader::decode(&f) {
+                if h.kind == Kind::Probe {
+                    let ack = FrameHeader { kind: Kind::ProbeAck, payload_len: 0, ..h };
+                    self.answers.push_back(ack.encode(&[]).to_vec());
+                }
+            }
+            Ok(())
+        }
+        unsafe fn send_lent(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+            if let Some(p) = parts.get(1) {
+                self.lent.push((p.as_ptr(), p.to_vec()));
+            }
+            Ok(())
+        }
+        fn lends(&self) -> bool {
+            true
+        }
+        fn recv(&mut self, buf: &mut [u8], _timeout: Duration) -> std::io::Result<Option<usize>> {
+            if let Some(f) = self.answers.pop_front() {
+                buf[..f.len()].copy_from_slice(&f);
+                return Ok(Some(f.len()));
+            }
+            assert!(self.lent.is_empty(), "a bug hit while frames are lent");
+            Ok(None)
+        }
+        fn release(&mut self) -> std::io::Result<()> {
+            // SAFETY: `send_lent`'s contract keeps every lent byte allocated and unchanged until
+            // this returns Ok.
+            let intact =
+                self.lent.iter().all(|(p, copy)| unsafe { std::slice::from_raw_parts(*p, copy.len()) } == &copy[..]);
+            self.released_intact = Some(intact);
+            self.lent.clear();
+            Ok(())
+        }
+        fn peer(&self) -> String {
+            "panics-after-lending".into()
+        }
+    }
+
+    /// A panic after frames were lent (here in the link, as peer input might trigger one
+    /// anywhere in the send) unwinds through the send: the link releases the frames first,
+    /// while the memory is intact, and the memory — the sender's mapping of a sealed block —
+    /// is leaked, not unmapped.
+    #[test]
+    fn a_panic_while_frames_are_lent_releases_then_leaks() {
+        let dir = std::env::temp_dir().join(format!("parthenon-sender-panic-{}", std::process::id()));
+        let store = BlockStore::open(&dir).unwrap();
+        let body: Vec<u8> = (0..20_000u32).map(|i| (i * 31) as u8).collect();
+        let sealed = store.put(BlockId(3), &body).unwrap();
+        let s = DatagramSender::new(DatagramConfig { compression: Compression::Off, ..Default::default() });
+        let mut link = PanicsAfterLending::default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.send_sealed(&mut link, &sealed)));
+        assert!(r.is_err(), "the link panicked");
+        assert_eq!(link.released_intact, Some(true), "released while unwinding, lent memory intact");
+        let maps = s.maps.lock().unwrap();
+        assert_eq!(Arc::strong_count(&maps[0].1), 2, "the lent mapping is leaked, not unmapped");
+        drop(maps);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn nack(ranges: &[(u32, u32)]) -> Vec<u8> {
         ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect()

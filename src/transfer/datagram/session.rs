@@ -25,14 +25,16 @@ pub struct DatagramConfig {
     pub max_rounds: u32,
     /// Compression policy of the sender.
     pub compression: Compression,
-    /// How long one MTU probe waits for its answer.
+    /// How long one MTU probe waits for its answer. A duration too long to add to the clock
+    /// (e.g. [`Duration::MAX`]) waits without limit.
     pub probe_timeout: Duration,
     /// How long a receiver waits for the first frame of a block.
     pub idle_timeout: Duration,
     /// The most one block may take, whatever arrives meanwhile: a sender that has no DONE or
     /// ABORT by then, or a receiver that has not assembled the block by then (counted from its
     /// first frame), fails with [`crate::transfer::Error::Timeout`]. Bounds what a peer that
-    /// keeps a side busy (NACKing forever, trickling garbage) can hold it for.
+    /// keeps a side busy (NACKing forever, trickling garbage) can hold it for. A duration too
+    /// long to add to the clock (e.g. [`Duration::MAX`]) sets no limit.
     pub block_timeout: Duration,
     /// Threads a receiver checks and places data frames on (itself included) for payloads of
     /// [`super::receiver::PARALLEL_MIN`] bytes or more; 1 keeps it on the receiving thread.
