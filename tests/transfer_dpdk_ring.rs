@@ -3,8 +3,10 @@
 //! store, payloads attached as external buffers (not copied), malformed input rejected, and a
 //! throughput figure printed (targets live in the benches, not here). Then, on the same ports:
 //! a link in copy mode attaches nothing; control frames are copied whatever the mode; an empty
-//! mbuf pool loses frames instead of failing the send; and a release whose frames nobody takes
-//! ends at its deadline. One test per binary: the EAL starts once per process.
+//! mbuf pool loses frames instead of failing the send; an ended send whose frames are still out
+//! has its memory kept (not freed, not leaked) without failing or holding up that send or the
+//! next ones; and a release whose frames nobody takes ends at its deadline. One test per
+//! binary: the EAL starts once per process.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -16,6 +18,8 @@ use parthenon::transfer::datagram::Link;
 use parthenon::transfer::datagram::{Compression, DatagramConfig, DatagramReceiver, DatagramSender};
 use parthenon::transfer::dpdk::{DpdkLink, TxMode};
 use parthenon::transfer::{BlockId, BlockStore, Error, Expect};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -142,6 +146,8 @@ fn dpdk_net_ring_one_process() {
     copy_mode(cfg);
     control_frames_are_copied();
     empty_pool_loses_frames();
+    frames_out_after_a_send_are_quarantined(cfg);
+    a_confirmed_send_does_not_wait_for_a_busy_receiver();
     release_has_a_deadline();
 }
 
@@ -226,4 +232,94 @@ fn release_has_a_deadline() {
     let t0 = Instant::now();
     drop(e);
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+/// Memory that says when it is dropped.
+struct Flagged(Vec<u8>, Arc<AtomicBool>);
+
+impl Drop for Flagged {
+    fn drop(&mut self) {
+        self.1.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A lent frame that stays out after its send ended (here held by a receiver): the link keeps
+/// that send's memory instead of failing, freeing or leaking it, a later send on the link is
+/// neither failed nor held up by it, and the memory is freed once the frame is.
+fn frames_out_after_a_send_are_quarantined(cfg: DatagramConfig) {
+    drain_port0();
+    let mut e = DpdkLink::new(0, 1).unwrap();
+    e.set_release_timeout(Duration::from_millis(200));
+    let mut r = DpdkLink::new(1, 0).unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let memory = Flagged(vec![9u8; 4096], Arc::clone(&dropped));
+    // A frame every receiver ignores (a DONE of no block being sent), its payload lent.
+    let h = FrameHeader { kind: Kind::Done, block: BlockId(901), index: 0, count: 0, payload_len: 0 };
+    // SAFETY: `memory` is handed to `retire` below, which gives it back or keeps it for as long
+    // as the frame references it.
+    unsafe { e.send_lent(&[&h.encode(&memory.0), &memory.0]) }.unwrap();
+    assert_eq!(e.stats().ext_frames, 1);
+    assert!(e.retire(Box::new(memory)).is_none(), "the frame is out: the link keeps the memory");
+    assert_eq!(e.quarantined(), 1);
+    let held = r.recv_frame(Duration::from_secs(1)).unwrap().expect("the lent frame");
+    assert_eq!(held.payload(), &[9u8; 4096][..]);
+
+    // A send on the same link, to a live receiver, while that frame is still held.
+    let body = pattern(300_000, 5);
+    let want = body.clone();
+    let rx = thread::spawn(move || {
+        let mut rcv = DatagramReceiver::new(cfg);
+        let got = rcv.recv_block(&mut r, &Expect::block(BlockId(902))).map(|(_, b)| b);
+        rcv.linger(&mut r, Duration::from_millis(200)).unwrap();
+        got
+    });
+    let t0 = Instant::now();
+    let cfg = DatagramConfig { probe_timeout: Duration::from_millis(500), ..cfg };
+    DatagramSender::new(cfg).send_block(&mut e, BlockId(902), &body).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(rx.join().unwrap().unwrap() == want);
+    assert!(!dropped.load(Ordering::SeqCst), "still referenced by the held frame");
+    drop(held);
+    e.release().unwrap();
+    assert!(dropped.load(Ordering::SeqCst), "freed once its frame was");
+    assert_eq!(e.quarantined(), 0);
+}
+
+/// A receiver that, having received a block, does something else for longer than the sender's
+/// release timeout (here: writes it to a store, then sleeps) while the sender, quick to nudge
+/// (1 ms resend timeout), left lent copies of the last frame in its ring: the confirmed send
+/// returns `Ok` at once, keeping that memory until the receiver reads those frames.
+fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
+    let mut a = DpdkLink::new(0, 1).unwrap();
+    a.set_release_timeout(Duration::from_millis(200));
+    let mut b = DpdkLink::new(1, 0).unwrap();
+    let sdir = std::env::temp_dir().join(format!("parthenon-ringtest-busy-{}", std::process::id()));
+    let store = BlockStore::open(&sdir).unwrap();
+    let rcfg = DatagramConfig { compression: Compression::Off, ..Default::default() };
+    let rx = thread::spawn(move || {
+        let mut r = DatagramReceiver::new(rcfg);
+        let got = r.recv_block_to_store(&mut b, &store, &Expect::block(BlockId(910))).map(|s| s.id());
+        thread::sleep(Duration::from_secs(2));
+        r.linger(&mut b, Duration::from_millis(200)).unwrap();
+        got
+    });
+    let cfg = DatagramConfig {
+        compression: Compression::Off,
+        resend_timeout: Duration::from_millis(1),
+        max_rounds: 100_000,
+        // Its first send: the receiver thread may take a while to answer the first probe.
+        probe_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let body = pattern(64 << 20, 12);
+    let t0 = Instant::now();
+    let rep = DatagramSender::new(cfg).send_block(&mut a, BlockId(910), &body).unwrap();
+    let took = t0.elapsed();
+    let kept = a.quarantined();
+    println!("busy receiver: confirmed in {took:?}, {} resent, {kept} sends kept", rep.resent);
+    assert_eq!(rx.join().unwrap().unwrap(), BlockId(910));
+    assert!(kept >= 1, "nudges left lent frames out when the block was confirmed ({} resent)", rep.resent);
+    a.release().unwrap();
+    assert_eq!(a.quarantined(), 0, "the receiver read them while lingering");
+    let _ = std::fs::remove_dir_all(&sdir);
 }

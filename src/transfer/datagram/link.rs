@@ -6,11 +6,16 @@
 //! duplication and reordering). The DPDK link (feature `dpdk`) is in `transfer::dpdk`.
 
 use super::frame::FRAME_HEADER;
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
 use std::net::UdpSocket;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
+
+/// Memory lent to a link with [`Link::send_lent`], handed to it when the send ends
+/// ([`Link::retire`]): it owns the lent bytes, and dropping it frees them.
+pub type LentMemory = Box<dyn Any + Send>;
 
 /// A frame-carrying link to one peer.
 pub trait Link: Send {
@@ -30,8 +35,9 @@ pub trait Link: Send {
     ///
     /// # Safety
     /// Every byte of `parts` must stay allocated and unchanged until [`Link::release`] returns
-    /// `Ok`; if `release` fails (its deadline passed with frames still out), until the end of
-    /// the process — the caller then leaks the memory.
+    /// `Ok`, or until the memory that holds it, handed to [`Link::retire`], is handed back; if
+    /// `release` fails (its deadline passed with frames still out), until the end of the process
+    /// — the caller then leaks the memory. Memory that `retire` keeps is the link's to free.
     unsafe fn send_lent(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         self.send(parts)
     }
@@ -47,12 +53,32 @@ pub trait Link: Send {
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>>;
 
     /// Returns `Ok` once the link no longer references memory handed to [`Link::send_lent`]
-    /// (zero-copy links hold it until the NIC or the peer is done). Copying links return at once.
-    /// A zero-copy link waits a bounded time: past its deadline it returns an error (`TimedOut`)
-    /// and the memory may stay referenced for the rest of the process (see
-    /// [`Link::send_lent`]).
+    /// since the last [`Link::retire`] (zero-copy links hold it until the NIC or the peer is
+    /// done). Copying links return at once. A zero-copy link waits a bounded time: past its
+    /// deadline it returns an error (`TimedOut`) and the memory may stay referenced for the rest
+    /// of the process (see [`Link::send_lent`]).
     fn release(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Ends a send that lent memory: `memory` owns every byte handed to [`Link::send_lent`]
+    /// since the last `retire`. Returns it when the link no longer references any of it, so the
+    /// caller may reuse or free it; otherwise returns `None` and keeps it, without waiting for
+    /// the peer: the link drops it once no frame references it any more, and leaks it if that
+    /// never happens while the link lives. Frames still out (a resend the peer has not read yet)
+    /// thus never fail a send, nor hold up the next ones.
+    ///
+    /// The default waits with [`Link::release`] and returns the memory, or leaks it (logged)
+    /// when that fails.
+    fn retire(&mut self, memory: LentMemory) -> Option<LentMemory> {
+        match self.release() {
+            Ok(()) => Some(memory),
+            Err(e) => {
+                tracing::error!(peer = %self.peer(), error = %e, "the link still references lent memory past its deadline: leaking it");
+                std::mem::forget(memory);
+                None
+            }
+        }
     }
 
     /// A stable name of the peer, the key of the MTU cache.

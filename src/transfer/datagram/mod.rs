@@ -55,5 +55,5 @@ pub mod session;
 pub mod tree;
 
 pub use compress::Compression;
-pub use link::{Impairments, LentFrame, Link, MemLink, RxFrame, UdpLink};
+pub use link::{Impairments, LentFrame, LentMemory, Link, MemLink, RxFrame, UdpLink};
 pub use session::{DatagramConfig, DatagramReceiver, DatagramReport, DatagramSender, MtuCache};

@@ -12,14 +12,17 @@
 //!
 //! # Memory lent to the link
 //! A zero-copy link ([`Link::lends`], e.g. DPDK on a software port) references a data frame's
-//! payload until [`Link::release`], and past a failed release for the rest of the process. So
-//! the sender lends only memory it owns and can keep alive: a compressed payload, its own
-//! mapping of a sealed block's file (a few kept per sender, [`MAPS_KEPT`]), or a copy of a
-//! borrowed body in its reused scratch buffer. When the link cannot release in time, the send
-//! fails and that memory is leaked on purpose (logged), never freed under the link. A panic
-//! unwinding out of a send after its first lent frame still has the link release the frames,
-//! and then leaks the memory too: while unwinding, nothing vouches that the link is done with
-//! it. Control frames and the descriptor are always sent copied.
+//! payload until the frame is freed: a frame the peer has not read yet (a resend that arrived
+//! after the block was complete) can stay out long after the send ended. So the sender lends
+//! only memory it owns and can give away: a compressed payload, its own mapping of a sealed
+//! block's file (a few kept per sender, [`MAPS_KEPT`]), or a copy of a borrowed body in its
+//! reused scratch buffer. When a send ends, whatever its outcome, that memory is handed to the
+//! link ([`Link::retire`]), which gives it back at once when no frame references it (the scratch
+//! buffer is then reused) and otherwise keeps it until none does: frames still out neither fail
+//! a confirmed send nor delay it. A panic unwinding out of a send after its first lent frame
+//! still hands the memory to the link, and leaks what the link gives back: while unwinding,
+//! nothing vouches that the link is done with it. Control frames and the descriptor are always
+//! sent copied.
 //!
 //! # Answering NACKs
 //! A NACK lists (start, len) ranges of missing frames. The sender reads at most
@@ -32,7 +35,7 @@
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
-use super::link::Link;
+use super::link::{LentMemory, Link};
 use super::mtu::MtuCache;
 use super::session::{send_frame, DatagramConfig, DatagramReport, MIN_FRAME, NACK_RANGES};
 use super::tree::{self, FrameCvs};
@@ -75,6 +78,16 @@ enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// The memory as handed to a link when a send ends ([`Link::retire`]); `None` for the
+    /// caller's memory, which is never lent.
+    fn into_lent(self) -> Option<LentMemory> {
+        match self {
+            Source::Borrowed(_) => None,
+            Source::Owned(v) => Some(Box::new(v)),
+            Source::Mapped(m) => Some(Box::new(m)),
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Source::Borrowed(b) => b,
@@ -85,11 +98,12 @@ impl Source<'_> {
 }
 
 /// A payload's memory while frames sent from it may reference it, with the link they went out
-/// on. [`Lending::finish`] ends a send: the link releases the frames, then the memory is
-/// recycled or freed (or leaked, see the module docs). Dropped without `finish` — a panic
-/// unwinding from anywhere between the first lent frame and the end of the send — it still has
-/// the link release the frames first, and leaks lent memory rather than free it: during a
-/// panic nothing vouches that the link is done with it.
+/// on. [`Lending::finish`] ends a send: lent memory is handed to the link ([`Link::retire`]),
+/// which gives it back once no frame references it (then a scratch or compressed buffer is kept
+/// for the next send) or keeps it until then; memory not lent is freed or kept at once.
+/// Dropped without `finish` — a panic unwinding from anywhere between the first lent frame and
+/// the end of the send — it still hands lent memory to the link, and leaks what the link gives
+/// back rather than free it: during a panic nothing vouches that the link is done with it.
 struct Lending<'l, 's> {
     link: &'l mut dyn Link,
     /// `None` once finished.
@@ -99,43 +113,43 @@ struct Lending<'l, 's> {
 }
 
 impl Lending<'_, '_> {
-    /// Waits until the link no longer references the frames' memory ([`Link::release`]), then
-    /// keeps a scratch or compressed buffer in `scratch` for the next send, or frees the memory;
-    /// when the link cannot release it in time, lent memory is leaked (logged), never freed.
+    /// Ends the send (see the type): `Err` only when a link that lent nothing fails to release.
     fn finish(mut self, id: BlockId, scratch: &Mutex<Vec<u8>>) -> std::io::Result<()> {
-        // Released before `self` gives the memory up: a panic in `release` leaves it to `drop`.
-        let released = self.link.release();
-        match self.source.take() {
-            Some(s) if released.is_err() && self.lent => {
-                tracing::error!(block = %id, bytes = s.bytes().len(), "the link still references the frames' memory past its deadline: leaking it");
-                std::mem::forget(s);
+        let keep = |v: Vec<u8>| {
+            let mut s = scratch.lock().unwrap_or_else(|p| p.into_inner());
+            if v.capacity() > s.capacity() {
+                *s = v;
             }
-            Some(Source::Owned(v)) => {
-                let mut s = scratch.lock().unwrap_or_else(|p| p.into_inner());
-                if v.capacity() > s.capacity() {
-                    *s = v;
-                }
+        };
+        if !self.lent {
+            let released = self.link.release();
+            if let Some(Source::Owned(v)) = self.source.take() {
+                keep(v);
             }
-            _ => {}
+            return released;
         }
-        released
+        let Some(memory) = self.source.take().and_then(Source::into_lent) else { return Ok(()) };
+        match self.link.retire(memory).map(|m| m.downcast::<Vec<u8>>()) {
+            Some(Ok(v)) => keep(*v),
+            Some(Err(_mapping)) => {}
+            None => tracing::debug!(block = %id, "frames of the block are still out: the link keeps their memory"),
+        }
+        Ok(())
     }
 }
 
 impl Drop for Lending<'_, '_> {
     fn drop(&mut self) {
-        let Some(source) = self.source.take() else { return };
         if !self.lent {
             // Nothing of it was lent: the link references none of it.
             return;
         }
-        let released = self.link.release();
-        if released.is_err() || std::thread::panicking() {
-            tracing::error!(
-                bytes = source.bytes().len(),
-                "a send ended early while its frames may still reference its memory: leaking it"
-            );
-            std::mem::forget(source);
+        let Some(memory) = self.source.take().and_then(Source::into_lent) else { return };
+        if let Some(m) = self.link.retire(memory) {
+            if std::thread::panicking() {
+                tracing::error!("a send unwound with frames lent: leaking their memory");
+                std::mem::forget(m);
+            }
         }
     }
 }
@@ -160,9 +174,8 @@ impl DatagramSender {
     }
 
     /// Sends `body` as block `id` and returns once the receiver confirmed it verified the block.
-    /// Before returning (also on error) it waits until the link no longer references the frames'
-    /// memory; `body` itself is never lent to a link (a zero-copy link gets a copy, see the
-    /// module docs). The digest comes from the frames' chaining values (one BLAKE3 pass for both).
+    /// `body` itself is never lent to a link: a zero-copy link gets a copy, which the link keeps
+    /// for as long as its frames reference it (module docs). The digest comes from the frames' chaining values (one BLAKE3 pass for both).
     pub fn send_block(&self, link: &mut dyn Link, id: BlockId, body: &[u8]) -> Result<DatagramReport, Error> {
         self.send_with_header(link, id, None, body, None, None)
     }
@@ -291,9 +304,9 @@ impl DatagramSender {
             };
             if lent {
                 // SAFETY: `payload` is the sender's own memory (`Source::Owned` or `Mapped`),
-                // held by a `Lending` (`send_with_header`) that frees it only after `release`
-                // returned Ok and leaks it when `release` fails or a panic unwinds through it;
-                // the header is copied by every link.
+                // held by a `Lending` (`send_with_header`) that hands it to the link's `retire`
+                // when the send ends, and frees only what `retire` hands back (and nothing
+                // while a panic unwinds); the header is copied by every link.
                 unsafe { link.send_lent(&[&head, p]) }
             } else {
                 link.send(&[&head, p])

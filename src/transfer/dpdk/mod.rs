@@ -18,14 +18,20 @@
 //!   frames, the descriptor, MTU probes — is copied whatever the mode, so a buffer the caller
 //!   frees at once (an ABORT's reason) is never referenced. Payloads under [`EXT_MIN`] bytes are
 //!   copied too (cheaper than a second mbuf).
-//! - **Release.** Every attached mbuf holds a reference on one shared-info refcount owned by the
-//!   link; [`Link::release`] returns `Ok` once all of them are freed (after the driver sent, or
-//!   the peer consumed, the frame). It waits at most [`RELEASE_TIMEOUT`]
-//!   ([`DpdkLink::set_release_timeout`]): a frame can stay in a `net_ring` peer's ring for as
-//!   long as nobody polls it. Past the deadline it returns `TimedOut`, and the memory stays
-//!   referenced: the datagram sender lends only memory it owns and then leaks it (logged, see
-//!   [`crate::transfer::datagram::sender`]), and a link dropped with frames still out leaks its
-//!   shared info rather than free it under them.
+//! - **Release, per send.** Every attached mbuf holds a reference on the shared-info refcount of
+//!   the send it belongs to: the link takes a fresh shared info whenever a send ends with frames
+//!   still out, so one send's frames never count against another's. A frame can stay in a
+//!   `net_ring` peer's ring for as long as nobody polls it (a resend that arrived after the block
+//!   was complete, while the receiver does something else). [`Link::retire`] ends a send: when
+//!   none of its frames is out it hands the memory back at once; otherwise the link keeps the
+//!   memory with its shared info in a *quarantine* and returns without waiting, and frees each
+//!   entry (memory and shared info) once its own count is back to the link's reference —
+//!   checked on every later `retire` and `release` and on drop. A link dropped with entries still
+//!   referenced leaks them (logged) rather than free them under the frames
+//!   ([`DpdkLink::quarantined`] counts them). [`Link::release`] waits for the current send's
+//!   frames, at most [`RELEASE_TIMEOUT`] ([`DpdkLink::set_release_timeout`]); past the deadline it
+//!   returns `TimedOut`, and the memory stays referenced (the caller then leaks it). A link
+//!   dropped with frames of the current send still out leaks that shared info too.
 //! - TX frames are queued and sent in bursts of up to 32; a burst the driver cannot take within
 //!   [`TX_STALL`] is dropped (and repaired by the protocol's resends). So is a frame for which
 //!   the mbuf pool stays empty after the queue was pushed out (as `UdpLink` treats `ENOBUFS`):
@@ -43,13 +49,15 @@
 mod frames;
 
 use super::datagram::frame::FRAME_HEADER;
-use super::datagram::{Link, RxFrame};
+use super::datagram::{LentMemory, Link, RxFrame};
 use crate::dpdk::{self, sys, Eal};
 use crate::engine::Backend;
 use crate::transfer::Error;
 use frames::{back_off, copy_out, MbufFrame};
 use std::collections::{HashSet, VecDeque};
 use std::io;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -163,13 +171,26 @@ pub struct LinkStats {
     pub rx_frames: u64,
 }
 
+/// The memory of an ended send whose frames are still out, and the shared info they reference
+/// (module docs). Dropping one leaks the memory: only [`DpdkLink::prune`] frees it, after the
+/// count says no frame references it.
+#[derive(Debug)]
+struct Quarantined {
+    shinfo: *mut sys::rte_mbuf_ext_shared_info,
+    memory: ManuallyDrop<LentMemory>,
+}
+
 /// A datagram [`Link`] over DPDK ports: sends on `tx_port`, receives on `rx_port`.
 #[derive(Debug)]
 pub struct DpdkLink {
     tx_port: u16,
     rx_port: u16,
     pool: *mut sys::rte_mempool,
+    /// The shared info of the current send's attached frames (module docs); null when none
+    /// could be allocated (frames are then copied).
     shinfo: *mut sys::rte_mbuf_ext_shared_info,
+    /// Ended sends whose frames are still out, oldest first.
+    quarantine: Vec<Quarantined>,
     eth: [u8; ETH_LEN],
     max_frame: usize,
     txq: Vec<*mut sys::rte_mbuf>,
@@ -183,9 +204,10 @@ pub struct DpdkLink {
     release_timeout: Duration,
 }
 
-// SAFETY: the raw pointers are a mempool (thread-safe), a shared-info block whose refcount is
+// SAFETY: the raw pointers are a mempool (thread-safe), shared-info blocks whose refcounts are
 // atomic and which only this link frees, and mbufs owned exclusively by this link until handed
-// to the driver. A link is used by one thread at a time (`&mut self`).
+// to the driver; quarantined memory is `Send`. A link is used by one thread at a time
+// (`&mut self`).
 unsafe impl Send for DpdkLink {}
 
 impl DpdkLink {
@@ -240,6 +262,7 @@ impl DpdkLink {
             rx_port,
             pool: mp,
             shinfo,
+            quarantine: Vec::new(),
             eth,
             max_frame,
             txq: Vec::new(),
@@ -361,13 +384,15 @@ impl DpdkLink {
         hb[..ETH_LEN].copy_from_slice(&self.eth);
         hb[ETH_LEN..ETH_LEN + head.len()].copy_from_slice(head);
         let h = &hb[..ETH_LEN + head.len()];
-        let (copy, ext): (&[u8], &[u8]) = if attach && body.len() >= EXT_MIN { (&[], body) } else { (body, &[]) };
+        let attach = attach && body.len() >= EXT_MIN && !self.shinfo.is_null();
+        let (copy, ext): (&[u8], &[u8]) = if attach { (&[], body) } else { (body, &[]) };
         let (pool, shinfo) = (self.pool, self.shinfo);
         let frame = || {
             // SAFETY: all pointers are valid for their lengths during the call; `copy` and `h` are
-            // copied; `ext` (empty unless `attach`, which only `send_lent` sets) is attached and
-            // stays valid until `release` has seen every attached mbuf freed, or forever (the
-            // `send_lent` contract). Lengths fit u16: the frame is at most max_frame < 65 536.
+            // copied; `ext` (empty unless `attach`, which only `send_lent` sets, with a live
+            // shinfo) is attached and stays valid until `release` or `retire` has seen every
+            // mbuf attached on this shinfo freed, or while the quarantine holds it, or forever
+            // (the `send_lent` contract). Lengths fit u16: the frame is at most max_frame < 65 536.
             unsafe {
                 sys::parthenon_frame(
                     pool,
@@ -406,10 +431,48 @@ impl DpdkLink {
         Ok(())
     }
 
+    /// Attached frames of the current send still out (0 without a shared info).
     fn refs(&self) -> u16 {
-        // SAFETY: shinfo is valid until drop.
-        unsafe { sys::parthenon_shinfo_refcnt(self.shinfo) }
+        out_on(self.shinfo)
     }
+
+    /// Ended sends whose frames are still out: their memory is kept until they are freed
+    /// (module docs).
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// Frees the quarantined sends none of whose frames is out any more.
+    fn prune(&mut self) {
+        self.quarantine.retain_mut(|q| {
+            if out_on(q.shinfo) > 0 {
+                return true;
+            }
+            // SAFETY: no mbuf references the shared info or the memory any more (`out_on` saw
+            // the count at the link's own reference, and fenced); both are freed once, as the
+            // entry leaves the list.
+            unsafe {
+                sys::parthenon_shinfo_free(q.shinfo);
+                ManuallyDrop::drop(&mut q.memory);
+            }
+            false
+        });
+    }
+}
+
+/// Attached frames still out on `shinfo` (0 for null): its count less the link's reference.
+/// A 0 is fenced, so the frames' last reads of the memory happen before the caller frees it.
+fn out_on(shinfo: *mut sys::rte_mbuf_ext_shared_info) -> u16 {
+    if shinfo.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null shinfo of a link is valid until the link frees it.
+    let out = unsafe { sys::parthenon_shinfo_refcnt(shinfo) }.saturating_sub(1);
+    if out == 0 {
+        // Pairs with the release of the decrement of whoever freed the last frame.
+        fence(Ordering::Acquire);
+    }
+    out
 }
 
 impl Link for DpdkLink {
@@ -422,6 +485,11 @@ impl Link for DpdkLink {
     }
 
     unsafe fn send_lent(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.shinfo.is_null() && self.tx_mode == TxMode::ZeroCopy {
+            // None after the last retire: try again (still none, the frame is copied).
+            // SAFETY: plain allocation through the EAL.
+            self.shinfo = unsafe { sys::parthenon_shinfo_new() };
+        }
         let attach = self.tx_mode == TxMode::ZeroCopy;
         self.send_parts(parts, attach)
     }
@@ -474,13 +542,13 @@ impl Link for DpdkLink {
 
     fn release(&mut self) -> io::Result<()> {
         self.flush();
+        self.prune();
         let start = Instant::now();
         let mut warned = false;
-        // Our own reference is 1; anything above is an attached mbuf still in flight.
-        while self.refs() > 1 {
+        while self.refs() > 0 {
             let waited = start.elapsed();
             if waited >= self.release_timeout {
-                let refs = self.refs() - 1;
+                let refs = self.refs();
                 tracing::error!(refs, link = %self.describe(), "DPDK frames still reference lent memory past the release deadline");
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -488,12 +556,30 @@ impl Link for DpdkLink {
                 ));
             }
             if !warned && waited > Duration::from_secs(2) {
-                tracing::warn!(refs = self.refs() - 1, "DPDK frames still reference block memory; waiting");
+                tracing::warn!(refs = self.refs(), "DPDK frames still reference block memory; waiting");
                 warned = true;
             }
             back_off(start);
         }
         Ok(())
+    }
+
+    fn retire(&mut self, memory: LentMemory) -> Option<LentMemory> {
+        // Until it is returned or quarantined, a panic leaks the memory rather than free it.
+        let memory = ManuallyDrop::new(memory);
+        self.flush();
+        self.prune();
+        let out = self.refs();
+        if out == 0 {
+            return Some(ManuallyDrop::into_inner(memory));
+        }
+        tracing::debug!(out, link = %self.describe(), "frames of an ended send still out: keeping its memory until they are freed");
+        self.quarantine.push(Quarantined { shinfo: self.shinfo, memory });
+        // The next send counts on a shared info of its own (null: its frames are copied until
+        // `send_lent` can allocate one).
+        // SAFETY: plain allocation through the EAL.
+        self.shinfo = unsafe { sys::parthenon_shinfo_new() };
+        None
     }
 
     fn peer(&self) -> String {
@@ -508,13 +594,18 @@ impl Drop for DpdkLink {
             // SAFETY: received mbufs we own.
             unsafe { sys::rte_pktmbuf_free(m) };
         }
-        if released {
+        if released && !self.shinfo.is_null() {
             // SAFETY: no attached mbuf remains (release saw the count back at our own
             // reference), so nothing references shinfo.
             unsafe { sys::parthenon_shinfo_free(self.shinfo) };
-        } else {
+        } else if !released {
             // Mbufs still out will drop their reference on it when freed: leave it allocated.
             tracing::error!(link = %self.describe(), "dropping a DPDK link with frames still out: its shared info is leaked");
+        }
+        self.prune();
+        if !self.quarantine.is_empty() {
+            // Entries leak their memory and shared info when dropped (`Quarantined`).
+            tracing::error!(sends = self.quarantine.len(), link = %self.describe(), "dropping a DPDK link with frames of ended sends still out: their memory is leaked");
         }
     }
 }
