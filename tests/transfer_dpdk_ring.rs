@@ -287,8 +287,9 @@ fn frames_out_after_a_send_are_quarantined(cfg: DatagramConfig) {
 
 /// A receiver that, having received a block, does something else for longer than the sender's
 /// release timeout (here: writes it to a store, then sleeps) while the sender, quick to nudge
-/// (1 ms resend timeout), left lent copies of the last frame in its ring: the confirmed send
-/// returns `Ok` at once, keeping that memory until the receiver reads those frames.
+/// (1 ms resend timeout), left lent copies of the last frame in its ring: the receiver's DONE
+/// goes out when its receive returns, not when it next polls, and the confirmed send returns
+/// `Ok` at once, keeping that memory until the receiver reads those frames.
 fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
     let mut a = DpdkLink::new(0, 1).unwrap();
     a.set_release_timeout(Duration::from_millis(200));
@@ -296,10 +297,13 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
     let sdir = std::env::temp_dir().join(format!("parthenon-ringtest-busy-{}", std::process::id()));
     let store = BlockStore::open(&sdir).unwrap();
     let rcfg = DatagramConfig { compression: Compression::Off, ..Default::default() };
+    let woke = Arc::new(AtomicBool::new(false));
+    let woke2 = Arc::clone(&woke);
     let rx = thread::spawn(move || {
         let mut r = DatagramReceiver::new(rcfg);
         let got = r.recv_block_to_store(&mut b, &store, &Expect::block(BlockId(910))).map(|s| s.id());
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(Duration::from_secs(3));
+        woke2.store(true, Ordering::SeqCst);
         r.linger(&mut b, Duration::from_millis(200)).unwrap();
         got
     });
@@ -311,13 +315,15 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
         probe_timeout: Duration::from_millis(500),
         ..Default::default()
     };
-    let body = pattern(64 << 20, 12);
+    let body = pattern(16 << 20, 12);
     let t0 = Instant::now();
     let rep = DatagramSender::new(cfg).send_block(&mut a, BlockId(910), &body).unwrap();
     let took = t0.elapsed();
+    let early = !woke.load(Ordering::SeqCst);
     let kept = a.quarantined();
     println!("busy receiver: confirmed in {took:?}, {} resent, {kept} sends kept", rep.resent);
     assert_eq!(rx.join().unwrap().unwrap(), BlockId(910));
+    assert!(early, "the send waited for the receiver to poll again ({took:?})");
     assert!(kept >= 1, "nudges left lent frames out when the block was confirmed ({} resent)", rep.resent);
     a.release().unwrap();
     assert_eq!(a.quarantined(), 0, "the receiver read them while lingering");

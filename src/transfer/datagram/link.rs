@@ -42,6 +42,14 @@ pub trait Link: Send {
         self.send(parts)
     }
 
+    /// Pushes out frames the link queued: a link may queue what it sends and push it out in
+    /// bursts, or when it next receives (DPDK). A side that sends a last frame and then stops
+    /// using the link for a while (a receiver's DONE or ABORT) calls this. The default has
+    /// nothing queued.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Whether [`Link::send_lent`] may keep references to the memory it is given (so a sender
     /// only lends memory it can keep alive). False for copying links.
     fn lends(&self) -> bool {
@@ -345,11 +353,16 @@ impl Link for MemLink {
         }
     }
 
-    fn release(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
+        // A frame held back to be reordered goes out now.
         while let Some(h) = self.held.pop_front() {
             self.put(h)?;
         }
         Ok(())
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        self.flush()
     }
 
     fn peer(&self) -> String {

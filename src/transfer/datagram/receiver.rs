@@ -155,6 +155,10 @@ impl DatagramReceiver {
                 let _ = send_frame(link, control(Kind::Abort, b, 0, 0), reason.as_bytes());
             }
         }
+        // The DONE or ABORT goes out now, not when the caller next uses the link.
+        if let Err(e) = link.flush() {
+            tracing::warn!(error = %e, "could not push out the last frames of a receive");
+        }
         r
     }
 

@@ -32,10 +32,11 @@
 //!   frames, at most [`RELEASE_TIMEOUT`] ([`DpdkLink::set_release_timeout`]); past the deadline it
 //!   returns `TimedOut`, and the memory stays referenced (the caller then leaks it). A link
 //!   dropped with frames of the current send still out leaks that shared info too.
-//! - TX frames are queued and sent in bursts of up to 32; a burst the driver cannot take within
-//!   [`TX_STALL`] is dropped (and repaired by the protocol's resends). So is a frame for which
-//!   the mbuf pool stays empty after the queue was pushed out (as `UdpLink` treats `ENOBUFS`):
-//!   counted in [`LinkStats::tx_dropped`], not an error.
+//! - TX frames are queued and sent in bursts of up to 32, pushed out when 32 are queued, before
+//!   the link receives, releases or retires, and on [`Link::flush`]; a burst the driver cannot
+//!   take within [`TX_STALL`] is dropped (and repaired by the protocol's resends). So is a
+//!   frame for which the mbuf pool stays empty after the queue was pushed out (as `UdpLink`
+//!   treats `ENOBUFS`): counted in [`LinkStats::tx_dropped`], not an error.
 //! - **RX without copying the frame.** [`Link::recv_frame`] lends the received mbuf: the
 //!   receiver checks the payload where it lies (for a `net_ring` pair, in the sender's block) and
 //!   copies it once, into its place in the block; the mbuf is freed when the frame is dropped, on
@@ -297,7 +298,8 @@ impl DpdkLink {
         self.release_timeout = timeout;
     }
 
-    fn flush(&mut self) {
+    /// Hands the queued frames to the driver (module docs).
+    fn push_out(&mut self) {
         let mut sent = 0usize;
         let start = Instant::now();
         while sent < self.txq.len() {
@@ -337,7 +339,7 @@ impl DpdkLink {
     /// `*waiting`, which is set when this first has to wait: a frame already received costs no
     /// clock read (four per frame were 2 % of a 64 MiB `net_ring` receive).
     fn next_mbuf(&mut self, timeout: Duration, waiting: &mut Option<Instant>) -> Option<*mut sys::rte_mbuf> {
-        self.flush();
+        self.push_out();
         loop {
             while let Some(m) = self.rxq.pop_front() {
                 // SAFETY: `m` is a received mbuf we own; the first segment holds at least the
@@ -410,7 +412,7 @@ impl DpdkLink {
         if m.is_null() {
             // Pool exhausted: push out what is queued (the driver frees what it sent) and try
             // once more.
-            self.flush();
+            self.push_out();
             m = frame();
         }
         if m.is_null() {
@@ -426,7 +428,7 @@ impl DpdkLink {
         self.txq.push(m);
         self.txq_len.push(h.len() + copy.len() + ext.len());
         if self.txq.len() >= BURST {
-            self.flush();
+            self.push_out();
         }
         Ok(())
     }
@@ -498,6 +500,11 @@ impl Link for DpdkLink {
         self.tx_mode == TxMode::ZeroCopy
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.push_out();
+        Ok(())
+    }
+
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
         let mut waiting = None;
         loop {
@@ -541,7 +548,7 @@ impl Link for DpdkLink {
     }
 
     fn release(&mut self) -> io::Result<()> {
-        self.flush();
+        self.push_out();
         self.prune();
         let start = Instant::now();
         let mut warned = false;
@@ -567,7 +574,7 @@ impl Link for DpdkLink {
     fn retire(&mut self, memory: LentMemory) -> Option<LentMemory> {
         // Until it is returned or quarantined, a panic leaks the memory rather than free it.
         let memory = ManuallyDrop::new(memory);
-        self.flush();
+        self.push_out();
         self.prune();
         let out = self.refs();
         if out == 0 {
