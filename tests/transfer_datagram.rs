@@ -160,20 +160,31 @@ fn mem_link_into_store_byte_exact_and_nothing_partial() {
         // Block 1 again: refused at its first frame (already stored), and the sender is told why.
         let e = r.recv_block_to_store(&mut b, &store2, &Expect::default()).unwrap_err();
         assert!(matches!(e, Error::Duplicate { block: BlockId(1), .. }), "{e}");
+        // What its sender had queued behind that frame, and block 1 sent once more (refused
+        // again at once), do not fail the next receive.
+        let got = r.recv_block_to_store(&mut b, &store2, &Expect::block(BlockId(7))).unwrap();
+        assert_eq!(got.id(), BlockId(7));
         r.linger(&mut b, Duration::from_millis(300)).unwrap();
     });
     let s = DatagramSender::default();
     for (i, body) in bodies.iter().enumerate() {
         s.send_block(&mut a, BlockId(i as u64), body).unwrap();
     }
-    let e = s.send_block(&mut a, BlockId(1), &bodies[1]).unwrap_err();
-    assert!(matches!(e, Error::RefusedByPeer { block: BlockId(1), .. }) && e.to_string().contains("duplicate"), "{e}");
+    for _ in 0..2 {
+        let e = s.send_block(&mut a, BlockId(1), &bodies[4]).unwrap_err();
+        assert!(
+            matches!(e, Error::RefusedByPeer { block: BlockId(1), .. }) && e.to_string().contains("duplicate"),
+            "{e}"
+        );
+    }
+    s.send_block(&mut a, BlockId(7), &bodies[4]).unwrap();
     rx.join().unwrap();
     for (i, body) in bodies.iter().enumerate() {
         let b = store.get(BlockId(i as u64)).unwrap();
         assert!(&b.read_body().unwrap() == body, "size {} differs", body.len());
         b.verify().unwrap();
     }
+    assert!(store.get(BlockId(7)).unwrap().read_body().unwrap() == bodies[4]);
 
     // Tampered (valid frame checks, wrong digest): an error naming the block, nothing stored.
     let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
@@ -283,13 +294,25 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(10), got: BlockId(9) }), "{e}");
 }
 
+/// The sender of a refused block learns why; the frames it had queued behind the refused one do
+/// not start (and fail) the receiver's next receive.
 #[test]
 fn sender_learns_why_receiver_refused() {
     let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
-    let h = thread::spawn(move || DatagramReceiver::default().recv_block(&mut b, &Expect { id: None, max_len: 10 }));
-    let e = DatagramSender::default().send_block(&mut a, BlockId(3), &pattern(100, 1)).unwrap_err();
+    let h = thread::spawn(move || {
+        let mut r = DatagramReceiver::default();
+        let refused = r.recv_block(&mut b, &Expect { id: None, max_len: 1000 });
+        let next = r.recv_block(&mut b, &Expect::default());
+        r.linger(&mut b, Duration::from_millis(300)).unwrap();
+        (refused, next)
+    });
+    let s = DatagramSender::default();
+    let e = s.send_block(&mut a, BlockId(3), &pattern(5000, 1)).unwrap_err();
     assert!(matches!(e, Error::RefusedByPeer { block: BlockId(3), .. }) && e.to_string().contains("oversized"), "{e}");
-    assert!(matches!(h.join().unwrap(), Err(Error::Oversized { .. })));
+    s.send_block(&mut a, BlockId(4), &pattern(5000, 2)).unwrap();
+    let (refused, next) = h.join().unwrap();
+    assert!(matches!(refused, Err(Error::Oversized { .. })), "{refused:?}");
+    assert_eq!(next.unwrap(), (BlockHeader::for_body(BlockId(4), &pattern(5000, 2)), pattern(5000, 2)));
 }
 
 fn nack_payload(ranges: &[(u32, u32)]) -> Vec<u8> {

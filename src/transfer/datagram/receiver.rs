@@ -20,7 +20,12 @@
 //!    private temp file, synced and published, as a stream backend's receive does, before DONE.
 //!    A block the store already holds is refused ([`Error::Duplicate`], and ABORT) as soon as
 //!    its first frame names it, before anything is assembled.
-//! 6. Once the block is accepted (returned, or published in the store), the receive succeeds: a
+//! 6. After a refusal (any error naming a block: ABORT), the frames its sender had already
+//!    queued do not start the next receive: until a receive succeeds, while no block is being
+//!    received, frames of the refused block other than its descriptor are dropped. Its descriptor — a new send of
+//!    it — starts a receive as any block's would, except that a block the store holds is
+//!    refused again at once (ABORT), and the receive goes on waiting for another block.
+//! 7. Once the block is accepted (returned, or published in the store), the receive succeeds: a
 //!    DONE that cannot be sent is logged, not an error, since the block is in. The sender, not
 //!    confirmed, sends again and is confirmed then (the receiver confirms the last block it
 //!    accepted again, also while it [lingers](DatagramReceiver::linger)), or times out; sent
@@ -56,6 +61,8 @@ pub struct DatagramReceiver {
     /// Session settings.
     pub config: DatagramConfig,
     last_done: Option<BlockId>,
+    /// The block the last receive refused, until a receive succeeds (see the module docs).
+    last_refused: Option<BlockId>,
     /// Room for compressed payloads.
     scratch: Vec<u8>,
     /// Room for bodies received into a store.
@@ -65,7 +72,7 @@ pub struct DatagramReceiver {
 impl DatagramReceiver {
     /// A receiver with `config`.
     pub fn new(config: DatagramConfig) -> Self {
-        DatagramReceiver { config, last_done: None, scratch: Vec::new(), stored: Vec::new() }
+        DatagramReceiver { config, last_done: None, last_refused: None, scratch: Vec::new(), stored: Vec::new() }
     }
 
     /// Serves the peer while no block is being received: answers MTU probes (a peer discovering
@@ -148,11 +155,15 @@ impl DatagramReceiver {
     ) -> Result<BlockHeader, Error> {
         body.clear();
         let r = self.recv_inner(link, expect, store, body, accept);
-        if let Err(e) = &r {
-            body.clear();
-            if let Some(b) = e.block() {
-                let reason = e.to_string();
-                let _ = send_frame(link, control(Kind::Abort, b, 0, 0), reason.as_bytes());
+        match &r {
+            Ok(_) => self.last_refused = None,
+            Err(e) => {
+                body.clear();
+                if let Some(b) = e.block() {
+                    let reason = e.to_string();
+                    let _ = send_frame(link, control(Kind::Abort, b, 0, 0), reason.as_bytes());
+                    self.last_refused = Some(b);
+                }
             }
         }
         // The DONE or ABORT goes out now, not when the caller next uses the link.
@@ -170,7 +181,7 @@ impl DatagramReceiver {
         body: &mut Vec<u8>,
         accept: &mut Accept<'_>,
     ) -> Result<BlockHeader, Error> {
-        let mut rx = Rx::new(link, expect, self.config, self.last_done, store);
+        let mut rx = Rx::new(link, expect, self.config, self.last_done, self.last_refused, store);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };

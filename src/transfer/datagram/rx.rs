@@ -46,6 +46,9 @@ pub(super) struct Rx<'a> {
     expect: &'a Expect,
     cfg: DatagramConfig,
     last_done: Option<BlockId>,
+    /// The block the last receive refused (and told its sender so), while none was accepted
+    /// since: frames of it do not start a receive ([`Rx::admit`]).
+    last_refused: Option<BlockId>,
     /// The store a block is received into: a block it holds is refused at its first frame.
     store: Option<&'a BlockStore>,
     pub(super) asm: Option<Assembly>,
@@ -69,6 +72,7 @@ impl<'a> Rx<'a> {
         expect: &'a Expect,
         cfg: DatagramConfig,
         last_done: Option<BlockId>,
+        last_refused: Option<BlockId>,
         store: Option<&'a BlockStore>,
     ) -> Self {
         let now = Instant::now();
@@ -77,6 +81,7 @@ impl<'a> Rx<'a> {
             expect,
             cfg,
             last_done,
+            last_refused,
             store,
             asm: None,
             corrupt: 0,
@@ -193,6 +198,19 @@ impl<'a> Rx<'a> {
             // Our DONE was lost: confirm again.
             let _ = send_frame(self.link, control(Kind::Done, h.block, 0, 0), &[]);
             return Ok(None);
+        }
+        if self.asm.is_none() && self.last_refused == Some(h.block) {
+            // What the sender of a refused block had queued, or sent before it heard the ABORT:
+            // not a new block. Only a descriptor — a new send of it — starts a receive, and one
+            // that the store holds is refused again at once.
+            if h.index != 0 {
+                return Ok(None);
+            }
+            if let Some(store) = self.store.filter(|s| s.contains(h.block)) {
+                let e = Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() };
+                let _ = send_frame(self.link, control(Kind::Abort, h.block, 0, 0), e.to_string().as_bytes());
+                return Ok(None);
+            }
         }
         let reject = |reason: String| Self::reject(h.block, h.index, reason);
         let a = match &mut self.asm {
@@ -488,7 +506,7 @@ mod tests {
 
     /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
     fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize) -> Rx<'a> {
-        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None);
+        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None, None);
         let d = Descriptor {
             header: BlockHeader::for_body(BlockId(5), body),
             payload_len: body.len() as u64,
@@ -564,7 +582,7 @@ mod tests {
         let p = d.encode();
         a.send(&[&h.encode(&p), &p]).unwrap();
         let expect = Expect::default();
-        let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None);
+        let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None, None);
         rx.until_descriptor().unwrap();
         let asm = rx.asm.as_ref().unwrap();
         assert_eq!((asm.pending.len(), asm.pending_bytes), (1, chunk as u64));
