@@ -441,6 +441,22 @@ fn receiver_deadlines_run_from_useful_frames() {
     assert!(matches!(e, Error::GaveUp { block: BlockId(11), .. }), "{e}");
     assert!(took < Duration::from_secs(1), "{took:?}");
 
+    // A descriptor, then frames with valid headers whose payloads fail their checks, each for
+    // another missing index: as useless as garbage, the receiver still gives up after
+    // max_rounds (it asks for the missing frames meanwhile), long before block_timeout.
+    let body = pattern(200 * CHUNK, 9);
+    let frames = block_frames(13, &body, BlockHeader::for_body(BlockId(13), &body));
+    let long = DatagramConfig { block_timeout: Duration::from_secs(5), ..cfg };
+    let (e, took) = trickled(long, move |k| {
+        let mut f = frames[k as usize % frames.len()].clone();
+        if k % frames.len() as u32 != 0 {
+            *f.last_mut().unwrap() ^= 1;
+        }
+        f
+    });
+    assert!(matches!(e, Error::GaveUp { block: BlockId(13), .. }), "{e}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
     // A new frame every 10 ms (never a stall) of a 201-frame block: block_timeout.
     let body = pattern(200 * CHUNK, 9);
     let frames = block_frames(12, &body, BlockHeader::for_body(BlockId(12), &body));

@@ -5,11 +5,12 @@
 //!
 //! # Time
 //! Every deadline runs from a fixed point or from the last *useful* event — the first frame of
-//! the block, the descriptor, a new data frame (kept aside, or queued to be checked), or a NACK
-//! round — never from frames that change nothing (corrupt, duplicate, of another kind, answered
+//! the block, the descriptor, a new data frame kept aside before the descriptor, a data frame
+//! checked and placed, or a NACK round — never from frames that change nothing (corrupt, whether
+//! the header or only the payload fails its check, duplicate, of another kind, answered
 //! probes). They are checked on every pass of the receive loop, whether a frame arrived or not
-//! ([`Rx::tick`]; while frames make progress, once per [`TICK`] frames, to keep clock reads off
-//! the per-frame path):
+//! ([`Rx::tick`]; while frames make progress or wait to be checked, once per [`TICK`] frames, to
+//! keep clock reads off the per-frame path):
 //! - before any frame of a block: `idle_timeout` from the start of the receive;
 //! - `resend_timeout` after the last useful event: a NACK round, or after `max_rounds` rounds
 //!   without a new frame, [`Error::GaveUp`];
@@ -58,8 +59,11 @@ pub(super) struct Rx<'a> {
     started: Instant,
     /// When the last useful event was seen (by [`Rx::tick`]) or the last NACK round went out.
     heard: Instant,
-    /// A useful event happened since the last [`Rx::tick`].
+    /// A useful event happened since the last deadline check.
     useful: bool,
+    /// A data frame was queued to be checked since the last deadline check: maybe useful, so
+    /// the check may wait for [`TICK`] passes (it is useful only once placed).
+    queued: bool,
     /// Loop passes since the last deadline check.
     since_tick: u32,
     /// `block_timeout` after the block's first frame.
@@ -90,6 +94,7 @@ impl<'a> Rx<'a> {
             started: now,
             heard: now,
             useful: false,
+            queued: false,
             since_tick: 0,
             deadline: None,
         }
@@ -112,15 +117,16 @@ impl<'a> Rx<'a> {
     }
 
     /// Checks the deadlines (module docs) once per pass of the receive loop: at once when the
-    /// link is `quiet` (no frame this pass) or nothing useful happened since the last check,
-    /// else every [`TICK`] passes. Sends a NACK round when one is due; fails when a deadline
-    /// passed.
+    /// link is `quiet` (no frame this pass) or nothing useful happened or was queued since the
+    /// last check, else every [`TICK`] passes. Sends a NACK round when one is due; fails when a
+    /// deadline passed.
     fn tick(&mut self, quiet: bool) -> Result<(), Error> {
         self.since_tick += 1;
-        if !quiet && self.useful && self.since_tick < TICK {
+        if !quiet && (self.useful || self.queued) && self.since_tick < TICK {
             return Ok(());
         }
         self.since_tick = 0;
+        self.queued = false;
         let now = Instant::now();
         if std::mem::take(&mut self.useful) {
             self.heard = now;
@@ -422,7 +428,8 @@ impl<'a> Rx<'a> {
                 a.slots[i as usize] = Slot::InFlight;
                 a.in_flight += 1;
                 work.push(Job { index: i, check, frame: f });
-                self.useful = true;
+                // Useful only once its payload passed its check (`apply`).
+                self.queued = true;
             }
             Slot::InFlight => match ident(&f) {
                 None => self.corrupt += 1,
@@ -447,6 +454,7 @@ impl<'a> Rx<'a> {
     /// Applies the outcomes of finished jobs.
     fn apply(&mut self, work: &Work<'_>) -> Result<(), Error> {
         let Some(a) = &mut self.asm else { return Ok(()) };
+        let mut placed = false;
         for (i, outcome) in work.take_results() {
             a.in_flight -= 1;
             let dup = a.dups.remove(&i);
@@ -464,6 +472,7 @@ impl<'a> Rx<'a> {
                         a.cvs[i as usize - 1] = cv;
                     }
                     a.done_n += 1;
+                    placed = true;
                 }
                 Outcome::Corrupt => {
                     // A checked duplicate may have been seen meanwhile; it was not kept, so the
@@ -473,6 +482,7 @@ impl<'a> Rx<'a> {
                 }
             }
         }
+        self.useful |= placed;
         Ok(())
     }
 }
