@@ -395,6 +395,77 @@ fn sender_bounds_what_nacks_make_it_resend() {
     peer.join().unwrap();
 }
 
+/// A link whose data frames, after the first `fast`, each take `per_frame` to go out, as on a
+/// link that waits for room (a full DPDK ring waits up to 100 ms per burst).
+struct Slow {
+    link: MemLink,
+    fast: u32,
+    per_frame: Duration,
+    sent: u32,
+}
+
+impl Link for Slow {
+    fn max_frame(&self) -> usize {
+        self.link.max_frame()
+    }
+    fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if parts.first().is_some_and(|h| h.len() > 5 && h[5] == Kind::Data as u8) {
+            self.sent += 1;
+            if self.sent > self.fast {
+                thread::sleep(self.per_frame);
+            }
+        }
+        self.link.send(parts)
+    }
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        self.link.recv(buf, timeout)
+    }
+    fn peer(&self) -> String {
+        self.link.peer()
+    }
+}
+
+/// A sender checks `block_timeout` while it sends many frames in a row, not only between them:
+/// neither its first pass nor a NACK's resends on a link slow to take frames hold it much past
+/// the deadline.
+#[test]
+fn sender_deadline_holds_within_long_passes() {
+    let cfg = DatagramConfig {
+        block_timeout: Duration::from_millis(150),
+        max_rounds: 100,
+        compression: Compression::Off,
+        ..Default::default()
+    };
+    // 1500-byte frames: 300 data frames of 1452 bytes, 2 ms each = 600 ms a pass.
+    let body = pattern(300 * 1452, 4);
+    let slow = |link, fast| Slow { link, fast, per_frame: Duration::from_millis(2), sent: 0 };
+    let timed_out = |e: &Error, id| matches!(e, Error::Timeout { block: Some(b), what } if *b == BlockId(id) && what.contains("block_timeout"));
+
+    // The first pass.
+    let (a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let h = thread::spawn(move || DatagramReceiver::default().linger(&mut b, Duration::from_millis(500)));
+    let mut a = slow(a, 0);
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(20), &body).unwrap_err();
+    let took = t0.elapsed();
+    assert!(timed_out(&e, 20), "{e}");
+    assert!(took < Duration::from_millis(400), "{took:?}");
+    drop(a);
+    h.join().unwrap().unwrap();
+
+    // A NACK asking for every frame, after a fast first pass.
+    let (a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let peer = nacking_peer(b, 21, nack_payload(&[(0, u32::MAX)]), Duration::from_secs(1));
+    let mut a = slow(a, 301);
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(21), &body).unwrap_err();
+    let took = t0.elapsed();
+    assert!(timed_out(&e, 21), "{e}");
+    assert!(took < Duration::from_millis(400), "{took:?}");
+    drop(a);
+    peer.join().unwrap();
+}
+
 /// Runs a receiver on `b` while `trickle` sends frames on `a` every 10 ms for at most 3 s;
 /// returns the receiver's error and how long it took.
 fn trickled(cfg: DatagramConfig, mut trickle: impl FnMut(u32) -> Vec<u8> + Send + 'static) -> (Error, Duration) {

@@ -29,7 +29,8 @@
 //! [`NACK_RANGES`] of them, clips them to the block and merges overlaps, so one NACK resends
 //! each frame at most once. All NACKs of a block together may make it resend at most
 //! `max_rounds` × (frames in the block) frames, and the whole send ends by
-//! [`DatagramConfig::block_timeout`]; only a NACK that asks for a frame of the block counts as
+//! [`DatagramConfig::block_timeout`] (checked every 32 frames also while it sends
+//! many in a row); only a NACK that asks for a frame of the block counts as
 //! hearing from the receiver, so frames that are garbage or ask for nothing do not hold the
 //! sender. Beyond either bound the send fails with [`Error::Timeout`] naming the block.
 
@@ -49,6 +50,11 @@ use std::time::{Duration, Instant};
 
 /// Sealed blocks whose mapping a sender keeps for lending to a zero-copy link.
 pub const MAPS_KEPT: usize = 4;
+
+/// Frames a sender sends between two checks of its deadline while it sends many in a row (the
+/// first pass, a NACK's resends): one clock read per burst, and a link that makes each burst
+/// wait (a full DPDK ring) cannot hold the send for more than a burst past `block_timeout`.
+const DEADLINE_EVERY: u32 = 32;
 
 /// A sealed block's file as mapped by a sender, keyed by block, device and inode.
 type KeptMap = ((BlockId, u64, u64), Arc<Mmap>);
@@ -291,6 +297,11 @@ impl DatagramSender {
         let desc: [u8; DESCRIPTOR_LEN] =
             Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
         let io = |e| Error::io("send frame", Some(id), e);
+        let timed_out = |resent: u64| Error::Timeout {
+            block: Some(id),
+            what: format!("not confirmed within {:?} (block_timeout; {resent} frames resent)", cfg.block_timeout),
+        };
+        let overdue = || deadline.is_some_and(|d| Instant::now() >= d);
         let send = |link: &mut dyn Link, i: u32| -> std::io::Result<()> {
             let h = FrameHeader { kind: Kind::Data, block: id, index: i, count, payload_len: 0 };
             if i == 0 {
@@ -313,6 +324,9 @@ impl DatagramSender {
             }
         };
         for i in 0..count {
+            if i % DEADLINE_EVERY == DEADLINE_EVERY - 1 && overdue() {
+                return Err(timed_out(0));
+            }
             send(link, i).map_err(io)?;
         }
         let mut buf = vec![0u8; link.max_frame().max(MIN_FRAME)];
@@ -329,15 +343,7 @@ impl DatagramSender {
                 None => Duration::MAX,
                 Some(d) => match d.checked_duration_since(now).filter(|l| !l.is_zero()) {
                     Some(left) => left,
-                    None => {
-                        return Err(Error::Timeout {
-                            block: Some(id),
-                            what: format!(
-                                "not confirmed within {:?} (block_timeout; {resent} frames resent)",
-                                cfg.block_timeout
-                            ),
-                        })
-                    }
+                    None => return Err(timed_out(resent)),
                 },
             };
             let wait = cfg.resend_timeout.saturating_sub(now.duration_since(quiet_since)).min(left);
@@ -400,8 +406,13 @@ impl DatagramSender {
                             ),
                         });
                     }
+                    let mut k = 0u32;
                     for &(s, e) in asked {
                         for i in s..e {
+                            k += 1;
+                            if k.is_multiple_of(DEADLINE_EVERY) && overdue() {
+                                return Err(timed_out(resent + u64::from(k - 1)));
+                            }
                             send(link, i).map_err(io)?;
                         }
                     }
