@@ -5,8 +5,9 @@
 //! a link in copy mode attaches nothing; control frames are copied whatever the mode; an empty
 //! mbuf pool loses frames instead of failing the send; an ended send whose frames are still out
 //! has its memory kept (not freed, not leaked) without failing or holding up that send or the
-//! next ones; and a release whose frames nobody takes ends at its deadline. One test per
-//! binary: the EAL starts once per process.
+//! next ones; a queue already held by a live link cannot be opened again; and a release whose
+//! frames nobody takes ends at its deadline. One test per binary: the EAL starts once per
+//! process.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -148,6 +149,7 @@ fn dpdk_net_ring_one_process() {
     empty_pool_loses_frames();
     frames_out_after_a_send_are_quarantined(cfg);
     a_confirmed_send_does_not_wait_for_a_busy_receiver();
+    one_link_per_queue();
     release_has_a_deadline();
 }
 
@@ -328,4 +330,19 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
     a.release().unwrap();
     assert_eq!(a.quarantined(), 0, "the receiver read them while lingering");
     let _ = std::fs::remove_dir_all(&sdir);
+}
+
+/// A port's TX queue and its RX queue each belong to one live link: a second link on either is
+/// an error naming the port, until the first is dropped; a link pair shares no queue.
+fn one_link_per_queue() {
+    let a = DpdkLink::new(0, 1).unwrap();
+    let e = DpdkLink::new(0, 0).unwrap_err();
+    assert!(e.to_string().contains("port 0") && e.to_string().contains("TX queue"), "{e}");
+    let e = DpdkLink::new(1, 1).unwrap_err();
+    assert!(e.to_string().contains("port 1") && e.to_string().contains("RX queue"), "{e}");
+    let b = DpdkLink::new(1, 0).unwrap();
+    assert!(DpdkLink::with_tx_mode(1, 0, TxMode::Copy).is_err());
+    drop(a);
+    let again = DpdkLink::new(0, 1).unwrap();
+    drop((again, b));
 }

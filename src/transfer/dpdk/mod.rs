@@ -45,7 +45,11 @@
 //!   waiting side leaves the core to the side it waits for when both share a machine's cores.
 //!
 //! The EAL must have been started ([`crate::dpdk::Eal::init`]); ports are configured once per
-//! process with one RX and one TX queue by [`DpdkLink::new`].
+//! process with one RX and one TX queue by [`DpdkLink::new`]. DPDK's burst functions must not
+//! run on one queue from two threads at once, so each queue belongs to one link at a time: a
+//! link claims the TX queue of its TX port and the RX queue of its RX port until it is dropped,
+//! and opening a link on a queue a live link holds is an error naming the port (a `net_ring`
+//! pair, TX 0 / RX 1 and TX 1 / RX 0, shares no queue).
 
 mod frames;
 
@@ -111,6 +115,46 @@ unsafe impl Sync for Pool {}
 
 static POOL: OnceLock<Result<Pool, String>> = OnceLock::new();
 static READY_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+/// Queues held by live links (module docs).
+static CLAIMED: Mutex<Vec<(u16, Queue)>> = Mutex::new(Vec::new());
+
+/// One direction of a port's single queue pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Tx,
+    Rx,
+}
+
+/// The TX queue of `tx` and the RX queue of `rx`, held by one link until it is dropped (module
+/// docs).
+#[derive(Debug)]
+struct Claim {
+    tx: u16,
+    rx: u16,
+}
+
+impl Claim {
+    fn take(tx: u16, rx: u16) -> Result<Claim, Error> {
+        let mut held = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
+        for (port, q) in [(tx, Queue::Tx), (rx, Queue::Rx)] {
+            if held.contains(&(port, q)) {
+                let dir = if q == Queue::Tx { "TX" } else { "RX" };
+                return Err(unavailable(format!(
+                    "DPDK port {port}: its {dir} queue is held by another live link (one link per queue)"
+                )));
+            }
+        }
+        held.extend([(tx, Queue::Tx), (rx, Queue::Rx)]);
+        Ok(Claim { tx, rx })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut held = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|&c| c != (self.tx, Queue::Tx) && c != (self.rx, Queue::Rx));
+    }
+}
 
 fn unavailable(reason: String) -> Error {
     Error::Unavailable { backend: Backend::Dpdk, reason }
@@ -203,6 +247,8 @@ pub struct DpdkLink {
     /// The TX port's driver.
     driver: String,
     release_timeout: Duration,
+    /// The queues this link uses; given back after `drop` ran (the last field).
+    _claim: Claim,
 }
 
 // SAFETY: the raw pointers are a mempool (thread-safe), shared-info blocks whose refcounts are
@@ -214,7 +260,8 @@ unsafe impl Send for DpdkLink {}
 impl DpdkLink {
     /// A link sending on `tx_port` and receiving on `rx_port` (the same port for a NIC or an
     /// `af_packet` interface; two `net_ring` ports for an in-process pair), zero-copy on a
-    /// software port and copying otherwise (module docs).
+    /// software port and copying otherwise (module docs). An error when a live link holds the TX
+    /// queue of `tx_port` or the RX queue of `rx_port` (module docs).
     pub fn new(tx_port: u16, rx_port: u16) -> Result<DpdkLink, Error> {
         Self::open(tx_port, rx_port, None)
     }
@@ -227,6 +274,7 @@ impl DpdkLink {
 
     fn open(tx_port: u16, rx_port: u16, mode: Option<TxMode>) -> Result<DpdkLink, Error> {
         let eal = Eal::get().ok_or_else(|| unavailable("DPDK EAL not started".into()))?;
+        let claim = Claim::take(tx_port, rx_port)?;
         let mp = pool()?;
         let info = eal.port(tx_port).map_err(|e| unavailable(e.to_string()))?;
         let software = software_driver(&info.driver);
@@ -273,6 +321,7 @@ impl DpdkLink {
             tx_mode,
             driver: info.driver,
             release_timeout: RELEASE_TIMEOUT,
+            _claim: claim,
         })
         .inspect(|l| tracing::info!(link = %l.describe(), "DPDK link"))
     }
