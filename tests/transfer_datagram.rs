@@ -351,7 +351,7 @@ fn nacking_peer(mut b: MemLink, block: u64, nack: Vec<u8>, for_how_long: Duratio
     })
 }
 
-/// A NACK of 8182 ranges (0, u32::MAX), sent again and again: the sender reads 59 ranges of a
+/// A NACK of 8182 ranges (0, u32::MAX), sent again and again: the sender reads 58 ranges of a
 /// NACK, resends each frame at most once per NACK and at most max_rounds × frames in all, then
 /// fails naming the block; a NACK asking for no frame of the block does not hold it either.
 #[test]

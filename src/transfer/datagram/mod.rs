@@ -10,22 +10,29 @@
 //!    with LZ4 when that is likely to pay ([`compress`]); the descriptor says which codec.
 //! 3. **Frames.** Frame 0 is the descriptor (block header with the BLAKE3 digest, payload
 //!    length, chunk size, codec); frames 1.. carry the payload, each exactly one chunk but the
-//!    last. The chunk is the largest power of two of at least 1 KiB that fits the frame, so each
-//!    data frame is one subtree of the payload's BLAKE3 tree ([`tree`]). Every frame carries
-//!    block id, index, count, a header check (XXH3) and a payload check: for data frames the
-//!    payload's BLAKE3 chaining value, which the receiver computes once per byte to check the
-//!    frame *and* to build the block digest ([`frame`]).
+//!    last. Every frame carries block id, index, count, a header check (XXH3) and a payload
+//!    check ([`frame`]). Where frames have room for 16 KiB of payload or more, the chunk is the
+//!    largest power of two that fits, so each data frame is one subtree of the payload's BLAKE3
+//!    tree, and its payload check is that subtree's chaining value, which the receiver computes
+//!    once per byte to check the frame *and* to build the block digest. On smaller frames (a
+//!    1500-byte MTU: 1452 bytes of payload) the chunk is all the room there is, its check is
+//!    XXH3, and the receiver hashes the assembled payload at the end ([`tree`]).
 //! 4. **Repair.** A corrupt frame (failed check) is dropped. When the receiver hears nothing
 //!    useful (no new frame) for `resend_timeout`, it sends NACKs listing missing ranges; the
 //!    sender resends them, each frame at most once per NACK and at most `max_rounds` × frames in
 //!    all ([`sender`]). A sender that hears nothing resends the descriptor and last frame to
 //!    prompt NACKs. Neither side spends more than `block_timeout` on a block, whatever the peer
-//!    sends ([`DatagramConfig::block_timeout`]).
+//!    sends ([`DatagramConfig::block_timeout`]), give or take one burst of frames — a sender
+//!    checks its deadline also every 32 frames it sends in a row, a receiver on every pass of
+//!    its loop (and a DPDK link every 32 frames it drops) — and the receiver's last steps once
+//!    every frame is in (digest, store write), which the peer cannot prolong.
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
 //!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
 //!    payload), checks it against the digest, and only then returns the block (a receive into a
-//!    store first writes it: temp file, `fsync`, publish) and confirms with DONE. A sender returns only after DONE, and after the link released its memory (zero-copy
-//!    TX). Large payloads are checked and placed on several threads ([`receiver`]).
+//!    store first writes it: temp file, `fsync`, publish) and confirms with DONE. A sender
+//!    returns only after DONE; memory it lent to a zero-copy link is then the link's to free
+//!    once no frame references it ([`Link::retire`]). Large payloads are checked and placed on
+//!    several threads ([`receiver`]).
 //!
 //! # Errors
 //! Reordered frames and exact duplicates are normal on a datagram network and are absorbed.

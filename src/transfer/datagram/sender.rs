@@ -550,6 +550,7 @@ mod tests {
 
     #[test]
     fn nack_ranges_are_capped_clipped_and_merged() {
+        assert_eq!(NACK_RANGES, 58, "as the docs say");
         let mut out = [(0, 0); NACK_RANGES];
         // 8182 ranges of the whole u32 space: one range of the block.
         let p = nack(&vec![(0, u32::MAX); 8182]);

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 /// Smallest frame the protocol uses (and the first MTU probe): fits a descriptor and a NACK.
 pub const MIN_FRAME: usize = 512;
-/// NACK payloads stay within the smallest frame: 59 (start, len) ranges. A sender reads at most
-/// this many ranges of one NACK.
+/// NACK payloads stay within the smallest frame: 58 (start, len) ranges, (512 − 48) / 8. A
+/// sender reads at most this many ranges of one NACK.
 pub const NACK_RANGES: usize = (MIN_FRAME - FRAME_HEADER) / 8;
 
 /// Timeouts and policies of a datagram session.
