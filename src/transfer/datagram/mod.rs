@@ -21,11 +21,13 @@
 //!    useful (no new frame) for `resend_timeout`, it sends NACKs listing missing ranges; the
 //!    sender resends them, each frame at most once per NACK and at most `max_rounds` × frames in
 //!    all ([`sender`]). A sender that hears nothing resends the descriptor and last frame to
-//!    prompt NACKs. Neither side spends more than `block_timeout` on a block, whatever the peer
-//!    sends ([`DatagramConfig::block_timeout`]), give or take one burst of frames — a sender
-//!    checks its deadline also every 32 frames it sends in a row, a receiver on every pass of
-//!    its loop (and a DPDK link every 32 frames it drops) — and the receiver's last steps once
-//!    every frame is in (digest, store write), which the peer cannot prolong.
+//!    prompt NACKs. Neither side spends more than `block_timeout` on a block
+//!    ([`DatagramConfig::block_timeout`]), give or take one burst of frames — a sender checks
+//!    its deadline also every 32 frames it sends in a row, a receiver on every pass of its loop —
+//!    and the receiver's last steps once every frame is in (digest, store write), which the peer
+//!    cannot prolong. One exception is known: a DPDK link that keeps receiving frames it drops
+//!    (another EtherType on a promiscuous port, or frames too long for the buffer) does not
+//!    return to the receive loop until the flood pauses.
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
 //!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
 //!    payload), checks it against the digest, and only then returns the block (a receive into a
