@@ -27,6 +27,8 @@ use super::types::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 mod future;
+#[cfg(test)]
+mod tests;
 mod view_change;
 
 use future::FutureBuffer;
@@ -49,7 +51,19 @@ pub struct Core {
     proposals: BTreeMap<View, Signed<ProposalHeader>>,
     new_view: Option<Message>,
     my_view_change: Option<ViewChange>,
+    /// Payloads by digest, each kept only while something names it ([`Core::referenced`]): our
+    /// own proposal, prepared certificate and votes, an accepted proposal, a prepared
+    /// certificate seen in a view change (`cert_digests`), or the last vote of a validator's
+    /// highest view change (`vote_refs`). So memory is one payload per view that had a proposal
+    /// or a certificate, plus at most one per validator.
     payloads: HashMap<Digest, Vec<u8>>,
+    /// Per view, the digest of the first prepared certificate of that view seen in a view
+    /// change (a certificate needs quorum prepares, so honest validators were in that view and
+    /// only one digest per view can have one).
+    cert_digests: BTreeMap<View, Digest>,
+    /// Per validator, the view of its highest view change stored at this height and the digest
+    /// of the last vote it names: the only last-vote payload kept for that validator.
+    vote_refs: Vec<Option<(View, Option<Digest>)>>,
     validity: HashMap<Digest, bool>,
     prepares: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
     commits: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
@@ -107,6 +121,8 @@ impl Core {
             new_view: None,
             my_view_change: None,
             payloads: HashMap::new(),
+            cert_digests: BTreeMap::new(),
+            vote_refs: Vec::new(),
             validity: HashMap::new(),
             prepares: BTreeMap::new(),
             commits: BTreeMap::new(),
@@ -126,6 +142,7 @@ impl Core {
             halted: false,
         };
         c.requested = vec![None; c.set.len()];
+        c.vote_refs = vec![None; c.set.len()];
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
@@ -295,6 +312,8 @@ impl Core {
         self.new_view = None;
         self.my_view_change = None;
         self.payloads.clear();
+        self.cert_digests.clear();
+        self.vote_refs.iter_mut().for_each(|r| *r = None);
         self.validity.clear();
         self.prepares.clear();
         self.commits.clear();
@@ -394,10 +413,34 @@ impl Core {
         }
     }
 
-    fn learn_payload(&mut self, payload: &[u8], wanted: &[Digest]) {
-        let d = Digest::of(payload);
+    /// Keeps `payload` if it is within [`Config::max_payload_bytes`] and hashes to one of
+    /// `wanted` (digests something at this height names; see `payloads`).
+    fn learn_payload(&mut self, payload: Vec<u8>, wanted: &[Digest]) {
+        if payload.len() > self.config.max_payload_bytes {
+            self.dropped.invalid += 1;
+            return;
+        }
+        let d = Digest::of(&payload);
         if wanted.contains(&d) {
-            self.payloads.entry(d).or_insert_with(|| payload.to_vec());
+            self.payloads.entry(d).or_insert(payload);
+        }
+    }
+
+    /// Whether anything at this height still names payload `d` (see `payloads`).
+    fn referenced(&self, d: Digest) -> bool {
+        self.own_proposal.as_ref().is_some_and(|(h, _)| h.body.digest == d)
+            || self.prepared.as_ref().is_some_and(|p| p.digest() == d)
+            || self.last_vote.is_some_and(|v| v.body.digest == d)
+            || self.last_commit.is_some_and(|v| v.body.digest == d)
+            || self.proposals.values().any(|h| h.body.digest == d)
+            || self.cert_digests.values().any(|c| *c == d)
+            || self.vote_refs.iter().flatten().any(|(_, r)| *r == Some(d))
+    }
+
+    /// Drops payload `d` unless something still names it.
+    fn release_payload(&mut self, d: Digest) {
+        if !self.referenced(d) {
+            self.payloads.remove(&d);
         }
     }
 
@@ -523,13 +566,18 @@ impl Core {
             }
         }
         for d in digests {
-            let Some(payload) = self.payloads.get(&d).cloned() else { continue };
+            if !self.payloads.contains_key(&d) {
+                continue;
+            }
+            // Deciding moves to the next height, whose payload table starts empty: take it.
             let (commits, cstake) = self.tally(self.commits.get(&view), d);
             if cstake >= self.set.quorum() {
+                let payload = self.payloads.remove(&d).unwrap_or_default();
                 return self.decide(CommitCert { votes: commits }, payload, app);
             }
             let (prepares, pstake) = self.tally(self.prepares.get(&view), d);
             if pstake >= self.set.total_stake() {
+                let payload = self.payloads.remove(&d).unwrap_or_default();
                 return self.decide(CommitCert { votes: prepares }, payload, app);
             }
             let accepted = self.proposals.get(&view).is_some_and(|h| h.body.digest == d);

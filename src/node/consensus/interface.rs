@@ -51,6 +51,10 @@ pub struct Config {
     /// The leader of view 0 waits this long after entering a height before proposing (lets the
     /// mempool fill; 0 proposes at once).
     pub propose_delay_ms: u64,
+    /// Largest payload the core keeps from a view change (larger ones are dropped unread). The
+    /// application's own bound; the default is the ledger's
+    /// [`MAX_PAYLOAD_BYTES`](crate::node::ledger::MAX_PAYLOAD_BYTES) (24 MiB).
+    pub max_payload_bytes: usize,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             max_buffered: 4096,
             max_buffered_bytes: 256 << 20,
             propose_delay_ms: 0,
+            max_payload_bytes: 24 << 20,
         }
     }
 }

@@ -3,11 +3,16 @@
 //! re-proposes the digest [`super::super::rules::choose`] picks from them (see
 //! `docs/consensus.md`).
 //!
-//! Memory: a stored view change keeps no payloads (the ones its body names are kept once, by
-//! digest, in the core's payload table); view changes are stored only for views up to
-//! [`Config::max_view_ahead`] above the current one, one per validator and view; beyond that
-//! only the highest view each validator asked for is kept (one number per validator), which is
-//! all the weak-support rule needs.
+//! Memory: a stored view change keeps no payloads. Of the payloads it carries, the core keeps
+//! (once, by digest, in its payload table) only those within [`Config::max_payload_bytes`] that
+//! hash to a digest its body names, and of those only: its prepared certificate's (one per
+//! certificate view: a certificate needs quorum prepares, so that view really ran), and its last
+//! vote's if it is the signer's highest view change at this height (replacing, and dropping,
+//! the one named by the signer's previous highest). One validator therefore pins at most one
+//! last-vote payload, however many view changes it signs. View changes are stored only for
+//! views up to [`Config::max_view_ahead`] above the current one, one per validator and view;
+//! beyond that only the highest view each validator asked for is kept (one number per
+//! validator), which is all the weak-support rule needs.
 
 use super::super::interface::*;
 use super::super::rules::check_view_change;
@@ -47,15 +52,29 @@ impl Core {
             }
         }
         let b = &vc.signed.body;
-        let wanted: Vec<Digest> = b
-            .prepared
-            .as_ref()
-            .map(PreparedCert::digest)
-            .into_iter()
-            .chain(b.last_vote.map(|v| v.body.digest))
-            .collect();
+        let mut wanted = Vec::with_capacity(2);
+        // A prepared certificate's payload is kept per view of the certificate.
+        if let Some(p) = &b.prepared {
+            let d = *self.cert_digests.entry(p.view()).or_insert(p.digest());
+            if d == p.digest() {
+                wanted.push(d);
+            }
+        }
+        // A last vote's payload is kept for the signer's highest view change only: a newer one
+        // replaces it, so one signer holds at most one such payload however often it sends.
+        let mut released = None;
+        if let Some(slot) = self.vote_refs.get_mut(usize::from(signer)) {
+            if slot.is_none_or(|(v, _)| v <= new_view) {
+                let last = b.last_vote.map(|v| v.body.digest);
+                released = slot.replace((new_view, last)).and_then(|(_, d)| d).filter(|d| Some(*d) != last);
+                wanted.extend(last);
+            }
+        }
         for p in std::mem::take(&mut vc.payloads) {
-            self.learn_payload(&p, &wanted);
+            self.learn_payload(p, &wanted);
+        }
+        if let Some(d) = released {
+            self.release_payload(d);
         }
         // Stored without payloads: the wanted ones are in `payloads`, the rest is dropped.
         self.view_changes.entry(new_view).or_default().insert(signer, vc);

@@ -1,0 +1,92 @@
+//! Unit tests of the core against Byzantine inputs (signatures are the host's job: these feed
+//! messages with dummy signatures, as if they had verified).
+
+use super::*;
+
+struct NoSign;
+impl Sign for NoSign {
+    fn sign(&self, _: &[u8]) -> Signature {
+        Signature([0; 64])
+    }
+}
+
+/// Accepts every payload except those starting with `bad`; counts `validate` calls.
+#[derive(Default)]
+struct App {
+    validated: usize,
+}
+impl Application for App {
+    fn propose(&mut self, height: Height) -> Vec<u8> {
+        format!("block {height}").into_bytes()
+    }
+    fn validate(&mut self, _: Height, payload: &[u8]) -> bool {
+        self.validated += 1;
+        !payload.starts_with(b"bad")
+    }
+}
+
+fn set(n: usize) -> ValidatorSet {
+    ValidatorSet::new((0..n).map(|i| Validator { public_key: [i as u8 + 1; 32], stake: 1 }).collect()).unwrap()
+}
+
+fn core(n: usize, me: ValidatorIndex) -> Core {
+    Core::new(set(n), me, Box::new(NoSign), Config::default())
+}
+
+fn signed<T>(body: T, signer: ValidatorIndex) -> Signed<T> {
+    Signed { body, signer, signature: Signature([0; 64]) }
+}
+
+fn vote(kind: VoteKind, height: Height, view: View, digest: Digest, signer: ValidatorIndex) -> SignedVote {
+    signed(Vote { kind, height, view, digest }, signer)
+}
+
+fn view_change(
+    height: Height,
+    new_view: View,
+    last_vote: Option<SignedVote>,
+    signer: ValidatorIndex,
+    payloads: Vec<Vec<u8>>,
+) -> ViewChange {
+    ViewChange { signed: signed(ViewChangeBody { height, new_view, prepared: None, last_vote }, signer), payloads }
+}
+
+fn deliver(c: &mut Core, app: &mut App, from: ValidatorIndex, message: Message) -> Vec<Effect> {
+    c.handle(Input::Message { from, message }, app)
+}
+
+fn retained_payload_bytes(c: &Core) -> usize {
+    c.payloads.values().map(Vec::len).sum()
+}
+
+/// Finding: one signer re-sending view changes that each name (as its own last vote) a new
+/// payload made every payload stay in memory until the next height.
+#[test]
+fn a_signer_holds_at_most_the_payload_its_view_change_names() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    let mut last = Digest::default();
+    for k in 0..1000u32 {
+        let mut p = vec![0u8; 1 << 20];
+        p[..4].copy_from_slice(&k.to_le_bytes());
+        last = Digest::of(&p);
+        let lv = vote(VoteKind::Prepare, 0, 0, last, 1);
+        deliver(&mut c, &mut app, 1, Message::ViewChange(view_change(0, 1, Some(lv), 1, vec![p])));
+    }
+    assert!(retained_payload_bytes(&c) <= 2 << 20, "{} bytes retained", retained_payload_bytes(&c));
+    assert!(c.payloads.contains_key(&last), "the payload the stored view change names is kept");
+}
+
+#[test]
+fn view_change_payloads_above_the_bound_are_not_kept() {
+    let config = Config { max_payload_bytes: 1024, ..Config::default() };
+    let mut c = Core::new(set(4), 0, Box::new(NoSign), config);
+    let mut app = App::default();
+    for (signer, len) in [(1, 1025), (2, 1024)] {
+        let p = vec![signer as u8; len];
+        let lv = vote(VoteKind::Prepare, 0, 0, Digest::of(&p), signer);
+        deliver(&mut c, &mut app, signer, Message::ViewChange(view_change(0, 1, Some(lv), signer, vec![p])));
+    }
+    assert_eq!(retained_payload_bytes(&c), 1024);
+    assert_eq!(Config::default().max_payload_bytes, crate::node::ledger::MAX_PAYLOAD_BYTES);
+}
