@@ -22,7 +22,7 @@
 //!   `Decided` messages.
 
 use super::interface::*;
-use super::rules::{check_commit, check_view_change, choose};
+use super::rules::{check_commit, check_justification, choose};
 use super::types::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -381,7 +381,7 @@ impl Core {
                 } else {
                     self.dropped.out_of_range += 1;
                 }
-            } else if h != self.height + 1 || !self.future.push(&self.config, self.set.len(), from, m) {
+            } else if h != self.height + 1 || !self.future.push(&self.config, &self.set, from, m) {
                 self.dropped.out_of_range += 1;
             }
             if self.ahead_told.insert(h) {
@@ -471,30 +471,9 @@ impl Core {
             self.proposals.entry(view).or_insert(header);
             return;
         }
-        if view > 0 {
-            let mut signers = Vec::new();
-            for vc in &justification {
-                let b = &vc.signed.body;
-                if b.height != height
-                    || b.new_view != view
-                    || signers.contains(&vc.signed.signer)
-                    || check_view_change(&self.set, &vc.signed).is_err()
-                {
-                    self.dropped.invalid += 1;
-                    return;
-                }
-                signers.push(vc.signed.signer);
-            }
-            if self.set.stake_of(signers) < self.set.quorum() {
-                self.dropped.invalid += 1;
-                return;
-            }
-            if let Some(d) = choose(&self.set, justification.iter().map(|vc| &vc.signed)) {
-                if d != digest {
-                    self.dropped.invalid += 1;
-                    return;
-                }
-            }
+        if check_justification(&self.set, &header.body, &justification).is_err() {
+            self.dropped.invalid += 1;
+            return;
         }
         let valid = *self.validity.entry(digest).or_insert_with(|| app.validate(height, &payload));
         if !valid {

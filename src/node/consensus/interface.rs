@@ -45,8 +45,10 @@ pub struct Config {
     /// `max_buffered / n` (at least 16) signed by any one validator; at most this many decided
     /// blocks (each with a checked commit certificate) above the current height are buffered.
     pub max_buffered: usize,
-    /// At most `max_buffered_bytes / n` payload bytes of next-height messages signed by any one
-    /// validator are buffered.
+    /// Next-height messages signed by any one validator are buffered up to
+    /// `max(max_buffered_bytes / n, floor)` bytes, where the floor fits one largest proposal or
+    /// one view change with two largest payloads ([`Config::max_payload_bytes`]), and up to
+    /// `max(max_buffered_bytes, floor)` bytes in all (see the core's `future` module).
     pub max_buffered_bytes: usize,
     /// The leader of view 0 waits this long after entering a height before proposing (lets the
     /// mempool fill; 0 proposes at once).

@@ -35,6 +35,9 @@ pub enum RuleError {
     /// A last vote signed by someone other than the view change's signer.
     #[error("last vote not signed by the view change's sender")]
     ForeignVote,
+    /// A new-view proposal whose digest is not the one [`choose`] picks from its justification.
+    #[error("proposal digest is not the one its justification forces")]
+    NotChosen,
     /// More items than any valid message of this validator set has.
     #[error("{what}: {got} items, at most {max}")]
     TooMany {
@@ -159,6 +162,43 @@ pub fn check_view_change(set: &ValidatorSet, vc: &Signed<ViewChangeBody>) -> Res
         }
     }
     Ok(())
+}
+
+/// A proposal's justification. View 0 needs none. Above view 0: view changes for the proposal's
+/// `(height, view)` from distinct validators holding quorum stake, each well formed
+/// ([`check_view_change`]), and the proposed digest is the one [`choose`] picks from them, if
+/// it picks one.
+pub fn check_justification(
+    set: &ValidatorSet,
+    header: &ProposalHeader,
+    justification: &[ViewChange],
+) -> Result<(), RuleError> {
+    if header.view == 0 {
+        return Ok(());
+    }
+    let mut seen = vec![false; set.len()];
+    let mut stake = 0;
+    for vc in justification {
+        let b = &vc.signed.body;
+        if b.height != header.height || b.new_view != header.view {
+            return Err(RuleError::Scope);
+        }
+        let signer = vc.signed.signer;
+        let slot = seen.get_mut(usize::from(signer)).ok_or(RuleError::BadSigner(signer))?;
+        if *slot {
+            return Err(RuleError::BadSigner(signer));
+        }
+        *slot = true;
+        check_view_change(set, &vc.signed)?;
+        stake += set.stake(signer);
+    }
+    if stake < set.quorum() {
+        return Err(RuleError::Stake { have: stake, need: set.quorum() });
+    }
+    match choose(set, justification.iter().map(|vc| &vc.signed)) {
+        Some(d) if d != header.digest => Err(RuleError::NotChosen),
+        _ => Ok(()),
+    }
 }
 
 /// What the new leader of a view must propose, given the view changes of a quorum.
