@@ -33,6 +33,11 @@ mod view_change;
 
 use future::FutureBuffer;
 
+/// Bytes a buffered final block holds: its payload and (at most) its certificate's encoding.
+fn decided_bytes(cert: &CommitCert, payload: &[u8]) -> usize {
+    payload.len() + CommitCert::max_encoded_len(cert.votes.len())
+}
+
 /// One validator's consensus state machine.
 pub struct Core {
     set: ValidatorSet,
@@ -78,7 +83,10 @@ pub struct Core {
     ahead_told: HashSet<Height>,
     // Across heights.
     future: FutureBuffer,
+    /// Final blocks above our height, each with a checked certificate and the payload it
+    /// certifies; bounded by [`Core::buffer_decided`].
     decided_future: BTreeMap<Height, (CommitCert, Vec<u8>)>,
+    decided_future_bytes: usize,
     timer_seq: u64,
     dirty: bool,
     pending: VecDeque<(ValidatorIndex, Message)>,
@@ -133,6 +141,7 @@ impl Core {
             ahead_told: HashSet::new(),
             future: FutureBuffer::default(),
             decided_future: BTreeMap::new(),
+            decided_future_bytes: 0,
             timer_seq: 0,
             dirty: false,
             pending: VecDeque::new(),
@@ -341,6 +350,7 @@ impl Core {
         if let Some((cert, payload)) = self.decided_future.remove(&height) {
             self.pending.push_front((self.me, Message::Decided { cert, payload }));
         }
+        self.decided_future_bytes = self.decided_future.values().map(|(c, p)| decided_bytes(c, p)).sum();
     }
 
     /// Proposes at the current view: the chosen payload if `justification` forces one, else a
@@ -376,11 +386,7 @@ impl Core {
         }
         if h > self.height {
             if let Message::Decided { cert, payload } = m {
-                if check_commit(&self.set, &cert).is_ok() && self.decided_future.len() < self.config.max_buffered {
-                    self.decided_future.insert(h, (cert, payload));
-                } else {
-                    self.dropped.out_of_range += 1;
-                }
+                self.buffer_decided(h, cert, payload);
             } else if h != self.height + 1 || !self.future.push(&self.config, &self.set, from, m) {
                 self.dropped.out_of_range += 1;
             }
@@ -396,6 +402,35 @@ impl Core {
             Message::Vote(v) => self.on_vote(v, app),
             Message::ViewChange(vc) => self.on_view_change(from, vc, app),
             Message::Decided { cert, payload } => self.on_decided(cert, payload, app),
+        }
+    }
+
+    /// Keeps the final block at `h` (above our height) until we get there, if its certificate
+    /// holds and certifies this payload. The first such block per height stays (a certified
+    /// digest is unique, so a later copy adds nothing). At most [`Config::max_buffered`] blocks
+    /// and `max(max_buffered_bytes, one largest block)` bytes: over a bound, the highest
+    /// heights go (they are needed last, and fetched again).
+    fn buffer_decided(&mut self, h: Height, cert: CommitCert, payload: Vec<u8>) {
+        if self.decided_future.contains_key(&h) {
+            return;
+        }
+        match check_commit(&self.set, &cert) {
+            Ok(v) if v.digest == Digest::of(&payload) => {}
+            _ => {
+                self.dropped.invalid += 1;
+                return;
+            }
+        }
+        self.decided_future_bytes += decided_bytes(&cert, &payload);
+        self.decided_future.insert(h, (cert, payload));
+        let max_bytes = self
+            .config
+            .max_buffered_bytes
+            .max(self.config.max_payload_bytes.saturating_add(CommitCert::max_encoded_len(self.set.len())));
+        while self.decided_future.len() > self.config.max_buffered || self.decided_future_bytes > max_bytes {
+            let Some((_, (c, p))) = self.decided_future.pop_last() else { break };
+            self.decided_future_bytes = self.decided_future_bytes.saturating_sub(decided_bytes(&c, &p));
+            self.dropped.out_of_range += 1;
         }
     }
 

@@ -43,7 +43,9 @@ pub struct Config {
     pub max_view_ahead: u64,
     /// At most this many messages for the next height are buffered in all, and at most
     /// `max_buffered / n` (at least 16) signed by any one validator; at most this many decided
-    /// blocks (each with a checked commit certificate) above the current height are buffered.
+    /// blocks above the current height are buffered (each with a checked commit certificate and
+    /// the payload it certifies, one per height, within `max_buffered_bytes` or one largest
+    /// block; over a bound the highest heights are dropped).
     pub max_buffered: usize,
     /// Next-height messages signed by any one validator are buffered up to
     /// `max(max_buffered_bytes / n, floor)` bytes, where the floor fits one largest proposal or

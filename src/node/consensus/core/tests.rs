@@ -55,6 +55,11 @@ fn deliver(c: &mut Core, app: &mut App, from: ValidatorIndex, message: Message) 
     c.handle(Input::Message { from, message }, app)
 }
 
+/// A commit certificate for `payload` at `height` (commits of validators 1..=3 of 4).
+fn decided(height: Height, payload: &[u8]) -> CommitCert {
+    CommitCert { votes: (1..4).map(|s| vote(VoteKind::Commit, height, 0, Digest::of(payload), s)).collect() }
+}
+
 fn retained_payload_bytes(c: &Core) -> usize {
     c.payloads.values().map(Vec::len).sum()
 }
@@ -89,4 +94,44 @@ fn view_change_payloads_above_the_bound_are_not_kept() {
     }
     assert_eq!(retained_payload_bytes(&c), 1024);
     assert_eq!(Config::default().max_payload_bytes, crate::node::ledger::MAX_PAYLOAD_BYTES);
+}
+
+/// Finding: a certified block above our height was buffered without checking its payload
+/// against the certificate, and a later copy overwrote an earlier one.
+#[test]
+fn buffered_decided_blocks_match_their_certificate_and_are_never_overwritten() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    let genuine = b"block 2".to_vec();
+    let garbage = Message::Decided { cert: decided(2, &genuine), payload: b"garbage".to_vec() };
+    deliver(&mut c, &mut app, 1, garbage.clone());
+    assert!(c.decided_future.is_empty(), "a payload that does not match its certificate is buffered");
+    deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(2, &genuine), payload: genuine.clone() });
+    deliver(&mut c, &mut app, 1, garbage);
+    // Heights 0 and 1 arrive: the buffered block 2 follows, as the genuine one.
+    let mut decided_payloads = Vec::new();
+    for h in 0..2u64 {
+        let p = format!("block {h}").into_bytes();
+        for e in deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(h, &p), payload: p.clone() }) {
+            if let Effect::Decide { height, payload, .. } = e {
+                decided_payloads.push((height, payload));
+            }
+        }
+    }
+    assert_eq!(decided_payloads.last(), Some(&(2, genuine)));
+    assert_eq!(c.height(), 3);
+}
+
+#[test]
+fn buffered_decided_blocks_are_bounded_lowest_heights_first() {
+    // Room for one 400-byte block (with its certificate) and not two.
+    let config = Config { max_buffered_bytes: 1000, max_payload_bytes: 500, ..Config::default() };
+    let mut c = Core::new(set(4), 0, Box::new(NoSign), config);
+    let mut app = App::default();
+    for h in [5, 3, 4] {
+        let p = vec![h as u8; 400];
+        deliver(&mut c, &mut app, 1, Message::Decided { cert: decided(h, &p), payload: p });
+    }
+    assert_eq!(c.decided_future.keys().copied().collect::<Vec<_>>(), vec![3]);
+    assert!(c.decided_future_bytes <= 1000);
 }
