@@ -54,6 +54,8 @@ pub struct Core {
     own_proposal: Option<(Signed<ProposalHeader>, Vec<u8>)>,
     // Per-height working state.
     proposals: BTreeMap<View, Signed<ProposalHeader>>,
+    /// The proposal that made the current view run (above view 0, with its justification: the
+    /// new-view message), without the justification's payloads; cleared when we leave the view.
     new_view: Option<Message>,
     my_view_change: Option<ViewChange>,
     /// Payloads by digest, each kept only while something names it ([`Core::referenced`]): our
@@ -79,6 +81,9 @@ pub struct Core {
     /// for the weak-support rule.
     requested: Vec<Option<View>>,
     reported: HashSet<(ValidatorIndex, View, u8)>,
+    /// Per peer, the highest view of a lagging view change of its that we answered at this
+    /// height: each is answered once (a copy, or a lower view, gets nothing).
+    answered: Vec<Option<View>>,
     behind_told: HashSet<(ValidatorIndex, Height)>,
     ahead_told: HashSet<Height>,
     // Across heights.
@@ -137,6 +142,7 @@ impl Core {
             view_changes: BTreeMap::new(),
             requested: Vec::new(),
             reported: HashSet::new(),
+            answered: Vec::new(),
             behind_told: HashSet::new(),
             ahead_told: HashSet::new(),
             future: FutureBuffer::default(),
@@ -152,6 +158,7 @@ impl Core {
         };
         c.requested = vec![None; c.set.len()];
         c.vote_refs = vec![None; c.set.len()];
+        c.answered = vec![None; c.set.len()];
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
@@ -329,6 +336,7 @@ impl Core {
         self.view_changes.clear();
         self.requested.iter_mut().for_each(|r| *r = None);
         self.reported.clear();
+        self.answered.iter_mut().for_each(|a| *a = None);
         self.behind_told.clear();
         self.ahead_told.retain(|h| *h > height);
         self.dirty = true;
@@ -521,6 +529,10 @@ impl Core {
             self.view = view;
             self.active = true;
             self.dirty = true;
+            // Kept to answer lagging validators (and to resend our own): the justification
+            // needs no payloads (the proposal carries its own).
+            let justification =
+                justification.into_iter().map(|vc| ViewChange { signed: vc.signed, payloads: Vec::new() }).collect();
             self.new_view = Some(Message::Proposal { header, payload, justification });
             self.arm_timer();
         }

@@ -55,6 +55,11 @@ fn deliver(c: &mut Core, app: &mut App, from: ValidatorIndex, message: Message) 
     c.handle(Input::Message { from, message }, app)
 }
 
+fn timeout(c: &mut Core, app: &mut App) -> Vec<Effect> {
+    let t = Timer { height: c.height, view: c.view, seq: c.timer_seq, kind: TimerKind::View };
+    c.handle(Input::Timeout(t), app)
+}
+
 /// A commit certificate for `payload` at `height` (commits of validators 1..=3 of 4).
 fn decided(height: Height, payload: &[u8]) -> CommitCert {
     CommitCert { votes: (1..4).map(|s| vote(VoteKind::Commit, height, 0, Digest::of(payload), s)).collect() }
@@ -134,4 +139,39 @@ fn buffered_decided_blocks_are_bounded_lowest_heights_first() {
     }
     assert_eq!(c.decided_future.keys().copied().collect::<Vec<_>>(), vec![3]);
     assert!(c.decided_future_bytes <= 1000);
+}
+
+/// Moves `c` (validator 0 of 4) into view 1 through a new-view proposal by its leader (1), then
+/// times out into view 2.
+fn into_view_2_after_a_new_view(c: &mut Core, app: &mut App) {
+    let payload = b"block 0 view 1".to_vec();
+    let header = signed(ProposalHeader { height: 0, view: 1, digest: Digest::of(&payload) }, 1);
+    let justification = (1..4).map(|s| view_change(0, 1, None, s, vec![])).collect();
+    deliver(c, app, 1, Message::Proposal { header, payload, justification });
+    assert_eq!((c.view(), c.active), (1, true));
+    timeout(c, app);
+    assert_eq!((c.view(), c.active), (2, false));
+}
+
+/// Finding: every copy of a lagging view change was answered, with up to a full proposal each;
+/// and the answer could be the proposal of a view already left.
+#[test]
+fn a_lagging_view_change_is_answered_once_and_with_the_current_view() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    into_view_2_after_a_new_view(&mut c, &mut app);
+    let lagging = Message::ViewChange(view_change(0, 1, None, 3, vec![]));
+    let mut replies = Vec::new();
+    for _ in 0..1000 {
+        for e in deliver(&mut c, &mut app, 3, lagging.clone()) {
+            if let Effect::Send { to, message } = e {
+                replies.push((to, message));
+            }
+        }
+    }
+    assert_eq!(replies.len(), 1, "{} replies", replies.len());
+    match &replies[0] {
+        (3, Message::ViewChange(vc)) => assert_eq!(vc.signed.body.new_view, 2),
+        other => panic!("answered with {other:?}"),
+    }
 }

@@ -3,6 +3,11 @@
 //! re-proposes the digest [`super::super::rules::choose`] picks from them (see
 //! `docs/consensus.md`).
 //!
+//! A view change for a view below ours (or for our running view) comes from a lagging
+//! validator: it is answered with the new-view proposal of our current view if we hold one,
+//! else with our own view change, once per peer and view asked for at this height (a copy, or a
+//! lower view, gets nothing), so repeating a cheap message does not buy large replies.
+//!
 //! Memory: a stored view change keeps no payloads. Of the payloads it carries, the core keeps
 //! (once, by digest, in its payload table) only those within [`Config::max_payload_bytes`] that
 //! hash to a digest its body names, and of those only: its prepared certificate's (one per
@@ -39,8 +44,16 @@ impl Core {
             return;
         }
         if new_view < self.view || (new_view == self.view && self.active && new_view > 0) {
-            // The sender lags in views: help it catch up.
-            if from != self.me {
+            // The sender lags in views: help it catch up, once per view it asks for (a copy of
+            // its view change, or one for a lower view, would get the same answer again).
+            let first = match self.answered.get_mut(usize::from(from)) {
+                Some(a) if from != self.me && a.is_none_or(|v| v < new_view) => {
+                    *a = Some(new_view);
+                    true
+                }
+                _ => false,
+            };
+            if first {
                 if let Some(nv) = self.new_view.clone() {
                     self.out.push(Effect::Send { to: from, message: nv });
                 } else if let Some(mine) = self.my_view_change.clone() {
@@ -109,6 +122,8 @@ impl Core {
         self.view_changes_started += 1;
         self.view = new_view;
         self.active = false;
+        // The new-view proposal we hold is for a view we now leave: never answer with it.
+        self.new_view = None;
         self.dirty = true;
         let body = ViewChangeBody {
             height: self.height,
