@@ -53,6 +53,12 @@ pub struct Core {
     last_commit: Option<SignedVote>,
     own_proposal: Option<(Signed<ProposalHeader>, Vec<u8>)>,
     // Per-height working state.
+    /// Per view (within [`Config::max_view_ahead`] of ours when it arrived), the first header
+    /// its leader signed that came with a matching payload, valid or not: a second digest from
+    /// that leader for that view is equivocation, reported and never validated, so one leader
+    /// costs at most one `validate` per view.
+    headers: BTreeMap<View, Signed<ProposalHeader>>,
+    /// Per view, the proposal accepted (valid payload and justification).
     proposals: BTreeMap<View, Signed<ProposalHeader>>,
     /// The proposal that made the current view run (above view 0, with its justification: the
     /// new-view message), without the justification's payloads; cleared when we leave the view.
@@ -71,6 +77,7 @@ pub struct Core {
     /// Per validator, the view of its highest view change stored at this height and the digest
     /// of the last vote it names: the only last-vote payload kept for that validator.
     vote_refs: Vec<Option<(View, Option<Digest>)>>,
+    /// `validate`'s answer per digest; only for digests in `headers`, so at most one per view.
     validity: HashMap<Digest, bool>,
     prepares: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
     commits: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
@@ -85,7 +92,9 @@ pub struct Core {
     /// height: each is answered once (a copy, or a lower view, gets nothing).
     answered: Vec<Option<View>>,
     behind_told: HashSet<(ValidatorIndex, Height)>,
-    ahead_told: HashSet<Height>,
+    /// Per peer, the highest height above ours it was reported at ([`Effect::Ahead`]): it is
+    /// reported again only for a higher one (one number per peer, whatever heights it signs).
+    ahead_told: Vec<Option<Height>>,
     // Across heights.
     future: FutureBuffer,
     /// Final blocks above our height, each with a checked certificate and the payload it
@@ -130,6 +139,7 @@ impl Core {
             last_vote: None,
             last_commit: None,
             own_proposal: None,
+            headers: BTreeMap::new(),
             proposals: BTreeMap::new(),
             new_view: None,
             my_view_change: None,
@@ -144,7 +154,7 @@ impl Core {
             reported: HashSet::new(),
             answered: Vec::new(),
             behind_told: HashSet::new(),
-            ahead_told: HashSet::new(),
+            ahead_told: Vec::new(),
             future: FutureBuffer::default(),
             decided_future: BTreeMap::new(),
             decided_future_bytes: 0,
@@ -159,6 +169,7 @@ impl Core {
         c.requested = vec![None; c.set.len()];
         c.vote_refs = vec![None; c.set.len()];
         c.answered = vec![None; c.set.len()];
+        c.ahead_told = vec![None; c.set.len()];
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
@@ -171,6 +182,7 @@ impl Core {
             }
             if let Some((h, p)) = &c.own_proposal {
                 c.payloads.insert(h.body.digest, p.clone());
+                c.headers.insert(h.body.view, *h);
                 c.proposals.insert(h.body.view, *h);
             }
         }
@@ -324,6 +336,7 @@ impl Core {
         self.last_vote = None;
         self.last_commit = None;
         self.own_proposal = None;
+        self.headers.clear();
         self.proposals.clear();
         self.new_view = None;
         self.my_view_change = None;
@@ -338,7 +351,6 @@ impl Core {
         self.reported.clear();
         self.answered.iter_mut().for_each(|a| *a = None);
         self.behind_told.clear();
-        self.ahead_told.retain(|h| *h > height);
         self.dirty = true;
         self.arm_timer();
         if self.set.leader(height, 0) == self.me {
@@ -398,8 +410,11 @@ impl Core {
             } else if h != self.height + 1 || !self.future.push(&self.config, &self.set, from, m) {
                 self.dropped.out_of_range += 1;
             }
-            if self.ahead_told.insert(h) {
-                self.out.push(Effect::Ahead { peer: from, height: h, ours: self.height });
+            if let Some(told) = self.ahead_told.get_mut(usize::from(from)) {
+                if told.is_none_or(|t| t < h) {
+                    *told = Some(h);
+                    self.out.push(Effect::Ahead { peer: from, height: h, ours: self.height });
+                }
             }
             return;
         }
@@ -503,11 +518,17 @@ impl Core {
         if !self.in_view_range(view) {
             return;
         }
-        if let Some(prev) = self.proposals.get(&view) {
-            if prev.body.digest != digest {
+        // The first header per view is recorded before anything costly: a different digest
+        // from the same leader afterwards is equivocation, never validated.
+        match self.headers.get(&view) {
+            Some(prev) if prev.body.digest != digest => {
                 let e = Evidence::Proposals(*prev, header);
                 self.report((header.signer, view, 0), e);
                 return;
+            }
+            Some(_) => {}
+            None => {
+                self.headers.insert(view, header);
             }
         }
         if view < self.view {

@@ -175,3 +175,33 @@ fn a_lagging_view_change_is_answered_once_and_with_the_current_view() {
         other => panic!("answered with {other:?}"),
     }
 }
+
+/// Finding: invalid proposals were never recorded, so one leader could make a validator run
+/// `validate` for any number of distinct invalid blocks in one view.
+#[test]
+fn one_leader_gets_one_validation_per_view() {
+    // Validator 0 leads view 0 of height 0; validator 1 receives its blocks.
+    let mut c = core(4, 1);
+    let mut app = App::default();
+    let mut evidence = 0;
+    for k in 0..100 {
+        let payload = format!("bad block {k}").into_bytes();
+        let header = signed(ProposalHeader { height: 0, view: 0, digest: Digest::of(&payload) }, 0);
+        let effects = deliver(&mut c, &mut app, 0, Message::Proposal { header, payload, justification: vec![] });
+        evidence += effects.iter().filter(|e| matches!(e, Effect::Evidence(_))).count();
+    }
+    assert_eq!(app.validated, 1, "validate ran {} times", app.validated);
+    assert_eq!(evidence, 1, "the second block is equivocation, reported once");
+    assert!(c.validity.len() <= 1);
+}
+
+/// Finding: every distinct future height a signer signed for added an entry that was kept.
+#[test]
+fn far_future_heights_do_not_grow_memory() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    for h in 2..1002 {
+        deliver(&mut c, &mut app, 1, Message::Vote(vote(VoteKind::Prepare, h, 0, Digest([1; 32]), 1)));
+    }
+    assert!(c.ahead_told.len() <= 4, "{} entries", c.ahead_told.len());
+}
