@@ -20,17 +20,28 @@
 //!   ([`StoreError::Corrupt`]), never silently accepted.
 //! - [`Store::read`] returns a stored block and checks it against the digest in the index.
 //! - [`Store::persist_safety`] keeps the consensus [`SafetyState`] (one redb commit).
+//! - [`Store::chain_hash`] is one index lookup: `append` stores, in the same transaction as the
+//!   block's index entry, the chain hash up to it (SHA-256 over the payload digests of blocks
+//!   `0..=h`, concatenated in height order) and the SHA-256 state that extends it. A data
+//!   directory written before these were kept (or whose state does not extend its last stored
+//!   hash) gets them computed from the index once, on [`Store::open`].
 
 use crate::node::consensus::{CommitCert, Digest, Height, SafetyState};
 use crate::node::ledger::{Block, Genesis, Ledger, OutPoint, Output};
 use crate::transfer::{self, BlockId, BlockStore};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const UTXO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("utxo");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Height `h` → SHA-256 over the payload digests of blocks `0..=h` ([`Store::chain_hash`]).
+const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain_hash");
+/// Key in [`META`] of the serialized SHA-256 state over the digests of every stored block.
+const CHAIN_STATE: &str = "chain_state";
 
 /// Storage errors, each naming the file and what went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +110,8 @@ pub struct Store {
     blocks: BlockStore,
     db: Database,
     height: Height,
+    /// SHA-256 state over the payload digests of blocks `0..height`.
+    chain: Sha256,
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -118,7 +131,7 @@ impl Store {
         let dpath = dir.join("index.redb");
         let db =
             Database::create(&dpath).map_err(|e| StoreError::Db { path: dpath.clone(), source: Box::new(e.into()) })?;
-        let store = Store { dir: dir.to_path_buf(), blocks, db, height: 0 };
+        let store = Store { dir: dir.to_path_buf(), blocks, db, height: 0, chain: Sha256::new() };
         store.recover(genesis)
     }
 
@@ -181,7 +194,67 @@ impl Store {
             std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
         }
         self.height = height;
+        self.chain = self.recover_chain_hash()?;
         Ok((self, Recovered { height, tip, utxo, safety }))
+    }
+
+    /// The SHA-256 state over the digests of every stored block: the stored one if it extends
+    /// the stored chain hash of the last block, else computed from the index (one pass, also
+    /// storing every height's chain hash).
+    fn recover_chain_hash(&self) -> Result<Sha256, StoreError> {
+        let height = self.height;
+        if height == 0 {
+            return Ok(Sha256::new());
+        }
+        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let last = match r.open_table(CHAIN) {
+            Ok(t) => t.get(height - 1).map_err(|e| self.db_err(e))?.map(|g| g.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(self.db_err(e)),
+        };
+        let meta = r.open_table(META).map_err(|e| self.db_err(e))?;
+        let state = meta.get(CHAIN_STATE).map_err(|e| self.db_err(e))?.map(|g| g.value().to_vec());
+        let stored = state
+            .as_deref()
+            .and_then(|b| SerializedState::<Sha256>::try_from(b).ok())
+            .and_then(|b| Sha256::deserialize(&b).ok());
+        if let (Some(chain), Some(last)) = (stored, last) {
+            if chain.clone().finalize().as_slice() == last.as_slice() {
+                return Ok(chain);
+            }
+        }
+        // Written by a version that kept no chain hashes: compute them once, streaming.
+        drop(meta);
+        tracing::info!(blocks = height, "computing the chain hashes of a data directory that kept none");
+        let mut chain = Sha256::new();
+        let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
+            let mut hashes = w.open_table(CHAIN).map_err(|e| self.db_err(e))?;
+            let mut next = 0u64;
+            for item in blocks.range(0..height).map_err(|e| self.db_err(e))? {
+                let (h, v) = item.map_err(|e| self.db_err(e))?;
+                if h.value() != next {
+                    return Err(self.corrupt_index(format!("index skips from {next} to {}", h.value())));
+                }
+                let e: IndexEntry = postcard::from_bytes(v.value())
+                    .map_err(|x| self.corrupt_index(format!("index entry {}: {x}", h.value())))?;
+                chain.update(e.digest.0);
+                hashes.insert(next, chain.clone().finalize().as_slice()).map_err(|e| self.db_err(e))?;
+                next += 1;
+            }
+            if next != height {
+                return Err(self.corrupt_index(format!("{next} index entries, {height} blocks final")));
+            }
+            let mut meta = w.open_table(META).map_err(|e| self.db_err(e))?;
+            meta.insert(CHAIN_STATE, chain.serialize().as_slice()).map_err(|e| self.db_err(e))?;
+        }
+        w.commit().map_err(|e| self.db_err(e))?;
+        Ok(chain)
+    }
+
+    fn corrupt_index(&self, reason: String) -> StoreError {
+        StoreError::Corrupt { path: self.dir.join("index.redb"), reason }
     }
 
     /// Blocks stored (= next height).
@@ -204,10 +277,14 @@ impl Store {
         self.blocks.put(BlockId(height), &record)?;
         let entry = IndexEntry { len: record.len() as u64, digest: Digest::of(payload) };
         let (spent, created) = Ledger::changes(block);
+        let mut chain = self.chain.clone();
+        chain.update(entry.digest.0);
         let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {
             let mut blocks = w.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
             blocks.insert(height, enc(&entry).as_slice()).map_err(|e| self.db_err(e))?;
+            let mut hashes = w.open_table(CHAIN).map_err(|e| self.db_err(e))?;
+            hashes.insert(height, chain.clone().finalize().as_slice()).map_err(|e| self.db_err(e))?;
             let mut utxo = w.open_table(UTXO).map_err(|e| self.db_err(e))?;
             for o in spent {
                 utxo.remove(enc(&o).as_slice()).map_err(|e| self.db_err(e))?;
@@ -218,9 +295,11 @@ impl Store {
             let mut meta = w.open_table(META).map_err(|e| self.db_err(e))?;
             meta.insert("height", (height + 1).to_le_bytes().as_slice()).map_err(|e| self.db_err(e))?;
             meta.insert("tip", entry.digest.0.as_slice()).map_err(|e| self.db_err(e))?;
+            meta.insert(CHAIN_STATE, chain.serialize().as_slice()).map_err(|e| self.db_err(e))?;
         }
         w.commit().map_err(|e| self.db_err(e))?;
         self.height = height + 1;
+        self.chain = chain;
         Ok(())
     }
 
@@ -239,32 +318,21 @@ impl Store {
         w.commit().map_err(|e| self.db_err(e))
     }
 
-    /// SHA-256 over the payload digests of blocks `0..=upto` in height order (from the index, no
-    /// block file read): two stores with the same value hold the same chain up to `upto`.
-    /// `None` when `upto` is not final here.
+    /// SHA-256 over the payload digests of blocks `0..=upto`, concatenated in height order: two
+    /// stores with the same value hold the same chain up to `upto`. One index lookup (stored by
+    /// [`Store::append`]; see the module contract). `None` when `upto` is not final here.
     pub fn chain_hash(&self, upto: Height) -> Result<Option<Digest>, StoreError> {
-        use sha2::Digest as _;
         if upto >= self.height {
             return Ok(None);
         }
         let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
-        let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
-        let mut hasher = sha2::Sha256::new();
-        for (next, item) in (0u64..).zip(blocks.range(0..=upto).map_err(|e| self.db_err(e))?) {
-            let (h, v) = item.map_err(|e| self.db_err(e))?;
-            let e: IndexEntry = postcard::from_bytes(v.value()).map_err(|x| StoreError::Corrupt {
-                path: self.dir.join("index.redb"),
-                reason: format!("index entry {}: {x}", h.value()),
-            })?;
-            if h.value() != next {
-                return Err(StoreError::Corrupt {
-                    path: self.dir.join("index.redb"),
-                    reason: format!("index skips from {next} to {}", h.value()),
-                });
-            }
-            hasher.update(e.digest.0);
-        }
-        Ok(Some(Digest(hasher.finalize().into())))
+        let t = r.open_table(CHAIN).map_err(|e| self.db_err(e))?;
+        let Some(v) = t.get(upto).map_err(|e| self.db_err(e))? else {
+            return Err(self.corrupt_index(format!("chain hash {upto} missing")));
+        };
+        let d: [u8; 32] =
+            v.value().try_into().map_err(|_| self.corrupt_index(format!("chain hash {upto} is not 32 bytes")))?;
+        Ok(Some(Digest(d)))
     }
 
     /// The stored block at `height` with its certificate, checked against the index digest.
@@ -334,6 +402,57 @@ mod tests {
         // A missing final block is corruption.
         std::fs::remove_file(dir.join("blocks").join(format!("{}.blk", BlockId(0)))).unwrap();
         assert!(matches!(Store::open(&dir, &genesis), Err(StoreError::Corrupt { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The chain hash is one lookup with the value of its definition (SHA-256 over the
+    /// concatenated payload digests), computed once for a data directory that kept none.
+    #[test]
+    fn chain_hash_is_stored_and_recovered() {
+        let dir = std::env::temp_dir().join(format!("parthenon-store-chain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let genesis = Genesis { chain: "c".into(), outputs: vec![] };
+        let block = |h: Height| Block { height: h, parent: Digest([h as u8; 32]), proposer: 0, transactions: vec![] };
+        let cert = CommitCert { votes: vec![] };
+        let definition = |upto: Height| {
+            let mut hasher = Sha256::new();
+            for h in 0..=upto {
+                hasher.update(Digest::of(&block(h).encode()).0);
+            }
+            Some(Digest(hasher.finalize().into()))
+        };
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        for h in 0..4 {
+            s.append(h, &block(h).encode(), &cert, &block(h)).unwrap();
+        }
+        for h in 0..4 {
+            assert_eq!(s.chain_hash(h).unwrap(), definition(h));
+        }
+        // A data directory from before chain hashes were stored: computed on open.
+        let w = s.db.begin_write().unwrap();
+        w.delete_table(CHAIN).unwrap();
+        w.open_table(META).unwrap().remove(CHAIN_STATE).unwrap();
+        w.commit().unwrap();
+        drop(s);
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        s.append(4, &block(4).encode(), &cert, &block(4)).unwrap();
+        for h in 0..5 {
+            assert_eq!(s.chain_hash(h).unwrap(), definition(h));
+        }
+        // A state that does not extend the last stored hash is not trusted.
+        let w = s.db.begin_write().unwrap();
+        w.open_table(META).unwrap().insert(CHAIN_STATE, Sha256::new().serialize().as_slice()).unwrap();
+        w.commit().unwrap();
+        drop(s);
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        s.append(5, &block(5).encode(), &cert, &block(5)).unwrap();
+        assert_eq!(s.chain_hash(5).unwrap(), definition(5));
+        // One lookup: the index entries below are not read.
+        let w = s.db.begin_write().unwrap();
+        w.open_table(BLOCKS).unwrap().remove(0).unwrap();
+        w.commit().unwrap();
+        assert_eq!(s.chain_hash(5).unwrap(), definition(5));
+        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
