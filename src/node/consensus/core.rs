@@ -81,8 +81,9 @@ pub struct Core {
     validity: HashMap<Digest, bool>,
     prepares: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
     commits: BTreeMap<View, BTreeMap<ValidatorIndex, SignedVote>>,
-    /// View changes within [`Config::max_view_ahead`], their payloads stripped (the wanted
-    /// ones are in `payloads`).
+    /// View changes for the current view and up to [`Config::max_view_ahead`] above it (those
+    /// below are dropped when the view moves: only the current view's can justify a proposal),
+    /// their payloads stripped (the wanted ones are in `payloads`).
     view_changes: BTreeMap<View, BTreeMap<ValidatorIndex, ViewChange>>,
     /// Per validator, the highest view it asked for at this height (any view: O(n) memory),
     /// for the weak-support rule.
@@ -465,6 +466,11 @@ impl Core {
         true
     }
 
+    /// Drops the view changes for views below the current one.
+    fn prune_view_changes(&mut self) {
+        self.view_changes = self.view_changes.split_off(&self.view);
+    }
+
     fn report(&mut self, key: (ValidatorIndex, View, u8), e: Evidence) {
         if self.reported.insert(key) {
             self.out.push(Effect::Evidence(e));
@@ -548,6 +554,7 @@ impl Core {
         self.payloads.entry(digest).or_insert_with(|| payload.clone());
         if view > self.view || (view == self.view && !self.active) {
             self.view = view;
+            self.prune_view_changes();
             self.active = true;
             self.dirty = true;
             // Kept to answer lagging validators (and to resend our own): the justification

@@ -57,12 +57,36 @@ fn at_most(what: &'static str, got: usize, max: usize) -> Result<(), RuleError> 
     Ok(())
 }
 
-fn view_change_shape(set: &ValidatorSet, vc: &ViewChange) -> Result<(), RuleError> {
+/// Checks that `items` name distinct validators (`seen` is all false before and after).
+fn distinct<T>(seen: &mut [bool], items: &[T], signer: impl Fn(&T) -> ValidatorIndex) -> Result<(), RuleError> {
+    let mut result = Ok(());
+    let mut marked = 0;
+    for item in items {
+        let i = signer(item);
+        match seen.get_mut(usize::from(i)) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                result = Err(RuleError::BadSigner(i));
+                break;
+            }
+        }
+        marked += 1;
+    }
+    for item in &items[..marked] {
+        if let Some(s) = seen.get_mut(usize::from(signer(item))) {
+            *s = false;
+        }
+    }
+    result
+}
+
+fn view_change_shape(set: &ValidatorSet, vc: &ViewChange, seen: &mut [bool]) -> Result<(), RuleError> {
     if set.get(vc.signed.signer).is_none() {
         return Err(RuleError::BadSigner(vc.signed.signer));
     }
     if let Some(p) = &vc.signed.body.prepared {
         at_most("prepared certificate", p.votes.len(), set.len())?;
+        distinct(seen, &p.votes, |v| v.signer)?;
     }
     // The payloads of its prepared certificate and its last vote.
     at_most("view change payloads", vc.payloads.len(), 2)
@@ -70,8 +94,9 @@ fn view_change_shape(set: &ValidatorSet, vc: &ViewChange) -> Result<(), RuleErro
 
 /// Cheap structural bounds of a message, checked *before* its signatures are verified, so a
 /// message built to cost many verifications is refused for the price of counting: every list of
-/// votes or view changes holds at most one entry per validator, a view change carries at most
-/// two payloads, and every top-level signer is a validator. (The full rules run in the core.)
+/// votes or view changes holds at most one entry per validator (distinct validators, each in
+/// the set), a view change carries at most two payloads, and every top-level signer is a
+/// validator. (The full rules run in the core.)
 pub fn check_shape(set: &ValidatorSet, m: &Message) -> Result<(), RuleError> {
     let n = set.len();
     let signer = |i: ValidatorIndex| set.get(i).map(|_| ()).ok_or(RuleError::BadSigner(i));
@@ -79,15 +104,18 @@ pub fn check_shape(set: &ValidatorSet, m: &Message) -> Result<(), RuleError> {
         Message::Proposal { header, justification, .. } => {
             signer(header.signer)?;
             at_most("justification", justification.len(), n)?;
-            justification.iter().try_for_each(|vc| view_change_shape(set, vc))
+            let mut seen = vec![false; n];
+            distinct(&mut seen, justification, |vc| vc.signed.signer)?;
+            justification.iter().try_for_each(|vc| view_change_shape(set, vc, &mut seen))
         }
         Message::Vote(v) => signer(v.signer),
-        Message::ViewChange(vc) => view_change_shape(set, vc),
+        Message::ViewChange(vc) => view_change_shape(set, vc, &mut vec![false; n]),
         Message::Decided { cert, .. } => {
             if cert.votes.is_empty() {
                 return Err(RuleError::Empty);
             }
-            at_most("commit certificate", cert.votes.len(), n)
+            at_most("commit certificate", cert.votes.len(), n)?;
+            distinct(&mut vec![false; n], &cert.votes, |v| v.signer)
         }
     }
 }
@@ -327,26 +355,46 @@ mod tests {
     #[test]
     fn shape_bounds_come_before_signatures() {
         let s = set(4);
-        let vote = sv(VoteKind::Commit, 1, 7, 0);
-        let decided = |k: usize| Message::Decided { cert: CommitCert { votes: vec![vote; k] }, payload: vec![] };
-        assert!(check_shape(&s, &decided(4)).is_ok());
+        let decided = |signers: &[ValidatorIndex]| Message::Decided {
+            cert: CommitCert { votes: signers.iter().map(|i| sv(VoteKind::Commit, 1, 7, *i)).collect() },
+            payload: vec![],
+        };
+        assert!(check_shape(&s, &decided(&[0, 1, 2, 3])).is_ok());
         assert_eq!(
-            check_shape(&s, &decided(5)),
+            check_shape(&s, &decided(&[0, 1, 2, 3, 4])),
             Err(RuleError::TooMany { what: "commit certificate", got: 5, max: 4 })
         );
-        assert_eq!(check_shape(&s, &decided(0)), Err(RuleError::Empty));
+        assert_eq!(check_shape(&s, &decided(&[])), Err(RuleError::Empty));
+        // At most one vote per validator: a repeated or unknown signer is refused unverified.
+        assert_eq!(check_shape(&s, &decided(&[0, 1, 1])), Err(RuleError::BadSigner(1)));
+        assert_eq!(check_shape(&s, &decided(&[0, 9])), Err(RuleError::BadSigner(9)));
         let view_change = ViewChange { signed: vc(0, Some((3, 1)), None), payloads: vec![vec![]; 3] };
         assert!(matches!(check_shape(&s, &Message::ViewChange(view_change.clone())), Err(RuleError::TooMany { .. })));
         let ok = ViewChange { payloads: vec![], ..view_change };
         assert!(check_shape(&s, &Message::ViewChange(ok.clone())).is_ok());
+        let mut twice = ok.clone();
+        if let Some(p) = &mut twice.signed.body.prepared {
+            p.votes[2].signer = 0;
+        }
+        assert_eq!(check_shape(&s, &Message::ViewChange(twice)), Err(RuleError::BadSigner(0)));
         let header = Signed {
             body: ProposalHeader { height: 5, view: 9, digest: Digest([0; 32]) },
             signer: 1,
             signature: Signature([0; 64]),
         };
-        let proposal = |k: usize| Message::Proposal { header, payload: vec![], justification: vec![ok.clone(); k] };
-        assert!(check_shape(&s, &proposal(4)).is_ok());
-        assert!(matches!(check_shape(&s, &proposal(5)), Err(RuleError::TooMany { what: "justification", .. })));
+        let from = |signers: &[ValidatorIndex]| -> Vec<ViewChange> {
+            signers
+                .iter()
+                .map(|i| ViewChange { signed: Signed { signer: *i, ..ok.signed.clone() }, payloads: vec![] })
+                .collect()
+        };
+        let proposal = |justification| Message::Proposal { header, payload: vec![], justification };
+        assert!(check_shape(&s, &proposal(from(&[0, 1, 2, 3]))).is_ok());
+        assert!(matches!(
+            check_shape(&s, &proposal(from(&[0, 1, 2, 3, 0]))),
+            Err(RuleError::TooMany { what: "justification", .. })
+        ));
+        assert_eq!(check_shape(&s, &proposal(from(&[0, 1, 0]))), Err(RuleError::BadSigner(0)));
         assert_eq!(check_shape(&s, &Message::Vote(sv(VoteKind::Prepare, 1, 1, 9))), Err(RuleError::BadSigner(9)));
     }
 
@@ -358,5 +406,56 @@ mod tests {
         assert_eq!(check_view_change(&s, &bad), Err(RuleError::Scope));
         bad.body.last_vote = Some(sv(VoteKind::Prepare, 1, 1, 3));
         assert_eq!(check_view_change(&s, &bad), Err(RuleError::ForeignVote));
+    }
+
+    #[test]
+    fn a_new_view_proposal_of_the_largest_set_fits_a_frame() {
+        use crate::node::ledger::MAX_PAYLOAD_BYTES;
+        use crate::node::net::{Frame, MAX_FRAME};
+        // One byte of frame tag around the message.
+        const TAG: usize = 1;
+        const { assert!(TAG + max_proposal_bytes(MAX_VALIDATORS, MAX_PAYLOAD_BYTES) <= MAX_FRAME) };
+        const { assert!(TAG + max_proposal_bytes(MAX_VALIDATORS + 1, MAX_PAYLOAD_BYTES) > MAX_FRAME) };
+        // The bounds hold for the largest field values.
+        let n = 7;
+        let vote = |signer| Signed {
+            body: Vote { kind: VoteKind::Prepare, height: u64::MAX, view: u64::MAX, digest: Digest([0xff; 32]) },
+            signer,
+            signature: Signature([0xff; 64]),
+        };
+        let vc = |signer: ValidatorIndex| ViewChange {
+            signed: Signed {
+                body: ViewChangeBody {
+                    height: u64::MAX,
+                    new_view: u64::MAX,
+                    prepared: Some(PreparedCert { votes: (0..n as u16).map(|_| vote(u16::MAX)).collect() }),
+                    last_vote: Some(vote(u16::MAX)),
+                },
+                signer,
+                signature: Signature([0xff; 64]),
+            },
+            payloads: vec![],
+        };
+        assert!(postcard::to_stdvec(&vc(u16::MAX)).unwrap().len() <= max_view_change_bytes(n));
+        let header = Signed {
+            body: ProposalHeader { height: u64::MAX, view: u64::MAX, digest: Digest([0xff; 32]) },
+            signer: u16::MAX,
+            signature: Signature([0xff; 64]),
+        };
+        let m = Message::Proposal { header, payload: vec![1; 1000], justification: (0..n as u16).map(vc).collect() };
+        assert!(crate::node::net::encode(&Frame::Consensus(m)).len() - 4 <= TAG + max_proposal_bytes(n, 1000));
+        // The set refuses more validators than that, naming the limit.
+        let many = |k: usize| {
+            let key = |i: usize| {
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                key
+            };
+            (0..k).map(|i| Validator { public_key: key(i), stake: 1 }).collect::<Vec<_>>()
+        };
+        assert_eq!(ValidatorSet::new(many(MAX_VALIDATORS)).map(|s| s.len()), Ok(MAX_VALIDATORS));
+        let e = ValidatorSet::new(many(MAX_VALIDATORS + 1)).unwrap_err();
+        assert_eq!(e, SetError::TooMany(MAX_VALIDATORS + 1));
+        assert!(e.to_string().contains("at most 587"), "{e}");
     }
 }

@@ -100,8 +100,13 @@ pub enum SetError {
     /// No validators.
     #[error("validator set is empty")]
     Empty,
-    /// More validators than a [`ValidatorIndex`] can name.
-    #[error("validator set has {0} validators; at most 65535")]
+    /// More validators than [`MAX_VALIDATORS`].
+    #[error(
+        "validator set has {0} validators; at most {max}: a larger set's new-view proposal \
+         (a view change per validator, each with a certificate of up to one vote per validator, \
+         plus a 24 MiB payload) may not fit a 64 MiB frame",
+        max = MAX_VALIDATORS
+    )]
     TooMany(usize),
     /// A validator with zero stake.
     #[error("validator {0} has zero stake")]
@@ -127,12 +132,13 @@ pub struct ValidatorSet {
 }
 
 impl ValidatorSet {
-    /// A set from validators in index order.
+    /// A set from validators in index order: at least one and at most [`MAX_VALIDATORS`], each
+    /// with positive stake and its own key, total stake within `u64`.
     pub fn new(validators: Vec<Validator>) -> Result<ValidatorSet, SetError> {
         if validators.is_empty() {
             return Err(SetError::Empty);
         }
-        if validators.len() > usize::from(u16::MAX) {
+        if validators.len() > MAX_VALIDATORS {
             return Err(SetError::TooMany(validators.len()));
         }
         let mut total = 0u64;
@@ -240,6 +246,31 @@ pub const DOMAIN: &[u8] = b"parthenon/consensus/v2";
 /// Largest encoding of one [`SignedVote`]: kind (1), height and view (varints, 10 each), digest
 /// (32), signer (varint, 3), signature (length byte and 64).
 pub const MAX_SIGNED_VOTE_BYTES: usize = 1 + 10 + 10 + 32 + 3 + 1 + 64;
+
+/// Largest encoding of a [`ViewChange`] without payloads (as a justification carries it) in a
+/// set of `validators`: signer (varint, 3), signature (65), height and new view (10 each), the
+/// prepared certificate (option tag, vector length 10, at most one vote per validator), the last
+/// vote (option tag and one vote), the empty payload vector (10).
+pub const fn max_view_change_bytes(validators: usize) -> usize {
+    3 + 65 + 10 + 10 + 1 + 10 + validators * MAX_SIGNED_VOTE_BYTES + 1 + MAX_SIGNED_VOTE_BYTES + 10
+}
+
+/// Largest encoding of a [`Message::Proposal`] with a payload of at most `payload` bytes and a
+/// justification of at most one payload-free view change per validator: message tag (1), header
+/// (height and view 10 each, digest 32, signer 3, signature 65), payload length (10) and bytes,
+/// justification length (10) and view changes ([`max_view_change_bytes`]). It grows with the
+/// square of the set's size.
+pub const fn max_proposal_bytes(validators: usize, payload: usize) -> usize {
+    1 + 10 + 10 + 32 + 3 + 65 + 10 + payload + 10 + validators * max_view_change_bytes(validators)
+}
+
+/// Most validators a [`ValidatorSet`] may have: the largest `n` for which a new-view proposal
+/// ([`max_proposal_bytes`]) with a largest payload (the ledger's
+/// [`MAX_PAYLOAD_BYTES`](crate::node::ledger::MAX_PAYLOAD_BYTES), 24 MiB) fits one network frame
+/// ([`MAX_FRAME`](crate::node::net::MAX_FRAME), 64 MiB, with its one-byte frame tag). A larger
+/// set could decide nothing after a view change whose justification no longer fits a frame.
+/// (Checked by a unit test.)
+pub const MAX_VALIDATORS: usize = 587;
 
 /// A body with its signer and signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

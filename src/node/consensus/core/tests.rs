@@ -205,3 +205,18 @@ fn far_future_heights_do_not_grow_memory() {
     }
     assert!(c.ahead_told.len() <= 4, "{} entries", c.ahead_told.len());
 }
+
+/// Finding: view changes for views below the current one stayed until the next height.
+#[test]
+fn view_changes_below_the_current_view_are_dropped() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    for v in 1..=3 {
+        deliver(&mut c, &mut app, 1, Message::ViewChange(view_change(0, v, None, 1, vec![])));
+    }
+    while c.view() < 3 {
+        timeout(&mut c, &mut app);
+    }
+    assert!(c.view_changes.keys().all(|v| *v >= c.view()), "{:?}", c.view_changes.keys().collect::<Vec<_>>());
+    assert!(c.view_changes.contains_key(&3));
+}

@@ -124,6 +124,7 @@ impl Core {
         self.active = false;
         // The new-view proposal we hold is for a view we now leave: never answer with it.
         self.new_view = None;
+        self.prune_view_changes();
         self.dirty = true;
         let body = ViewChangeBody {
             height: self.height,
