@@ -175,7 +175,8 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     }
     let mut peers = Vec::new();
     let mut connected = Vec::new();
-    // The set has at most 65535 validators (`ValidatorSet::new`), so every one gets its index.
+    // The set has at most `MAX_VALIDATORS` (587) validators (`ValidatorSet::new`), so every one
+    // gets its index.
     for (peer, v) in (0..=ValidatorIndex::MAX).zip(&cfg.validators) {
         if peer == cfg.index {
             peers.push(None);
