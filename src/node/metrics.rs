@@ -30,6 +30,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,36 +72,36 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Result<()
 }
 
 /// One counter family with a single label `key` taking each of `values`.
-fn labelled(
+fn labelled(e: &mut DescriptorEncoder, name: &str, help: &str, key: &str, values: &[(&str, u64)]) -> Fmt {
+    family(e, name, help, key, values, MetricType::Counter)
+}
+
+/// One gauge family with a single label `key` taking each of `values`.
+fn labelled_gauge(e: &mut DescriptorEncoder, name: &str, help: &str, key: &str, values: &[(&str, u64)]) -> Fmt {
+    family(e, name, help, key, values, MetricType::Gauge)
+}
+
+fn family(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     key: &str,
     values: &[(&str, u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut family = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    kind: MetricType,
+) -> Fmt {
+    let mut family = e.encode_descriptor(name, help, None, kind)?;
     for (label, v) in values {
         let labels = [(key.to_string(), label.to_string())];
-        ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+        let encoder = family.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => ConstGauge::new(i64::try_from(*v).unwrap_or(i64::MAX)).encode(encoder)?,
+            _ => ConstCounter::new(*v).encode(encoder)?,
+        }
     }
     Ok(())
 }
 
-/// One gauge family with a single label `key` taking each of `values`.
-fn labelled_gauge(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    key: &str,
-    values: &[(&str, u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut family = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
-    for (label, v) in values {
-        let labels = [(key.to_string(), label.to_string())];
-        ConstGauge::new(i64::try_from(*v).unwrap_or(i64::MAX)).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
+type Fmt = Result<(), std::fmt::Error>;
 
 impl Collector for NodeCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -3,21 +3,23 @@
 //! would, another refuses new threads. Usable in `Command::pre_exec`: they only call `prctl`,
 //! which is async-signal-safe, and allocate nothing.
 
+/// `AUDIT_ARCH_X86_64` / `AUDIT_ARCH_AARCH64`: a filter lets calls of any other ABI through.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
 /// Installs the filter on the calling thread (and everything it `exec`s): `io_uring_setup`
 /// returns `EPERM`, every other system call is allowed. Sets `PR_SET_NO_NEW_PRIVS` first, which
 /// an unprivileged process needs before installing a filter.
 pub fn deny_io_uring_setup() -> std::io::Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xC000_00B7;
     const NR: u32 = libc::SYS_io_uring_setup as u32;
-    // struct seccomp_data { int nr; __u32 arch; ... }: nr at offset 0, arch at offset 4.
+    let [p0, p1, p2, p3] = PROLOGUE;
     let filter = [
-        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
-        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0),
-        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
-        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        p0,
+        p1,
+        p2,
+        p3,
         bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, NR, 0, 1),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | (libc::EPERM as u32 & libc::SECCOMP_RET_DATA)),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
@@ -31,20 +33,17 @@ pub fn deny_io_uring_setup() -> std::io::Result<()> {
 /// its thread limit. Processes (`clone` without `CLONE_THREAD`) are still allowed. Other threads
 /// of the process are not affected: call it on the thread under test.
 pub fn deny_new_threads() -> std::io::Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xC000_00B7;
     const CLONE: u32 = libc::SYS_clone as u32;
     const CLONE3: u32 = libc::SYS_clone3 as u32;
     let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
-    // struct seccomp_data { int nr; __u32 arch; __u64 ip; __u64 args[6]; }: the low word of
-    // args[0] (clone's flags on x86-64 and aarch64) at offset 16 on little-endian machines.
+    // The low word of args[0] (clone's flags on x86-64 and aarch64) at offset 16 on
+    // little-endian machines.
+    let [p0, p1, p2, p3] = PROLOGUE;
     let filter = [
-        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
-        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0),
-        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
-        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        p0,
+        p1,
+        p2,
+        p3,
         bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, CLONE3, 0, 1),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, errno(libc::ENOSYS)),
         bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, CLONE, 1, 0),
@@ -56,6 +55,16 @@ pub fn deny_new_threads() -> std::io::Result<()> {
     ];
     install(&filter)
 }
+
+/// The start of every filter here: calls of another ABI are allowed, then the system call
+/// number is loaded. `struct seccomp_data { int nr; __u32 arch; __u64 ip; __u64 args[6]; }`:
+/// nr at offset 0, arch at offset 4.
+const PROLOGUE: [libc::sock_filter; 4] = [
+    bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+    bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0),
+    bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+];
 
 fn install(filter: &[libc::sock_filter]) -> std::io::Result<()> {
     let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
