@@ -15,6 +15,8 @@ git check-ignore -q "$bin" || { echo "$bin is not git-ignored: it must never be 
 vectors=${PARTHENON_VECTORS:-$root/../shared/vectors}
 [ -d "$vectors/bip340" ] || { echo "conformance vectors not found at $vectors (set PARTHENON_VECTORS)" >&2; exit 1; }
 
+# Taken before building, so that an edit made while cargo runs makes the build stale, not new.
+sources=$(bash scripts/sources_digest.sh)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Cargo names every executable it builds in its JSON messages (wherever CARGO_TARGET_DIR points).
@@ -51,8 +53,7 @@ cp -r --no-preserve=mode "$vectors" "$bin/vectors"
     echo "clean: the build is exactly this commit"
   fi
   # device_run.sh recomputes this over the carried working tree and says STALE BUILD on a mismatch.
-  echo "sources sha256 $(find src kernels tests Cargo.toml Cargo.lock build.rs -type f -print0 | LC_ALL=C sort -z |
-    xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  echo "sources sha256 $sources"
   echo "git status --short:"
   git status --short
   echo "sha256:"

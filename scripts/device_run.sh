@@ -32,8 +32,7 @@ if [ -f "$B/REV" ]; then
   # The sources the binaries were built from against the sources carried here: a stale
   # .device-bin would otherwise test old code without a word.
   built=$(sed -n 's/^sources sha256 //p' "$B/REV")
-  now=$(find src kernels tests Cargo.toml Cargo.lock build.rs -type f -print0 2>/dev/null | LC_ALL=C sort -z |
-    xargs -0 sha256sum | sha256sum | cut -c1-16)
+  now=$(bash scripts/sources_digest.sh 2>/dev/null || echo unknown)
   if [ -n "$built" ] && [ "$built" = "$now" ]; then
     say "sources: the binaries were built from the sources carried here ($now)"
   else

@@ -260,8 +260,11 @@ pub struct EngineBuilder {
     detect: DetectOptions,
     selections: BTreeMap<Job, Selection>,
     forbidden: Vec<Backend>,
-    /// A second, different backend forced for a job: an error at [`EngineBuilder::build`].
-    twice_forced: Option<(Job, Backend, Backend)>,
+    /// The backend [`EngineBuilder::force`] last pinned each job to (a `select` forgets it).
+    forced: BTreeMap<Job, Backend>,
+    /// A second, different backend forced for a job (first, second): an error at
+    /// [`EngineBuilder::build`], unless a `select` for the job replaced both.
+    twice_forced: BTreeMap<Job, (Backend, Backend)>,
 }
 
 impl EngineBuilder {
@@ -280,11 +283,12 @@ impl EngineBuilder {
     /// Serve `backend`'s job with exactly `backend`; [`EngineBuilder::build`] fails if it is absent.
     pub fn force(mut self, backend: Backend) -> Self {
         let job = backend.job();
-        if let Some(Selection::Force(earlier)) = self.selections.insert(job, Selection::Force(backend)) {
-            if earlier != backend && self.twice_forced.is_none() {
-                self.twice_forced = Some((job, earlier, backend));
+        if let Some(earlier) = self.forced.insert(job, backend) {
+            if earlier != backend {
+                self.twice_forced.entry(job).or_insert((earlier, backend));
             }
         }
+        self.selections.insert(job, Selection::Force(backend));
         self
     }
 
@@ -293,6 +297,8 @@ impl EngineBuilder {
     /// job in a row are a conflict ([`Error::ForcedTwice`]): they come from two places that each
     /// believe they pin the job, where `select` states the whole choice.
     pub fn select(mut self, job: Job, selection: Selection) -> Self {
+        self.forced.remove(&job);
+        self.twice_forced.remove(&job);
         self.selections.insert(job, selection);
         self
     }
@@ -307,7 +313,7 @@ impl EngineBuilder {
 
     /// Detects (unless capabilities were given) and routes every job.
     pub fn build(self) -> Result<Engine, Error> {
-        if let Some((job, first, second)) = self.twice_forced {
+        if let Some((&job, &(first, second))) = self.twice_forced.iter().next() {
             return Err(Error::ForcedTwice { job, first, second });
         }
         let caps = match self.caps {
@@ -583,6 +589,24 @@ mod tests {
         let same =
             Engine::builder().capabilities(bare_caps(full_cpu())).force(Backend::Copy).force(Backend::Copy).build();
         assert!(same.is_ok(), "the same backend forced twice is one choice");
+        // `select` states the whole choice for its job: it replaces earlier forces, conflicting
+        // ones included, and a force after it is the first force again.
+        let caps = || bare_caps(full_cpu());
+        let replaced = Engine::builder()
+            .capabilities(caps())
+            .force(Backend::Copy)
+            .force(Backend::Mmap)
+            .select(Job::Transfer, Selection::Force(Backend::Copy))
+            .build()
+            .expect("select replaces both forces");
+        assert_eq!(replaced.backend(Job::Transfer), Backend::Copy);
+        let after = Engine::builder()
+            .capabilities(caps())
+            .select(Job::Transfer, Selection::Force(Backend::Copy))
+            .force(Backend::Mmap)
+            .build()
+            .expect("the force after a select is the last call");
+        assert_eq!(after.backend(Job::Transfer), Backend::Mmap);
     }
 
     #[test]

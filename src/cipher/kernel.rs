@@ -130,15 +130,12 @@ pub(crate) fn check(backend: Backend) -> Result<(), Error> {
     let unavailable = |reason: String| Err(Error::BackendUnavailable { backend, reason });
     #[cfg(target_arch = "x86_64")]
     {
-        use super::x86;
-        let feats = match backend {
-            Backend::VaesAvx512 => x86::vaes512::FEATURES,
-            Backend::VaesAvx2 => x86::vaes256::FEATURES,
-            Backend::AesNi => x86::aesni::FEATURES,
-            Backend::Portable => return Ok(()),
-            other => return Err(Error::NotACipherBackend { backend: other }),
+        let feats = match (backend, features(backend)) {
+            (_, Some(feats)) => feats,
+            (Backend::Portable, None) => return Ok(()),
+            (other, None) => return Err(Error::NotACipherBackend { backend: other }),
         };
-        let missing = x86::missing(feats);
+        let missing = super::x86::missing(feats);
         if missing.is_empty() {
             Ok(())
         } else {

@@ -62,6 +62,10 @@ pub use crate::engine::Backend;
 pub use parallel::{threads_for, PARALLEL_MIN};
 
 use kernel::{tags_equal, AesKey, Kernel, A_MAX, P_MAX};
+
+/// The longest message GCM seals or opens: 2^36 − 32 bytes (NIST SP 800-38D); longer ones are
+/// [`Error::MessageTooLong`].
+pub const MAX_MESSAGE_BYTES: u64 = P_MAX;
 use std::sync::Arc;
 
 /// A GCM authentication tag.

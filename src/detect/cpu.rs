@@ -87,9 +87,10 @@ impl CpuFeatures {
         }
     }
 
-    /// The names of the features present, in declaration order.
-    pub fn names(&self) -> Vec<&'static str> {
-        let all = [
+    /// Every feature with std's name (as in `is_x86_feature_detected!`) and whether it is
+    /// present, in declaration order.
+    fn table(&self) -> [(&'static str, bool); 15] {
+        [
             ("aes", self.aes),
             ("pclmulqdq", self.pclmulqdq),
             ("ssse3", self.ssse3),
@@ -105,31 +106,18 @@ impl CpuFeatures {
             ("sha", self.sha),
             ("bmi2", self.bmi2),
             ("adx", self.adx),
-        ];
-        all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+        ]
+    }
+
+    /// The names of the features present, in declaration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.table().iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
     }
 
     /// Whether the feature `name` (std's name, as in `is_x86_feature_detected!`) is present;
     /// false for a feature this struct does not report.
     pub fn has(&self, name: &str) -> bool {
-        match name {
-            "aes" => self.aes,
-            "pclmulqdq" => self.pclmulqdq,
-            "ssse3" => self.ssse3,
-            "sse4.1" => self.sse4_1,
-            "avx" => self.avx,
-            "vaes" => self.vaes,
-            "vpclmulqdq" => self.vpclmulqdq,
-            "avx2" => self.avx2,
-            "avx512f" => self.avx512f,
-            "avx512vl" => self.avx512vl,
-            "avx512bw" => self.avx512bw,
-            "avx512ifma" => self.avx512ifma,
-            "sha" => self.sha,
-            "bmi2" => self.bmi2,
-            "adx" => self.adx,
-            _ => false,
-        }
+        self.table().iter().any(|&(n, on)| n == name && on)
     }
 }
 

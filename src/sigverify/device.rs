@@ -106,7 +106,6 @@ pub(crate) fn crossover_fingerprint(identity: &str, rules: Rules, cpu_model: &st
 const RETRY_CALIBRATION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What this process knows of one crossover fingerprint.
-#[derive(Clone)]
 enum Calibration {
     Done(Crossover),
     /// Calibration failed at this instant, with this fault.

@@ -11,7 +11,8 @@
 //!   ratio). In between, the device takes the whole batch.
 //! - The crossover is calibrated once per fingerprint (the device's identity: name, architecture
 //!   and kernel digest, never how the kernels were loaded; the Ed25519 rules, since strict
-//!   verification costs the CPU about 2.5 times what ZIP-215 does; CPU model; usable cores) by
+//!   verification costs the CPU about 2.5 times what ZIP-215 does; CPU model; usable cores;
+//!   whether the CPU verifies on its AVX-512 IFMA arithmetic or the portable path) by
 //!   timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
 //!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`). `PARTHENON_GPU_CROSSOVER=<n>`
 //!   overrides the threshold (0 sends everything to the device; the split still applies).
