@@ -185,7 +185,7 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
     let fake_addr = fake.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         // Every connection of validator 0 starts with a `Hello`: the fake sends a challenge,
-        // takes whatever proof comes (it is not the validator under test), and answers the
+        // takes whatever proof comes and welcomes it (it is not the validator under test), and answers the
         // connection whose next frame is `FetchBlocks` (the block connection); validator 0's
         // consensus connection is let go.
         fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
@@ -205,6 +205,7 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
                     let challenge = encode(&Frame::Challenge { nonce: [7; 32] });
                     std::io::Write::write_all(&mut &conn, &challenge).unwrap();
                     let Some(Frame::HelloProof { .. }) = frame(&conn) else { return };
+                    std::io::Write::write_all(&mut &conn, &encode(&Frame::Welcome)).unwrap();
                     if let Some(Frame::FetchBlocks { from, .. }) = frame(&conn) {
                         let _ = found.send((conn, from));
                     }
@@ -314,6 +315,10 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
     write_frame(&mut s, &Frame::HelloProof { signature }).await.unwrap();
     s.write_all(&after_hello).await.unwrap();
     assert!(closed(&mut s).await, "a proof by another key is refused");
+    // The caller learns it: no `Welcome`, the connection closed.
+    let mut s = connect().await;
+    let refused = handshake::call(&mut s, &key(1), &chain, 2, 0).await;
+    assert!(matches!(refused, Err(handshake::HandshakeError::Refused)), "{refused:?}");
 
     // Validator 1's genuine proof, but made for validator 2 (relayed).
     let mut s = connect().await;
@@ -327,9 +332,8 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
     // Validator 1's genuine proof for another chain.
     let other = GenesisSpec { chain: "other-net".into(), ..genesis() }.genesis().unwrap().id();
     let mut s = connect().await;
-    assert!(handshake::call(&mut s, &key(1), &other, 1, 0).await.is_ok(), "the caller cannot tell");
-    s.write_all(&after_hello).await.unwrap();
-    assert!(closed(&mut s).await, "a proof for another chain is refused");
+    let refused = handshake::call(&mut s, &key(1), &other, 1, 0).await;
+    assert!(matches!(refused, Err(handshake::HandshakeError::Refused)), "another chain: {refused:?}");
 
     // Its own index and an index outside the set: refused without a challenge.
     for validator in [0, 4] {
@@ -348,15 +352,15 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
     let mut st = serde_json::Value::Null;
     for _ in 0..100 {
         st = status(addr).await;
-        if st["net"]["refused_hellos"] == 8 {
+        if st["net"]["refused_hellos"] == 9 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(st["net"]["refused_hellos"], 8, "{st}");
+    assert_eq!(st["net"]["refused_hellos"], 9, "{st}");
     assert_eq!(st["net"]["messages_in"], 0, "nothing was attributed to a validator: {st}");
     assert_eq!(st["sync"]["fetches"], 0, "no spoofed Tip started a fetch: {st}");
     let text = scrape(metrics, "/metrics").await;
-    assert!(text.lines().any(|l| l == "parthenon_refused_hellos_total 8"), "{text}");
+    assert!(text.lines().any(|l| l == "parthenon_refused_hellos_total 9"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,10 @@
 //!    genesis id, 32 bytes; indices u16 little-endian);
 //! 4. the callee verifies it against the public key the validator set gives `i`, through
 //!    [`Engine::verify`] like every consensus signature (same batch type, same rules). Only then
-//!    is the connection `i`'s: its consensus and `Tip` frames are attributed to `i`.
+//!    is the connection `i`'s: its consensus and `Tip` frames are attributed to `i`;
+//! 5. callee → caller: [`Frame::Welcome`]. The caller counts the connection as open only once
+//!    it has it, so a caller whose proof is refused (a wrong key, another genesis) knows it,
+//!    says so, and calls again later instead of writing into a connection that drops everything.
 //!
 //! Every field of the signed bytes is there for a reason: the domain tag ([`HELLO_DOMAIN`],
 //! distinct from the consensus and transaction domains) keeps a proof from ever being a vote or a
@@ -29,17 +32,19 @@
 //! ([`HandshakeError::OwnIndex`], likewise), a proof that does not verify
 //! ([`HandshakeError::BadProof`]), another frame where the proof belongs
 //! ([`HandshakeError::UnexpectedFrame`]), and no proof within [`HANDSHAKE_TIMEOUT`]
-//! ([`HandshakeError::Timeout`]). The caller gives up (and reconnects later) when the challenge
-//! does not come within the same timeout. The callee does not confirm success: the caller only
-//! writes afterwards, and a refused caller sees its connection closed.
+//! ([`HandshakeError::Timeout`]). The caller gives up (and reconnects later) when the challenge or
+//! the welcome does not come within the same timeout, or the callee closes the connection
+//! instead of welcoming it ([`HandshakeError::Refused`]).
 //!
 //! # Scope
 //!
 //! The handshake authenticates who opened the connection, not each later byte: the connection
 //! is plain TCP, so whoever controls the network path can still inject frames after it. That is
 //! why consensus messages keep their own signatures; the handshake keeps anyone who merely
-//! reaches the port from steering the per-validator state kept under an index (future-message
-//! buffers, catch-up from a claimed `Tip`).
+//! reaches the port from steering the state a validator keeps per peer: the answers it owes a
+//! peer (`Tip` replies to a peer that looks behind, answers to its lagging view changes), the
+//! heights peers claim and the fetches those start, and the block-serving slot each validator
+//! has of its own ([`crate::node::sync`]).
 
 use crate::node::consensus::{Digest, Sign, Signature, ValidatorIndex, ValidatorSet};
 use crate::node::net::{read_frame, write_frame, Frame, FrameError};
@@ -75,6 +80,10 @@ pub enum HandshakeError {
     /// Another frame where a handshake frame belongs.
     #[error("expected {0}, got another frame")]
     UnexpectedFrame(&'static str),
+    /// The callee closed the connection instead of welcoming the caller: it refused the proof
+    /// (a wrong key, another chain) or the caller's index.
+    #[error("the callee closed the connection instead of welcoming us: our proof or index was refused")]
+    Refused,
     /// No handshake frame within [`HANDSHAKE_TIMEOUT`].
     #[error("no handshake frame within {HANDSHAKE_TIMEOUT:?}")]
     Timeout,
@@ -175,13 +184,14 @@ impl Verifier {
         tokio::task::spawn_blocking(move || this.check(caller, &nonce, &signature))
             .await
             .map_err(|_| HandshakeError::Verifier)??;
+        write_frame(stream, &Frame::Welcome).await.map_err(FrameError::from)?;
         Ok(caller)
     }
 }
 
 /// The caller's side on a fresh connection to `callee`: `Hello` as `caller`, then the proof for
-/// the challenge, signed by `key` (the caller's consensus key) for `chain`. The challenge must
-/// come within [`HANDSHAKE_TIMEOUT`].
+/// the challenge, signed by `key` (the caller's consensus key) for `chain`, then the welcome.
+/// The challenge and the welcome must each come within [`HANDSHAKE_TIMEOUT`].
 pub async fn call(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     key: &(impl Sign + Sync),
@@ -199,7 +209,14 @@ pub async fn call(
     };
     let signature = prove(key, chain, caller, callee, &nonce);
     write_frame(stream, &Frame::HelloProof { signature }).await.map_err(FrameError::from)?;
-    Ok(())
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(stream)).await {
+        Err(_) => Err(HandshakeError::Timeout),
+        Ok(Ok(Some(Frame::Welcome))) => Ok(()),
+        Ok(Ok(Some(_))) => Err(HandshakeError::UnexpectedFrame("Welcome")),
+        Ok(Ok(None)) => Err(HandshakeError::Refused),
+        Ok(Err(FrameError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(HandshakeError::Refused),
+        Ok(Err(e)) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -282,15 +299,18 @@ mod tests {
         assert!(caller.is_ok(), "{caller:?}");
         assert_eq!(callee.unwrap(), 2);
 
-        // The wrong key: the caller sends its proof, the callee refuses it.
+        // The wrong key: the caller sends its proof, the callee refuses it and closes the
+        // connection, and the caller learns it was refused.
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let callee = async {
+        let chain = v.chain;
+        let callee = async move {
             let Ok(Some(Frame::Hello { validator })) = read_frame(&mut b).await else { panic!("no Hello") };
             v.answer(&mut b, validator).await
         };
-        let (caller, callee) = tokio::join!(call(&mut a, &k1, &v.chain, 2, 0), callee);
-        assert!(caller.is_ok(), "{caller:?}");
+        let (caller, callee) = tokio::join!(call(&mut a, &k1, &chain, 2, 0), callee);
+        assert!(matches!(caller, Err(HandshakeError::Refused)), "{caller:?}");
         assert!(matches!(callee, Err(HandshakeError::BadProof(2))), "{callee:?}");
+        let v = verifier();
 
         // Another frame where the proof belongs.
         let (mut a, mut b) = tokio::io::duplex(1024);

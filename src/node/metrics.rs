@@ -19,7 +19,7 @@
 //! | `parthenon_sync_bytes{direction}` | counter | their wire bytes |
 //! | `parthenon_sync_errors{direction}` | counter | block connections that failed |
 //! | `parthenon_sync_serving{caller}` | gauge | block connections being served now: `anonymous` (at most 32 share their slots) and `validator` (one slot each) |
-//! | `parthenon_sync_serves_refused` | counter | block connections refused for want of a free slot |
+//! | `parthenon_sync_serves_refused` | counter | anonymous block connections refused for want of a free slot |
 //! | `parthenon_sigverify_items` | counter | signatures verified through `Engine::verify` (process) |
 //! | `parthenon_sigverify_batches` | counter | `Engine::verify` calls (process) |
 //! | `parthenon_sigverify_device_fallbacks` | counter | device batches redone on the CPU (process) |
@@ -159,12 +159,12 @@ impl Collector for NodeCollector {
             "parthenon_sync_serving",
             "Block connections being served now",
             "caller",
-            &[("anonymous", load(&sync.serving)), ("validator", load(&sync.serving_validators))],
+            &[("anonymous", load(&sync.serving)), ("validator", self.server.validators_serving() as u64)],
         )?;
         counter(
             &mut e,
             "parthenon_sync_serves_refused",
-            "Block connections refused for want of a free slot",
+            "Anonymous block connections refused for want of a free slot",
             load(&sync.serves_refused),
         )?;
         let s = crate::sigverify::stats();

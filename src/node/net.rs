@@ -73,6 +73,10 @@ pub enum Frame {
         /// Ed25519 signature.
         signature: Signature,
     },
+    /// Callee to caller, the handshake's last frame: the proof verified, the connection is the
+    /// caller's ([`crate::node::handshake`]). A refused caller gets no `Welcome`: its connection
+    /// is closed instead.
+    Welcome,
 }
 
 /// Why a frame could not be read.

@@ -83,33 +83,27 @@ fn refuse(counters: &NetCounters, remote: SocketAddr, reason: impl std::fmt::Dis
 async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbound>) {
     let counters = &inbound.counters;
     let mut identified: Option<ValidatorIndex> = None;
-    let mut first = None;
-    match read_frame(&mut stream).await {
-        Ok(Some(Frame::FetchBlocks { from, count })) => return serve_blocks(&inbound, stream, from, count, None),
-        Ok(Some(Frame::Hello { validator })) => match inbound.verifier.answer(&mut stream, validator).await {
-            Ok(v) => {
-                identified = Some(v);
-                match read_frame(&mut stream).await {
-                    Ok(Some(Frame::FetchBlocks { from, count })) => {
-                        return serve_blocks(&inbound, stream, from, count, Some(v));
-                    }
-                    Ok(Some(f)) => first = Some(f),
-                    Ok(None) => return,
-                    Err(FrameError::Malformed(_)) => {
-                        counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => return,
+    // The frame that says what the connection is: the first, or the first after the handshake.
+    let mut first = loop {
+        match read_frame(&mut stream).await {
+            Ok(Some(Frame::Hello { validator })) if identified.is_none() => {
+                match inbound.verifier.answer(&mut stream, validator).await {
+                    Ok(v) => identified = Some(v),
+                    Err(e) => return refuse(counters, remote, e),
                 }
             }
-            Err(e) => return refuse(counters, remote, e),
-        },
-        Ok(Some(f)) => first = Some(f),
-        Ok(None) => return,
-        Err(FrameError::Malformed(_)) => {
-            counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(Frame::FetchBlocks { from, count })) => {
+                return serve_blocks(&inbound, stream, from, count, identified);
+            }
+            Ok(Some(f)) => break Some(f),
+            Ok(None) => return,
+            Err(FrameError::Malformed(_)) => {
+                counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
+                break None;
+            }
+            Err(_) => return,
         }
-        Err(_) => return,
-    }
+    };
     let (mut rd, mut wr) = stream.into_split();
     let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
     tokio::spawn(async move {
@@ -136,7 +130,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
         };
         let ev = match frame {
             // A handshake happens once, at the start of a connection.
-            Frame::Hello { .. } | Frame::Challenge { .. } | Frame::HelloProof { .. } => {
+            Frame::Hello { .. } | Frame::Challenge { .. } | Frame::HelloProof { .. } | Frame::Welcome => {
                 return refuse(counters, remote, "handshake frame after the first frame");
             }
             Frame::Consensus(m) => match identified {

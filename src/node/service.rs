@@ -449,7 +449,7 @@ impl Node {
     /// A fetch that delivered nothing or failed drops that peer's claim (so a peer that claims
     /// blocks it does not serve is not asked again until it claims again); then, while some
     /// peer's claim is above our height, another fetch starts after [`FETCH_RETRY`] from the
-    /// peer claiming the most. A fetch refused for want of a serving slot is retried this way.
+    /// peer claiming the most.
     fn fetch_done(&mut self, peer: ValidatorIndex, result: Result<u64, String>) {
         self.fetching = None;
         match result {

@@ -29,15 +29,16 @@
 //! stalls consensus. Anonymous block connections share [`MAX_SERVING`] slots; more are refused
 //! (closed at once, counted). A socket timeout only bounds each send, so a peer that reads a few
 //! bytes now and then can hold an anonymous slot for long — which is why every validator that
-//! proved its identity has a slot of its own (one connection at a time) that anonymous
-//! connections cannot take: a lagging validator always reaches the blocks of an honest peer,
-//! however many strangers hold the shared slots. Both sides time out a stalled socket after
+//! proved its identity has a slot of its own that anonymous connections cannot take: a lagging
+//! validator always reaches the blocks of an honest peer, however many strangers hold the shared
+//! slots. A validator runs one fetch at a time, so its new block connection replaces one still
+//! being served (which is shut down): a fetch it gave up on cannot keep it out. Both sides time out a stalled socket after
 //! [`IO_TIMEOUT`] (every transfer backend honours the socket's timeouts, io_uring included).
 //!
 //! A node runs one fetch at a time; when a fetch returned a full [`MAX_FETCH`] it asks again.
 //! When a fetch delivered nothing or failed while the node is still behind a height some peer
 //! claimed, it tries again after a pause with the peer that claims the highest one (see
-//! `Node::fetch` in [`crate::node::service`]).
+//! `Node::fetch_done` and `Node::fetch_from_best` in [`crate::node::service`]).
 //!
 //! Every outcome is counted in [`SyncCounters`] (part of the node's status), including the
 //! transfer method that moved the blocks.
@@ -47,7 +48,7 @@ use crate::node::handshake::HandshakeError;
 use crate::node::net::{encode, Frame};
 use crate::transfer::{self, BlockId, BlockStore, Expect, TransferRouter, Transport, MAX_BLOCK_BYTES};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,10 +86,7 @@ pub struct SyncCounters {
     pub serve_errors: AtomicU64,
     /// Anonymous block connections being served now.
     pub serving: AtomicU64,
-    /// Validators' (identified) block connections being served now.
-    pub serving_validators: AtomicU64,
-    /// Block connections refused: anonymous ones because [`MAX_SERVING`] were being served, a
-    /// validator's because one of its own was being served.
+    /// Anonymous block connections refused because [`MAX_SERVING`] were being served.
     pub serves_refused: AtomicU64,
     /// How the last served block moved, e.g. "sendfile" (backend and method).
     pub last_served_via: Mutex<String>,
@@ -116,26 +114,34 @@ pub struct BlockServer {
     pub transport: TransferRouter,
     /// Counters for both directions.
     pub counters: SyncCounters,
-    /// Validators with a block connection being served now (each has one slot).
-    validators_served: Mutex<BTreeSet<ValidatorIndex>>,
+    /// Each validator's block connection being served now (a serial number of the serve, and a
+    /// handle to shut it down when the validator's next one replaces it).
+    validators_served: Mutex<BTreeMap<ValidatorIndex, (u64, TcpStream)>>,
+    /// Serial numbers of validators' serves.
+    serves: AtomicU64,
 }
 
 /// Gives a serving slot back when the serve ends, however it ends.
-struct Slot<'a> {
-    server: &'a BlockServer,
-    caller: Option<ValidatorIndex>,
+enum Slot<'a> {
+    Anonymous(&'a BlockServer),
+    /// Validator `.1`'s serve number `.2`.
+    Validator(&'a BlockServer, ValidatorIndex, u64),
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let c = &self.server.counters;
-        match self.caller {
-            None => c.serving.fetch_sub(1, Ordering::AcqRel),
-            Some(v) => {
-                self.server.validators_served.lock().unwrap_or_else(|e| e.into_inner()).remove(&v);
-                c.serving_validators.fetch_sub(1, Ordering::AcqRel)
+        match *self {
+            Slot::Anonymous(server) => {
+                server.counters.serving.fetch_sub(1, Ordering::AcqRel);
             }
-        };
+            Slot::Validator(server, v, serial) => {
+                let mut served = server.validators_served.lock().unwrap_or_else(|e| e.into_inner());
+                // Unless a newer connection of the validator replaced this one.
+                if served.get(&v).is_some_and(|(s, _)| *s == serial) {
+                    served.remove(&v);
+                }
+            }
+        }
     }
 }
 
@@ -147,26 +153,31 @@ impl BlockServer {
             final_height: AtomicU64::new(final_height),
             transport,
             counters: SyncCounters::default(),
-            validators_served: Mutex::new(BTreeSet::new()),
+            validators_served: Mutex::new(BTreeMap::new()),
+            serves: AtomicU64::new(0),
         }
     }
 
-    /// A serving slot for `caller` (`None`: anonymous), or `None` when it has none free.
-    fn slot(&self, caller: Option<ValidatorIndex>) -> Option<Slot<'_>> {
-        let c = &self.counters;
-        match caller {
-            None => {
-                let slot = Slot { server: self, caller };
-                (c.serving.fetch_add(1, Ordering::AcqRel) < MAX_SERVING).then_some(slot)
-            }
-            Some(v) => {
-                if !self.validators_served.lock().unwrap_or_else(|e| e.into_inner()).insert(v) {
-                    return None;
-                }
-                c.serving_validators.fetch_add(1, Ordering::AcqRel);
-                Some(Slot { server: self, caller })
-            }
+    /// Validators' block connections being served now.
+    pub fn validators_serving(&self) -> usize {
+        self.validators_served.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A serving slot for `caller` (`None`: anonymous) on `peer`, or `None` when the shared
+    /// anonymous slots are taken. A validator always gets its slot: a connection of its own still
+    /// being served is shut down (module docs).
+    fn slot(&self, caller: Option<ValidatorIndex>, peer: &TcpStream) -> Option<Slot<'_>> {
+        let Some(v) = caller else {
+            let slot = Slot::Anonymous(self);
+            return (self.counters.serving.fetch_add(1, Ordering::AcqRel) < MAX_SERVING).then_some(slot);
+        };
+        let serial = self.serves.fetch_add(1, Ordering::Relaxed);
+        let handle = peer.try_clone().ok()?;
+        let replaced = self.validators_served.lock().unwrap_or_else(|e| e.into_inner()).insert(v, (serial, handle));
+        if let Some((_, old)) = replaced {
+            let _ = old.shutdown(std::net::Shutdown::Both);
         }
+        Some(Slot::Validator(self, v, serial))
     }
 
     /// Answers one [`Frame::FetchBlocks`] on `peer` (blocking; run it off the async runtime).
@@ -196,18 +207,18 @@ impl BlockServer {
     }
 
     /// [`BlockServer::serve`] for `caller` (a validator that proved its identity, or `None` for
-    /// an anonymous connection), counting a failure instead of returning it; refuses the
-    /// connection (closes it) when the caller has no free slot: [`MAX_SERVING`] anonymous ones
-    /// being served, or this validator's one.
+    /// an anonymous connection), counting a failure instead of returning it. An anonymous
+    /// connection is refused (closed) while [`MAX_SERVING`] are being served; a validator's
+    /// replaces its own one still being served (module docs).
     pub fn serve_counted(&self, peer: TcpStream, from: Height, count: u64, caller: Option<ValidatorIndex>) {
         let who = match caller {
             Some(v) => format!("validator {v} at {}", peer.peer_addr().map(|a| a.to_string()).unwrap_or_default()),
             None => peer.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
         };
-        let Some(_slot) = self.slot(caller) else {
+        let Some(_slot) = self.slot(caller, &peer) else {
             self.counters.serves_refused.fetch_add(1, Ordering::Relaxed);
             let why = match caller {
-                Some(_) => "a block connection of this validator is being served".to_string(),
+                Some(_) => "its connection could not be duplicated".to_string(),
                 None => format!("{MAX_SERVING} anonymous block connections are being served"),
             };
             self.counters.note_error(format!("refused {who}: {why}"));
@@ -220,7 +231,8 @@ impl BlockServer {
     }
 
     /// Fetches up to [`MAX_FETCH`] final blocks from height `from` on from the validator at
-    /// `addr` (blocking) on an anonymous block connection, calling `deliver(height, payload,
+    /// `addr` (blocking) on an anonymous block connection (for clients that are not validators;
+    /// a validator fetches on a connection where it proved its identity, [`BlockServer::fetch_on`]), calling `deliver(height, payload,
     /// cert)` for each as it arrives whole; `deliver` returns false to stop. Returns how many
     /// were delivered.
     pub fn fetch(
@@ -405,7 +417,7 @@ mod tests {
     }
 
     /// Strangers holding every shared slot do not keep a validator from its blocks; each
-    /// validator has one slot, and gives it back.
+    /// validator has one slot, which its next connection takes over, and gives it back.
     #[test]
     fn validators_are_served_in_slots_of_their_own() {
         let base = std::env::temp_dir().join(format!("parthenon-sync-slots-{}", std::process::id()));
@@ -413,12 +425,18 @@ mod tests {
         let srv = std::sync::Arc::new(server(&base.join("a"), 3));
         let client = server(&base.join("b"), 0);
         srv.counters.serving.store(MAX_SERVING, Ordering::Release);
-        assert!(srv.slot(None).is_none(), "the shared slots are full");
-        let first = srv.slot(Some(1)).expect("validator 1's own slot");
-        assert!(srv.slot(Some(1)).is_none(), "one connection per validator");
-        assert!(srv.slot(Some(2)).is_some(), "validator 2 has a slot of its own");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (c1, c2) = (TcpStream::connect(l.local_addr().unwrap()).unwrap(), l.accept().unwrap().0);
+        assert!(srv.slot(None, &c2).is_none(), "the shared slots are full");
+        let first = srv.slot(Some(1), &c2).expect("validator 1's own slot");
+        let second = srv.slot(Some(1), &c2).expect("validator 1's next connection replaces the first");
+        let mut byte = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut &c1, &mut byte).unwrap(), 0, "the replaced connection is shut down");
+        assert!(srv.slot(Some(2), &c2).is_some(), "validator 2 has a slot of its own");
         drop(first);
-        assert_eq!(srv.counters.serving_validators.load(Ordering::Acquire), 0);
+        assert_eq!(srv.validators_serving(), 1, "the replaced serve ending does not free its successor's slot");
+        drop(second);
+        assert_eq!(srv.validators_serving(), 0);
         assert_eq!(srv.counters.serving.load(Ordering::Acquire), MAX_SERVING, "a refused stranger gives back nothing");
 
         let anonymous = listen_as(srv.clone(), None);

@@ -70,7 +70,7 @@ impl Default for Config {
             max_buffered: 4096,
             max_buffered_bytes: 256 << 20,
             propose_delay_ms: 0,
-            max_payload_bytes: 24 << 20,
+            max_payload_bytes: crate::node::ledger::MAX_PAYLOAD_BYTES,
         }
     }
 }

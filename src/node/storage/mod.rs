@@ -159,7 +159,7 @@ impl Store {
             }
             w.commit().map_err(|e| self.db_err(e))?;
         }
-        let corrupt = |reason: String| StoreError::Corrupt { path: self.dir.join("index.redb"), reason };
+        let corrupt = |reason: String| self.corrupt_index(reason);
         let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let meta = r.open_table(META).map_err(|e| self.db_err(e))?;
         let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
