@@ -343,6 +343,16 @@ impl Error {
         Error::Io { what: what.into(), block, source: std::io::Error::from_raw_os_error(e as i32) }
     }
 
+    /// This error, naming `block` when it names none: for a step that serves a block without
+    /// knowing it (an MTU discovery made for its send).
+    pub(crate) fn for_block(self, block: BlockId) -> Self {
+        match self {
+            Error::Io { what, block: None, source } => Error::Io { what, block: Some(block), source },
+            Error::Timeout { block: None, what } => Error::Timeout { block: Some(block), what },
+            other => other,
+        }
+    }
+
     /// The block this error is about, when known.
     pub fn block(&self) -> Option<BlockId> {
         match self {

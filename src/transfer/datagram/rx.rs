@@ -100,6 +100,31 @@ impl<'a> Rx<'a> {
         }
     }
 
+    /// Whether a first frame (header `h`) may start a receive: not a block the store holds, the
+    /// expected block, a frame count that fits the largest acceptable block.
+    fn may_start(&self, h: &FrameHeader) -> Result<(), Error> {
+        if let Some(store) = self.store.filter(|s| s.contains(h.block)) {
+            return Err(Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() });
+        }
+        if let Some(want) = self.expect.id {
+            if want != h.block {
+                return Err(Error::UnexpectedBlock { expected: want, got: h.block });
+            }
+        }
+        let max_count = 1 + self.max_payload().div_ceil(DESCRIPTOR_LEN as u64);
+        if h.count == 0 || u64::from(h.count) > max_count {
+            return Err(Self::reject(
+                h.block,
+                h.index,
+                format!(
+                    "{} frames cannot carry a block of at most {} bytes (at most {max_count})",
+                    h.count, self.expect.max_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The largest payload an acceptable block has (its body, LZ4-encoded at worst).
     fn max_payload(&self) -> u64 {
         lz4_flex::block::get_maximum_output_size(usize::try_from(self.expect.max_len).unwrap_or(usize::MAX)) as u64
@@ -206,14 +231,14 @@ impl<'a> Rx<'a> {
             return Ok(None);
         }
         if self.asm.is_none() && self.last_refused == Some(h.block) {
-            // What the sender of a refused block had queued, or sent before it heard the ABORT:
-            // not a new block. Only a descriptor — a new send of it — starts a receive, and one
-            // that the store holds is refused again at once.
+            // What the sender of a refused block had queued, or sent before it heard the ABORT
+            // (its nudges repeat the descriptor): not a new block. Only a descriptor that would
+            // now be accepted — a new send of it — starts a receive; any other is refused again
+            // at once, and the receive goes on waiting.
             if h.index != 0 {
                 return Ok(None);
             }
-            if let Some(store) = self.store.filter(|s| s.contains(h.block)) {
-                let e = Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() };
+            if let Err(e) = self.may_start(&h) {
                 let _ = send_frame(self.link, control(Kind::Abort, h.block, 0, 0), e.to_string().as_bytes());
                 return Ok(None);
             }
@@ -230,22 +255,7 @@ impl<'a> Rx<'a> {
                 a
             }
             None => {
-                if let Some(want) = self.expect.id {
-                    if want != h.block {
-                        return Err(Error::UnexpectedBlock { expected: want, got: h.block });
-                    }
-                }
-                let max_payload = self.max_payload();
-                let max_count = 1 + max_payload.div_ceil(DESCRIPTOR_LEN as u64);
-                if h.count == 0 || u64::from(h.count) > max_count {
-                    return Err(reject(format!(
-                        "{} frames cannot carry a block of at most {} bytes (at most {max_count})",
-                        h.count, self.expect.max_len
-                    )));
-                }
-                if let Some(store) = self.store.filter(|s| s.contains(h.block)) {
-                    return Err(Error::Duplicate { block: h.block, path: store.path(h.block).display().to_string() });
-                }
+                self.may_start(&h)?;
                 self.useful = true;
                 // None: no deadline (a `block_timeout` too long to add to the clock).
                 self.deadline = Instant::now().checked_add(self.cfg.block_timeout);
@@ -341,6 +351,7 @@ impl<'a> Rx<'a> {
         if threads <= 1 {
             return self.assemble(work, false);
         }
+        let block = self.asm.as_ref().map(|a| a.id);
         let rx = Mutex::new(Some(self));
         let result = Mutex::new(None);
         let role = AtomicUsize::new(0);
@@ -359,7 +370,7 @@ impl<'a> Rx<'a> {
             }
         });
         let r = result.into_inner().unwrap_or_else(|p| p.into_inner());
-        r.unwrap_or_else(|| Err(Error::Timeout { block: None, what: "the receiving thread did not run".into() }))
+        r.unwrap_or_else(|| Err(Error::Timeout { block, what: "the receiving thread did not run".into() }))
     }
 
     fn assemble(&mut self, work: &Work<'_>, parallel: bool) -> Result<(), Error> {

@@ -271,7 +271,7 @@ impl DatagramSender {
         let deadline = started.checked_add(self.config.block_timeout);
         let body_len = body.len() as u64;
         let cfg = &self.config;
-        let frame = self.mtu.discover(link, cfg)?;
+        let frame = self.mtu.discover(link, cfg).map_err(|e| e.for_block(id))?;
         // MTU discovery found at least MIN_FRAME, which leaves payload room.
         let chunk = tree::chunk_for_frame(frame, FRAME_HEADER).unwrap_or(MIN_FRAME - FRAME_HEADER);
         let by_cv = tree::by_cv(chunk as u64);

@@ -278,11 +278,15 @@ impl Ring {
 
     fn push(&mut self, e: &squeue::Entry) -> std::io::Result<()> {
         // SAFETY: every entry pushed here references memory (block mapping, pool slot, caller
-        // slice, file descriptors) that outlives the completion of the operation: the callers
-        // wait for every CQE, notifications included, before releasing any of it. Where they
-        // cannot (an `io_uring_enter` failing with operations in flight), `poison` resets the
-        // connection first, so no queued send copies from the caller's memory after the call
-        // returns, and the ring with its pool is leaked.
+        // slice) that outlives the completion of the operation, and names files only by their
+        // fixed-file slot: the callers wait for every CQE, notifications included, before
+        // releasing any of it. Where they cannot — an `io_uring_enter` failing with operations in
+        // flight, or a send whose completions are still missing one timeout after its
+        // connection was reset — `poison` resets the connection (a queued `SEND` then fails
+        // before it copies), the ring is leaked with its pool and its file slots are cleared (an
+        // operation not yet started finds no file), and what the kernel still holds of a
+        // caller's pages (zero-copy sends) it holds by its own page references, so nothing is
+        // freed under it.
         while unsafe { self.ring.submission().push(e) }.is_err() {
             if let Err(e) = self.ring.submit() {
                 // Earlier entries may be in flight and can no longer be waited for here.
