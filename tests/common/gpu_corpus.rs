@@ -520,6 +520,14 @@ pub fn shuffled(mut items: Vec<Item>, seed: u64) -> Vec<Item> {
     items
 }
 
+/// A mixed corpus of `n` items per scheme, shuffled into runs of one scheme of random lengths,
+/// through `device` whole and in chunks of 13: every verdict is scattered back to its own item.
+pub fn shuffled_corpus_agrees_with_reference(device: &dyn GpuVerifier, n: usize) {
+    let items = shuffled(mixed_corpus(n, 0x5eed_0004), 0x5eed_0005);
+    check_against_reference(device, &items);
+    check_against_reference(&Chunked { device, chunk: 13 }, &items);
+}
+
 /// Batch sizes at the edges of lanes, warps and chunks (with [`Chunked`] of 8 items, also at
 /// chunk edges), for [`boundary_sizes_agree_with_reference`].
 pub const BOUNDARY_SIZES: [usize; 11] = [0, 1, 7, 8, 9, 63, 64, 65, 127, 128, 129];
