@@ -534,8 +534,8 @@ impl Node {
     }
 
     fn status(&self, at: Option<u64>) -> String {
-        let digest_at =
-            at.and_then(|h| self.store.read(h).ok().flatten()).map(|(p, _)| hex::encode(cs::Digest::of(&p).0));
+        // Index lookups only: a status request, open to any client, never reads a block file.
+        let digest_at = at.and_then(|h| self.store.digest(h).ok().flatten()).map(|d| hex::encode(d.0));
         let chain_hash_at = at.and_then(|h| self.store.chain_hash(h).ok().flatten()).map(|d| hex::encode(d.0));
         serde_json::json!({
             "index": self.core.me(),

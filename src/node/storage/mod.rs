@@ -335,6 +335,23 @@ impl Store {
         Ok(Some(Digest(d)))
     }
 
+    /// The consensus digest of the final block at `height` as the index holds it: one index
+    /// lookup, no block file read (what a status request may cost an unauthenticated client).
+    /// `None` when `height` is not final here.
+    pub fn digest(&self, height: Height) -> Result<Option<Digest>, StoreError> {
+        if height >= self.height {
+            return Ok(None);
+        }
+        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
+        let Some(v) = blocks.get(height).map_err(|e| self.db_err(e))? else {
+            return Err(self.corrupt_index(format!("index entry {height} missing")));
+        };
+        let e: IndexEntry =
+            postcard::from_bytes(v.value()).map_err(|x| self.corrupt_index(format!("index entry {height}: {x}")))?;
+        Ok(Some(e.digest))
+    }
+
     /// The stored block at `height` with its certificate, checked against the index digest.
     pub fn read(&self, height: Height) -> Result<Option<(Vec<u8>, CommitCert)>, StoreError> {
         if height >= self.height {
@@ -394,6 +411,8 @@ mod tests {
         assert_eq!(s.read(0).unwrap().unwrap().0, payload);
         assert_eq!(s.chain_hash(0).unwrap(), Some(Digest::of(&Digest::of(&payload).0)));
         assert_eq!(s.chain_hash(1).unwrap(), None);
+        assert_eq!(s.digest(0).unwrap(), Some(Digest::of(&payload)));
+        assert_eq!(s.digest(1).unwrap(), None);
         assert!(s.read(1).unwrap().is_none());
         // The stored block is its transfer wire form: header, then the record.
         let sealed = s.blocks().get(BlockId(0)).unwrap();
