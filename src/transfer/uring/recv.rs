@@ -23,7 +23,8 @@
 //!   when bytes arrive: a `RECV` submitted again after `EINTR`, or after the `EAGAIN` of one
 //!   that ran blocking on io-wq and met `SO_RCVTIMEO`, waits only for what is left of it.
 
-use super::{ud, ud_kind, ud_slot, Ring, UringTransport, CHUNK, KIND_CANCEL, KIND_RECV, KIND_WRITE, SLOTS, SOCK_SLOT};
+use super::ring::{ud, ud_kind, ud_slot, Ring, KIND_CANCEL, KIND_RECV, KIND_WRITE, SOCK_SLOT};
+use super::{UringTransport, CHUNK, SLOTS};
 use crate::transfer::recv::BodyMover;
 use crate::transfer::store::TempBlock;
 use crate::transfer::wire::{Digest, HEADER_LEN};

@@ -1,6 +1,7 @@
 //! The send side: a block's bytes on the registered socket, in linked rounds of [`SLOTS`] chunks.
 
-use super::{reap, ud, ud_slot, Ring, CHUNK, FILE_SLOT, KIND_READ, KIND_SEND, SLOTS, SOCK_SLOT};
+use super::ring::{reap, ud, ud_slot, Ring, FILE_SLOT, KIND_READ, KIND_SEND, SOCK_SLOT};
+use super::{CHUNK, SLOTS};
 use crate::engine::Backend;
 use crate::transfer::{BlockId, Error};
 use io_uring::{opcode, squeue, types};
