@@ -22,21 +22,19 @@
 //!   `Decided` messages.
 
 use super::interface::*;
-use super::rules::{check_commit, check_justification, choose};
+use super::rules::{check_justification, choose};
 use super::types::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+mod decided;
 mod future;
+mod payloads;
 #[cfg(test)]
 mod tests;
 mod view_change;
 
+use decided::decided_bytes;
 use future::FutureBuffer;
-
-/// Bytes a buffered final block holds: its payload and (at most) its certificate's encoding.
-fn decided_bytes(cert: &CommitCert, payload: &[u8]) -> usize {
-    payload.len() + CommitCert::max_encoded_len(cert.votes.len())
-}
 
 /// One validator's consensus state machine.
 pub struct Core {
@@ -48,6 +46,10 @@ pub struct Core {
     height: Height,
     view: View,
     active: bool,
+    /// Whether the current view has *started* for us: we accepted its proposal (`active`), or
+    /// quorum stake has asked for it or a later view (`requested`). The view timer counts from
+    /// that moment; until then it only resends our view change (`Core::on_view_timer`).
+    started: bool,
     prepared: Option<PreparedCert>,
     last_vote: Option<SignedVote>,
     last_commit: Option<SignedVote>,
@@ -136,6 +138,7 @@ impl Core {
             height: next_height,
             view: 0,
             active: true,
+            started: true,
             prepared: None,
             last_vote: None,
             last_commit: None,
@@ -174,6 +177,9 @@ impl Core {
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
+            // Who asked for which view is not persisted: an inactive view starts again once
+            // quorum stake is heard asking for it.
+            c.started = state.active;
             c.prepared = state.prepared;
             c.last_vote = state.last_vote;
             c.last_commit = state.last_commit;
@@ -268,7 +274,7 @@ impl Core {
             }
             Input::Timeout(t) => {
                 if t.seq == self.timer_seq && t.height == self.height {
-                    self.start_view_change(self.view.saturating_add(1));
+                    self.on_view_timer();
                 }
             }
         }
@@ -333,6 +339,7 @@ impl Core {
         self.height = height;
         self.view = 0;
         self.active = true;
+        self.started = true;
         self.prepared = None;
         self.last_vote = None;
         self.last_commit = None;
@@ -429,35 +436,6 @@ impl Core {
         }
     }
 
-    /// Keeps the final block at `h` (above our height) until we get there, if its certificate
-    /// holds and certifies this payload. The first such block per height stays (a certified
-    /// digest is unique, so a later copy adds nothing). At most [`Config::max_buffered`] blocks
-    /// and `max(max_buffered_bytes, one largest block)` bytes: over a bound, the highest
-    /// heights go (they are needed last, and fetched again).
-    fn buffer_decided(&mut self, h: Height, cert: CommitCert, payload: Vec<u8>) {
-        if self.decided_future.contains_key(&h) {
-            return;
-        }
-        match check_commit(&self.set, &cert) {
-            Ok(v) if v.digest == Digest::of(&payload) => {}
-            _ => {
-                self.dropped.invalid += 1;
-                return;
-            }
-        }
-        self.decided_future_bytes += decided_bytes(&cert, &payload);
-        self.decided_future.insert(h, (cert, payload));
-        let max_bytes = self
-            .config
-            .max_buffered_bytes
-            .max(self.config.max_payload_bytes.saturating_add(CommitCert::max_encoded_len(self.set.len())));
-        while self.decided_future.len() > self.config.max_buffered || self.decided_future_bytes > max_bytes {
-            let Some((_, (c, p))) = self.decided_future.pop_last() else { break };
-            self.decided_future_bytes = self.decided_future_bytes.saturating_sub(decided_bytes(&c, &p));
-            self.dropped.out_of_range += 1;
-        }
-    }
-
     fn in_view_range(&mut self, view: View) -> bool {
         if view > self.view.saturating_add(self.config.max_view_ahead) {
             self.dropped.out_of_range += 1;
@@ -474,37 +452,6 @@ impl Core {
     fn report(&mut self, key: (ValidatorIndex, View, u8), e: Evidence) {
         if self.reported.insert(key) {
             self.out.push(Effect::Evidence(e));
-        }
-    }
-
-    /// Keeps `payload` if it is within [`Config::max_payload_bytes`] and hashes to one of
-    /// `wanted` (digests something at this height names; see `payloads`).
-    fn learn_payload(&mut self, payload: Vec<u8>, wanted: &[Digest]) {
-        if payload.len() > self.config.max_payload_bytes {
-            self.dropped.invalid += 1;
-            return;
-        }
-        let d = Digest::of(&payload);
-        if wanted.contains(&d) {
-            self.payloads.entry(d).or_insert(payload);
-        }
-    }
-
-    /// Whether anything at this height still names payload `d` (see `payloads`).
-    fn referenced(&self, d: Digest) -> bool {
-        self.own_proposal.as_ref().is_some_and(|(h, _)| h.body.digest == d)
-            || self.prepared.as_ref().is_some_and(|p| p.digest() == d)
-            || self.last_vote.is_some_and(|v| v.body.digest == d)
-            || self.last_commit.is_some_and(|v| v.body.digest == d)
-            || self.proposals.values().any(|h| h.body.digest == d)
-            || self.cert_digests.values().any(|c| *c == d)
-            || self.vote_refs.iter().flatten().any(|(_, r)| *r == Some(d))
-    }
-
-    /// Drops payload `d` unless something still names it.
-    fn release_payload(&mut self, d: Digest) {
-        if !self.referenced(d) {
-            self.payloads.remove(&d);
         }
     }
 
@@ -556,6 +503,7 @@ impl Core {
             self.view = view;
             self.prune_view_changes();
             self.active = true;
+            self.started = true;
             self.dirty = true;
             // Kept to answer lagging validators (and to resend our own): the justification
             // needs no payloads (the proposal carries its own).
@@ -665,12 +613,5 @@ impl Core {
         // Messages still queued for this height are moot.
         self.pending.retain(|(_, m)| m.height() != height);
         self.enter_height(height + 1, app);
-    }
-
-    fn on_decided(&mut self, cert: CommitCert, payload: Vec<u8>, app: &mut dyn Application) {
-        match check_commit(&self.set, &cert) {
-            Ok(v) if v.digest == Digest::of(&payload) => self.decide(cert, payload, app),
-            _ => self.dropped.invalid += 1,
-        }
     }
 }

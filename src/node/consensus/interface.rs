@@ -91,7 +91,8 @@ pub struct Timer {
 /// What a timer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TimerKind {
-    /// The view ran out of time: change view.
+    /// The view ran out of time: change view if the view has started (its proposal was
+    /// accepted, or quorum stake asked for it or a later view), else resend the view change.
     View,
     /// The leader's proposal delay is over: propose.
     Propose,

@@ -211,12 +211,67 @@ fn far_future_heights_do_not_grow_memory() {
 fn view_changes_below_the_current_view_are_dropped() {
     let mut c = core(4, 0);
     let mut app = App::default();
+    // Validators 1 and 2 (weak stake) ask for views 1, 2, 3: we follow, one view at a time.
     for v in 1..=3 {
-        deliver(&mut c, &mut app, 1, Message::ViewChange(view_change(0, v, None, 1, vec![])));
-    }
-    while c.view() < 3 {
-        timeout(&mut c, &mut app);
+        for signer in [1, 2] {
+            deliver(&mut c, &mut app, signer, Message::ViewChange(view_change(0, v, None, signer, vec![])));
+        }
+        assert_eq!(c.view(), v);
     }
     assert!(c.view_changes.keys().all(|v| *v >= c.view()), "{:?}", c.view_changes.keys().collect::<Vec<_>>());
     assert!(c.view_changes.contains_key(&3));
+}
+
+fn view_change_for(effects: &[Effect]) -> Option<View> {
+    effects.iter().find_map(|e| match e {
+        Effect::Broadcast(Message::ViewChange(vc)) => Some(vc.signed.body.new_view),
+        _ => None,
+    })
+}
+
+/// Finding (3000-seed simulation): view timers ran from a validator's own view change, so `f`
+/// validators that got a view ahead left each view just before the others reached it and its
+/// proposal arrived, forever. A view that quorum stake has not asked for is now never left on a
+/// timeout (the view change is resent), and its timer starts, afresh, when quorum stake has.
+#[test]
+fn a_view_is_left_on_a_timeout_only_after_it_started() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    // View 0 runs from the start: its timeout moves to view 1.
+    assert_eq!(view_change_for(&timeout(&mut c, &mut app)), Some(1));
+    assert_eq!((c.view(), c.active, c.started), (1, false, false));
+    // Alone in view 1: the timer resends the view change and stays.
+    for _ in 0..3 {
+        let effects = timeout(&mut c, &mut app);
+        assert_eq!(view_change_for(&effects), Some(1));
+        assert!(effects.iter().any(|e| matches!(e, Effect::SetTimer { .. })));
+        assert_eq!(c.view(), 1);
+    }
+    // Validator 1 asks for view 1: stake 2 of 4 has asked, below the quorum (3).
+    let effects = deliver(&mut c, &mut app, 1, Message::ViewChange(view_change(0, 1, None, 1, vec![])));
+    assert!(!c.started && !effects.iter().any(|e| matches!(e, Effect::SetTimer { .. })));
+    // Validator 2 asks for view 5 (a later view counts; alone it is not weak support): the view
+    // starts, with a fresh timer, whose timeout moves on.
+    let effects = deliver(&mut c, &mut app, 2, Message::ViewChange(view_change(0, 5, None, 2, vec![])));
+    assert_eq!(c.view(), 1);
+    assert!(c.started && effects.iter().any(|e| matches!(e, Effect::SetTimer { .. })));
+    assert_eq!(view_change_for(&timeout(&mut c, &mut app)), Some(2));
+    // Views 2 to 5 were asked for by validators 2 and 0 only: view 2 has not started.
+    assert!(!c.started);
+}
+
+/// A validator restored inactive (who asked for what is not persisted) resends a view change
+/// for its persisted view on its timer instead of moving on, so the others learn where it is.
+#[test]
+fn a_restored_inactive_validator_resends_its_view_change() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    timeout(&mut c, &mut app);
+    let state = c.safety_state();
+    assert_eq!((state.view, state.active), (1, false));
+    let mut r = Core::restore(set(4), 0, Box::new(NoSign), Config::default(), state, 0);
+    r.handle(Input::Start, &mut app);
+    assert!(!r.started);
+    assert_eq!(view_change_for(&timeout(&mut r, &mut app)), Some(1));
+    assert_eq!(r.view(), 1);
 }

@@ -3,6 +3,13 @@
 //! re-proposes the digest [`super::super::rules::choose`] picks from them (see
 //! `docs/consensus.md`).
 //!
+//! View timers (view synchronisation): a view *starts* for a validator when it accepts the
+//! view's proposal, or when validators holding quorum stake have asked for that view or a later
+//! one; the view timer counts from that moment. A timer that fires in a view that has not started
+//! does not leave it: the validator resends its view change for it and waits. So `f` stake that
+//! got ahead waits for the rest instead of leaving each view before the others get there (see
+//! the liveness sketch in `docs/consensus.md`).
+//!
 //! A view change for a view below ours (or for our running view) comes from a lagging
 //! validator: it is answered with the new-view proposal of our current view if we hold one,
 //! else with our own view change, once per peer and view asked for at this height (a copy, or a
@@ -41,6 +48,7 @@ impl Core {
         }
         if !self.in_view_range(new_view) {
             self.join_weak_support();
+            self.start_view_if_quorum();
             return;
         }
         if new_view < self.view || (new_view == self.view && self.active && new_view > 0) {
@@ -92,6 +100,7 @@ impl Core {
         // Stored without payloads: the wanted ones are in `payloads`, the rest is dropped.
         self.view_changes.entry(new_view).or_default().insert(signer, vc);
         self.join_weak_support();
+        self.start_view_if_quorum();
         self.try_new_view(app);
     }
 
@@ -118,6 +127,38 @@ impl Core {
         }
     }
 
+    /// The view timer fired. A started view (see `Core::started`) is left for the next one; a
+    /// view that has not started yet is not left: we resend our view change for it (messages
+    /// sent before the network stabilised may have been lost) and wait for quorum stake to ask
+    /// for it, or weak stake for a later one.
+    pub(super) fn on_view_timer(&mut self) {
+        if self.active || self.started {
+            self.start_view_change(self.view.saturating_add(1));
+        } else {
+            self.send_view_change(self.view);
+            self.arm_timer();
+        }
+    }
+
+    /// Whether validators holding quorum stake have asked for `view` or a later one at this
+    /// height (`requested`; our own request included).
+    fn quorum_asked(&self, view: View) -> bool {
+        let asked = self.requested.iter().enumerate().filter(|(_, v)| v.is_some_and(|v| v >= view));
+        self.set.stake_of(asked.map(|(i, _)| i as ValidatorIndex)) >= self.set.quorum()
+    }
+
+    /// Starts the view timer of the current (inactive) view once quorum stake has asked for it
+    /// or a later view: PBFT's rule that a backup's timer for `v` runs from the moment it holds
+    /// `2f + 1` view changes. Of that stake at least `f + 1` is honest, so after stabilisation
+    /// every honest validator joins and starts the view within two message delays (weak
+    /// support, then everyone's requests) instead of at its own, unsynchronised, timeout.
+    fn start_view_if_quorum(&mut self) {
+        if !self.active && !self.started && self.quorum_asked(self.view) {
+            self.started = true;
+            self.arm_timer();
+        }
+    }
+
     pub(super) fn start_view_change(&mut self, new_view: View) {
         self.view_changes_started += 1;
         self.view = new_view;
@@ -126,6 +167,17 @@ impl Core {
         self.new_view = None;
         self.prune_view_changes();
         self.dirty = true;
+        if let Some(r) = self.requested.get_mut(usize::from(self.me)) {
+            *r = Some(r.map_or(new_view, |v| v.max(new_view)));
+        }
+        self.started = self.quorum_asked(new_view);
+        self.send_view_change(new_view);
+        self.arm_timer();
+    }
+
+    /// Signs and broadcasts our view change for `new_view` (our current view), with our highest
+    /// prepared certificate and last vote and the payloads they name.
+    fn send_view_change(&mut self, new_view: View) {
         let body = ViewChangeBody {
             height: self.height,
             new_view,
@@ -146,7 +198,6 @@ impl Core {
         self.my_view_change = Some(vc.clone());
         self.out.push(Effect::Broadcast(Message::ViewChange(vc.clone())));
         self.pending.push_front((self.me, Message::ViewChange(vc)));
-        self.arm_timer();
     }
 
     pub(super) fn try_new_view(&mut self, app: &mut dyn Application) {
