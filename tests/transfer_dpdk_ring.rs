@@ -5,7 +5,8 @@
 //! a link in copy mode attaches nothing; control frames are copied whatever the mode; an empty
 //! mbuf pool loses frames instead of failing the send; an ended send whose frames are still out
 //! has its memory kept (not freed, not leaked) without failing or holding up that send or the
-//! next ones; a queue already held by a live link cannot be opened again; and a release whose
+//! next ones; a queue already held by a live link cannot be opened again; frames a receive
+//! drops (another EtherType, too long) do not keep it past its timeout; and a release whose
 //! frames nobody takes ends at its deadline. One test per binary: the EAL starts once per
 //! process.
 #![cfg(feature = "dpdk")]
@@ -150,6 +151,7 @@ fn dpdk_net_ring_one_process() {
     frames_out_after_a_send_are_quarantined(cfg);
     a_confirmed_send_does_not_wait_for_a_busy_receiver();
     one_link_per_queue();
+    dropped_frames_do_not_stretch_a_receive();
     release_has_a_deadline();
 }
 
@@ -213,7 +215,10 @@ fn empty_pool_loses_frames() {
 
 /// Frees whatever waits on port 0's RX.
 fn drain_port0() {
-    let mut r = DpdkLink::new(1, 0).unwrap();
+    drain_port0_with(DpdkLink::new(1, 0).unwrap());
+}
+
+fn drain_port0_with(mut r: DpdkLink) {
     let mut buf = vec![0u8; 1 << 16];
     while r.recv(&mut buf, Duration::from_millis(50)).unwrap().is_some() {}
 }
@@ -345,4 +350,80 @@ fn one_link_per_queue() {
     drop(a);
     let again = DpdkLink::new(0, 1).unwrap();
     drop((again, b));
+}
+
+/// Puts `n` frames of EtherType 0x0800 on port 0's ring (its TX queue, which no live link
+/// holds), as other traffic on a promiscuous port would be.
+fn foreign_frames_on_port0(n: usize) {
+    use parthenon::dpdk::sys;
+    // SAFETY: the EAL runs; the name is a C string; the pool lives for the rest of the process.
+    let mp = unsafe {
+        sys::rte_pktmbuf_pool_create(
+            c"ringtest_foreign".as_ptr(),
+            2047,
+            0,
+            0,
+            sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            sys::rte_socket_id() as i32,
+        )
+    };
+    assert!(!mp.is_null());
+    let mut frame = [0u8; 64];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    for _ in 0..n {
+        // SAFETY: `frame` is copied into an mbuf of `mp`; nothing is attached.
+        let m = unsafe {
+            sys::parthenon_frame(
+                mp,
+                frame.as_ptr().cast(),
+                frame.len() as u16,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        assert!(!m.is_null());
+        let mut one = [m];
+        // SAFETY: port 0 is started and no link holds its TX queue (this thread alone sends on
+        // it); the driver takes the mbuf.
+        assert_eq!(unsafe { sys::rte_eth_tx_burst(0, 0, one.as_mut_ptr(), 1) }, 1);
+    }
+}
+
+/// A receive checks its timeout while it drops frames, at least every 32 of them: a queue full
+/// of frames of another EtherType, or of frames too long for `recv`'s buffer, cannot keep it
+/// from returning (here with a zero timeout: it returns after one burst, not 500 frames).
+fn dropped_frames_do_not_stretch_a_receive() {
+    drain_port0();
+    foreign_frames_on_port0(500);
+    let mut r = DpdkLink::new(1, 0).unwrap();
+    let before = r.stats().rx_discarded;
+    assert!(r.recv_frame(Duration::ZERO).unwrap().is_none());
+    let dropped = r.stats().rx_discarded - before;
+    assert!((1..=32).contains(&dropped), "{dropped} frames dropped in one zero-timeout receive");
+    // A receive that returns nothing may have timed out in the middle of the frames (this
+    // thread descheduled for 50 ms on a loaded machine): that is the point. Receive until all
+    // 500 are dropped, then once more: nothing else was queued, and nothing is dropped twice.
+    let t0 = Instant::now();
+    while r.stats().rx_discarded - before < 500 && t0.elapsed() < Duration::from_secs(10) {
+        assert!(r.recv_frame(Duration::from_millis(50)).unwrap().is_none(), "only foreign frames are queued");
+    }
+    assert!(r.recv_frame(Duration::from_millis(50)).unwrap().is_none());
+    assert_eq!(r.stats().rx_discarded - before, 500);
+
+    let mut e = DpdkLink::with_tx_mode(0, 1, TxMode::Copy).unwrap();
+    for _ in 0..500 {
+        e.send(&[&data_head(1000), &[5u8; 1000]]).unwrap();
+    }
+    e.release().unwrap();
+    let before = r.stats().rx_discarded;
+    let mut small = [0u8; 100];
+    assert_eq!(r.recv(&mut small, Duration::ZERO).unwrap(), None);
+    let dropped = r.stats().rx_discarded - before;
+    assert!((1..=32).contains(&dropped), "{dropped} frames too long dropped in one zero-timeout receive");
+    drop(e);
+    drain_port0_with(r);
 }

@@ -25,9 +25,8 @@
 //!    ([`DatagramConfig::block_timeout`]), give or take one burst of frames — a sender checks
 //!    its deadline also every 32 frames it sends in a row, a receiver on every pass of its loop —
 //!    and the receiver's last steps once every frame is in (digest, store write), which the peer
-//!    cannot prolong. One exception is known: a DPDK link that keeps receiving frames it drops
-//!    (another EtherType on a promiscuous port, or frames too long for the buffer) does not
-//!    return to the receive loop until the flood pauses.
+//!    cannot prolong. A link's receive returns by its timeout whatever arrives (the DPDK link
+//!    also while it drops frames of another EtherType, or too long for the buffer).
 //! 5. **Acceptance.** When every frame is in, the receiver merges the chaining values it computed
 //!    into the payload's BLAKE3 root (decoding and hashing the body instead for a compressed
 //!    payload), checks it against the digest, and only then returns the block (a receive into a
