@@ -622,3 +622,198 @@ fn store_duplicate_refused_early_and_done_failure_after_publish() {
         assert_ne!(h.kind, Kind::Abort);
     }
 }
+
+/// A receiver's link on a loaded machine: every frame it receives takes `per_frame` (checking a
+/// backlog of frames), and its first DONE waits `before_done` before it goes out (the receiver
+/// between its last frame and its DONE: the digest, a store's write and fsync).
+struct SlowReceiver {
+    link: MemLink,
+    per_frame: Duration,
+    before_done: Option<Duration>,
+}
+
+impl SlowReceiver {
+    fn new(link: MemLink, per_frame: Duration, before_done: Duration) -> Self {
+        SlowReceiver { link, per_frame, before_done: Some(before_done) }
+    }
+}
+
+impl Link for SlowReceiver {
+    fn max_frame(&self) -> usize {
+        self.link.max_frame()
+    }
+    fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if parts.first().is_some_and(|h| h.len() > 5 && h[5] == Kind::Done as u8) {
+            if let Some(d) = self.before_done.take() {
+                thread::sleep(d);
+            }
+        }
+        self.link.send(parts)
+    }
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        self.link.recv(buf, timeout)
+    }
+    fn recv_frame(&mut self, timeout: Duration) -> std::io::Result<Option<parthenon::transfer::datagram::RxFrame>> {
+        let f = self.link.recv_frame(timeout)?;
+        if f.is_some() {
+            thread::sleep(self.per_frame);
+        }
+        Ok(f)
+    }
+    fn peer(&self) -> String {
+        self.link.peer()
+    }
+}
+
+/// Sends `body` as block `id` with `cfg` to a receiver on a [`SlowReceiver`] link; the send's
+/// result and how long it took (the receiver is joined, and must have received the block).
+fn send_to_slow(
+    cfg: DatagramConfig,
+    id: u64,
+    body: &[u8],
+    per_frame: Duration,
+    before_done: Duration,
+) -> (Result<(), Error>, Duration) {
+    let (mut a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let want = body.to_vec();
+    let rx = thread::spawn(move || {
+        let mut b = SlowReceiver::new(b, per_frame, before_done);
+        let mut r = DatagramReceiver::new(cfg);
+        let got = r.recv_block(&mut b, &Expect::block(BlockId(id))).map(|(_, body)| body);
+        r.linger(&mut b, Duration::from_millis(200)).unwrap();
+        got
+    });
+    let t0 = std::time::Instant::now();
+    let r = DatagramSender::new(cfg).send_block(&mut a, BlockId(id), body).map(|_| ());
+    let took = t0.elapsed();
+    drop(a);
+    assert!(rx.join().unwrap().unwrap() == want, "block {id} received");
+    (r, took)
+}
+
+/// A receiver slower than the sender's silence limit (`max_rounds` × `resend_timeout`, here
+/// about 220 ms) is not given up on: one that checks a backlog of frames slowly reports its
+/// progress, and one that has every frame but takes long to confirm (a store's fsync on a
+/// loaded machine) said so, and is waited for until `block_timeout`.
+#[test]
+fn sender_waits_for_a_live_slow_receiver() {
+    let cfg = DatagramConfig {
+        resend_timeout: Duration::from_millis(20),
+        max_rounds: 10,
+        block_timeout: Duration::from_secs(20),
+        compression: Compression::Off,
+        hash_threads: 1,
+        // The receiver thread may take a while to answer the first probe on a loaded machine.
+        probe_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    // 1500-byte frames: 2000 data frames, 200 µs each to receive: at least 400 ms, reported
+    // every 64 frames (at least 13 ms apart).
+    let body = pattern(2000 * 1452, 21);
+    let (r, took) = send_to_slow(cfg, 30, &body, Duration::from_micros(200), Duration::ZERO);
+    r.unwrap();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+
+    // Every frame in at once, then a second (more than four silence limits) before the DONE.
+    let body = pattern(100_000, 22);
+    let (r, took) = send_to_slow(cfg, 31, &body, Duration::ZERO, Duration::from_secs(1));
+    r.unwrap();
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+}
+
+/// A receiver that stops answering ends the send all the same, with an error naming the block:
+/// at `block_timeout` once it had said every frame was in; by the silence limit (here about
+/// 220 ms), long before `block_timeout`, when it said nothing (gone after MTU discovery), or
+/// when the send has no deadline.
+#[test]
+fn sender_ends_a_send_to_a_dead_receiver() {
+    let cfg = DatagramConfig {
+        resend_timeout: Duration::from_millis(20),
+        max_rounds: 10,
+        block_timeout: Duration::from_millis(600),
+        compression: Compression::Off,
+        probe_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let body = pattern(100_000, 23);
+    let names = |e: &Error, id: u64| e.block() == Some(BlockId(id)) && e.to_string().contains(&format!("{:016x}", id));
+
+    // Every frame in, then no DONE for longer than block_timeout.
+    let (r, took) = send_to_slow(cfg, 32, &body, Duration::ZERO, Duration::from_secs(2));
+    let e = r.unwrap_err();
+    assert!(
+        matches!(&e, Error::Timeout { what, .. } if what.contains("block_timeout") && what.contains("every frame"))
+            && names(&e, 32),
+        "{e}"
+    );
+    assert!(took >= Duration::from_millis(600) && took < Duration::from_millis(1800), "{took:?}");
+
+    // The same without a deadline: the silence limit.
+    let forever = DatagramConfig { block_timeout: Duration::MAX, ..cfg };
+    let (r, took) = send_to_slow(forever, 33, &body, Duration::ZERO, Duration::from_secs(2));
+    let e = r.unwrap_err();
+    assert!(matches!(&e, Error::Timeout { what, .. } if what.contains("no acknowledgement")) && names(&e, 33), "{e}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    // A peer that answers MTU probes and nothing else: the silence limit, not block_timeout.
+    let long = DatagramConfig { block_timeout: Duration::from_secs(20), ..cfg };
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let h = thread::spawn(move || DatagramReceiver::default().linger(&mut b, Duration::from_millis(500)));
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(long).send_block(&mut a, BlockId(34), &body).unwrap_err();
+    assert!(matches!(&e, Error::Timeout { what, .. } if what.contains("no acknowledgement")) && names(&e, 34), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(a);
+    h.join().unwrap().unwrap();
+}
+
+/// PROGRESS frames that report nothing new (the same count again, more frames than the block
+/// has, another block's) do not hold a sender: it gives up after `max_rounds` as on silence.
+#[test]
+fn progress_that_reports_nothing_new_does_not_hold_the_sender() {
+    let cfg = DatagramConfig {
+        resend_timeout: Duration::from_millis(20),
+        max_rounds: 3,
+        compression: Compression::Off,
+        probe_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let (mut a, mut b) = MemLink::pair(65_507, Impairments::default(), Impairments::default());
+    let body = pattern(100_000, 3);
+    let peer = thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut buf = vec![0u8; b.max_frame()];
+        let mut count = None;
+        while start.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(n)) = b.recv(&mut buf, Duration::from_millis(2)) {
+                if let Ok((h, _, _)) = FrameHeader::parse(&buf[..n]) {
+                    match h.kind {
+                        Kind::Probe => {
+                            let _ = b.send(&[&frame(Kind::ProbeAck, 0, h.index, 0, &[])]);
+                        }
+                        Kind::Data => count = Some(h.count),
+                        _ => {}
+                    }
+                }
+            }
+            if let Some(c) = count {
+                for f in [
+                    frame(Kind::Progress, 9, 1, c, &[]),
+                    frame(Kind::Progress, 9, c + 1, c, &[]),
+                    frame(Kind::Progress, 10, c, c, &[]),
+                ] {
+                    let _ = b.send(&[&f]);
+                }
+            }
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let e = DatagramSender::new(cfg).send_block(&mut a, BlockId(9), &body).unwrap_err();
+    assert!(
+        matches!(&e, Error::Timeout { block: Some(BlockId(9)), what } if what.contains("no acknowledgement")),
+        "{e}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(a);
+    peer.join().unwrap();
+}

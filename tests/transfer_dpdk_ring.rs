@@ -55,7 +55,13 @@ fn dpdk_net_ring_one_process() {
     // A sends on port 0 (looped back to port 0's RX, read by B); B answers on port 1.
     let mut a = DpdkLink::new(0, 1).unwrap();
     let mut b = DpdkLink::new(1, 0).unwrap();
-    let cfg = DatagramConfig { compression: Compression::Off, ..Default::default() };
+    // A sender's first send (here to a receiver thread just started, on a loaded machine) waits
+    // up to 500 ms for an answer to its first MTU probe.
+    let cfg = DatagramConfig {
+        compression: Compression::Off,
+        probe_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
 
     let bodies: Vec<Vec<u8>> = SIZES.iter().enumerate().map(|(i, &n)| pattern(n, i as u64 + 11)).collect();
     let expect = bodies.clone();

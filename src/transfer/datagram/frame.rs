@@ -4,11 +4,13 @@
 //! offset size field
 //!      0    4 magic "PDGF"
 //!      4    1 version (2)
-//!      5    1 kind: 1 DATA, 2 NACK, 3 DONE, 4 PROBE, 5 PROBE_ACK, 6 ABORT
+//!      5    1 kind: 1 DATA, 2 NACK, 3 DONE, 4 PROBE, 5 PROBE_ACK, 6 ABORT, 7 PROGRESS
 //!      6    2 reserved, 0
 //!      8    8 block id
-//!     16    4 index   (DATA: frame index, 0 = the descriptor; PROBE/PROBE_ACK: probed size)
-//!     20    4 count   (DATA: frames in the block, descriptor included; NACK: indices listed)
+//!     16    4 index   (DATA: frame index, 0 = the descriptor; PROBE/PROBE_ACK: probed size;
+//!                      PROGRESS: frames in so far, the descriptor included)
+//!     20    4 count   (DATA, PROGRESS: frames in the block, descriptor included; NACK: indices
+//!                      listed)
 //!     24    4 payload length
 //!     28    4 reserved, 0
 //!     32    8 head check: XXH3-64 of bytes 0..32 and 40..48
@@ -59,6 +61,10 @@ pub enum Kind {
     ProbeAck = 5,
     /// Receiver → sender: block rejected; payload is the reason (UTF-8).
     Abort = 6,
+    /// Receiver → sender: `index` of the block's `count` frames are in, and the receiver is
+    /// still at it; `index == count`: every frame is in, and the block is being checked and
+    /// accepted (see [`super::sender`] for what the sender makes of it).
+    Progress = 7,
 }
 
 impl Kind {
@@ -70,6 +76,7 @@ impl Kind {
             4 => Kind::Probe,
             5 => Kind::ProbeAck,
             6 => Kind::Abort,
+            7 => Kind::Progress,
             _ => return None,
         })
     }

@@ -21,7 +21,12 @@
 //!    useful (no new frame) for `resend_timeout`, it sends NACKs listing missing ranges; the
 //!    sender resends them, each frame at most once per NACK and at most `max_rounds` × frames in
 //!    all ([`sender`]). A sender that hears nothing resends the descriptor and last frame to
-//!    prompt NACKs. Neither side spends more than `block_timeout` on a block
+//!    prompt NACKs, and gives up after `max_rounds` such rounds in a row. A receiver busy with
+//!    frames it has (checking a backlog, or once all are in, the digest and the store write)
+//!    NACKs nothing, so it reports PROGRESS instead: every `resend_timeout` while frames are
+//!    placed, and once every frame is in, after which the sender waits for DONE until its
+//!    `block_timeout` rather than give up on silence ([`sender`], "Silence"). Neither side
+//!    spends more than `block_timeout` on a block
 //!    ([`DatagramConfig::block_timeout`]), give or take one burst of frames — a sender checks
 //!    its deadline also every 32 frames it sends in a row, a receiver on every pass of its loop —
 //!    and the receiver's last steps once every frame is in (digest, store write), which the peer

@@ -12,10 +12,14 @@
 //! 3. Every new data frame is checked by its BLAKE3 chaining value and placed
 //!    (`place.rs`); for payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
 //!    [`DatagramConfig::hash_threads`] threads while this one keeps reading the link.
-//! 4. When every frame is in, the chaining values merge into the payload's BLAKE3 root
-//!    ([`super::tree`]), which must equal the digest (for a compressed payload: the payload is
-//!    decoded and the body hashed). Only then does the vector get its length, and DONE goes out.
-//!    On any error the vector is left empty.
+//! 4. When every frame is in, the receiver tells the sender so (PROGRESS of every frame, pushed
+//!    out at once: what follows reads nothing from the link, and the sender then waits for DONE
+//!    up to its `block_timeout`, [`super::sender`]); the chaining values merge into the
+//!    payload's BLAKE3 root ([`super::tree`]), which must equal the digest (for a compressed
+//!    payload: the payload is decoded and the body hashed). Only then does the vector get its
+//!    length, and DONE goes out. On any error the vector is left empty. While frames are still
+//!    coming in and being checked, the receiver reports its progress every `resend_timeout` it
+//!    sends no NACK (`rx.rs`).
 //! 5. Into a store ([`DatagramReceiver::recv_block_to_store`]): the checked body is written to a
 //!    private temp file, synced and published, as a stream backend's receive does, before DONE.
 //!    A block the store already holds is refused ([`Error::Duplicate`], and ABORT) as soon as
@@ -201,6 +205,15 @@ impl DatagramReceiver {
             .asm
             .take()
             .ok_or_else(|| Error::Timeout { block: Some(d.header.id), what: "assembly vanished".into() })?;
+        // Every frame is in. What follows (the digest, decoding, the store's write and fsync)
+        // reads nothing from the link and may take seconds on a loaded machine: tell the sender,
+        // which then waits for DONE or ABORT until its block_timeout rather than take the
+        // silence for a dead receiver (module docs). Lost, the sender's silence limit applies.
+        let told =
+            send_frame(rx.link, control(Kind::Progress, a.id, a.count, a.count), &[]).and_then(|()| rx.link.flush());
+        if let Err(e) = told {
+            tracing::debug!(block = %a.id, error = %e, "could not tell the sender that every frame is in");
+        }
         let digest: Digest = match d.codec {
             Codec::None if tree::by_cv(d.chunk as u64) => tree::payload_hash(body, &a.cvs).into(),
             // Frames were checked by XXH3: hash the payload now, in subtrees on the threads.

@@ -14,6 +14,10 @@
 //! - before any frame of a block: `idle_timeout` from the start of the receive;
 //! - `resend_timeout` after the last useful event: a NACK round, or after `max_rounds` rounds
 //!   without a new frame, [`Error::GaveUp`];
+//! - while useful events keep coming, `resend_timeout` or more after the last PROGRESS, and only
+//!   if frames were placed since: a PROGRESS telling the sender how many frames are in (the
+//!   sender hears no NACK from a receiver that is busy checking a backlog of frames, and must
+//!   not take it for a dead one; [`super::sender`]);
 //! - `block_timeout` after the block's first frame, whatever happens: [`Error::Timeout`] (no
 //!   deadline when `block_timeout` is too long to add to the clock, e.g. `Duration::MAX`).
 //!
@@ -68,6 +72,9 @@ pub(super) struct Rx<'a> {
     since_tick: u32,
     /// `block_timeout` after the block's first frame.
     deadline: Option<Instant>,
+    /// When the last PROGRESS went out (or the receive started), and the frames it reported.
+    told: Instant,
+    told_n: u32,
 }
 
 impl<'a> Rx<'a> {
@@ -97,6 +104,8 @@ impl<'a> Rx<'a> {
             queued: false,
             since_tick: 0,
             deadline: None,
+            told: now,
+            told_n: 0,
         }
     }
 
@@ -175,6 +184,14 @@ impl<'a> Rx<'a> {
             });
         }
         if now.duration_since(self.heard) < self.cfg.resend_timeout {
+            // Frames make progress: a resend_timeout or more after the last report, tell the
+            // sender how many are in, so that a slow receive is not taken for a dead one.
+            if a.done_n > self.told_n && now.duration_since(self.told) >= self.cfg.resend_timeout {
+                self.told = now;
+                self.told_n = a.done_n;
+                send_frame(self.link, control(Kind::Progress, a.id, a.done_n, a.count), &[])
+                    .map_err(|e| Error::io("send PROGRESS", Some(a.id), e))?;
+            }
             return Ok(());
         }
         self.heard = now;

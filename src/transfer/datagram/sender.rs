@@ -30,9 +30,26 @@
 //! each frame at most once. All NACKs of a block together may make it resend at most
 //! `max_rounds` × (frames in the block) frames, and the whole send ends by
 //! [`DatagramConfig::block_timeout`] (checked every 32 frames also while it sends
-//! many in a row); only a NACK that asks for a frame of the block counts as
-//! hearing from the receiver, so frames that are garbage or ask for nothing do not hold the
-//! sender. Beyond either bound the send fails with [`Error::Timeout`] naming the block.
+//! many in a row). Beyond either bound the send fails with [`Error::Timeout`] naming the block.
+//!
+//! # Silence
+//! After its first pass, a sender that hears nothing from the receiver for `resend_timeout`
+//! nudges it (the descriptor and the last frame, which make a receiver NACK what it misses, or
+//! confirm again a block it has), and gives up after `max_rounds` such rounds in a row
+//! ([`Error::Timeout`] naming the block, "no acknowledgement"): a receiver that is gone costs
+//! about `max_rounds` × `resend_timeout`, not `block_timeout`. Hearing from the receiver is a NACK
+//! that asks for a frame of the block, or a PROGRESS of the block that reports more frames in
+//! than the last one (at most `count` of them); frames that are garbage, ask for nothing or
+//! report nothing new do not hold the sender. A receiver sends PROGRESS every `resend_timeout`
+//! while it places frames without NACKing (a backlog of frames to check on a loaded machine
+//! outlasts the silence limit), and once every frame is in, before it checks the digest and
+//! stores the block. From that last one on, the receiver reads nothing until it confirms (the
+//! store's write and fsync of a large block can take seconds), so silence no longer ends the
+//! send: DONE, ABORT or `block_timeout` does (nudges go on, so a lost DONE is repeated). A send
+//! without a deadline (`block_timeout` too long to add to the clock) keeps the silence limit,
+//! so no send waits forever. A receiver that says nothing of its progress (a PROGRESS lost, or
+//! a peer that never sends one: older receivers, or an unknown kind being ignored) leaves the
+//! silence limit in force.
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
@@ -297,9 +314,13 @@ impl DatagramSender {
         let desc: [u8; DESCRIPTOR_LEN] =
             Descriptor { header, payload_len: payload.len() as u64, chunk: chunk as u32, codec }.encode();
         let io = |e| Error::io("send frame", Some(id), e);
-        let timed_out = |resent: u64| Error::Timeout {
+        let timed_out = |resent: u64, all_in: bool| Error::Timeout {
             block: Some(id),
-            what: format!("not confirmed within {:?} (block_timeout; {resent} frames resent)", cfg.block_timeout),
+            what: format!(
+                "not confirmed within {:?} (block_timeout; {resent} frames resent{})",
+                cfg.block_timeout,
+                if all_in { "; the receiver had said every frame was in" } else { "" }
+            ),
         };
         let overdue = || deadline.is_some_and(|d| Instant::now() >= d);
         let send = |link: &mut dyn Link, i: u32| -> std::io::Result<()> {
@@ -325,7 +346,7 @@ impl DatagramSender {
         };
         for i in 0..count {
             if i % DEADLINE_EVERY == DEADLINE_EVERY - 1 && overdue() {
-                return Err(timed_out(0));
+                return Err(timed_out(0, false));
             }
             send(link, i).map_err(io)?;
         }
@@ -335,7 +356,10 @@ impl DatagramSender {
         let mut resent = 0u64;
         let mut nack_resent = 0u64;
         let mut idle_rounds = 0u32;
-        // When the receiver was last heard usefully (a NACK asking for frames), or last nudged.
+        // Frames in, as the receiver last reported (PROGRESS): `count` once it has them all.
+        let mut reported = 0u32;
+        // When the receiver was last heard usefully (a NACK asking for frames, a PROGRESS of
+        // more frames), or last nudged.
         let mut quiet_since = Instant::now();
         loop {
             let now = Instant::now();
@@ -343,7 +367,7 @@ impl DatagramSender {
                 None => Duration::MAX,
                 Some(d) => match d.checked_duration_since(now).filter(|l| !l.is_zero()) {
                     Some(left) => left,
-                    None => return Err(timed_out(resent)),
+                    None => return Err(timed_out(resent, reported == count)),
                 },
             };
             let wait = cfg.resend_timeout.saturating_sub(now.duration_since(quiet_since)).min(left);
@@ -357,7 +381,11 @@ impl DatagramSender {
                     continue;
                 }
                 idle_rounds = idle_rounds.saturating_add(1);
-                if idle_rounds > cfg.max_rounds {
+                // A receiver that has every frame is checking and storing the block, reading
+                // nothing meanwhile: only DONE, ABORT or the deadline end the send then, unless
+                // there is no deadline (module docs).
+                let checking = reported == count && deadline.is_some();
+                if idle_rounds > cfg.max_rounds && !checking {
                     return Err(Error::Timeout {
                         block: Some(id),
                         what: format!("no acknowledgement after {idle_rounds} rounds"),
@@ -411,13 +439,22 @@ impl DatagramSender {
                         for i in s..e {
                             k += 1;
                             if k.is_multiple_of(DEADLINE_EVERY) && overdue() {
-                                return Err(timed_out(resent + u64::from(k - 1)));
+                                return Err(timed_out(resent + u64::from(k - 1), reported == count));
                             }
                             send(link, i).map_err(io)?;
                         }
                     }
                     nack_resent += n;
                     resent += n;
+                    idle_rounds = 0;
+                    quiet_since = Instant::now();
+                }
+                Kind::Progress => {
+                    // Only news counts: more frames in than last reported, of this block.
+                    if h.count != count || h.index > count || h.index <= reported {
+                        continue;
+                    }
+                    reported = h.index;
                     idle_rounds = 0;
                     quiet_since = Instant::now();
                 }
