@@ -94,7 +94,12 @@ pub struct Core {
     /// Per peer, the highest view of a lagging view change of its that we answered at this
     /// height: each is answered once (a copy, or a lower view, gets nothing).
     answered: Vec<Option<View>>,
-    behind_told: HashSet<(ValidatorIndex, Height)>,
+    /// Per peer, the highest height below ours it was told about at this height
+    /// ([`Effect::Behind`]): it is told again only when it shows a higher one (a message delayed
+    /// from an earlier height tells nothing new) or asks for a view change. One number per peer,
+    /// whatever heights it signs, so a peer replaying old heights neither grows memory nor draws
+    /// an answer per message.
+    behind_told: Vec<Option<Height>>,
     /// Per peer, the highest height above ours it was reported at ([`Effect::Ahead`]): it is
     /// reported again only for a higher one (one number per peer, whatever heights it signs).
     ahead_told: Vec<Option<Height>>,
@@ -157,7 +162,7 @@ impl Core {
             requested: Vec::new(),
             reported: HashSet::new(),
             answered: Vec::new(),
-            behind_told: HashSet::new(),
+            behind_told: Vec::new(),
             ahead_told: Vec::new(),
             future: FutureBuffer::default(),
             decided_future: BTreeMap::new(),
@@ -174,6 +179,7 @@ impl Core {
         c.vote_refs = vec![None; c.set.len()];
         c.answered = vec![None; c.set.len()];
         c.ahead_told = vec![None; c.set.len()];
+        c.behind_told = vec![None; c.set.len()];
         if state.height == next_height {
             c.view = state.view;
             c.active = state.active;
@@ -358,7 +364,7 @@ impl Core {
         self.requested.iter_mut().for_each(|r| *r = None);
         self.reported.clear();
         self.answered.iter_mut().for_each(|a| *a = None);
-        self.behind_told.clear();
+        self.behind_told.iter_mut().for_each(|t| *t = None);
         self.dirty = true;
         self.arm_timer();
         if self.set.leader(height, 0) == self.me {
@@ -406,7 +412,13 @@ impl Core {
     fn on_message(&mut self, from: ValidatorIndex, m: Message, app: &mut dyn Application) {
         let h = m.height();
         if h < self.height {
-            let first = self.behind_told.insert((from, h));
+            let first = match self.behind_told.get_mut(usize::from(from)) {
+                Some(told) if told.is_none_or(|t| t < h) => {
+                    *told = Some(h);
+                    true
+                }
+                _ => false,
+            };
             if from != self.me && (first || matches!(m, Message::ViewChange(_))) {
                 self.out.push(Effect::Behind { peer: from, height: h });
             }

@@ -275,3 +275,27 @@ fn a_restored_inactive_validator_resends_its_view_change() {
     assert_eq!(view_change_for(&timeout(&mut r, &mut app)), Some(1));
     assert_eq!(r.view(), 1);
 }
+
+/// A peer whose messages show it below our height is told our tip once per higher height it
+/// shows (and on each view change it asks for), with one remembered height per peer: before,
+/// every height a validator signed a message for was remembered until our next height.
+#[test]
+fn a_lagging_peer_is_told_once_per_height_it_shows() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    for h in 0..3u64 {
+        let p = format!("block {h}").into_bytes();
+        deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(h, &p), payload: p });
+    }
+    assert_eq!(c.height(), 3);
+    let told = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::Behind { peer: 1, .. })).count();
+    let prepare = |h: Height| Message::Vote(vote(VoteKind::Prepare, h, 0, Digest::default(), 1));
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(1))), 1);
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(1))), 0, "the same height is told once");
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(2))), 1, "a higher height is told");
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(1))), 0, "a delayed lower height is not");
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(2))), 0);
+    let vc = Message::ViewChange(view_change(2, 1, None, 1, Vec::new()));
+    assert_eq!(told(&deliver(&mut c, &mut app, 1, vc)), 1, "a lagging view change is always answered");
+    assert_eq!(c.behind_told.len(), 4, "one entry per validator, whatever heights it signs");
+}
