@@ -244,7 +244,9 @@ fn more_than_f_down_then_recover() {
 fn f_down_for_more_than_64_views_then_recover() {
     for seed in seeds().into_iter().take(20) {
         let views = down_for_40_s(seed, 7, [2, 3], Some(6));
-        let (lo, hi) = (views.iter().min().copied().unwrap_or(0), views.iter().max().copied().unwrap_or(0));
+        // Honest validators' views only: the Byzantine one's could make the gap alone.
+        let honest = views.iter().enumerate().filter(|(i, _)| *i != 6).map(|(_, v)| *v);
+        let (lo, hi) = (honest.clone().min().unwrap_or(0), honest.max().unwrap_or(0));
         assert!(hi - lo > 64, "seed {seed}: views only {views:?} apart");
     }
 }

@@ -310,6 +310,12 @@ impl Core {
 
     fn start(&mut self, app: &mut dyn Application) {
         self.arm_timer();
+        if !self.active {
+            // Restored in a view change: say where we are now rather than at the first timeout
+            // (up to 32 base timeouts away), since who asked for which view is not persisted and
+            // the others may be waiting for our stake to start the view.
+            self.send_view_change(self.view);
+        }
         if let Some((h, p)) = self.own_proposal.clone() {
             if h.body.view == self.view {
                 let justification = match &self.new_view {

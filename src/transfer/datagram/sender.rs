@@ -45,9 +45,10 @@
 //! outlasts the silence limit), and once every frame is in, before it checks the digest and
 //! stores the block. From that last one on, the receiver reads nothing until it confirms (the
 //! store's write and fsync of a large block can take seconds), so silence no longer ends the
-//! send: DONE, ABORT or `block_timeout` does (nudges go on, so a lost DONE is repeated). A send
-//! without a deadline (`block_timeout` too long to add to the clock) keeps the silence limit,
-//! so no send waits forever. A receiver that says nothing of its progress (a PROGRESS lost, or
+//! send: DONE, ABORT or `block_timeout` does. Nudges go on, so a lost DONE is repeated: the
+//! descriptor alone, at intervals doubling up to 32 × `resend_timeout`, since a busy receiver
+//! reads none of them until it is done. A send without a deadline (`block_timeout` too long to
+//! add to the clock) keeps the silence limit and its nudges, so no send waits forever. A receiver that says nothing of its progress (a PROGRESS lost, or
 //! a peer that never sends one: older receivers, or an unknown kind being ignored) leaves the
 //! silence limit in force.
 
@@ -361,6 +362,10 @@ impl DatagramSender {
         // When the receiver was last heard usefully (a NACK asking for frames, a PROGRESS of
         // more frames), or last nudged.
         let mut quiet_since = Instant::now();
+        // How long a silence lasts before a nudge: `resend_timeout`, doubled after each nudge to
+        // a receiver that has every frame when the send has a deadline (up to 32 x): it is busy
+        // checking and storing the block.
+        let mut pause = cfg.resend_timeout;
         loop {
             let now = Instant::now();
             let left = match deadline {
@@ -370,14 +375,14 @@ impl DatagramSender {
                     None => return Err(timed_out(resent, reported == count)),
                 },
             };
-            let wait = cfg.resend_timeout.saturating_sub(now.duration_since(quiet_since)).min(left);
+            let wait = pause.saturating_sub(now.duration_since(quiet_since)).min(left);
             let got = if wait.is_zero() {
                 None
             } else {
                 link.recv(&mut buf, wait).map_err(|e| Error::io("receive control", Some(id), e))?
             };
             let Some(n) = got else {
-                if quiet_since.elapsed() < cfg.resend_timeout {
+                if quiet_since.elapsed() < pause {
                     continue;
                 }
                 idle_rounds = idle_rounds.saturating_add(1);
@@ -391,12 +396,17 @@ impl DatagramSender {
                         what: format!("no acknowledgement after {idle_rounds} rounds"),
                     });
                 }
-                // Nudge the receiver: the descriptor and the last frame make it NACK the rest.
+                // Nudge the receiver: the descriptor and the last frame make it NACK the rest. One
+                // that has every frame needs only the descriptor to confirm again (a lost DONE),
+                // and hears it less and less often while it is busy.
                 send(link, 0).map_err(io)?;
-                if count > 1 {
+                resent += 1;
+                if checking {
+                    pause = pause.saturating_mul(2).min(cfg.resend_timeout.saturating_mul(32));
+                } else if count > 1 {
                     send(link, count - 1).map_err(io)?;
+                    resent += 1;
                 }
-                resent += 2;
                 quiet_since = Instant::now();
                 continue;
             };
@@ -447,6 +457,7 @@ impl DatagramSender {
                     nack_resent += n;
                     resent += n;
                     idle_rounds = 0;
+                    pause = cfg.resend_timeout;
                     quiet_since = Instant::now();
                 }
                 Kind::Progress => {

@@ -392,8 +392,7 @@ impl DpdkLink {
 
     /// The next received mbuf of ours (EtherType checked), waiting at most `timeout` from
     /// `*waiting`, which is set when this first has to wait or discard: a frame already received
-    /// costs no
-    /// clock read (four per frame were 2 % of a 64 MiB `net_ring` receive).
+    /// costs no clock read (four per frame were 2 % of a 64 MiB `net_ring` receive).
     fn next_mbuf(&mut self, timeout: Duration, waiting: &mut Option<Instant>) -> Option<*mut sys::rte_mbuf> {
         self.push_out();
         loop {

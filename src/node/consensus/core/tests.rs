@@ -260,8 +260,9 @@ fn a_view_is_left_on_a_timeout_only_after_it_started() {
     assert!(!c.started);
 }
 
-/// A validator restored inactive (who asked for what is not persisted) resends a view change
-/// for its persisted view on its timer instead of moving on, so the others learn where it is.
+/// A validator restored inactive (who asked for what is not persisted) sends a view change for
+/// its persisted view when it starts, and resends it on its timer instead of moving on, so the
+/// others learn where it is.
 #[test]
 fn a_restored_inactive_validator_resends_its_view_change() {
     let mut c = core(4, 0);
@@ -270,7 +271,7 @@ fn a_restored_inactive_validator_resends_its_view_change() {
     let state = c.safety_state();
     assert_eq!((state.view, state.active), (1, false));
     let mut r = Core::restore(set(4), 0, Box::new(NoSign), Config::default(), state, 0);
-    r.handle(Input::Start, &mut app);
+    assert_eq!(view_change_for(&r.handle(Input::Start, &mut app)), Some(1));
     assert!(!r.started);
     assert_eq!(view_change_for(&timeout(&mut r, &mut app)), Some(1));
     assert_eq!(r.view(), 1);

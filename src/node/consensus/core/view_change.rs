@@ -177,7 +177,7 @@ impl Core {
 
     /// Signs and broadcasts our view change for `new_view` (our current view), with our highest
     /// prepared certificate and last vote and the payloads they name.
-    fn send_view_change(&mut self, new_view: View) {
+    pub(super) fn send_view_change(&mut self, new_view: View) {
         let body = ViewChangeBody {
             height: self.height,
             new_view,
