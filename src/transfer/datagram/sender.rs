@@ -48,9 +48,9 @@
 //! send: DONE, ABORT or `block_timeout` does. Nudges go on, so a lost DONE is repeated: the
 //! descriptor alone, at intervals doubling up to 32 × `resend_timeout`, since a busy receiver
 //! reads none of them until it is done. A send without a deadline (`block_timeout` too long to
-//! add to the clock) keeps the silence limit and its nudges, so no send waits forever. A receiver that says nothing of its progress (a PROGRESS lost, or
-//! a peer that never sends one: older receivers, or an unknown kind being ignored) leaves the
-//! silence limit in force.
+//! add to the clock) keeps the silence limit and its nudges, so no send waits forever. A
+//! receiver that says nothing of its progress (a PROGRESS lost, or a peer that never sends one:
+//! older receivers, or an unknown kind being ignored) leaves the silence limit in force.
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
