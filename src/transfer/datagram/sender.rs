@@ -51,6 +51,9 @@
 //! add to the clock) keeps the silence limit and its nudges, so no send waits forever. A
 //! receiver that says nothing of its progress (a PROGRESS lost, or a peer that never sends one:
 //! older receivers, or an unknown kind being ignored) leaves the silence limit in force.
+//! Control frames name the block, not the attempt: a late PROGRESS of every frame from an
+//! earlier send of the same block to the same peer holds a new attempt until its
+//! `block_timeout` at most (a late DONE ends it, truthfully: that receiver has the block).
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
