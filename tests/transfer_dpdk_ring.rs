@@ -324,6 +324,10 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
         compression: Compression::Off,
         resend_timeout: Duration::from_millis(1),
         max_rounds: 100_000,
+        // No deadline: its nudges keep sending the last frame (lent) while the receiver stores
+        // the block. (With a deadline, a sender told that every frame is in nudges with the
+        // descriptor alone, which is copied, and nothing lent would be left out.)
+        block_timeout: Duration::MAX,
         // Its first send: the receiver thread may take a while to answer the first probe.
         probe_timeout: Duration::from_millis(500),
         ..Default::default()
