@@ -1,4 +1,4 @@
-//! sendfile/splice probe: each system call is tried once on a small temporary file and a pipe,
+//! sendfile/splice probe: each system call is tried once on a small anonymous file and a pipe,
 //! so a seccomp policy or an exotic kernel that refuses them shows up as `Unavailable` with errno.
 
 use super::Probe;
@@ -15,17 +15,31 @@ pub struct SpliceInfo {
 
 const PROBE: &[u8] = b"parthenon splice probe";
 
+/// The probe's source: an anonymous file holding [`PROBE`], with no name anyone else could
+/// plant a link at or find. A `memfd` (tmpfs, like a store under `/dev/shm`) where the kernel
+/// allows one, else an unnamed `O_TMPFILE` in the temporary directory; never a named file, so
+/// detection neither follows a planted symlink nor needs a writable directory when `memfd`
+/// works.
 fn temp_file() -> Result<std::fs::File, Probe<SpliceInfo>> {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("parthenon-probe-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| Probe::unavailable(format!("cannot create probe file in {}: {e}", dir.display())))?;
-    let _ = std::fs::remove_file(&path);
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = match memfd_create(c"parthenon-probe", MFdFlags::MFD_CLOEXEC) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(memfd) => {
+            let dir = std::env::temp_dir();
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .open(&dir)
+                .map_err(|e| {
+                    Probe::unavailable(format!(
+                        "cannot create a probe file: memfd_create: {memfd}; O_TMPFILE in {}: {e}",
+                        dir.display()
+                    ))
+                })?
+        }
+    };
     f.write_all(PROBE).map_err(|e| Probe::unavailable(format!("write probe file: {e}")))?;
     f.rewind().map_err(|e| Probe::unavailable(format!("rewind probe file: {e}")))?;
     Ok(f)
