@@ -117,6 +117,20 @@ fn unknown_backend_is_a_usage_error() {
 }
 
 #[test]
+fn a_closed_stdout_is_a_runtime_error_not_a_panic() {
+    // A pipe whose reading end is closed before the child writes: its first write gets EPIPE
+    // (SIGPIPE is ignored in Rust programs), as with `parthenon detect | true`.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    for args in [&["detect", "--no-dpdk"][..], &["detect", "--json", "--no-dpdk"][..]] {
+        let out = parthenon().args(args).stdout(writer.try_clone().expect("dup")).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("writing to stdout") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn cuda_is_found_or_says_why() {
     let r = report(detect_json());
     match &r.capabilities.cuda {

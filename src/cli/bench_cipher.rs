@@ -116,12 +116,12 @@ pub fn run(a: Args) -> Result<(), Failure> {
     }
     if a.json {
         let s = serde_json::to_string_pretty(&figures).map_err(|e| Failure::Runtime(e.to_string()))?;
-        println!("{s}");
+        outln!("{s}")?;
     } else {
-        println!("AES-256-GCM, GB/s (open includes a copy of the ciphertext back into the buffer)");
-        println!("{:<12} {:<5} {:>10} {:>8} {:>9}", "backend", "op", "bytes", "threads", "GB/s");
+        outln!("AES-256-GCM, GB/s (open includes a copy of the ciphertext back into the buffer)")?;
+        outln!("{:<12} {:<5} {:>10} {:>8} {:>9}", "backend", "op", "bytes", "threads", "GB/s")?;
         for f in &figures {
-            println!("{:<12} {:<5} {:>10} {:>8} {:>9.2}", f.backend.name(), f.op, f.bytes, f.threads, f.gb_per_s);
+            outln!("{:<12} {:<5} {:>10} {:>8} {:>9.2}", f.backend.name(), f.op, f.bytes, f.threads, f.gb_per_s)?;
         }
     }
     Ok(())

@@ -200,17 +200,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
             auto_route,
             results: rows,
         };
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Failure::Runtime(e.to_string()))?);
+        outln!("{}", serde_json::to_string_pretty(&out).map_err(|e| Failure::Runtime(e.to_string()))?)?;
     } else {
-        println!("machine: {machine}");
-        print!("{auto_route}");
-        println!("receiver: {}", if args.receiver == "same" { "same backend as the sender" } else { &args.receiver });
-        println!(
+        outln!("machine: {machine}")?;
+        out!("{auto_route}")?;
+        outln!("receiver: {}", if args.receiver == "same" { "same backend as the sender" } else { &args.receiver })?;
+        outln!(
             "{:<9} {:>8} {:>6} {:>9} {:>12} {:>9} {:>9}  sent by",
-            "backend", "size", "reps", "GB/s", "CPU-s/GB tx", "x copy", "cpu/copy"
-        );
+            "backend",
+            "size",
+            "reps",
+            "GB/s",
+            "CPU-s/GB tx",
+            "x copy",
+            "cpu/copy"
+        )?;
         for r in &rows {
-            println!(
+            outln!(
                 "{:<9} {:>8} {:>6} {:>9.3} {:>12.4} {:>9.2} {:>9.2}  {} ({})",
                 r.backend,
                 human(r.size),
@@ -221,7 +227,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 r.cpu_vs_copy.unwrap_or(f64::NAN),
                 r.sent_by,
                 r.method
-            );
+            )?;
         }
     }
     Ok(())

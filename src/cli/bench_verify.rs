@@ -156,11 +156,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     };
     if !args.json {
-        println!("device: {device_name}");
-        println!(
+        outln!("device: {device_name}")?;
+        outln!(
             "{:<8} {:<7} {:>9} {:>7} {:>12} {:>14} {:>12} {:>14}",
-            "scheme", "rules", "batch", "threads", "e2e ms", "e2e sig/s", "kernel ms", "kernel sig/s"
-        );
+            "scheme",
+            "rules",
+            "batch",
+            "threads",
+            "e2e ms",
+            "e2e sig/s",
+            "kernel ms",
+            "kernel sig/s"
+        )?;
     }
     for scheme in &args.schemes {
         let mix = match scheme.as_str() {
@@ -204,11 +211,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 kernel_per_second: best.1.filter(|k| *k > 0.0).map(|k| n as f64 / k),
             };
             if args.json {
-                println!("{}", serde_json::to_string(&p).map_err(|e| Failure::Runtime(e.to_string()))?);
+                outln!("{}", serde_json::to_string(&p).map_err(|e| Failure::Runtime(e.to_string()))?)?;
             } else {
                 let k_ms = p.kernel_seconds.map_or("-".to_string(), |k| format!("{:.3}", k * 1e3));
                 let k_rate = p.kernel_per_second.map_or("-".to_string(), |r| format!("{r:.0}"));
-                println!(
+                outln!(
                     "{:<8} {:<7} {:>9} {:>7} {:>12.3} {:>14.0} {:>12} {:>14}",
                     scheme,
                     p.rules,
@@ -218,7 +225,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     p.end_to_end_per_second,
                     k_ms,
                     k_rate
-                );
+                )?;
             }
         }
     }

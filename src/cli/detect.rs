@@ -20,17 +20,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let report = engine.report();
     if args.json {
         let s = serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.to_string()))?;
-        println!("{s}");
+        outln!("{s}")?;
         return Ok(());
     }
     let c = &report.capabilities;
-    println!(
+    outln!(
         "CPU       {} ({}), {} usable core(s)",
         c.cpu.model.as_deref().unwrap_or("unknown model"),
         c.cpu.arch,
         c.cpu.cores_usable
-    );
-    println!("          {}", c.cpu.features.names().join(" "));
+    )?;
+    outln!("          {}", c.cpu.features.names().join(" "))?;
     line("CUDA", &c.cuda, |i| {
         i.devices
             .iter()
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .collect::<Vec<_>>()
             .join("; ")
             + &format!(" (driver {}, NVRTC {}.{})", i.driver_version, i.nvrtc_version.0, i.nvrtc_version.1)
-    });
+    })?;
     line("OpenCL", &c.opencl, |i| {
         i.platforms
             .iter()
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             })
             .collect::<Vec<_>>()
             .join("; ")
-    });
+    })?;
     line("io_uring", &c.io_uring, |i| {
         let o = i.opcodes;
         let ops: Vec<&str> = [
@@ -87,9 +87,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             Probe::Unavailable { reason, .. } => format!("no registered buffers: {reason}"),
         };
         format!("{}; RLIMIT_MEMLOCK {memlock}; {reg}", ops.join(" "))
-    });
-    line("sendfile", &c.sendfile, |_| "works".into());
-    line("splice", &c.splice, |_| "works".into());
+    })?;
+    line("sendfile", &c.sendfile, |_| "works".into())?;
+    line("splice", &c.splice, |_| "works".into())?;
     line("DPDK", &c.dpdk, |i| {
         let ports: Vec<String> = i
             .ports
@@ -97,16 +97,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map(|p| format!("port {} {} ({}) {} mtu {}", p.id, p.name, p.driver, p.mac, p.mtu))
             .collect();
         format!("{} [EAL: {}]", ports.join("; "), i.eal_args.join(" "))
-    });
-    println!("          (probed in {:.1} ms)", c.probe_micros as f64 / 1000.0);
-    println!();
-    print!("{report}");
+    })?;
+    outln!("          (probed in {:.1} ms)", c.probe_micros as f64 / 1000.0)?;
+    outln!()?;
+    out!("{report}")?;
     Ok(())
 }
 
-fn line<T>(name: &str, p: &Probe<T>, show: impl Fn(&T) -> String) {
+fn line<T>(name: &str, p: &Probe<T>, show: impl Fn(&T) -> String) -> Result<(), Failure> {
     match p {
-        Probe::Available(t) => println!("{name:<9} yes  {}", show(t)),
-        Probe::Unavailable { reason, .. } => println!("{name:<9} no   {reason}"),
+        Probe::Available(t) => outln!("{name:<9} yes  {}", show(t)),
+        Probe::Unavailable { reason, .. } => outln!("{name:<9} no   {reason}"),
     }
 }

@@ -1,6 +1,24 @@
 //! Command-line front end: argument parsing, logging set-up and dispatch to one module per
 //! subcommand. Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+/// `println!` that returns [`Failure::Runtime`] instead of panicking when stdout is closed
+/// (`parthenon detect | head -1`) or fails.
+macro_rules! outln {
+    () => {
+        $crate::cli::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with the same failure as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod bench_cipher;
 mod bench_transfer;
@@ -81,6 +99,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes to stdout; an error (a closed pipe, a full disk) is a runtime failure that says so.
+/// Rust ignores `SIGPIPE`, so without this a closed stdout would panic in `println!`; the
+/// signal stays ignored because the transfer backends write to sockets with `sendfile`/`splice`.
+pub fn emit(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    use std::io::Write;
+    std::io::stdout().lock().write_fmt(args).map_err(|e| Failure::Runtime(format!("writing to stdout: {e}")))
 }
 
 /// `tracing` to stderr, filtered by `RUST_LOG` (default `warn`).

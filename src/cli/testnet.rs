@@ -68,38 +68,48 @@ pub fn run(a: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("tokio runtime: {e}")))?;
     let r = rt.block_on(parthenon::node::testnet::run(opts)).map_err(Failure::Runtime)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())?;
     } else {
-        println!("validators        {}", r.validators);
-        println!(
+        outln!("validators        {}", r.validators)?;
+        outln!(
             "load              {:.1} s, {} submitted, {} committed, {} still pending after the drain",
-            r.duration_s, r.submitted, r.committed, r.pending_at_end
-        );
-        println!("throughput        {:.0} tx/s", r.tx_per_s);
-        println!(
+            r.duration_s,
+            r.submitted,
+            r.committed,
+            r.pending_at_end
+        )?;
+        outln!("throughput        {:.0} tx/s", r.tx_per_s)?;
+        outln!(
             "finality          p50 {:.0} ms, p99 {:.0} ms  (p90 {:.0}, p99.9 {:.0}, max {:.0})",
-            r.finality_p50_ms, r.finality_p99_ms, r.finality_p90_ms, r.finality_p999_ms, r.finality_max_ms
-        );
-        println!("committed height  {} (lowest), {} (highest)", r.committed_height, r.max_height);
-        println!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" });
+            r.finality_p50_ms,
+            r.finality_p99_ms,
+            r.finality_p90_ms,
+            r.finality_p999_ms,
+            r.finality_max_ms
+        )?;
+        outln!("committed height  {} (lowest), {} (highest)", r.committed_height, r.max_height)?;
+        outln!("identical chains  {}", if r.identical_chains { "yes" } else { "NO" })?;
         if let Some(c) = &r.crashed_validator {
-            println!(
+            outln!(
                 "killed (-9)       validator {} at height {}, recovered {} from disk, now at {}",
-                c.index, c.height_before_kill, c.recovered_height, c.height_at_end
-            );
-            println!(
+                c.index,
+                c.height_before_kill,
+                c.recovered_height,
+                c.height_at_end
+            )?;
+            outln!(
                 "caught up         {} blocks fetched through transfer: {}",
                 c.blocks_fetched,
                 c.served_by.join("; ")
-            );
-            println!(
+            )?;
+            outln!(
                 "catch-up wait     {} ms: {}",
                 c.catch_up_wait_ms,
                 if c.caught_up { "within 2 blocks of the highest" } else { "DID NOT CATCH UP" }
-            );
+            )?;
         }
         for n in &r.nodes {
-            println!(
+            outln!(
                 "validator {}       height {}  sigs verified {}  bad-signature msgs {}  malformed frames {}  evidence {}",
                 n["index"],
                 n["height"],
@@ -107,19 +117,19 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 n["net"]["bad_signatures"],
                 n["net"]["malformed_frames"],
                 n["evidence"]
-            );
+            )?;
             // The validator's engine report: which backend serves each job, and why.
             for route in n["engine"]["routes"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "                  {:<9} -> {:<12} ({})",
                     route["job"].as_str().unwrap_or("?"),
                     route["backend"].as_str().unwrap_or("?"),
                     route["reason"].as_str().unwrap_or("")
-                );
+                )?;
             }
         }
         if !r.identical_chains {
-            println!("logs and data kept in {}", r.dir.display());
+            outln!("logs and data kept in {}", r.dir.display())?;
         }
     }
     if !r.identical_chains || r.committed_height == 0 {

@@ -27,17 +27,14 @@ fn temp_file() -> Result<std::fs::File, Probe<SpliceInfo>> {
         Ok(fd) => std::fs::File::from(fd),
         Err(memfd) => {
             let dir = std::env::temp_dir();
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_TMPFILE)
-                .open(&dir)
-                .map_err(|e| {
+            std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).open(&dir).map_err(
+                |e| {
                     Probe::unavailable(format!(
                         "cannot create a probe file: memfd_create: {memfd}; O_TMPFILE in {}: {e}",
                         dir.display()
                     ))
-                })?
+                },
+            )?
         }
     };
     f.write_all(PROBE).map_err(|e| Probe::unavailable(format!("write probe file: {e}")))?;
