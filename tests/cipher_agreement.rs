@@ -1,6 +1,6 @@
 //! Every cipher backend present against ring, byte for byte: every message length 0..=2048
 //! (AES-256 and AES-128) with random AAD of random length, a sweep of long lengths through the
-//! parallel path (including lengths around the 1 MiB threshold and segment boundaries), and
+//! parallel path (including lengths around the 2 MiB threshold and segment boundaries), and
 //! tampering of tag, ciphertext, AAD and nonce.
 //!
 //! `PARTHENON_CIPHER_MAX_LEN` (default 2048) raises the exhaustive length bound.

@@ -65,7 +65,8 @@ pub struct Args {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     if let Some((a, b)) = s.split_once('+') {
-        return Ok(parse_size(a)? + parse_size(b)?);
+        let (a, b) = (parse_size(a)?, parse_size(b)?);
+        return a.checked_add(b).ok_or_else(|| format!("size `{s}` overflows 64 bits"));
     }
     let (num, mult) = [
         ("GiB", 1u64 << 30),
@@ -79,7 +80,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     .iter()
     .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
     .unwrap_or((s, 1));
-    num.trim().parse::<u64>().map(|n| n * mult).map_err(|_| format!("bad size `{s}` (use e.g. 4KiB, 1MiB, 64MiB)"))
+    let n = num.trim().parse::<u64>().map_err(|_| format!("bad size `{s}` (use e.g. 4KiB, 1MiB, 64MiB)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` overflows 64 bits"))
 }
 
 fn human(n: u64) -> String {
@@ -145,6 +147,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let sizes: Vec<u64> = args.sizes.iter().map(|s| parse_size(s)).collect::<Result<_, _>>().map_err(Failure::Input)?;
     let min_bytes = parse_size(&args.min_bytes).map_err(Failure::Input)?;
+    if let Some(&n) = sizes.iter().find(|&&n| n > parthenon::transfer::MAX_BLOCK_BYTES) {
+        return Err(Failure::Input(format!(
+            "block size {} is above the largest block a transport takes ({})",
+            human(n),
+            human(parthenon::transfer::MAX_BLOCK_BYTES)
+        )));
+    }
     if args.backends.iter().any(|b| b == "dpdk") {
         return Err(Failure::Input(
             "`bench transfer` measures the stream backends between two processes over loopback TCP; \
@@ -174,11 +183,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let src_dir = store_dir(&args, "src");
     let _ = std::fs::remove_dir_all(&src_dir);
     let src = BlockStore::open(&src_dir).map_err(|e| Failure::Runtime(e.to_string()))?;
-    for (i, &n) in sizes.iter().enumerate() {
+    let stored = sizes.iter().enumerate().try_for_each(|(i, &n)| {
         let body = bench_body(n as usize, i as u64);
-        src.put(BlockId(i as u64), &body).map_err(|e| Failure::Runtime(e.to_string()))?;
-    }
-    let result = measure_all(&args, &engines, &src, &sizes, min_bytes);
+        src.put(BlockId(i as u64), &body).map(drop).map_err(|e| Failure::Runtime(e.to_string()))
+    });
+    let result = stored.and_then(|()| measure_all(&args, &engines, &src, &sizes, min_bytes));
     let _ = std::fs::remove_dir_all(&src_dir);
     let mut rows = result?;
     for i in 0..rows.len() {
@@ -427,5 +436,7 @@ mod tests {
         assert_eq!(parse_size("1MiB+7").unwrap(), (1 << 20) + 7);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("18446744073709551615GiB").is_err());
+        assert!(parse_size("18446744073709551615+1").is_err());
     }
 }

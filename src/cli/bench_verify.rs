@@ -151,6 +151,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         b => {
             let backend: Backend = b.parse()?;
+            if backend.job() != parthenon::Job::Verify {
+                return Err(Failure::Input(format!(
+                    "backend `{backend}` serves {}, not verify; use auto, cpu, cuda or opencl",
+                    backend.job()
+                )));
+            }
             let v = device(backend)?;
             (Runner::Device(v), v.describe())
         }

@@ -48,7 +48,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}` is not a usable duration: {e}"))
 }
 
+/// Highest `--tx-rate`: far above what a local network commits, and low enough that no figure
+/// derived from it overflows.
+const MAX_TX_RATE: u64 = 10_000_000;
+
 pub fn run(a: Args) -> Result<(), Failure> {
+    let most = parthenon::node::consensus::MAX_VALIDATORS;
+    if !(1..=most).contains(&a.validators) {
+        return Err(Failure::Input(format!("--validators {}: between 1 and {most}", a.validators)));
+    }
+    if !(1..=MAX_TX_RATE).contains(&a.tx_rate) {
+        return Err(Failure::Input(format!("--tx-rate {}: between 1 and {MAX_TX_RATE}", a.tx_rate)));
+    }
+    if a.max_block_txs == 0 {
+        return Err(Failure::Input("--max-block-txs 0: a block must hold at least one transaction".into()));
+    }
     let exe = std::env::current_exe().map_err(|e| Failure::Runtime(format!("own executable: {e}")))?;
     let opts = parthenon::node::testnet::Options {
         validators: a.validators,

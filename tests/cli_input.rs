@@ -1,0 +1,31 @@
+//! Bad command-line input ends with exit code 2 and a message naming the argument, before any
+//! work starts (no detection run, no block allocated, no process spawned), never with a panic.
+
+use std::process::Command;
+
+fn input_error(args: &[&str], says: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_parthenon")).args(args).env_remove("RUST_LOG").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(says) && !stderr.contains("panicked"), "{args:?}: {stderr}");
+}
+
+#[test]
+fn transfer_bench_sizes_that_overflow_or_exceed_a_block() {
+    input_error(&["bench", "transfer", "--sizes", "18446744073709551615GiB"], "overflows 64 bits");
+    input_error(&["bench", "transfer", "--sizes", "18446744073709551615+1"], "overflows 64 bits");
+    input_error(&["bench", "transfer", "--sizes", "4KiB,100MiB"], "block size 100 MiB is above");
+}
+
+#[test]
+fn verify_bench_with_a_backend_of_another_job() {
+    input_error(&["bench", "verify", "--backend", "aes-ni"], "serves cipher, not verify");
+}
+
+#[cfg(feature = "node")]
+#[test]
+fn testnet_arguments_out_of_range() {
+    input_error(&["testnet", "--validators", "0"], "--validators 0");
+    input_error(&["testnet", "--tx-rate", "18446744073709551615"], "--tx-rate");
+    input_error(&["testnet", "--max-block-txs", "0"], "--max-block-txs 0");
+}
