@@ -13,9 +13,19 @@ void *parthenon_pktmbuf_mtod_offset(struct rte_mbuf *m, uint16_t off) {
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 
+int parthenon_port_multi_segs(uint16_t port) {
+    struct rte_eth_dev_info info;
+    if (rte_eth_dev_info_get(port, &info) != 0) return 0;
+    return (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+}
+
 int parthenon_port_setup(uint16_t port, struct rte_mempool *mp, uint16_t nb_desc) {
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof(conf));
+    /* Frames larger than one mbuf are chains (and zero-copy frames are always a header mbuf
+     * chained to the attached payload): ask for multi-segment TX wherever the driver offers it.
+     * Where it does not, the link keeps every frame within one mbuf (src/transfer/dpdk). */
+    if (parthenon_port_multi_segs(port)) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     int rc = rte_eth_dev_configure(port, 1, 1, &conf);
     if (rc < 0) return rc;
     int socket = rte_eth_dev_socket_id(port);

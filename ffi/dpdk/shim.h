@@ -16,6 +16,7 @@ void *parthenon_pktmbuf_mtod_offset(struct rte_mbuf *m, uint16_t off);
 #define PARTHENON_DPDK_TRANSFER_SHIM
 struct rte_mbuf_ext_shared_info;
 struct rte_mempool;
+int parthenon_port_multi_segs(uint16_t port);
 int parthenon_port_setup(uint16_t port, struct rte_mempool *mp, uint16_t nb_desc);
 uint32_t parthenon_port_max_rx_pktlen(uint16_t port);
 struct rte_mbuf_ext_shared_info *parthenon_shinfo_new(void);

@@ -8,6 +8,7 @@
 pub mod sys;
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Why DPDK could not be used.
@@ -60,6 +61,8 @@ pub struct PortInfo {
 }
 
 static EAL: OnceLock<Result<Eal, DpdkError>> = OnceLock::new();
+/// Set by [`Eal::cleanup`]: the EAL is gone for the rest of the process.
+static CLEANED: AtomicBool = AtomicBool::new(false);
 
 /// Where DPDK 22.11 keeps its runtime directories (one per `--file-prefix`).
 fn runtime_base() -> std::path::PathBuf {
@@ -146,8 +149,11 @@ impl Eal {
         EAL.get_or_init(|| Self::start(args)).as_ref().map_err(Clone::clone)
     }
 
-    /// The EAL if some earlier call started it.
+    /// The EAL if some earlier call started it and [`Eal::cleanup`] has not run.
     pub fn get() -> Option<&'static Eal> {
+        if CLEANED.load(Ordering::Acquire) {
+            return None;
+        }
         EAL.get().and_then(|r| r.as_ref().ok())
     }
 
@@ -192,10 +198,22 @@ impl Eal {
         Ok(Eal { args: args.to_vec() })
     }
 
-    /// Releases the EAL's resources (hugepage or heap memory, runtime files). Call once, at
-    /// process exit, after every DPDK user has stopped; the EAL cannot be used afterwards.
-    pub fn cleanup(&self) {
-        // SAFETY: the EAL was initialised; the caller guarantees no DPDK objects are in use.
+    /// Releases the EAL's resources (hugepage or heap memory, runtime files), at process exit.
+    /// Afterwards [`Eal::get`] returns `None`, so no new link can open; a second call does
+    /// nothing.
+    ///
+    /// # Safety
+    ///
+    /// No DPDK object may be alive or used again, on any thread: no link
+    /// (`transfer::dpdk::DpdkLink`), no received frame that holds an mbuf, no thread inside a
+    /// DPDK call. They all point into memory this frees.
+    pub unsafe fn cleanup(&self) {
+        if CLEANED.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: the EAL was initialised (an `Eal` exists only then), this is the first
+        // cleanup (the flag above), and the caller guarantees that no DPDK object is in use
+        // (this function's contract).
         let rc = unsafe { sys::rte_eal_cleanup() };
         if rc != 0 {
             tracing::warn!(rc, "rte_eal_cleanup failed");

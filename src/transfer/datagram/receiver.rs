@@ -8,9 +8,13 @@
 //!    and the largest acceptable payload in bytes — see `rx.rs`).
 //! 2. The descriptor fixes the payload length and the chunk size; the payload's room is reserved
 //!    in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
-//!    receiver of many blocks neither faults in fresh pages nor zero-fills per block).
-//! 3. Every new data frame is checked by its BLAKE3 chaining value and placed
-//!    (`place.rs`); for payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
+//!    receiver of many uncompressed blocks neither faults in fresh pages nor zero-fills per
+//!    block). A compressed payload is assembled in the receiver's scratch buffer instead and
+//!    decoded into a fresh vector that replaces the caller's.
+//! 3. Every new data frame is checked and placed (`place.rs`): by its BLAKE3 chaining value
+//!    when the chunk is [`tree::GROUP`] bytes or more (jumbo frames, DPDK), else by the XXH3
+//!    check in its header, the payload then being hashed whole once every frame is in (step
+//!    4). For payloads of [`PARALLEL_MIN`] bytes or more that work is shared by
 //!    [`DatagramConfig::hash_threads`] threads while this one keeps reading the link.
 //! 4. When every frame is in, the receiver tells the sender so (PROGRESS of every frame, pushed
 //!    out at once: what follows reads nothing from the link, and the sender then waits for DONE

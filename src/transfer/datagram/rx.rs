@@ -172,6 +172,11 @@ impl<'a> Rx<'a> {
                     what: format!("no block arrived in {:?}", self.cfg.idle_timeout),
                 });
             }
+            // Nothing to ask for yet: wait a whole resend_timeout again for the first frame
+            // (without this, every wait past the first would be zero, a spin until idle_timeout).
+            if now.duration_since(self.heard) >= self.cfg.resend_timeout {
+                self.heard = now;
+            }
             return Ok(());
         };
         if self.deadline.is_some_and(|d| now >= d) {
@@ -564,6 +569,34 @@ mod tests {
     fn feed(rx: &mut Rx<'_>, f: RxFrame, work: &Work<'_>) -> Result<(), Error> {
         let (h, check) = rx.admit(&f)?.expect("a data frame");
         rx.data(h, check, f, work)
+    }
+
+    /// A receiver waiting for its first frame sleeps in the link: it does not spin for the
+    /// whole idle_timeout once the first resend_timeout has passed.
+    #[test]
+    fn waiting_for_the_first_frame_does_not_spin() {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let (_peer, mut link) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+        let expect = Expect { id: Some(BlockId(1)), max_len: 1 << 20 };
+        let cfg = DatagramConfig {
+            resend_timeout: Duration::from_millis(10),
+            idle_timeout: Duration::from_millis(600),
+            ..DatagramConfig::default()
+        };
+        let cpu = || {
+            let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
+            [u.user_time(), u.system_time()]
+                .iter()
+                .map(|t| Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64))
+                .sum::<Duration>()
+        };
+        let before = cpu();
+        let mut rx = Rx::new(&mut link, &expect, cfg, None, None, None);
+        let e = rx.until_descriptor().expect_err("nothing arrives");
+        assert!(matches!(e, Error::Timeout { block: None, .. }), "{e}");
+        // A spin burns most of the 600 ms even on a loaded host; sleeping burns ~1 ms.
+        let burnt = cpu() - before;
+        assert!(burnt < Duration::from_millis(150), "{burnt:?} of CPU while waiting 600 ms");
     }
 
     #[test]

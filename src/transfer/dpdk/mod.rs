@@ -17,7 +17,10 @@
 //!   port is an error, not a silent downgrade). Everything sent with [`Link::send`] — control
 //!   frames, the descriptor, MTU probes — is copied whatever the mode, so a buffer the caller
 //!   frees at once (an ABORT's reason) is never referenced. Payloads under [`EXT_MIN`] bytes are
-//!   copied too (cheaper than a second mbuf).
+//!   copied too (cheaper than a second mbuf). A frame larger than one mbuf is a chain, which
+//!   the port is configured to send (`MULTI_SEGS`) wherever its driver offers it; on a hardware
+//!   port whose driver does not, frames are cut to fit one mbuf (2 KiB with the Ethernet
+//!   header), and MTU discovery never probes past that.
 //! - **Release, per send.** Every attached mbuf holds a reference on the shared-info refcount of
 //!   the send it belongs to: the link takes a fresh shared info whenever a send ends with frames
 //!   still out, so one send's frames never count against another's. A frame can stay in a
@@ -208,7 +211,12 @@ impl DpdkLink {
         // SAFETY: ports are valid (checked above).
         let max_rx = unsafe { sys::parthenon_port_max_rx_pktlen(rx_port) }
             .min(unsafe { sys::parthenon_port_max_rx_pktlen(tx_port) }) as usize;
-        let max_frame = max_rx.min(65_000).saturating_sub(ETH_LEN);
+        // A hardware port whose driver cannot send mbuf chains gets frames that fit one mbuf
+        // (copy mode: Ethernet header, frame header and payload in one segment).
+        // SAFETY: the port is valid (checked above).
+        let chains = software || unsafe { sys::parthenon_port_multi_segs(tx_port) } != 0;
+        let one_mbuf = sys::RTE_MBUF_DEFAULT_DATAROOM as usize;
+        let max_frame = max_rx.min(if chains { 65_000 } else { one_mbuf }).saturating_sub(ETH_LEN);
         let mut eth = [0u8; ETH_LEN];
         eth[..6].copy_from_slice(&[0xff; 6]);
         eth[6..12].copy_from_slice(&info.mac);
