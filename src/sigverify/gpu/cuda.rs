@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const ENTRY: &str = "cuda/verify.cu";
 /// Streams per device; chunks alternate between them.
 pub const STREAMS: usize = 2;
-/// Items per chunk (a batch up to this size is one launch pair on one stream).
+/// Most items per chunk. A batch is cut into chunks of `min(CHUNK_ITEMS, ⌈n / STREAMS⌉)` items
+/// (one launch pair each) that alternate between the streams, so even a small batch of two or
+/// more items uses both.
 pub const CHUNK_ITEMS: usize = 1 << 17;
 /// Threads per block.
 const BLOCK: u32 = 128;
@@ -64,15 +66,22 @@ struct Lane {
     pending: Option<(usize, usize)>,
 }
 
-fn pinned<T: cudarc::driver::DeviceRepr>(
+fn pinned<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     ctx: &Arc<CudaContext>,
     n: usize,
     wc: bool,
 ) -> Result<PinnedHostSlice<T>, GpuError> {
     let flags = if wc { sys::CU_MEMHOSTALLOC_WRITECOMBINED } else { 0 };
-    // SAFETY: the memory is uninitialised; every byte read back (verdicts) or sent to the device
-    // is first written by `stage`, which fills exactly the prefix it then copies.
-    unsafe { ctx.alloc_pinned_with_flags::<T>(n.max(1), flags) }.map_err(drv("cuMemHostAlloc"))
+    let n = n.max(1);
+    // SAFETY: the allocation is uninitialised; it is zeroed below, before any reference to it
+    // is made.
+    let mut p = unsafe { ctx.alloc_pinned_with_flags::<T>(n, flags) }.map_err(drv("cuMemHostAlloc"))?;
+    let ptr = p.as_mut_ptr().map_err(drv("cuEventSynchronize"))?;
+    // SAFETY: `ptr` points to `n` elements of `T` just allocated and owned by `p`, which nothing
+    // else uses yet; all-zero bytes are a valid `T` (`ValidAsZeroBits`). After
+    // this the slice views `stage` and `drain` make cover initialised memory.
+    unsafe { std::ptr::write_bytes(ptr, 0, n) };
+    Ok(p)
 }
 
 impl Lane {
@@ -333,16 +342,17 @@ impl CudaVerifier {
             if !fits {
                 let (items, bytes) =
                     lanes.get(i).map_or((chunk, max_msg), |l| (l.items.max(chunk), l.message_bytes.max(max_msg)));
-                let stream = match lanes.get(i) {
-                    Some(l) => l.stream.clone(),
-                    None => self.ctx.new_stream().map_err(drv("cuStreamCreate"))?,
+                // The old lane's memory is freed before the new one is allocated, so a regrow
+                // never needs both at once (nothing is in flight: the invariant above). Should
+                // the allocation fail, the lanes left are whole and the next call grows anew.
+                let stream = if i < lanes.len() {
+                    let old = lanes.remove(i);
+                    old.stream.clone()
+                } else {
+                    self.ctx.new_stream().map_err(drv("cuStreamCreate"))?
                 };
                 let lane = Lane::new(&self.ctx, stream, items, bytes)?;
-                if i < lanes.len() {
-                    lanes[i] = lane;
-                } else {
-                    lanes.push(lane);
-                }
+                lanes.insert(i, lane);
             }
         }
         let mut events = Vec::new();

@@ -28,7 +28,9 @@ use std::sync::{Mutex, OnceLock};
 pub const ENTRY: &str = "opencl/verify.cl";
 /// Command queues per device; chunks alternate between them.
 pub const QUEUES: usize = 2;
-/// Items per chunk (a batch up to this size is one launch pair on one queue).
+/// Most items per chunk. A batch is cut into chunks of `min(CHUNK_ITEMS, ⌈n / QUEUES⌉)` items
+/// (one launch pair each) that alternate between the queues, so even a small batch of two or
+/// more items uses both.
 pub const CHUNK_ITEMS: usize = 1 << 17;
 
 /// Work-group size on GPUs.
@@ -100,7 +102,12 @@ impl<T: Copy> Pinned<T> {
         if mapped.is_null() {
             return Err(GpuError::call("clEnqueueMapBuffer", "null mapping"));
         }
-        Ok(Pinned { buffer, ptr: mapped.cast(), len })
+        let ptr: *mut T = mapped.cast();
+        // SAFETY: the blocking map above made `len.max(1)` elements writable at `ptr`, owned by
+        // `buffer` and not yet referenced; zeroed once here (every `T` staged is plain data), so
+        // the slices `as_mut_slice` makes always cover initialised memory.
+        unsafe { ptr::write_bytes(ptr, 0, len.max(1)) };
+        Ok(Pinned { buffer, ptr, len })
     }
 
     fn as_mut_slice(&mut self) -> &mut [T] {
@@ -335,9 +342,18 @@ impl OpenClVerifier {
         if let Err(e) = self.run_chunks(st, batch, rules, &chunks, &mut out, &mut events) {
             // Nothing of a failed batch stays in flight: the next batch must not stage into
             // pinned memory that a command of this one still reads or writes.
+            let mut lost = false;
             for lane in st.lanes.iter_mut() {
-                let _ = lane.queue.finish();
+                lost |= lane.queue.finish().is_err();
                 lane.pending = None;
+            }
+            if lost {
+                // A queue that cannot finish (a lost device) may still have writes queued that
+                // read a lane's mapped memory: leak the lanes rather than stage into or unmap
+                // memory a command may touch. The next call allocates new ones.
+                for lane in st.lanes.drain(..) {
+                    std::mem::forget(lane);
+                }
             }
             return Err(e);
         }

@@ -180,20 +180,30 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("parthenon"))
 }
 
-fn cache_file(fingerprint: &str) -> Option<PathBuf> {
-    cache_dir().map(|d| d.join(format!("verify-crossover-{fingerprint}.json")))
+fn cache_file(dir: &std::path::Path, fingerprint: &str) -> PathBuf {
+    dir.join(format!("verify-crossover-{fingerprint}.json"))
 }
 
 /// The cached crossover for `fingerprint`, if one was stored and parses.
 pub fn load_cached(fingerprint: &str) -> Option<Crossover> {
-    let text = std::fs::read_to_string(cache_file(fingerprint)?).ok()?;
+    load_cached_in(&cache_dir()?, fingerprint)
+}
+
+fn load_cached_in(dir: &std::path::Path, fingerprint: &str) -> Option<Crossover> {
+    let text = std::fs::read_to_string(cache_file(dir, fingerprint)).ok()?;
     let c: Crossover = serde_json::from_str(&text).ok()?;
     (c.fingerprint == fingerprint).then_some(c)
 }
 
 /// Stores `c` in the cache (best effort: a read-only home only costs a recalibration).
 pub fn store_cached(c: &Crossover) {
-    let Some(path) = cache_file(&c.fingerprint) else { return };
+    if let Some(dir) = cache_dir() {
+        store_cached_in(&dir, c);
+    }
+}
+
+fn store_cached_in(dir: &std::path::Path, c: &Crossover) {
+    let path = cache_file(dir, &c.fingerprint);
     if let Err(e) = write_cache_file(&path, &serde_json::to_vec_pretty(c).unwrap_or_default()) {
         tracing::warn!(path = %path.display(), error = %e, "could not cache the verify crossover");
     }
@@ -247,18 +257,17 @@ mod tests {
     }
 
     #[test]
-    fn cache_round_trips_under_xdg_cache_home() {
+    fn cache_round_trips_through_a_folder() {
+        // A folder of its own, not the environment: setting XDG_CACHE_HOME would race every
+        // other test thread that reads it (or calls getenv from C).
         let dir = std::env::temp_dir().join(format!("parthenon-route-test-{}", std::process::id()));
-        // SAFETY of the env change: this is the only test in the crate that reads or writes
-        // XDG_CACHE_HOME.
-        std::env::set_var("XDG_CACHE_HOME", &dir);
         let c = from_timings("abc", &[64, 1024], &[1e-3, 1e-2], &[1e-2, 1e-3]);
-        store_cached(&c);
+        store_cached_in(&dir, &c);
         // serde_json may round a float's last bit; the thresholds are what must survive.
-        let back = load_cached("abc").expect("cached");
+        let back = load_cached_in(&dir, "abc").expect("cached");
         assert_eq!((back.min_device_batch, back.split_from), (c.min_device_batch, c.split_from));
         assert!((back.device_share - c.device_share).abs() < 1e-12);
-        assert_eq!(load_cached("other"), None);
+        assert_eq!(load_cached_in(&dir, "other"), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
