@@ -222,7 +222,12 @@ fn feed(frames: Vec<Vec<u8>>, expect: Expect) -> Error {
 const CHUNK: usize = 1024;
 
 fn frame(kind: Kind, id: u64, index: u32, count: u32, payload: &[u8]) -> Vec<u8> {
-    let h = FrameHeader { kind, block: BlockId(id), index, count, payload_len: 0 };
+    frame_of(kind, id, 1, index, count, payload)
+}
+
+/// [`frame`] of send `attempt`: a peer answering a sender echoes the attempt of its frames.
+fn frame_of(kind: Kind, id: u64, attempt: u32, index: u32, count: u32, payload: &[u8]) -> Vec<u8> {
+    let h = FrameHeader { kind, block: BlockId(id), index, count, payload_len: 0, attempt };
     // Chunks under 16 KiB carry XXH3 checks; larger ones their chaining values.
     let mut f = if h.is_block_data() && tree::by_cv(CHUNK as u64) {
         h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * CHUNK as u64, payload)).to_vec()
@@ -315,6 +320,33 @@ fn sender_learns_why_receiver_refused() {
     assert_eq!(next.unwrap(), (BlockHeader::for_body(BlockId(4), &pattern(5000, 2)), pattern(5000, 2)));
 }
 
+/// An ABORT that answers an earlier send of a block (from a receive that gave up on it), read
+/// by a new send of the block after its first pass, does not fail the new send: a sender reads
+/// only the answers to its own attempt.
+#[test]
+fn a_late_abort_of_an_earlier_send_does_not_fail_a_retry() {
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let (queued, stale_abort_queued) = std::sync::mpsc::channel();
+    let h = thread::spawn(move || {
+        let mut r = DatagramReceiver::default();
+        // Block 40 first, so that the sender has the path's MTU and reads nothing before its
+        // first pass of block 41.
+        r.recv_block(&mut b, &Expect::default()).unwrap();
+        b.send(&[&frame_of(Kind::Abort, 41, 7, 0, 0, b"gave up after 25 rounds")]).unwrap();
+        queued.send(()).unwrap();
+        let got = r.recv_block(&mut b, &Expect::default());
+        r.linger(&mut b, Duration::from_millis(300)).unwrap();
+        got
+    });
+    let s = DatagramSender::default();
+    s.send_block(&mut a, BlockId(40), &pattern(5000, 40)).unwrap();
+    stale_abort_queued.recv().unwrap();
+    s.send_block(&mut a, BlockId(41), &pattern(50_000, 41)).unwrap();
+    let (header, body) = h.join().unwrap().unwrap();
+    assert_eq!(header.id, BlockId(41));
+    assert!(body == pattern(50_000, 41));
+}
+
 fn nack_payload(ranges: &[(u32, u32)]) -> Vec<u8> {
     ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect()
 }
@@ -325,26 +357,28 @@ fn nacking_peer(mut b: MemLink, block: u64, nack: Vec<u8>, for_how_long: Duratio
     thread::spawn(move || {
         let start = std::time::Instant::now();
         let mut data = 0u64;
-        let mut started = false;
+        let mut started = None;
         let mut buf = vec![0u8; b.max_frame()];
         while start.elapsed() < for_how_long {
             if let Ok(Some(n)) = b.recv(&mut buf, Duration::from_millis(2)) {
                 if let Ok((h, _, _)) = FrameHeader::parse(&buf[..n]) {
                     match h.kind {
                         Kind::Probe => {
-                            let f = frame(Kind::ProbeAck, 0, h.index, 0, &[]);
+                            let f = frame_of(Kind::ProbeAck, 0, 0, h.index, 0, &[]);
                             let _ = b.send(&[&f]);
                         }
                         Kind::Data => {
                             data += 1;
-                            started |= h.index == 0;
+                            if h.index == 0 {
+                                started = Some(h.attempt);
+                            }
                         }
                         _ => {}
                     }
                 }
             }
-            if started {
-                let _ = b.send(&[&frame(Kind::Nack, block, 0, 0, &nack)]);
+            if let Some(attempt) = started {
+                let _ = b.send(&[&frame_of(Kind::Nack, block, attempt, 0, 0, &nack)]);
             }
         }
         data
@@ -769,8 +803,8 @@ fn sender_ends_a_send_to_a_dead_receiver() {
 }
 
 /// PROGRESS frames that report nothing new (the same count again, more frames than the block
-/// has, a count of frames the block does not have, another block's) do not hold a sender: it
-/// gives up after `max_rounds` as on silence.
+/// has, a count of frames the block does not have, another block's) or answer another send of
+/// the block do not hold a sender: it gives up after `max_rounds` as on silence.
 #[test]
 fn progress_that_reports_nothing_new_does_not_hold_the_sender() {
     let cfg = DatagramConfig {
@@ -793,20 +827,22 @@ fn progress_that_reports_nothing_new_does_not_hold_the_sender() {
                 if let Ok((h, _, _)) = FrameHeader::parse(&buf[..n]) {
                     match h.kind {
                         Kind::Probe => {
-                            let _ = b.send(&[&frame(Kind::ProbeAck, 0, h.index, 0, &[])]);
+                            let _ = b.send(&[&frame_of(Kind::ProbeAck, 0, 0, h.index, 0, &[])]);
                         }
-                        Kind::Data => count = Some(h.count),
+                        Kind::Data => count = Some((h.count, h.attempt)),
                         _ => {}
                     }
                 }
             }
-            if let Some(c) = count {
+            if let Some((c, at)) = count {
                 let k = (start.elapsed().as_millis() / 5) as u32;
                 for f in [
-                    frame(Kind::Progress, 9, 1, c, &[]),
-                    frame(Kind::Progress, 9, c + 1 + k, c, &[]),
-                    frame(Kind::Progress, 9, (1 + k).min(c), c + 1, &[]),
-                    frame(Kind::Progress, 10, (1 + k).min(c), c, &[]),
+                    frame_of(Kind::Progress, 9, at, 1, c, &[]),
+                    frame_of(Kind::Progress, 9, at, c + 1 + k, c, &[]),
+                    frame_of(Kind::Progress, 9, at, (1 + k).min(c), c + 1, &[]),
+                    frame_of(Kind::Progress, 10, at, (1 + k).min(c), c, &[]),
+                    // News, but of another send of the block.
+                    frame_of(Kind::Progress, 9, at.wrapping_add(1).max(1), (1 + k).min(c), c, &[]),
                 ] {
                     let _ = b.send(&[&f]);
                 }

@@ -185,7 +185,7 @@ fn copy_mode(cfg: DatagramConfig) {
 }
 
 fn data_head(len: usize) -> [u8; 48] {
-    let h = FrameHeader { kind: Kind::Data, block: BlockId(900), index: 1, count: 2, payload_len: 0 };
+    let h = FrameHeader { kind: Kind::Data, block: BlockId(900), index: 1, count: 2, payload_len: 0, attempt: 1 };
     h.encode(&vec![0u8; len])
 }
 
@@ -267,7 +267,7 @@ fn frames_out_after_a_send_are_quarantined(cfg: DatagramConfig) {
     let dropped = Arc::new(AtomicBool::new(false));
     let memory = Flagged(vec![9u8; 4096], Arc::clone(&dropped));
     // A frame every receiver ignores (a DONE of no block being sent), its payload lent.
-    let h = FrameHeader { kind: Kind::Done, block: BlockId(901), index: 0, count: 0, payload_len: 0 };
+    let h = FrameHeader { kind: Kind::Done, block: BlockId(901), index: 0, count: 0, payload_len: 0, attempt: 1 };
     // SAFETY: `memory` is handed to `retire` below, which gives it back or keeps it for as long
     // as the frame references it.
     unsafe { e.send_lent(&[&h.encode(&memory.0), &memory.0]) }.unwrap();

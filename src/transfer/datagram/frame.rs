@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    4 magic "PDGF"
-//!      4    1 version (2)
+//!      4    1 version (3)
 //!      5    1 kind: 1 DATA, 2 NACK, 3 DONE, 4 PROBE, 5 PROBE_ACK, 6 ABORT, 7 PROGRESS
 //!      6    2 reserved, 0
 //!      8    8 block id
@@ -12,7 +12,9 @@
 //!     20    4 count   (DATA, PROGRESS: frames in the block, descriptor included; NACK: indices
 //!                      listed)
 //!     24    4 payload length
-//!     28    4 reserved, 0
+//!     28    4 attempt (DATA: the sender's number for this send of the block; NACK,
+//!                      PROGRESS, DONE, ABORT: the attempt they answer; PROBE and
+//!                      PROBE_ACK: 0)
 //!     32    8 head check: XXH3-64 of bytes 0..32 and 40..48
 //!     40    8 payload check (below)
 //! ```
@@ -43,7 +45,7 @@ pub const FRAME_HEADER: usize = 48;
 /// Descriptor payload size.
 pub const DESCRIPTOR_LEN: usize = HEADER_LEN + 8 + 4 + 1;
 const MAGIC: [u8; 4] = *b"PDGF";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,11 @@ pub struct FrameHeader {
     pub count: u32,
     /// Payload bytes following the header.
     pub payload_len: u32,
+    /// The send this frame belongs to: a sender numbers each send of a block afresh (never
+    /// 0), and the receiver's control frames carry the number of the send they answer, so a
+    /// sender can tell them from late answers to an earlier send of the same block
+    /// ([`super::sender`]).
+    pub attempt: u32,
 }
 
 fn xxh3(parts: &[&[u8]]) -> u64 {
@@ -127,6 +134,7 @@ impl FrameHeader {
         b[16..20].copy_from_slice(&self.index.to_le_bytes());
         b[20..24].copy_from_slice(&self.count.to_le_bytes());
         b[24..28].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        b[28..32].copy_from_slice(&self.attempt.to_le_bytes());
         b[40..48].copy_from_slice(&payload_check.to_le_bytes());
         let c = xxh3(&[&b[..32], &b[40..48]]);
         b[32..40].copy_from_slice(&c.to_le_bytes());
@@ -190,6 +198,7 @@ impl FrameHeader {
             index: u32_at(16),
             count: u32_at(20),
             payload_len: payload_len as u32,
+            attempt: u32_at(28),
         };
         Ok((h, u64_at(40), payload))
     }
@@ -284,7 +293,7 @@ mod tests {
 
     #[test]
     fn frame_round_trip_and_corruption() {
-        let h = FrameHeader { kind: Kind::Nack, block: BlockId(3), index: 2, count: 9, payload_len: 4 };
+        let h = FrameHeader { kind: Kind::Nack, block: BlockId(3), index: 2, count: 9, payload_len: 4, attempt: 77 };
         let mut f = h.encode(b"abcd").to_vec();
         f.extend_from_slice(b"abcd");
         let (d, p) = FrameHeader::decode(&f).unwrap();
@@ -302,7 +311,7 @@ mod tests {
     fn data_frames_are_checked_by_chaining_value() {
         use crate::transfer::datagram::tree::subtree_cv;
         let payload = vec![7u8; 1024];
-        let h = FrameHeader { kind: Kind::Data, block: BlockId(3), index: 2, count: 9, payload_len: 1024 };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(3), index: 2, count: 9, payload_len: 1024, attempt: 77 };
         let mut f = h.encode_data(payload.len(), &subtree_cv(1024, &payload)).to_vec();
         f.extend_from_slice(&payload);
         let check = |f: &[u8]| {

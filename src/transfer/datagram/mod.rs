@@ -10,8 +10,10 @@
 //!    with LZ4 when that is likely to pay ([`compress`]); the descriptor says which codec.
 //! 3. **Frames.** Frame 0 is the descriptor (block header with the BLAKE3 digest, payload
 //!    length, chunk size, codec); frames 1.. carry the payload, each exactly one chunk but the
-//!    last. Every frame carries block id, index, count, a header check (XXH3) and a payload
-//!    check ([`frame`]). Where frames have room for 16 KiB of payload or more, the chunk is the
+//!    last. Every frame carries block id, index, count, the send's *attempt* number, a header
+//!    check (XXH3) and a payload check ([`frame`]). The receiver's control frames carry the
+//!    attempt they answer, so a sender ignores late answers to an earlier send of the same block
+//!    (a DONE excepted: it is true of any send; [`sender`]). Where frames have room for 16 KiB of payload or more, the chunk is the
 //!    largest power of two that fits, so each data frame is one subtree of the payload's BLAKE3
 //!    tree, and its payload check is that subtree's chaining value, which the receiver computes
 //!    once per byte to check the frame *and* to build the block digest. On smaller frames (a

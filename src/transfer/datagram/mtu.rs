@@ -53,8 +53,14 @@ impl MtuCache {
             // MIN_FRAME <= size <= MAX_PROBE: within the padding.
             let pad = PROBE_PAD.get(..size.saturating_sub(FRAME_HEADER)).unwrap_or(&PROBE_PAD);
             for _ in 0..2 {
-                let h =
-                    FrameHeader { kind: Kind::Probe, block: BlockId(0), index: size as u32, count: 0, payload_len: 0 };
+                let h = FrameHeader {
+                    kind: Kind::Probe,
+                    block: BlockId(0),
+                    index: size as u32,
+                    count: 0,
+                    payload_len: 0,
+                    attempt: 0,
+                };
                 match send_frame(link, h, pad) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return Ok(false),

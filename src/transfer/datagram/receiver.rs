@@ -71,6 +71,9 @@ pub struct DatagramReceiver {
     last_done: Option<BlockId>,
     /// The block the last receive refused, until a receive succeeds (see the module docs).
     last_refused: Option<BlockId>,
+    /// The send (attempt) of the block being received, or last received, that control frames
+    /// answer (`rx.rs`).
+    attempt: u32,
     /// Room for compressed payloads.
     scratch: Vec<u8>,
     /// Room for bodies received into a store.
@@ -80,7 +83,14 @@ pub struct DatagramReceiver {
 impl DatagramReceiver {
     /// A receiver with `config`.
     pub fn new(config: DatagramConfig) -> Self {
-        DatagramReceiver { config, last_done: None, last_refused: None, scratch: Vec::new(), stored: Vec::new() }
+        DatagramReceiver {
+            config,
+            last_done: None,
+            last_refused: None,
+            attempt: 0,
+            scratch: Vec::new(),
+            stored: Vec::new(),
+        }
     }
 
     /// Serves the peer while no block is being received: answers MTU probes (a peer discovering
@@ -98,9 +108,9 @@ impl DatagramReceiver {
             // The header is checked; a data payload need not be, to confirm a block again.
             if let Ok((h, check, p)) = FrameHeader::parse(&buf[..n]) {
                 if h.kind == Kind::Probe && FrameHeader::check_payload(check, p) {
-                    let _ = send_frame(link, control(Kind::ProbeAck, h.block, h.index, 0), &[]);
+                    let _ = send_frame(link, control(Kind::ProbeAck, h.block, h.attempt, h.index, 0), &[]);
                 } else if h.kind == Kind::Data && self.last_done == Some(h.block) {
-                    let _ = send_frame(link, control(Kind::Done, h.block, 0, 0), &[]);
+                    let _ = send_frame(link, control(Kind::Done, h.block, h.attempt, 0, 0), &[]);
                 }
             }
         }
@@ -169,7 +179,7 @@ impl DatagramReceiver {
                 body.clear();
                 if let Some(b) = e.block() {
                     let reason = e.to_string();
-                    let _ = send_frame(link, control(Kind::Abort, b, 0, 0), reason.as_bytes());
+                    let _ = send_frame(link, control(Kind::Abort, b, self.attempt, 0, 0), reason.as_bytes());
                     self.last_refused = Some(b);
                 }
             }
@@ -189,7 +199,7 @@ impl DatagramReceiver {
         body: &mut Vec<u8>,
         accept: &mut Accept<'_>,
     ) -> Result<BlockHeader, Error> {
-        let mut rx = Rx::new(link, expect, self.config, self.last_done, self.last_refused, store);
+        let mut rx = Rx::new(link, expect, self.config, self.last_done, self.last_refused, store, &mut self.attempt);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
@@ -213,8 +223,8 @@ impl DatagramReceiver {
         // reads nothing from the link and may take seconds on a loaded machine: tell the sender,
         // which then waits for DONE or ABORT until its block_timeout rather than take the
         // silence for a dead receiver (module docs). Lost, the sender's silence limit applies.
-        let told =
-            send_frame(rx.link, control(Kind::Progress, a.id, a.count, a.count), &[]).and_then(|()| rx.link.flush());
+        let told = send_frame(rx.link, control(Kind::Progress, a.id, *rx.attempt, a.count, a.count), &[])
+            .and_then(|()| rx.link.flush());
         if let Err(e) = told {
             tracing::debug!(block = %a.id, error = %e, "could not tell the sender that every frame is in");
         }
@@ -239,7 +249,7 @@ impl DatagramReceiver {
         accept(&d.header, body)?;
         // Accepted (and published, into a store): from here the receive succeeds (module docs).
         self.last_done = Some(a.id);
-        if let Err(e) = send_frame(rx.link, control(Kind::Done, a.id, 0, 0), &[]) {
+        if let Err(e) = send_frame(rx.link, control(Kind::Done, a.id, *rx.attempt, 0, 0), &[]) {
             tracing::warn!(block = %a.id, error = %e, "block accepted, but its DONE could not be sent; the sender will ask again");
         }
         Ok(d.header)

@@ -57,6 +57,11 @@ pub(super) struct Rx<'a> {
     /// The store a block is received into: a block it holds is refused at its first frame.
     store: Option<&'a BlockStore>,
     pub(super) asm: Option<Assembly>,
+    /// The send of the block being received that control frames answer (module docs of
+    /// [`super::sender`]): set by every frame of the block until its descriptor is in, and by
+    /// every descriptor since (a new send starts with, and nudges with, its descriptor). Kept by
+    /// the caller, so that an ABORT after the receive failed answers it too.
+    pub(super) attempt: &'a mut u32,
     corrupt: u64,
     rounds: u32,
     progress_mark: u32,
@@ -85,6 +90,7 @@ impl<'a> Rx<'a> {
         last_done: Option<BlockId>,
         last_refused: Option<BlockId>,
         store: Option<&'a BlockStore>,
+        attempt: &'a mut u32,
     ) -> Self {
         let now = Instant::now();
         Rx {
@@ -95,6 +101,7 @@ impl<'a> Rx<'a> {
             last_refused,
             store,
             asm: None,
+            attempt,
             corrupt: 0,
             rounds: 0,
             progress_mark: 0,
@@ -194,7 +201,7 @@ impl<'a> Rx<'a> {
             if a.done_n > self.told_n && now.duration_since(self.told) >= self.cfg.resend_timeout {
                 self.told = now;
                 self.told_n = a.done_n;
-                send_frame(self.link, control(Kind::Progress, a.id, a.done_n, a.count), &[])
+                send_frame(self.link, control(Kind::Progress, a.id, *self.attempt, a.done_n, a.count), &[])
                     .map_err(|e| Error::io("send PROGRESS", Some(a.id), e))?;
             }
             return Ok(());
@@ -219,7 +226,7 @@ impl<'a> Rx<'a> {
         for ranges in a.missing_ranges().chunks(NACK_RANGES) {
             let p: Vec<u8> =
                 ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect();
-            send_frame(self.link, control(Kind::Nack, a.id, 0, ranges.len() as u32), &p)
+            send_frame(self.link, control(Kind::Nack, a.id, *self.attempt, 0, ranges.len() as u32), &p)
                 .map_err(|e| Error::io("send NACK", Some(a.id), e))?;
         }
         Ok(())
@@ -241,7 +248,7 @@ impl<'a> Rx<'a> {
         }
         match h.kind {
             Kind::Probe => {
-                let _ = send_frame(self.link, control(Kind::ProbeAck, h.block, h.index, 0), &[]);
+                let _ = send_frame(self.link, control(Kind::ProbeAck, h.block, h.attempt, h.index, 0), &[]);
                 return Ok(None);
             }
             Kind::Data => {}
@@ -249,7 +256,7 @@ impl<'a> Rx<'a> {
         }
         if self.last_done == Some(h.block) && self.asm.as_ref().is_none_or(|a| a.id != h.block) {
             // Our DONE was lost: confirm again.
-            let _ = send_frame(self.link, control(Kind::Done, h.block, 0, 0), &[]);
+            let _ = send_frame(self.link, control(Kind::Done, h.block, h.attempt, 0, 0), &[]);
             return Ok(None);
         }
         if self.asm.is_none() && self.last_refused == Some(h.block) {
@@ -261,7 +268,7 @@ impl<'a> Rx<'a> {
                 return Ok(None);
             }
             if let Err(e) = self.may_start(&h) {
-                let _ = send_frame(self.link, control(Kind::Abort, h.block, 0, 0), e.to_string().as_bytes());
+                let _ = send_frame(self.link, control(Kind::Abort, h.block, h.attempt, 0, 0), e.to_string().as_bytes());
                 return Ok(None);
             }
         }
@@ -295,6 +302,9 @@ impl<'a> Rx<'a> {
                 })
             }
         };
+        if h.index == 0 || a.desc.is_none() {
+            *self.attempt = h.attempt;
+        }
         if h.index >= a.count {
             return Err(reject(format!("index {} >= frame count {}", h.index, a.count)));
         }
@@ -537,7 +547,7 @@ mod tests {
     use crate::transfer::BlockHeader;
 
     fn data_frame(block: BlockId, index: u32, count: u32, chunk: usize, payload: &[u8]) -> RxFrame {
-        let h = FrameHeader { kind: Kind::Data, block, index, count, payload_len: 0 };
+        let h = FrameHeader { kind: Kind::Data, block, index, count, payload_len: 0, attempt: 1 };
         let mut f = if tree::by_cv(chunk as u64) {
             h.encode_data(payload.len(), &tree::subtree_cv((index as u64 - 1) * chunk as u64, payload)).to_vec()
         } else {
@@ -548,15 +558,15 @@ mod tests {
     }
 
     /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
-    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize) -> Rx<'a> {
-        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None, None);
+    fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize, attempt: &'a mut u32) -> Rx<'a> {
+        let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None, None, attempt);
         let d = Descriptor {
             header: BlockHeader::for_body(BlockId(5), body),
             payload_len: body.len() as u64,
             chunk: chunk as u32,
             codec: Codec::None,
         };
-        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 3, payload_len: 0 };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 3, payload_len: 0, attempt: 1 };
         let p = d.encode();
         let mut f = h.encode(&p).to_vec();
         f.extend_from_slice(&p);
@@ -591,7 +601,8 @@ mod tests {
                 .sum::<Duration>()
         };
         let before = cpu();
-        let mut rx = Rx::new(&mut link, &expect, cfg, None, None, None);
+        let mut attempt = 0;
+        let mut rx = Rx::new(&mut link, &expect, cfg, None, None, None, &mut attempt);
         let e = rx.until_descriptor().expect_err("nothing arrives");
         assert!(matches!(e, Error::Timeout { block: None, .. }), "{e}");
         // A spin burns most of the 600 ms even on a loaded host; sleeping burns ~1 ms.
@@ -608,7 +619,8 @@ mod tests {
             let expect = Expect::default();
             let mut room: Vec<u8> = Vec::with_capacity(body.len());
             let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], chunk);
-            let mut rx = rx(&mut a, &expect, &body, chunk);
+            let mut attempt = 0;
+            let mut rx = rx(&mut a, &expect, &body, chunk, &mut attempt);
 
             // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
             feed(&mut rx, data_frame(BlockId(5), 1, 3, chunk, &body[..chunk]), &work).unwrap();
@@ -649,11 +661,12 @@ mod tests {
             chunk: chunk as u32,
             codec: Codec::None,
         };
-        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 4, payload_len: 0 };
+        let h = FrameHeader { kind: Kind::Data, block: BlockId(5), index: 0, count: 4, payload_len: 0, attempt: 1 };
         let p = d.encode();
         a.send(&[&h.encode(&p), &p]).unwrap();
         let expect = Expect::default();
-        let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None, None);
+        let mut attempt = 0;
+        let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None, None, &mut attempt);
         rx.until_descriptor().unwrap();
         let asm = rx.asm.as_ref().unwrap();
         assert_eq!((asm.pending.len(), asm.pending_bytes), (1, chunk as u64));

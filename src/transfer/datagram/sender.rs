@@ -51,9 +51,12 @@
 //! add to the clock) keeps the silence limit and its nudges, so no send waits forever. A
 //! receiver that says nothing of its progress (a PROGRESS lost, or a peer that never sends one:
 //! older receivers, or an unknown kind being ignored) leaves the silence limit in force.
-//! Control frames name the block, not the attempt: a late PROGRESS of every frame from an
-//! earlier send of the same block to the same peer holds a new attempt until its
-//! `block_timeout` at most (a late DONE ends it, truthfully: that receiver has the block).
+//! Each send of a block is an *attempt* with a number of its own (fresh per send, never 0, in
+//! every frame's header), and the receiver's NACK, PROGRESS and ABORT carry the number of the
+//! send they answer. A send reads only those of its own attempt, so late answers to an earlier
+//! send of the same block — an ABORT from a receive that gave up on it, a PROGRESS of every
+//! frame, NACKs — neither fail a retry nor hold it. A DONE ends any send of its block, whatever
+//! its attempt: it says, truthfully, that the receiver holds the block.
 
 use super::compress;
 use super::frame::{Codec, Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN, FRAME_HEADER};
@@ -327,8 +330,9 @@ impl DatagramSender {
             ),
         };
         let overdue = || deadline.is_some_and(|d| Instant::now() >= d);
+        let attempt = fresh_attempt();
         let send = |link: &mut dyn Link, i: u32| -> std::io::Result<()> {
-            let h = FrameHeader { kind: Kind::Data, block: id, index: i, count, payload_len: 0 };
+            let h = FrameHeader { kind: Kind::Data, block: id, index: i, count, payload_len: 0, attempt };
             if i == 0 {
                 return send_frame(link, h, &desc);
             }
@@ -414,7 +418,9 @@ impl DatagramSender {
                 continue;
             };
             let Ok((h, p)) = FrameHeader::decode(&buf[..n]) else { continue };
-            if h.block != id {
+            // Only this send's answers count; a DONE of the block from any send ends it (module
+            // docs).
+            if h.block != id || (h.attempt != attempt && h.kind != Kind::Done) {
                 continue;
             }
             match h.kind {
@@ -476,6 +482,23 @@ impl DatagramSender {
             }
         }
     }
+}
+
+/// A number for one send (module docs), never 0: a hash of a per-process count of sends, the
+/// process id and the clock, so two sends (in this process, or a restarted one) share a number
+/// with a chance of about 2^-32.
+fn fresh_attempt() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SENDS: AtomicU64 = AtomicU64::new(0);
+    let n = SENDS.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut h = blake3::Hasher::new();
+    h.update(&n.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&now.to_le_bytes());
+    let b = h.finalize();
+    let a = u32::from_le_bytes([b.as_bytes()[0], b.as_bytes()[1], b.as_bytes()[2], b.as_bytes()[3]]);
+    a.max(1)
 }
 
 /// The frames a NACK payload asks for, as sorted, disjoint `[start, end)` ranges within

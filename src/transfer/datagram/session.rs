@@ -81,7 +81,7 @@ pub(super) fn send_frame(link: &mut dyn Link, h: FrameHeader, payload: &[u8]) ->
     link.send(&[&head, payload])
 }
 
-/// The header of a control frame without payload.
-pub(super) fn control(kind: Kind, block: BlockId, index: u32, count: u32) -> FrameHeader {
-    FrameHeader { kind, block, index, count, payload_len: 0 }
+/// The header of a control frame without payload, answering send `attempt` of `block`.
+pub(super) fn control(kind: Kind, block: BlockId, attempt: u32, index: u32, count: u32) -> FrameHeader {
+    FrameHeader { kind, block, index, count, payload_len: 0, attempt }
 }
