@@ -3,8 +3,16 @@
 //! - io_uring refused (a seccomp filter makes `io_uring_setup` fail with `EPERM`): `auto` routes
 //!   transfer elsewhere, transfers byte-exact, the report names the refusal, and forcing
 //!   `io-uring` is an error carrying the same reason.
-//! - `RLIMIT_MEMLOCK` at 64 KiB: io_uring stays routed but without registered buffers, still
-//!   byte-exact (sending and receiving), and the report says why it downgraded.
+//! - `RLIMIT_MEMLOCK` at 64 KiB, in a process that is not root and has no capabilities (as a
+//!   service under its own account): io_uring stays routed but without registered buffers, still
+//!   byte-exact (sending and receiving), and the report says why it downgraded. Without
+//!   `CAP_IPC_LOCK` the kernel charges every `SEND_ZC` from unregistered memory to the limit, so
+//!   such sends go by plain `SEND`, and the report says that too.
+//! - `RLIMIT_MEMLOCK` at exactly the 8 MiB the registered buffers take, and at 16 MiB,
+//!   unprivileged likewise, with several rings at once: whether a ring's buffers register or not
+//!   (the rings' own memory counts against the same limit on recent kernels, and so does every
+//!   other ring's pool), every send goes through, zero-copy from registered buffers where there
+//!   are some, and a ring without them says why.
 //!
 //! Each parent test re-executes this test binary running only the matching `child_*` test with
 //! `PARTHENON_FALLBACK_CHILD` set; the `child_*` tests do nothing when run directly.
@@ -16,6 +24,7 @@ use parthenon::detect::DetectOptions;
 use parthenon::transfer::{BlockId, BlockStore, Expect, Transport};
 use parthenon::{Backend, Engine, Job};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::thread;
@@ -28,9 +37,14 @@ fn in_child() -> bool {
 
 fn run_child(name: &str, restrict: fn() -> std::io::Result<()>) -> String {
     let exe = std::env::current_exe().unwrap();
+    // The child's temporary files go into a directory anyone may write to, so that a child that
+    // drops to an unprivileged uid (`seccomp::become_unprivileged`) can create them.
+    let tmp = TempDir::new("fb-child");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
-    // SAFETY: the closure only calls prctl/setrlimit (async-signal-safe) and allocates nothing.
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1").env("TMPDIR", tmp.path());
+    // SAFETY: the closure only calls prctl/setrlimit/setgroups/setgid/setuid (async-signal-safe)
+    // and allocates nothing.
     unsafe { cmd.pre_exec(restrict) };
     let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -43,13 +57,16 @@ fn engine(opts: impl FnOnce(parthenon::EngineBuilder) -> parthenon::EngineBuilde
     opts(Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })).build()
 }
 
-/// Byte-exact transfer of a few sizes through `t` over loopback, received by `copy`.
-fn transfers_byte_exact(t: &(dyn Transport + 'static)) {
-    transfers_byte_exact_to(t, || Box::new(parthenon::transfer::copy::CopyTransport));
+/// Byte-exact transfer of a few sizes through `t` over loopback, received by `copy`; returns
+/// each send's method, the largest block's last.
+fn transfers_byte_exact(t: &(dyn Transport + 'static)) -> Vec<String> {
+    transfers_byte_exact_to(t, || Box::new(parthenon::transfer::copy::CopyTransport))
 }
 
-/// Byte-exact transfer of a few sizes sent by `t` and received by the transport `rx` makes.
-fn transfers_byte_exact_to(t: &(dyn Transport + 'static), rx: fn() -> Box<dyn Transport>) {
+/// Byte-exact transfer of a few sizes sent by `t` and received by the transport `rx` makes;
+/// returns each send's method, the largest block's (9 MiB: more than one round of eight 1 MiB
+/// chunks) last.
+fn transfers_byte_exact_to(t: &(dyn Transport + 'static), rx: fn() -> Box<dyn Transport>) -> Vec<String> {
     let src_dir = TempDir::new("fb-src");
     let dst_dir = TempDir::new("fb-dst");
     let src = BlockStore::open(src_dir.path()).unwrap();
@@ -69,14 +86,36 @@ fn transfers_byte_exact_to(t: &(dyn Transport + 'static), rx: fn() -> Box<dyn Tr
         }
     });
     let tx = TcpStream::connect(addr).unwrap();
+    let mut methods = Vec::new();
     for i in 0..sizes.len() {
         let r = t.send_block(&tx, &src.get(BlockId(i as u64)).unwrap()).unwrap();
         println!("sent block {i}: {} bytes via {} ({})", r.wire_bytes, r.backend, r.method);
+        methods.push(r.method);
     }
     h.join().unwrap();
     for (i, &n) in sizes.iter().enumerate() {
         assert!(dst.get(BlockId(i as u64)).unwrap().read_body().unwrap() == pattern(n, i as u64 + 3));
     }
+    methods
+}
+
+/// The `restrict` of the memlock children: `RLIMIT_MEMLOCK` at `BYTES`, then no root and no
+/// capabilities (uid and gid `ID` when run as root). The kernel charges locked memory to one
+/// budget per uid, shared by every process of that uid, so each child that runs beside the others
+/// takes its own id: a child's rings must not spend another's budget.
+fn memlock_unprivileged<const BYTES: u64, const ID: u32>() -> std::io::Result<()> {
+    seccomp::limit_memlock(BYTES)?;
+    seccomp::become_unprivileged(ID)
+}
+
+/// In a memlock child: the restriction took, so the kernel charges this process's locked memory.
+fn assert_unprivileged(limit: u64) {
+    assert_eq!(parthenon::detect::memlock_limit(), Some(limit));
+    assert_eq!(
+        seccomp::has_cap_ipc_lock(),
+        Some(false),
+        "the child must run without CAP_IPC_LOCK (run the tests as root, or as a user without capabilities)"
+    );
 }
 
 #[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
@@ -88,7 +127,15 @@ fn io_uring_refused_auto_downgrades_and_says_why() {
 
 #[test]
 fn memlock_64k_auto_keeps_io_uring_without_registered_buffers() {
-    let text = run_child("child_memlock_64k", || seccomp::limit_memlock(64 << 10));
+    let text = run_child("child_memlock_64k", memlock_unprivileged::<{ 64 << 10 }, 65534>);
+    println!("{text}");
+}
+
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn memlock_8m_unprivileged_io_uring_sends_with_or_without_registered_buffers() {
+    let text =
+        run_child("child_memlock_8m", memlock_unprivileged::<{ parthenon::detect::REGISTERED_BUFFER_BYTES }, 65533>);
     println!("{text}");
 }
 
@@ -125,7 +172,7 @@ fn child_memlock_64k() {
     if !in_child() {
         return;
     }
-    assert_eq!(parthenon::detect::memlock_limit(), Some(64 << 10));
+    assert_unprivileged(64 << 10);
     let e = engine(|b| b).unwrap();
     let Some(info) = e.capabilities().io_uring.available() else {
         // io_uring absent on this host for another reason: the downgrade is to another backend.
@@ -144,8 +191,9 @@ fn child_memlock_64k() {
     transfers_byte_exact(&t);
     #[cfg(feature = "io-uring")]
     {
-        // io_uring itself under the limit: plain SEND, and SEND_ZC from the mapping (forced on
-        // loopback), both without registered buffers.
+        // io_uring itself under the limit, without registered buffers: plain SEND, also where
+        // SEND_ZC would be used (forced on loopback), since the kernel would charge each
+        // zero-copy send from the mapping to the 64 KiB and refuse it (ENOMEM).
         let u = parthenon::transfer::uring::UringTransport::new().unwrap();
         assert!(!u.registered_buffers());
         assert!(u.notes().iter().any(|n| n.contains("RLIMIT_MEMLOCK 64 KiB")), "{:?}", u.notes());
@@ -153,8 +201,82 @@ fn child_memlock_64k() {
         // Received by io_uring without registered buffers too (plain WRITE from the slots).
         transfers_byte_exact_to(&u, || Box::new(parthenon::transfer::uring::UringTransport::new().unwrap()));
         let zc = parthenon::transfer::uring::UringTransport::new().unwrap().zero_copy_on_loopback(true);
-        transfers_byte_exact(&zc);
+        let methods = transfers_byte_exact(&zc);
+        let last = methods.last().unwrap();
+        assert!(
+            last.starts_with("io_uring linked SEND (") && last.contains("charged to RLIMIT_MEMLOCK 64 KiB"),
+            "{last}"
+        );
+        // SEND_ZC from the mapping all the same (as a process the exemption check misjudged
+        // would): the kernel refuses it with ENOMEM, and the send goes on with plain SEND.
+        let forced = parthenon::transfer::uring::UringTransport::new()
+            .unwrap()
+            .zero_copy_on_loopback(true)
+            .zero_copy_from_memory(true);
+        let methods = transfers_byte_exact(&forced);
+        let last = methods.last().unwrap();
+        assert!(
+            last.starts_with("io_uring linked SEND_ZC from the block mapping") && last.contains("ENOMEM"),
+            "{last}"
+        );
     }
+    println!("CHILD-OK");
+}
+
+/// `RLIMIT_MEMLOCK` exactly the registered buffers' 8 MiB, unprivileged, with several io_uring
+/// transports at once, as a node serving several peers has several rings, all drawing on the
+/// user's one budget of locked memory: a ring registers its buffers or says why not (on 6.18
+/// none can: the ring's own memory counts too; where one can, the others cannot), and every send
+/// goes through either way, SEND_ZC forced on loopback so that the zero-copy paths are the ones
+/// taken; so does the engine's routed transport, whose report says why it has no registered
+/// buffers where detection found none.
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn child_memlock_8m() {
+    use parthenon::transfer::uring::UringTransport;
+    if !in_child() {
+        return;
+    }
+    let limit = parthenon::detect::REGISTERED_BUFFER_BYTES;
+    assert_unprivileged(limit);
+    let e = engine(|b| b).unwrap();
+    println!("detected: {:?}", e.capabilities().io_uring);
+    let Some(info) = e.capabilities().io_uring.available() else {
+        // io_uring absent on this host for another reason: the downgrade is to another backend.
+        transfers_byte_exact(&e.transport().unwrap());
+        println!("CHILD-OK");
+        return;
+    };
+    let first = UringTransport::new().unwrap().zero_copy_on_loopback(true);
+    let second = UringTransport::new().unwrap().zero_copy_on_loopback(true);
+    assert!(!(first.registered_buffers() && second.registered_buffers()), "two 8 MiB pools under {limit} B");
+    for (name, u) in [("first", &first), ("second", &second)] {
+        println!("{name}: registered buffers {}, notes {:?}", u.registered_buffers(), u.notes());
+        let methods = transfers_byte_exact(u);
+        transfers_byte_exact_to(u, || Box::new(UringTransport::new().unwrap()));
+        let last = methods.last().unwrap();
+        if u.registered_buffers() {
+            assert!(last.starts_with("io_uring READ_FIXED + linked SEND_ZC"), "{name}: {last}");
+        } else {
+            assert!(
+                u.notes().iter().any(|n| n.contains("registered buffers off") && n.contains("ENOMEM")),
+                "{name}: {:?}",
+                u.notes()
+            );
+            assert!(last.starts_with("io_uring linked SEND (") && last.contains("ENOMEM"), "{name}: {last}");
+        }
+    }
+    let t = e.transport().unwrap();
+    let report = t.report();
+    println!("{report}");
+    if let Err(why) = info.registered_buffers.check() {
+        assert!(why.contains("ENOMEM"), "{why}");
+        assert!(
+            report.backend_notes.iter().any(|n| n.contains(why) && n.contains("plain SEND from the block mapping")),
+            "{report}"
+        );
+    }
+    transfers_byte_exact(&t);
     println!("CHILD-OK");
 }
 

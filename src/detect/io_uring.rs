@@ -2,6 +2,13 @@
 //! `kernel.io_uring_disabled`, or by an old kernel: the errno says which), the kernel supports the
 //! opcodes the transfer backend uses, and buffers the size transfer registers can be registered
 //! under this process's `RLIMIT_MEMLOCK`.
+//!
+//! What the kernel charges to that limit ([`memlock_charged`]): a ring set up by a process without
+//! `CAP_IPC_LOCK` in the initial user namespace charges its registered buffers, on recent kernels
+//! its own rings' memory, and every `IORING_OP_SEND_ZC` from memory that is not registered
+//! (`(len >> PAGE_SHIFT) + 2` pages per send, held until its notification) to the user's locked
+//! memory: one budget for all the user's rings, checked against the calling process's
+//! `RLIMIT_MEMLOCK`, and an operation past it fails with `ENOMEM`.
 
 use super::Probe;
 use serde::{Deserialize, Serialize};
@@ -51,6 +58,57 @@ pub fn memlock_limit() -> Option<u64> {
         Ok((soft, _)) => Some(soft),
         Err(_) => None,
     }
+}
+
+/// Why io_uring's locked memory counts against this process's `RLIMIT_MEMLOCK` (module docs), or
+/// `None` when it never runs out: the limit is unlimited, or the process has `CAP_IPC_LOCK` in the
+/// initial user namespace, as the kernel checks at `io_uring_setup`. With a reason, a
+/// `SEND_ZC` from unregistered memory can fail with `ENOMEM` at any size the budget does not
+/// cover, so the transfer backend sends such memory with plain `SEND` instead. Read from
+/// `/proc/self/status` (`CapEff`) and `/proc/self/ns/user`; where they cannot be read, the
+/// memory counts.
+pub fn memlock_charged() -> Option<String> {
+    let limit = memlock_limit()?;
+    /// `CAP_IPC_LOCK` (linux/capability.h).
+    const CAP_IPC_LOCK: u32 = 14;
+    /// The inode of the initial user namespace (`PROC_USER_INIT_INO`, linux/proc_ns.h).
+    const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+    let cap = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+        u64::from_str_radix(hex.trim(), 16).ok()
+    });
+    let cap = cap.is_some_and(|eff| eff & (1 << CAP_IPC_LOCK) != 0);
+    let init_ns = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/user").is_ok_and(|m| m.ino() == PROC_USER_INIT_INO)
+    };
+    match (cap, init_ns) {
+        (true, true) => None,
+        (true, false) => Some(format!(
+            "RLIMIT_MEMLOCK {} (CAP_IPC_LOCK only inside a user namespace, which the kernel does not count)",
+            human_bytes(limit)
+        )),
+        (false, _) => Some(format!("RLIMIT_MEMLOCK {} (no CAP_IPC_LOCK)", human_bytes(limit))),
+    }
+}
+
+/// The reason an `io_uring_register(BUFFERS)` of [`REGISTERED_BUFFER_BYTES`] failed with `errno`,
+/// for an operator. `ENOMEM` under a limit that would hold the buffers alone means the rest of
+/// what the user has charged (module docs) did not fit beside them.
+#[cfg(feature = "io-uring")]
+pub(crate) fn buffers_refused(errno: i32) -> String {
+    let mut reason = format!("io_uring_register(BUFFERS): {}", super::errno_text(errno));
+    if errno == libc::ENOMEM {
+        if let Some(limit) = memlock_limit() {
+            reason.push_str(&format!(
+                ": RLIMIT_MEMLOCK {} must hold the {} of buffers and the locked memory this user already has \
+                 (the ring's own memory on recent kernels, other rings' buffers)",
+                human_bytes(limit),
+                human_bytes(REGISTERED_BUFFER_BYTES)
+            ));
+        }
+    }
+    reason
 }
 
 /// "64 KiB", "8 MiB": byte counts for reasons an operator reads.
@@ -133,7 +191,7 @@ fn probe_registered_buffers(ring: &io_uring::IoUring, memlock: Option<u64>) -> P
             Probe::Available(RegisteredBuffers { bytes: REGISTERED_BUFFER_BYTES })
         }
         Err(e) => match e.raw_os_error() {
-            Some(errno) => Probe::refused("io_uring_register(BUFFERS)", errno),
+            Some(errno) => Probe::Unavailable { reason: buffers_refused(errno), errno: Some(errno) },
             None => Probe::unavailable(format!("io_uring_register(BUFFERS): {e}")),
         },
     }

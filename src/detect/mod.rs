@@ -30,8 +30,11 @@ mod splice;
 pub use cpu::{CpuFeatures, CpuInfo};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use dpdk::{DpdkInfo, DpdkPort};
+#[cfg(feature = "io-uring")]
+pub(crate) use io_uring::buffers_refused;
 pub use io_uring::{
-    human_bytes, memlock_limit, IoUringInfo, IoUringOpcodes, RegisteredBuffers, REGISTERED_BUFFER_BYTES,
+    human_bytes, memlock_charged, memlock_limit, IoUringInfo, IoUringOpcodes, RegisteredBuffers,
+    REGISTERED_BUFFER_BYTES,
 };
 pub use opencl::{OpenClDevice, OpenClInfo, OpenClPlatform};
 pub use splice::SpliceInfo;

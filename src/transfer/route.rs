@@ -231,8 +231,15 @@ fn backend_notes(engine: &Engine, backend: Backend) -> Vec<String> {
     if backend == Backend::IoUring {
         if let Some(info) = engine.capabilities().io_uring.available() {
             if let Err(r) = info.registered_buffers.check() {
-                notes
-                    .push(format!("io-uring without registered buffers ({r}): SEND_ZC from the block mapping instead"));
+                notes.push(match crate::detect::memlock_charged().filter(|_| info.opcodes.send_zc) {
+                    Some(c) => format!(
+                        "io-uring without registered buffers ({r}): plain SEND from the block mapping instead \
+                         (SEND_ZC from it would be charged to {c}, and refused with ENOMEM past it)"
+                    ),
+                    None => {
+                        format!("io-uring without registered buffers ({r}): SEND_ZC from the block mapping instead")
+                    }
+                });
             }
             if !info.opcodes.send_zc {
                 notes.push("io-uring: kernel lacks SEND_ZC: plain SEND from the block mapping".into());

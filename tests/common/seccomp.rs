@@ -1,7 +1,9 @@
 //! Classic-BPF seccomp filters that restrict a process the way a hardened host would: one makes
 //! `io_uring_setup(2)` fail with `EPERM`, as a hardened container or `kernel.io_uring_disabled`
-//! would, another refuses new threads. Usable in `Command::pre_exec`: they only call `prctl`,
-//! which is async-signal-safe, and allocate nothing.
+//! would, another refuses new threads; and, beside them, the other restrictions a hardened host
+//! puts on a service: a low `RLIMIT_MEMLOCK`, no root and no capabilities. Usable in
+//! `Command::pre_exec`: they only call `prctl`, `setrlimit` and the `set*id` calls, which are
+//! async-signal-safe, and allocate nothing.
 
 /// `AUDIT_ARCH_X86_64` / `AUDIT_ARCH_AARCH64`: a filter lets calls of any other ABI through.
 #[cfg(target_arch = "x86_64")]
@@ -87,6 +89,38 @@ pub fn limit_memlock(bytes: u64) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// When running as root, becomes uid and gid `id` with no supplementary groups: the `setuid`
+/// from root clears every capability (`CAP_IPC_LOCK` among them), as a service running under its
+/// own account has none. The id need not exist in `/etc/passwd`; the kernel keeps one budget of
+/// locked memory per uid, so children that must not share theirs take different ids. A process
+/// that is not root is left as it is (it has no capabilities to lose unless it was given some,
+/// which the caller checks). For `pre_exec`: only `setgroups`/`setgid`/`setuid`, which are
+/// async-signal-safe, and nothing allocated.
+pub fn become_unprivileged(id: u32) -> std::io::Result<()> {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    // SAFETY: setgroups with a count of 0 reads no list; setgid/setuid take integers. The gid
+    // goes first: after setuid the process may no longer change it.
+    let failed = unsafe { libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(id) != 0 || libc::setuid(id) != 0 };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this process has `CAP_IPC_LOCK` in its effective set (`/proc/self/status`, `CapEff`);
+/// `None` when that cannot be read.
+pub fn has_cap_ipc_lock() -> Option<bool> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let eff = u64::from_str_radix(hex, 16).ok()?;
+    /// `CAP_IPC_LOCK` (linux/capability.h).
+    const CAP_IPC_LOCK: u32 = 14;
+    Some(eff & (1 << CAP_IPC_LOCK) != 0)
 }
 
 const fn bpf_stmt(code: u32, k: u32) -> libc::sock_filter {

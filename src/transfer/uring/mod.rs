@@ -3,14 +3,29 @@
 //! file writes run beside the receiving thread.
 //!
 //! # Send
-//! - **Registered buffers** (when `RLIMIT_MEMLOCK` allows [`REGISTERED_BUFFER_BYTES`]): the ring
+//! - **Registered buffers** (when `RLIMIT_MEMLOCK` allows [`REGISTERED_BUFFER_BYTES`] beside
+//!   what the user has locked already, "Without registered buffers" below): the ring
 //!   owns a pool of eight 1 MiB buffers registered with the kernel. Each round reads up to eight
 //!   1 MiB chunks of the sealed file into the slots (`READ_FIXED`, one `io_uring_enter`, waited
 //!   for), then sends them as one linked chain of `SEND_ZC(slot)` (a second `io_uring_enter`):
 //!   one copy, page cache → slot, and none from the slot to the socket; the kernel pins nothing
-//!   per call because the buffers are registered once.
-//! - **Without registered buffers** (memlock too low): `SEND_ZC` straight from the read-only
-//!   mapping of the sealed block, eight 1 MiB chunks per submission.
+//!   per call because the buffers are registered once. They are what lets a process that is not
+//!   privileged send zero-copy: the kernel charges them to `RLIMIT_MEMLOCK` once, when they are
+//!   registered, and sends from them are not charged again.
+//! - **Without registered buffers** (memlock too low for the pool, or too low for it beside
+//!   what the user has locked already: on 6.18 the ring's own memory counts, so an unprivileged
+//!   process under exactly 8 MiB cannot register the pool, and neither can a second ring once a
+//!   first holds one): plain `SEND` from the read-only mapping of the sealed block, eight 1 MiB
+//!   chunks per linked submission. A `SEND_ZC` from memory that is not registered is charged to
+//!   `RLIMIT_MEMLOCK` too, `(len >> PAGE_SHIFT) + 2` pages per send until its notification, and
+//!   fails with `ENOMEM` past the limit (on 6.18 under 8 MiB: the eighth 1 MiB send of a
+//!   round; under 64 KiB: any send of 64 KiB), unless the process is exempt
+//!   ([`crate::detect::memlock_charged`]: `CAP_IPC_LOCK` in the initial user namespace, or no
+//!   limit). So only an exempt process uses `SEND_ZC` from memory that is not registered: from
+//!   the mapping here, and from the caller's slice in [`Transport::send_bytes`]. Should the
+//!   kernel refuse one all the same (`ENOMEM`: the exemption misjudged), the rest of the send
+//!   goes by plain `SEND` from the first byte not sent. A send's reported method says which
+//!   path it took and why.
 //! - Blocks whose wire size is below [`ZERO_COPY_MIN`] use plain `IORING_OP_SEND` from the
 //!   mapping (a zero-copy send costs a second completion and page pinning, which small sends do
 //!   not repay); so does a kernel without `SEND_ZC`, and so does a peer on a loopback address,
@@ -117,6 +132,10 @@ pub struct UringTransport {
     rings: Mutex<Vec<RingBox>>,
     notes: Vec<String>,
     send_zc: bool,
+    /// Why `SEND_ZC` from unregistered memory is charged to `RLIMIT_MEMLOCK` here, if it is.
+    charged: Option<String>,
+    /// Whether `SEND_ZC` may send from memory that is not registered (default: when not charged).
+    memory_zc: bool,
     zc_on_loopback: bool,
     direct_writes: bool,
     /// Receives that stored their block having written its body with `O_DIRECT`.
@@ -134,19 +153,28 @@ impl std::fmt::Debug for RingBox {
 impl UringTransport {
     /// Sets up a first ring (fails with the kernel's reason when io_uring is refused).
     pub fn new() -> Result<UringTransport, Error> {
-        let (ring, note) = Ring::new()
+        let ring = Ring::new()
             .map_err(|e| Error::Unavailable { backend: Backend::IoUring, reason: format!("io_uring_setup: {e}") })?;
         let mut probe = io_uring::Probe::new();
         let send_zc =
             ring.ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(opcode::SendZc::CODE);
-        let mut notes: Vec<String> = note.into_iter().collect();
+        let mut notes: Vec<String> = ring.note.iter().cloned().collect();
+        let charged = crate::detect::memlock_charged();
         if !send_zc {
             notes.push("kernel lacks IORING_OP_SEND_ZC: plain SEND".into());
+        } else if let Some(c) = &charged {
+            let what = if ring.registered { "send_bytes' slices" } else { "the block mapping and send_bytes' slices" };
+            notes.push(format!(
+                "plain SEND from {what}, not SEND_ZC: the kernel would charge each zero-copy send of \
+                 unregistered memory to {c} and refuse it with ENOMEM past the limit"
+            ));
         }
         Ok(UringTransport {
             rings: Mutex::new(vec![RingBox(ring)]),
             notes,
             send_zc,
+            memory_zc: charged.is_none(),
+            charged,
             zc_on_loopback: false,
             direct_writes: true,
             direct_receives: Default::default(),
@@ -157,6 +185,16 @@ impl UringTransport {
     /// transport otherwise skips as pointless there. For tests and measurements of those paths.
     pub fn zero_copy_on_loopback(mut self, on: bool) -> Self {
         self.zc_on_loopback = on;
+        self
+    }
+
+    /// Send with `SEND_ZC` from memory that is not registered with the ring (the block mapping on
+    /// a ring without registered buffers, [`Transport::send_bytes`]'s slice) even where the kernel
+    /// charges it to `RLIMIT_MEMLOCK` ([`crate::detect::memlock_charged`]; by default only where
+    /// it does not). A send the kernel refuses for it (`ENOMEM`) goes on with plain `SEND`. For
+    /// tests of that path.
+    pub fn zero_copy_from_memory(mut self, on: bool) -> Self {
+        self.memory_zc = on;
         self
     }
 
@@ -173,6 +211,15 @@ impl UringTransport {
     /// tests and measurements.
     pub fn direct_receives(&self) -> u64 {
         self.direct_receives.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why a send that would be zero-copy goes from unregistered memory by plain `SEND`, as a
+    /// suffix of its method ("" when it does not).
+    fn why_no_memory_zc(&self) -> String {
+        match (&self.charged, self.memory_zc) {
+            (Some(c), false) => format!("; plain SEND, not SEND_ZC, from unregistered memory: charged to {c}"),
+            _ => String::new(),
+        }
     }
 
     fn skip_zc(&self, peer: &TcpStream) -> bool {
@@ -193,7 +240,7 @@ impl UringTransport {
         let taken = self.rings.lock().ok().and_then(|mut v| v.pop());
         let mut ring = match taken {
             Some(r) => r.0,
-            None => Ring::new().map_err(|e| Error::io("io_uring_setup", id, e))?.0,
+            None => Ring::new().map_err(|e| Error::io("io_uring_setup", id, e))?,
         };
         let out = f(&mut ring);
         if ring.poisoned {
@@ -243,7 +290,11 @@ impl Transport for UringTransport {
                 send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id, limit)
             } else {
                 let map = block.map()?;
-                send_all(r, Source::Memory(&map), zc, id, limit)
+                let method = send_all(r, Source::Memory(&map), zc && self.memory_zc, id, limit)?;
+                match (zc, &r.note) {
+                    (true, Some(why)) => Ok(format!("{method}; {why}{}", self.why_no_memory_zc())),
+                    _ => Ok(method),
+                }
             }
         })?;
         let method = if local && self.send_zc && wire >= ZERO_COPY_MIN {
@@ -261,8 +312,9 @@ impl Transport for UringTransport {
         let method = self.with_ring(Some(id), |r| {
             r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
             send_all(r, Source::Memory(&h), false, id, limit)?;
-            send_all(r, Source::Memory(body), zc, id, limit)
+            send_all(r, Source::Memory(body), zc && self.memory_zc, id, limit)
         })?;
+        let method = if zc { format!("{method}{}", self.why_no_memory_zc()) } else { method };
         Ok(SendReport { id, wire_bytes: (HEADER_LEN + body.len()) as u64, backend: Backend::IoUring, method })
     }
 

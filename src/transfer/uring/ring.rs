@@ -5,7 +5,7 @@
 //! parent module's "Timeouts" and "Rings" sections say.
 
 use super::{CHUNK, SLOTS};
-use crate::detect::{human_bytes, memlock_limit, REGISTERED_BUFFER_BYTES};
+use crate::detect::{buffers_refused, human_bytes, memlock_limit, REGISTERED_BUFFER_BYTES};
 use crate::transfer::{BlockId, Error};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub(super) struct Ring {
     pub(super) pool: memmap2::MmapMut,
     /// Whether `pool` is registered (`READ_FIXED`/`WRITE_FIXED`/`SEND_ZC` with a buffer index).
     pub(super) registered: bool,
+    /// Why `pool` is not registered, when it is not.
+    pub(super) note: Option<String>,
     /// Set when the ring could not be waited on with operations in flight: such a ring is never
     /// reused or freed (see [`super::UringTransport::with_ring`]).
     pub(super) poisoned: bool,
@@ -61,7 +63,9 @@ pub(super) struct Ring {
 }
 
 impl Ring {
-    pub(super) fn new() -> std::io::Result<(Ring, Option<String>)> {
+    /// A ring, with its pool registered where `RLIMIT_MEMLOCK` allows; when it is not, `note`
+    /// says why (the limit below [`REGISTERED_BUFFER_BYTES`], or the registration's error).
+    pub(super) fn new() -> std::io::Result<Ring> {
         let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
         ring.submitter()
             .register_files_sparse(2)
@@ -87,13 +91,17 @@ impl Ring {
                 match unsafe { ring.submitter().register_buffers(&iovs) } {
                     Ok(()) => true,
                     Err(e) => {
-                        note = Some(format!("registered buffers off: io_uring_register(BUFFERS): {e}"));
+                        let why = match e.raw_os_error() {
+                            Some(errno) => buffers_refused(errno),
+                            None => format!("io_uring_register(BUFFERS): {e}"),
+                        };
+                        note = Some(format!("registered buffers off: {why}"));
                         false
                     }
                 }
             }
         };
-        Ok((Ring { ring, pool, registered, poisoned: false, sock: -1, gen: 0 }, note))
+        Ok(Ring { ring, pool, registered, note, poisoned: false, sock: -1, gen: 0 })
     }
 
     /// The start of slot `i` (`i < SLOTS`).

@@ -20,6 +20,13 @@ pub(super) enum Source<'a> {
 /// the rest of the chain, which is resubmitted from the first byte not sent. Every notification
 /// is awaited before returning (see the module docs on ownership).
 ///
+/// `zc` asks for `SEND_ZC` from memory (`Source::Memory`; a `Source::File` always goes by
+/// `SEND_ZC` from the registered slots). The kernel charges such a send to `RLIMIT_MEMLOCK`
+/// unless the process is exempt (`crate::detect::memlock_charged`), and refuses it with `ENOMEM`
+/// past the limit, before it sends anything (a send that moved bytes reports them instead of an
+/// error): the rest of the call then goes by plain `SEND`, from the first byte not sent, and the
+/// returned method says so.
+///
 /// `limit` is the socket's write timeout: a round in which no send completes for that long is
 /// cancelled and the call fails with `TimedOut` (module docs, "Timeouts").
 pub(super) fn send_all(
@@ -29,6 +36,8 @@ pub(super) fn send_all(
     id: BlockId,
     limit: Option<Duration>,
 ) -> Result<String, Error> {
+    let mut zc = zc;
+    let mut refused = false;
     let total = match &src {
         Source::Memory(m) => m.len() as u64,
         Source::File { len, .. } => *len,
@@ -115,10 +124,13 @@ pub(super) fn send_all(
                 r.push(&e.user_data(ud(gen, slot, KIND_SEND))).map_err(|e| io_err("submit", e))?;
             }
             let mut hard = None;
+            let mut charged = false;
             reap(r, gen, KIND_SEND, first..round.len(), id, limit, |data, res| {
                 let slot = ud_slot(data);
                 if res > 0 {
                     sent[slot] += res as usize;
+                } else if res == -libc::ENOMEM && zc && !fixed {
+                    charged = true;
                 } else if res < 0 && res != -libc::ECANCELED {
                     hard.get_or_insert(std::io::Error::from_raw_os_error(-res));
                 } else if res == 0 {
@@ -131,8 +143,18 @@ pub(super) fn send_all(
             if let Some(e) = hard {
                 return Err(io_err("send", e));
             }
+            if charged {
+                zc = false;
+                refused = true;
+            }
             first = (first..round.len()).find(|&s| sent[s] < round[s].1).unwrap_or(round.len());
         }
+    }
+    if refused {
+        return Ok(format!(
+            "{method}; SEND_ZC refused with ENOMEM (its pages are charged to RLIMIT_MEMLOCK): \
+             plain SEND from the first byte not sent"
+        ));
     }
     Ok(method.to_string())
 }
