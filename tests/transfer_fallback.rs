@@ -3,6 +3,9 @@
 //! - io_uring refused (a seccomp filter makes `io_uring_setup` fail with `EPERM`): `auto` routes
 //!   transfer elsewhere, transfers byte-exact, the report names the refusal, and forcing
 //!   `io-uring` is an error carrying the same reason.
+//! - A kernel without `IORING_REGISTER_FILES2` (before 5.19; a seccomp filter refuses the opcode
+//!   with `EINVAL`, as such a kernel does): detection finds io_uring, `auto` routes transfer to
+//!   it, and it transfers byte-exact, sending and receiving.
 //! - `RLIMIT_MEMLOCK` at 64 KiB, in a process that is not root and has no capabilities (as a
 //!   service under its own account): io_uring stays routed but without registered buffers, still
 //!   byte-exact (sending and receiving), and the report says why it downgraded. Without
@@ -123,6 +126,37 @@ fn assert_unprivileged(limit: u64) {
 fn io_uring_refused_auto_downgrades_and_says_why() {
     let text = run_child("child_io_uring_refused", seccomp::deny_io_uring_setup);
     println!("{text}");
+}
+
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn io_uring_works_without_register_files2_as_before_linux_5_19() {
+    let text = run_child("child_no_register_files2", seccomp::refuse_io_uring_register_files2);
+    println!("{text}");
+}
+
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn child_no_register_files2() {
+    use parthenon::transfer::uring::UringTransport;
+    if !in_child() {
+        return;
+    }
+    let e = engine(|b| b).unwrap();
+    let Some(_) = e.capabilities().io_uring.available() else {
+        assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {:?}", e.capabilities().io_uring);
+        println!("io_uring unavailable here: {:?}", e.capabilities().io_uring);
+        println!("CHILD-OK");
+        return;
+    };
+    assert_eq!(e.backend(Job::Transfer), Backend::IoUring);
+    let t = e.transport().unwrap();
+    println!("{}", t.report());
+    // io_uring itself (the router sends loopback peers by sendfile), SEND_ZC forced on loopback,
+    // sending and receiving.
+    let u = UringTransport::new().unwrap().zero_copy_on_loopback(true);
+    transfers_byte_exact_to(&u, || Box::new(UringTransport::new().unwrap()));
+    println!("CHILD-OK");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! io_uring probe: a ring can be set up (`io_uring_setup` may be refused by seccomp, by
-//! `kernel.io_uring_disabled`, or by an old kernel: the errno says which), the kernel supports the
+//! `kernel.io_uring_disabled`, or by an old kernel: the errno says which), it takes a table of
+//! fixed files as the transfer backend registers one (two empty entries), the kernel supports the
 //! opcodes the transfer backend uses, and buffers the size transfer registers can be registered
 //! under this process's `RLIMIT_MEMLOCK`.
 //!
@@ -150,6 +151,14 @@ pub(super) fn probe() -> Probe<IoUringInfo> {
         return match e.raw_os_error() {
             Some(errno) => Probe::refused("io_uring_register(PROBE)", errno),
             None => Probe::unavailable(format!("io_uring_register(PROBE): {e}")),
+        };
+    }
+    // The transfer backend's rings name their files through a table of two fixed files,
+    // registered empty (-1 entries, Linux 5.5).
+    if let Err(e) = ring.submitter().register_files(&[-1, -1]) {
+        return match e.raw_os_error() {
+            Some(errno) => Probe::refused("io_uring_register(FILES)", errno),
+            None => Probe::unavailable(format!("io_uring_register(FILES): {e}")),
         };
     }
     let opcodes = IoUringOpcodes {

@@ -1,6 +1,6 @@
 //! Classic-BPF seccomp filters that restrict a process the way a hardened host would: one makes
 //! `io_uring_setup(2)` fail with `EPERM`, as a hardened container or `kernel.io_uring_disabled`
-//! would, another refuses new threads; and, beside them, the other restrictions a hardened host
+//! would, another refuses new threads, another refuses what a kernel before 5.19 lacks; and, beside them, the other restrictions a hardened host
 //! puts on a service: a low `RLIMIT_MEMLOCK`, no root and no capabilities. Usable in
 //! `Command::pre_exec`: they only call `prctl`, `setrlimit` and the `set*id` calls, which are
 //! async-signal-safe, and allocate nothing.
@@ -53,6 +53,30 @@ pub fn deny_new_threads() -> std::io::Result<()> {
         bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 16),
         bpf_jump(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, libc::CLONE_THREAD as u32, 0, 1),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, errno(libc::EAGAIN)),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    install(&filter)
+}
+
+/// Installs a filter under which `io_uring_register(IORING_REGISTER_FILES2)` fails with `EINVAL`,
+/// as on a kernel before 5.19, which does not know that opcode (and with it sparse file tables
+/// registered by count, `IORING_RSRC_REGISTER_SPARSE`); every other call is allowed, every other
+/// `io_uring_register` opcode too.
+pub fn refuse_io_uring_register_files2() -> std::io::Result<()> {
+    const NR: u32 = libc::SYS_io_uring_register as u32;
+    /// `IORING_REGISTER_FILES2` (linux/io_uring.h).
+    const FILES2: u32 = 13;
+    let [p0, p1, p2, p3] = PROLOGUE;
+    let filter = [
+        p0,
+        p1,
+        p2,
+        p3,
+        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, NR, 0, 3),
+        // The low word of args[1] (the register opcode) at offset 24 on little-endian machines.
+        bpf_stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 24),
+        bpf_jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, FILES2, 0, 1),
+        bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | (libc::EINVAL as u32 & libc::SECCOMP_RET_DATA)),
         bpf_stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
     ];
     install(&filter)

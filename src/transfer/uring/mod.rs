@@ -84,6 +84,14 @@
 //! buffer ([`Transport::send_bytes`]) may still be read, for a connection that has been reset.
 //! Kernels before 5.11 (no `IORING_FEAT_EXT_ARG`) wait without a limit.
 //!
+//! # Kernels
+//! The transport needs Linux 5.6: `IORING_REGISTER_PROBE` (which detection needs too, so an older
+//! kernel is reported as refusing io_uring), `IORING_OP_SEND`/`RECV`/`WRITE` and `IOSQE_ASYNC`;
+//! its fixed-file table is registered as two empty (-1) entries, which kernels accept since 5.5.
+//! Zero-copy sends need 6.0 (`IORING_OP_SEND_ZC`, else plain `SEND`, "Send"), bounded waits 5.11
+//! ("Timeouts"), direct writes 6.1 (`STATX_DIOALIGN`, "Receive"); each is used only where
+//! present.
+//!
 //! # Rings
 //! A transport keeps up to four rings for reuse. Operations name their files only through the
 //! ring's table of fixed files: the socket in slot 0, and in slot 1 the sealed block a send reads

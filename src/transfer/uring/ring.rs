@@ -67,9 +67,13 @@ impl Ring {
     /// says why (the limit below [`REGISTERED_BUFFER_BYTES`], or the registration's error).
     pub(super) fn new() -> std::io::Result<Ring> {
         let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
+        // Two empty slots: `IORING_REGISTER_FILES` with -1 entries (sparse entries, Linux 5.5),
+        // not `register_files_sparse` (`IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), so that the
+        // transport works on every kernel detection finds io_uring on (it needs
+        // `IORING_REGISTER_PROBE`, 5.6).
         ring.submitter()
-            .register_files_sparse(2)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_register(FILES_SPARSE, Linux 5.19+): {e}")))?;
+            .register_files(&[-1, -1])
+            .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_register(FILES): {e}")))?;
         let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)?;
         let mut note = None;
         let registered = match memlock_limit() {
