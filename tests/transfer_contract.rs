@@ -8,7 +8,7 @@ mod common;
 use common::{pattern, TempDir};
 use parthenon::detect::DetectOptions;
 use parthenon::transfer::{
-    BlockHeader, BlockId, BlockStore, Digest, Error, Expect, SealedBlock, Transport, HEADER_LEN,
+    BlockHeader, BlockId, BlockStore, Digest, Error, Expect, SealedBlock, Transport, HEADER_LEN, MAX_BODY_LEN,
 };
 use parthenon::{Backend, Engine};
 use std::io::Write;
@@ -184,6 +184,17 @@ fn adversarial(t: &dyn Transport, backend: Backend) {
     let e = feed(t, &store, Expect::default(), h.encode().to_vec()).unwrap_err();
     assert!(matches!(e, Error::Oversized { block: BlockId(6), .. }), "{backend}: {e}");
     assert_clean(&store, BlockId(6));
+    // A receiver that sets no limit of its own still has the protocol's: lengths whose header +
+    // body would overflow 64 bits (or come near) are refused before anything is computed.
+    for length in [u64::MAX, u64::MAX - HEADER_LEN as u64 + 1, MAX_BODY_LEN + 1] {
+        let h = BlockHeader { id: BlockId(8), length, digest: Digest::of(b"") };
+        let e = feed(t, &store, Expect { id: None, max_len: u64::MAX }, h.encode().to_vec()).unwrap_err();
+        assert!(
+            matches!(e, Error::Oversized { block: BlockId(8), length: l, max: MAX_BODY_LEN } if l == length),
+            "{backend}: {e}"
+        );
+        assert_clean(&store, BlockId(8));
+    }
 
     // Oversized in the other sense: more bytes than announced. The block is whole and accepted;
     // the surplus is not a valid header, so the next receive fails naming why.

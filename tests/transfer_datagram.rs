@@ -11,7 +11,7 @@ use parthenon::transfer::datagram::tree;
 use parthenon::transfer::datagram::{
     Compression, DatagramConfig, DatagramReceiver, DatagramSender, Impairments, Link, MemLink, UdpLink,
 };
-use parthenon::transfer::wire::{BlockHeader, Digest};
+use parthenon::transfer::wire::{BlockHeader, Digest, MAX_BODY_LEN};
 use parthenon::transfer::{BlockId, BlockStore, Error, Expect};
 use std::thread;
 use std::time::Duration;
@@ -261,6 +261,11 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     // Oversized.
     let e = feed(block_frames(2, &body, BlockHeader::for_body(BlockId(2), &body)), Expect { id: None, max_len: 4999 });
     assert!(matches!(e, Error::Oversized { block: BlockId(2), length: 5000, max: 4999 }), "{e}");
+    // A receiver without a limit of its own still has the protocol's, and a length near
+    // u64::MAX overflows nothing on the way to saying so.
+    let huge = BlockHeader { length: u64::MAX, ..BlockHeader::for_body(BlockId(2), &body) };
+    let e = feed(block_frames(2, &body, huge), Expect { id: None, max_len: u64::MAX });
+    assert!(matches!(e, Error::Oversized { block: BlockId(2), length: u64::MAX, max: MAX_BODY_LEN }), "{e}");
 
     // Truncated: the last frame never comes.
     let mut f = block_frames(3, &body, BlockHeader::for_body(BlockId(3), &body));

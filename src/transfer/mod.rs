@@ -90,7 +90,7 @@ mod recv;
 
 pub use route::{TransferPolicy, TransferRouter};
 pub use store::{BlockStore, SealedBlock};
-pub use wire::{BlockHeader, Digest, HEADER_LEN};
+pub use wire::{BlockHeader, Digest, HEADER_LEN, MAX_BODY_LEN};
 
 use crate::engine::Backend;
 use std::fmt;
@@ -116,7 +116,7 @@ pub struct Expect {
     /// The block the receiver asked for; any other id is [`Error::UnexpectedBlock`].
     pub id: Option<BlockId>,
     /// Largest body accepted; a header announcing more is [`Error::Oversized`] before any body
-    /// byte is read.
+    /// byte is read. Values above [`MAX_BODY_LEN`] act as [`MAX_BODY_LEN`].
     pub max_len: u64,
 }
 
@@ -130,6 +130,11 @@ impl Expect {
     /// Expect exactly `id`, at most [`MAX_BLOCK_BYTES`].
     pub fn block(id: BlockId) -> Self {
         Expect { id: Some(id), ..Expect::default() }
+    }
+
+    /// The largest body accepted: `max_len`, at most [`MAX_BODY_LEN`].
+    pub(crate) fn limit(&self) -> u64 {
+        self.max_len.min(MAX_BODY_LEN)
     }
 }
 

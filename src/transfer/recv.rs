@@ -76,8 +76,8 @@ pub(crate) fn check_header(h: &BlockHeader, expect: &Expect) -> Result<(), Error
             return Err(Error::UnexpectedBlock { expected: want, got: h.id });
         }
     }
-    if h.length > expect.max_len {
-        return Err(Error::Oversized { block: h.id, length: h.length, max: expect.max_len });
+    if h.length > expect.limit() {
+        return Err(Error::Oversized { block: h.id, length: h.length, max: expect.limit() });
     }
     Ok(())
 }

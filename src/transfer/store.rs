@@ -30,7 +30,7 @@
 //!   [`SealedBlock::verify`] re-hashes the body.
 
 use super::datagram::tree::{frame_cvs, FrameCvs};
-use super::wire::{BlockHeader, Digest, HEADER_LEN};
+use super::wire::{BlockHeader, Digest, HEADER_LEN, MAX_BODY_LEN};
 use super::{BlockId, Error};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
@@ -191,6 +191,11 @@ impl BlockStore {
     /// drop unless committed. Refuses a block already stored.
     pub(crate) fn begin(&self, header: &BlockHeader) -> Result<TempBlock, Error> {
         let id = header.id;
+        // Receivers check this first (`Expect::limit`); here it is what makes `HEADER_LEN +
+        // length` safe to compute wherever a temp block is written, hashed or committed.
+        if header.length > MAX_BODY_LEN {
+            return Err(Error::Oversized { block: id, length: header.length, max: MAX_BODY_LEN });
+        }
         if self.contains(id) {
             return Err(Error::Duplicate { block: id, path: self.path(id).display().to_string() });
         }
@@ -392,7 +397,7 @@ impl SealedBlock {
         if header.id != id {
             return Err(corrupt(format!("header names block {}", header.id)));
         }
-        if size != HEADER_LEN as u64 + header.length {
+        if header.length.checked_add(HEADER_LEN as u64) != Some(size) {
             return Err(corrupt(format!("file is {size} bytes, header says {} + {}", HEADER_LEN, header.length)));
         }
         Ok(SealedBlock { id, header, file, path, frame_cvs: Mutex::new(None), mapped: OnceLock::new() })
@@ -594,6 +599,28 @@ mod tests {
         assert!(e.contains("withdrawing the block failed too") && e.contains("stays visible"), "{e}");
         assert!(!e.contains("(block withdrawn)"), "{e}");
         assert!(e.contains("block 0000000000000002"), "{e}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A stored file whose header (its check is unkeyed, so anyone can forge one) announces a
+    /// length near u64::MAX is a corrupt block, named with its reason, not an overflow.
+    #[test]
+    fn a_header_announcing_a_huge_length_is_corrupt_not_an_overflow() {
+        let dir = temp_dir("huge");
+        let s = BlockStore::open(&dir).unwrap();
+        for length in [u64::MAX, u64::MAX - HEADER_LEN as u64 + 1] {
+            let h = BlockHeader { length, ..BlockHeader::for_body(BlockId(3), b"") };
+            let p = s.path(BlockId(3));
+            fs::write(&p, h.encode()).unwrap();
+            let e = s.get(BlockId(3)).unwrap_err();
+            assert!(matches!(e, Error::CorruptStore { block: BlockId(3), .. }), "{e}");
+            assert!(e.to_string().contains("header says 64 + "), "{e}");
+            fs::remove_file(p).unwrap();
+        }
+        // A temp block is never begun for such a header either.
+        let h = BlockHeader { length: u64::MAX, ..BlockHeader::for_body(BlockId(4), b"") };
+        assert!(matches!(s.begin(&h), Err(Error::Oversized { block: BlockId(4), max: MAX_BODY_LEN, .. })));
+        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
         fs::remove_dir_all(dir).unwrap();
     }
 

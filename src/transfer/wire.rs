@@ -7,7 +7,7 @@
 //!      5    1 digest algorithm (1 = BLAKE3-256)
 //!      6    2 reserved, must be 0
 //!      8    8 block id (u64)
-//!     16    8 body length in bytes (u64)
+//!     16    8 body length in bytes (u64, at most MAX_BODY_LEN as a receiver reads it)
 //!     24   32 digest of the body
 //!     56    8 header check: first 8 bytes of BLAKE3(bytes 0..56)
 //! ```
@@ -23,6 +23,14 @@ use std::fmt;
 
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 64;
+/// The largest body length a receiver accepts, whatever its [`Expect::max_len`] (2^56 bytes,
+/// 64 PiB): a header announcing more is [`Error::Oversized`]. The bound keeps a block's size as a
+/// file (`HEADER_LEN + length`, an `off_t`) and the worst-case size of its LZ4 encoding (the
+/// datagram path) within 64 bits, so a receiver that sets no limit of its own (`max_len`
+/// `u64::MAX`) still computes both without overflow.
+///
+/// [`Expect::max_len`]: super::Expect::max_len
+pub const MAX_BODY_LEN: u64 = 1 << 56;
 /// The magic bytes.
 pub const MAGIC: [u8; 4] = *b"PBLK";
 /// The protocol version this build speaks.

@@ -79,8 +79,8 @@ pub(super) fn check_descriptor(d: &Descriptor, count: u32, block: BlockId, expec
     if d.header.id != block {
         return Err(reject(format!("descriptor names block {}", d.header.id)));
     }
-    if d.header.length > expect.max_len {
-        return Err(Error::Oversized { block, length: d.header.length, max: expect.max_len });
+    if d.header.length > expect.limit() {
+        return Err(Error::Oversized { block, length: d.header.length, max: expect.limit() });
     }
     let bound = match d.codec {
         Codec::None => d.header.length,

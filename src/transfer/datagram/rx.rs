@@ -134,7 +134,8 @@ impl<'a> Rx<'a> {
                 h.index,
                 format!(
                     "{} frames cannot carry a block of at most {} bytes (at most {max_count})",
-                    h.count, self.expect.max_len
+                    h.count,
+                    self.expect.limit()
                 ),
             ));
         }
@@ -143,7 +144,8 @@ impl<'a> Rx<'a> {
 
     /// The largest payload an acceptable block has (its body, LZ4-encoded at worst).
     fn max_payload(&self) -> u64 {
-        lz4_flex::block::get_maximum_output_size(usize::try_from(self.expect.max_len).unwrap_or(usize::MAX)) as u64
+        // `limit()` is at most MAX_BODY_LEN, whose LZ4 bound fits 64 bits.
+        lz4_flex::block::get_maximum_output_size(usize::try_from(self.expect.limit()).unwrap_or(usize::MAX)) as u64
     }
 
     fn reject(block: BlockId, index: u32, reason: String) -> Error {
