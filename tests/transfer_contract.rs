@@ -1,7 +1,8 @@
 //! One contract, every stream backend present: byte-exact transfer of sizes 0, 1, 4095, 4096,
 //! 1 MiB + 7 and 64 MiB over loopback TCP, into a store and into memory, and rejection of
 //! tampered, truncated, oversized, duplicated, unexpected and malformed input with nothing
-//! partial left behind. A backend absent here is skipped with its detection reason.
+//! partial left behind. A backend absent here is skipped with its detection reason, except
+//! io_uring under CI (env `CI` set, feature `io-uring`), where its absence fails the tests.
 
 mod common;
 
@@ -17,6 +18,11 @@ use std::thread;
 
 const SIZES: [usize; 6] = [0, 1, 4095, 4096, (1 << 20) + 7, 64 << 20];
 
+/// Under CI (env `CI` set) with feature `io-uring`: the io_uring tests must run, not skip.
+fn ci() -> bool {
+    cfg!(feature = "io-uring") && std::env::var_os("CI").is_some()
+}
+
 fn engine_for(backend: Backend) -> Option<Engine> {
     match Engine::builder()
         .detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })
@@ -25,6 +31,7 @@ fn engine_for(backend: Backend) -> Option<Engine> {
     {
         Ok(e) => Some(e),
         Err(e) => {
+            assert!(!(ci() && backend == Backend::IoUring), "CI: the io-uring backend must run here: {e}");
             println!("skip {backend}: {e}");
             None
         }
