@@ -22,10 +22,16 @@
 //!   are removed when a store is opened. Temp names carry a random number drawn once per
 //!   process, so a restart that reuses the process id never meets its predecessor's names. A
 //!   reader therefore sees a block whole or not at all.
-//! - **Only sealed files are memory-mapped.** [`SealedBlock::map`] maps a sealed file read-only.
-//!   Mapping a file that another party truncates kills the process with `SIGBUS`; sealed files are
-//!   never truncated by the store, which is what makes the mapping sound. (An operator who edits
-//!   the store by hand voids that guarantee.)
+//! - **Only sealed files and the receiver's own temp file are memory-mapped.**
+//!   [`SealedBlock::map`] maps a sealed file read-only. A receive maps its own temp file (the
+//!   `mmap` receiver, to write the body into it; `TempBlock::hash_body`, to hash a body that
+//!   never passed through user space): a file it created with `O_EXCL`, mode 0600, in the store's
+//!   `tmp` directory and holds locked, which nothing else truncates (a store being opened removes
+//!   only unlocked temp files, and removing a name truncates nothing), and which the receive
+//!   itself truncates only after dropping the mapping. Mapping a file that another party
+//!   truncates kills the process with `SIGBUS`; sealed files are never truncated by the store, nor
+//!   temp files while mapped, which is what makes the mappings sound. (An operator who edits the
+//!   store by hand voids that guarantee.)
 //! - Opening a block checks its header against its id and its size ([`Error::CorruptStore`]);
 //!   [`SealedBlock::verify`] re-hashes the body.
 
