@@ -55,6 +55,15 @@ async fn start_validator(
     name: &str,
     peer1: std::net::SocketAddr,
 ) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    start_validator_with(name, [peer1, nowhere, nowhere]).await
+}
+
+/// [`start_validator`] with validators 1, 2 and 3 at `peers`.
+async fn start_validator_with(
+    name: &str,
+    peers: [std::net::SocketAddr; 3],
+) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (addr, metrics) = (free(), free());
     let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
@@ -63,11 +72,7 @@ async fn start_validator(
         .map(|i| ValidatorEntry {
             public_key: hex::encode(key(i).verifying_key().to_bytes()),
             stake: 1,
-            address: match i {
-                0 => addr,
-                1 => peer1,
-                _ => ([127, 0, 0, 1], 1).into(),
-            },
+            address: if i == 0 { addr } else { peers[usize::from(i) - 1] },
         })
         .collect();
     let cfg = NodeConfig {
@@ -245,10 +250,122 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
         }
     }
     server.join().unwrap();
-    assert_eq!(st["sync"]["fetches"], 1, "{st}");
     assert_eq!(st["sync"]["blocks_fetched"], 3, "every block arrived whole: {st}");
     assert_eq!(st["net"]["bad_signatures"], 2, "forged certificate signatures: {st}");
     assert_eq!(st["height"], 0, "no forged block became final: {st}");
+    // A fetch whose blocks were all refused moved nothing: validator 1's claim is dropped, so it
+    // is not asked again (it would be after the retry pause, had the delivered blocks counted).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let st = status(addr).await;
+    assert_eq!(st["sync"]["fetches"], 1, "{st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A validator played by this test on a loopback port: it welcomes every `Hello` (it is not the
+/// validator under test), keeps consensus connections open, and answers each block connection's
+/// `FetchBlocks { from, .. }` with the records `serve(from)` gives, through the engine's
+/// transfer, then closes it. Returns its address and how many block connections it answered.
+fn fake_validator(
+    serve: impl Fn(u64) -> Vec<(u64, Vec<u8>, CommitCert)> + Send + Sync + 'static,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use parthenon::transfer::{transport_for, BlockId};
+    use std::sync::atomic::Ordering;
+    fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
+        let mut len = [0u8; 4];
+        std::io::Read::read_exact(&mut &*conn, &mut len).ok()?;
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        std::io::Read::read_exact(&mut &*conn, &mut body).ok()?;
+        postcard::from_bytes(&body).ok()
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (serve, count) = (std::sync::Arc::new(serve), served.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let (serve, count) = (serve.clone(), count.clone());
+            std::thread::spawn(move || {
+                let Some(Frame::Hello { .. }) = frame(&conn) else { return };
+                let _ = std::io::Write::write_all(&mut &conn, &encode(&Frame::Challenge { nonce: [7; 32] }));
+                let Some(Frame::HelloProof { .. }) = frame(&conn) else { return };
+                let _ = std::io::Write::write_all(&mut &conn, &encode(&Frame::Welcome));
+                match frame(&conn) {
+                    Some(Frame::FetchBlocks { from, .. }) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let copy = transport_for(parthenon::Backend::Copy).unwrap();
+                        for (h, payload, cert) in serve(from) {
+                            let record = postcard::to_stdvec(&(h, payload, cert)).unwrap();
+                            if copy.send_bytes(&conn, BlockId(h), &record).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    // A consensus connection: read until it closes.
+                    Some(_) => while frame(&conn).is_some() {},
+                    None => {}
+                }
+            });
+        }
+    });
+    (addr, served)
+}
+
+/// Finding: a Byzantine validator that claims a far height and answers every fetch with a full
+/// answer of blocks consensus refuses kept the one fetch slot forever (a full answer was asked
+/// again at once, and a peer claiming more was tried first), so a lagging validator never
+/// fetched from its honest peers. Here validator 1 claims `u64::MAX` (and claims it again every
+/// 100 ms) and answers with `MAX_FETCH` blocks without a certificate; validator 2 claims one
+/// block and serves it, final (commits of validators 1, 2 and 3). Validator 0 must get it from
+/// validator 2, and ask validator 1 at most about once per retry pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_refused_blocks_does_not_keep_the_fetch() {
+    use parthenon::node::ledger::Block;
+    use parthenon::node::sync::MAX_FETCH;
+    use std::sync::atomic::Ordering;
+    let chain = genesis().genesis().unwrap().id();
+    let forged = |from: u64| (from..from + MAX_FETCH).map(|h| (h, Vec::new(), CommitCert { votes: vec![] })).collect();
+    let (byzantine, byzantine_fetches) = fake_validator(forged);
+    let block0 = Block { height: 0, parent: chain, proposer: 1, transactions: vec![] }.encode();
+    let digest = Digest::of(&block0);
+    let votes = (1..4u16)
+        .map(|i| {
+            let body = Vote { kind: VoteKind::Commit, height: 0, view: 0, digest };
+            Signed { body, signer: i, signature: Sign::sign(&key(i as u8), &body.signing_bytes(&chain)) }
+        })
+        .collect();
+    let genuine = (0u64, block0, CommitCert { votes });
+    let (honest, honest_fetches) =
+        fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
+    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let (addr, dir, _client, _) = start_validator_with("sync-byzantine", [byzantine, honest, nowhere]).await;
+    let started = std::time::Instant::now();
+    let mut claims = hello_as(addr, 1).await;
+    write_frame(&mut claims, &Frame::Tip(u64::MAX)).await.unwrap();
+    // Validator 2 claims its block once validator 0 is busy with validator 1.
+    while byzantine_fetches.load(Ordering::Relaxed) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "validator 0 never fetched from validator 1");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut s2 = hello_as(addr, 2).await;
+    write_frame(&mut s2, &Frame::Tip(1)).await.unwrap();
+    let mut st = serde_json::Value::Null;
+    for _ in 0..100 {
+        write_frame(&mut claims, &Frame::Tip(u64::MAX)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        st = status(addr).await;
+        if st["height"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(st["height"], 1, "the honest peer's block: {st}");
+    assert!(honest_fetches.load(Ordering::Relaxed) >= 1);
+    // Validator 1 keeps claiming: it is asked again, but only after a retry pause each time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = byzantine_fetches.load(Ordering::Relaxed);
+    let bound = started.elapsed().as_secs() + 2;
+    assert!(asked <= bound, "validator 1 was asked {asked} times in {:?}", started.elapsed());
+    assert_eq!(status(addr).await["height"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

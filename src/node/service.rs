@@ -99,9 +99,13 @@ pub(crate) enum Event {
     Tip(ValidatorIndex, u64),
     /// Time to try a fetch again (see `Node::fetch_done`).
     RetryFetch,
-    /// A fetch from `peer` ended: blocks delivered, or why it stopped.
+    /// A fetch from `peer` starting at height `from`, when `peer` claimed height `claimed`,
+    /// ended: blocks delivered, or why it stopped. Its blocks were queued before it, so
+    /// consensus has seen them all.
     FetchDone {
         peer: ValidatorIndex,
+        from: u64,
+        claimed: u64,
         result: Result<u64, String>,
     },
     Subscribe(mpsc::Sender<Frame>),
@@ -204,6 +208,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         fetching: None,
         identity,
         tips: vec![0; cfg.validators.len()],
+        fruitless: vec![None; cfg.validators.len()],
         retry_pending: false,
         subscribers: Vec::new(),
         evidence: 0,
@@ -240,8 +245,12 @@ struct Node {
     /// Who this validator is when it calls a peer (block connections included).
     identity: Arc<Identity>,
     /// The highest height each peer showed (a `Tip`, or a signed message for it), until a fetch
-    /// from that peer delivered nothing or failed.
+    /// from that peer was fruitless (see `Node::fetch_done`).
     tips: Vec<u64>,
+    /// Per peer, when a fetch from it was last fruitless, until one of its fetches moved our
+    /// height by every block it delivered: such a peer is fetched from only when no other peer
+    /// claims a height above ours, and not at once on its claims (`Node::fetch_from_best`).
+    fruitless: Vec<Option<Instant>>,
     /// A [`Event::RetryFetch`] is on its way.
     retry_pending: bool,
     subscribers: Vec<mpsc::Sender<Frame>>,
@@ -280,7 +289,7 @@ impl Node {
                         let _ = self.app.submit(txs);
                     }
                     Event::Tip(peer, h) => self.ahead(peer, h),
-                    Event::FetchDone { peer, result } => self.fetch_done(peer, result),
+                    Event::FetchDone { peer, from, claimed, result } => self.fetch_done(peer, from, claimed, result),
                     Event::RetryFetch => {
                         self.retry_pending = false;
                         self.fetch_from_best();
@@ -435,44 +444,88 @@ impl Node {
     }
 
     /// `peer` showed (a `Tip`, or a signed message for a later height) that it is at `height`:
-    /// remember the claim, and fetch from it if that is above us.
+    /// remember the claim, and if that is above us fetch from it, at once unless its last fetch
+    /// was fruitless (then from the best peer after [`FETCH_RETRY`]: a peer cannot take the
+    /// fetch back by claiming again).
     fn ahead(&mut self, peer: ValidatorIndex, height: u64) {
         if let Some(t) = self.tips.get_mut(usize::from(peer)) {
             *t = (*t).max(height);
         }
         if height > self.store.height() {
-            self.fetch(peer);
+            if self.fruitless.get(usize::from(peer)).is_some_and(Option::is_none) {
+                self.fetch(peer);
+            } else {
+                self.retry_later();
+            }
         }
     }
 
-    /// A fetch from `peer` ended. A full answer is followed by the next request to the same peer.
-    /// A fetch that delivered nothing or failed drops that peer's claim (so a peer that claims
-    /// blocks it does not serve is not asked again until it claims again); then, while some
-    /// peer's claim is above our height, another fetch starts after [`FETCH_RETRY`] from the
-    /// peer claiming the most.
-    fn fetch_done(&mut self, peer: ValidatorIndex, result: Result<u64, String>) {
+    /// A fetch from `peer` that started at height `from`, when `peer` claimed height
+    /// `claimed`, ended. Its `Decided` blocks were queued on the same channel before this event,
+    /// so consensus has taken or refused each of them, and our height says what the fetch was
+    /// worth: delivered blocks count only if they moved the height (a peer can deliver
+    /// well-formed blocks that consensus refuses).
+    ///
+    /// The fetch was *fruitful* when it delivered blocks, every one of them moved our height,
+    /// and it delivered what the peer claimed (up to [`MAX_FETCH`]; an honest peer serves every
+    /// final block it has, and it had the blocks it claimed). Then, if the answer was full and
+    /// the peer still claims more, the next request goes to it at once.
+    ///
+    /// Otherwise (nothing delivered, a block refused, less than claimed, or a failure) the fetch
+    /// was *fruitless*: the peer's claim is dropped (it is not asked again until it claims
+    /// again) and the peer is marked until a fetch from it is fruitful. A marked peer is fetched
+    /// from only when no unmarked peer claims a height above ours, and never at once on a
+    /// claim ([`Node::ahead`]). So a peer that claims blocks it does not serve, or serves blocks
+    /// that are not final, cannot keep a lagging validator from its honest peers.
+    ///
+    /// Then, while some peer's claim is above our height, another fetch starts after
+    /// [`FETCH_RETRY`] ([`Node::fetch_from_best`]).
+    fn fetch_done(&mut self, peer: ValidatorIndex, from: u64, claimed: u64, result: Result<u64, String>) {
         self.fetching = None;
-        match result {
-            Ok(n) if n >= MAX_FETCH => return self.fetch(peer),
-            Ok(n) if n > 0 => {}
-            Ok(_) => {
-                tracing::debug!(peer, "fetch delivered nothing");
-                self.forget_claim(peer);
+        let ours = self.store.height();
+        let applied = ours.saturating_sub(from);
+        let (fruitful, full) = match result {
+            Ok(n) if n > 0 && applied >= n && (n >= MAX_FETCH || from.saturating_add(n) >= claimed) => {
+                (true, n >= MAX_FETCH)
+            }
+            Ok(n) => {
+                tracing::debug!(peer, delivered = n, applied, claimed, "fruitless fetch");
+                (false, false)
             }
             Err(e) => {
                 tracing::warn!(peer, error = %e, "fetch stopped");
-                self.forget_claim(peer);
+                (false, false)
             }
+        };
+        self.mark(peer, fruitful);
+        if !fruitful {
+            self.forget_claim(peer);
+        } else if full && self.tips.get(usize::from(peer)).is_some_and(|&t| t > ours) {
+            return self.fetch(peer);
         }
-        let behind = self.tips.iter().any(|&t| t > self.store.height());
-        if behind && !self.retry_pending {
-            self.retry_pending = true;
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(FETCH_RETRY).await;
-                let _ = tx.send(Event::RetryFetch).await;
-            });
+        if self.tips.iter().any(|&t| t > ours) {
+            self.retry_later();
         }
+    }
+
+    /// Records whether the last fetch from `peer` was fruitful (see `Node::fetch_done`).
+    fn mark(&mut self, peer: ValidatorIndex, fruitful: bool) {
+        if let Some(f) = self.fruitless.get_mut(usize::from(peer)) {
+            *f = if fruitful { None } else { Some(Instant::now()) };
+        }
+    }
+
+    /// Sends [`Event::RetryFetch`] after [`FETCH_RETRY`], unless one is on its way.
+    fn retry_later(&mut self) {
+        if self.retry_pending {
+            return;
+        }
+        self.retry_pending = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(FETCH_RETRY).await;
+            let _ = tx.send(Event::RetryFetch).await;
+        });
     }
 
     fn forget_claim(&mut self, peer: ValidatorIndex) {
@@ -482,10 +535,18 @@ impl Node {
         }
     }
 
-    /// Fetches from the peer claiming the highest height, if that is above ours.
+    /// Fetches from a peer whose claim is above our height, if any: of the peers whose last
+    /// fetch was not fruitless the one claiming the most, else the one whose fruitless fetch is
+    /// the oldest (so those take turns).
     fn fetch_from_best(&mut self) {
         let ours = self.store.height();
-        let best = (0..=ValidatorIndex::MAX).zip(&self.tips).filter(|(_, &t)| t > ours).max_by_key(|(_, &t)| t);
+        let best = (0..=ValidatorIndex::MAX)
+            .zip(self.tips.iter().zip(&self.fruitless))
+            .filter(|(_, (&t, _))| t > ours)
+            .min_by_key(|(_, (&t, f))| match f {
+                None => (false, std::cmp::Reverse(t), None),
+                Some(at) => (true, std::cmp::Reverse(0), Some(*at)),
+            });
         if let Some((peer, _)) = best {
             self.fetch(peer);
         }
@@ -503,6 +564,7 @@ impl Node {
         }
         let Some(addr) = self.addrs.get(usize::from(peer)).copied() else { return };
         self.fetching = Some(Instant::now());
+        let claimed = self.tips.get(usize::from(peer)).copied().unwrap_or(0);
         let (from, server, tx, identity) =
             (self.store.height(), self.server.clone(), self.tx.clone(), self.identity.clone());
         tokio::spawn(async move {
@@ -529,7 +591,8 @@ impl Node {
                 }
                 Err(e) => Err(server.fetch_failed(addr, from, e)),
             };
-            let _ = tx.send(Event::FetchDone { peer, result: result.map_err(|e| e.to_string()) }).await;
+            let result = result.map_err(|e| e.to_string());
+            let _ = tx.send(Event::FetchDone { peer, from, claimed, result }).await;
         });
     }
 

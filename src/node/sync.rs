@@ -35,10 +35,18 @@
 //! being served (which is shut down): a fetch it gave up on cannot keep it out. Both sides time out a stalled socket after
 //! [`IO_TIMEOUT`] (every transfer backend honours the socket's timeouts, io_uring included).
 //!
-//! A node runs one fetch at a time; when a fetch returned a full [`MAX_FETCH`] it asks again.
-//! When a fetch delivered nothing or failed while the node is still behind a height some peer
-//! claimed, it tries again after a pause with the peer that claims the highest one (see
-//! `Node::fetch_done` and `Node::fetch_from_best` in [`crate::node::service`]).
+//! A node runs one fetch at a time, and judges a fetch by how far it moved the node's height,
+//! not by how many blocks arrived (a peer can send well-formed blocks that consensus refuses).
+//! A fetch is fruitful when every block it delivered became final here and it delivered what
+//! the peer claimed (or a full [`MAX_FETCH`]); after a full one the node asks the same peer
+//! again at once while that peer claims more. A fruitless fetch (nothing delivered, a block
+//! refused, less than claimed, a failure) drops the peer's claim and marks the peer until one
+//! of its fetches is fruitful; a marked peer's new claims start no fetch at once. While the
+//! node is behind a height some peer claimed, it tries again after a pause with the unmarked
+//! peer that claims the highest height, or, when every such peer is marked, with the one whose
+//! fruitless fetch is oldest. So one Byzantine peer can waste one fetch per pause, never keep a
+//! lagging validator from its honest peers (see `Node::fetch_done` and `Node::fetch_from_best`
+//! in [`crate::node::service`]).
 //!
 //! Every outcome is counted in [`SyncCounters`] (part of the node's status), including the
 //! transfer method that moved the blocks.
