@@ -1,8 +1,9 @@
 //! A validator under attack on its network port: malformed frames, consensus messages without a
 //! `Hello` handshake, `Hello`s that do not prove the claimed validator's key, forged and unsigned
-//! messages, and a flood of transactions with invalid signatures; and a peer that serves forged
-//! blocks when the validator fetches through the engine's transfer. Everything bad is dropped and
-//! counted; the valid part is accepted.
+//! messages, and floods of transactions with invalid signatures (which must not hold up
+//! consensus); and peers that serve forged blocks when the validator fetches through the
+//! engine's transfer (which must not keep it from an honest peer's blocks). Everything bad is
+//! dropped and counted; the valid part is accepted.
 #![cfg(feature = "node")]
 
 use parthenon::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
@@ -479,5 +480,78 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
     assert_eq!(st["sync"]["fetches"], 0, "no spoofed Tip started a fetch: {st}");
     let text = scrape(metrics, "/metrics").await;
     assert!(text.lines().any(|l| l == "parthenon_refused_hellos_total 9"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding: client submissions shared the consensus task's queue, so a flood of `Submit` frames
+/// (each transaction costing a signature verification) held up every vote and proposal queued
+/// behind it. A client here queues 64 frames of `MAX_SUBMIT_TXS` transactions with invalid
+/// signatures (all spending one genuine output); once the validator has checked the first, a
+/// validator's vote arrives. It must be taken long before the flood is through (it was taken
+/// after all of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_flood_does_not_hold_up_consensus() {
+    use parthenon::node::consensus::Signature;
+    use parthenon::node::ledger::app::MAX_SUBMIT_TXS;
+    use parthenon::node::ledger::{Lock, Transaction};
+    const FRAMES: usize = 64;
+    let (addr, dir, mut flood, _) = start_validator("submit-flood", ([127, 0, 0, 1], 1).into()).await;
+    let g = genesis().genesis().unwrap().id();
+    let mut bytes = Vec::new();
+    for f in 0..FRAMES {
+        let txs = (0..MAX_SUBMIT_TXS)
+            .map(|i| {
+                let mut lock = [0u8; 32];
+                lock[..8].copy_from_slice(&((f * MAX_SUBMIT_TXS + i) as u64).to_le_bytes());
+                Transaction {
+                    inputs: vec![OutPoint { tx: g, index: 0 }],
+                    outputs: vec![Output { value: 1, lock: Lock::Ed25519(lock) }],
+                    signatures: vec![Signature([0; 64])],
+                }
+            })
+            .collect();
+        bytes.extend(encode(&Frame::Submit(txs)));
+    }
+    let writer = tokio::spawn(async move {
+        flood.write_all(&bytes).await.unwrap();
+        flood.flush().await.unwrap();
+        flood
+    });
+    let total = (FRAMES * MAX_SUBMIT_TXS) as u64;
+    let mut st = status(addr).await;
+    for _ in 0..1000 {
+        if st["ledger_signatures_verified"].as_u64().unwrap() >= MAX_SUBMIT_TXS as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        st = status(addr).await;
+    }
+    let chain = genesis().genesis().unwrap().id();
+    let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
+    let vote = Message::Vote(Signed { body, signer: 1, signature: Sign::sign(&key(1), &body.signing_bytes(&chain)) });
+    let mut s = hello_as(addr, 1).await;
+    write_frame(&mut s, &Frame::Consensus(vote)).await.unwrap();
+    for _ in 0..2000 {
+        st = status(addr).await;
+        if st["net"]["messages_in"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(st["net"]["messages_in"], 1, "{st}");
+    let verified = st["ledger_signatures_verified"].as_u64().unwrap();
+    // Taken after about one more submission (each is checked whole); half is a wide margin.
+    assert!(verified <= total / 2, "the vote waited for {verified} of the flood's {total} signatures");
+    // The flood is checked all the same, each transaction refused.
+    let _flood = writer.await.unwrap();
+    for _ in 0..2000 {
+        st = status(addr).await;
+        if st["ledger_signatures_verified"] == total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(st["ledger_signatures_verified"], total, "{st}");
+    assert_eq!(st["mempool"], 0, "{st}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,9 @@ pub enum Frame {
         /// Most blocks wanted.
         count: u64,
     },
-    /// Client: transactions to admit.
+    /// Client: transactions to admit. The node considers at most
+    /// [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS) of one frame and refuses
+    /// the rest ([`crate::node::ledger::app::LedgerApp::submit`]).
     Submit(Vec<Transaction>),
     /// Client: stream me [`Frame::Committed`] for every final block.
     Subscribe,

@@ -13,7 +13,9 @@
 //!   closes the connection and counts in [`NetCounters::refused_hellos`]. If the frame right
 //!   after the handshake is `FetchBlocks`, the connection is that validator's block connection,
 //!   served in the slot it has of its own.
-//! - anything else: a client connection (`Submit`, `Subscribe`, `StatusRequest`).
+//! - anything else: a client connection (`Submit`, `Subscribe`, `StatusRequest`). Its
+//!   submissions go to the consensus task's submission queue, not with consensus events
+//!   ([`crate::node::service`]); while that queue is full the connection reads nothing more.
 //!
 //! `Consensus` and `Tip` frames on a connection without a completed handshake are dropped and
 //! counted ([`NetCounters::unidentified`]); handshake frames after the first frame (a second
@@ -30,6 +32,7 @@
 
 use crate::node::consensus::{Digest, ValidatorIndex};
 use crate::node::handshake::{self, Verifier};
+use crate::node::ledger::Transaction;
 use crate::node::net::{read_frame, write_frame, Frame, FrameError};
 use crate::node::service::{Event, NetCounters};
 use crate::node::sync::BlockServer;
@@ -47,6 +50,8 @@ pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 pub(crate) struct Inbound {
     /// Events for the consensus task.
     pub tx: mpsc::Sender<Event>,
+    /// Client submissions for the consensus task ([`crate::node::service::SUBMIT_QUEUE`]).
+    pub submits: mpsc::Sender<Vec<Transaction>>,
     /// Network counters.
     pub counters: Arc<NetCounters>,
     /// Serves block connections.
@@ -149,7 +154,12 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
             },
             // Only valid as the first frame (handled above).
             Frame::FetchBlocks { .. } => return,
-            Frame::Submit(txs) => Event::Submit(txs),
+            Frame::Submit(txs) => {
+                if inbound.submits.send(txs).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             // One subscription per connection: a repeated `Subscribe` changes nothing.
             Frame::Subscribe if subscribed => continue,
             Frame::Subscribe => {

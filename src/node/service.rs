@@ -17,6 +17,15 @@
 //! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
 //! time); a subscriber whose queue is full is dropped rather than buffered for.
 //!
+//! Client submissions (`Submit` frames, open to anyone) cost signature verifications, so they
+//! do not queue with consensus events: they wait in a queue of their own of at most
+//! [`SUBMIT_QUEUE`] frames (a connection whose frame does not fit reads nothing more until it
+//! does). The consensus task takes consensus events first and at most one submission between
+//! two rounds of them, and [`LedgerApp::submit`] verifies at most
+//! [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS) signatures of one frame, only
+//! for transactions that could enter the mempool: a flood of submissions delays votes and
+//! proposals by at most one submission's checks at a time.
+//!
 //! Connections are [`crate::node::peer`]'s: peers are reached through one outbound TCP connection
 //! each (reconnecting; a full queue drops frames, which consensus tolerates). Inbound connections
 //! carry validator frames, attributed to a validator only after it proved its key in the `Hello`
@@ -30,7 +39,7 @@ use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
 use crate::node::handshake::{self, Verifier};
 use crate::node::ledger::app::LedgerApp;
-use crate::node::ledger::{Block, Ledger};
+use crate::node::ledger::{Block, Ledger, Transaction};
 use crate::node::metrics::{NodeCollector, NodeGauges};
 use crate::node::net::{encode, Frame};
 use crate::node::peer::{accept_loop, outbound, Identity, Inbound};
@@ -94,7 +103,6 @@ pub struct NetCounters {
 pub(crate) enum Event {
     Peer(ValidatorIndex, Message),
     Timer(Timer),
-    Submit(Vec<crate::node::ledger::Transaction>),
     /// A peer's final height.
     Tip(ValidatorIndex, u64),
     /// Time to try a fetch again (see `Node::fetch_done`).
@@ -128,6 +136,9 @@ enum Verdict {
 /// Most clients subscribed to commit notices at once (one subscription per connection).
 pub const MAX_SUBSCRIBERS: usize = 256;
 
+/// Most client submissions (`Submit` frames) waiting for the consensus task (module docs).
+pub const SUBMIT_QUEUE: usize = 16;
+
 /// Longest a validator waits for its peers before it starts consensus anyway.
 const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
@@ -155,11 +166,13 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let server = Arc::new(BlockServer::new(store.blocks().clone(), rec.height, engine.transport()?));
     tracing::info!(transfer = %server.transport.report(), "block sync");
     let (tx, rx) = mpsc::channel::<Event>(1 << 16);
+    let (submits, submitted) = mpsc::channel::<Vec<Transaction>>(SUBMIT_QUEUE);
 
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let inbound = Inbound {
         tx: tx.clone(),
+        submits,
         counters: counters.clone(),
         server: server.clone(),
         verifier: Verifier { engine: engine.clone(), set: Arc::new(set.clone()), chain: config.chain, me: cfg.index },
@@ -225,7 +238,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         }
         let _ = start_tx.send(Event::Start).await;
     });
-    node.main_loop(rx).await;
+    node.main_loop(rx, submitted).await;
     Ok(())
 }
 
@@ -259,56 +272,73 @@ struct Node {
 }
 
 impl Node {
-    async fn main_loop(&mut self, mut rx: mpsc::Receiver<Event>) {
-        while let Some(first) = rx.recv().await {
-            let mut events = vec![first];
-            while events.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(e) => events.push(e),
-                    Err(_) => break,
+    /// Takes consensus events first, in rounds of up to 4096, and client submissions
+    /// (`submitted`) when none is waiting, or one between two rounds (module docs).
+    async fn main_loop(&mut self, mut rx: mpsc::Receiver<Event>, mut submitted: mpsc::Receiver<Vec<Transaction>>) {
+        loop {
+            tokio::select! {
+                biased;
+                first = rx.recv() => {
+                    let Some(first) = first else { break };
+                    self.round(first, &mut rx);
+                    if let Ok(txs) = submitted.try_recv() {
+                        self.app.submit(txs);
+                    }
                 }
-            }
-            let verified = self.verify_messages(&events);
-            for (e, verdict) in events.into_iter().zip(verified) {
-                match e {
-                    Event::Peer(from, message) => match verdict {
-                        Verdict::Ok => {
-                            self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                            self.step(Input::Message { from, message });
-                        }
-                        Verdict::BadSignature => {
-                            self.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Verdict::Refused => {
-                            self.counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
-                        }
-                    },
-                    Event::Timer(t) => self.step(Input::Timeout(t)),
-                    Event::Start => self.step(Input::Start),
-                    Event::Submit(txs) => {
-                        let _ = self.app.submit(txs);
-                    }
-                    Event::Tip(peer, h) => self.ahead(peer, h),
-                    Event::FetchDone { peer, from, claimed, result } => self.fetch_done(peer, from, claimed, result),
-                    Event::RetryFetch => {
-                        self.retry_pending = false;
-                        self.fetch_from_best();
-                    }
-                    Event::Subscribe(s) => {
-                        self.subscribers.retain(|s| !s.is_closed());
-                        if self.subscribers.len() < MAX_SUBSCRIBERS {
-                            self.subscribers.push(s);
-                        }
-                    }
-                    Event::Status(at, reply) => {
-                        let _ = reply.send(self.status(at));
-                    }
+                Some(txs) = submitted.recv() => {
+                    self.app.submit(txs);
                 }
             }
             self.gauges.view.store(self.core.view(), Ordering::Relaxed);
             self.gauges.mempool.store(self.app.mempool_len() as u64, Ordering::Relaxed);
             self.gauges.evidence.store(self.evidence, Ordering::Relaxed);
             self.gauges.view_changes.store(self.core.view_changes(), Ordering::Relaxed);
+        }
+    }
+
+    /// One round: `first` and the events waiting behind it (up to 4096 in all), their
+    /// consensus signatures verified in one batch.
+    fn round(&mut self, first: Event, rx: &mut mpsc::Receiver<Event>) {
+        let mut events = vec![first];
+        while events.len() < 4096 {
+            match rx.try_recv() {
+                Ok(e) => events.push(e),
+                Err(_) => break,
+            }
+        }
+        let verified = self.verify_messages(&events);
+        for (e, verdict) in events.into_iter().zip(verified) {
+            match e {
+                Event::Peer(from, message) => match verdict {
+                    Verdict::Ok => {
+                        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                        self.step(Input::Message { from, message });
+                    }
+                    Verdict::BadSignature => {
+                        self.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Verdict::Refused => {
+                        self.counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                Event::Timer(t) => self.step(Input::Timeout(t)),
+                Event::Start => self.step(Input::Start),
+                Event::Tip(peer, h) => self.ahead(peer, h),
+                Event::FetchDone { peer, from, claimed, result } => self.fetch_done(peer, from, claimed, result),
+                Event::RetryFetch => {
+                    self.retry_pending = false;
+                    self.fetch_from_best();
+                }
+                Event::Subscribe(s) => {
+                    self.subscribers.retain(|s| !s.is_closed());
+                    if self.subscribers.len() < MAX_SUBSCRIBERS {
+                        self.subscribers.push(s);
+                    }
+                }
+                Event::Status(at, reply) => {
+                    let _ = reply.send(self.status(at));
+                }
+            }
         }
     }
 

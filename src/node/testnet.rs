@@ -322,7 +322,12 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             pending.insert(tx.id(), (sent, k));
         }
         submitted += batch.len() as u64;
-        let frame = crate::node::net::encode(&Frame::Submit(batch));
+        // In frames of at most what a validator considers of one `Submit`.
+        let frame = batch
+            .chunks(crate::node::ledger::app::MAX_SUBMIT_TXS)
+            .map(|c| crate::node::net::encode(&Frame::Submit(c.to_vec())))
+            .collect::<Vec<_>>()
+            .concat();
         for (i, w) in writers.iter_mut().enumerate() {
             if crashed.is_some() && i == crash_victim {
                 continue;

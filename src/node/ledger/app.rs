@@ -14,12 +14,21 @@
 //!
 //! Transactions enter the mempool through [`LedgerApp::submit`], which checks a whole batch at
 //! once (one engine batch for all their signatures) and admits exactly the valid ones; the
-//! verdicts are per transaction, naming the offending input.
+//! verdicts are per transaction, naming the offending input. Signatures are the cost, so a
+//! submission pays for them only where a transaction could enter the mempool: of one
+//! submission only the first [`MAX_SUBMIT_TXS`] are considered, and a transaction already in
+//! the mempool (or earlier in the same submission), too large for a block, or beyond the room
+//! left in the mempool is refused before any signature is verified.
 
 use super::state::{BlockError, Ledger, TxError};
 use super::tx::{Block, OutPoint, Transaction, BLOCK_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES};
 use crate::node::consensus::{Application, CommitError, Digest, Height, ValidatorIndex};
 use std::collections::{HashSet, VecDeque};
+
+/// Most transactions of one [`LedgerApp::submit`] call that are considered; the rest are refused
+/// ([`SubmitError::PastLimit`]) unverified. It bounds the signatures one client frame makes the
+/// consensus task verify (a 64 MiB frame holds about 490,000 one-input transfers).
+pub const MAX_SUBMIT_TXS: usize = 1024;
 
 /// A ledger with a mempool, as a consensus application.
 #[derive(Debug)]
@@ -43,9 +52,13 @@ pub enum SubmitError {
     /// Already in the mempool.
     #[error("already in the mempool")]
     Duplicate,
-    /// Mempool full.
+    /// Mempool full (counting the transactions before it in the same submission that were
+    /// still candidates).
     #[error("mempool full")]
     Full,
+    /// Past the first [`MAX_SUBMIT_TXS`] transactions of one submission.
+    #[error("only the first {0} transactions of a submission are considered")]
+    PastLimit(usize),
     /// Too large to fit any block.
     #[error("transaction of {0} bytes cannot fit a block")]
     TooLarge(usize),
@@ -100,25 +113,46 @@ impl LedgerApp {
 
     /// Checks `txs` in one signature batch and admits the valid ones. One result per input
     /// transaction.
+    ///
+    /// The cheap refusals come first, so no signature is verified for them: past the first
+    /// [`MAX_SUBMIT_TXS`] ([`SubmitError::PastLimit`]); beyond the mempool's room, counting the
+    /// candidates before it in `txs` ([`SubmitError::Full`]: when the mempool has room for `k`
+    /// more, only the first `k` candidates are checked, valid or not); too large for a block;
+    /// and an id already in the mempool or earlier in `txs` ([`SubmitError::Duplicate`]; the id
+    /// leaves out the signatures, so a copy with other signatures is a duplicate too).
     pub fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), SubmitError>> {
-        let checks = self.ledger.check_transactions(&txs);
+        let room = self.max_mempool.saturating_sub(self.mempool.len());
         let mut out = Vec::with_capacity(txs.len());
-        for (tx, r) in txs.into_iter().zip(checks) {
-            out.push(match r {
-                Err(e) => Err(SubmitError::Invalid(e)),
-                Ok(()) if tx.encoded_len() > MAX_PAYLOAD_BYTES - BLOCK_OVERHEAD_BYTES => {
-                    Err(SubmitError::TooLarge(tx.encoded_len()))
-                }
-                Ok(()) if self.mempool.len() >= self.max_mempool => Err(SubmitError::Full),
-                Ok(()) => {
-                    if self.in_pool.insert(tx.id()) {
-                        self.mempool.push_back(tx);
-                        Ok(())
-                    } else {
-                        Err(SubmitError::Duplicate)
-                    }
+        let mut candidates: Vec<(usize, Digest)> = Vec::new();
+        let mut checked: Vec<Transaction> = Vec::new();
+        for (i, tx) in txs.into_iter().enumerate() {
+            out.push(if i >= MAX_SUBMIT_TXS {
+                Err(SubmitError::PastLimit(MAX_SUBMIT_TXS))
+            } else if checked.len() >= room {
+                Err(SubmitError::Full)
+            } else if tx.encoded_len() > MAX_PAYLOAD_BYTES - BLOCK_OVERHEAD_BYTES {
+                Err(SubmitError::TooLarge(tx.encoded_len()))
+            } else {
+                // Claimed now, so a copy later in `txs` is a duplicate; given back if invalid.
+                let id = tx.id();
+                if self.in_pool.insert(id) {
+                    candidates.push((i, id));
+                    checked.push(tx);
+                    Ok(())
+                } else {
+                    Err(SubmitError::Duplicate)
                 }
             });
+        }
+        let checks = self.ledger.check_transactions(&checked);
+        for (((i, id), tx), r) in candidates.into_iter().zip(checked).zip(checks) {
+            match r {
+                Ok(()) => self.mempool.push_back(tx),
+                Err(e) => {
+                    self.in_pool.remove(&id);
+                    out[i] = Err(SubmitError::Invalid(e));
+                }
+            }
         }
         out
     }

@@ -199,3 +199,55 @@ fn a_final_block_that_does_not_apply_is_an_error() {
     assert!(app.commit(1, b"not a block").is_err());
     assert_eq!(app.ledger().height(), 1);
 }
+
+/// Finding: one `Submit` frame made the consensus task verify a signature for every transaction
+/// in it (about 490,000 in a 64 MiB frame), also for transactions already in the mempool and
+/// while the mempool was full. Every transaction here spends the same genuine output with an
+/// invalid signature (distinct ids): only verification can refuse it.
+#[test]
+fn a_submission_pays_signatures_only_for_what_could_enter_the_mempool() {
+    use super::app::MAX_SUBMIT_TXS;
+    let (l, k, g) = setup();
+    let forged = |i: usize| {
+        let mut lock = [0u8; 32];
+        lock[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        Transaction {
+            inputs: vec![op(g, 0)],
+            outputs: vec![Output { value: 1, lock: Lock::Ed25519(lock) }],
+            signatures: vec![Signature([0; 64])],
+        }
+    };
+    let mut app = LedgerApp::new(l.clone(), 0, 1000, 10_000);
+    // Over the per-submission limit: the rest is refused unverified.
+    let r = app.submit((0..MAX_SUBMIT_TXS + 10).map(forged).collect());
+    assert_eq!(r.len(), MAX_SUBMIT_TXS + 10);
+    assert!(r[..MAX_SUBMIT_TXS].iter().all(|r| *r == Err(SubmitError::Invalid(TxError::BadSignature { input: 0 }))));
+    assert!(r[MAX_SUBMIT_TXS..].iter().all(|r| *r == Err(SubmitError::PastLimit(MAX_SUBMIT_TXS))));
+    assert_eq!(app.ledger().signatures_verified(), MAX_SUBMIT_TXS as u64);
+    assert_eq!(app.mempool_len(), 0);
+    // Already in the mempool, or earlier in the same submission: refused unverified, also a
+    // copy with another (here invalid) signature.
+    let a = sign_transaction(&[(op(g, 1), &k[1])], vec![Output { value: 1, lock: k[0].lock() }]);
+    assert_eq!(app.submit(vec![a.clone()]), vec![Ok(())]);
+    let verified = app.ledger().signatures_verified();
+    let mut a_forged = a.clone();
+    a_forged.signatures[0].0[3] ^= 1;
+    let dup = Err(SubmitError::Duplicate);
+    assert_eq!(app.submit(vec![a_forged, a.clone()]), vec![dup.clone(), dup.clone()]);
+    let b = sign_transaction(&[(op(g, 2), &k[2])], vec![Output { value: 1, lock: k[0].lock() }]);
+    assert_eq!(app.submit(vec![b.clone(), b.clone()]), vec![Ok(()), dup]);
+    assert_eq!(app.ledger().signatures_verified(), verified + 1, "only b's first copy was verified");
+    assert_eq!(app.mempool_len(), 2);
+    // A full mempool verifies nothing; room for one checks the first candidate only.
+    let mut app = LedgerApp::new(l, 0, 1000, 2);
+    assert_eq!(app.submit(vec![a.clone()]), vec![Ok(())]);
+    let verified = app.ledger().signatures_verified();
+    let r = app.submit(vec![forged(0), b.clone()]);
+    assert_eq!(r, vec![Err(SubmitError::Invalid(TxError::BadSignature { input: 0 })), Err(SubmitError::Full)]);
+    assert_eq!(app.submit(vec![b]), vec![Ok(())]);
+    let verified_full = app.ledger().signatures_verified();
+    assert_eq!(verified_full, verified + 2);
+    let r = app.submit((1..100).map(forged).collect());
+    assert!(r.iter().all(|r| *r == Err(SubmitError::Full)), "{r:?}");
+    assert_eq!(app.ledger().signatures_verified(), verified_full, "a full mempool verifies nothing");
+}
