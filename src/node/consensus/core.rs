@@ -318,11 +318,15 @@ impl Core {
             self.send_view_change(self.view);
         }
         if let Some((h, p)) = self.own_proposal.clone() {
-            if h.body.view == self.view {
-                let justification = match &self.new_view {
-                    Some(Message::Proposal { justification, .. }) => justification.clone(),
-                    _ => Vec::new(),
-                };
+            // Resent as it went out. Above view 0 that needs its justification, which is not
+            // persisted: after a restart the proposal goes out again only once view changes of
+            // quorum stake for the view rebuild one (`Core::try_new_view`); without one every
+            // validator would refuse it.
+            let justification = match &self.new_view {
+                Some(Message::Proposal { justification, .. }) => Some(justification.clone()),
+                _ => (self.view == 0).then(Vec::new),
+            };
+            if let Some(justification) = justification.filter(|_| h.body.view == self.view) {
                 self.out.push(Effect::Broadcast(Message::Proposal { header: h, payload: p, justification }));
             }
         } else if self.view == 0 && self.active && self.set.leader(self.height, 0) == self.me {

@@ -103,8 +103,9 @@ pub enum TimerKind {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// Begin (or resume after [`Core::restore`](super::Core::restore)): arm the timer, propose if leader, resend the
-    /// last own proposal and vote.
+    /// Begin (or resume after [`Core::restore`](super::Core::restore)): arm the timer, propose
+    /// if leader, resend the last own proposal (above view 0 not yet: its justification is not
+    /// persisted, and it is resent once view changes rebuild one) and votes.
     Start,
     /// A message whose signatures verified, received from peer `from`.
     Message {

@@ -300,3 +300,56 @@ fn a_lagging_peer_is_told_once_per_height_it_shows() {
     assert_eq!(told(&deliver(&mut c, &mut app, 1, vc)), 1, "a lagging view change is always answered");
     assert_eq!(c.behind_told.len(), 4, "one entry per validator, whatever heights it signs");
 }
+
+fn proposals(effects: &[Effect]) -> Vec<(Signed<ProposalHeader>, Vec<ViewChange>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(Message::Proposal { header, justification, .. }) => {
+                Some((*header, justification.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Finding: a leader restarted after its new-view proposal resent it without the
+/// justification (not persisted), which every validator refuses, and never sent it again with
+/// one. Now it resends nothing at start above view 0, and once view changes of quorum stake for
+/// the view arrive it resends the *same* signed header with a justification rebuilt from them
+/// (never a second proposal for the view).
+#[test]
+fn a_restarted_leader_resends_its_new_view_proposal_only_with_a_justification() {
+    use crate::node::consensus::rules;
+    let leader = set(4).leader(0, 1);
+    let others: Vec<ValidatorIndex> = (0..4).filter(|&i| i != leader).collect();
+    let mut c = core(4, leader);
+    let mut app = App::default();
+    timeout(&mut c, &mut app);
+    let mut sent = Vec::new();
+    for &s in &others[..2] {
+        sent.extend(proposals(&deliver(&mut c, &mut app, s, Message::ViewChange(view_change(0, 1, None, s, vec![])))));
+    }
+    let [(header, justification)] = sent.as_slice() else { panic!("one new-view proposal: {sent:?}") };
+    assert_eq!(header.body.view, 1);
+    assert!(rules::check_justification(&c.set, &header.body, justification).is_ok());
+
+    let mut r = Core::restore(set(4), leader, Box::new(NoSign), Config::default(), c.safety_state(), 0);
+    let started = proposals(&r.handle(Input::Start, &mut app));
+    assert!(started.is_empty(), "resent at start without its justification: {started:?}");
+    // The other validators' view changes for view 1 arrive again (resent on their timers).
+    let mut resent = Vec::new();
+    for &s in &others {
+        resent.extend(proposals(&deliver(
+            &mut r,
+            &mut app,
+            s,
+            Message::ViewChange(view_change(0, 1, None, s, vec![])),
+        )));
+    }
+    let [(again, justification)] = resent.as_slice() else { panic!("one proposal resent: {resent:?}") };
+    assert_eq!(again, header, "the same signed header");
+    assert!(rules::check_justification(&r.set, &again.body, justification).is_ok());
+    // Kept to answer validators that lag in views.
+    assert!(matches!(&r.new_view, Some(Message::Proposal { header: h, .. }) if h == header));
+}

@@ -15,6 +15,12 @@
 //! else with our own view change, once per peer and view asked for at this height (a copy, or a
 //! lower view, gets nothing), so repeating a cheap message does not buy large replies.
 //!
+//! A leader restarted after its new-view proposal holds that proposal (persisted) but not its
+//! justification (not persisted): it does not resend it on start, where every validator would
+//! refuse it, but once it holds view changes of quorum stake for the view it resends the same
+//! signed proposal with them as justification, if they justify its digest (else the view ends
+//! on its timer). It never signs a second proposal for the view.
+//!
 //! Memory: a stored view change keeps no payloads. Of the payloads it carries, the core keeps
 //! (once, by digest, in its payload table) only those within [`Config::max_payload_bytes`] that
 //! hash to a digest its body names, and of those only: its prepared certificate's (one per
@@ -27,7 +33,7 @@
 //! validator), which is all the weak-support rule needs.
 
 use super::super::interface::*;
-use super::super::rules::check_view_change;
+use super::super::rules::{check_justification, check_view_change};
 use super::super::types::*;
 use super::Core;
 
@@ -200,18 +206,41 @@ impl Core {
         self.pending.push_front((self.me, Message::ViewChange(vc)));
     }
 
+    /// As the leader of the current view, once view changes of quorum stake for it are held:
+    /// proposes with them as justification; or, holding our own proposal for the view without
+    /// the justification it went out with (restored after a restart: it is not persisted),
+    /// resends that same signed proposal with them, if they justify its digest. Never a second
+    /// proposal for one view.
     pub(super) fn try_new_view(&mut self, app: &mut dyn Application) {
-        if self.active || self.set.leader(self.height, self.view) != self.me {
+        if self.set.leader(self.height, self.view) != self.me {
             return;
         }
-        if self.own_proposal.as_ref().is_some_and(|(h, _)| h.body.view == self.view) {
-            return;
-        }
+        let resend = match &self.own_proposal {
+            Some((h, _)) if h.body.view == self.view => {
+                if self.view == 0 || self.new_view.is_some() {
+                    return;
+                }
+                true
+            }
+            _ if self.active => return,
+            _ => false,
+        };
         let Some(vcs) = self.view_changes.get(&self.view) else { return };
         if self.set.stake_of(vcs.keys().copied()) < self.set.quorum() {
             return;
         }
+        // Stored view changes carry no payloads (`on_view_change`).
         let justification: Vec<ViewChange> = vcs.values().cloned().collect();
-        self.propose(justification, app);
+        if !resend {
+            return self.propose(justification, app);
+        }
+        let Some((header, payload)) = self.own_proposal.clone() else { return };
+        // Another quorum may force another digest: then the proposal is not resent, and the
+        // view ends on its timer.
+        if check_justification(&self.set, &header.body, &justification).is_ok() {
+            let m = Message::Proposal { header, payload, justification };
+            self.new_view = Some(m.clone());
+            self.out.push(Effect::Broadcast(m));
+        }
     }
 }
