@@ -18,6 +18,14 @@ fn transfer_bench_sizes_that_overflow_or_exceed_a_block() {
 }
 
 #[test]
+fn transfer_bench_backends_that_cannot_serve() {
+    input_error(&["bench", "transfer", "--sizes", "4KiB", "--backend", "aes-ni"], "serves cipher, not transfer");
+    input_error(&["bench", "transfer", "--sizes", "4KiB", "--receiver", "aes-ni"], "serves cipher, not transfer");
+    input_error(&["bench", "transfer", "--sizes", "4KiB", "--receiver", "bogus"], "unknown backend `bogus`");
+    input_error(&["bench", "transfer", "--sizes", "4KiB", "--receiver", "dpdk"], "datagram path");
+}
+
+#[test]
 fn verify_bench_with_a_backend_of_another_job() {
     input_error(&["bench", "verify", "--backend", "aes-ni"], "serves cipher, not verify");
 }

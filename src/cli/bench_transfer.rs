@@ -3,12 +3,15 @@
 //! Runs the sender in this process and the receiver in a second process (this binary, re-executed
 //! with the hidden `--receiver-connect`), connected over loopback TCP. For each backend (every
 //! stream backend present, `auto`, and always `copy`) and each size, the sender sends the same
-//! stored block `reps` times (enough to move `--min-bytes`, at least 3); the receiver receives each
+//! stored block `reps` times (enough to move `--min-bytes`: at least 3, at most 4096), after one
+//! untimed warm-up send; the receiver receives each
 //! with the same backend into its store (on `/dev/shm` when present, so the disk is not what is
 //! measured), verifies the digest, publishes it, acknowledges it with one byte and moves it out of
 //! the store so the next copy is not a duplicate; the copies of one size are deleted when the
-//! next size starts, untimed (so a run keeps up to `--min-bytes` of received blocks on disk or in
-//! memory). Time runs from the first send to the last acknowledgement.
+//! next size starts, untimed (so a run keeps `reps + 1` blocks of one size, besides the source
+//! blocks, on disk or in memory). Time runs from the first timed send to the last
+//! acknowledgement. A receiver that cannot run (its backend absent) is an input error before
+//! anything is measured; one that exits before connecting ends the run with an error.
 //!
 //! `--dir` on a disk measures what a node's store does there (the io-uring receiver writes large
 //! blocks with `O_DIRECT` on file systems that allow it; tmpfs does not).
@@ -41,8 +44,10 @@ pub struct Args {
     /// io-uring. Default: every stream backend present, plus auto. `copy` is always added.
     #[arg(long = "backend", value_delimiter = ',')]
     backends: Vec<String>,
-    /// Bytes to move per backend and size (at least 3 blocks): 256MiB by default. The receiver
-    /// keeps one size's copies until the next size starts, so this much room is needed in --dir.
+    /// Bytes to move per backend and size, as whole blocks (at least 3, at most 4096): 256MiB by
+    /// default. The receiver keeps one size's copies (and the warm-up block) until the next size
+    /// starts, beside the source blocks: --dir needs room for (blocks + 1) × size plus the sum
+    /// of --sizes.
     #[arg(long, default_value = "256MiB")]
     min_bytes: String,
     /// Print JSON instead of a table.
@@ -125,8 +130,14 @@ fn cpu_seconds() -> f64 {
 
 fn engine_for(name: &str) -> Result<Engine, Failure> {
     let b = Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() });
-    let b = if name == "auto" { b } else { b.force(name.parse::<Backend>()?) };
-    Ok(b.build()?)
+    if name == "auto" {
+        return Ok(b.build()?);
+    }
+    let backend: Backend = name.parse()?;
+    if backend.job() != parthenon::Job::Transfer {
+        return Err(Failure::Input(format!("backend `{backend}` serves {}, not transfer", backend.job())));
+    }
+    Ok(b.force(backend).build()?)
 }
 
 fn store_dir(args: &Args, tag: &str) -> PathBuf {
@@ -154,7 +165,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             human(parthenon::transfer::MAX_BLOCK_BYTES)
         )));
     }
-    if args.backends.iter().any(|b| b == "dpdk") {
+    if args.backends.iter().any(|b| b == "dpdk") || args.receiver == "dpdk" {
         return Err(Failure::Input(
             "`bench transfer` measures the stream backends between two processes over loopback TCP; \
              DPDK is a datagram path between ports of one process here: `cargo bench --bench transfer \
@@ -176,9 +187,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     names.retain(|n| n != "copy");
     names.insert(0, "copy".into());
-    // Fail on an absent explicit backend before measuring anything.
+    // Fail on an absent explicit backend, sender's or receiver's, before measuring anything.
     let engines: Vec<(String, Engine)> =
         names.iter().map(|n| engine_for(n).map(|e| (n.clone(), e))).collect::<Result<_, _>>()?;
+    if args.receiver != "same" && args.receiver != "discard" {
+        engine_for(&args.receiver)?
+            .transport()
+            .map_err(|e| Failure::Input(format!("--receiver {}: {e}", args.receiver)))?;
+    }
 
     let src_dir = store_dir(&args, "src");
     let _ = std::fs::remove_dir_all(&src_dir);
@@ -279,7 +295,15 @@ fn measure_all(
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| Failure::Runtime(format!("spawn receiver: {e}")))?;
-        let (peer, _) = listener.accept().map_err(|e| Failure::Runtime(e.to_string()))?;
+        let peer = match accept_from(&listener, &mut child) {
+            Ok(p) => p,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&dst_dir);
+                return Err(Failure::Runtime(format!("receiver for {name} ({rx_backend}): {why}")));
+            }
+        };
         let r = measure_backend(name, &t, &peer, src, sizes, min_bytes);
         drop(peer);
         let status = child.wait().map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -291,6 +315,31 @@ fn measure_all(
         rows.append(&mut got);
     }
     Ok(rows)
+}
+
+/// The receiver process's connection, or why none came: it exited first (its error is on
+/// stderr), or it did not connect within 60 s.
+fn accept_from(listener: &TcpListener, child: &mut std::process::Child) -> Result<TcpStream, String> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+    listener.set_nonblocking(true).map_err(|e| format!("listener: {e}"))?;
+    let start = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((peer, _)) => {
+                peer.set_nonblocking(false).map_err(|e| format!("connection: {e}"))?;
+                return Ok(peer);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+        if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
+            return Err(format!("exited before connecting ({status})"));
+        }
+        if start.elapsed() > WAIT {
+            return Err(format!("did not connect within {WAIT:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn measure_backend(

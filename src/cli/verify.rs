@@ -12,8 +12,8 @@
 //!
 //! Errors: a malformed line (not UTF-8, longer than [`MAX_LINE`], invalid JSON, missing field,
 //! bad hex, wrong length, unknown scheme) stops the run with `line L: reason` and exit code 2;
-//! the items before it are verified and printed, the malformed line gets no verdict. An unusable `--backend` is exit 2; I/O failures
-//! are exit 1.
+//! the items before it are verified and printed, the malformed line gets no verdict. An unusable `--backend` and an input file that
+//! cannot be opened are exit 2; read and write failures afterwards are exit 1.
 
 use super::Failure;
 use parthenon::detect::DetectOptions;

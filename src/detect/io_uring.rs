@@ -1,7 +1,9 @@
 //! io_uring probe: a ring can be set up (`io_uring_setup` may be refused by seccomp, by
 //! `kernel.io_uring_disabled`, or by an old kernel: the errno says which), it takes a table of
-//! fixed files as the transfer backend registers one (two empty entries), the kernel supports the
-//! opcodes the transfer backend uses, and buffers the size transfer registers can be registered
+//! fixed files as the transfer backend registers one (two empty entries), which of the opcodes
+//! the transfer backend uses the kernel supports (recorded; any kernel that answers
+//! `IORING_REGISTER_PROBE`, 5.6, has those it needs, and SEND_ZC is used only where present), and
+//! buffers the size transfer registers can be registered
 //! under this process's `RLIMIT_MEMLOCK`.
 //!
 //! What the kernel charges to that limit ([`memlock_charged`]): a ring set up by a process without

@@ -14,9 +14,11 @@
 //! - A forbidden backend ([`EngineBuilder::forbid`]) is never routed to; forbidding the last
 //!   backend of a job is [`Error::NoBackend`].
 //!
-//! Jobs refine the route at run time where the issue calls for it (verification crosses over from
-//! CPU to GPU above a calibrated batch size; transfer picks by block size); those refinements live
-//! with the job and are reported through the same [`Report`].
+//! Jobs refine the route at run time (verification crosses over from CPU to GPU above a
+//! calibrated batch size; transfer picks by block size and peer). Those refinements live with the
+//! job and are reported by it, not by [`Report`]: transfer by `Engine::transport()?.report()`
+//! (its thresholds and why), the verification crossover in the `info` log and in its cache file
+//! (`crate::sigverify::gpu::route`).
 
 mod backend;
 
@@ -45,7 +47,9 @@ pub struct Route {
     pub job: Job,
     /// The backend serving it.
     pub backend: Backend,
-    /// Why this backend: "forced", or "auto: fastest present".
+    /// Why this backend: "forced", "auto: fastest backend" (nothing faster was passed over), or
+    /// "auto: fastest backend present and allowed" (a faster one was absent, forbidden or not
+    /// eligible: see [`Route::passed_over`]).
     pub reason: String,
     /// Every backend of the job that was not chosen because it is absent, forbidden or not
     /// eligible for automatic routing, with its reason, fastest first: those faster than

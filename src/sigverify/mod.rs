@@ -39,7 +39,7 @@
 //!
 //! # Errors
 //!
-//! Only [`Batch::push`] fails: a public key, signature or message of the wrong length is refused
+//! Only [`Batch::push`] fails: a public key or signature of the wrong length is refused
 //! with [`Error`] naming the item index, the field and the lengths. Verification itself cannot
 //! fail: every well-formed item gets a verdict.
 
