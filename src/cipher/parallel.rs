@@ -24,8 +24,8 @@ use super::kernel::{finish, lengths, Block, Kernel};
 use crate::pool;
 use std::sync::Mutex;
 
-/// Buffers at least this long are split across threads (when more than one is allowed): two
-/// threads' worth of [`SEGMENT_MIN`].
+/// Buffers at least this long (2 MiB) are split across threads (when more than one is allowed):
+/// two threads' worth of the least a thread gets (1 MiB).
 pub const PARALLEL_MIN: usize = 2 * SEGMENT_MIN;
 /// Each thread gets at least this much (splitting a 1 MiB buffer over two threads started per
 /// call measured slower than one thread on this machine, so a second thread joins at 2 MiB).
