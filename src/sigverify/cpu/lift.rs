@@ -184,7 +184,7 @@ mod ifma {
         t[i] = _mm512_and_si512(t[i], m52);
     }
 
-    /// Reduces ten product columns (each below 2^57) to an element satisfying the invariant.
+    /// Reduces eleven product columns (each below 2^57) to an element satisfying the invariant.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma,avx512dq")]
     fn reduce(mut t: [[__m512i; 11]; V]) -> Fe {

@@ -5,8 +5,8 @@
 //! items under either rule go through [`ed25519`] as one slice that divides its own work among
 //! the threads: Zip215 by the batch equation on our eight-lane arithmetic (decoding by items, the
 //! multiscalar multiplication by window groups), Strict item by item, eight per vector, split by
-//! items. Otherwise they are cut into contiguous chunks (one per thread, at least [`MIN_CHUNK`]
-//! items each), each run through [`ed25519`]'s dalek path (the batch equation under Zip215, item
+//! items. Otherwise they are cut into contiguous chunks of equal size, at most one per thread
+//! and one per started [`MIN_CHUNK`] items (65 items on two threads: 33 and 32), each run through [`ed25519`]'s dalek path (the batch equation under Zip215, item
 //! by item under Strict) on a scoped thread. BIP-340 items go through [`schnorr`] as one slice
 //! that divides its own work among the threads (decoding by items, the multiscalar
 //! multiplication by windows); only its `lift_x` decoding uses IFMA where present. Verdicts are
@@ -43,8 +43,9 @@ use std::ffi::OsStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Smallest chunk handed to a thread: below this, the thread's start-up and the loss of batch
-/// efficiency cost more than the parallelism gains.
+/// Items per thread: a batch uses at most one thread per started `MIN_CHUNK` items (so at most
+/// 64 items use one), since below that a thread's start-up and the loss of batch efficiency cost
+/// more than the parallelism gains.
 pub const MIN_CHUNK: usize = 64;
 
 /// The threads [`verify_batch`] uses for one scheme's `items` items when allowed `threads`: at

@@ -7,7 +7,7 @@
 //!   canonically encoded (then `compress([s]B − [k]A) = R_bytes` iff `[s]B − [k]A = R`).
 //!
 //! Straus's method per lane ([`super::table`]): a table of `0..=16` multiples of the lane's `A`
-//! (and the shared one of `B`), 252 doublings shared by both scalars, one lookup per signed
+//! (and the shared one of `B`), 250 doublings shared by both scalars, one lookup per signed
 //! radix-2^5 digit (these are public values: verification is variable-time throughout). `R` is
 //! added at the end, then the cofactor. Same formulas as [`super::point`], so
 //! the verdicts equal dalek's single verification; the tests check both outcomes, torsion

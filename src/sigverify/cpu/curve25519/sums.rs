@@ -13,7 +13,7 @@
 //! and with coefficient 1 the `R_j` cost one addition each instead of a 127-bit multiplication.
 //!
 //! Straus's method per lane ([`super::table`]): a table of `0..=16` multiples of each item's `A`
-//! (and the shared one of `B`), 252 doublings shared by every scalar of the lane, one lookup per
+//! (and the shared one of `B`), 250 doublings shared by every scalar of the lane, one lookup per
 //! radix-2^5 digit.
 
 use super::decode::Point;
