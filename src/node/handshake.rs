@@ -47,7 +47,7 @@
 //! has of its own ([`crate::node::sync`]).
 
 use crate::node::consensus::{Digest, Sign, Signature, ValidatorIndex, ValidatorSet};
-use crate::node::net::{read_frame, write_frame, Frame, FrameError};
+use crate::node::net::{read_frame, read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME};
 use crate::sigverify::{Batch, Scheme};
 use crate::Engine;
 use std::sync::Arc;
@@ -171,7 +171,8 @@ impl Verifier {
         let nonce: Nonce = rand::rng().random();
         let exchange = async {
             write_frame(stream, &Frame::Challenge { nonce }).await.map_err(FrameError::from)?;
-            match read_frame(stream).await? {
+            // The caller is not identified yet: a client-sized frame at most.
+            match read_frame_within(stream, MAX_CLIENT_FRAME).await? {
                 Some(Frame::HelloProof { signature }) => Ok(signature),
                 Some(_) => Err(HandshakeError::UnexpectedFrame("HelloProof")),
                 None => Err(FrameError::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)).into()),
@@ -200,7 +201,7 @@ pub async fn call(
     callee: ValidatorIndex,
 ) -> Result<(), HandshakeError> {
     write_frame(stream, &Frame::Hello { validator: caller }).await.map_err(FrameError::from)?;
-    let nonce = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(stream)).await {
+    let nonce = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame_within(stream, MAX_CLIENT_FRAME)).await {
         Err(_) => return Err(HandshakeError::Timeout),
         Ok(Ok(Some(Frame::Challenge { nonce }))) => nonce,
         Ok(Ok(Some(_))) => return Err(HandshakeError::UnexpectedFrame("Challenge")),
@@ -209,7 +210,7 @@ pub async fn call(
     };
     let signature = prove(key, chain, caller, callee, &nonce);
     write_frame(stream, &Frame::HelloProof { signature }).await.map_err(FrameError::from)?;
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(stream)).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame_within(stream, MAX_CLIENT_FRAME)).await {
         Err(_) => Err(HandshakeError::Timeout),
         Ok(Ok(Some(Frame::Welcome))) => Ok(()),
         Ok(Ok(Some(_))) => Err(HandshakeError::UnexpectedFrame("Welcome")),

@@ -33,7 +33,7 @@
 use crate::node::consensus::{Digest, ValidatorIndex};
 use crate::node::handshake::{self, Verifier};
 use crate::node::ledger::Transaction;
-use crate::node::net::{read_frame, write_frame, Frame, FrameError};
+use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
 use crate::node::service::{Event, NetCounters};
 use crate::node::sync::BlockServer;
 use std::net::SocketAddr;
@@ -90,7 +90,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     let mut identified: Option<ValidatorIndex> = None;
     // The frame that says what the connection is: the first, or the first after the handshake.
     let mut first = loop {
-        match read_frame(&mut stream).await {
+        match read_frame_within(&mut stream, MAX_CLIENT_FRAME).await {
             Ok(Some(Frame::Hello { validator })) if identified.is_none() => {
                 match inbound.verifier.answer(&mut stream, validator).await {
                     Ok(v) => identified = Some(v),
@@ -109,6 +109,8 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
             Err(_) => return,
         }
     };
+    // Full-size frames only from a validator that proved its key (crate::node::net).
+    let limit = if identified.is_some() { MAX_FRAME } else { MAX_CLIENT_FRAME };
     let (mut rd, mut wr) = stream.into_split();
     let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
     tokio::spawn(async move {
@@ -122,7 +124,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     loop {
         let next = match first.take() {
             Some(f) => Ok(Some(f)),
-            None => read_frame(&mut rd).await,
+            None => read_frame_within(&mut rd, limit).await,
         };
         let frame = match next {
             Ok(Some(f)) => f,
