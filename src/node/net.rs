@@ -65,7 +65,8 @@ pub enum Frame {
         count: u64,
     },
     /// Client: transactions to admit. The node considers at most
-    /// [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS) of one frame and refuses
+    /// [`MAX_SUBMIT_TXS`] of one frame, carrying at most
+    /// [`MAX_SUBMIT_SIGNATURES`](crate::node::ledger::app::MAX_SUBMIT_SIGNATURES) in all, and refuses
     /// the rest ([`crate::node::ledger::app::LedgerApp::submit`]); a frame claiming more does not
     /// decode (module docs).
     Submit(#[serde(deserialize_with = "at_most_submit_txs")] Vec<Transaction>),

@@ -22,8 +22,9 @@
 //! [`SUBMIT_QUEUE`] frames (a connection whose frame does not fit reads nothing more until it
 //! does). The consensus task takes consensus events first and at most one submission between
 //! two rounds of them, and [`LedgerApp::submit`] verifies at most
-//! [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS) signatures of one frame, only
-//! for transactions that could enter the mempool: a flood of submissions delays votes and
+//! [`MAX_SUBMIT_SIGNATURES`](crate::node::ledger::app::MAX_SUBMIT_SIGNATURES) signatures of one
+//! frame (of its first [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS)
+//! transactions), only for transactions that could enter the mempool: a flood of submissions delays votes and
 //! proposals by at most one submission's checks at a time.
 //!
 //! Connections are [`crate::node::peer`]'s: peers are reached through one outbound TCP connection

@@ -17,8 +17,9 @@
 //! verdicts are per transaction, naming the offending input. Signatures are the cost, so a
 //! submission pays for them only where a transaction could enter the mempool: of one
 //! submission only the first [`MAX_SUBMIT_TXS`] are considered, and a transaction already in
-//! the mempool (or earlier in the same submission), too large for a block, or beyond the room
-//! left in the mempool is refused before any signature is verified.
+//! the mempool (or earlier in the same submission), too large for a block, beyond the room
+//! left in the mempool, or whose inputs would take the submission past
+//! [`MAX_SUBMIT_SIGNATURES`] is refused before any signature is verified.
 
 use super::state::{BlockError, Ledger, TxError};
 use super::tx::{Block, OutPoint, Transaction, BLOCK_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES};
@@ -26,9 +27,19 @@ use crate::node::consensus::{Application, CommitError, Digest, Height, Validator
 use std::collections::{HashSet, VecDeque};
 
 /// Most transactions of one [`LedgerApp::submit`] call that are considered; the rest are refused
-/// ([`SubmitError::PastLimit`]) unverified. It bounds the signatures one client frame makes the
-/// consensus task verify (a 64 MiB frame holds about 490,000 one-input transfers).
+/// ([`SubmitError::PastLimit`]) unverified. With [`MAX_SUBMIT_SIGNATURES`] it bounds the work one
+/// client frame makes the consensus task do; a `Submit` frame claiming more does not even decode
+/// ([`crate::node::net`]).
 pub const MAX_SUBMIT_TXS: usize = 1024;
+
+/// Most signatures (inputs) one [`LedgerApp::submit`] call makes the ledger verify: the
+/// candidates' inputs are counted in order, and a transaction that would take the count past
+/// this is refused unverified ([`SubmitError::PastLimit`]). A transaction may carry one
+/// signature per input, so [`MAX_SUBMIT_TXS`] alone let 1024 transactions of 640 inputs each
+/// cost 655,360 verifications. 1024 lets a full frame of one-input transfers (the testnet
+/// wallet's) through; a transaction with more inputs than this cannot be submitted (it stays
+/// valid in a block).
+pub const MAX_SUBMIT_SIGNATURES: usize = 1024;
 
 /// A ledger with a mempool, as a consensus application.
 #[derive(Debug)]
@@ -59,6 +70,9 @@ pub enum SubmitError {
     /// Past the first [`MAX_SUBMIT_TXS`] transactions of one submission.
     #[error("only the first {0} transactions of a submission are considered")]
     PastLimit(usize),
+    /// Its inputs would take the submission's signatures past [`MAX_SUBMIT_SIGNATURES`].
+    #[error("a submission's transactions carry at most {0} signatures in all")]
+    PastSignatureLimit(usize),
     /// Too large to fit any block.
     #[error("transaction of {0} bytes cannot fit a block")]
     TooLarge(usize),
@@ -118,13 +132,17 @@ impl LedgerApp {
     /// [`MAX_SUBMIT_TXS`] ([`SubmitError::PastLimit`]); beyond the mempool's room, counting the
     /// candidates before it in `txs` ([`SubmitError::Full`]: when the mempool has room for `k`
     /// more, only the first `k` candidates are checked, valid or not); too large for a block;
-    /// and an id already in the mempool or earlier in `txs` ([`SubmitError::Duplicate`]; the id
-    /// leaves out the signatures, so a copy with other signatures is a duplicate too).
+    /// an id already in the mempool or earlier in `txs` ([`SubmitError::Duplicate`]; the id
+    /// leaves out the signatures, so a copy with other signatures is a duplicate too); and
+    /// inputs that would take the candidates' inputs past [`MAX_SUBMIT_SIGNATURES`]
+    /// ([`SubmitError::PastSignatureLimit`]; a later transaction with fewer inputs may still
+    /// fit). At most [`MAX_SUBMIT_SIGNATURES`] signatures are verified per call.
     pub fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), SubmitError>> {
         let room = self.max_mempool.saturating_sub(self.mempool.len());
         let mut out = Vec::with_capacity(txs.len());
         let mut candidates: Vec<(usize, Digest)> = Vec::new();
         let mut checked: Vec<Transaction> = Vec::new();
+        let mut signatures = 0usize;
         for (i, tx) in txs.into_iter().enumerate() {
             out.push(if i >= MAX_SUBMIT_TXS {
                 Err(SubmitError::PastLimit(MAX_SUBMIT_TXS))
@@ -132,10 +150,14 @@ impl LedgerApp {
                 Err(SubmitError::Full)
             } else if tx.encoded_len() > MAX_PAYLOAD_BYTES - BLOCK_OVERHEAD_BYTES {
                 Err(SubmitError::TooLarge(tx.encoded_len()))
+            } else if signatures.saturating_add(tx.inputs.len()) > MAX_SUBMIT_SIGNATURES {
+                Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES))
             } else {
                 // Claimed now, so a copy later in `txs` is a duplicate; given back if invalid.
                 let id = tx.id();
                 if self.in_pool.insert(id) {
+                    // Verification checks one signature per input (at most).
+                    signatures += tx.inputs.len();
                     candidates.push((i, id));
                     checked.push(tx);
                     Ok(())

@@ -251,3 +251,48 @@ fn a_submission_pays_signatures_only_for_what_could_enter_the_mempool() {
     assert!(r.iter().all(|r| *r == Err(SubmitError::Full)), "{r:?}");
     assert_eq!(app.ledger().signatures_verified(), verified_full, "a full mempool verifies nothing");
 }
+
+/// Finding: `MAX_SUBMIT_TXS` bounded transactions, not signatures: 1024 transactions each
+/// spending the same 64 genuine outputs (distinct ids, invalid signatures) pass every check but
+/// the signatures, and cost 65,536 verifications on the consensus task. The budget of
+/// `MAX_SUBMIT_SIGNATURES` counts inputs: 16 of them are verified, the rest refused unverified.
+#[test]
+fn a_submission_verifies_at_most_its_signature_budget() {
+    use super::app::{MAX_SUBMIT_SIGNATURES, MAX_SUBMIT_TXS};
+    const INPUTS: usize = 64;
+    let owner = key(false, 9);
+    let genesis = Genesis {
+        chain: "budget".into(),
+        outputs: (0..INPUTS).map(|_| Output { value: 100, lock: owner.lock() }).collect(),
+    };
+    let engine = Engine::builder()
+        .detect_options(crate::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
+        .build()
+        .unwrap();
+    let g = genesis.id();
+    let mut app = LedgerApp::new(Ledger::new(&genesis, engine), 0, 1000, 10_000);
+    let forged = |i: usize, inputs: usize| Transaction {
+        inputs: (0..inputs as u32).map(|j| op(g, j)).collect(),
+        outputs: vec![Output { value: 1 + i as u64, lock: owner.lock() }],
+        signatures: vec![Signature([0; 64]); inputs],
+    };
+    let r = app.submit((0..MAX_SUBMIT_TXS).map(|i| forged(i, INPUTS)).collect());
+    let fit = MAX_SUBMIT_SIGNATURES / INPUTS;
+    assert!(r[..fit].iter().all(|r| matches!(r, Err(SubmitError::Invalid(TxError::BadSignature { .. })))), "{r:?}");
+    assert!(r[fit..].iter().all(|r| *r == Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES))));
+    assert_eq!(app.ledger().signatures_verified(), MAX_SUBMIT_SIGNATURES as u64);
+    // A transaction that would exceed what is left is refused; a smaller one after it still
+    // fits, and an honest one is admitted.
+    let before = app.ledger().signatures_verified();
+    let honest =
+        sign_transaction(&[(op(g, 0), &owner), (op(g, 1), &owner)], vec![Output { value: 200, lock: owner.lock() }]);
+    let mut txs: Vec<Transaction> = (0..fit - 1).map(|i| forged(5000 + i, INPUTS)).collect();
+    txs.push(forged(2000, INPUTS / 2));
+    txs.push(forged(6001, INPUTS));
+    txs.push(honest);
+    let r = app.submit(txs);
+    assert_eq!(r[r.len() - 2], Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES)));
+    assert_eq!(r[r.len() - 1], Ok(()));
+    assert_eq!(app.ledger().signatures_verified() - before, (MAX_SUBMIT_SIGNATURES - INPUTS / 2 + 2) as u64);
+    assert_eq!(app.mempool_len(), 1);
+}
