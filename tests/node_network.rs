@@ -555,3 +555,63 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
     assert_eq!(st["mempool"], 0, "{st}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding: connections were unlimited and a connection that never sent a frame stayed open
+/// forever, so ~1000 idle connections used up a validator's file descriptors (its next block
+/// file failed to open and it stopped). Strangers (here from 127.0.0.2, which is no validator's
+/// address) now get at most `MAX_CLIENT_CONNECTIONS`: the ones beyond are closed at once, and
+/// every idle one after the handshake timeout. Meanwhile a validator (from its configured
+/// address, 127.0.0.1) still connects and proves its key, and a client can ask for status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_strangers_cannot_use_up_a_validators_connections() {
+    use parthenon::node::peer::MAX_CLIENT_CONNECTIONS;
+    use tokio::io::AsyncReadExt;
+    let (addr, dir, client, metrics) = start_validator("conn-limit", ([127, 0, 0, 1], 1).into()).await;
+    drop(client);
+    let stranger = || async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(([127, 0, 0, 2], 0).into()).unwrap();
+        s.connect(addr).await.unwrap()
+    };
+    // Closed by the validator within `within` (EOF or reset), or still open.
+    async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        let mut b = [0u8; 1];
+        matches!(tokio::time::timeout(within, s.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+    }
+    let started = std::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CLIENT_CONNECTIONS {
+        idle.push(stranger().await);
+    }
+    // Beyond the limit: closed at once.
+    for _ in 0..10 {
+        let mut s = stranger().await;
+        assert!(closed_within(&mut s, Duration::from_secs(2)).await, "a connection beyond the limit stays open");
+    }
+    // A validator still gets in, proves its key, and may stay quiet after that.
+    let mut v1 = hello_as(addr, 1).await;
+    // A client from a validator's address gets a slot too.
+    assert_eq!(status(addr).await["height"], 0);
+    // Every idle stranger is closed after the handshake timeout, not before.
+    for s in &mut idle {
+        assert!(
+            closed_within(s, handshake::HANDSHAKE_TIMEOUT + Duration::from_secs(3)).await,
+            "an idle connection stays open"
+        );
+    }
+    assert!(started.elapsed() >= handshake::HANDSHAKE_TIMEOUT);
+    assert!(!closed_within(&mut v1, Duration::from_secs(1)).await, "the validator's connection was closed");
+    drop(idle);
+    // Their slots are free again.
+    let mut s = stranger().await;
+    write_frame(&mut s, &Frame::StatusRequest { at: None }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await, Ok(Some(Frame::Status(_)))));
+    let text = scrape(metrics, "/metrics").await;
+    for line in [
+        "parthenon_connections_closed_total{reason=\"no_slot\"} 10".to_string(),
+        format!("parthenon_connections_closed_total{{reason=\"idle\"}} {MAX_CLIENT_CONNECTIONS}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

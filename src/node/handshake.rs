@@ -47,7 +47,7 @@
 //! has of its own ([`crate::node::sync`]).
 
 use crate::node::consensus::{Digest, Sign, Signature, ValidatorIndex, ValidatorSet};
-use crate::node::net::{read_frame, read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME};
+use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME};
 use crate::sigverify::{Batch, Scheme};
 use crate::Engine;
 use std::sync::Arc;
@@ -224,6 +224,7 @@ pub async fn call(
 mod tests {
     use super::*;
     use crate::node::consensus::Validator;
+    use crate::node::net::read_frame;
 
     fn key(i: u8) -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32])

@@ -4,6 +4,8 @@
 //! of the counters the node already keeps, read at scrape time: nothing is sampled or cached, so a
 //! scrape sees exactly what the status frame would say at that moment. Any other path is 404; a
 //! request that is not HTTP, or larger than 8 KiB before its blank line, closes the connection.
+//! At most [`MAX_METRICS_CONNECTIONS`] are served at once (more are closed at once), each within
+//! [`METRICS_TIMEOUT`]; a failed `accept` is retried after 100 ms, not at once.
 //!
 //! | metric | type | meaning |
 //! | --- | --- | --- |
@@ -13,6 +15,7 @@
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
 //! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
 //! | `parthenon_refused_hellos` | counter | `Hello` handshakes refused (unknown or own index, bad or missing proof, timeout, repeated `Hello`), each closing its connection |
+//! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout) |
 //! | `parthenon_evidence` | counter | equivocations seen |
 //! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
@@ -130,6 +133,13 @@ impl Collector for NodeCollector {
             ],
         )?;
         counter(&mut e, "parthenon_refused_hellos", "Hello handshakes refused", load(&net.refused_hellos))?;
+        labelled(
+            &mut e,
+            "parthenon_connections_closed",
+            "Inbound connections closed by the node",
+            "reason",
+            &[("no_slot", load(&net.refused_connections)), ("idle", load(&net.idle_closed))],
+        )?;
         counter(&mut e, "parthenon_evidence", "Equivocations seen", load(&self.gauges.evidence))?;
         counter(&mut e, "parthenon_view_changes", "View changes started", load(&self.gauges.view_changes))?;
         let both = |f: &AtomicU64, s: &AtomicU64| [("fetched", load(f)), ("served", load(s))];
@@ -189,14 +199,35 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
+/// Most metrics connections served at once (module docs).
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// Longest a metrics connection is served, request and answer together (module docs).
+pub const METRICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `GET /metrics` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_METRICS_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (stream, remote) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed; accepting again in 100 ms");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%remote, "metrics connection refused: {MAX_METRICS_CONNECTIONS} being served");
+            continue;
+        };
         let registry = registry.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, &registry).await {
-                tracing::debug!(error = %e, "metrics connection");
+            let _slot = slot;
+            match tokio::time::timeout(METRICS_TIMEOUT, answer(stream, &registry)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "metrics connection"),
+                Err(_) => tracing::debug!(%remote, "metrics connection timed out"),
             }
         });
     }

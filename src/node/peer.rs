@@ -3,6 +3,23 @@
 //!
 //! # Inbound
 //!
+//! Every accepted connection takes a slot, held until both its halves are closed; with no free
+//! slot it is closed at once and counted ([`NetCounters::refused_connections`]). Connections
+//! from the IP address of a peer validator's configured address take that address's slots first
+//! ([`CONNECTIONS_PER_VALIDATOR`] per validator there: its consensus connection, its block
+//! connection and reconnections), then a client slot; every other connection takes one of
+//! [`MAX_CLIENT_CONNECTIONS`] client slots. So strangers filling the client slots cannot keep a
+//! validator from connecting (a TCP source address cannot be forged without the network path; a
+//! validator that calls from another address than its configured one competes for client
+//! slots). The limits keep a validator's file descriptors well within the limit it raises at
+//! start-up ([`raise_fd_limit`]): before that, ~1000 idle connections made its next block file
+//! fail to open, and a validator that cannot store a final block stops.
+//!
+//! A connection that sends no first frame (nor completes the handshake) within
+//! [`HANDSHAKE_TIMEOUT`] is closed and counted ([`NetCounters::idle_closed`]). A failed `accept`
+//! (out of file descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at
+//! once, which spun a core.
+//!
 //! The first frame of an accepted connection says what it is:
 //!
 //! - `FetchBlocks`: an anonymous block connection, handed to the [`BlockServer`] on tokio's
@@ -31,20 +48,76 @@
 //! false are dropped, which consensus tolerates.
 
 use crate::node::consensus::{Digest, ValidatorIndex};
-use crate::node::handshake::{self, Verifier};
+use crate::node::handshake::{self, Verifier, HANDSHAKE_TIMEOUT};
 use crate::node::ledger::Transaction;
 use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
 use crate::node::service::{Event, NetCounters};
 use crate::node::sync::BlockServer;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// How long a validator waits before calling a peer again after a failed handshake.
 pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
+
+/// Most inbound connections open at once from addresses that are not a peer validator's
+/// (module docs): clients, block fetchers and strangers share these.
+pub const MAX_CLIENT_CONNECTIONS: usize = 256;
+
+/// Inbound connections open at once per peer validator configured at an IP address (module
+/// docs): one consensus connection and one block connection, with room for reconnections whose
+/// predecessors are not closed yet.
+pub const CONNECTIONS_PER_VALIDATOR: usize = 8;
+
+/// Pause after a failed `accept` before the next one (module docs).
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Inbound connection slots (module docs).
+pub(crate) struct Slots {
+    clients: Arc<Semaphore>,
+    validators: HashMap<IpAddr, Arc<Semaphore>>,
+}
+
+impl Slots {
+    /// Slots for connections from `peers` (the other validators' configured addresses) and
+    /// [`MAX_CLIENT_CONNECTIONS`] for everyone else.
+    pub(crate) fn new(peers: impl IntoIterator<Item = SocketAddr>) -> Slots {
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        for a in peers {
+            *per_ip.entry(a.ip().to_canonical()).or_default() += CONNECTIONS_PER_VALIDATOR;
+        }
+        Slots {
+            clients: Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS)),
+            validators: per_ip.into_iter().map(|(ip, n)| (ip, Arc::new(Semaphore::new(n)))).collect(),
+        }
+    }
+
+    /// A slot for a connection from `ip`, if one is free.
+    fn admit(&self, ip: IpAddr) -> Option<OwnedSemaphorePermit> {
+        self.validators
+            .get(&ip.to_canonical())
+            .and_then(|s| s.clone().try_acquire_owned().ok())
+            .or_else(|| self.clients.clone().try_acquire_owned().ok())
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit (module docs); logs what it
+/// did or why it could not.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit"),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+}
 
 /// What every accepted connection shares.
 pub(crate) struct Inbound {
@@ -58,6 +131,8 @@ pub(crate) struct Inbound {
     pub server: Arc<BlockServer>,
     /// Checks `Hello`s.
     pub verifier: Verifier,
+    /// Connection slots.
+    pub slots: Slots,
 }
 
 /// Who this validator is when it calls a peer.
@@ -73,9 +148,23 @@ pub(crate) struct Identity {
 /// Accepts connections until the process ends.
 pub(crate) async fn accept_loop(listener: TcpListener, inbound: Arc<Inbound>) {
     loop {
-        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let (stream, remote) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, say: the listener stays ready, so retrying at once
+                // would spin.
+                tracing::warn!(error = %e, "accept failed; accepting again in {ACCEPT_BACKOFF:?}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Some(slot) = inbound.slots.admit(remote.ip()) else {
+            inbound.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "connection refused: no free connection slot");
+            continue; // dropping the stream closes it
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, remote, inbound.clone()));
+        tokio::spawn(connection(stream, remote, inbound.clone(), slot));
     }
 }
 
@@ -85,12 +174,22 @@ fn refuse(counters: &NetCounters, remote: SocketAddr, reason: impl std::fmt::Dis
     tracing::debug!(%remote, %reason, "hello refused");
 }
 
-async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbound>) {
+/// One accepted connection; `slot` is held until both its halves are closed.
+async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbound>, slot: OwnedSemaphorePermit) {
     let counters = &inbound.counters;
     let mut identified: Option<ValidatorIndex> = None;
     // The frame that says what the connection is: the first, or the first after the handshake.
     let mut first = loop {
-        match read_frame_within(&mut stream, MAX_CLIENT_FRAME).await {
+        // A validator that proved its key may stay quiet as long as consensus does, and send
+        // full-size frames (crate::node::net).
+        let (wait, max) =
+            if identified.is_some() { (Duration::MAX, MAX_FRAME) } else { (HANDSHAKE_TIMEOUT, MAX_CLIENT_FRAME) };
+        let Ok(next) = tokio::time::timeout(wait, read_frame_within(&mut stream, max)).await else {
+            counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "closed: no first frame within {HANDSHAKE_TIMEOUT:?}");
+            return;
+        };
+        match next {
             Ok(Some(Frame::Hello { validator })) if identified.is_none() => {
                 match inbound.verifier.answer(&mut stream, validator).await {
                     Ok(v) => identified = Some(v),
@@ -98,7 +197,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                 }
             }
             Ok(Some(Frame::FetchBlocks { from, count })) => {
-                return serve_blocks(&inbound, stream, from, count, identified);
+                return serve_blocks(&inbound, stream, from, count, identified, slot);
             }
             Ok(Some(f)) => break Some(f),
             Ok(None) => return,
@@ -113,7 +212,10 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     let limit = if identified.is_some() { MAX_FRAME } else { MAX_CLIENT_FRAME };
     let (mut rd, mut wr) = stream.into_split();
     let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
+    let slot = Arc::new(slot);
+    let writer_slot = slot.clone();
     tokio::spawn(async move {
+        let _slot = writer_slot;
         while let Some(f) = orx.recv().await {
             if write_frame(&mut wr, &f).await.is_err() {
                 break;
@@ -188,11 +290,21 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
 
 /// Hands a block connection to the block server on tokio's blocking pool: `caller` is the
 /// validator that proved its identity on it, or `None`.
-fn serve_blocks(inbound: &Inbound, stream: TcpStream, from: u64, count: u64, caller: Option<ValidatorIndex>) {
+fn serve_blocks(
+    inbound: &Inbound,
+    stream: TcpStream,
+    from: u64,
+    count: u64,
+    caller: Option<ValidatorIndex>,
+    slot: OwnedSemaphorePermit,
+) {
     let server = inbound.server.clone();
     match stream.into_std() {
         Ok(std) => {
-            tokio::task::spawn_blocking(move || server.serve_counted(std, from, count, caller));
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                server.serve_counted(std, from, count, caller)
+            });
         }
         Err(e) => tracing::warn!(error = %e, "block connection"),
     }

@@ -43,7 +43,7 @@ use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger, Transaction};
 use crate::node::metrics::{NodeCollector, NodeGauges};
 use crate::node::net::{encode, Frame};
-use crate::node::peer::{accept_loop, outbound, Identity, Inbound};
+use crate::node::peer::{accept_loop, outbound, raise_fd_limit, Identity, Inbound, Slots};
 use crate::node::storage::{Store, StoreError};
 use crate::node::sync::{BlockServer, SyncError, IO_TIMEOUT, MAX_FETCH};
 use crate::sigverify::{Batch, Scheme};
@@ -96,6 +96,12 @@ pub struct NetCounters {
     pub send_dropped: AtomicU64,
     /// Consensus messages accepted.
     pub messages_in: AtomicU64,
+    /// Inbound connections closed at once for want of a free connection slot
+    /// ([`crate::node::peer`]).
+    pub refused_connections: AtomicU64,
+    /// Inbound connections closed for sending no first frame within
+    /// [`HANDSHAKE_TIMEOUT`](crate::node::handshake::HANDSHAKE_TIMEOUT) ([`crate::node::peer`]).
+    pub idle_closed: AtomicU64,
 }
 
 /// What the consensus task is fed ([`crate::node::peer`] turns frames into these).
@@ -148,6 +154,8 @@ const FETCH_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs a validator until the process is killed.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
+    // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
+    raise_fd_limit();
     let set = cfg.validator_set()?;
     let key = cfg.signing_key(&set)?;
     let genesis = cfg.genesis.genesis()?;
@@ -177,6 +185,9 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         counters: counters.clone(),
         server: server.clone(),
         verifier: Verifier { engine: engine.clone(), set: Arc::new(set.clone()), chain: config.chain, me: cfg.index },
+        slots: Slots::new(
+            (0..=ValidatorIndex::MAX).zip(&cfg.validators).filter(|(i, _)| *i != cfg.index).map(|(_, v)| v.address),
+        ),
     };
     tokio::spawn(accept_loop(listener, Arc::new(inbound)));
     let gauges = Arc::new(NodeGauges::default());
