@@ -615,3 +615,35 @@ async fn idle_strangers_cannot_use_up_a_validators_connections() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding: a client that stops reading kept the frames queued for it (up to 4096) for as long
+/// as it kept its connection open: the node's writer waited in `write_frame` forever. Here a
+/// client with a small receive buffer asks for thousands of status reports and reads none: once
+/// a report waits past `WRITE_TIMEOUT` the node closes the connection (what it had sent is
+/// still there to read, then the end of the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_closed() {
+    use parthenon::node::peer::WRITE_TIMEOUT;
+    use tokio::io::AsyncReadExt;
+    let (addr, dir, client, _metrics) = start_validator("slow-reader", ([127, 0, 0, 1], 1).into()).await;
+    drop(client);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let requests: Vec<u8> = (0..20_000).flat_map(|_| encode(&Frame::StatusRequest { at: None })).collect();
+    s.write_all(&requests).await.unwrap();
+    let mut st = serde_json::Value::Null;
+    for _ in 0..(WRITE_TIMEOUT.as_secs() * 4 + 40) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        st = status(addr).await;
+        if st["net"]["write_timeouts"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(st["net"]["write_timeouts"], 1, "{st}");
+    // Closed: what was sent before can be read, then the stream ends.
+    let mut sink = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+    assert!(matches!(drained, Ok(Ok(_)) | Ok(Err(_))), "the connection stays open");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,7 @@
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
 //! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
 //! | `parthenon_refused_hellos` | counter | `Hello` handshakes refused (unknown or own index, bad or missing proof, timeout, repeated `Hello`), each closing its connection |
-//! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout) |
+//! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout), `write_timeout` (a client that did not take a frame within 10 s) |
 //! | `parthenon_evidence` | counter | equivocations seen |
 //! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
@@ -138,7 +138,11 @@ impl Collector for NodeCollector {
             "parthenon_connections_closed",
             "Inbound connections closed by the node",
             "reason",
-            &[("no_slot", load(&net.refused_connections)), ("idle", load(&net.idle_closed))],
+            &[
+                ("no_slot", load(&net.refused_connections)),
+                ("idle", load(&net.idle_closed)),
+                ("write_timeout", load(&net.write_timeouts)),
+            ],
         )?;
         counter(&mut e, "parthenon_evidence", "Equivocations seen", load(&self.gauges.evidence))?;
         counter(&mut e, "parthenon_view_changes", "View changes started", load(&self.gauges.view_changes))?;

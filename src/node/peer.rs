@@ -20,6 +20,11 @@
 //! (out of file descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at
 //! once, which spun a core.
 //!
+//! Frames the node sends a client (commit notices, status answers) wait in a queue of 4096 per
+//! connection; one the client does not take within [`WRITE_TIMEOUT`] closes the connection
+//! ([`NetCounters::write_timeouts`]), which frees the queue: a subscriber dropped for lagging
+//! does not keep its queue for as long as it keeps the connection open.
+//!
 //! The first frame of an accepted connection says what it is:
 //!
 //! - `FetchBlocks`: an anonymous block connection, handed to the [`BlockServer`] on tokio's
@@ -72,6 +77,10 @@ pub const MAX_CLIENT_CONNECTIONS: usize = 256;
 /// docs): one consensus connection and one block connection, with room for reconnections whose
 /// predecessors are not closed yet.
 pub const CONNECTIONS_PER_VALIDATOR: usize = 8;
+
+/// Longest the node waits for a client to take one frame it sends (a commit notice, a status);
+/// then it closes the connection, freeing the frames queued for it (module docs).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pause after a failed `accept` before the next one (module docs).
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -214,19 +223,33 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
     let slot = Arc::new(slot);
     let writer_slot = slot.clone();
+    // Dropped when the writer ends: the reader then ends too, closing the connection.
+    let (writer_alive, mut writer_ended) = oneshot::channel::<()>();
+    let writer_counters = inbound.counters.clone();
     tokio::spawn(async move {
-        let _slot = writer_slot;
+        let (_slot, _alive) = (writer_slot, writer_alive);
         while let Some(f) = orx.recv().await {
-            if write_frame(&mut wr, &f).await.is_err() {
-                break;
+            match tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut wr, &f)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    writer_counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "closed: a frame not taken within {WRITE_TIMEOUT:?}");
+                    break;
+                }
             }
         }
+        // Dropping `orx` frees the frames still queued for this connection.
     });
     let mut subscribed = false;
     loop {
         let next = match first.take() {
             Some(f) => Ok(Some(f)),
-            None => read_frame_within(&mut rd, limit).await,
+            None => tokio::select! {
+                biased;
+                _ = &mut writer_ended => return,
+                r = read_frame_within(&mut rd, limit) => r,
+            },
         };
         let frame = match next {
             Ok(Some(f)) => f,

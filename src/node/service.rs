@@ -15,7 +15,9 @@
 //! ([`Effect::Halt`]).
 //!
 //! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
-//! time); a subscriber whose queue is full is dropped rather than buffered for.
+//! time); a subscriber whose queue is full is dropped rather than buffered for, and a connection
+//! that does not take a queued frame within [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT)
+//! is closed, its queue freed.
 //!
 //! Client submissions (`Submit` frames, open to anyone) cost signature verifications, so they
 //! do not queue with consensus events: they wait in a queue of their own of at most
@@ -102,6 +104,9 @@ pub struct NetCounters {
     /// Inbound connections closed for sending no first frame within
     /// [`HANDSHAKE_TIMEOUT`](crate::node::handshake::HANDSHAKE_TIMEOUT) ([`crate::node::peer`]).
     pub idle_closed: AtomicU64,
+    /// Client connections closed because a frame for them was not taken within
+    /// [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT) ([`crate::node::peer`]).
+    pub write_timeouts: AtomicU64,
 }
 
 /// What the consensus task is fed ([`crate::node::peer`] turns frames into these).
@@ -439,7 +444,8 @@ impl Node {
                 let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
                 let f = Frame::Committed { height, txids };
                 // A subscriber whose queue is full lags by thousands of notices: drop it rather
-                // than keep buffering for it (its connection stays open, without notices).
+                // than keep buffering for it (its connection gets no more notices, and is closed
+                // once a queued frame waits past crate::node::peer::WRITE_TIMEOUT).
                 self.subscribers.retain(|s| s.try_send(f.clone()).is_ok());
             }
             Effect::Persist(s) => {
