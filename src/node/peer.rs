@@ -36,8 +36,9 @@
 //!   after the handshake is `FetchBlocks`, the connection is that validator's block connection,
 //!   served in the slot it has of its own.
 //! - anything else: a client connection (`Submit`, `Subscribe`, `StatusRequest`). Its
-//!   submissions go to the consensus task's submission queue, not with consensus events
-//!   ([`crate::node::service`]); while that queue is full the connection reads nothing more.
+//!   submissions and status requests go to the consensus task's client queue, not with
+//!   consensus events ([`crate::node::service`]); while that queue is full the connection reads
+//!   nothing more.
 //!
 //! `Consensus` and `Tip` frames on a connection without a completed handshake are dropped and
 //! counted ([`NetCounters::unidentified`]); handshake frames after the first frame (a second
@@ -54,9 +55,8 @@
 
 use crate::node::consensus::{Digest, ValidatorIndex};
 use crate::node::handshake::{self, Verifier, HANDSHAKE_TIMEOUT};
-use crate::node::ledger::Transaction;
 use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
-use crate::node::service::{Event, NetCounters};
+use crate::node::service::{ClientRequest, Event, NetCounters};
 use crate::node::sync::BlockServer;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -132,8 +132,9 @@ pub fn raise_fd_limit() {
 pub(crate) struct Inbound {
     /// Events for the consensus task.
     pub tx: mpsc::Sender<Event>,
-    /// Client submissions for the consensus task ([`crate::node::service::SUBMIT_QUEUE`]).
-    pub submits: mpsc::Sender<Vec<Transaction>>,
+    /// Client submissions and status requests for the consensus task
+    /// ([`crate::node::service::SUBMIT_QUEUE`]).
+    pub submits: mpsc::Sender<ClientRequest>,
     /// Network counters.
     pub counters: Arc<NetCounters>,
     /// Serves block connections.
@@ -282,7 +283,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
             // Only valid as the first frame (handled above).
             Frame::FetchBlocks { .. } => return,
             Frame::Submit(txs) => {
-                if inbound.submits.send(txs).await.is_err() {
+                if inbound.submits.send(ClientRequest::Submit(txs)).await.is_err() {
                     return;
                 }
                 continue;
@@ -295,7 +296,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
             }
             Frame::StatusRequest { at } => {
                 let (rtx, rrx) = oneshot::channel();
-                if inbound.tx.send(Event::Status(at, rtx)).await.is_err() {
+                if inbound.submits.send(ClientRequest::Status(at, rtx)).await.is_err() {
                     return;
                 }
                 if let Ok(s) = rrx.await {

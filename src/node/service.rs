@@ -19,11 +19,11 @@
 //! that does not take a queued frame within [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT)
 //! is closed, its queue freed.
 //!
-//! Client submissions (`Submit` frames, open to anyone) cost signature verifications, so they
-//! do not queue with consensus events: they wait in a queue of their own of at most
-//! [`SUBMIT_QUEUE`] frames (a connection whose frame does not fit reads nothing more until it
-//! does). The consensus task takes consensus events first and at most one submission between
-//! two rounds of them, and [`LedgerApp::submit`] verifies at most
+//! Client submissions (`Submit` frames, open to anyone) cost signature verifications, and status
+//! requests a JSON report and two index reads, so they do not queue with consensus events: they
+//! wait in a queue of their own of at most [`SUBMIT_QUEUE`] requests (a connection whose request
+//! does not fit reads nothing more until it does). The consensus task takes consensus events
+//! first and at most one client request between two rounds of them, and [`LedgerApp::submit`] verifies at most
 //! [`MAX_SUBMIT_SIGNATURES`](crate::node::ledger::app::MAX_SUBMIT_SIGNATURES) signatures of one
 //! frame (of its first [`MAX_SUBMIT_TXS`](crate::node::ledger::app::MAX_SUBMIT_TXS)
 //! transactions), only for transactions that could enter the mempool: a flood of submissions delays votes and
@@ -129,9 +129,17 @@ pub(crate) enum Event {
         result: Result<u64, String>,
     },
     Subscribe(mpsc::Sender<Frame>),
-    Status(Option<u64>, oneshot::Sender<String>),
     /// Start consensus (see `run`).
     Start,
+}
+
+/// A client request for the consensus task, queued apart from consensus events (module docs).
+pub(crate) enum ClientRequest {
+    /// A `Submit` frame's transactions.
+    Submit(Vec<Transaction>),
+    /// A `StatusRequest`: the status (with the block digest at the height, if given), answered
+    /// on the channel.
+    Status(Option<u64>, oneshot::Sender<String>),
 }
 
 /// What the pre-core checks said about one event.
@@ -148,7 +156,8 @@ enum Verdict {
 /// Most clients subscribed to commit notices at once (one subscription per connection).
 pub const MAX_SUBSCRIBERS: usize = 256;
 
-/// Most client submissions (`Submit` frames) waiting for the consensus task (module docs).
+/// Most client requests (`Submit` frames and status requests) waiting for the consensus task
+/// (module docs).
 pub const SUBMIT_QUEUE: usize = 16;
 
 /// Longest a validator waits for its peers before it starts consensus anyway.
@@ -180,7 +189,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     let server = Arc::new(BlockServer::new(store.blocks().clone(), rec.height, engine.transport()?));
     tracing::info!(transfer = %server.transport.report(), "block sync");
     let (tx, rx) = mpsc::channel::<Event>(1 << 16);
-    let (submits, submitted) = mpsc::channel::<Vec<Transaction>>(SUBMIT_QUEUE);
+    let (submits, submitted) = mpsc::channel::<ClientRequest>(SUBMIT_QUEUE);
 
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
@@ -289,22 +298,21 @@ struct Node {
 }
 
 impl Node {
-    /// Takes consensus events first, in rounds of up to 4096, and client submissions
-    /// (`submitted`) when none is waiting, or one between two rounds (module docs).
-    async fn main_loop(&mut self, mut rx: mpsc::Receiver<Event>, mut submitted: mpsc::Receiver<Vec<Transaction>>) {
+    /// Takes consensus events first, in rounds of up to 4096, and client requests
+    /// (`submitted`: submissions and status requests) when none is waiting, or one between two
+    /// rounds (module docs).
+    async fn main_loop(&mut self, mut rx: mpsc::Receiver<Event>, mut submitted: mpsc::Receiver<ClientRequest>) {
         loop {
             tokio::select! {
                 biased;
                 first = rx.recv() => {
                     let Some(first) = first else { break };
                     self.round(first, &mut rx);
-                    if let Ok(txs) = submitted.try_recv() {
-                        self.app.submit(txs);
+                    if let Ok(request) = submitted.try_recv() {
+                        self.client(request);
                     }
                 }
-                Some(txs) = submitted.recv() => {
-                    self.app.submit(txs);
-                }
+                Some(request) = submitted.recv() => self.client(request),
             }
             self.gauges.view.store(self.core.view(), Ordering::Relaxed);
             self.gauges.mempool.store(self.app.mempool_len() as u64, Ordering::Relaxed);
@@ -352,9 +360,18 @@ impl Node {
                         self.subscribers.push(s);
                     }
                 }
-                Event::Status(at, reply) => {
-                    let _ = reply.send(self.status(at));
-                }
+            }
+        }
+    }
+
+    /// Answers one client request.
+    fn client(&mut self, request: ClientRequest) {
+        match request {
+            ClientRequest::Submit(txs) => {
+                self.app.submit(txs);
+            }
+            ClientRequest::Status(at, reply) => {
+                let _ = reply.send(self.status(at));
             }
         }
     }
