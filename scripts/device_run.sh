@@ -8,12 +8,15 @@
 #   detect.json     parthenon detect --json
 #   agreement.txt   gpu_cuda_agreement --nocapture (vectors, corpus, chunks, order, split)
 #   bench-cuda.txt  bench --backend cuda, then the register-cap variant
-#   bench-auto.txt  bench --backend auto with RUST_LOG=info (calibration, crossover JSON)
-#   bench-cpu.txt   bench --backend cpu
+#   bench-auto.txt  bench --backend auto --json with RUST_LOG=info (calibration, crossover JSON)
+#   bench-cpu.txt   bench --backend cpu --json (summary.txt compares auto with it, point by point)
 #   opencl.txt      gpu_opencl_agreement on NVIDIA's OpenCL, when the image has an ICD
 # The whole script stays inside BUDGET seconds (default 540): every step has its own limit,
 # cut to what is left, so a step that hangs cannot eat the call, and a step that no longer
-# fits is skipped and says so. Most important first.
+# fits is skipped and says so. Most important first. Exits 1 (after every step has run) when
+# any step failed, timed out or was skipped, the build is stale, NVRTC or the vectors are
+# missing, the CUDA agreement did not pass, or auto fell below cpu: the device tool's rc says
+# whether the run is a result.
 set -uo pipefail
 BUDGET=${BUDGET:-540}
 OUT=${OUT:-device-out}
@@ -22,6 +25,7 @@ B=.device-bin
 SUM="$OUT/summary.txt"
 : >"$SUM"
 say() { echo "$*" | tee -a "$SUM"; }
+fail=0
 
 say "== device_run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), budget ${BUDGET}s"
 if [ -f "$B/REV" ]; then
@@ -36,13 +40,15 @@ if [ -f "$B/REV" ]; then
   if [ -n "$built" ] && [ "$built" = "$now" ]; then
     say "sources: the binaries were built from the sources carried here ($now)"
   else
+    fail=1
     say "STALE BUILD: binaries built from sources ${built:-unknown}, carried sources are $now: rerun scripts/device_build.sh"
   fi
 else
+  fail=1
   say "REV MISSING: $B/REV not carried (run scripts/device_build.sh and carry .device-bin)"
 fi
 for f in parthenon gpu_cuda_agreement gpu_opencl_agreement; do
-  [ -x "$B/$f" ] || say "BINARY MISSING: $B/$f"
+  [ -x "$B/$f" ] || { fail=1; say "BINARY MISSING: $B/$f"; }
 done
 timeout 15 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv >>"$SUM" 2>&1 ||
   say "nvidia-smi failed (rc=$?)"
@@ -98,6 +104,7 @@ if [ -n "$nvrtc" ]; then
   export LD_LIBRARY_PATH="$PWD/.device-lib:$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   say "nvrtc chosen: $nvrtc (linked as .device-lib/libnvrtc.so)"
 else
+  fail=1
   say "NVRTC NOT FOUND: the CUDA kernels cannot be compiled (every candidate is listed above)"
 fi
 # The driver's libcuda.so.1 is normally in the loader's cache; where it is not, its folder.
@@ -115,6 +122,7 @@ export PARTHENON_VECTORS=${PARTHENON_VECTORS:-$PWD/$B/vectors}
 if [ -d "$PARTHENON_VECTORS/bip340" ]; then
   say "vectors: $PARTHENON_VECTORS ($(find "$PARTHENON_VECTORS" -type f | wc -l) files)"
 else
+  fail=1
   say "VECTORS MISSING at $PARTHENON_VECTORS: the CUDA conformance vectors will not run"
 fi
 # The compiled kernels (src/sigverify/gpu/kernel_cache.rs) and the crossover are cached here:
@@ -128,6 +136,7 @@ step() {
   shift 3
   local left=$((BUDGET - SECONDS - 10))
   if [ "$left" -lt 15 ]; then
+    fail=1
     say "== $title: SKIPPED (${left}s left of the ${BUDGET}s budget)"
     return 99
   fi
@@ -140,6 +149,7 @@ step() {
     echo "TIMED OUT after ${limit}s" >>"$OUT/$file"
   fi
   echo "rc=$rc after $((SECONDS - t0))s" >>"$OUT/$file"
+  [ $rc -eq 0 ] || fail=1
   say "== $title: rc=$rc in $((SECONDS - t0))s (limit ${limit}s) -> $file"
   return $rc
 }
@@ -156,10 +166,13 @@ step 170 agreement.txt "CUDA agreement" env PARTHENON_GPU_CORPUS=5000 "$B/gpu_cu
 A="$OUT/agreement.txt"
 # The tests print exactly this when CUDA cannot start; on the GPU machine that is a failure.
 if grep -q "skip: no CUDA device" "$A"; then
+  fail=1
   say "CUDA AGREEMENT SKIPPED: no CUDA device: $(grep -m1 -o 'skip: no CUDA device.*' "$A")"
 elif ! grep -q "^test result: ok" "$A"; then
+  fail=1
   say "CUDA AGREEMENT FAILED (see agreement.txt): $(grep -m1 '^test result' "$A")"
 elif grep -q "skip: conformance vectors not found" "$A"; then
+  fail=1
   say "VECTORS MISSING: $(grep -m1 -o 'skip: conformance vectors not found.*' "$A")"
   say "CUDA AGREEMENT PASSED WITHOUT THE VECTORS: $(grep -m1 '^test result' "$A")"
 else
@@ -167,12 +180,35 @@ else
 fi
 grep -m3 -E "on CUDA: |kernels: " "$A" | sed 's/^/agreement | /' >>"$SUM"
 
-sizes=64,1024,16384,65536,1048576
+# 4096: the latency target (4,096 signatures end to end).
+sizes=64,1024,4096,16384,65536,1048576
 step 80 bench-cuda.txt "bench cuda" "$P" bench verify --backend cuda --sizes $sizes --schemes ed25519,bip340,mixed --repeat 2
-# Calibration shows at info: the crossover per rules, and the split it gives.
+# Calibration shows at info: the crossover per rules, and the split it gives. auto and cpu as
+# JSON lines, compared below point by point.
 step 80 bench-auto.txt "bench auto" env RUST_LOG=info "$P" bench verify --backend auto --sizes $sizes \
-  --schemes ed25519,bip340,mixed --repeat 2
-step 50 bench-cpu.txt "bench cpu" "$P" bench verify --backend cpu --sizes $sizes --repeat 2
+  --schemes ed25519,bip340,mixed --repeat 2 --json
+step 60 bench-cpu.txt "bench cpu" "$P" bench verify --backend cpu --sizes $sizes --schemes ed25519,bip340,mixed \
+  --repeat 2 --json
+
+# auto >= cpu at every point (issue 5): "yes", "within 5 % (noise)", or "NO" (a failure).
+rate() { # FILE SCHEME SIZE: the point's end-to-end signatures per second
+  grep -F "\"scheme\":\"$2\"" "$1" | grep -F "\"size\":$3," |
+    sed -n 's/.*"end_to_end_per_second":\([0-9.eE+-]*\).*/\1/p' | head -1
+}
+for s in ed25519 bip340 mixed; do
+  for n in ${sizes//,/ }; do
+    a=$(rate "$OUT/bench-auto.txt" "$s" "$n")
+    c=$(rate "$OUT/bench-cpu.txt" "$s" "$n")
+    if [ -z "$a" ] || [ -z "$c" ]; then
+      fail=1
+      say "AUTO vs CPU $s $n: MISSING (auto ${a:-none}, cpu ${c:-none})"
+      continue
+    fi
+    verdict=$(awk -v a="$a" -v c="$c" 'BEGIN { r = a / c; v = (r >= 1) ? "yes" : (r >= 0.95) ? "within 5 % (noise)" : "NO"; printf "%s, %.2fx", v, r }')
+    case $verdict in NO*) fail=1 ;; esac
+    say "AUTO >= CPU $s $n: $verdict (auto $a, cpu $c sig/s end to end)"
+  done
+done
 # The register cap: at 168 registers sig_verify fits three blocks per SM instead of two, with a
 # few spills (src/sigverify/gpu/cuda.rs, MAXRREG_ENV); another NVRTC compile first.
 step 90 bench-cuda.txt "bench cuda maxrregcount=168" env PARTHENON_CUDA_MAXRREG=168 "$P" bench verify \
@@ -194,4 +230,8 @@ for f in "$OUT"/*.txt; do
   tail -n 8 "$f" >>"$SUM"
 done
 [ -f "$B/REV" ] && sed 's/^/REV | /' "$B/REV" >>"$SUM"
-say "== done in ${SECONDS}s"
+if [ "$fail" != 0 ]; then
+  say "== DEVICE RUN FAILED (see the lines in capitals above) in ${SECONDS}s"
+  exit 1
+fi
+say "== done in ${SECONDS}s, every step passed"

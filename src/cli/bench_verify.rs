@@ -11,7 +11,8 @@
 //!
 //! Each figure is the best of `--repeat` runs after one warm-up run (which also builds the
 //! program and grows the device buffers). Every run's verdicts are checked: a valid signature
-//! reported invalid is a failure, not a figure.
+//! reported invalid, a verdict missing, or (for `auto`) a batch the engine verified on the CPU
+//! after a device fault is a failure, not a figure.
 
 use super::Failure;
 use parthenon::sigverify::gpu::synthetic::{valid_batch, Mix};
@@ -100,9 +101,23 @@ fn run_once(
             let (v, k) = v.verify_soa_timed(&soa.view(), ed).map_err(|e| Failure::Runtime(e.to_string()))?;
             (v, Some(k))
         }
-        Runner::Auto(e) => (e.verify_with(batch, rules).as_bytes().to_vec(), None),
+        Runner::Auto(e) => {
+            // A device fault (or a failed calibration) makes `verify_with` verify on the CPU:
+            // a figure then, labelled `auto -> cuda`, would be the CPU's. Not a figure.
+            let fallbacks = parthenon::sigverify::stats().device_fallbacks;
+            let v = e.verify_with(batch, rules).as_bytes().to_vec();
+            if parthenon::sigverify::stats().device_fallbacks > fallbacks {
+                return Err(Failure::Runtime(
+                    "auto fell back to the CPU after a device fault (see the warning above): no auto figure".into(),
+                ));
+            }
+            (v, None)
+        }
     };
     let secs = t.elapsed().as_secs_f64();
+    if verdicts.len() != batch.len() {
+        return Err(Failure::Runtime(format!("{} verdicts for a batch of {}", verdicts.len(), batch.len())));
+    }
     if let Some(i) = verdicts.iter().position(|v| *v != 1) {
         return Err(Failure::Runtime(format!("item {i} of a batch of valid signatures was reported invalid")));
     }
