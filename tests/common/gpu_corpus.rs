@@ -64,8 +64,22 @@ fn arr<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
     v.try_into().ok()
 }
 
-/// Every vector that fits the batch shape (32-byte key, 64-byte signature).
+/// Every vector that fits the batch shape (32-byte key, 64-byte signature): exactly 19 BIP-340,
+/// 139 Wycheproof and 12 speccheck cases from the public files (asserted, so a renamed field or
+/// a parse that drops lines fails here instead of testing fewer cases).
 pub fn vector_items(dir: &std::path::Path) -> Vec<Item> {
+    let items = read_vector_items(dir);
+    let count = |prefix: &str| items.iter().filter(|i| i.origin.starts_with(prefix)).count();
+    assert_eq!(
+        (count("bip340 "), count("wycheproof "), count("speccheck ")),
+        (19, 139, 12),
+        "vector cases read (BIP-340, Wycheproof, speccheck) from {}",
+        dir.display()
+    );
+    items
+}
+
+fn read_vector_items(dir: &std::path::Path) -> Vec<Item> {
     let mut out = Vec::new();
     let csv = std::fs::read_to_string(dir.join("bip340/test-vectors.csv")).expect("bip340 csv");
     for line in csv.lines().skip(1) {

@@ -190,8 +190,13 @@ pub const MAXRREG_ENV: &str = "PARTHENON_CUDA_MAXRREG";
 /// [`OPTIONS`] plus the register cap from [`MAXRREG_ENV`], when it is set to a number of
 /// registers from 32 to 255 (anything else is ignored with a warning).
 fn options() -> Vec<String> {
+    options_with(std::env::var(MAXRREG_ENV).ok().as_deref())
+}
+
+/// [`options`] with `maxrreg` as the value of [`MAXRREG_ENV`].
+fn options_with(maxrreg: Option<&str>) -> Vec<String> {
     let mut all: Vec<String> = OPTIONS.iter().map(|o| o.to_string()).collect();
-    if let Ok(v) = std::env::var(MAXRREG_ENV) {
+    if let Some(v) = maxrreg {
         match v.trim().parse::<u32>() {
             Ok(n) if (32..=255).contains(&n) => all.push(format!("--maxrregcount={n}")),
             _ => tracing::warn!("{MAXRREG_ENV}={v:?} ignored: expected a register count from 32 to 255"),
@@ -512,15 +517,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_register_cap_comes_from_the_environment_when_it_is_a_register_count() {
-        // The only reader of this variable in the unit tests.
-        std::env::set_var(MAXRREG_ENV, "168");
-        assert_eq!(options(), ["--std=c++14", "--maxrregcount=168"]);
+    fn the_register_cap_is_taken_when_it_is_a_register_count() {
+        // Through the value, not the process environment: setting a variable would race other
+        // test threads (and C libraries they load) that read the environment.
+        assert_eq!(options_with(Some("168")), ["--std=c++14", "--maxrregcount=168"]);
         for bad in ["7", "256", "many", ""] {
-            std::env::set_var(MAXRREG_ENV, bad);
-            assert_eq!(options(), ["--std=c++14"], "{bad:?}");
+            assert_eq!(options_with(Some(bad)), ["--std=c++14"], "{bad:?}");
         }
-        std::env::remove_var(MAXRREG_ENV);
-        assert_eq!(options(), ["--std=c++14"]);
+        assert_eq!(options_with(None), ["--std=c++14"]);
     }
 }
