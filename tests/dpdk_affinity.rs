@@ -15,5 +15,7 @@ fn dpdk_probe_keeps_the_callers_cpu_affinity() {
         // afterwards.
         unsafe { eal.cleanup() };
         assert!(parthenon::dpdk::Eal::get().is_none(), "a cleaned-up EAL is not handed out");
+        let again = parthenon::dpdk::Eal::init(&[]);
+        assert!(matches!(again, Err(parthenon::dpdk::DpdkError::CleanedUp)), "{again:?}");
     }
 }

@@ -65,6 +65,15 @@ async fn start_validator_with(
     name: &str,
     peers: [std::net::SocketAddr; 3],
 ) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+    start_validator_idle(name, peers, 60_000).await
+}
+
+/// [`start_validator_with`] closing silent clients after `client_idle_ms`.
+async fn start_validator_idle(
+    name: &str,
+    peers: [std::net::SocketAddr; 3],
+    client_idle_ms: u64,
+) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (addr, metrics) = (free(), free());
     let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
@@ -87,6 +96,7 @@ async fn start_validator_with(
         validators,
         genesis: genesis(),
         metrics: Some(metrics),
+        client_idle_timeout_ms: client_idle_ms,
     };
     let engine = parthenon::Engine::builder()
         .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
@@ -613,6 +623,44 @@ async fn idle_strangers_cannot_use_up_a_validators_connections() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding: only the first frame was timed, so a stranger could hold a client slot for ever with
+/// one malformed frame (four zero bytes) and silence, or a trickle of malformed frames. A client
+/// that has not subscribed is closed when it sends no well-formed frame for the client idle
+/// timeout (2 s here); one that keeps sending frames, and a subscriber, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_closed_a_busy_one_and_a_subscriber_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let (addr, dir, first, metrics) = start_validator_idle("client-idle", [nowhere; 3], 2_000).await;
+    drop(first);
+    async fn open_after(s: &mut TcpStream, wait: Duration) -> bool {
+        let mut b = [0u8; 1];
+        tokio::time::timeout(wait, s.read(&mut b)).await.is_err()
+    }
+    // One malformed frame, then malformed frames every 500 ms: closed all the same.
+    let mut trickle = TcpStream::connect(addr).await.unwrap();
+    trickle.write_all(&[0, 0, 0, 0]).await.unwrap();
+    // A client that asks for its status every 500 ms, and a subscriber that says nothing more.
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    write_frame(&mut busy, &Frame::StatusRequest { at: None }).await.unwrap();
+    assert!(matches!(read_frame(&mut busy).await, Ok(Some(Frame::Status(_)))));
+    let mut subscriber = TcpStream::connect(addr).await.unwrap();
+    write_frame(&mut subscriber, &Frame::Subscribe).await.unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = trickle.write_all(&[0, 0, 0, 0]).await;
+        write_frame(&mut busy, &Frame::StatusRequest { at: None }).await.unwrap();
+        assert!(matches!(read_frame(&mut busy).await, Ok(Some(Frame::Status(_)))), "the busy client was closed");
+    }
+    assert!(!open_after(&mut trickle, Duration::from_millis(100)).await, "malformed frames held the slot");
+    assert!(open_after(&mut subscriber, Duration::from_millis(100)).await, "the subscriber was closed");
+    let text = scrape(metrics, "/metrics").await;
+    let line = "parthenon_connections_closed_total{reason=\"idle\"} 1";
+    assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -646,6 +646,8 @@ fn store_duplicate_refused_early_and_done_failure_after_publish() {
     let n = a.recv(&mut buf, Duration::from_millis(100)).unwrap().expect("an ABORT");
     let (h, reason) = FrameHeader::decode(&buf[..n]).unwrap();
     assert!(h.kind == Kind::Abort && String::from_utf8_lossy(reason).contains("duplicate"), "{h:?}");
+    // It answers the send of the frame it refused, so that the sender reads it.
+    assert_eq!(h.attempt, 1, "{h:?}");
 
     let (mut a, b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
     let mut b = NoDone(b);

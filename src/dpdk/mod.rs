@@ -37,6 +37,9 @@ pub enum DpdkError {
         /// What DPDK said.
         reason: String,
     },
+    /// [`Eal::cleanup`] has run: the EAL is gone for the rest of the process.
+    #[error("the DPDK EAL was cleaned up; it cannot start again in this process")]
+    CleanedUp,
 }
 
 /// The started EAL of this process.
@@ -146,6 +149,9 @@ impl Eal {
     /// Starts the EAL with `args` (without the program name) on first call; later calls return
     /// the first outcome. See the module docs.
     pub fn init(args: &[String]) -> Result<&'static Eal, DpdkError> {
+        if CLEANED.load(Ordering::Acquire) {
+            return Err(DpdkError::CleanedUp);
+        }
         EAL.get_or_init(|| Self::start(args)).as_ref().map_err(Clone::clone)
     }
 

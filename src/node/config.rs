@@ -110,8 +110,15 @@ pub struct NodeConfig {
     /// Where to serve Prometheus metrics (`GET /metrics`); none when absent.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
+    /// How long a client connection that has not subscribed may go without a well-formed frame
+    /// before it is closed (ms; [`crate::node::peer::CLIENT_IDLE_TIMEOUT`] by default).
+    #[serde(default = "default_client_idle")]
+    pub client_idle_timeout_ms: u64,
 }
 
+fn default_client_idle() -> u64 {
+    crate::node::peer::CLIENT_IDLE_TIMEOUT.as_millis() as u64
+}
 fn default_timeout() -> u64 {
     1000
 }

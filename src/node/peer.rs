@@ -15,8 +15,12 @@
 //! start-up ([`raise_fd_limit`]): before that, ~1000 idle connections made its next block file
 //! fail to open, and a validator that cannot store a final block stops.
 //!
-//! A connection that sends no first frame (nor completes the handshake) within
-//! [`HANDSHAKE_TIMEOUT`] is closed and counted ([`NetCounters::idle_closed`]). A failed `accept`
+//! A connection that sends no first frame within [`HANDSHAKE_TIMEOUT`] is closed and counted
+//! ([`NetCounters::idle_closed`]); one that sends `Hello` but does not complete the handshake in
+//! that time is a refused handshake ([`NetCounters::refused_hellos`]). A client connection that
+//! has not subscribed is closed when it sends no well-formed frame for [`CLIENT_IDLE_TIMEOUT`]
+//! (counted in `idle_closed` too), so a stranger cannot hold a client slot with an idle socket or
+//! a trickle of malformed frames; a subscriber waits for notices and is not timed. A failed `accept`
 //! (out of file descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at
 //! once, which spun a core.
 //!
@@ -82,6 +86,11 @@ pub const CONNECTIONS_PER_VALIDATOR: usize = 8;
 /// then it closes the connection, freeing the frames queued for it (module docs).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest a client connection that has not subscribed may go without sending a well-formed
+/// frame, by default (module docs; `NodeConfig::client_idle_timeout_ms`). A wallet submits far
+/// more often; a status poller reconnects.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Pause after a failed `accept` before the next one (module docs).
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -143,6 +152,9 @@ pub(crate) struct Inbound {
     pub verifier: Verifier,
     /// Connection slots.
     pub slots: Slots,
+    /// How long a client that has not subscribed may stay silent (module docs;
+    /// `NodeConfig::client_idle_timeout_ms`, [`CLIENT_IDLE_TIMEOUT`] by default).
+    pub client_idle: Duration,
 }
 
 /// Who this validator is when it calls a peer.
@@ -243,17 +255,38 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
         // Dropping `orx` frees the frames still queued for this connection.
     });
     let mut subscribed = false;
+    // When the connection last sent a well-formed frame (module docs: CLIENT_IDLE_TIMEOUT).
+    let mut last_frame = tokio::time::Instant::now();
     loop {
         let next = match first.take() {
             Some(f) => Ok(Some(f)),
-            None => tokio::select! {
-                biased;
-                _ = &mut writer_ended => return,
-                r = read_frame_within(&mut rd, limit) => r,
-            },
+            None => {
+                let deadline = (identified.is_none() && !subscribed).then(|| last_frame + inbound.client_idle);
+                let read = async {
+                    match deadline {
+                        Some(d) => tokio::time::timeout_at(d, read_frame_within(&mut rd, limit)).await.ok(),
+                        None => Some(read_frame_within(&mut rd, limit).await),
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = &mut writer_ended => return,
+                    r = read => match r {
+                        Some(r) => r,
+                        None => {
+                            counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%remote, "closed: no client frame within {:?}", inbound.client_idle);
+                            return;
+                        }
+                    },
+                }
+            }
         };
         let frame = match next {
-            Ok(Some(f)) => f,
+            Ok(Some(f)) => {
+                last_frame = tokio::time::Instant::now();
+                f
+            }
             Ok(None) => return,
             Err(FrameError::Malformed(_)) => {
                 counters.malformed_frames.fetch_add(1, Ordering::Relaxed);

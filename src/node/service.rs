@@ -102,7 +102,9 @@ pub struct NetCounters {
     /// ([`crate::node::peer`]).
     pub refused_connections: AtomicU64,
     /// Inbound connections closed for sending no first frame within
-    /// [`HANDSHAKE_TIMEOUT`](crate::node::handshake::HANDSHAKE_TIMEOUT) ([`crate::node::peer`]).
+    /// [`HANDSHAKE_TIMEOUT`](crate::node::handshake::HANDSHAKE_TIMEOUT), or (clients that have
+    /// not subscribed) no well-formed frame within
+    /// [`CLIENT_IDLE_TIMEOUT`](crate::node::peer::CLIENT_IDLE_TIMEOUT) ([`crate::node::peer`]).
     pub idle_closed: AtomicU64,
     /// Client connections closed because a frame for them was not taken within
     /// [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT) ([`crate::node::peer`]).
@@ -202,6 +204,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         slots: Slots::new(
             (0..=ValidatorIndex::MAX).zip(&cfg.validators).filter(|(i, _)| *i != cfg.index).map(|(_, v)| v.address),
         ),
+        client_idle: Duration::from_millis(cfg.client_idle_timeout_ms),
     };
     tokio::spawn(accept_loop(listener, Arc::new(inbound)));
     let gauges = Arc::new(NodeGauges::default());

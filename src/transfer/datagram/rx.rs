@@ -275,6 +275,11 @@ impl<'a> Rx<'a> {
             }
         }
         let reject = |reason: String| Self::reject(h.block, h.index, reason);
+        // The send this frame belongs to is the one a refusal of it answers: recorded before
+        // any check that can refuse it (an ABORT after a failed receive carries it).
+        if self.asm.as_ref().is_none_or(|a| a.id == h.block && (h.index == 0 || a.desc.is_none())) {
+            *self.attempt = h.attempt;
+        }
         let a = match &mut self.asm {
             Some(a) => {
                 if a.id != h.block {
@@ -304,9 +309,6 @@ impl<'a> Rx<'a> {
                 })
             }
         };
-        if h.index == 0 || a.desc.is_none() {
-            *self.attempt = h.attempt;
-        }
         if h.index >= a.count {
             return Err(reject(format!("index {} >= frame count {}", h.index, a.count)));
         }
