@@ -20,7 +20,10 @@
 //! that time is a refused handshake ([`NetCounters::refused_hellos`]). A client connection that
 //! has not subscribed is closed when it sends no well-formed frame for [`CLIENT_IDLE_TIMEOUT`]
 //! (counted in `idle_closed` too), so a stranger cannot hold a client slot with an idle socket or
-//! a trickle of malformed frames; a subscriber waits for notices and is not timed. A failed `accept`
+//! a trickle of malformed frames; a subscriber waits for notices and is not timed. Every accepted
+//! connection has TCP keepalive ([`KEEPALIVE_IDLE`], then 3 probes 10 s apart), so one whose
+//! host died without closing it (a validator's included, which may otherwise stay quiet for
+//! ever) ends within about a minute and frees its slot. A failed `accept`
 //! (out of file descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at
 //! once, which spun a core.
 //!
@@ -90,6 +93,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// frame, by default (module docs; `NodeConfig::client_idle_timeout_ms`). A wallet submits far
 /// more often; a status poller reconnects.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Silence on an accepted connection after which the kernel starts keepalive probes
+/// ([`keep_alive`]).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// Pause after a failed `accept` before the next one (module docs).
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -186,8 +193,22 @@ pub(crate) async fn accept_loop(listener: TcpListener, inbound: Arc<Inbound>) {
             continue; // dropping the stream closes it
         };
         let _ = stream.set_nodelay(true);
+        if let Err(e) = keep_alive(&stream) {
+            tracing::debug!(%remote, error = %e, "could not enable TCP keepalive");
+        }
         tokio::spawn(connection(stream, remote, inbound.clone(), slot));
     }
+}
+
+/// TCP keepalive on an accepted connection (module docs): probes after [`KEEPALIVE_IDLE`] of
+/// silence, every 10 s, 3 times, so a peer whose host died (no FIN, no RST) is noticed within
+/// about a minute and its slot freed; a quiet live peer's kernel answers the probes.
+fn keep_alive(stream: &TcpStream) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(stream, sockopt::KeepAlive, &true)?;
+    setsockopt(stream, sockopt::TcpKeepIdle, &(KEEPALIVE_IDLE.as_secs() as u32))?;
+    setsockopt(stream, sockopt::TcpKeepInterval, &10)?;
+    setsockopt(stream, sockopt::TcpKeepCount, &3)
 }
 
 /// Counts a refused handshake (at debug level: anyone can cause one).
@@ -402,5 +423,25 @@ pub(crate) async fn outbound(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt};
+
+    #[tokio::test]
+    async fn accepted_connections_probe_a_silent_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(!getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        keep_alive(&stream).unwrap();
+        assert!(getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), KEEPALIVE_IDLE.as_secs() as u32);
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 10);
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 3);
     }
 }
