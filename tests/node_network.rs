@@ -498,14 +498,17 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
 /// behind it. A client here queues 64 frames of `MAX_SUBMIT_TXS` transactions with invalid
 /// signatures (all spending one genuine output); once the validator has checked the first, a
 /// validator's vote arrives. It must be taken long before the flood is through (it was taken
-/// after all of it).
+/// after all of it). The vote is watched through the metrics endpoint, which reads the node's
+/// counters directly: a status request waits in the client queue behind up to 16 submissions,
+/// so how many signatures the ledger checked is read once, after the vote was seen, and bounded
+/// with room for that queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_flood_does_not_hold_up_consensus() {
     use parthenon::node::consensus::Signature;
     use parthenon::node::ledger::app::MAX_SUBMIT_TXS;
     use parthenon::node::ledger::{Lock, Transaction};
     const FRAMES: usize = 64;
-    let (addr, dir, mut flood, _) = start_validator("submit-flood", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, dir, mut flood, metrics) = start_validator("submit-flood", ([127, 0, 0, 1], 1).into()).await;
     let g = genesis().genesis().unwrap().id();
     let mut bytes = Vec::new();
     for f in 0..FRAMES {
@@ -541,17 +544,20 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
     let vote = Message::Vote(Signed { body, signer: 1, signature: Sign::sign(&key(1), &body.signing_bytes(&chain)) });
     let mut s = hello_as(addr, 1).await;
     write_frame(&mut s, &Frame::Consensus(vote)).await.unwrap();
-    for _ in 0..2000 {
-        st = status(addr).await;
-        if st["net"]["messages_in"] == 1 {
+    let mut taken = false;
+    for _ in 0..4000 {
+        if scrape(metrics, "/metrics").await.lines().any(|l| l == "parthenon_consensus_messages_total 1") {
+            taken = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(st["net"]["messages_in"], 1, "{st}");
-    let verified = st["ledger_signatures_verified"].as_u64().unwrap();
-    // Taken after about one more submission (each is checked whole); half is a wide margin.
-    assert!(verified <= total / 2, "the vote waited for {verified} of the flood's {total} signatures");
+    assert!(taken, "the vote was never taken");
+    let verified = status(addr).await["ledger_signatures_verified"].as_u64().unwrap();
+    // Taken after about one more submission (each is checked whole); this status request then
+    // waited behind at most 17 more (the queue and the one in hand), the wait for the first
+    // 1,024 before the vote about as many: about 36 of 64 at worst, against all 64 before.
+    assert!(verified <= total * 3 / 4, "the vote waited for {verified} of the flood's {total} signatures");
     // The flood is checked all the same, each transaction refused.
     let _flood = writer.await.unwrap();
     for _ in 0..2000 {
