@@ -94,8 +94,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// more often; a status poller reconnects.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Silence on an accepted connection after which the kernel starts keepalive probes
-/// ([`keep_alive`]).
+/// Silence on an accepted connection after which the kernel starts keepalive probes (module
+/// docs).
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// Pause after a failed `accept` before the next one (module docs).
