@@ -19,6 +19,16 @@ fn key(i: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[i + 10; 32])
 }
 
+/// One frame read from a blocking connection (the fake validators' threads), or `None` at its
+/// end or on a frame that does not decode.
+fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
+    let mut len = [0u8; 4];
+    std::io::Read::read_exact(&mut &*conn, &mut len).ok()?;
+    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+    std::io::Read::read_exact(&mut &*conn, &mut body).ok()?;
+    postcard::from_bytes(&body).ok()
+}
+
 async fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::AsyncReadExt;
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -204,13 +214,6 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
         // takes whatever proof comes and welcomes it (it is not the validator under test), and answers the
         // connection whose next frame is `FetchBlocks` (the block connection); validator 0's
         // consensus connection is let go.
-        fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
-            let mut len = [0u8; 4];
-            std::io::Read::read_exact(&mut &*conn, &mut len).ok()?;
-            let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-            std::io::Read::read_exact(&mut &*conn, &mut body).ok()?;
-            postcard::from_bytes(&body).ok()
-        }
         let (found, block_connection) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for conn in fake.incoming() {
@@ -281,13 +284,6 @@ fn fake_validator(
 ) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use parthenon::transfer::{transport_for, BlockId};
     use std::sync::atomic::Ordering;
-    fn frame(conn: &std::net::TcpStream) -> Option<Frame> {
-        let mut len = [0u8; 4];
-        std::io::Read::read_exact(&mut &*conn, &mut len).ok()?;
-        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-        std::io::Read::read_exact(&mut &*conn, &mut body).ok()?;
-        postcard::from_bytes(&body).ok()
-    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
