@@ -361,7 +361,9 @@ impl Store {
         let corrupt = |reason: String| StoreError::Corrupt { path: bpath.clone(), reason };
         let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let blocks = r.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
-        let Some(e) = blocks.get(height).map_err(|e| self.db_err(e))? else { return Ok(None) };
+        let Some(e) = blocks.get(height).map_err(|e| self.db_err(e))? else {
+            return Err(self.corrupt_index(format!("index entry {height} missing")));
+        };
         let e: IndexEntry = postcard::from_bytes(e.value()).map_err(|e| corrupt(format!("index entry: {e}")))?;
         let buf = self.blocks.get(BlockId(height))?.read_body()?;
         if buf.len() as u64 != e.len {
@@ -471,6 +473,9 @@ mod tests {
         w.open_table(BLOCKS).unwrap().remove(0).unwrap();
         w.commit().unwrap();
         assert_eq!(s.chain_hash(5).unwrap(), definition(5));
+        // A final height without its index entry is corruption to every reader, never "not final".
+        assert!(matches!(s.digest(0), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(s.read(0), Err(StoreError::Corrupt { .. })));
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
