@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod datagram;
 pub mod seccomp;
 pub mod vectors;
 
