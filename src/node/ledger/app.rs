@@ -18,13 +18,22 @@
 //! submission pays for them only where a transaction could enter the mempool: of one
 //! submission only the first [`MAX_SUBMIT_TXS`] are considered, and a transaction already in
 //! the mempool (or earlier in the same submission), too large for a block, beyond the room
-//! left in the mempool, or whose inputs would take the submission past
-//! [`MAX_SUBMIT_SIGNATURES`] is refused before any signature is verified.
+//! left in the mempool, whose inputs would take the submission past
+//! [`MAX_SUBMIT_SIGNATURES`], or that spends an output a transaction in the mempool (or earlier
+//! in the same submission) already spends is refused before any signature is verified.
+//!
+//! **First seen wins.** The mempool never holds two transactions that spend the same output:
+//! only one of them could ever be final, and admitting conflicts let the owner of one output
+//! fill the mempool (and make the validator verify a signature for each) with spends of it.
+//! A conflicting transaction is refused ([`SubmitError::Conflict`]), with no replacement; an
+//! output is free again when the transaction spending it leaves the mempool unconfirmed
+//! (refused as invalid), and a final block drops every waiting transaction that spends an
+//! output the block spent.
 
 use super::state::{BlockError, Ledger, TxError};
 use super::tx::{Block, OutPoint, Transaction, BLOCK_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES};
 use crate::node::consensus::{Application, CommitError, Digest, Height, ValidatorIndex};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Most transactions of one [`LedgerApp::submit`] call that are considered; the rest are refused
 /// ([`SubmitError::PastLimit`]) unverified. With [`MAX_SUBMIT_SIGNATURES`] it bounds the work one
@@ -50,6 +59,8 @@ pub struct LedgerApp {
     max_mempool: usize,
     mempool: VecDeque<Transaction>,
     in_pool: HashSet<Digest>,
+    /// The outputs the mempool's transactions spend, each with the one transaction spending it.
+    spent_in_pool: HashMap<OutPoint, Digest>,
     last_rejection: Option<BlockError>,
     rejected_blocks: u64,
 }
@@ -76,6 +87,13 @@ pub enum SubmitError {
     /// Too large to fit any block.
     #[error("transaction of {0} bytes cannot fit a block")]
     TooLarge(usize),
+    /// Input `input` spends an output that a transaction in the mempool (or earlier in the
+    /// same submission) already spends: first seen wins (module docs).
+    #[error("input {input} spends an output already spent by a transaction in the mempool")]
+    Conflict {
+        /// Index of the input.
+        input: usize,
+    },
 }
 
 impl LedgerApp {
@@ -88,6 +106,7 @@ impl LedgerApp {
             max_mempool,
             mempool: VecDeque::new(),
             in_pool: HashSet::new(),
+            spent_in_pool: HashMap::new(),
             last_rejection: None,
             rejected_blocks: 0,
         }
@@ -133,10 +152,13 @@ impl LedgerApp {
     /// candidates before it in `txs` ([`SubmitError::Full`]: when the mempool has room for `k`
     /// more, only the first `k` candidates are checked, valid or not); too large for a block;
     /// an id already in the mempool or earlier in `txs` ([`SubmitError::Duplicate`]; the id
-    /// leaves out the signatures, so a copy with other signatures is a duplicate too); and
-    /// inputs that would take the candidates' inputs past [`MAX_SUBMIT_SIGNATURES`]
+    /// leaves out the signatures, so a copy with other signatures is a duplicate too); inputs
+    /// that would take the candidates' inputs past [`MAX_SUBMIT_SIGNATURES`]
     /// ([`SubmitError::PastSignatureLimit`]; a later transaction with fewer inputs may still
-    /// fit). At most [`MAX_SUBMIT_SIGNATURES`] signatures are verified per call.
+    /// fit); and an input spending what the mempool or an earlier candidate in `txs` spends
+    /// ([`SubmitError::Conflict`]; a candidate later refused as invalid frees its outputs for
+    /// later submissions, not for the rest of this one). At most [`MAX_SUBMIT_SIGNATURES`]
+    /// signatures are verified per call.
     pub fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<(), SubmitError>> {
         let room = self.max_mempool.saturating_sub(self.mempool.len());
         let mut out = Vec::with_capacity(txs.len());
@@ -153,16 +175,21 @@ impl LedgerApp {
             } else if signatures.saturating_add(tx.inputs.len()) > MAX_SUBMIT_SIGNATURES {
                 Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES))
             } else {
-                // Claimed now, so a copy later in `txs` is a duplicate; given back if invalid.
+                // Claimed now, so a copy or a conflict later in `txs` is refused; given back if
+                // invalid.
                 let id = tx.id();
-                if self.in_pool.insert(id) {
+                if self.in_pool.contains(&id) {
+                    Err(SubmitError::Duplicate)
+                } else if let Some(input) = self.conflict(&tx) {
+                    Err(SubmitError::Conflict { input })
+                } else {
+                    self.in_pool.insert(id);
+                    self.claim(&tx, id);
                     // Verification checks one signature per input (at most).
                     signatures += tx.inputs.len();
                     candidates.push((i, id));
                     checked.push(tx);
                     Ok(())
-                } else {
-                    Err(SubmitError::Duplicate)
                 }
             });
         }
@@ -172,11 +199,35 @@ impl LedgerApp {
                 Ok(()) => self.mempool.push_back(tx),
                 Err(e) => {
                     self.in_pool.remove(&id);
+                    self.release(&tx, id);
                     out[i] = Err(SubmitError::Invalid(e));
                 }
             }
         }
         out
+    }
+
+    /// The first input of `tx` whose output a transaction in the mempool spends (or a candidate
+    /// of the submission being checked). An input that repeats an earlier input of `tx` is the
+    /// ledger's to refuse ([`TxError`]), not a conflict.
+    fn conflict(&self, tx: &Transaction) -> Option<usize> {
+        tx.inputs.iter().position(|o| self.spent_in_pool.contains_key(o))
+    }
+
+    /// Records that `id` (= `tx.id()`) spends the outputs of `tx`'s inputs.
+    fn claim(&mut self, tx: &Transaction, id: Digest) {
+        for o in &tx.inputs {
+            self.spent_in_pool.entry(*o).or_insert(id);
+        }
+    }
+
+    /// Frees the outputs `tx` (id `id`) spent, once it left the mempool.
+    fn release(&mut self, tx: &Transaction, id: Digest) {
+        for o in &tx.inputs {
+            if self.spent_in_pool.get(o) == Some(&id) {
+                self.spent_in_pool.remove(o);
+            }
+        }
     }
 }
 
@@ -188,7 +239,11 @@ impl Application for LedgerApp {
         let mut keep = VecDeque::with_capacity(self.mempool.len());
         while let Some(tx) = self.mempool.pop_front() {
             if !tx.inputs.iter().all(|o| self.ledger.output(o).is_some()) {
-                self.in_pool.remove(&tx.id()); // spent by a committed block: obsolete
+                // Spent by a final block: obsolete (commit drops these already; kept as a
+                // guard, so no transaction in a proposal spends a spent output).
+                let id = tx.id();
+                self.in_pool.remove(&id);
+                self.release(&tx, id);
                 continue;
             }
             if txs.len() < self.max_block_txs && tx.inputs.iter().all(|o| !taken.contains(o)) {
@@ -223,12 +278,25 @@ impl Application for LedgerApp {
             .and_then(|b| self.ledger.apply_block(&b, Digest::of(payload)).map(|()| b));
         match r {
             Ok(b) => {
-                let included: HashSet<Digest> = b.transactions.iter().map(Transaction::id).collect();
-                if !included.is_empty() {
-                    self.mempool.retain(|t| !included.contains(&t.id()));
-                    for id in &included {
-                        self.in_pool.remove(id);
+                // Leaving the mempool: the block's transactions, and every waiting transaction
+                // that spends an output the block spent (it can never be final now).
+                let mut gone: HashSet<Digest> = HashSet::new();
+                for tx in &b.transactions {
+                    gone.insert(tx.id());
+                    gone.extend(tx.inputs.iter().filter_map(|o| self.spent_in_pool.get(o).copied()));
+                }
+                if gone.iter().any(|id| self.in_pool.contains(id)) {
+                    let mut left = VecDeque::with_capacity(self.mempool.len());
+                    for tx in std::mem::take(&mut self.mempool) {
+                        let id = tx.id();
+                        if gone.contains(&id) {
+                            self.in_pool.remove(&id);
+                            self.release(&tx, id);
+                        } else {
+                            left.push_back(tx);
+                        }
                     }
+                    self.mempool = left;
                 }
                 Ok(())
             }

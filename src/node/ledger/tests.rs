@@ -8,9 +8,17 @@ fn key(bip340: bool, i: u8) -> SpendKey {
 }
 
 fn setup() -> (Ledger, Vec<SpendKey>, Digest) {
+    setup_outputs(4)
+}
+
+/// Four keys (Ed25519 and BIP-340 alternating) and a genesis of `n` outputs of 100, output `j`
+/// locked to key `j % 4`.
+fn setup_outputs(n: u32) -> (Ledger, Vec<SpendKey>, Digest) {
     let keys: Vec<SpendKey> = (0..4).map(|i| key(i % 2 == 1, i)).collect();
-    let genesis =
-        Genesis { chain: "test".into(), outputs: keys.iter().map(|k| Output { value: 100, lock: k.lock() }).collect() };
+    let genesis = Genesis {
+        chain: "test".into(),
+        outputs: (0..n).map(|j| Output { value: 100, lock: keys[j as usize % 4].lock() }).collect(),
+    };
     let engine = Engine::builder()
         .detect_options(crate::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
         .build()
@@ -117,7 +125,7 @@ fn app_proposes_validates_commits() {
     bad.signatures[0].0[0] ^= 0x40;
     let r = app.submit(vec![a.clone(), conflict, bad, a.clone()]);
     assert_eq!(r[0], Ok(()));
-    assert_eq!(r[1], Ok(()), "conflicts are resolved when building a block");
+    assert_eq!(r[1], Err(SubmitError::Conflict { input: 0 }), "first seen wins");
     assert_eq!(r[2], Err(SubmitError::Invalid(TxError::BadSignature { input: 0 })));
     assert_eq!(r[3], Err(SubmitError::Duplicate));
     let payload = app.propose(0);
@@ -128,7 +136,6 @@ fn app_proposes_validates_commits() {
     assert!(!app.validate(0, b"garbage"));
     app.commit(0, &payload).unwrap();
     assert_eq!(app.ledger().height(), 1);
-    // The conflicting transaction is now obsolete and dropped at the next proposal.
     let next = Block::decode(&app.propose(1)).unwrap();
     assert!(next.transactions.is_empty());
     assert_eq!(app.mempool_len(), 0);
@@ -202,17 +209,18 @@ fn a_final_block_that_does_not_apply_is_an_error() {
 
 /// Finding: one `Submit` frame made the consensus task verify a signature for every transaction
 /// in it (about 490,000 in a 64 MiB frame), also for transactions already in the mempool and
-/// while the mempool was full. Every transaction here spends the same genuine output with an
-/// invalid signature (distinct ids): only verification can refuse it.
+/// while the mempool was full. Every transaction here spends a genuine output with an invalid
+/// signature (distinct ids and outputs): only verification can refuse it.
 #[test]
 fn a_submission_pays_signatures_only_for_what_could_enter_the_mempool() {
     use super::app::MAX_SUBMIT_TXS;
-    let (l, k, g) = setup();
+    let (l, k, g) = setup_outputs(MAX_SUBMIT_TXS as u32 + 16);
+    // Spends output 3 + i: none of them conflicts with another, or with `a` and `b` below.
     let forged = |i: usize| {
         let mut lock = [0u8; 32];
         lock[..8].copy_from_slice(&(i as u64).to_le_bytes());
         Transaction {
-            inputs: vec![op(g, 0)],
+            inputs: vec![op(g, 3 + i as u32)],
             outputs: vec![Output { value: 1, lock: Lock::Ed25519(lock) }],
             signatures: vec![Signature([0; 64])],
         }
@@ -253,17 +261,18 @@ fn a_submission_pays_signatures_only_for_what_could_enter_the_mempool() {
 }
 
 /// Finding: `MAX_SUBMIT_TXS` bounded transactions, not signatures: 1024 transactions each
-/// spending the same 64 genuine outputs (distinct ids, invalid signatures) pass every check but
-/// the signatures, and cost 65,536 verifications on the consensus task. The budget of
+/// spending 64 genuine outputs (distinct ids, invalid signatures) pass every check but the
+/// signatures, and cost 65,536 verifications on the consensus task. The budget of
 /// `MAX_SUBMIT_SIGNATURES` counts inputs: 16 of them are verified, the rest refused unverified.
 #[test]
 fn a_submission_verifies_at_most_its_signature_budget() {
     use super::app::{MAX_SUBMIT_SIGNATURES, MAX_SUBMIT_TXS};
     const INPUTS: usize = 64;
+    const SLOTS: usize = 20;
     let owner = key(false, 9);
     let genesis = Genesis {
         chain: "budget".into(),
-        outputs: (0..INPUTS).map(|_| Output { value: 100, lock: owner.lock() }).collect(),
+        outputs: (0..INPUTS * SLOTS).map(|_| Output { value: 100, lock: owner.lock() }).collect(),
     };
     let engine = Engine::builder()
         .detect_options(crate::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
@@ -271,12 +280,14 @@ fn a_submission_verifies_at_most_its_signature_budget() {
         .unwrap();
     let g = genesis.id();
     let mut app = LedgerApp::new(Ledger::new(&genesis, engine), 0, 1000, 10_000);
+    // Spends the first `inputs` outputs of slot `i % SLOTS` (INPUTS outputs each): the
+    // transactions that reach verification spend distinct outputs, so none is a conflict.
     let forged = |i: usize, inputs: usize| Transaction {
-        inputs: (0..inputs as u32).map(|j| op(g, j)).collect(),
-        outputs: vec![Output { value: 1 + i as u64, lock: owner.lock() }],
+        inputs: (0..inputs).map(|j| op(g, ((i % SLOTS) * INPUTS + j) as u32)).collect(),
+        outputs: vec![Output { value: 1 + (i % 3000) as u64, lock: owner.lock() }],
         signatures: vec![Signature([0; 64]); inputs],
     };
-    let r = app.submit((0..MAX_SUBMIT_TXS).map(|i| forged(i, INPUTS)).collect());
+    let r = app.submit((0..MAX_SUBMIT_TXS).map(|i| forged(1 + i, INPUTS)).collect());
     let fit = MAX_SUBMIT_SIGNATURES / INPUTS;
     assert!(r[..fit].iter().all(|r| matches!(r, Err(SubmitError::Invalid(TxError::BadSignature { .. })))), "{r:?}");
     assert!(r[fit..].iter().all(|r| *r == Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES))));
@@ -286,13 +297,56 @@ fn a_submission_verifies_at_most_its_signature_budget() {
     let before = app.ledger().signatures_verified();
     let honest =
         sign_transaction(&[(op(g, 0), &owner), (op(g, 1), &owner)], vec![Output { value: 200, lock: owner.lock() }]);
-    let mut txs: Vec<Transaction> = (0..fit - 1).map(|i| forged(5000 + i, INPUTS)).collect();
-    txs.push(forged(2000, INPUTS / 2));
-    txs.push(forged(6001, INPUTS));
+    let mut txs: Vec<Transaction> = (1..fit).map(|i| forged(SLOTS * 100 + i, INPUTS)).collect();
+    txs.push(forged(SLOTS * 200 + fit, INPUTS / 2));
+    txs.push(forged(SLOTS * 300 + fit + 1, INPUTS));
     txs.push(honest);
     let r = app.submit(txs);
     assert_eq!(r[r.len() - 2], Err(SubmitError::PastSignatureLimit(MAX_SUBMIT_SIGNATURES)));
     assert_eq!(r[r.len() - 1], Ok(()));
     assert_eq!(app.ledger().signatures_verified() - before, (MAX_SUBMIT_SIGNATURES - INPUTS / 2 + 2) as u64);
     assert_eq!(app.mempool_len(), 1);
+}
+
+/// Finding: the mempool admitted any number of valid transactions spending the same output, so
+/// the owner of one output could fill it (every other client then refused as `Full`) and make
+/// the validator verify a signature for each. First seen wins now: a conflict is refused
+/// unverified, a refused candidate frees its outputs, and a final block drops the waiting
+/// transactions that spend what it spent.
+#[test]
+fn the_mempool_holds_one_spend_per_output() {
+    let (l, k, g) = setup();
+    let mut app = LedgerApp::new(l, 0, 1000, 10_000);
+    let spend =
+        |o: u32, value: u64| sign_transaction(&[(op(g, o), &k[o as usize])], vec![Output { value, lock: k[0].lock() }]);
+    let verified = app.ledger().signatures_verified();
+    assert_eq!(app.submit(vec![spend(0, 1)]), vec![Ok(())]);
+    // Spends of output 0 with other outputs: refused, none verified, here or in a submission.
+    let r = app.submit((2..200).map(|v| spend(0, v)).collect());
+    assert!(r.iter().all(|r| *r == Err(SubmitError::Conflict { input: 0 })), "{r:?}");
+    assert_eq!(app.ledger().signatures_verified(), verified + 1);
+    // The conflicting input named by its index; within one submission the first one wins too.
+    let two = sign_transaction(&[(op(g, 1), &k[1]), (op(g, 0), &k[0])], vec![Output { value: 1, lock: k[0].lock() }]);
+    assert_eq!(app.submit(vec![two]), vec![Err(SubmitError::Conflict { input: 1 })]);
+    assert_eq!(app.submit(vec![spend(2, 1), spend(2, 2)]), vec![Ok(()), Err(SubmitError::Conflict { input: 0 })]);
+    assert_eq!(app.mempool_len(), 2);
+    // An invalid candidate frees its output for the next submission.
+    let mut bad = spend(3, 1);
+    bad.signatures[0].0[0] ^= 0x40;
+    assert_eq!(app.submit(vec![bad]), vec![Err(SubmitError::Invalid(TxError::BadSignature { input: 0 }))]);
+    assert_eq!(app.submit(vec![spend(3, 2)]), vec![Ok(())]);
+    // A final block from another proposer spends output 0 differently: the waiting spend of it
+    // leaves the mempool at commit (not at this validator's next proposal), and its outputs are
+    // free; the block's own transaction, and the untouched spends, stay as they were.
+    let other = spend(0, 77);
+    let b0 = Block { height: 0, parent: g, proposer: 1, transactions: vec![other] }.encode();
+    app.commit(0, &b0).unwrap();
+    assert_eq!(app.mempool_len(), 2, "spends of outputs 2 and 3 wait; the spend of output 0 is gone");
+    let next = Block::decode(&app.propose(1)).unwrap();
+    assert_eq!(next.transactions, vec![spend(2, 1), spend(3, 2)]);
+    app.commit(1, &Block { height: 1, ..next }.encode()).unwrap();
+    assert_eq!(app.mempool_len(), 0);
+    // Output 1 was never spent and is free; the spent ones are the ledger's to refuse.
+    assert_eq!(app.submit(vec![spend(1, 5)]), vec![Ok(())]);
+    assert!(matches!(app.submit(vec![spend(0, 5)])[0], Err(SubmitError::Invalid(_))));
 }
