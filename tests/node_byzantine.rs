@@ -107,11 +107,15 @@ fn one_byzantine_validator_of_four() {
                 t.outputs[0].value = 8; // new id, signatures now invalid for it
             }
             for app in net.honest.iter_mut() {
-                let r = app.submit(batch.clone());
-                assert!(r.iter().all(Result::is_ok), "{r:?}");
+                // The forgeries first: after the genuine spends they would be conflicts, refused
+                // unverified; before them, only their signatures refuse them.
                 let r = app.submit(flood.clone());
                 assert!(r.iter().all(|x| *x == Err(SubmitError::Invalid(TxError::BadSignature { input: 0 }))), "{r:?}");
                 flood_rejected += r.len();
+                let r = app.submit(batch.clone());
+                assert!(r.iter().all(Result::is_ok), "{r:?}");
+                let r = app.submit(flood.clone());
+                assert!(r.iter().all(|x| *x == Err(SubmitError::Conflict { input: 0 })), "{r:?}");
             }
             net.byz.inner.submit(batch);
         }
