@@ -190,7 +190,7 @@ fn wycheproof_ed25519_both_rules() {
     let strict = check_all(Scheme::Ed25519, Rules::Strict, &cases, dalek_strict);
     // Wycheproof's own labels: every "valid" vector is accepted under both rules, and Strict
     // rejects every "invalid" one. Zip215 may accept an "invalid" vector only by its documented
-    // leniency (non-canonical R encodings); those are listed by name in docs/rules.md.
+    // leniency (non-canonical R encodings): exactly tcId 151, as docs/rules.md says.
     let mut zip215_only = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         if expected[i] {
@@ -202,7 +202,10 @@ fn wycheproof_ed25519_both_rules() {
             }
         }
     }
-    println!("Wycheproof invalid vectors accepted by Zip215: {zip215_only:?}");
+    assert!(
+        zip215_only.len() == 1 && zip215_only[0].starts_with("wycheproof tcId 151 "),
+        "Wycheproof invalid vectors accepted by Zip215: {zip215_only:?}, docs/rules.md names tcId 151 only"
+    );
 }
 
 /// The 12 cases of "Taming the many EdDSAs" (ed25519-speccheck), in file order.
@@ -240,9 +243,8 @@ const ZIP215_ACCEPTS: &[usize] = &[0, 1, 2, 3, 4, 5, 9, 10, 11];
 /// Speccheck cases ed25519-dalek 3 `verify_strict` accepts.
 const STRICT_ACCEPTS: &[usize] = &[3];
 
-#[test]
-fn bip340_vectors_0_to_18() {
-    let Some(dir) = vectors() else { return };
+/// The BIP's test vectors with their labels (`TRUE`: valid).
+fn bip340_cases(dir: &std::path::Path) -> (Vec<Case>, Vec<bool>) {
     let text = std::fs::read_to_string(dir.join("bip340/test-vectors.csv")).unwrap();
     let mut cases = Vec::new();
     let mut expected = Vec::new();
@@ -256,6 +258,13 @@ fn bip340_vectors_0_to_18() {
         });
         expected.push(f[6] == "TRUE");
     }
+    (cases, expected)
+}
+
+#[test]
+fn bip340_vectors_0_to_18() {
+    let Some(dir) = vectors() else { return };
+    let (cases, expected) = bip340_cases(&dir);
     assert_eq!(cases.len(), 19);
     let got = check_all(Scheme::Bip340, Rules::Zip215, &cases, libsecp);
     assert_eq!(got, expected, "libsecp256k1 disagrees with the BIP's labels");
@@ -276,6 +285,8 @@ fn no_ifma_environment_forces_the_portable_path() {
             let cases: Vec<Case> = wycheproof_cases(&dir).into_iter().map(|(c, _)| c).collect();
             check_all(Scheme::Ed25519, Rules::Zip215, &cases, zebra);
             check_all(Scheme::Ed25519, Rules::Strict, &cases, dalek_strict);
+            let (cases, expected) = bip340_cases(&dir);
+            assert_eq!(check_all(Scheme::Bip340, Rules::Zip215, &cases, libsecp), expected);
         }
         println!("{MARKER}");
         return;

@@ -15,6 +15,11 @@ pub fn vectors_dir() -> Option<PathBuf> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("conformance vectors missing at {} (CI=true)", dir.display());
     }
-    println!("skip: conformance vectors not found at {} (set PARTHENON_VECTORS)", dir.display());
+    // On stderr, unbuffered: the test harness captures `println!`, so a passing test would
+    // hide the skip.
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(
+        format!("skip: conformance vectors not found at {} (set PARTHENON_VECTORS)\n", dir.display()).as_bytes(),
+    );
     None
 }
