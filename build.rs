@@ -77,6 +77,9 @@ mod dpdk {
             .generate_comments(false)
             .wrap_static_fns(true)
             .wrap_static_fns_path(&static_fns)
+            // A rerun-if-changed for every header read (the DPDK headers included), so an
+            // upgraded libdpdk-dev regenerates the bindings and recompiles the shim.
+            .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
             .generate()
             .unwrap_or_else(|e| panic!("bindgen over ffi/dpdk/wrapper.h failed: {e}"));
         bindings.write_to_file(out.join("dpdk_bindings.rs")).expect("write DPDK bindings");

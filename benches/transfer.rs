@@ -156,7 +156,7 @@ fn datagram(c: &mut Criterion) {
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain([format!("--file-prefix=parthenon-bench-{}", std::process::id())])
+        .chain([format!("--file-prefix=parthenon-{}", std::process::id())])
         .collect();
         match parthenon::dpdk::Eal::init(&args) {
             Ok(_) => {

@@ -41,7 +41,7 @@ fn dpdk_net_ring_one_process() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([format!("--file-prefix=parthenon-ringtest-{}", std::process::id())])
+    .chain([format!("--file-prefix=parthenon-{}", std::process::id())])
     .collect();
     let eal = match Eal::init(&args) {
         Ok(e) => e,

@@ -64,6 +64,8 @@ fn dpdk_af_packet_over_veth_between_namespaces() {
     let (na, nb) = (format!("pth-a-{pid}"), format!("pth-b-{pid}"));
     let (va, vb) = (format!("pva{}", pid % 100_000), format!("pvb{}", pid % 100_000));
     if let Err(e) = ip(&["netns", "add", &na]) {
+        // CI installs iproute2 and runs as root: there the test must run, not skip.
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI: cannot create a network namespace: {e}");
         println!("skip: cannot create a network namespace: {e}");
         return;
     }
@@ -99,7 +101,7 @@ fn child_veth() {
         "--no-shconf".into(),
         format!("--vdev=net_af_packet0,iface={iface}"),
         "--log-level=*:error".into(),
-        format!("--file-prefix=parthenon-veth-{}", std::process::id()),
+        format!("--file-prefix=parthenon-{}", std::process::id()),
     ];
     let eal = Eal::init(&args).unwrap();
     println!("ports: {:?}", eal.ports().unwrap());

@@ -67,14 +67,20 @@ static EAL: OnceLock<Result<Eal, DpdkError>> = OnceLock::new();
 /// Set by [`Eal::cleanup`]: the EAL is gone for the rest of the process.
 static CLEANED: AtomicBool = AtomicBool::new(false);
 
-/// Where DPDK 22.11 keeps its runtime directories (one per `--file-prefix`).
+/// Where DPDK 22.11 keeps its runtime directories (one per `--file-prefix`), worked out as its
+/// `eal_create_runtime_dir` does: systemd's `$RUNTIME_DIRECTORY` if set, else `/var/run` for the
+/// real user root (`getuid`, not the effective user), else `$XDG_RUNTIME_DIR` or `/tmp`; then
+/// `dpdk`.
 fn runtime_base() -> std::path::PathBuf {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        std::path::PathBuf::from("/var/run/dpdk")
-    } else {
-        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/tmp".into()).join("dpdk")
-    }
+    let dir = std::env::var_os("RUNTIME_DIRECTORY").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        if unsafe { libc::getuid() } == 0 {
+            "/var/run".into()
+        } else {
+            std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/tmp".into())
+        }
+    });
+    dir.join("dpdk")
 }
 
 /// The lock file inside a runtime directory this crate made: held (`flock`) by the owning
