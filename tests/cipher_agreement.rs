@@ -355,3 +355,41 @@ fn engine_cipher_follows_the_route() {
     assert_eq!(ring_seal(&AES_256_GCM, &[3u8; 32], [0; 12], b"", &mut want), tag);
     assert_eq!(buf, want);
 }
+
+/// A message one byte longer than GCM allows under one nonce (2^36 - 32 bytes: the 32-bit block
+/// counter would wrap into the tag's counter block) is refused before any byte changes, sealing
+/// and opening, on every backend. The buffer is a 64 GiB anonymous mapping reserved without
+/// backing memory: only the page touched below is ever allocated.
+#[test]
+fn a_message_past_the_gcm_limit_is_refused_untouched() {
+    let len = parthenon::cipher::MAX_MESSAGE_BYTES as usize + 1;
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        eprintln!("skip: cannot reserve {len} bytes of address space: {}", std::io::Error::last_os_error());
+        return;
+    }
+    // SAFETY: `p` maps `len` readable and writable bytes, unmapped only below, after the last use.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+    buf[len - 1] = 0x5a;
+    let key = [7u8; 32];
+    for backend in backends_present() {
+        let c = Aes256Gcm::with_backend(&key, backend).unwrap();
+        let e = c.seal_in_place_detached(&[1; 12], b"", buf).unwrap_err();
+        assert!(matches!(e, Error::MessageTooLong { len: l, .. } if l == len as u64), "{backend}: {e}");
+        let e = c.open_in_place_detached(&[1; 12], b"", buf, &[0; 16]).unwrap_err();
+        assert!(matches!(e, Error::MessageTooLong { .. }), "{backend}: {e}");
+        assert_eq!((buf[0], buf[len - 1]), (0, 0x5a), "{backend}: the buffer changed");
+    }
+    // SAFETY: `p`/`len` are the mapping made above; `buf` is not used after this.
+    unsafe { libc::munmap(p, len) };
+}

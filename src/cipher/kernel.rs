@@ -40,6 +40,14 @@ impl AesKey<'_> {
             AesKey::K256(k) => &k[..],
         }
     }
+
+    /// AES rounds for this key size: 10 (AES-128) or 14 (AES-256).
+    pub(crate) fn rounds(&self) -> usize {
+        match self {
+            AesKey::K128(_) => 10,
+            AesKey::K256(_) => 14,
+        }
+    }
 }
 
 /// One backend with one key.
@@ -161,7 +169,6 @@ pub(crate) fn fastest() -> Backend {
 pub(crate) fn build(backend: Backend, aes_key: AesKey<'_>) -> Result<Box<dyn Kernel>, Error> {
     check(backend)?;
     let aes256 = matches!(aes_key, AesKey::K256(_));
-    let key = aes_key.bytes();
     // One x86 kernel type per backend, generic over the round count (14 for AES-256, 10 for AES-128).
     #[cfg(target_arch = "x86_64")]
     macro_rules! x86_kernel {
@@ -170,9 +177,9 @@ pub(crate) fn build(backend: Backend, aes_key: AesKey<'_>) -> Result<Box<dyn Ker
             // SAFETY: `check` proved every feature in `FEATURES`.
             unsafe {
                 if aes256 {
-                    Box::new(K::<14>::new(key)) as Box<dyn Kernel>
+                    Box::new(K::<14>::new(aes_key)) as Box<dyn Kernel>
                 } else {
-                    Box::new(K::<10>::new(key))
+                    Box::new(K::<10>::new(aes_key))
                 }
             }
         }};

@@ -43,7 +43,9 @@ impl fmt::Display for Job {
 impl FromStr for Job {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Job::ALL.into_iter().find(|j| j.name() == s).ok_or_else(|| Error::UnknownJob { name: s.to_string() })
+        // Case-insensitive, as backend names are.
+        let name = s.to_ascii_lowercase();
+        Job::ALL.into_iter().find(|j| j.name() == name).ok_or_else(|| Error::UnknownJob { name: s.to_string() })
     }
 }
 
@@ -196,7 +198,7 @@ impl fmt::Display for Backend {
 impl FromStr for Backend {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let s = s.to_ascii_lowercase().replace('_', "-");
-        Backend::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| Error::UnknownBackend { name: s.clone() })
+        let name = s.to_ascii_lowercase().replace('_', "-");
+        Backend::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| Error::UnknownBackend { name: s.to_string() })
     }
 }

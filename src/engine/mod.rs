@@ -434,5 +434,10 @@ mod tests {
             assert_eq!(j.name().parse::<Job>().unwrap(), j);
         }
         assert!("warp-drive".parse::<Backend>().is_err());
+        // Case and `_` for `-` do not matter; an error names what was given, as given.
+        assert_eq!("AES_NI".parse::<Backend>().unwrap(), Backend::AesNi);
+        assert_eq!("Cipher".parse::<Job>().unwrap(), Job::Cipher);
+        let e = "AES_NI2".parse::<Backend>().unwrap_err();
+        assert!(matches!(&e, Error::UnknownBackend { name } if name == "AES_NI2"), "{e}");
     }
 }

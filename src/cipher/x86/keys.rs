@@ -10,6 +10,7 @@
 //! the `x^-1`, so `mul(X, H'^k) = X * H^k` and `mul(H'^i, H'^j) = H'^(i+j)`. This is the scheme of
 //! the Linux kernel's `aes-gcm-avx10` (E. Biggers), rewritten here with intrinsics.
 
+use crate::cipher::kernel::AesKey;
 use core::arch::x86_64::*;
 
 /// How many key powers are kept: a GHASH run of up to this many blocks needs one reduction.
@@ -98,16 +99,17 @@ pub(crate) fn shl1(h: u128) -> u128 {
     (h << 1) ^ (carry & 0xc200_0000_0000_0000_0000_0000_0000_0001)
 }
 
-/// Expands `key` (16 or 32 bytes) and derives the GHASH key powers.
+/// Expands `key` (AES-128 or AES-256, by its variant) and derives the GHASH key powers.
 ///
 /// # Safety
-/// The CPU must support AES-NI, PCLMULQDQ and SSSE3.
+/// The CPU must support AES-NI, PCLMULQDQ, SSSE3 and SSE4.1.
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
-pub(crate) unsafe fn expand(key: &[u8]) -> KeySchedule {
+pub(crate) unsafe fn expand(key: AesKey<'_>) -> KeySchedule {
     let mut rk = [_mm_setzero_si128(); 15];
-    // SAFETY: loads read 16 bytes inside `key` (its length is checked: 16 or 32).
+    // SAFETY: each load reads 16 bytes inside the key array, whose length its variant fixes
+    // (32 bytes for K256, 16 for K128).
     unsafe {
-        if key.len() == 32 {
+        if let AesKey::K256(key) = key {
             rk[0] = _mm_loadu_si128(key.as_ptr().cast());
             rk[1] = _mm_loadu_si128(key.as_ptr().add(16).cast());
             assist256!(rk, 2, 0x01, odd);
@@ -118,7 +120,7 @@ pub(crate) unsafe fn expand(key: &[u8]) -> KeySchedule {
             assist256!(rk, 12, 0x20, odd);
             assist256!(rk, 14, 0x40);
         } else {
-            rk[0] = _mm_loadu_si128(key.as_ptr().cast());
+            rk[0] = _mm_loadu_si128(key.bytes().as_ptr().cast());
             assist128!(rk, 1, 0x01);
             assist128!(rk, 2, 0x02);
             assist128!(rk, 3, 0x04);
@@ -131,7 +133,7 @@ pub(crate) unsafe fn expand(key: &[u8]) -> KeySchedule {
             assist128!(rk, 10, 0x36);
         }
     }
-    let nr = if key.len() == 32 { 14 } else { 10 };
+    let nr = key.rounds();
     // H = AES_K(0^128)
     let mut h = _mm_xor_si128(_mm_setzero_si128(), rk[0]);
     for k in &rk[1..nr] {
@@ -181,8 +183,9 @@ mod tests {
                 ][i]
             })
             .collect();
+        let key: [u8; 32] = key.try_into().expect("32 bytes");
         // SAFETY: the features were checked above.
-        let ks = unsafe { expand(&key) };
+        let ks = unsafe { expand(AesKey::K256(&key)) };
         let mut last = [0u8; 16];
         // SAFETY: 16 writable bytes.
         unsafe { _mm_storeu_si128(last.as_mut_ptr().cast(), ks.rk[14]) };

@@ -39,7 +39,7 @@ macro_rules! hw_kernel {
     ($name:ident, $v:ty, $nv:expr, $feat:literal, $backend:expr) => {
         use super::gcm;
         use super::keys::{self, KeySchedule};
-        use crate::cipher::kernel::{Block, Kernel};
+        use crate::cipher::kernel::{AesKey, Block, Kernel};
         use crate::engine::Backend;
 
         /// The `target_feature` set of this backend.
@@ -51,12 +51,14 @@ macro_rules! hw_kernel {
         }
 
         impl<const NR: usize> $name<NR> {
-            /// Expands `key` (16 or 32 bytes).
+            /// Expands `key`; `NR` must be its round count ([`AesKey::rounds`]), or every
+            /// method computes a cipher other than AES (a mistake, checked in debug builds).
             ///
             /// # Safety
             /// The CPU must support every feature in [`FEATURES`] (check with
             /// [`super::missing`]): every method executes those instructions.
-            pub(crate) unsafe fn new(key: &[u8]) -> Self {
+            pub(crate) unsafe fn new(key: AesKey<'_>) -> Self {
+                debug_assert_eq!(NR, key.rounds(), "round count of the kernel type and of the key");
                 // SAFETY: the caller guarantees the features, a superset of `expand`'s.
                 Self { ks: unsafe { keys::expand(key) } }
             }
