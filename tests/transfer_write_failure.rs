@@ -78,7 +78,12 @@ enum Peer {
 /// Receives one 9 MiB block with `rx` into a fresh store; returns the receive's error.
 fn failed_receive(rx: &dyn Transport, id: BlockId, peer_does: Peer) -> String {
     let dir = TempDir::new("wfail");
-    let store = BlockStore::open(dir.path()).unwrap();
+    failed_receive_in(dir.path(), rx, id, peer_does)
+}
+
+/// [`failed_receive`] into a store at `root`.
+fn failed_receive_in(root: &std::path::Path, rx: &dyn Transport, id: BlockId, peer_does: Peer) -> String {
+    let store = BlockStore::open(root).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -103,7 +108,7 @@ fn failed_receive(rx: &dyn Transport, id: BlockId, peer_does: Peer) -> String {
     drop(peer);
     sender.join().unwrap();
     let err = match got {
-        Ok(b) => panic!("block {} received past a {LIMIT}-byte file-size limit", b.id()),
+        Ok(b) => panic!("block {} received past a {LIMIT}-byte limit on what can be written", b.id()),
         Err(e) => e.to_string(),
     };
     assert!(!store.contains(id), "block {id} visible after a failed write");
@@ -155,5 +160,98 @@ fn child_writes_fail() {
         let buffered = parthenon::transfer::uring::UringTransport::new().unwrap().direct_writes(false);
         check("io-uring (page cache)", &buffered, BlockId(10));
     }
+    println!("CHILD-OK");
+}
+
+const FULL_CHILD_ENV: &str = "PARTHENON_FULL_FS_CHILD";
+
+/// A file system with no room for the block (a 2 MiB tmpfs, in a mount namespace of a child
+/// process) fails a receive with an error naming the block, on every stream backend, and leaves
+/// nothing behind. Finding: the `mmap` receiver sized its temp file (a hole) and read the socket
+/// into a mapping of it, so a full file system surfaced as `EFAULT` ("Bad address") from the
+/// read, an error that does not say what happened (and a write by user space into such a
+/// mapping gets `SIGBUS`); now the blocks are allocated first and the error is `ENOSPC`.
+#[test]
+fn receive_into_a_full_file_system_is_an_error_not_a_signal() {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["child_file_system_full", "--exact", "--nocapture", "--test-threads=1"]).env(FULL_CHILD_ENV, "1");
+    // SAFETY: the closure only calls unshare (async-signal-safe) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let out = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output() {
+        Ok(o) => o,
+        Err(e) => {
+            // A mount namespace needs CAP_SYS_ADMIN: CI runs as root, where this must work.
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI: cannot make a mount namespace: {e}");
+            eprintln!("skip: cannot make a mount namespace: {e}");
+            return;
+        }
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "child failed or was killed ({:?}):\n{text}", out.status);
+    assert!(text.contains("CHILD-OK"), "child did not run its checks:\n{text}");
+}
+
+#[test]
+fn child_file_system_full() {
+    if std::env::var_os(FULL_CHILD_ENV).is_none() {
+        return;
+    }
+    let dir = TempDir::new("fullfs");
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let target = c(dir.path().to_str().unwrap());
+    // SAFETY: mount(2) with valid NUL-terminated strings; this process is alone in its mount
+    // namespace (made private first, so nothing propagates back to the parent's).
+    unsafe {
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                c("/").as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "make mounts private: {}",
+            std::io::Error::last_os_error()
+        );
+        let opts = c("size=2m");
+        assert_eq!(
+            libc::mount(c("tmpfs").as_ptr(), target.as_ptr(), c("tmpfs").as_ptr(), 0, opts.as_ptr().cast()),
+            0,
+            "mount a 2 MiB tmpfs: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let backends = [Backend::Copy, Backend::Mmap, Backend::Sendfile, Backend::Splice, Backend::IoUring];
+    for (i, b) in backends.into_iter().enumerate() {
+        let engine =
+            Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() }).force(b).build();
+        let Ok(engine) = engine else {
+            println!("skip {b}: absent");
+            continue;
+        };
+        let rx = engine.transport().unwrap();
+        let id = BlockId(i as u64 + 1);
+        let root = dir.path().join(b.name());
+        let err = failed_receive_in(&root, &rx, id, Peer::Whole);
+        println!("{b}: {err}");
+        assert!(err.contains(&format!("block {id}")), "{b}: error does not name the block: {err}");
+        assert!(
+            err.contains("No space left") || err.contains("ENOSPC"),
+            "{b}: error does not say the file system is full: {err}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    // SAFETY: unmounts the tmpfs mounted above, which nothing uses any more.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     println!("CHILD-OK");
 }

@@ -1,8 +1,16 @@
 //! `mmap`: the sender maps the sealed block file read-only and writes the mapping to the socket
-//! (one copy, page cache → socket, no user buffer); the receiver sizes its private temp file,
-//! maps it writable and reads the socket straight into the mapping, hashing in 1 MiB steps.
-//! Only sealed files and the receiver's own `O_EXCL` temp file are ever mapped (see
+//! (one copy, page cache → socket, no user buffer); the receiver allocates its private temp
+//! file's blocks, maps it writable and reads the socket straight into the mapping, hashing in
+//! 1 MiB steps. Only sealed files and the receiver's own `O_EXCL` temp file are ever mapped (see
 //! [`super::store`]).
+//!
+//! The receiver allocates the file's blocks (`fallocate`) before mapping it, never only its size:
+//! a page of a hole that the file system cannot fill (full, or over quota) cannot be written
+//! through a mapping. The kernel's copy from the socket then fails with `EFAULT` ("Bad
+//! address"), which says nothing of the disk, and a store by user space would get `SIGBUS`. So a
+//! full disk is an I/O error (`ENOSPC`) naming the block, before any body byte is read; a file
+//! system without `fallocate` receives with plain reads and writes instead (the `copy`
+//! receiver's method).
 
 use super::recv::{self, read_full, socket_error, BodyMover, Waits};
 use super::store::TempBlock;
@@ -49,9 +57,18 @@ impl BodyMover for MmapMover {
             return Ok(Some(Digest::of(&[])));
         }
         let total = HEADER_LEN as u64 + len;
-        tmp.file.set_len(total).map_err(|e| Error::io("size temp block", Some(id), e))?;
-        // SAFETY: the temp file is private to this process (O_EXCL, 0600, store tmp dir) and was
-        // just sized to `total`; nothing truncates it while the mapping lives (dropped below).
+        match allocate(&tmp.file, total) {
+            Ok(()) => {}
+            // No body byte has been read: the copy receiver takes the whole body.
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                return super::copy::CopyMover.move_body(peer, tmp);
+            }
+            Err(e) => return Err(Error::io("allocate temp block", Some(id), e)),
+        }
+        // SAFETY: the temp file is private to this process (O_EXCL, 0600, store tmp dir), and its
+        // `total` bytes were just allocated on disk (so no write through the mapping meets a hole
+        // the file system cannot fill); nothing truncates it while the mapping lives (dropped
+        // below).
         // MAP_POPULATE: fault the pages in with one call instead of one fault per page.
         let mut map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&tmp.file) }
             .map_err(|e| Error::io("map temp block", Some(id), e))?;
@@ -72,5 +89,23 @@ impl BodyMover for MmapMover {
         }
         map.flush().map_err(|e| Error::io("msync temp block", Some(id), e))?;
         Ok(Some(hasher.finalize().into()))
+    }
+}
+
+/// Allocates the blocks of `file`'s first `len` bytes and sets its size to at least `len`
+/// (`fallocate` mode 0): `ENOSPC`/`EDQUOT`/`EFBIG` now, instead of a `SIGBUS` at the first write
+/// through a mapping; `EOPNOTSUPP` where the file system cannot.
+fn allocate(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
+    loop {
+        // SAFETY: fallocate on a descriptor this process owns; no memory is passed.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }

@@ -28,10 +28,13 @@
 //!   never passed through user space): a file it created with `O_EXCL`, mode 0600, in the store's
 //!   `tmp` directory and holds locked, which nothing else truncates (a store being opened removes
 //!   only unlocked temp files, and removing a name truncates nothing), and which the receive
-//!   itself truncates only after dropping the mapping. Mapping a file that another party
-//!   truncates kills the process with `SIGBUS`; sealed files are never truncated by the store, nor
-//!   temp files while mapped, which is what makes the mappings sound. (An operator who edits the
-//!   store by hand voids that guarantee.)
+//!   itself truncates only after dropping the mapping. Touching a mapped page that the file no
+//!   longer backs kills the process with `SIGBUS` (or fails the system call that touched it with
+//!   `EFAULT`): a page past the end of a file another party truncated, or a hole the file system
+//!   has no room to fill. Sealed files are never truncated
+//!   by the store, nor temp files while mapped, and a temp file is mapped for writing only after
+//!   its blocks were allocated (`fallocate`; a full disk is then an I/O error), which is what
+//!   makes the mappings sound. (An operator who edits the store by hand voids that guarantee.)
 //! - Opening a block checks its header against its id and its size ([`Error::CorruptStore`]);
 //!   [`SealedBlock::verify`] re-hashes the body.
 
