@@ -56,7 +56,7 @@ async fn hello_as(addr: std::net::SocketAddr, i: u16) -> TcpStream {
 }
 
 fn genesis() -> GenesisSpec {
-    GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 40, value: 5 }
+    GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 1024, value: 5 }
 }
 
 /// Starts validator 0 of four on a free loopback port; validator 1 is at `peer1`, the others
@@ -492,7 +492,8 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
 /// Finding: client submissions shared the consensus task's queue, so a flood of `Submit` frames
 /// (each transaction costing a signature verification) held up every vote and proposal queued
 /// behind it. A client here queues 64 frames of `MAX_SUBMIT_TXS` transactions with invalid
-/// signatures (all spending one genuine output); once the validator has checked the first, a
+/// signatures (transaction `i` of a frame spending genuine output `i`: none conflicts with
+/// another, so only verification refuses them, 1,024 per frame); once the validator has checked the first, a
 /// validator's vote arrives. It must be taken long before the flood is through (it was taken
 /// after all of it). The vote is watched through the metrics endpoint, which reads the node's
 /// counters directly: a status request waits in the client queue behind up to 16 submissions,
@@ -513,7 +514,7 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
                 let mut lock = [0u8; 32];
                 lock[..8].copy_from_slice(&((f * MAX_SUBMIT_TXS + i) as u64).to_le_bytes());
                 Transaction {
-                    inputs: vec![OutPoint { tx: g, index: 0 }],
+                    inputs: vec![OutPoint { tx: g, index: i as u32 }],
                     outputs: vec![Output { value: 1, lock: Lock::Ed25519(lock) }],
                     signatures: vec![Signature([0; 64])],
                 }
