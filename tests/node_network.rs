@@ -84,6 +84,17 @@ async fn start_validator_idle(
     peers: [std::net::SocketAddr; 3],
     client_idle_ms: u64,
 ) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+    let fetch_deadline_ms = parthenon::node::sync::FETCH_DEADLINE.as_millis() as u64;
+    start_validator_deadlines(name, peers, client_idle_ms, fetch_deadline_ms).await
+}
+
+/// [`start_validator_idle`] cutting each catch-up fetch after `fetch_deadline_ms`.
+async fn start_validator_deadlines(
+    name: &str,
+    peers: [std::net::SocketAddr; 3],
+    client_idle_ms: u64,
+    fetch_deadline_ms: u64,
+) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (addr, metrics) = (free(), free());
     let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
@@ -107,6 +118,7 @@ async fn start_validator_idle(
         genesis: genesis(),
         metrics: Some(metrics),
         client_idle_timeout_ms: client_idle_ms,
+        fetch_deadline_ms,
     };
     let engine = parthenon::Engine::builder()
         .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
@@ -283,15 +295,31 @@ fn fake_validator(
     serve: impl Fn(u64) -> Vec<(u64, Vec<u8>, CommitCert)> + Send + Sync + 'static,
 ) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use parthenon::transfer::{transport_for, BlockId};
+    fake_validator_answering(move |conn, from| {
+        let copy = transport_for(parthenon::Backend::Copy).unwrap();
+        for (h, payload, cert) in serve(from) {
+            let record = postcard::to_stdvec(&(h, payload, cert)).unwrap();
+            if copy.send_bytes(conn, BlockId(h), &record).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// [`fake_validator`] answering each block connection's `FetchBlocks { from, .. }` with
+/// `answer(connection, from)`.
+fn fake_validator_answering(
+    answer: impl Fn(&std::net::TcpStream, u64) + Send + Sync + 'static,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use std::sync::atomic::Ordering;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (serve, count) = (std::sync::Arc::new(serve), served.clone());
+    let (answer, count) = (std::sync::Arc::new(answer), served.clone());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(conn) = conn else { continue };
-            let (serve, count) = (serve.clone(), count.clone());
+            let (answer, count) = (answer.clone(), count.clone());
             std::thread::spawn(move || {
                 let Some(Frame::Hello { .. }) = frame(&conn) else { return };
                 let _ = std::io::Write::write_all(&mut &conn, &encode(&Frame::Challenge { nonce: [7; 32] }));
@@ -300,13 +328,7 @@ fn fake_validator(
                 match frame(&conn) {
                     Some(Frame::FetchBlocks { from, .. }) => {
                         count.fetch_add(1, Ordering::Relaxed);
-                        let copy = transport_for(parthenon::Backend::Copy).unwrap();
-                        for (h, payload, cert) in serve(from) {
-                            let record = postcard::to_stdvec(&(h, payload, cert)).unwrap();
-                            if copy.send_bytes(&conn, BlockId(h), &record).is_err() {
-                                return;
-                            }
-                        }
+                        answer(&conn, from);
                     }
                     // A consensus connection: read until it closes.
                     Some(_) => while frame(&conn).is_some() {},
@@ -318,6 +340,88 @@ fn fake_validator(
     (addr, served)
 }
 
+/// The final block at height 0: an empty block of validator 1, with the commits of validators 1,
+/// 2 and 3.
+fn final_block0() -> (u64, Vec<u8>, CommitCert) {
+    use parthenon::node::ledger::Block;
+    let chain = genesis().genesis().unwrap().id();
+    let block0 = Block { height: 0, parent: chain, proposer: 1, transactions: vec![] }.encode();
+    let digest = Digest::of(&block0);
+    let votes = (1..4u16)
+        .map(|i| {
+            let body = Vote { kind: VoteKind::Commit, height: 0, view: 0, digest };
+            Signed { body, signer: i, signature: Sign::sign(&key(i as u8), &body.signing_bytes(&chain)) }
+        })
+        .collect();
+    (0, block0, CommitCert { votes })
+}
+
+/// Finding: a catch-up fetch had no deadline, only a 10 s timeout per read, so a peer that sent
+/// a byte every few seconds held the one fetch (its blocking thread and block buffer) for ever,
+/// and a lagging validator fetched from no one else until it gave that fetch up as lost after
+/// 60 s (and then started another beside it). Here validator 1 claims a block and answers the
+/// fetch with the header of a 16 MiB block, then a byte of its body every 200 ms; validator 2
+/// claims the same block once validator 0 is fetching from validator 1. Validator 0 (fetch
+/// deadline 2 s) cuts the fetch at its deadline and shuts its connection, marks validator 1 (not
+/// asked again), and gets the block from validator 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_trickling_a_fetch_loses_it_at_its_deadline() {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+    let open_for: Arc<Mutex<Option<Duration>>> = Arc::default();
+    let trickled = open_for.clone();
+    let (trickler, trickler_fetches) = fake_validator_answering(move |conn, from| {
+        use parthenon::transfer::{BlockHeader, BlockId};
+        // A 16 MiB block (which the fetcher makes room for), then its body a byte at a time.
+        let header = BlockHeader { id: BlockId(from), length: 16 << 20, digest: parthenon::transfer::Digest([0; 32]) };
+        let started = std::time::Instant::now();
+        let _ = std::io::Write::write_all(&mut &*conn, &header.encode());
+        while std::io::Write::write_all(&mut &*conn, &[0]).is_ok() && started.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        *trickled.lock().unwrap() = Some(started.elapsed());
+    });
+    let genuine = final_block0();
+    let (honest, honest_fetches) =
+        fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
+    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let (addr, dir, _client, _) =
+        start_validator_deadlines("sync-trickle", [trickler, honest, nowhere], 60_000, 2_000).await;
+    let started = std::time::Instant::now();
+    let mut s1 = hello_as(addr, 1).await;
+    write_frame(&mut s1, &Frame::Tip(1)).await.unwrap();
+    while trickler_fetches.load(Ordering::Relaxed) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "validator 0 never fetched from validator 1");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let fetch_started = std::time::Instant::now();
+    let mut s2 = hello_as(addr, 2).await;
+    write_frame(&mut s2, &Frame::Tip(1)).await.unwrap();
+    // Generous bounds: the deadline is 2 s, and the retry pause 1 s.
+    let mut st = serde_json::Value::Null;
+    while fetch_started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        st = status(addr).await;
+        if st["height"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(st["height"], 1, "the honest peer's block, after the trickled fetch: {st}");
+    assert!(fetch_started.elapsed() >= Duration::from_secs(2), "the trickled fetch ended before its deadline");
+    assert_eq!(st["sync"]["fetch_deadlines"], 1, "{st}");
+    assert_eq!(honest_fetches.load(Ordering::Relaxed), 1);
+    // Validator 0 shut the trickled connection down: the trickler's writes failed.
+    while open_for.lock().unwrap().is_none() {
+        assert!(fetch_started.elapsed() < Duration::from_secs(60), "the trickled connection stays open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Marked, its claim dropped: validator 1 is not asked again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(trickler_fetches.load(Ordering::Relaxed), 1);
+    assert_eq!(status(addr).await["height"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Finding: a Byzantine validator that claims a far height and answers every fetch with a full
 /// answer of blocks consensus refuses kept the one fetch slot forever (a full answer was asked
 /// again at once, and a peer claiming more was tried first), so a lagging validator never
@@ -327,21 +431,11 @@ fn fake_validator(
 /// validator 2, and ask validator 1 at most about once per retry pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_refused_blocks_does_not_keep_the_fetch() {
-    use parthenon::node::ledger::Block;
     use parthenon::node::sync::MAX_FETCH;
     use std::sync::atomic::Ordering;
-    let chain = genesis().genesis().unwrap().id();
     let forged = |from: u64| (from..from + MAX_FETCH).map(|h| (h, Vec::new(), CommitCert { votes: vec![] })).collect();
     let (byzantine, byzantine_fetches) = fake_validator(forged);
-    let block0 = Block { height: 0, parent: chain, proposer: 1, transactions: vec![] }.encode();
-    let digest = Digest::of(&block0);
-    let votes = (1..4u16)
-        .map(|i| {
-            let body = Vote { kind: VoteKind::Commit, height: 0, view: 0, digest };
-            Signed { body, signer: i, signature: Sign::sign(&key(i as u8), &body.signing_bytes(&chain)) }
-        })
-        .collect();
-    let genuine = (0u64, block0, CommitCert { votes });
+    let genuine = final_block0();
     let (honest, honest_fetches) =
         fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();

@@ -8,6 +8,7 @@
 //! base_timeout_ms = 1000         # view 0 timeout; doubles per view
 //! propose_delay_ms = 20          # leader waits this long to fill a block
 //! max_block_txs = 5000
+//! fetch_deadline_ms = 120000     # a catch-up fetch taking longer is cut (crate::node::sync)
 //!
 //! [[validators]]
 //! public_key = "<64 hex>"
@@ -114,6 +115,15 @@ pub struct NodeConfig {
     /// before it is closed (ms; [`crate::node::peer::CLIENT_IDLE_TIMEOUT`] by default).
     #[serde(default = "default_client_idle")]
     pub client_idle_timeout_ms: u64,
+    /// Longest a catch-up fetch may take, from its connect to its last block, before its
+    /// connection is shut down and it fails (ms; [`crate::node::sync::FETCH_DEADLINE`] by
+    /// default; must be positive).
+    #[serde(default = "default_fetch_deadline")]
+    pub fetch_deadline_ms: u64,
+}
+
+fn default_fetch_deadline() -> u64 {
+    crate::node::sync::FETCH_DEADLINE.as_millis() as u64
 }
 
 fn default_client_idle() -> u64 {

@@ -35,8 +35,8 @@
 //! handshake ([`crate::node::handshake`]), client frames (`Submit`, `Subscribe`,
 //! `StatusRequest`), or, when the first frame is `FetchBlocks`, a block connection: final blocks
 //! sent through the engine's transfer ([`crate::node::sync`]). A validator that falls behind
-//! fetches the blocks it misses that way, one fetch at a time, and feeds them to consensus as
-//! `Decided` messages.
+//! fetches the blocks it misses that way, one fetch at a time, each ended by its deadline
+//! (`NodeConfig::fetch_deadline_ms`), and feeds them to consensus as `Decided` messages.
 
 use crate::node::config::{ConfigError, NodeConfig};
 use crate::node::consensus::{self as cs, Core, Effect, Input, Message, Timer, ValidatorIndex};
@@ -121,10 +121,11 @@ pub(crate) enum Event {
     Tip(ValidatorIndex, u64),
     /// Time to try a fetch again (see `Node::fetch_done`).
     RetryFetch,
-    /// A fetch from `peer` starting at height `from`, when `peer` claimed height `claimed`,
-    /// ended: blocks delivered, or why it stopped. Its blocks were queued before it, so
+    /// Fetch number `id`, from `peer` starting at height `from`, when `peer` claimed height
+    /// `claimed`, ended: blocks delivered, or why it stopped. Its blocks were queued before it, so
     /// consensus has seen them all.
     FetchDone {
+        id: u64,
         peer: ValidatorIndex,
         from: u64,
         claimed: u64,
@@ -174,6 +175,9 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     raise_fd_limit();
     let set = cfg.validator_set()?;
     let key = cfg.signing_key(&set)?;
+    if cfg.fetch_deadline_ms == 0 {
+        return Err(ConfigError::Field { field: "fetch_deadline_ms".into(), reason: "must be positive".into() }.into());
+    }
     let genesis = cfg.genesis.genesis()?;
     let (store, rec) = Store::open(&cfg.data_dir, &genesis)?;
     tracing::info!(index = cfg.index, height = rec.height, "recovered");
@@ -248,6 +252,8 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         server,
         gauges,
         fetching: None,
+        fetches: 0,
+        fetch_deadline: Duration::from_millis(cfg.fetch_deadline_ms),
         identity,
         tips: vec![0; cfg.validators.len()],
         fruitless: vec![None; cfg.validators.len()],
@@ -282,8 +288,12 @@ struct Node {
     counters: Arc<NetCounters>,
     server: Arc<BlockServer>,
     gauges: Arc<NodeGauges>,
-    /// When the fetch in flight started, if one is.
-    fetching: Option<Instant>,
+    /// The number of the fetch in flight and when it started, if one is.
+    fetching: Option<(u64, Instant)>,
+    /// Fetches started (the next one's number).
+    fetches: u64,
+    /// Longest a fetch may take (`NodeConfig::fetch_deadline_ms`).
+    fetch_deadline: Duration,
     /// Who this validator is when it calls a peer (block connections included).
     identity: Arc<Identity>,
     /// The highest height each peer showed (a `Tip`, or a signed message for it), until a fetch
@@ -352,7 +362,9 @@ impl Node {
                 Event::Timer(t) => self.step(Input::Timeout(t)),
                 Event::Start => self.step(Input::Start),
                 Event::Tip(peer, h) => self.ahead(peer, h),
-                Event::FetchDone { peer, from, claimed, result } => self.fetch_done(peer, from, claimed, result),
+                Event::FetchDone { id, peer, from, claimed, result } => {
+                    self.fetch_done(id, peer, from, claimed, result)
+                }
                 Event::RetryFetch => {
                     self.retry_pending = false;
                     self.fetch_from_best();
@@ -528,10 +540,11 @@ impl Node {
         }
     }
 
-    /// A fetch from `peer` that started at height `from`, when `peer` claimed height
-    /// `claimed`, ended. Its `Decided` blocks were queued on the same channel before this event,
-    /// so consensus has taken or refused each of them, and our height says what the fetch was
-    /// worth: delivered blocks count only if they moved the height (a peer can deliver
+    /// Fetch `id`, from `peer`, that started at height `from`, when `peer` claimed height
+    /// `claimed`, ended. A fetch other than the one in flight (one given up for lost, see
+    /// [`Node::fetch`]) changes nothing. Its `Decided` blocks were queued on the same channel
+    /// before this event, so consensus has taken or refused each of them, and our height says
+    /// what the fetch was worth: delivered blocks count only if they moved the height (a peer can deliver
     /// well-formed blocks that consensus refuses).
     ///
     /// The fetch was *fruitful* when it delivered blocks, every one of them moved our height,
@@ -548,7 +561,11 @@ impl Node {
     ///
     /// Then, while some peer's claim is above our height, another fetch starts after
     /// [`FETCH_RETRY`] ([`Node::fetch_from_best`]).
-    fn fetch_done(&mut self, peer: ValidatorIndex, from: u64, claimed: u64, result: Result<u64, String>) {
+    fn fetch_done(&mut self, id: u64, peer: ValidatorIndex, from: u64, claimed: u64, result: Result<u64, String>) {
+        if self.fetching.is_none_or(|(current, _)| current != id) {
+            tracing::debug!(peer, id, "a fetch given up for lost ended");
+            return;
+        }
         self.fetching = None;
         let ours = self.store.height();
         let applied = ours.saturating_sub(from);
@@ -624,14 +641,23 @@ impl Node {
     /// unless a fetch is in flight: a block connection on which this validator proves its
     /// identity first, so the peer serves it in the slot it keeps for it
     /// ([`crate::node::sync`]). Blocks reach consensus as `Decided` messages, in order.
+    ///
+    /// The whole fetch, connect and handshake included, ends by its deadline
+    /// ([`NodeConfig::fetch_deadline_ms`]): then its connection is shut down, its blocking
+    /// thread awaited, and it fails ([`BlockServer::fetch_until`]), so its `FetchDone` comes
+    /// just after the deadline and the peer is marked. A fetch still not done [`IO_TIMEOUT`]
+    /// after its deadline (its task lost) is given up: the next one may start, and its own
+    /// `FetchDone`, should it come, is ignored ([`Node::fetch_done`]).
     fn fetch(&mut self, peer: ValidatorIndex) {
-        // A fetch ends within the socket timeouts; one older than this is presumed lost.
-        const STALE: Duration = Duration::from_secs(60);
-        if peer == self.core.me() || self.fetching.is_some_and(|t| t.elapsed() < STALE) {
+        let lost = self.fetch_deadline.saturating_add(IO_TIMEOUT);
+        if peer == self.core.me() || self.fetching.is_some_and(|(_, t)| t.elapsed() < lost) {
             return;
         }
         let Some(addr) = self.addrs.get(usize::from(peer)).copied() else { return };
-        self.fetching = Some(Instant::now());
+        let id = self.fetches;
+        self.fetches += 1;
+        self.fetching = Some((id, Instant::now()));
+        let deadline = tokio::time::Instant::now() + self.fetch_deadline;
         let claimed = self.tips.get(usize::from(peer)).copied().unwrap_or(0);
         let (from, server, tx, identity) =
             (self.store.height(), self.server.clone(), self.tx.clone(), self.identity.clone());
@@ -646,21 +672,21 @@ impl Node {
                 handshake::call(&mut s, &identity.key, &identity.chain, identity.me, peer).await?;
                 s.into_std().map_err(io("connection"))
             };
-            let result = match opened.await {
+            let opened = tokio::time::timeout_at(deadline, opened).await.unwrap_or(Err(SyncError::Deadline));
+            let result = match opened {
                 Ok(s) => {
                     let blocks = tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        server.fetch_on(s, addr, from, |_, payload, cert| {
+                    server
+                        .clone()
+                        .fetch_until(s, addr, from, deadline, move |_, payload, cert| {
                             blocks.blocking_send(Event::Peer(peer, Message::Decided { cert, payload })).is_ok()
                         })
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(SyncError::Io { what: "fetch task", source: std::io::Error::other(e) }))
+                        .await
                 }
                 Err(e) => Err(server.fetch_failed(addr, from, e)),
             };
             let result = result.map_err(|e| e.to_string());
-            let _ = tx.send(Event::FetchDone { peer, from, claimed, result }).await;
+            let _ = tx.send(Event::FetchDone { id, peer, from, claimed, result }).await;
         });
     }
 
@@ -689,5 +715,95 @@ impl Node {
             "engine": self.engine.report(),
         })
         .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::config::GenesisSpec;
+    use crate::node::consensus::{Validator, ValidatorSet};
+    use ed25519_dalek::SigningKey;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i + 10; 32])
+    }
+
+    /// Validator 0 of four, its core at `height` (its store empty), without a network: frames
+    /// for validator `i` land in the `i - 1`th receiver.
+    fn node(name: &str, height: u64) -> (Node, Vec<mpsc::Receiver<Arc<Vec<u8>>>>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("parthenon-service-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spec = GenesisSpec {
+            chain: "service-test".into(),
+            wallet_seed: hex::encode([7u8; 32]),
+            keys: 4,
+            outputs: 4,
+            value: 5,
+        };
+        let genesis = spec.genesis().unwrap();
+        let validators = (0..4).map(|i| Validator { public_key: key(i).verifying_key().to_bytes(), stake: 1 });
+        let set = ValidatorSet::new(validators.collect()).unwrap();
+        let engine = Engine::new().unwrap();
+        let (store, rec) = Store::open(&dir, &genesis).unwrap();
+        let ledger = Ledger::from_parts(engine.clone(), rec.utxo, rec.height, rec.tip);
+        let config = cs::Config { chain: genesis.id(), ..cs::Config::default() };
+        let core = Core::restore(set, 0, Box::new(key(0)), config, Default::default(), height);
+        let server = Arc::new(BlockServer::new(store.blocks().clone(), rec.height, engine.transport().unwrap()));
+        let (mut peers, mut inboxes) = (vec![None], Vec::new());
+        for _ in 1..4 {
+            let (p, inbox) = mpsc::channel(16);
+            peers.push(Some(p));
+            inboxes.push(inbox);
+        }
+        let node = Node {
+            core,
+            app: LedgerApp::new(ledger, 0, 100, 1000),
+            store,
+            engine,
+            peers,
+            addrs: vec![([127, 0, 0, 1], 1).into(); 4],
+            tx: mpsc::channel(16).0,
+            counters: Arc::default(),
+            server,
+            gauges: Arc::default(),
+            fetching: None,
+            fetches: 0,
+            fetch_deadline: Duration::from_secs(1),
+            identity: Arc::new(Identity { key: key(0), chain: genesis.id(), me: 0 }),
+            tips: vec![0; 4],
+            fruitless: vec![None; 4],
+            retry_pending: false,
+            subscribers: Vec::new(),
+            evidence: 0,
+            recovered_height: 0,
+        };
+        (node, inboxes, dir)
+    }
+
+    /// At most one fetch runs: none starts while one is in flight, unless that one is older than
+    /// its deadline and [`IO_TIMEOUT`] (given up for lost); and the lost one's end, should it
+    /// come, neither ends the fetch in flight nor judges its peer.
+    #[tokio::test]
+    async fn a_fetch_given_up_for_lost_changes_nothing() {
+        let (mut node, _inboxes, dir) = node("lost-fetch", 0);
+        node.tips[1] = 5;
+        node.tips[2] = 5;
+        node.fetch(1);
+        assert_eq!((node.fetches, node.fetching.map(|(id, _)| id)), (1, Some(0)));
+        node.fetch(2);
+        assert_eq!(node.fetches, 1, "a second fetch started beside the first");
+        let lost = node.fetch_deadline + IO_TIMEOUT + Duration::from_secs(1);
+        node.fetching = Some((0, Instant::now().checked_sub(lost).unwrap()));
+        node.fetch(2);
+        assert_eq!((node.fetches, node.fetching.map(|(id, _)| id)), (2, Some(1)), "the lost fetch is given up");
+        node.fetch_done(0, 1, 0, 5, Err("lost".into()));
+        assert_eq!(node.fetching.map(|(id, _)| id), Some(1), "the lost fetch's end ended the next one");
+        assert_eq!((node.fruitless[1], node.tips[1]), (None, 5), "the lost fetch's peer was judged");
+        node.fetch_done(1, 2, 0, 5, Err("failed".into()));
+        assert_eq!(node.fetching, None);
+        assert!(node.fruitless[2].is_some(), "the fetch in flight's peer is marked");
+        assert_eq!(node.tips[2], 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -35,6 +35,17 @@
 //! being served (which is shut down): a fetch it gave up on cannot keep it out. Both sides time out a stalled socket after
 //! [`IO_TIMEOUT`] (every transfer backend honours the socket's timeouts, io_uring included).
 //!
+//! That timeout bounds each read only, so a fetch also has a deadline for the whole of it,
+//! connect and handshake included ([`FETCH_DEADLINE`] by default, `fetch_deadline_ms` in
+//! `node.toml`): a peer that sends a byte every few seconds, or blocks consensus refuses at a
+//! crawl, holds a fetch until then at most. At the deadline the fetcher shuts the connection
+//! down, so the read blocked on it returns and the blocking thread ends, freeing its block
+//! buffer (up to [`MAX_BLOCK_BYTES`]); the fetch fails ([`SyncError::Deadline`], counted in
+//! [`SyncCounters::fetch_deadlines`]), the blocks that arrived whole before it stay delivered,
+//! and the peer is marked as for any failed fetch (below). A fetch whose end is still not
+//! reported [`IO_TIMEOUT`] after its deadline is given up for lost: the node may start the next
+//! one, and ignores the lost one's result should it come.
+//!
 //! A node runs one fetch at a time, and judges a fetch by how far it moved the node's height,
 //! not by how many blocks arrived (a peer can send well-formed blocks that consensus refuses).
 //! A fetch is fruitful when every block it delivered became final here and it delivered what
@@ -69,6 +80,11 @@ pub const MAX_FETCH: u64 = 256;
 /// A block connection whose peer neither sends nor accepts a byte for this long is dropped.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest a catch-up fetch may take by default (`fetch_deadline_ms` in `node.toml`), from its
+/// connect to its last block: then its connection is shut down and it fails (module docs). Time
+/// for a full answer ([`MAX_FETCH`] blocks) of 1 MiB blocks at about 2 MiB/s.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Most anonymous block connections served at once; more are refused (closed at once and
 /// counted), so peers that ask for blocks and read slowly cannot take every thread of the
 /// runtime's blocking pool, which the node's own catch-up also runs on. Validators that proved
@@ -82,6 +98,8 @@ pub struct SyncCounters {
     pub fetches: AtomicU64,
     /// Fetches that ended with an error (after delivering what arrived whole).
     pub fetch_errors: AtomicU64,
+    /// Fetches cut at their deadline (also counted in `fetch_errors`).
+    pub fetch_deadlines: AtomicU64,
     /// Blocks received whole and handed to consensus.
     pub blocks_fetched: AtomicU64,
     /// Wire bytes of those blocks.
@@ -301,11 +319,53 @@ impl BlockServer {
         result
     }
 
+    /// [`BlockServer::fetch_on`] on tokio's blocking pool, cut at `deadline`: if the fetch has not
+    /// ended by then, its connection is shut down (so the blocked read returns and the thread and
+    /// its block buffer go), the thread is awaited, and the fetch fails with
+    /// [`SyncError::Deadline`] (counted), whatever it delivered. A peer that trickles bytes, each
+    /// within [`IO_TIMEOUT`], therefore holds a fetch until `deadline` at most.
+    pub async fn fetch_until(
+        self: std::sync::Arc<Self>,
+        s: TcpStream,
+        addr: SocketAddr,
+        from: Height,
+        deadline: tokio::time::Instant,
+        deliver: impl FnMut(Height, Vec<u8>, CommitCert) -> bool + Send + 'static,
+    ) -> Result<u64, SyncError> {
+        let handle = match s.try_clone() {
+            Ok(h) => h,
+            Err(source) => {
+                return Err(self.fetch_failed(addr, from, SyncError::Io { what: "duplicate connection", source }))
+            }
+        };
+        let server = self.clone();
+        let mut task = tokio::task::spawn_blocking(move || server.fetch_on(s, addr, from, deliver));
+        let joined = |r: Result<Result<u64, SyncError>, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(SyncError::Io { what: "fetch task", source: std::io::Error::other(e) }))
+        };
+        let Ok(r) = tokio::time::timeout_at(deadline, &mut task).await else {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+            let delivered = joined(task.await);
+            // fetch_on counted its own error, if it returned one.
+            if delivered.is_ok() {
+                self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            self.counters.fetch_deadlines.fetch_add(1, Ordering::Relaxed);
+            let e = SyncError::Deadline;
+            self.counters.note_error(format!("fetching from {addr} at height {from}: {e}"));
+            return Err(e);
+        };
+        joined(r)
+    }
+
     /// Counts a fetch from `addr` at `from` that failed before its request went out (connect,
-    /// handshake), and returns its error.
+    /// handshake, or its deadline passed first), and returns its error.
     pub fn fetch_failed(&self, addr: SocketAddr, from: Height, e: SyncError) -> SyncError {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+        if matches!(e, SyncError::Deadline) {
+            self.counters.fetch_deadlines.fetch_add(1, Ordering::Relaxed);
+        }
         self.counters.note_error(format!("fetching from {addr} at height {from}: {e}"));
         e
     }
@@ -330,6 +390,10 @@ pub enum SyncError {
         /// The transfer error (names the reason: truncated, digest mismatch, unexpected id, …).
         source: transfer::Error,
     },
+    /// The fetch did not end by its deadline ([`BlockServer::fetch_until`]); its connection was
+    /// shut down.
+    #[error("fetch not done by its deadline; connection shut down")]
+    Deadline,
     /// The validators' handshake on the block connection failed.
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
@@ -451,6 +515,62 @@ mod tests {
         assert_eq!(client.fetch(anonymous, 0, |_, _, _| true).unwrap(), 0, "strangers are refused");
         let validator = listen_as(srv.clone(), Some(1));
         assert_eq!(client.fetch(validator, 0, |_, _, _| true).unwrap(), 3, "validator 1 is served");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Finding: a fetch had no deadline, only a timeout per read, so a peer that sends a byte
+    /// every few seconds held it (its blocking thread and block buffer) for ever. Here the peer
+    /// sends the header of a 1 MiB block, then trickles its body a byte every 100 ms: the fetch
+    /// fails at its deadline, counted, and its connection is shut down (the peer's writes then
+    /// fail), so the blocking thread is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fetch_that_trickles_ends_at_its_deadline() {
+        let base = std::env::temp_dir().join(format!("parthenon-sync-trickle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let client = std::sync::Arc::new(server(&base, 0));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let started = std::time::Instant::now();
+            let header = transfer::BlockHeader { id: BlockId(0), length: 1 << 20, digest: transfer::Digest([0; 32]) };
+            let _ = s.write_all(&header.encode());
+            // One byte per 100 ms, until the fetcher goes.
+            while s.write_all(&[0]).is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+                if started.elapsed() > Duration::from_secs(120) {
+                    return;
+                }
+            }
+            let _ = closed_tx.send(started.elapsed());
+        });
+        let s = TcpStream::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        let delivered = std::sync::Arc::new(AtomicU64::new(0));
+        let count = delivered.clone();
+        let result = client
+            .clone()
+            .fetch_until(s, addr, 0, deadline, move |_, _, _| {
+                count.fetch_add(1, Ordering::Relaxed);
+                true
+            })
+            .await;
+        let took = started.elapsed();
+        assert!(matches!(result, Err(SyncError::Deadline)), "{result:?}");
+        assert!(took >= Duration::from_millis(500), "ended before its deadline: {took:?}");
+        // Generous: the bound is the deadline, not the 10 s socket timeout (nor never).
+        assert!(took < Duration::from_secs(8), "ended {took:?} after it started");
+        assert_eq!(delivered.load(Ordering::Relaxed), 0);
+        assert_eq!(client.counters.fetches.load(Ordering::Relaxed), 1);
+        assert_eq!(client.counters.fetch_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(client.counters.fetch_deadlines.load(Ordering::Relaxed), 1);
+        assert!(client.counters.last_error.lock().unwrap().contains("deadline"));
+        // The connection was shut down: the peer's writes fail soon after (the kernel may take
+        // a few writes to report the reset).
+        let gone = closed.recv_timeout(Duration::from_secs(30));
+        assert!(gone.is_ok(), "the peer's writes kept succeeding");
         let _ = std::fs::remove_dir_all(&base);
     }
 

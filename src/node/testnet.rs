@@ -215,6 +215,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             genesis: genesis.clone(),
             metrics: None,
             client_idle_timeout_ms: crate::node::peer::CLIENT_IDLE_TIMEOUT.as_millis() as u64,
+            fetch_deadline_ms: crate::node::sync::FETCH_DEADLINE.as_millis() as u64,
         };
         std::fs::write(dir.join(format!("node{i}.toml")), cfg.to_toml()).map_err(|e| format!("write config: {e}"))?;
     }
