@@ -214,8 +214,9 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
 
 /// Validator 1 (played by this test) tells validator 0 that it holds three final blocks, then
 /// serves forged ones through the engine's transfer: one whose certificate is validly signed but
-/// far below a quorum, two whose certificates carry forged signatures. Validator 0 fetches all
-/// three whole (transfer checks length and digest), and consensus refuses every one.
+/// far below a quorum (refused before its signature is verified), two whose certificates carry
+/// forged signatures. Validator 0 fetches all three whole (transfer checks length and digest),
+/// and consensus refuses every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
     use parthenon::transfer::{transport_for, BlockId};
@@ -278,6 +279,8 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
     server.join().unwrap();
     assert_eq!(st["sync"]["blocks_fetched"], 3, "every block arrived whole: {st}");
     assert_eq!(st["net"]["bad_signatures"], 2, "forged certificate signatures: {st}");
+    assert_eq!(st["net"]["refused_unverified"], 1, "the certificate below a quorum: {st}");
+    assert_eq!(st["net"]["messages_in"], 0, "{st}");
     assert_eq!(st["height"], 0, "no forged block became final: {st}");
     // A fetch whose blocks were all refused moved nothing: validator 1's claim is dropped, so it
     // is not asked again (it would be after the retry pause, had the delivered blocks counted).

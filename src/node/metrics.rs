@@ -13,7 +13,7 @@
 //! | `parthenon_view` | gauge | consensus view at the current height |
 //! | `parthenon_mempool_transactions` | gauge | transactions waiting for a block |
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
-//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound or out of view range, not verified), `queue_full` |
+//! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound, out of view range, below our height, or a `Decided` without a quorum certificate: not verified), `queue_full` |
 //! | `parthenon_refused_hellos` | counter | `Hello` handshakes refused (unknown or own index, bad or missing proof, timeout, repeated `Hello`), each closing its connection |
 //! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout), `write_timeout` (a client that did not take a frame within 10 s) |
 //! | `parthenon_evidence` | counter | equivocations seen |

@@ -7,9 +7,17 @@
 //! effects in order: decisions are appended (fsync) and safety state persisted before any message
 //! of the same step is sent.
 //!
-//! Before verification, each message passes cheap checks ([`cs::rules::check_shape`]: at most one
-//! vote or view change per validator in any list; proposals and votes for views the core would
-//! drop): a message built to cost many verifications is refused for the price of counting it.
+//! Before verification, each message passes cheap checks, and is refused (counted, no signature
+//! verified) when the core would drop it anyway: over a structural bound
+//! ([`cs::rules::check_shape`]: at most one vote or view change per validator in any list); a
+//! proposal or vote for a view the core would drop; a proposal, vote or `Decided` for a height
+//! below the core's (the sender, authenticated by its connection, is still told our tip once per
+//! height it shows, as the core would: [`Core::lagging`]); a `Decided` whose certificate fails the
+//! core's own rule ([`cs::rules::check_commit`]: one kind, height, view and digest, from
+//! distinct validators holding a quorum of stake, or all stake for prepares). So a message built
+//! to cost many verifications, a certificate of garbage signatures from distinct validators
+//! among them, costs only counting it, unless the core could act on it. View changes, and
+//! `Decided` with a well-formed quorum certificate at or above our height, are verified.
 //! A stopped validator is the answer to anything that makes its state untrustworthy: a failed
 //! block append or safety-state write, or a final block its ledger cannot apply
 //! ([`Effect::Halt`]).
@@ -91,8 +99,10 @@ pub struct NetCounters {
     pub refused_hellos: AtomicU64,
     /// Consensus messages dropped for a bad, unknown or missing signature.
     pub bad_signatures: AtomicU64,
-    /// Consensus messages dropped before signature verification: over a structural bound
-    /// ([`cs::rules::check_shape`]) or for a view the core would ignore anyway.
+    /// Consensus messages dropped before signature verification because the core would drop
+    /// them anyway: over a structural bound ([`cs::rules::check_shape`]), for a view or a height
+    /// below ours the core would ignore, or a `Decided` whose certificate fails
+    /// [`cs::rules::check_commit`] (module docs).
     pub refused_unverified: AtomicU64,
     /// Frames dropped because a peer queue was full.
     pub send_dropped: AtomicU64,
@@ -152,8 +162,10 @@ enum Verdict {
     Ok,
     /// A missing, unknown or invalid signature.
     BadSignature,
-    /// Refused before verification (shape or view range).
+    /// Refused before verification (shape, view range, certificate stake).
     Refused,
+    /// Refused before verification: for a height below the core's ([`Core::lagging`]).
+    Lagging,
 }
 
 /// Most clients subscribed to commit notices at once (one subscription per connection).
@@ -358,6 +370,12 @@ impl Node {
                     Verdict::Refused => {
                         self.counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
                     }
+                    Verdict::Lagging => {
+                        self.counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
+                        if let Some(e) = self.core.lagging(from, message.height()) {
+                            self.effect(e);
+                        }
+                    }
                 },
                 Event::Timer(t) => self.step(Input::Timeout(t)),
                 Event::Start => self.step(Input::Start),
@@ -403,11 +421,45 @@ impl Node {
         height != self.core.height() || view <= self.core.view().saturating_add(self.core.config().max_view_ahead)
     }
 
+    /// Why `m` is refused before its signatures are verified, if it is: the core would drop it
+    /// (module docs). Heights only grow, so a message below the core's height when its round
+    /// starts is still below it when the core would take it, and the core's answer to such a
+    /// message, `Behind`, is kept ([`Verdict::Lagging`]). The one answer given up is the core's
+    /// `Ahead` for a `Decided` above our height whose certificate fails: no honest validator
+    /// sends one, and a peer claims heights with `Tip` frames anyway.
+    fn refusal(&self, m: &Message) -> Option<Verdict> {
+        let set = self.core.validators();
+        if cs::rules::check_shape(set, m).is_err() || !self.in_view_range(m) {
+            return Some(Verdict::Refused);
+        }
+        match m {
+            Message::ViewChange(_) => None,
+            _ if m.height() < self.core.height() => Some(Verdict::Lagging),
+            Message::Decided { cert, .. } if cs::rules::check_commit(set, cert).is_err() => Some(Verdict::Refused),
+            _ => None,
+        }
+    }
+
     /// One engine batch for all signatures of all consensus messages in `events`, after the
-    /// cheap checks ([`cs::rules::check_shape`], view range): a message that fails those is
-    /// refused without verifying any of its signatures. [`Verdict::Ok`] for a message whose
-    /// signatures all verify (and for non-messages).
+    /// cheap checks ([`Node::refusal`]): a message that fails those is refused without verifying
+    /// any of its signatures. [`Verdict::Ok`] for a message whose signatures all verify (and for
+    /// non-messages).
     fn verify_messages(&self, events: &[Event]) -> Vec<Verdict> {
+        let (mut out, batch, owner) = self.batch_messages(events);
+        if !batch.is_empty() {
+            let verdicts = self.engine.verify(&batch);
+            for (k, i) in owner.into_iter().enumerate() {
+                if verdicts.get(k) != Some(true) {
+                    out[i] = Verdict::BadSignature;
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Node::verify_messages`] before the engine: the verdicts known without verifying, and
+    /// the batch of the signatures left to verify, with the event each belongs to.
+    fn batch_messages(&self, events: &[Event]) -> (Vec<Verdict>, Batch, Vec<usize>) {
         let set = self.core.validators();
         let chain = self.core.config().chain;
         let mut batch = Batch::new();
@@ -415,8 +467,8 @@ impl Node {
         let mut out = vec![Verdict::Ok; events.len()];
         for (i, e) in events.iter().enumerate() {
             let Event::Peer(_, m) = e else { continue };
-            if cs::rules::check_shape(set, m).is_err() || !self.in_view_range(m) {
-                out[i] = Verdict::Refused;
+            if let Some(refused) = self.refusal(m) {
+                out[i] = refused;
                 continue;
             }
             let sigs = m.signatures(&chain);
@@ -432,15 +484,7 @@ impl Node {
                 }
             }
         }
-        if !batch.is_empty() {
-            let verdicts = self.engine.verify(&batch);
-            for (k, i) in owner.into_iter().enumerate() {
-                if verdicts.get(k) != Some(true) {
-                    out[i] = Verdict::BadSignature;
-                }
-            }
-        }
-        out
+        (out, batch, owner)
     }
 
     fn step(&mut self, input: Input) {
@@ -722,7 +766,10 @@ impl Node {
 mod tests {
     use super::*;
     use crate::node::config::GenesisSpec;
-    use crate::node::consensus::{Validator, ValidatorSet};
+    use crate::node::consensus::{
+        CommitCert, Digest, ProposalHeader, Sign, Signable, Signature, Signed, SignedVote, Validator, ValidatorSet,
+        ViewChange, ViewChangeBody, Vote, VoteKind,
+    };
     use ed25519_dalek::SigningKey;
 
     fn key(i: u8) -> SigningKey {
@@ -779,6 +826,122 @@ mod tests {
             recovered_height: 0,
         };
         (node, inboxes, dir)
+    }
+
+    /// A vote of `signer`, genuinely signed, or with a garbage signature.
+    fn vote(node: &Node, kind: VoteKind, height: u64, digest: Digest, signer: u16, genuine: bool) -> SignedVote {
+        let body = Vote { kind, height, view: 0, digest };
+        let signature = match genuine {
+            true => Sign::sign(&key(signer as u8), &body.signing_bytes(&node.core.config().chain)),
+            false => Signature([0x55; 64]),
+        };
+        Signed { body, signer, signature }
+    }
+
+    /// `Decided` at `height` with the commits of `signers` for one payload.
+    fn decided(node: &Node, height: u64, signers: &[u16], genuine: bool) -> Message {
+        let payload = format!("block {height}").into_bytes();
+        let votes =
+            signers.iter().map(|&s| vote(node, VoteKind::Commit, height, Digest::of(&payload), s, genuine)).collect();
+        Message::Decided { cert: CommitCert { votes }, payload }
+    }
+
+    /// The `Tip` frames queued for a peer.
+    fn tips(inbox: &mut mpsc::Receiver<Arc<Vec<u8>>>) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Ok(f) = inbox.try_recv() {
+            if let Ok(Frame::Tip(h)) = postcard::from_bytes(&f[4..]) {
+                out.push(h);
+            }
+        }
+        out
+    }
+
+    /// Finding: every message that passed the shape and view checks had all its signatures
+    /// verified, also those the core drops anyway: proposals, votes and `Decided` below its
+    /// height, and `Decided` whose certificate holds less than a quorum (one validator could
+    /// send certificates of garbage signatures from distinct validators, each costing a
+    /// verification per vote). Those are now refused with no signature in the batch; what the
+    /// core can act on is still verified.
+    #[test]
+    fn messages_the_core_would_drop_are_refused_unverified() {
+        let (node, _inboxes, dir) = node("refused", 3);
+        let d = Digest([1; 32]);
+        let header = Signed {
+            body: ProposalHeader { height: 2, view: 0, digest: d },
+            signer: 2,
+            signature: Signature([0x55; 64]),
+        };
+        let prepares = |height, signers: &[u16]| {
+            let payload = format!("block {height}").into_bytes();
+            let votes = signers.iter().map(|&s| vote(&node, VoteKind::Prepare, height, Digest::of(&payload), s, false));
+            Message::Decided { cert: CommitCert { votes: votes.collect() }, payload }
+        };
+        let mut mixed = decided(&node, 3, &[1, 2, 3], false);
+        if let Message::Decided { cert, .. } = &mut mixed {
+            cert.votes[2].body.digest = d;
+        }
+        let refused = [
+            (Message::Vote(vote(&node, VoteKind::Prepare, 1, d, 1, false)), Verdict::Lagging),
+            (Message::Proposal { header, payload: vec![], justification: vec![] }, Verdict::Lagging),
+            (decided(&node, 1, &[1, 2, 3], false), Verdict::Lagging),
+            (decided(&node, 3, &[1, 2], false), Verdict::Refused),
+            (decided(&node, 9, &[1], false), Verdict::Refused),
+            (prepares(3, &[1, 2, 3]), Verdict::Refused),
+            (mixed, Verdict::Refused),
+        ];
+        let events: Vec<Event> = refused.iter().map(|(m, _)| Event::Peer(1, m.clone())).collect();
+        let (verdicts, batch, _) = node.batch_messages(&events);
+        assert_eq!(verdicts, refused.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        assert!(batch.is_empty(), "{} signatures to verify", batch.len());
+
+        // What the core may act on is verified: garbage signatures are caught there, genuine
+        // ones pass.
+        let vc = ViewChange {
+            signed: Signed {
+                body: ViewChangeBody { height: 1, new_view: 1, prepared: None, last_vote: None },
+                signer: 1,
+                signature: Signature([0x55; 64]),
+            },
+            payloads: vec![],
+        };
+        let verified = [
+            (Message::Vote(vote(&node, VoteKind::Prepare, 3, d, 1, false)), Verdict::BadSignature),
+            (Message::ViewChange(vc), Verdict::BadSignature),
+            (decided(&node, 3, &[1, 2, 3], false), Verdict::BadSignature),
+            (Message::Vote(vote(&node, VoteKind::Prepare, 3, d, 1, true)), Verdict::Ok),
+            (Message::Vote(vote(&node, VoteKind::Prepare, 4, d, 2, true)), Verdict::Ok),
+            (decided(&node, 3, &[1, 2, 3], true), Verdict::Ok),
+            (decided(&node, 5, &[0, 2, 3], true), Verdict::Ok),
+            (prepares(3, &[0, 1, 2, 3]), Verdict::BadSignature),
+        ];
+        let events: Vec<Event> = verified.iter().map(|(m, _)| Event::Peer(1, m.clone())).collect();
+        assert_eq!(node.batch_messages(&events).1.len(), 1 + 1 + 3 + 1 + 1 + 3 + 3 + 4);
+        assert_eq!(node.verify_messages(&events), verified.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A message below our height refused unverified still tells its sender our tip (the core's
+    /// `Behind`), once per height it shows, as when such messages were verified and fed in.
+    #[test]
+    fn a_lagging_sender_is_still_told_our_tip() {
+        let (mut node, mut inboxes, dir) = node("lagging", 3);
+        let (_tx, mut rx) = mpsc::channel(1);
+        let d = Digest([1; 32]);
+        let garbage = |node: &Node, height| Message::Vote(vote(node, VoteKind::Prepare, height, d, 1, false));
+        node.round(Event::Peer(1, garbage(&node, 1)), &mut rx);
+        assert_eq!(tips(&mut inboxes[0]), vec![0], "told our tip");
+        node.round(Event::Peer(1, garbage(&node, 1)), &mut rx);
+        node.round(Event::Peer(1, decided(&node, 0, &[1, 2, 3], false)), &mut rx);
+        assert_eq!(tips(&mut inboxes[0]), Vec::<u64>::new(), "not again for a height it showed, or a lower one");
+        node.round(Event::Peer(1, decided(&node, 2, &[1, 2, 3], false)), &mut rx);
+        assert_eq!(tips(&mut inboxes[0]), vec![0], "told again for a higher height");
+        node.round(Event::Peer(2, garbage(&node, 2)), &mut rx);
+        assert_eq!(tips(&mut inboxes[1]), vec![0], "each sender for itself");
+        assert_eq!(node.counters.refused_unverified.load(Ordering::Relaxed), 5);
+        assert_eq!(node.counters.bad_signatures.load(Ordering::Relaxed), 0);
+        assert_eq!(node.counters.messages_in.load(Ordering::Relaxed), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// At most one fetch runs: none starts while one is in flight, unless that one is older than

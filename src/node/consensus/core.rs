@@ -4,7 +4,10 @@
 //!
 //! # Host contract
 //!
-//! - Feed only messages whose signatures (all of [`Message::signatures`]) verified.
+//! - Feed only messages whose signatures (all of [`Message::signatures`]) verified. A proposal,
+//!   vote or [`Message::Decided`] for a height below [`Core::height`] may instead be dropped
+//!   unverified (the core would drop it): then tell the core with [`Core::lagging`] and perform
+//!   the effect it returns, so the sender still learns that it is behind.
 //! - Perform effects in order. [`Effect::Decide`] and [`Effect::Persist`] come before any message
 //!   the same call produces: make them durable first, then send. Restarting from the last
 //!   persisted [`SafetyState`] ([`Core::restore`]) then never makes the validator contradict a
@@ -420,18 +423,35 @@ impl Core {
         self.pending.push_front((self.me, m));
     }
 
+    /// A proposal, vote or `Decided` from `from` for `height`, below ours, that the host dropped
+    /// without verifying its signatures (the core drops every message below its height): the
+    /// [`Effect::Behind`] the core answers such a message with, if any, so the sender still
+    /// learns it is behind (the host contract). `None` for a height not below ours.
+    pub fn lagging(&mut self, from: ValidatorIndex, height: Height) -> Option<Effect> {
+        if self.halted || height >= self.height {
+            return None;
+        }
+        self.behind(from, height, false)
+    }
+
+    /// `from` showed a message for `h`, below our height: [`Effect::Behind`] when that is the
+    /// highest such height it showed at our height, or `always` (a view change).
+    fn behind(&mut self, from: ValidatorIndex, h: Height, always: bool) -> Option<Effect> {
+        let first = match self.behind_told.get_mut(usize::from(from)) {
+            Some(told) if told.is_none_or(|t| t < h) => {
+                *told = Some(h);
+                true
+            }
+            _ => false,
+        };
+        (from != self.me && (first || always)).then_some(Effect::Behind { peer: from, height: h })
+    }
+
     fn on_message(&mut self, from: ValidatorIndex, m: Message, app: &mut dyn Application) {
         let h = m.height();
         if h < self.height {
-            let first = match self.behind_told.get_mut(usize::from(from)) {
-                Some(told) if told.is_none_or(|t| t < h) => {
-                    *told = Some(h);
-                    true
-                }
-                _ => false,
-            };
-            if from != self.me && (first || matches!(m, Message::ViewChange(_))) {
-                self.out.push(Effect::Behind { peer: from, height: h });
+            if let Some(e) = self.behind(from, h, matches!(m, Message::ViewChange(_))) {
+                self.out.push(e);
             }
             return;
         }

@@ -316,6 +316,29 @@ fn a_lagging_peer_is_told_once_per_height_it_shows() {
     assert_eq!(c.behind_told, vec![None, Some(2), None, None], "one height per validator, whatever heights it signs");
 }
 
+/// A host that drops messages below our height unverified asks [`Core::lagging`] instead: the
+/// same answers, from the same one height per peer, as feeding those messages in.
+#[test]
+fn lagging_answers_as_a_message_below_our_height_would() {
+    let mut c = core(4, 0);
+    let mut app = App::default();
+    for h in 0..3u64 {
+        let p = format!("block {h}").into_bytes();
+        deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(h, &p), payload: p });
+    }
+    assert_eq!(c.height(), 3);
+    assert_eq!(c.lagging(1, 1), Some(Effect::Behind { peer: 1, height: 1 }));
+    assert_eq!(c.lagging(1, 1), None, "the same height is told once");
+    assert_eq!(c.lagging(1, 0), None, "a lower one is not");
+    assert_eq!(c.lagging(1, 2), Some(Effect::Behind { peer: 1, height: 2 }));
+    let prepare = Message::Vote(vote(VoteKind::Prepare, 2, 0, Digest::default(), 1));
+    let told = deliver(&mut c, &mut app, 1, prepare);
+    assert!(!told.iter().any(|e| matches!(e, Effect::Behind { .. })), "one record with messages fed in");
+    assert_eq!(c.lagging(1, 3), None, "not below our height");
+    assert_eq!(c.lagging(0, 1), None, "never told to itself");
+    assert_eq!(c.behind_told, vec![Some(1), Some(2), None, None]);
+}
+
 fn proposals(effects: &[Effect]) -> Vec<(Signed<ProposalHeader>, Vec<ViewChange>)> {
     effects
         .iter()
