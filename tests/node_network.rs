@@ -795,3 +795,94 @@ async fn a_client_that_does_not_read_is_closed() {
     assert!(matches!(drained, Ok(Ok(_)) | Ok(Err(_))), "the connection stays open");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Closed by the validator within `within` (end of stream or reset), or still open.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 1];
+    matches!(tokio::time::timeout(within, s.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+}
+
+/// Whether the metrics at `metrics` show `line` within 20 s.
+async fn metric_shows(metrics: std::net::SocketAddr, line: &str) -> bool {
+    for _ in 0..200 {
+        if scrape(metrics, "/metrics").await.lines().any(|l| l == line) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Finding: nothing limited how many connections one validator could authenticate. A Byzantine
+/// validator took its address's slots, then every client slot, each connection identified and
+/// so free of any idle timeout (and allowed 64 MiB frames). Now each validator index has
+/// `CONNECTIONS_PER_VALIDATOR` permits, wherever its connections come from: one more is closed
+/// right after its handshake and counted, from the validator's address and from any other, while
+/// the open ones and other validators are unaffected, and a closed one frees its permit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_cannot_open_more_than_its_connections() {
+    use parthenon::node::peer::CONNECTIONS_PER_VALIDATOR;
+    let (addr, dir, client, metrics) = start_validator("validator-limit", ([127, 0, 0, 1], 1).into()).await;
+    drop(client);
+    let mut open = Vec::new();
+    for _ in 0..CONNECTIONS_PER_VALIDATOR {
+        open.push(hello_as(addr, 1).await);
+    }
+    // One more from its address: welcomed (the proof is good), then closed.
+    let mut extra = hello_as(addr, 1).await;
+    assert!(closed_within(&mut extra, Duration::from_secs(5)).await, "a connection beyond the limit stays open");
+    // From another address, in a client slot: the limit is the validator's, not the address's.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+    let mut elsewhere = socket.connect(addr).await.unwrap();
+    let chain = genesis().genesis().unwrap().id();
+    handshake::call(&mut elsewhere, &key(1), &chain, 1, 0).await.unwrap();
+    assert!(closed_within(&mut elsewhere, Duration::from_secs(5)).await, "a connection from elsewhere stays open");
+    let line = "parthenon_connections_closed_total{reason=\"validator_limit\"} 2";
+    assert!(metric_shows(metrics, line).await, "missing `{line}`");
+    // Validator 2 still gets in; validator 1's first connections stay open.
+    let mut v2 = hello_as(addr, 2).await;
+    assert!(!closed_within(&mut v2, Duration::from_millis(500)).await, "validator 2 was closed");
+    for s in &mut open {
+        assert!(!closed_within(s, Duration::from_millis(100)).await, "a connection within the limit was closed");
+    }
+    // Closing one frees its permit (once the validator has seen it close).
+    drop(open.pop());
+    let mut reopened = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut s = hello_as(addr, 1).await;
+        if !closed_within(&mut s, Duration::from_millis(500)).await {
+            reopened = true;
+            break;
+        }
+    }
+    assert!(reopened, "the permit of a closed connection was not freed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding: once a connection had proved a validator's key, a frame whose length prefix had
+/// arrived could take for ever: a Byzantine validator sent `64 << 20` and 64 MiB - 1 bytes on
+/// each of its connections and stopped, pinning the memory and the connections. Every frame's
+/// body must now arrive within its deadline (`frame_deadline`: `FRAME_TIMEOUT` plus its length
+/// at `MIN_FRAME_RATE`), on a validator's connection too; here a small frame stops after 10 of
+/// its 1000 bytes and the connection is closed, not before its deadline, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_frame_closes_even_a_validators_connection() {
+    use parthenon::node::net::{frame_deadline, FRAME_TIMEOUT};
+    let (addr, dir, client, metrics) = start_validator("stalled-frame", ([127, 0, 0, 1], 1).into()).await;
+    drop(client);
+    let mut s = hello_as(addr, 1).await;
+    write_frame(&mut s, &Frame::Tip(0)).await.unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(&1000u32.to_le_bytes()).await.unwrap();
+    s.write_all(&[0; 10]).await.unwrap();
+    s.flush().await.unwrap();
+    let wait = frame_deadline(1000) + Duration::from_secs(15);
+    assert!(closed_within(&mut s, wait).await, "a stalled frame kept the connection open past {wait:?}");
+    assert!(started.elapsed() >= FRAME_TIMEOUT, "closed before the frame's deadline: {:?}", started.elapsed());
+    let line = "parthenon_connections_closed_total{reason=\"stalled_frame\"} 1";
+    assert!(metric_shows(metrics, line).await, "missing `{line}`");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,15 @@
 //! buffer and decode at most 1 MiB per connection. A frame that does not decode is *malformed*:
 //! the reader skips it (the length prefix keeps the stream in sync) and the node counts it.
 //!
+//! Once a frame's length prefix has arrived, its body must arrive within [`frame_deadline`] of
+//! its length: [`FRAME_TIMEOUT`] plus the length at [`MIN_FRAME_RATE`] (5 s for a small frame,
+//! 69 s for a full 64 MiB one); a body still incomplete then is [`FrameError::Stalled`] and the
+//! node closes the connection. This holds on every connection, a validator's included, however
+//! long a connection may stay quiet *between* frames. The body is read in pieces of at most
+//! [`FRAME_CHUNK`] bytes into a buffer that grows as they arrive (at most doubling, never past
+//! the length): a length prefix alone costs no memory, and a half-sent frame at most about twice
+//! what was sent, not what its prefix claims.
+//!
 //! Decoding never allocates much more than the frame's own bytes: a `Submit` frame claiming more
 //! than [`MAX_SUBMIT_TXS`] transactions is malformed as soon as its length is read, before any
 //! transaction is decoded (an empty transaction is 3 bytes on the wire but 72 in memory, so a
@@ -38,6 +47,24 @@ pub const MAX_FRAME: usize = 64 << 20;
 /// sends those), `Subscribe` and `StatusRequest`; a transaction too large for this limit must be
 /// split. It bounds what a stranger makes the node buffer and decode per connection.
 pub const MAX_CLIENT_FRAME: usize = 1 << 20;
+
+/// Base of a frame's deadline: how long a frame's body may take to arrive after its length
+/// prefix, plus its length at [`MIN_FRAME_RATE`] ([`frame_deadline`], module docs).
+pub const FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Slowest rate, in bytes per second, at which a frame's body may arrive once its length prefix
+/// has (1 MiB/s; module docs): a peer that sends a large frame more slowly is cut off.
+pub const MIN_FRAME_RATE: u64 = 1 << 20;
+
+/// Largest piece of a frame's body read at once; the buffer grows as pieces arrive (module
+/// docs).
+pub const FRAME_CHUNK: usize = 64 << 10;
+
+/// How long the body of a frame of `len` bytes may take to arrive after its length prefix:
+/// [`FRAME_TIMEOUT`] plus `len` at [`MIN_FRAME_RATE`].
+pub fn frame_deadline(len: usize) -> std::time::Duration {
+    FRAME_TIMEOUT + std::time::Duration::from_millis((len as u64).saturating_mul(1000) / MIN_FRAME_RATE)
+}
 
 /// Everything sent over a connection.
 // Messages are moved, not stored in bulk: boxing the large variant would only add allocations.
@@ -142,6 +169,16 @@ pub enum FrameError {
     /// Body does not decode (the stream is still in sync).
     #[error("malformed frame: {0}")]
     Malformed(postcard::Error),
+    /// The body did not arrive within its deadline ([`frame_deadline`]) after the length prefix.
+    #[error("frame of {len} bytes: {got} bytes arrived within {within:?}")]
+    Stalled {
+        /// The length the prefix announced.
+        len: usize,
+        /// Bytes of the body that had arrived.
+        got: usize,
+        /// The deadline.
+        within: std::time::Duration,
+    },
 }
 
 /// Encodes a frame with its length prefix.
@@ -164,8 +201,18 @@ pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Result<Option<Frame
 }
 
 /// Reads one frame of at most `max` bytes (a longer one is [`FrameError::TooLarge`], its body
-/// unread); `Ok(None)` at a clean end of stream.
+/// unread); `Ok(None)` at a clean end of stream. Waits for the length prefix as long as the
+/// caller lets it; the body must then arrive within [`frame_deadline`] ([`FrameError::Stalled`]).
 pub async fn read_frame_within(r: &mut (impl AsyncRead + Unpin), max: usize) -> Result<Option<Frame>, FrameError> {
+    read_frame_by(r, max, frame_deadline).await
+}
+
+/// [`read_frame_within`] with the body's deadline given by `deadline` (of the length).
+async fn read_frame_by(
+    r: &mut (impl AsyncRead + Unpin),
+    max: usize,
+    deadline: impl Fn(usize) -> std::time::Duration,
+) -> Result<Option<Frame>, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -176,9 +223,30 @@ pub async fn read_frame_within(r: &mut (impl AsyncRead + Unpin), max: usize) -> 
     if n > max {
         return Err(FrameError::TooLarge(n));
     }
-    let mut body = vec![0u8; n];
-    r.read_exact(&mut body).await?;
+    let within = deadline(n);
+    let mut body = Vec::new();
+    let read = tokio::time::timeout(within, read_body(r, n, &mut body)).await;
+    match read {
+        Ok(read) => read?,
+        Err(_) => return Err(FrameError::Stalled { len: n, got: body.len(), within }),
+    }
     postcard::from_bytes(&body).map(Some).map_err(FrameError::Malformed)
+}
+
+/// Reads `n` bytes into `body` in pieces of at most [`FRAME_CHUNK`], growing it as they arrive
+/// (at most doubling, never past `n`): memory follows what was sent, not what was claimed.
+async fn read_body(r: &mut (impl AsyncRead + Unpin), n: usize, body: &mut Vec<u8>) -> std::io::Result<()> {
+    while body.len() < n {
+        let want = (n - body.len()).min(FRAME_CHUNK);
+        if body.capacity() - body.len() < want {
+            let target = (body.len() + want).max(body.capacity().saturating_mul(2)).min(n);
+            body.reserve_exact(target - body.len());
+        }
+        if (&mut *r).take(want as u64).read_buf(body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -246,6 +314,78 @@ mod tests {
         // The encoder's output round-trips.
         let buf = encode(&Frame::Submit(Vec::new()));
         assert!(matches!(read_frame(&mut buf.as_slice()).await, Ok(Some(Frame::Submit(t))) if t.is_empty()));
+    }
+
+    /// Finding: once its length prefix had arrived a frame's body had no deadline, so a peer (a
+    /// validator's connection included, which has no idle timeout) could send a prefix and part
+    /// of a body and stop, holding the connection and its buffer for ever. The body must now
+    /// arrive within its deadline: here a stalled one is cut off after it (0.3 s in this test),
+    /// and one sent in pieces within it is read whole.
+    #[tokio::test]
+    async fn a_frame_body_must_arrive_within_its_deadline() {
+        use std::time::{Duration, Instant};
+        assert_eq!(frame_deadline(0), FRAME_TIMEOUT);
+        assert_eq!(frame_deadline(MAX_FRAME), FRAME_TIMEOUT + Duration::from_secs(64));
+        let within = |_| Duration::from_millis(300);
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        a.write_all(&1000u32.to_le_bytes()).await.unwrap();
+        a.write_all(&[0; 10]).await.unwrap();
+        let started = Instant::now();
+        let stalled = read_frame_by(&mut b, MAX_FRAME, within).await;
+        assert!(matches!(stalled, Err(FrameError::Stalled { len: 1000, got: 10, .. })), "{stalled:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // Within the deadline, in pieces: read whole.
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let frame = encode(&Frame::Status("x".repeat(300)));
+        let writer = tokio::spawn(async move {
+            for piece in frame.chunks(100) {
+                a.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            a
+        });
+        let slow = |_| Duration::from_secs(30);
+        assert!(matches!(read_frame_by(&mut b, MAX_FRAME, slow).await, Ok(Some(Frame::Status(s))) if s.len() == 300));
+        drop(writer.await.unwrap());
+    }
+
+    /// Finding: a frame's body was read into a buffer of the length its prefix claimed, so a
+    /// prefix claiming 64 MiB cost 64 MiB at once, whether or not the bytes ever came. The body
+    /// is now read in pieces of at most `FRAME_CHUNK` into a buffer that grows as they arrive:
+    /// the reader is never offered room for more than a piece at a time.
+    #[tokio::test]
+    async fn a_frame_body_is_read_in_pieces_as_it_arrives() {
+        /// Serves `data`, recording the most room a read offered.
+        struct Recording<'a> {
+            data: &'a [u8],
+            most: usize,
+        }
+        impl AsyncRead for Recording<'_> {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.most = self.most.max(buf.remaining());
+                let n = buf.remaining().min(self.data.len());
+                buf.put_slice(&self.data[..n]);
+                self.data = &self.data[n..];
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let frame = encode(&Frame::Status("x".repeat(MAX_CLIENT_FRAME - 16)));
+        let mut r = Recording { data: &frame, most: 0 };
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Status(s))) if s.len() == MAX_CLIENT_FRAME - 16));
+        assert!(r.most <= FRAME_CHUNK, "a read was offered {} bytes of room", r.most);
+        // A prefix claiming 64 MiB followed by a few bytes and the end of the stream.
+        let mut claim = (MAX_FRAME as u32).to_le_bytes().to_vec();
+        claim.extend_from_slice(&[0; 100]);
+        let mut r = Recording { data: &claim, most: 0 };
+        assert!(
+            matches!(read_frame(&mut r).await, Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
+        assert!(r.most <= FRAME_CHUNK, "a read was offered {} bytes of room", r.most);
     }
 
     #[tokio::test]

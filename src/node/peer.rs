@@ -15,17 +15,28 @@
 //! start-up ([`raise_fd_limit`]): before that, ~1000 idle connections made its next block file
 //! fail to open, and a validator that cannot store a final block stops.
 //!
+//! A connection that proves a validator's key in the handshake also takes one of that
+//! validator's [`CONNECTIONS_PER_VALIDATOR`] permits, wherever it comes from (its address's
+//! slots or a client slot). With none free it is closed right after the handshake and counted
+//! ([`NetCounters::validator_limit`]); its caller, already welcomed, learns it when its next
+//! write fails. So one validator, honest or not, holds at most that many identified connections,
+//! the only ones without an idle timeout and allowed full-size frames.
+//!
 //! A connection that sends no first frame within [`HANDSHAKE_TIMEOUT`] is closed and counted
 //! ([`NetCounters::idle_closed`]); one that sends `Hello` but does not complete the handshake in
 //! that time is a refused handshake ([`NetCounters::refused_hellos`]). A client connection that
 //! has not subscribed is closed when it sends no well-formed frame for [`CLIENT_IDLE_TIMEOUT`]
 //! (counted in `idle_closed` too), so a stranger cannot hold a client slot with an idle socket or
-//! a trickle of malformed frames; a subscriber waits for notices and is not timed. Every accepted
-//! connection has TCP keepalive ([`KEEPALIVE_IDLE`], then 3 probes 10 s apart), so one whose
-//! host died without closing it (a validator's included, which may otherwise stay quiet for
-//! ever) ends within about a minute and frees its slot. A failed `accept`
-//! (out of file descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at
-//! once, which spun a core.
+//! a trickle of malformed frames; a subscriber waits for notices and is not timed. Once its
+//! length prefix has arrived, every frame's body must arrive within its deadline
+//! ([`crate::node::net::frame_deadline`]), on a validator's connection too: one that does not
+//! closes the connection, counted ([`NetCounters::stalled_frames`]).
+//!
+//! Every accepted connection has TCP keepalive ([`KEEPALIVE_IDLE`], then 3 probes 10 s apart), so
+//! one whose host died without closing it (a validator's included, which may otherwise stay
+//! quiet for ever) ends within about a minute and frees its slot. A failed `accept` (out of file
+//! descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at once, which
+//! spun a core.
 //!
 //! Frames the node sends a client (commit notices, status answers) wait in a queue of 4096 per
 //! connection; one the client does not take within [`WRITE_TIMEOUT`] closes the connection
@@ -80,8 +91,9 @@ pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 /// (module docs): clients, block fetchers and strangers share these.
 pub const MAX_CLIENT_CONNECTIONS: usize = 256;
 
-/// Inbound connections open at once per peer validator configured at an IP address (module
-/// docs): one consensus connection and one block connection, with room for reconnections whose
+/// Inbound connections open at once per peer validator configured at an IP address, and
+/// identified connections open at once per peer validator index, wherever from (module docs):
+/// one consensus connection and one block connection, with room for reconnections whose
 /// predecessors are not closed yet.
 pub const CONNECTIONS_PER_VALIDATOR: usize = 8;
 
@@ -105,19 +117,25 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) struct Slots {
     clients: Arc<Semaphore>,
     validators: HashMap<IpAddr, Arc<Semaphore>>,
+    /// [`CONNECTIONS_PER_VALIDATOR`] per peer validator index, taken by connections that proved
+    /// its key, wherever they come from.
+    identified: HashMap<ValidatorIndex, Arc<Semaphore>>,
 }
 
 impl Slots {
-    /// Slots for connections from `peers` (the other validators' configured addresses) and
-    /// [`MAX_CLIENT_CONNECTIONS`] for everyone else.
-    pub(crate) fn new(peers: impl IntoIterator<Item = SocketAddr>) -> Slots {
+    /// Slots for connections from `peers` (the other validators' indices and configured
+    /// addresses) and [`MAX_CLIENT_CONNECTIONS`] for everyone else.
+    pub(crate) fn new(peers: impl IntoIterator<Item = (ValidatorIndex, SocketAddr)>) -> Slots {
         let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
-        for a in peers {
+        let mut identified = HashMap::new();
+        for (v, a) in peers {
             *per_ip.entry(a.ip().to_canonical()).or_default() += CONNECTIONS_PER_VALIDATOR;
+            identified.insert(v, Arc::new(Semaphore::new(CONNECTIONS_PER_VALIDATOR)));
         }
         Slots {
             clients: Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS)),
             validators: per_ip.into_iter().map(|(ip, n)| (ip, Arc::new(Semaphore::new(n)))).collect(),
+            identified,
         }
     }
 
@@ -128,6 +146,19 @@ impl Slots {
             .and_then(|s| s.clone().try_acquire_owned().ok())
             .or_else(|| self.clients.clone().try_acquire_owned().ok())
     }
+
+    /// One of validator `v`'s [`CONNECTIONS_PER_VALIDATOR`] permits for a connection that proved
+    /// its key, if one is free.
+    fn identified(&self, v: ValidatorIndex) -> Option<OwnedSemaphorePermit> {
+        self.identified.get(&v).and_then(|s| s.clone().try_acquire_owned().ok())
+    }
+}
+
+/// What an accepted connection holds until both its halves are closed: its slot, and once its
+/// caller proved a validator's key, one of that validator's permits.
+struct Held {
+    _slot: OwnedSemaphorePermit,
+    _validator: Option<OwnedSemaphorePermit>,
 }
 
 /// Raises this process's soft limit on open files to its hard limit (module docs); logs what it
@@ -217,14 +248,22 @@ fn refuse(counters: &NetCounters, remote: SocketAddr, reason: impl std::fmt::Dis
     tracing::debug!(%remote, %reason, "hello refused");
 }
 
+/// Counts a connection closed because a frame's body did not arrive within its deadline
+/// ([`crate::node::net::frame_deadline`]).
+fn stalled(counters: &NetCounters, remote: SocketAddr, e: &FrameError) {
+    counters.stalled_frames.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%remote, error = %e, "closed: a frame did not arrive within its deadline");
+}
+
 /// One accepted connection; `slot` is held until both its halves are closed.
 async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbound>, slot: OwnedSemaphorePermit) {
     let counters = &inbound.counters;
     let mut identified: Option<ValidatorIndex> = None;
+    let mut slot = Held { _slot: slot, _validator: None };
     // The frame that says what the connection is: the first, or the first after the handshake.
     let mut first = loop {
         // A validator that proved its key may stay quiet as long as consensus does, and send
-        // full-size frames (crate::node::net).
+        // full-size frames; every frame's body has its deadline all the same (crate::node::net).
         let (wait, max) =
             if identified.is_some() { (Duration::MAX, MAX_FRAME) } else { (HANDSHAKE_TIMEOUT, MAX_CLIENT_FRAME) };
         let Ok(next) = tokio::time::timeout(wait, read_frame_within(&mut stream, max)).await else {
@@ -235,7 +274,21 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
         match next {
             Ok(Some(Frame::Hello { validator })) if identified.is_none() => {
                 match inbound.verifier.answer(&mut stream, validator).await {
-                    Ok(v) => identified = Some(v),
+                    Ok(v) => {
+                        // At most CONNECTIONS_PER_VALIDATOR connections per validator that
+                        // proved its key, wherever they come from (module docs).
+                        let Some(permit) = inbound.slots.identified(v) else {
+                            counters.validator_limit.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(
+                                %remote,
+                                validator = v,
+                                "closed: {CONNECTIONS_PER_VALIDATOR} connections of this validator are open"
+                            );
+                            return;
+                        };
+                        slot._validator = Some(permit);
+                        identified = Some(v);
+                    }
                     Err(e) => return refuse(counters, remote, e),
                 }
             }
@@ -248,6 +301,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                 counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
                 break None;
             }
+            Err(e @ FrameError::Stalled { .. }) => return stalled(counters, remote, &e),
             Err(_) => return,
         }
     };
@@ -313,6 +367,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                 counters.malformed_frames.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            Err(e @ FrameError::Stalled { .. }) => return stalled(counters, remote, &e),
             Err(_) => return,
         };
         let ev = match frame {
@@ -374,7 +429,7 @@ fn serve_blocks(
     from: u64,
     count: u64,
     caller: Option<ValidatorIndex>,
-    slot: OwnedSemaphorePermit,
+    slot: Held,
 ) {
     let server = inbound.server.clone();
     match stream.into_std() {

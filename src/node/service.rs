@@ -119,6 +119,13 @@ pub struct NetCounters {
     /// Client connections closed because a frame for them was not taken within
     /// [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT) ([`crate::node::peer`]).
     pub write_timeouts: AtomicU64,
+    /// Connections closed right after their handshake because
+    /// [`CONNECTIONS_PER_VALIDATOR`](crate::node::peer::CONNECTIONS_PER_VALIDATOR) connections
+    /// of the validator they proved to be were open ([`crate::node::peer`]).
+    pub validator_limit: AtomicU64,
+    /// Connections closed because a frame's body did not arrive within its deadline
+    /// ([`frame_deadline`](crate::node::net::frame_deadline)).
+    pub stalled_frames: AtomicU64,
 }
 
 /// What the consensus task is fed ([`crate::node::peer`] turns frames into these).
@@ -218,7 +225,10 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         server: server.clone(),
         verifier: Verifier { engine: engine.clone(), set: Arc::new(set.clone()), chain: config.chain, me: cfg.index },
         slots: Slots::new(
-            (0..=ValidatorIndex::MAX).zip(&cfg.validators).filter(|(i, _)| *i != cfg.index).map(|(_, v)| v.address),
+            (0..=ValidatorIndex::MAX)
+                .zip(&cfg.validators)
+                .filter(|(i, _)| *i != cfg.index)
+                .map(|(i, v)| (i, v.address)),
         ),
         client_idle: Duration::from_millis(cfg.client_idle_timeout_ms),
     };
