@@ -886,3 +886,38 @@ async fn a_stalled_frame_closes_even_a_validators_connection() {
     assert!(metric_shows(metrics, line).await, "missing `{line}`");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding: a connection whose `Subscribe` the node ignored (`MAX_SUBSCRIBERS` subscribed
+/// already) counted as subscribed all the same: it got no notices, so it never met the write
+/// timeout, and it was exempt from the idle timeout, holding its slot for ever. The connection
+/// now learns whether it was taken; one that was not is a client like any other, closed when
+/// idle. Here `MAX_SUBSCRIBERS + 1` connections subscribe (client idle timeout 2 s): exactly
+/// one is closed as idle, the subscribers stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscriber_is_closed_when_idle() {
+    use parthenon::node::service::MAX_SUBSCRIBERS;
+    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let (addr, dir, first, metrics) = start_validator_idle("subscriber-limit", [nowhere; 3], 2_000).await;
+    drop(first);
+    let mut subscribers = Vec::new();
+    for _ in 0..=MAX_SUBSCRIBERS {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        write_frame(&mut s, &Frame::Subscribe).await.unwrap();
+        subscribers.push(s);
+    }
+    let line = "parthenon_connections_closed_total{reason=\"idle\"} 1";
+    assert!(metric_shows(metrics, line).await, "missing `{line}`: the refused subscriber was not closed");
+    // Another idle period: the subscribers taken are not timed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let checks: Vec<_> = subscribers
+        .into_iter()
+        .map(|mut s| tokio::spawn(async move { closed_within(&mut s, Duration::from_secs(1)).await }))
+        .collect();
+    let mut closed = 0;
+    for c in checks {
+        closed += usize::from(c.await.unwrap());
+    }
+    assert_eq!(closed, 1, "of {} subscriptions", MAX_SUBSCRIBERS + 1);
+    assert!(metric_shows(metrics, line).await, "missing `{line}`");
+    let _ = std::fs::remove_dir_all(&dir);
+}

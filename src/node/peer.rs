@@ -27,10 +27,13 @@
 //! that time is a refused handshake ([`NetCounters::refused_hellos`]). A client connection that
 //! has not subscribed is closed when it sends no well-formed frame for [`CLIENT_IDLE_TIMEOUT`]
 //! (counted in `idle_closed` too), so a stranger cannot hold a client slot with an idle socket or
-//! a trickle of malformed frames; a subscriber waits for notices and is not timed. Once its
-//! length prefix has arrived, every frame's body must arrive within its deadline
-//! ([`crate::node::net::frame_deadline`]), on a validator's connection too: one that does not
-//! closes the connection, counted ([`NetCounters::stalled_frames`]).
+//! a trickle of malformed frames; a subscriber waits for notices and is not timed. Only a
+//! `Subscribe` the node took makes a subscriber: with [`MAX_SUBSCRIBERS`] subscribed it refuses
+//! more, and says so to the connection, which then stays a client like any other (a second
+//! `Subscribe` on it changes nothing). Once its length prefix has arrived, every frame's body
+//! must arrive within its deadline ([`crate::node::net::frame_deadline`]), on a validator's
+//! connection too: one that does not closes the connection, counted
+//! ([`NetCounters::stalled_frames`]).
 //!
 //! Every accepted connection has TCP keepalive ([`KEEPALIVE_IDLE`], then 3 probes 10 s apart), so
 //! one whose host died without closing it (a validator's included, which may otherwise stay
@@ -74,7 +77,7 @@
 use crate::node::consensus::{Digest, ValidatorIndex};
 use crate::node::handshake::{self, Verifier, HANDSHAKE_TIMEOUT};
 use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
-use crate::node::service::{ClientRequest, Event, NetCounters};
+use crate::node::service::{ClientRequest, Event, NetCounters, MAX_SUBSCRIBERS};
 use crate::node::sync::BlockServer;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -329,7 +332,8 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
         }
         // Dropping `orx` frees the frames still queued for this connection.
     });
-    let mut subscribed = false;
+    // Whether it asked for commit notices, and whether the node took it as a subscriber.
+    let (mut asked, mut subscribed) = (false, false);
     // When the connection last sent a well-formed frame (module docs: CLIENT_IDLE_TIMEOUT).
     let mut last_frame = tokio::time::Instant::now();
     loop {
@@ -397,11 +401,21 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                 }
                 continue;
             }
-            // One subscription per connection: a repeated `Subscribe` changes nothing.
-            Frame::Subscribe if subscribed => continue,
+            // One subscription request per connection: a repeated `Subscribe` changes nothing.
+            // One the node did not take (MAX_SUBSCRIBERS reached) leaves a client like any
+            // other, closed when idle (module docs).
+            Frame::Subscribe if asked => continue,
             Frame::Subscribe => {
-                subscribed = true;
-                Event::Subscribe(otx.clone())
+                asked = true;
+                let (taken, answer) = oneshot::channel();
+                if inbound.tx.send(Event::Subscribe(otx.clone(), taken)).await.is_err() {
+                    return;
+                }
+                subscribed = answer.await.unwrap_or(false);
+                if !subscribed {
+                    tracing::debug!(%remote, "subscription refused: {MAX_SUBSCRIBERS} subscribers");
+                }
+                continue;
             }
             Frame::StatusRequest { at } => {
                 let (rtx, rrx) = oneshot::channel();

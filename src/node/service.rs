@@ -23,7 +23,9 @@
 //! ([`Effect::Halt`]).
 //!
 //! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
-//! time); a subscriber whose queue is full is dropped rather than buffered for, and a connection
+//! time: the node answers each `Event::Subscribe` with whether it took it, and a connection
+//! it refused stays subject to the client idle timeout); a subscriber whose queue is full is
+//! dropped rather than buffered for, and a connection
 //! that does not take a queued frame within [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT)
 //! is closed, its queue freed.
 //!
@@ -148,7 +150,9 @@ pub(crate) enum Event {
         claimed: u64,
         result: Result<u64, String>,
     },
-    Subscribe(mpsc::Sender<Frame>),
+    /// A client's commit-notice queue, and where to say whether it was taken (not when
+    /// [`MAX_SUBSCRIBERS`] are subscribed).
+    Subscribe(mpsc::Sender<Frame>, oneshot::Sender<bool>),
     /// Start consensus (see `run`).
     Start,
 }
@@ -397,11 +401,13 @@ impl Node {
                     self.retry_pending = false;
                     self.fetch_from_best();
                 }
-                Event::Subscribe(s) => {
+                Event::Subscribe(s, taken) => {
                     self.subscribers.retain(|s| !s.is_closed());
-                    if self.subscribers.len() < MAX_SUBSCRIBERS {
+                    let room = self.subscribers.len() < MAX_SUBSCRIBERS;
+                    if room {
                         self.subscribers.push(s);
                     }
+                    let _ = taken.send(room);
                 }
             }
         }
