@@ -68,8 +68,9 @@
 //!
 //! # Outbound
 //!
-//! One connection per peer, reopened whenever it fails: connect (again after 100 ms while the
-//! peer is unreachable), prove this validator's identity ([`handshake::call`]; after a failure,
+//! One connection per peer, reopened whenever it fails: connect (given up after
+//! [`CONNECT_TIMEOUT`]; again after 100 ms while the peer is unreachable, the frames queued
+//! meanwhile dropped), prove this validator's identity ([`handshake::call`]; after a failure,
 //! logged, again after [`HANDSHAKE_RETRY`]), then write the frames consensus queues for that peer.
 //! The peer's `connected` flag is true only after the proof was sent; frames queued while it is
 //! false are dropped, which consensus tolerates.
@@ -115,6 +116,10 @@ pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// Pause after a failed `accept` before the next one (module docs).
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest a validator waits for a peer to accept its outbound connection; then it drops what
+/// queued for that peer and calls again (module docs).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Inbound connection slots (module docs).
 pub(crate) struct Slots {
@@ -469,9 +474,11 @@ pub(crate) async fn outbound(
     let Identity { key, chain, me } = &*identity;
     loop {
         connected.store(false, Ordering::Relaxed);
-        let mut s = match TcpStream::connect(addr).await {
-            Ok(s) => s,
-            Err(_) => {
+        // A peer whose host drops our SYNs (down, firewalled) would otherwise keep us in
+        // `connect` for the kernel's SYN retries, about two minutes, with frames piling up.
+        let mut s = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) | Err(_) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 // Drop what queued up while the peer was unreachable.
                 while rx.try_recv().is_ok() {}
@@ -512,5 +519,47 @@ mod tests {
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), KEEPALIVE_IDLE.as_secs() as u32);
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 10);
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 3);
+    }
+
+    /// Finding: the outbound `connect` had no timeout, so a peer whose host drops our SYNs (here
+    /// a listener whose accept queue is full: the kernel drops them) kept the validator in
+    /// `connect` for the kernel's SYN retries, about two minutes, with the frames queued for that
+    /// peer growing stale. It now gives up after `CONNECT_TIMEOUT`, drops what queued and calls
+    /// again.
+    #[tokio::test]
+    async fn an_outbound_connect_that_hangs_is_given_up() {
+        use std::time::Instant;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the accept queue: the first connection that does not complete shows it full.
+        let mut fillers = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => fillers.push(s),
+                Ok(Err(e)) => panic!("connect: {e}"),
+                Err(_) => break,
+            }
+            assert!(fillers.len() < 64, "the accept queue never filled");
+        }
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let identity = Arc::new(Identity { key, chain: Digest([0; 32]), me: 0 });
+        let (tx, rx) = mpsc::channel(4);
+        for _ in 0..4 {
+            tx.try_send(Arc::new(vec![0u8])).unwrap();
+        }
+        let connected = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let task = tokio::spawn(outbound(identity, 1, addr, rx, connected.clone()));
+        // What queued is dropped once the connect is given up.
+        while tx.capacity() < 4 {
+            assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(30), "the connect was never given up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started.elapsed() >= CONNECT_TIMEOUT, "the connect failed rather than hung: {:?}", started.elapsed());
+        assert!(!connected.load(Ordering::Relaxed));
+        task.abort();
+        drop(listener);
     }
 }
