@@ -16,8 +16,12 @@
 //! - [`Store::open`] recovers to the last committed block: the index says how many blocks are
 //!   final. A block file above that height was sealed but never indexed (a crash between the two
 //!   steps): nothing was acknowledged for it, so it is removed, and the height is decided or
-//!   fetched again. A *missing* file below the indexed height is corruption
-//!   ([`StoreError::Corrupt`]), never silently accepted.
+//!   fetched again. On open, only the file of the last final block (height − 1) must exist:
+//!   without it, [`StoreError::Corrupt`]. The files below it are not looked at (a check per
+//!   block would make opening a long chain slow): one missing there is never taken for a block
+//!   that is not final, but surfaces only when it is read ([`Store::read`]:
+//!   [`StoreError::Blocks`] naming the block and the store) or served to a peer (the block
+//!   connection fails, counted in the sync errors, [`crate::node::sync`]).
 //! - [`Store::read`] returns a stored block and checks it against the digest in the index.
 //! - [`Store::persist_safety`] keeps the consensus [`SafetyState`] (one redb commit).
 //! - [`Store::chain_hash`] is one index lookup: `append` stores, in the same transaction as the
@@ -423,6 +427,31 @@ mod tests {
         // A missing final block is corruption.
         std::fs::remove_file(dir.join("blocks").join(format!("{}.blk", BlockId(0)))).unwrap();
         assert!(matches!(Store::open(&dir, &genesis), Err(StoreError::Corrupt { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The contract as documented: open checks the last final block's file only; one missing
+    /// below it is an error naming it when the block is read, never "not final".
+    #[test]
+    fn a_missing_lower_block_file_surfaces_when_read() {
+        let dir = std::env::temp_dir().join(format!("parthenon-store-gap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let genesis = Genesis { chain: "g".into(), outputs: vec![] };
+        let block = |h: Height| Block { height: h, parent: Digest([h as u8; 32]), proposer: 0, transactions: vec![] };
+        let cert = CommitCert { votes: vec![] };
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        for h in 0..3 {
+            s.append(h, &block(h).encode(), &cert, &block(h)).unwrap();
+        }
+        drop(s);
+        std::fs::remove_file(dir.join("blocks").join(format!("{}.blk", BlockId(1)))).unwrap();
+        let (s, rec) = Store::open(&dir, &genesis).unwrap();
+        assert_eq!(rec.height, 3);
+        assert!(s.read(0).unwrap().is_some());
+        let err = s.read(1).unwrap_err();
+        assert!(matches!(err, StoreError::Blocks(transfer::Error::NotFound { block: BlockId(1), .. })), "{err}");
+        assert!(s.read(2).unwrap().is_some());
+        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
