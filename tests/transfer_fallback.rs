@@ -17,6 +17,13 @@
 //!   other ring's pool), every send goes through, zero-copy from registered buffers where there
 //!   are some, and a ring without them says why.
 //!
+//! - `RLIMIT_MEMLOCK` at 64 KiB, unprivileged, with the user's rings filling it (a ring's own
+//!   memory is charged to it, some 8 KiB each on 6.18): a call of a transport whose rings are all
+//!   in use, for which no new ring can be set up, is served without one (a block by sendfile, a
+//!   slice by write, a receive through a buffer), byte-exact, its method naming the fallback and
+//!   `RLIMIT_MEMLOCK`; the engine's transport under `auto` goes to the next backend, and a forced
+//!   `io-uring` transport is an error naming the limit.
+//!
 //! Each parent test re-executes this test binary running only the matching `child_*` test with
 //! `PARTHENON_FALLBACK_CHILD` set; the `child_*` tests do nothing when run directly.
 
@@ -171,6 +178,164 @@ fn memlock_8m_unprivileged_io_uring_sends_with_or_without_registered_buffers() {
     let text =
         run_child("child_memlock_8m", memlock_unprivileged::<{ parthenon::detect::REGISTERED_BUFFER_BYTES }, 65533>);
     println!("{text}");
+}
+
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn memlock_full_of_rings_io_uring_serves_calls_without_a_ring() {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // The child fills its user's whole budget of locked memory with rings: only a uid of its
+        // own (which only root can switch to) keeps it from starving the other memlock children
+        // and every other io_uring user of this account.
+        println!("skip: the child needs a uid of its own (run the tests as root)");
+        return;
+    }
+    let text = run_child("child_memlock_rings_full", memlock_unprivileged::<{ 64 << 10 }, 65532>);
+    println!("{text}");
+}
+
+/// Sets up io_uring transports (one ring each) until the kernel refuses one, keeping them in
+/// `held`; returns the refusal. A closed ring's charge to the user's locked memory outlives it
+/// for a short while (the detection probe's rings here), so this fills again after pauses until
+/// nothing more fits.
+#[cfg(feature = "io-uring")]
+fn fill_with_rings(held: &mut Vec<parthenon::transfer::uring::UringTransport>) -> String {
+    use parthenon::transfer::uring::UringTransport;
+    let mut refusal = String::new();
+    for round in 0..4 {
+        if round > 0 {
+            thread::sleep(std::time::Duration::from_millis(500));
+        }
+        // 64 KiB holds some eight rings; a bound keeps a kernel that charges nothing finite.
+        while held.len() < 256 {
+            match UringTransport::new() {
+                Ok(u) => held.push(u),
+                Err(e) => {
+                    refusal = e.to_string();
+                    break;
+                }
+            }
+        }
+    }
+    assert!(held.len() < 256, "256 rings under RLIMIT_MEMLOCK 64 KiB: the kernel charges no ring memory here");
+    refusal
+}
+
+/// Receives blocks of a few sizes by `rx`, sent by copy, byte-exact.
+#[cfg(feature = "io-uring")]
+fn receives_byte_exact(rx: &dyn Transport) {
+    let src_dir = TempDir::new("fb-rsrc");
+    let dst_dir = TempDir::new("fb-rdst");
+    let src = BlockStore::open(src_dir.path()).unwrap();
+    let dst = BlockStore::open(dst_dir.path()).unwrap();
+    let sizes = [0usize, 4096, (1 << 20) + 7, 9 << 20];
+    for (i, &n) in sizes.iter().enumerate() {
+        src.put(BlockId(i as u64), &pattern(n, i as u64 + 11)).unwrap();
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::scope(|s| {
+        let src = &src;
+        s.spawn(move || {
+            let tx = TcpStream::connect(addr).unwrap();
+            for i in 0..sizes.len() {
+                parthenon::transfer::copy::CopyTransport.send_block(&tx, &src.get(BlockId(i as u64)).unwrap()).unwrap();
+            }
+        });
+        let (peer, _) = l.accept().unwrap();
+        for i in 0..sizes.len() {
+            rx.recv_block(&peer, &dst, &Expect::block(BlockId(i as u64))).unwrap();
+        }
+    });
+    for (i, &n) in sizes.iter().enumerate() {
+        assert!(dst.get(BlockId(i as u64)).unwrap().read_body().unwrap() == pattern(n, i as u64 + 11));
+    }
+}
+
+/// `RLIMIT_MEMLOCK` 64 KiB, unprivileged, filled with rings: a transport whose one ring is held
+/// by a receive in progress serves every other call without a ring, byte-exact, and says why;
+/// the engine's transport under `auto` goes to the next backend, and a forced one fails naming
+/// the limit. Before the fix, each such call failed with `io_uring_setup: Cannot allocate memory`
+/// and `Engine::transport` failed as a whole.
+#[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead
+#[test]
+fn child_memlock_rings_full() {
+    use parthenon::transfer::uring::UringTransport;
+    use std::io::Write;
+    if !in_child() {
+        return;
+    }
+    assert_unprivileged(64 << 10);
+    let auto = engine(|b| b).unwrap();
+    if auto.capabilities().io_uring.available().is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {:?}", auto.capabilities().io_uring);
+        println!("io_uring unavailable here: {:?}", auto.capabilities().io_uring);
+        println!("CHILD-OK");
+        return;
+    }
+    assert_eq!(auto.backend(Job::Transfer), Backend::IoUring);
+    let forced = engine(|b| b.force(Backend::IoUring)).unwrap();
+    let t = UringTransport::new().unwrap();
+    let mut held = Vec::new();
+    let refusal = fill_with_rings(&mut held);
+    println!("{} rings more fit beside the first; then: {refusal}", held.len());
+    let memlock = "RLIMIT_MEMLOCK 64 KiB (no CAP_IPC_LOCK)";
+    assert!(refusal.contains("io_uring_setup") && refusal.contains(memlock), "{refusal}");
+
+    // The engine's transports, set up now that no ring fits: `auto` passes io_uring over.
+    let routed = auto.transport().unwrap();
+    let report = routed.report();
+    println!("{report}");
+    assert_ne!(routed.backend(), Backend::IoUring);
+    let why = report.route.passed_over.iter().find(|p| p.backend == Backend::IoUring).map(|p| p.reason.clone());
+    assert!(why.as_deref().is_some_and(|w| w.contains("io_uring_setup") && w.contains(memlock)), "{report}");
+    transfers_byte_exact(&routed);
+    let err = forced.transport().unwrap_err().to_string();
+    assert!(err.contains("io-uring") && err.contains(memlock), "{err}");
+
+    // A receive in progress holds the transport's one ring: the header and the first MiB of a
+    // 3 MiB body are sent, the rest only at the end.
+    let dir = TempDir::new("fb-held");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let held_body = pattern(3 << 20, 99);
+    let mut wire = parthenon::transfer::BlockHeader::for_body(BlockId(77), &held_body).encode().to_vec();
+    wire.extend_from_slice(&held_body);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut feeder = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (held_peer, _) = l.accept().unwrap();
+    let split = parthenon::transfer::HEADER_LEN + (1 << 20);
+    thread::scope(|s| {
+        let holder = s.spawn(|| t.recv_block(&held_peer, &store, &Expect::block(BlockId(77))));
+        feeder.write_all(&wire[..split]).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while t.idle_rings() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the receive never took the ring");
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Every other call finds no idle ring and none can be set up.
+        let methods = transfers_byte_exact(&t);
+        for m in &methods {
+            assert!(m.starts_with("sendfile, not io_uring: io_uring_setup: ") && m.contains(memlock), "{m}");
+        }
+        let (tx, rx) = common::tcp_pair();
+        let body = pattern((1 << 20) + 3, 7);
+        let r = t.send_bytes(&tx, BlockId(8), &body).unwrap();
+        println!("send_bytes: {} ({})", r.backend, r.method);
+        assert_eq!(r.backend, Backend::Copy);
+        assert!(r.method.starts_with("write from caller's buffer, not io_uring: ") && r.method.contains(memlock));
+        let (h, got) = parthenon::transfer::copy::CopyTransport.recv_to_vec(&rx, &Expect::default()).unwrap();
+        assert!(h.id == BlockId(8) && got == body);
+        receives_byte_exact(&t);
+        assert_eq!(t.idle_rings(), 0, "a call without a ring left one in the pool");
+        // The held receive completes on its ring, byte-exact.
+        feeder.write_all(&wire[split..]).unwrap();
+        holder.join().unwrap().unwrap();
+    });
+    assert!(store.get(BlockId(77)).unwrap().read_body().unwrap() == held_body);
+    assert_eq!(t.idle_rings(), 1);
+    drop(held);
+    println!("CHILD-OK");
 }
 
 #[cfg(feature = "io-uring")] // without it, io_uring is absent for that reason instead

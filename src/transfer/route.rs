@@ -14,13 +14,18 @@
 //!   there with a plain copying `SEND`, and `parthenon bench transfer` measured `sendfile` as
 //!   fast as that at 64 MiB with 0.4–0.6× `copy`'s sender CPU at 1 MiB, where io_uring's `SEND`
 //!   used 1.1× (docs/benchmarks.md, Transfer, session 8).
+//! - Under `auto`, a routed backend whose transport cannot be set up although detection found it
+//!   (io_uring's first ring refused after the probe: `ENOMEM` once the user's rings fill
+//!   `RLIMIT_MEMLOCK`, whose charge for the probe's own ring outlives it for a short while) is
+//!   passed over like an absent one, with its reason, for the next backend present; a forced
+//!   backend fails with that reason instead.
 //! - Receives read the header before the size is known, so they always use the routed backend.
 //! - [`TransferRouter::report`] says which backend serves which sizes and why, including every
 //!   backend passed over (e.g. "io_uring_setup: EPERM") and the io_uring backend's own
 //!   downgrades (e.g. registered buffers refused under `RLIMIT_MEMLOCK`).
 
 use super::{transport_for, BlockStore, Error, Expect, SealedBlock, SendReport, Transport};
-use crate::engine::{Backend, Engine, Job, Route};
+use crate::engine::{Backend, Engine, Job, PassedOver, Route};
 use serde::Serialize;
 use std::fmt;
 use std::net::TcpStream;
@@ -200,13 +205,17 @@ impl Engine {
 
     /// The transfer transport for this engine's route with explicit thresholds.
     pub fn transport_with(&self, policy: TransferPolicy) -> Result<TransferRouter, Error> {
-        let route = self.route(Job::Transfer).clone();
-        let primary = transport_for(route.backend)?;
+        let mut route = self.route(Job::Transfer).clone();
+        let forced = route.reason == "forced";
+        let primary = match transport_for(route.backend) {
+            Ok(t) => t,
+            Err(e) if !forced => downgrade(&mut route, e)?,
+            Err(e) => return Err(e),
+        };
         let notes = backend_notes(self, route.backend);
         for n in &notes {
             tracing::info!(backend = %route.backend, note = %n, "transfer downgrade");
         }
-        let forced = route.reason == "forced";
         let small = if !forced && route.backend != Backend::Copy && !self.is_forbidden(Backend::Copy) {
             Some(transport_for(Backend::Copy)?)
         } else {
@@ -223,6 +232,37 @@ impl Engine {
         };
         Ok(TransferRouter { route, policy, primary, small, loopback, notes })
     }
+}
+
+/// Under `auto`: the routed backend's transport failed to set up with `e`; passes it over (in
+/// `route.passed_over`, with its reason) for the next backend present that the route did not
+/// pass over already, and returns that one's transport. `e` when none sets up.
+fn downgrade(route: &mut Route, e: Error) -> Result<Box<dyn Transport>, Error> {
+    let mut failed = route.backend;
+    let mut reason = match e {
+        Error::Unavailable { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    let candidates: Vec<Backend> = Backend::for_job(Job::Transfer)
+        .filter(|b| *b > route.backend && !route.passed_over.iter().any(|p| p.backend == *b))
+        .collect();
+    for b in candidates {
+        tracing::info!(backend = %failed, reason = %reason, next = %b, "transfer downgrade: transport refused");
+        let at = route.passed_over.iter().position(|p| p.backend > failed).unwrap_or(route.passed_over.len());
+        route.passed_over.insert(at, PassedOver { backend: failed, reason: reason.clone() });
+        match transport_for(b) {
+            Ok(t) => {
+                route.backend = b;
+                route.reason = "auto: fastest backend present and allowed".into();
+                return Ok(t);
+            }
+            Err(e) => {
+                failed = b;
+                reason = e.to_string();
+            }
+        }
+    }
+    Err(Error::Unavailable { backend: failed, reason })
 }
 
 /// What the routed backend cannot use here, from detection.
@@ -247,4 +287,38 @@ fn backend_notes(engine: &Engine, backend: Backend) -> Vec<String> {
         }
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A routed backend whose transport fails to set up is passed over with its reason, in
+    /// speed order, for the next backend the route had not passed over.
+    #[test]
+    fn a_transport_that_fails_to_set_up_is_passed_over_for_the_next() {
+        let mut route = Route {
+            job: Job::Transfer,
+            backend: Backend::IoUring,
+            reason: "auto: fastest backend".into(),
+            passed_over: vec![
+                PassedOver { backend: Backend::Dpdk, reason: "not built".into() },
+                PassedOver { backend: Backend::Sendfile, reason: "forbidden by configuration".into() },
+            ],
+        };
+        let refused = Error::Unavailable { backend: Backend::IoUring, reason: "io_uring_setup: ENOMEM".into() };
+        let t = downgrade(&mut route, refused).unwrap();
+        assert_eq!(t.backend(), Backend::Splice);
+        assert_eq!(route.backend, Backend::Splice);
+        assert_eq!(route.reason, "auto: fastest backend present and allowed");
+        let passed: Vec<(Backend, &str)> = route.passed_over.iter().map(|p| (p.backend, p.reason.as_str())).collect();
+        assert_eq!(
+            passed,
+            [
+                (Backend::Dpdk, "not built"),
+                (Backend::IoUring, "io_uring_setup: ENOMEM"),
+                (Backend::Sendfile, "forbidden by configuration")
+            ]
+        );
+    }
 }

@@ -93,8 +93,19 @@
 //! present.
 //!
 //! # Rings
-//! A transport keeps up to four rings for reuse. Operations name their files only through the
-//! ring's table of fixed files: the socket in slot 0, and in slot 1 the sealed block a send reads
+//! A transport keeps up to four rings for reuse; a call that finds none idle sets up a new one.
+//! A ring's own memory (about 8 KiB on 6.18) is charged to the user's locked memory like
+//! registered buffers are ([`crate::detect::memlock_charged`]): one `RLIMIT_MEMLOCK` budget for
+//! every ring of the user, so 64 KiB holds some eight rings, and a closed ring's charge outlives
+//! it for a short while. A call for which no new ring can be set up (`ENOMEM` there, or any
+//! other refusal) is served without one: a block by `sendfile`, a caller's slice by `write`, a
+//! receive through a 1 MiB buffer (`read` + `pwrite`); the send's report names that backend and
+//! its method says why (naming `RLIMIT_MEMLOCK` where the kernel charged it), and a receive logs
+//! it at `warn`. [`UringTransport::new`] needs a first ring and fails without one; under `auto`
+//! the engine's transport then goes to the next backend present ([`crate::transfer::route`]).
+//!
+//! Operations name their files only through the ring's table of fixed files: the socket in
+//! slot 0, and in slot 1 the sealed block a send reads
 //! or the temp file (or its `O_DIRECT` handle) a receive writes, registered for one call. Never
 //! by descriptor number: io_uring resolves an operation's file when the operation starts, which
 //! for a write handed to io-wq (`IOSQE_ASYNC`) or a linked operation is after the submission,
@@ -121,7 +132,7 @@ use super::{BlockId, BlockStore, Error, Expect, SealedBlock, SendReport, Transpo
 use crate::detect::REGISTERED_BUFFER_BYTES;
 use crate::engine::Backend;
 use io_uring::opcode;
-use ring::Ring;
+use ring::{no_ring, Ring};
 use send::{send_all, Source};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -159,10 +170,10 @@ impl std::fmt::Debug for RingBox {
 }
 
 impl UringTransport {
-    /// Sets up a first ring (fails with the kernel's reason when io_uring is refused).
+    /// Sets up a first ring (fails with the kernel's reason when io_uring is refused, or when no
+    /// ring fits in the user's locked memory, naming `RLIMIT_MEMLOCK`).
     pub fn new() -> Result<UringTransport, Error> {
-        let ring = Ring::new()
-            .map_err(|e| Error::Unavailable { backend: Backend::IoUring, reason: format!("io_uring_setup: {e}") })?;
+        let ring = Ring::new().map_err(|e| Error::Unavailable { backend: Backend::IoUring, reason: no_ring(&e) })?;
         let mut probe = io_uring::Probe::new();
         let send_zc =
             ring.ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(opcode::SendZc::CODE);
@@ -244,11 +255,27 @@ impl UringTransport {
         self.rings.lock().map(|r| r.first().is_some_and(|b| b.0.registered)).unwrap_or(false)
     }
 
-    fn with_ring<T>(&self, id: Option<BlockId>, f: impl FnOnce(&mut Ring) -> Result<T, Error>) -> Result<T, Error> {
+    /// How many rings wait in the pool for the next call (a call in progress holds one); for
+    /// tests and measurements.
+    pub fn idle_rings(&self) -> usize {
+        self.rings.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Runs `f` on a ring of the pool, or on a new one when the pool is empty, and puts the ring
+    /// back afterwards. When no new ring can be set up (`ENOMEM` once the user's rings fill
+    /// `RLIMIT_MEMLOCK`, module docs "Rings"), runs `without` instead, with the reason.
+    fn with_ring<T>(
+        &self,
+        f: impl FnOnce(&mut Ring) -> Result<T, Error>,
+        without: impl FnOnce(String) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let taken = self.rings.lock().ok().and_then(|mut v| v.pop());
         let mut ring = match taken {
             Some(r) => r.0,
-            None => Ring::new().map_err(|e| Error::io("io_uring_setup", id, e))?,
+            None => match Ring::new() {
+                Ok(r) => r,
+                Err(e) => return without(no_ring(&e)),
+            },
         };
         let out = f(&mut ring);
         if ring.poisoned {
@@ -292,19 +319,31 @@ impl Transport for UringTransport {
         let local = self.skip_zc(peer);
         let zc = self.send_zc && wire >= ZERO_COPY_MIN && !local;
         let limit = peer.write_timeout().ok().flatten();
-        let method = self.with_ring(Some(id), |r| {
-            r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            if zc && r.registered {
-                send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id, limit)
-            } else {
-                let map = block.map()?;
-                let method = send_all(r, Source::Memory(&map), zc && self.memory_zc, id, limit)?;
-                match (zc, &r.note) {
-                    (true, Some(why)) => Ok(format!("{method}; {why}{}", self.why_no_memory_zc())),
-                    _ => Ok(method),
+        let mut fallback = None;
+        let method = self.with_ring(
+            |r| {
+                r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
+                if zc && r.registered {
+                    send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id, limit)
+                } else {
+                    let map = block.map()?;
+                    let method = send_all(r, Source::Memory(&map), zc && self.memory_zc, id, limit)?;
+                    match (zc, &r.note) {
+                        (true, Some(why)) => Ok(format!("{method}; {why}{}", self.why_no_memory_zc())),
+                        _ => Ok(method),
+                    }
                 }
-            }
-        })?;
+            },
+            |why| {
+                tracing::warn!(block = %id, reason = %why, "io_uring: no ring for this send; sending by sendfile");
+                let report = super::sendfile::SendfileTransport.send_block(peer, block)?;
+                fallback = Some(report.backend);
+                Ok(format!("{}, not io_uring: {why}", report.method))
+            },
+        )?;
+        if let Some(backend) = fallback {
+            return Ok(SendReport { id, wire_bytes: wire, backend, method });
+        }
         let method = if local && self.send_zc && wire >= ZERO_COPY_MIN {
             format!("{method}; loopback peer: SEND_ZC skipped (the kernel copies zero-copy sends to local sockets)")
         } else {
@@ -317,11 +356,23 @@ impl Transport for UringTransport {
         let h = BlockHeader::for_body(id, body).encode();
         let zc = self.send_zc && body.len() as u64 >= ZERO_COPY_MIN && !self.skip_zc(peer);
         let limit = peer.write_timeout().ok().flatten();
-        let method = self.with_ring(Some(id), |r| {
-            r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            send_all(r, Source::Memory(&h), false, id, limit)?;
-            send_all(r, Source::Memory(body), zc && self.memory_zc, id, limit)
-        })?;
+        let mut fallback = None;
+        let method = self.with_ring(
+            |r| {
+                r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
+                send_all(r, Source::Memory(&h), false, id, limit)?;
+                send_all(r, Source::Memory(body), zc && self.memory_zc, id, limit)
+            },
+            |why| {
+                tracing::warn!(block = %id, reason = %why, "io_uring: no ring for this send; sending by write");
+                let report = super::copy::send_bytes_copy(peer, id, body, Backend::Copy)?;
+                fallback = Some(report.backend);
+                Ok(format!("{}, not io_uring: {why}", report.method))
+            },
+        )?;
+        if let Some(backend) = fallback {
+            return Ok(SendReport { id, wire_bytes: (HEADER_LEN + body.len()) as u64, backend, method });
+        }
         let method = if zc { format!("{method}{}", self.why_no_memory_zc()) } else { method };
         Ok(SendReport { id, wire_bytes: (HEADER_LEN + body.len()) as u64, backend: Backend::IoUring, method })
     }
@@ -372,25 +423,28 @@ mod tests {
         let (ours, _) = listener.accept().unwrap();
         // The temp file the write is for; its descriptor number is the one reused below.
         let first = std::fs::File::create(dir.join("first")).unwrap().into_raw_fd();
-        let out: Result<(), Error> = t.with_ring(None, |r| {
-            r.bind(ours.as_raw_fd()).unwrap();
-            r.bind_file(first).unwrap();
-            r.slot_mut(1)[..4].copy_from_slice(b"LATE");
-            // A RECV that waits for the peer, and hard-linked after it the write, which starts
-            // only once the RECV completes, whatever its result.
-            let recv = opcode::Recv::new(io_uring::types::Fixed(SOCK_SLOT), r.slot_ptr(0), 1)
-                .build()
-                .flags(squeue::Flags::IO_HARDLINK)
-                .user_data(ud(0, 0, KIND_RECV));
-            let write = r.write_op(1, r.slot(1).as_ptr(), 4, 0).user_data(ud(0, 1, KIND_WRITE));
-            r.push(&recv).unwrap();
-            r.push(&write).unwrap();
-            r.ring.submit().unwrap();
-            // Leak it as an `io_uring_enter` failure would (without the connection reset, so
-            // that the RECV waits until the test lets it complete).
-            r.poisoned = true;
-            Ok(())
-        });
+        let out: Result<(), Error> = t.with_ring(
+            |r| {
+                r.bind(ours.as_raw_fd()).unwrap();
+                r.bind_file(first).unwrap();
+                r.slot_mut(1)[..4].copy_from_slice(b"LATE");
+                // A RECV that waits for the peer, and hard-linked after it the write, which starts
+                // only once the RECV completes, whatever its result.
+                let recv = opcode::Recv::new(io_uring::types::Fixed(SOCK_SLOT), r.slot_ptr(0), 1)
+                    .build()
+                    .flags(squeue::Flags::IO_HARDLINK)
+                    .user_data(ud(0, 0, KIND_RECV));
+                let write = r.write_op(1, r.slot(1).as_ptr(), 4, 0).user_data(ud(0, 1, KIND_WRITE));
+                r.push(&recv).unwrap();
+                r.push(&write).unwrap();
+                r.ring.submit().unwrap();
+                // Leak it as an `io_uring_enter` failure would (without the connection reset, so
+                // that the RECV waits until the test lets it complete).
+                r.poisoned = true;
+                Ok(())
+            },
+            |why| panic!("the pool holds a ring: {why}"),
+        );
         out.unwrap();
         // The descriptor number now names another file (as another receive's temp file would).
         let second = std::fs::File::create(dir.join("second")).unwrap();

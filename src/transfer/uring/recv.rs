@@ -22,9 +22,12 @@
 //!   like any `RECV` left waiting (parent module docs, "Timeouts"). The timeout is renewed only
 //!   when bytes arrive: a `RECV` submitted again after `EINTR`, or after the `EAGAIN` of one
 //!   that ran blocking on io-wq and met `SO_RCVTIMEO`, waits only for what is left of it.
+//! - A receive for which no ring can be had (parent module docs, "Rings") moves the body through
+//!   a 1 MiB buffer instead (the `copy` backend's mover), with nothing in flight on any ring.
 
 use super::ring::{ud, ud_kind, ud_slot, Ring, KIND_CANCEL, KIND_RECV, KIND_WRITE, SOCK_SLOT};
 use super::{UringTransport, CHUNK, SLOTS};
+use crate::transfer::copy::CopyMover;
 use crate::transfer::recv::BodyMover;
 use crate::transfer::store::TempBlock;
 use crate::transfer::wire::{Digest, HEADER_LEN};
@@ -52,41 +55,51 @@ const DIRECT_ALIGN: usize = 4096;
 impl BodyMover for UringRecv<'_> {
     fn move_body(&self, peer: &TcpStream, tmp: &TempBlock) -> Result<Option<Digest>, Error> {
         let id = tmp.header.id;
-        let direct = if self.transport.direct_writes && tmp.header.length >= DIRECT_MIN {
-            tmp.open_direct(DIRECT_ALIGN as u32)
-        } else {
-            None
-        };
-        if let Some(f) = &direct {
-            preallocate(f, HEADER_LEN as u64 + tmp.header.length)
-                .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
-            self.direct.set(true);
-        }
-        tracing::debug!(
-            block = %id,
-            len = tmp.header.length,
-            direct = direct.is_some(),
-            "io_uring receive: {}",
-            if direct.is_some() {
-                "O_DIRECT writes"
-            } else if self.transport.direct_writes && tmp.header.length >= DIRECT_MIN {
-                "page-cache writes (the file system offers no direct I/O at 4 KiB alignment)"
-            } else {
-                "page-cache writes"
-            }
-        );
-        self.transport.with_ring(Some(id), |r| {
-            r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-            // The writes' target, by its slot in the ring's table (parent module docs, "Rings").
-            let target = direct.as_ref().map_or(tmp.file.as_raw_fd(), |f| f.as_raw_fd());
-            r.bind_file(target).map_err(|e| Error::io("io_uring register temp file", Some(id), e))?;
-            let mut p = Pipeline::new(r, tmp, direct.is_some(), peer.read_timeout().ok().flatten());
-            let digest = p.run(tmp.header.length);
-            let drained = p.drain();
-            let digest = digest?;
-            drained?;
-            Ok(Some(digest))
-        })
+        self.transport.with_ring(
+            |r| {
+                let direct = if self.transport.direct_writes && tmp.header.length >= DIRECT_MIN {
+                    tmp.open_direct(DIRECT_ALIGN as u32)
+                } else {
+                    None
+                };
+                if let Some(f) = &direct {
+                    preallocate(f, HEADER_LEN as u64 + tmp.header.length)
+                        .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
+                }
+                tracing::debug!(
+                    block = %id,
+                    len = tmp.header.length,
+                    direct = direct.is_some(),
+                    "io_uring receive: {}",
+                    if direct.is_some() {
+                        "O_DIRECT writes"
+                    } else if self.transport.direct_writes && tmp.header.length >= DIRECT_MIN {
+                        "page-cache writes (the file system offers no direct I/O at 4 KiB alignment)"
+                    } else {
+                        "page-cache writes"
+                    }
+                );
+                r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
+                // The writes' target, by its slot in the ring's table (parent module docs, "Rings").
+                let target = direct.as_ref().map_or(tmp.file.as_raw_fd(), |f| f.as_raw_fd());
+                r.bind_file(target).map_err(|e| Error::io("io_uring register temp file", Some(id), e))?;
+                let mut p = Pipeline::new(r, tmp, direct.is_some(), peer.read_timeout().ok().flatten());
+                let digest = p.run(tmp.header.length);
+                let drained = p.drain();
+                let digest = digest?;
+                drained?;
+                self.direct.set(direct.is_some());
+                Ok(Some(digest))
+            },
+            |why| {
+                tracing::warn!(
+                    block = %id,
+                    reason = %why,
+                    "io_uring: no ring for this receive; receiving by read + write through a 1 MiB buffer"
+                );
+                CopyMover.move_body(peer, tmp)
+            },
+        )
     }
 }
 

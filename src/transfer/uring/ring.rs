@@ -5,7 +5,7 @@
 //! parent module's "Timeouts" and "Rings" sections say.
 
 use super::{CHUNK, SLOTS};
-use crate::detect::{buffers_refused, human_bytes, memlock_limit, REGISTERED_BUFFER_BYTES};
+use crate::detect::{buffers_refused, human_bytes, memlock_charged, memlock_limit, REGISTERED_BUFFER_BYTES};
 use crate::transfer::{BlockId, Error};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use std::time::{Duration, Instant};
@@ -65,8 +65,12 @@ pub(super) struct Ring {
 impl Ring {
     /// A ring, with its pool registered where `RLIMIT_MEMLOCK` allows; when it is not, `note`
     /// says why (the limit below [`REGISTERED_BUFFER_BYTES`], or the registration's error).
+    /// Its errors name the step that failed (`io_uring_setup: …`) and keep the OS error's kind;
+    /// [`no_ring`] says why for an operator.
     pub(super) fn new() -> std::io::Result<Ring> {
-        let ring = IoUring::builder().build((SLOTS * 2 + 2) as u32)?;
+        let ring = IoUring::builder()
+            .build((SLOTS * 2 + 2) as u32)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_setup: {e}")))?;
         // Two empty slots: `IORING_REGISTER_FILES` with -1 entries (sparse entries, Linux 5.5),
         // not `register_files_sparse` (`IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), so that the
         // transport works on every kernel detection finds io_uring on (it needs
@@ -74,7 +78,8 @@ impl Ring {
         ring.submitter()
             .register_files(&[-1, -1])
             .map_err(|e| std::io::Error::new(e.kind(), format!("io_uring_register(FILES): {e}")))?;
-        let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)?;
+        let mut pool = memmap2::MmapMut::map_anon(SLOTS * CHUNK)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("mmap of the ring's slots: {e}")))?;
         let mut note = None;
         let registered = match memlock_limit() {
             Some(limit) if limit < REGISTERED_BUFFER_BYTES => {
@@ -219,6 +224,24 @@ impl Ring {
         // A reset that fails leaves nothing else to try: the ring is leaked either way.
         let _ = reset_connection(self.sock);
     }
+}
+
+/// Why no ring could be set up, for an operator: `e` is [`Ring::new`]'s error. A ring's own memory is charged to the user's locked memory (`RLIMIT_MEMLOCK`, one
+/// budget for all the user's rings, module docs of [`crate::detect`]'s io_uring probe) unless
+/// the process is exempt, so `ENOMEM` there names the limit: on 6.18 a ring of this size
+/// takes about 8 KiB, so 64 KiB holds some eight rings per user, and a closed ring's charge
+/// outlives it for a short while.
+pub(super) fn no_ring(e: &std::io::Error) -> String {
+    let mut why = e.to_string();
+    if e.kind() == std::io::ErrorKind::OutOfMemory {
+        if let Some(charged) = memlock_charged() {
+            why.push_str(&format!(
+                ": each ring's memory is charged to {charged}, which this user's other rings and locked \
+                 memory use up"
+            ));
+        }
+    }
+    why
 }
 
 /// How far [`reap`] has gone in giving up on a peer that stopped.
