@@ -7,11 +7,11 @@
 //!   what the user has locked already, "Without registered buffers" below): the ring
 //!   owns a pool of eight 1 MiB buffers registered with the kernel. Each round reads up to eight
 //!   1 MiB chunks of the sealed file into the slots (`READ_FIXED`, one `io_uring_enter`, waited
-//!   for), then sends them as one linked chain of `SEND_ZC(slot)` (a second `io_uring_enter`):
-//!   one copy, page cache → slot, and none from the slot to the socket; the kernel pins nothing
-//!   per call because the buffers are registered once. They are what lets a process that is not
-//!   privileged send zero-copy: the kernel charges them to `RLIMIT_MEMLOCK` once, when they are
-//!   registered, and sends from them are not charged again.
+//!   for), then sends them as one linked chain of `SEND_ZC(slot)` (a second `io_uring_enter`;
+//!   "Linking" below): one copy, page cache → slot, and none from the slot to the socket; the
+//!   kernel pins nothing per call because the buffers are registered once. They are what lets
+//!   a process that is not privileged send zero-copy: the kernel charges them to
+//!   `RLIMIT_MEMLOCK` once, when they are registered, and sends from them are not charged again.
 //! - **Without registered buffers** (memlock too low for the pool, or too low for it beside
 //!   what the user has locked already: on 6.18 the ring's own memory counts, so an unprivileged
 //!   process under exactly 8 MiB cannot register the pool, and neither can a second ring once a
@@ -26,6 +26,12 @@
 //!   kernel refuse one all the same (`ENOMEM`: the exemption misjudged), the rest of the send
 //!   goes by plain `SEND` from the first byte not sent. A send's reported method says which
 //!   path it took and why.
+//! - **Linking.** The sends of a round are linked only where the kernel has
+//!   `IORING_FEAT_NATIVE_WORKERS` (5.12): before that, a short `SEND` with `MSG_WAITALL` may not
+//!   fail its link (commit 0031275d119e, not in every 5.6–5.11 kernel), and the sends linked
+//!   after it would run on and scramble the stream. There one send is submitted per wait (the
+//!   method says "sequential"), and everywhere a chunk that went short while a later one sent
+//!   bytes fails the send instead of being resubmitted out of order.
 //! - Blocks whose wire size is below [`ZERO_COPY_MIN`] use plain `IORING_OP_SEND` from the
 //!   mapping (a zero-copy send costs a second completion and page pinning, which small sends do
 //!   not repay); so does a kernel without `SEND_ZC`, and so does a peer on a loopback address,
@@ -89,8 +95,8 @@
 //! kernel is reported as refusing io_uring), `IORING_OP_SEND`/`RECV`/`WRITE` and `IOSQE_ASYNC`;
 //! its fixed-file table is registered as two empty (-1) entries, which kernels accept since 5.5.
 //! Zero-copy sends need 6.0 (`IORING_OP_SEND_ZC`, else plain `SEND`, "Send"), bounded waits 5.11
-//! ("Timeouts"), direct writes 6.1 (`STATX_DIOALIGN`, "Receive"); each is used only where
-//! present.
+//! ("Timeouts"), direct writes 6.1 (`STATX_DIOALIGN`, "Receive"), linked sends 5.12
+//! (`IORING_FEAT_NATIVE_WORKERS`, "Linking"); each is used only where present.
 //!
 //! # Rings
 //! A transport keeps up to four rings for reuse; a call that finds none idle sets up a new one.
@@ -157,6 +163,9 @@ pub struct UringTransport {
     memory_zc: bool,
     zc_on_loopback: bool,
     direct_writes: bool,
+    /// Send one chunk per wait even where the ring could link them ([`Ring::links_sends`]): the
+    /// path of kernels before 5.12, for tests.
+    unlinked_sends: bool,
     /// Receives that stored their block having written its body with `O_DIRECT`.
     direct_receives: std::sync::atomic::AtomicU64,
 }
@@ -196,6 +205,7 @@ impl UringTransport {
             charged,
             zc_on_loopback: false,
             direct_writes: true,
+            unlinked_sends: false,
             direct_receives: Default::default(),
         })
     }
@@ -261,6 +271,11 @@ impl UringTransport {
         self.rings.lock().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// Whether a send on `r` links the sends of a round ([`Ring::links_sends`]).
+    fn link(&self, r: &Ring) -> bool {
+        !self.unlinked_sends && r.links_sends()
+    }
+
     /// Runs `f` on a ring of the pool, or on a new one when the pool is empty, and puts the ring
     /// back afterwards. When no new ring can be set up (`ENOMEM` once the user's rings fill
     /// `RLIMIT_MEMLOCK`, module docs "Rings"), runs `without` instead, with the reason.
@@ -323,11 +338,12 @@ impl Transport for UringTransport {
         let method = self.with_ring(
             |r| {
                 r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
+                let link = self.link(r);
                 if zc && r.registered {
-                    send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, id, limit)
+                    send_all(r, Source::File { fd: block.file().as_raw_fd(), len: wire }, true, link, id, limit)
                 } else {
                     let map = block.map()?;
-                    let method = send_all(r, Source::Memory(&map), zc && self.memory_zc, id, limit)?;
+                    let method = send_all(r, Source::Memory(&map), zc && self.memory_zc, link, id, limit)?;
                     match (zc, &r.note) {
                         (true, Some(why)) => Ok(format!("{method}; {why}{}", self.why_no_memory_zc())),
                         _ => Ok(method),
@@ -360,8 +376,9 @@ impl Transport for UringTransport {
         let method = self.with_ring(
             |r| {
                 r.bind(peer.as_raw_fd()).map_err(|e| Error::io("io_uring register socket", Some(id), e))?;
-                send_all(r, Source::Memory(&h), false, id, limit)?;
-                send_all(r, Source::Memory(body), zc && self.memory_zc, id, limit)
+                let link = self.link(r);
+                send_all(r, Source::Memory(&h), false, link, id, limit)?;
+                send_all(r, Source::Memory(body), zc && self.memory_zc, link, id, limit)
             },
             |why| {
                 tracing::warn!(block = %id, reason = %why, "io_uring: no ring for this send; sending by write");
@@ -402,6 +419,55 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
     use std::time::Duration;
+
+    /// Sends one chunk per wait, as on a kernel before 5.12 (`Ring::links_sends`), deliver the
+    /// stream byte-exact and in order, from the registered buffers and from the mapping, and say
+    /// so in their method.
+    #[test]
+    fn unlinked_sends_deliver_byte_exact() {
+        use crate::transfer::{copy::CopyTransport, BlockStore, Expect};
+        let t = match UringTransport::new() {
+            Ok(t) => t,
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {e}");
+                println!("skip: {e}");
+                return;
+            }
+        };
+        let t = UringTransport { unlinked_sends: true, ..t.zero_copy_on_loopback(true) };
+        let dir = std::env::temp_dir().join(format!("parthenon-uring-unlinked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let src = BlockStore::open(dir.join("src")).unwrap();
+        let dst = BlockStore::open(dir.join("dst")).unwrap();
+        // Every byte differs from its neighbours' chunks: a chunk out of place would show.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let body: Vec<u8> = (0..(17 << 20) + 4321)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let block = src.put(BlockId(1), &body).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (rx, _) = listener.accept().unwrap();
+        let dst2 = dst.clone();
+        let receiver = std::thread::spawn(move || {
+            CopyTransport.recv_block(&rx, &dst2, &Expect::block(BlockId(1)))?;
+            CopyTransport.recv_to_vec(&rx, &Expect::block(BlockId(2)))
+        });
+        let r = t.send_block(&tx, &block).unwrap();
+        println!("{}", r.method);
+        assert!(r.method.contains(" sequential SEND") && r.method.contains("one send per wait"), "{}", r.method);
+        let r = t.send_bytes(&tx, BlockId(2), &body[..(3 << 20) + 1]).unwrap();
+        assert!(r.method.starts_with("io_uring sequential SEND"), "{}", r.method);
+        let (_, got) = receiver.join().unwrap().unwrap();
+        assert!(got == body[..(3 << 20) + 1], "send_bytes: bytes differ");
+        assert!(dst.get(BlockId(1)).unwrap().read_body().unwrap() == body, "send_block: bytes differ");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A write queued on a ring that is then leaked starts only after the caller has closed its
     /// file and the descriptor number names another file: it must not reach that file, and the

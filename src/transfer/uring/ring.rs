@@ -113,6 +113,16 @@ impl Ring {
         Ok(Ring { ring, pool, registered, note, poisoned: false, sock: -1, gen: 0 })
     }
 
+    /// Whether this ring links the sends of a round into one chain. Only where the kernel has
+    /// `IORING_FEAT_NATIVE_WORKERS` (5.12): a linked chain keeps the stream's order only if a
+    /// short `SEND` with `MSG_WAITALL` fails the link and cancels the rest, which the kernel
+    /// does since commit 0031275d119e (5.12; backported to some stable series only, which
+    /// nothing can detect); on a 5.6–5.11 kernel without it, the sends after a short one would
+    /// go on and scramble the stream. Older kernels send one chunk per wait instead (`send.rs`).
+    pub(super) fn links_sends(&self) -> bool {
+        self.ring.params().is_feature_native_workers()
+    }
+
     /// The start of slot `i` (`i < SLOTS`).
     pub(super) fn slot_ptr(&mut self, i: usize) -> *mut u8 {
         self.pool[i * CHUNK..].as_mut_ptr()

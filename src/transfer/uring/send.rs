@@ -15,10 +15,14 @@ pub(super) enum Source<'a> {
     File { fd: i32, len: u64 },
 }
 
-/// Sends all of `src` on fixed file 0, in rounds of up to [`SLOTS`] chunks. Within a round the
-/// sends form one linked chain, so the stream keeps their order; a short or failed send cancels
-/// the rest of the chain, which is resubmitted from the first byte not sent. Every notification
-/// is awaited before returning (see the module docs on ownership).
+/// Sends all of `src` on fixed file 0, in rounds of up to [`SLOTS`] chunks. With `link` (where
+/// [`Ring::links_sends`]) the sends of a round form one linked chain, so the stream keeps their
+/// order; a short or failed send cancels the rest of the chain, which is resubmitted from the
+/// first byte not sent. Without it (a kernel before 5.12, where a short send may not cancel what
+/// is linked after it) one send is submitted per wait, each from the first byte not sent. After
+/// every wait, a chunk that went short while a later one sent bytes fails the call (the stream
+/// is out of order; no resubmission can mend it). Every notification is awaited before
+/// returning (see the module docs on ownership).
 ///
 /// `zc` asks for `SEND_ZC` from memory (`Source::Memory`; a `Source::File` always goes by
 /// `SEND_ZC` from the registered slots). The kernel charges such a send to `RLIMIT_MEMLOCK`
@@ -33,6 +37,7 @@ pub(super) fn send_all(
     r: &mut Ring,
     src: Source<'_>,
     zc: bool,
+    link: bool,
     id: BlockId,
     limit: Option<Duration>,
 ) -> Result<String, Error> {
@@ -44,11 +49,15 @@ pub(super) fn send_all(
     };
     let fixed = matches!(src, Source::File { .. });
     let sock = types::Fixed(SOCK_SLOT);
-    let method = match (fixed, zc) {
-        (true, _) => "io_uring READ_FIXED + linked SEND_ZC (registered buffers, registered socket)",
-        (false, true) => "io_uring linked SEND_ZC from the block mapping (registered socket)",
-        (false, false) => "io_uring linked SEND (registered socket)",
+    let chain = if link { "linked" } else { "sequential" };
+    let mut method = match (fixed, zc) {
+        (true, _) => format!("io_uring READ_FIXED + {chain} SEND_ZC (registered buffers, registered socket)"),
+        (false, true) => format!("io_uring {chain} SEND_ZC from the block mapping (registered socket)"),
+        (false, false) => format!("io_uring {chain} SEND (registered socket)"),
     };
+    if !link {
+        method.push_str(UNLINKED);
+    }
     let io_err = |what: &str, e: std::io::Error| Error::io(format!("io_uring {what}"), Some(id), e);
     if let Source::File { fd, .. } = src {
         // Read by its slot in the ring's table, never by descriptor number (module docs, "Rings").
@@ -99,13 +108,15 @@ pub(super) fn send_all(
         } else if let Source::Memory(m) = src {
             bases.extend(round.iter().map(|&(o, _)| m[o as usize..].as_ptr()));
         }
-        // Linked sends, resubmitted from the first unsent byte until the round is out.
+        // Linked sends (one at a time without `link`), resubmitted from the first unsent byte
+        // until the round is out.
         let mut sent = vec![0usize; round.len()];
         let mut first = 0usize;
         while first < round.len() {
-            let last = round.len() - 1;
+            let end = if link { round.len() } else { first + 1 };
+            let last = end - 1;
             let gen = r.next_gen();
-            for slot in first..round.len() {
+            for slot in first..end {
                 let n = round[slot].1 - sent[slot];
                 // SAFETY (pointer arithmetic): sent[slot] < chunk length, inside the chunk.
                 let p = bases[slot].wrapping_add(sent[slot]);
@@ -125,7 +136,7 @@ pub(super) fn send_all(
             }
             let mut hard = None;
             let mut charged = false;
-            reap(r, gen, KIND_SEND, first..round.len(), id, limit, |data, res| {
+            reap(r, gen, KIND_SEND, first..end, id, limit, |data, res| {
                 let slot = ud_slot(data);
                 if res > 0 {
                     sent[slot] += res as usize;
@@ -143,6 +154,18 @@ pub(super) fn send_all(
             if let Some(e) = hard {
                 return Err(io_err("send", e));
             }
+            let lens: Vec<usize> = round.iter().map(|&(_, n)| n).collect();
+            if let Some((short, later)) = out_of_order(&sent, &lens) {
+                return Err(io_err(
+                    "send",
+                    std::io::Error::other(format!(
+                        "chunk {short} of a round sent {} of {} bytes while chunk {later} after it sent {}: the \
+                         stream is out of order (a kernel whose short linked SEND does not cancel the sends \
+                         linked after it: commit 0031275d119e missing)",
+                        sent[short], lens[short], sent[later]
+                    )),
+                ));
+            }
             if charged {
                 zc = false;
                 refused = true;
@@ -156,5 +179,39 @@ pub(super) fn send_all(
              plain SEND from the first byte not sent"
         ));
     }
-    Ok(method.to_string())
+    Ok(method)
+}
+
+/// The suffix of a method whose sends went one per wait ([`Ring::links_sends`]).
+const UNLINKED: &str = "; one send per wait: the kernel lacks IORING_FEAT_NATIVE_WORKERS (before 5.12), where \
+     a short SEND may not cancel the sends linked after it";
+
+/// The first chunk of a round that is short (`sent[s] < lens[s]`) while a chunk after it has
+/// sent bytes, and that later chunk: the stream then holds the later bytes before the short
+/// chunk's rest, and no resubmission can put them back in order. Linked sends cancel what
+/// follows a short one, and unlinked ones are submitted one at a time, so this happens only on
+/// a kernel that ran linked sends past a short one.
+fn out_of_order(sent: &[usize], lens: &[usize]) -> Option<(usize, usize)> {
+    let short = sent.iter().zip(lens).position(|(s, n)| s < n)?;
+    let later = (short + 1..sent.len()).find(|&t| sent[t] > 0)?;
+    Some((short, later))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_order;
+
+    #[test]
+    fn a_short_chunk_before_one_that_sent_is_out_of_order() {
+        let lens = [10, 10, 10, 4];
+        // In order: whole chunks, then a short one, then nothing sent.
+        assert_eq!(out_of_order(&[10, 10, 10, 4], &lens), None);
+        assert_eq!(out_of_order(&[10, 3, 0, 0], &lens), None);
+        assert_eq!(out_of_order(&[0, 0, 0, 0], &lens), None);
+        assert_eq!(out_of_order(&[10, 10, 10, 0], &lens), None);
+        // A short (or unsent) chunk followed by one that sent.
+        assert_eq!(out_of_order(&[10, 3, 10, 0], &lens), Some((1, 2)));
+        assert_eq!(out_of_order(&[0, 0, 0, 4], &lens), Some((0, 3)));
+        assert_eq!(out_of_order(&[10, 9, 0, 1], &lens), Some((1, 3)));
+    }
 }
