@@ -289,6 +289,48 @@ fn contract_io_uring_zero_copy_paths() {
     run_contract_on(Box::new(t), Backend::IoUring, Some(method));
 }
 
+/// A header that announces a large body makes the io_uring receiver with direct writes allocate
+/// its temp file only ahead of the bytes that came (one round of slots, 8 MiB), not the whole
+/// announced length before any of it: 2 MiB of a body announced as 64 MiB take at most 9 MiB of
+/// file. (On a file system without direct I/O the writes go through the page cache and allocate
+/// nothing ahead; the bound holds there too.)
+#[cfg(feature = "io-uring")]
+#[test]
+fn io_uring_receive_allocates_only_ahead_of_the_body() {
+    use std::os::unix::fs::MetadataExt;
+    if engine_for(Backend::IoUring).is_none() {
+        return;
+    }
+    let rx_t = parthenon::transfer::uring::UringTransport::new().unwrap().direct_writes(true);
+    let dir = TempDir::new("uring-alloc");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let h = BlockHeader { id: BlockId(1), length: 64 << 20, digest: Digest::of(b"") };
+    let (mut tx, rx) = pair();
+    let store2 = store.clone();
+    let receiver = thread::spawn(move || rx_t.recv_block(&rx, &store2, &Expect::default()));
+    tx.write_all(&h.encode()).unwrap();
+    tx.write_all(&pattern(2 << 20, 3)).unwrap();
+    // Wait until the temp file holds what was sent (its size, or what is allocated).
+    let tmp = store.root().join("tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let meta = loop {
+        let files: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        if let Some(m) = files.first().and_then(|f| f.metadata().ok()) {
+            if m.len() >= 2 << 20 {
+                break m;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the receive never wrote what was sent: {files:?}");
+        thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let allocated = (meta.blocks() * 512).max(meta.len());
+    assert!(allocated <= 9 << 20, "2 MiB received, {allocated} bytes of temp file allocated");
+    drop(tx);
+    let e = receiver.join().unwrap().unwrap_err();
+    assert!(matches!(e, Error::Truncated { block: BlockId(1), .. }), "{e}");
+    assert_clean(&store, BlockId(1));
+}
+
 /// The io_uring receiver's two file layouts, byte-exact at their edges: with direct writes (where
 /// the store's file system offers O_DIRECT, bodies of 1 MiB or more are written in 1 MiB-aligned
 /// slots, the first one carrying the header, and an unaligned end goes through the page cache)

@@ -56,7 +56,9 @@
 //!
 //! Bodies of [`DIRECT_MIN`] bytes or more are written with `O_DIRECT` where the store's
 //! file system reports direct I/O (`STATX_DIOALIGN`) at an alignment the slots meet: the temp file
-//! is allocated up front, file chunks start at multiples of [`CHUNK`] (the first slot carries the
+//! is allocated ahead of the writes, one round of slots (8 MiB) beyond the bytes received so far
+//! and never before a body byte has arrived (so a header that announces 64 MiB and sends nothing
+//! takes no disk), file chunks start at multiples of [`CHUNK`] (the first slot carries the
 //! header), and only the unaligned end of the last chunk goes through the page cache. The body
 //! then goes from the slot to the device once, with no page-cache copy to make now and write
 //! back at `fsync`. On tmpfs (no direct I/O) every write goes through the page cache.

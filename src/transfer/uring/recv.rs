@@ -22,6 +22,8 @@
 //!   like any `RECV` left waiting (parent module docs, "Timeouts"). The timeout is renewed only
 //!   when bytes arrive: a `RECV` submitted again after `EINTR`, or after the `EAGAIN` of one
 //!   that ran blocking on io-wq and met `SO_RCVTIMEO`, waits only for what is left of it.
+//! - With direct writes, the temp file is allocated only ahead of the bytes received
+//!   ([`ALLOCATE_AHEAD`] beyond them at most), before the write that needs it is submitted.
 //! - A receive for which no ring can be had (parent module docs, "Rings") moves the body through
 //!   a 1 MiB buffer instead (the `copy` backend's mover), with nothing in flight on any ring.
 
@@ -62,10 +64,6 @@ impl BodyMover for UringRecv<'_> {
                 } else {
                     None
                 };
-                if let Some(f) = &direct {
-                    preallocate(f, HEADER_LEN as u64 + tmp.header.length)
-                        .map_err(|e| Error::io("allocate temp block", Some(id), e))?;
-                }
                 tracing::debug!(
                     block = %id,
                     len = tmp.header.length,
@@ -103,18 +101,25 @@ impl BodyMover for UringRecv<'_> {
     }
 }
 
-/// Allocates `total` bytes of `file` up front, so that no direct write extends the file or
-/// allocates blocks as it goes (on this machine's ext4, 64 MiB receives went from 1.12–1.21 to
-/// 1.36–1.51 GB/s with it: docs/benchmarks.md, session 8). A file system without `fallocate` is
-/// left to allocate as the writes come; running out of room, or past the file-size limit, is an
-/// error.
-fn preallocate(file: &File, total: u64) -> std::io::Result<()> {
-    // SAFETY: fallocate on a descriptor we own; no memory is passed.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, total as libc::off_t) } == 0 {
-        return Ok(());
+/// How far ahead of the received bytes a direct receive allocates its temp file: one round of
+/// slots. Allocating ahead keeps direct writes from extending the file or allocating blocks as
+/// they go (on this machine's ext4, 64 MiB receives went from 1.12–1.21 to 1.36–1.51 GB/s with
+/// the whole file allocated up front: docs/benchmarks.md, session 8), and allocating only ahead
+/// of what has arrived keeps a header that announces a large body from taking that much disk
+/// before the body comes: a peer makes the receiver allocate at most this much beyond the bytes
+/// it sent.
+const ALLOCATE_AHEAD: u64 = (SLOTS * CHUNK) as u64;
+
+/// Allocates bytes `from..to` of `file` (`fallocate`, which extends its size to `to`). `Ok(false)`
+/// when the file system has no `fallocate`: the writes then allocate as they come. Running out
+/// of room, or past the file-size limit, is an error.
+fn preallocate(file: &File, from: u64, to: u64) -> std::io::Result<bool> {
+    // SAFETY: fallocate on a descriptor the caller owns; no memory is passed.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, from as libc::off_t, (to - from) as libc::off_t) } == 0 {
+        return Ok(true);
     }
     match std::io::Error::last_os_error() {
-        e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+        e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
         e => Err(e),
     }
 }
@@ -155,6 +160,10 @@ struct Pipeline<'r> {
     draining: bool,
     /// The first failure of a write; checked after every wait.
     failed: Option<Error>,
+    /// Bytes of the temp file allocated so far (direct writes only, [`ALLOCATE_AHEAD`]), and
+    /// whether to allocate more (not once the file system said it has no `fallocate`).
+    allocated: u64,
+    allocating: bool,
 }
 
 impl<'r> Pipeline<'r> {
@@ -174,7 +183,25 @@ impl<'r> Pipeline<'r> {
             recv_since: Instant::now(),
             draining: false,
             failed: None,
+            allocated: 0,
+            allocating: direct,
         }
+    }
+
+    /// Allocates the temp file up to `end` (the end of the bytes received so far, header
+    /// included) and [`ALLOCATE_AHEAD`] beyond what was allocated, at most up to `total`, before
+    /// a write covering bytes past what is allocated is submitted.
+    fn allocate_to(&mut self, end: u64, total: u64) -> Result<(), Error> {
+        if !self.allocating || end <= self.allocated {
+            return Ok(());
+        }
+        let to = (self.allocated + ALLOCATE_AHEAD).max(end).min(total);
+        match preallocate(&self.tmp.file, self.allocated, to) {
+            Ok(true) => self.allocated = to,
+            Ok(false) => self.allocating = false,
+            Err(e) => return Err(Error::io("allocate temp block", Some(self.tmp.header.id), e)),
+        }
+        Ok(())
     }
 
     fn io_err(&self, what: &str, e: std::io::Error) -> Error {
@@ -207,6 +234,7 @@ impl<'r> Pipeline<'r> {
                 bytes = aligned;
             }
             got += filled as u64;
+            self.allocate_to(HEADER_LEN as u64 + got, HEADER_LEN as u64 + len)?;
             if bytes > 0 {
                 self.writes[slot] = Some(Write { file_off, len: bytes, done: 0 });
                 self.submit_write(slot)?;
