@@ -472,7 +472,16 @@ fn auto_routes_by_size_and_reports_why() {
             assert!(why.contains("loopback"), "{why}");
             assert!(text.contains("loopback peer -> sendfile"), "{text}");
         }
-        assert!(text.contains("small_block_max") || text.contains("copy"), "{text}");
+        let small = format!("wire size < {} B -> copy", report.policy.small_block_max);
+        assert!(text.contains(&small), "{text}");
+        // Through the router as well as by `choose`: a block below the threshold goes by copy.
+        let dir = TempDir::new("route-small");
+        let store = BlockStore::open(dir.path()).unwrap();
+        let small_block = store.put(BlockId(77), b"a small block").unwrap();
+        let (a, b) = pair();
+        let sent = t.send_block(&a, &small_block).unwrap();
+        assert_eq!(sent.backend, Backend::Copy, "{}", sent.method);
+        drop(b);
         assert!(report.receive.starts_with(t.backend().name()), "{}", report.receive);
         assert!(text.contains(&format!("receive: {}", report.receive)), "{text}");
     }
@@ -507,4 +516,39 @@ fn forcing_absent_transfer_backend_is_an_error() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("dpdk") && e.to_string().contains("skipped"), "{e}");
+}
+
+/// With `copy` forbidden there is no small-block class, but the loopback rule still applies
+/// (`choose_for`), and the report says so. Finding: the report then read "all sizes ->
+/// io-uring" while a send to a loopback peer went by sendfile.
+#[test]
+fn the_report_names_the_loopback_rule_without_the_small_block_class() {
+    let engine = Engine::builder()
+        .detect_options(DetectOptions { skip_dpdk: true, ..Default::default() })
+        .forbid(Backend::Copy)
+        .build()
+        .unwrap();
+    let t = engine.transport().unwrap();
+    let report = t.report();
+    let text = report.to_string();
+    println!("{text}");
+    assert!(!text.contains("-> copy"), "{text}");
+    let dir = TempDir::new("route-loopback");
+    let store = BlockStore::open(dir.path()).unwrap();
+    let block = store.put(BlockId(78), &pattern(1 << 20, 3)).unwrap();
+    let (a, b) = pair();
+    let rx = thread::spawn(move || {
+        let dir = TempDir::new("route-loopback-rx");
+        let dst = BlockStore::open(dir.path()).unwrap();
+        parthenon::transfer::copy::CopyTransport.recv_block(&b, &dst, &Expect::default()).map(|s| s.id())
+    });
+    let sent = t.send_block(&a, &block).unwrap();
+    assert_eq!(rx.join().unwrap().unwrap(), BlockId(78));
+    if t.backend() == Backend::IoUring && text.contains("loopback") {
+        assert!(report.size_refinement, "{text}");
+        assert!(text.contains("all sizes to a loopback peer -> sendfile"), "{text}");
+        assert_eq!(sent.backend, Backend::Sendfile, "{}", sent.method);
+    } else {
+        assert_eq!(sent.backend, t.backend(), "{}", sent.method);
+    }
 }

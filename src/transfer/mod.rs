@@ -163,7 +163,9 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Sends `body` as block `id` from the caller's buffer; the header (with the BLAKE3 digest)
     /// is computed here. The slice is borrowed until the call returns.
     fn send_bytes(&self, peer: &TcpStream, id: BlockId, body: &[u8]) -> Result<SendReport, Error> {
-        copy::send_bytes_copy(peer, id, body, self.backend())
+        // Plain writes move the bytes, whatever this transport's block path is: the report says
+        // so ([`SendReport::backend`]).
+        copy::send_bytes_copy(peer, id, body, Backend::Copy)
     }
 
     /// How [`Transport::recv_block`] moves a body into the store, for reports.

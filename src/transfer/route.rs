@@ -144,25 +144,27 @@ impl TransferRouter {
     /// Which backend serves which sizes, and why.
     pub fn report(&self) -> TransferReport {
         let mut size_classes = Vec::new();
-        if self.small.is_some() {
+        // The sizes the routed backend serves: all, or those from `small_block_max` on.
+        let routed = if self.small.is_some() {
             size_classes.push(format!(
                 "wire size < {} B -> copy (setting up zero-copy costs more than copying this little)",
                 self.policy.small_block_max
             ));
             size_classes.push(format!("wire size >= {} B -> {}", self.policy.small_block_max, self.route.backend));
-            if self.loopback.is_some() {
-                size_classes.push(format!(
-                    "wire size >= {} B to a loopback peer -> sendfile ({LOOPBACK_REASON})",
-                    self.policy.small_block_max
-                ));
-            }
+            format!("wire size >= {} B", self.policy.small_block_max)
         } else {
             size_classes.push(format!("all sizes -> {} ({})", self.route.backend, self.route.reason));
+            "all sizes".to_string()
+        };
+        // The loopback rule refines whatever the routed backend serves (`choose_for`), with or
+        // without the small-block class.
+        if self.loopback.is_some() {
+            size_classes.push(format!("{routed} to a loopback peer -> sendfile ({LOOPBACK_REASON})"));
         }
         TransferReport {
             route: self.route.clone(),
             policy: self.policy,
-            size_refinement: self.small.is_some(),
+            size_refinement: self.small.is_some() || self.loopback.is_some(),
             size_classes,
             receive: format!("{} ({})", self.route.backend, self.primary.receive_method()),
             backend_notes: self.notes.clone(),
