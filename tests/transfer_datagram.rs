@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::datagram::{block_frames, feed, frame, CHUNK};
+use common::datagram::{aborts, block_frames, feed, feed_config, feed_with, frame, frame_of, CHUNK};
 use common::{pattern, TempDir};
 use parthenon::transfer::datagram::frame::{Codec, Descriptor, Kind};
 use parthenon::transfer::datagram::{
@@ -239,12 +239,18 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     assert!(matches!(e, Error::FrameRejected { block: BlockId(4), index: 1, .. }), "{e}");
     assert!(e.to_string().contains("conflicting duplicate"), "{e}");
 
-    // Out of order: frames of block 6 while block 5 is incomplete.
+    // Out of order: a frame of block 6 (another send) while block 5 is incomplete. The receive
+    // of block 5 is what ends: its send is refused.
     let mut f = block_frames(5, &body, BlockHeader::for_body(BlockId(5), &body));
     f.truncate(3);
-    f.push(frame(Kind::Data, 6, 1, 6, &body[..CHUNK]));
-    let e = feed(f, Expect::default());
+    f.push(frame_of(Kind::Data, 6, 2, 1, 6, &body[..CHUNK]));
+    let (e, answers) = feed_with(f, Expect::default(), feed_config());
     assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(5), got: BlockId(6) }), "{e}");
+    let aborts = aborts(&answers);
+    assert!(
+        aborts.len() == 1 && (aborts[0].0.block, aborts[0].0.attempt) == (BlockId(5), 1),
+        "the send of block 5 is refused: {aborts:?}"
+    );
 
     // Index out of range; descriptor lying about its payload length.
     let e = feed(vec![frame(Kind::Data, 7, 9, 3, b"x")], Expect::default());

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::datagram::{block_frames, feed, frame, frame_of, CHUNK};
+use common::datagram::{aborts, answers, block_frames, block_frames_of, feed, frame, frame_of, CHUNK};
 use common::{pattern, TempDir};
 use parthenon::transfer::datagram::frame::{FrameHeader, Kind};
 use parthenon::transfer::datagram::{
@@ -36,6 +36,80 @@ fn sender_learns_why_receiver_refused() {
     let (refused, next) = h.join().unwrap();
     assert!(matches!(refused, Err(Error::Oversized { .. })), "{refused:?}");
     assert_eq!(next.unwrap(), (BlockHeader::for_body(BlockId(4), &pattern(5000, 2)), pattern(5000, 2)));
+}
+
+/// A copy of a refused send's descriptor (its sender repeats it while the receiver checks the
+/// digest and stores the block, until it hears the ABORT) does not start the next receive: it is
+/// refused again, answering the same send with the same reason, and the receive goes on waiting.
+/// A new send of the block (another attempt) is received.
+#[test]
+fn a_refused_sends_descriptor_does_not_start_the_next_receive() {
+    let body = pattern(5000, 60);
+    let header = BlockHeader::for_body(BlockId(60), &body);
+    let mut bad = body.clone();
+    bad[4321] ^= 1;
+    let mut f = block_frames(60, &bad, header);
+    f.push(f[0].clone());
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    for x in &f {
+        a.send(&[x]).unwrap();
+    }
+    let cfg = DatagramConfig {
+        resend_timeout: Duration::from_millis(5),
+        max_rounds: 5,
+        idle_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let mut r = DatagramReceiver::new(cfg);
+    let e = r.recv_block(&mut b, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::Tampered { block: BlockId(60), .. }), "{e}");
+    let e = r.recv_block(&mut b, &Expect::default()).unwrap_err();
+    assert!(matches!(&e, Error::Timeout { block: None, what } if what.contains("no block arrived")), "{e}");
+    let aborts = aborts(&answers(&mut a));
+    assert_eq!(aborts.len(), 2, "{aborts:?}");
+    for (h, reason) in &aborts {
+        assert_eq!((h.block, h.attempt), (BlockId(60), 1), "{h:?}");
+        assert!(reason.contains("digest mismatch"), "{reason}");
+    }
+    assert_eq!(aborts[0].1, aborts[1].1);
+
+    // A new send of the block: received.
+    for x in &block_frames_of(60, 2, &body, header) {
+        a.send(&[x]).unwrap();
+    }
+    assert_eq!(r.recv_block(&mut b, &Expect::default()).unwrap(), (header, body));
+}
+
+/// Frames of another block while one is being assembled end the receive of the one being
+/// assembled (`UnexpectedBlock`): its sender is told (ABORT of that block, answering its send),
+/// and its frames queued behind do not start the next receive; the interleaved block's sender is
+/// not refused, and its frames start the next receive.
+#[test]
+fn an_interleaved_block_ends_the_receive_of_the_block_being_assembled() {
+    let body = pattern(5000, 61);
+    let h5 = BlockHeader::for_body(BlockId(5), &body);
+    let h6 = BlockHeader::for_body(BlockId(6), &body);
+    let five = block_frames_of(5, 1, &body, h5);
+    let six = block_frames_of(6, 2, &body, h6);
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    // Block 5's descriptor and first two frames, then a frame of block 6, then the rest of 5.
+    for x in five[..3].iter().chain([&six[1]]).chain(&five[3..]) {
+        a.send(&[x]).unwrap();
+    }
+    let cfg = DatagramConfig { resend_timeout: Duration::from_millis(5), max_rounds: 5, ..Default::default() };
+    let mut r = DatagramReceiver::new(cfg);
+    let e = r.recv_block(&mut b, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(5), got: BlockId(6) }), "{e}");
+    let aborts = aborts(&answers(&mut a));
+    assert_eq!(aborts.len(), 1, "{aborts:?}");
+    assert_eq!((aborts[0].0.block, aborts[0].0.attempt), (BlockId(5), 1), "{aborts:?}");
+    assert!(aborts[0].1.contains("unexpected"), "{aborts:?}");
+
+    // Block 6's sender goes on: its frames are received next.
+    for x in &six {
+        a.send(&[x]).unwrap();
+    }
+    assert_eq!(r.recv_block(&mut b, &Expect::default()).unwrap(), (h6, body));
 }
 
 /// An ABORT that answers an earlier send of a block (from a receive that gave up on it), read

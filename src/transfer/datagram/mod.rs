@@ -48,9 +48,11 @@
 //! tells the sender (ABORT): a conflicting duplicate, an index or count out of range or changing
 //! between frames, a payload length that disagrees with the descriptor, a block larger than the
 //! receiver accepts ([`Error::Oversized`]), frames of another block interleaved
-//! ([`Error::UnexpectedBlock`]), a digest mismatch ([`Error::Tampered`]), frames still missing
+//! ([`Error::UnexpectedBlock`]: the receive of the block being assembled ends, and that block's
+//! send is the one refused), a digest mismatch ([`Error::Tampered`]), frames still missing
 //! after `max_rounds` requests ([`Error::GaveUp`], the datagram form of truncation). A receiver
-//! returns nothing partial.
+//! returns nothing partial ([`receiver`] says which send an ABORT refuses, and what becomes of
+//! the refused send's later frames).
 //!
 //! [`Error::Oversized`]: crate::transfer::Error::Oversized
 //! [`Error::UnexpectedBlock`]: crate::transfer::Error::UnexpectedBlock

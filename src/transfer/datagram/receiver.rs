@@ -28,11 +28,18 @@
 //!    private temp file, synced and published, as a stream backend's receive does, before DONE.
 //!    A block the store already holds is refused ([`Error::Duplicate`], and ABORT) as soon as
 //!    its first frame names it, before anything is assembled.
-//! 6. After a refusal (any error naming a block: ABORT), the frames its sender had already
-//!    queued do not start the next receive: until a receive succeeds, while no block is being
-//!    received, frames of the refused block other than its descriptor are dropped. Its descriptor — a new send of
-//!    it — starts a receive as any block's would, except that a block the store holds is
-//!    refused again at once (ABORT), and the receive goes on waiting for another block.
+//! 6. A failed receive that names a block refuses the send it was receiving (ABORT with the
+//!    reason, answering that send's attempt): the send whose frames started it — for frames of
+//!    another block interleaved ([`Error::UnexpectedBlock`]), the block being assembled, whose
+//!    receive is what ended (the interleaved block's sender is not refused: its frames may start
+//!    the next receive). After a refusal, the frames its sender had already queued do not start
+//!    the next receive: until a receive succeeds, while no block is being received, frames of
+//!    the refused block other than its descriptor are dropped, and a descriptor of the refused
+//!    send (the same attempt: a copy, or the sender's nudge before it heard the ABORT) is refused
+//!    again with the same reason and dropped. A descriptor of another attempt — a new send of
+//!    the block — starts a receive as any block's would, except that one that would be refused
+//!    at once (a block the store holds, another than the one expected) is refused (ABORT), and
+//!    the receive goes on waiting for another block.
 //! 7. Once the block is accepted (returned, or published in the store), the receive succeeds: a
 //!    DONE that cannot be sent is logged, not an error, since the block is in. The sender, not
 //!    confirmed, sends again and is confirmed then (the receiver confirms the last block it
@@ -63,17 +70,38 @@ type Accept<'a> = dyn FnMut(&BlockHeader, &[u8]) -> Result<(), Error> + 'a;
 /// Most frames a receiver keeps before the descriptor arrives (more are dropped, as if lost).
 pub const MAX_PENDING: usize = 1 << 16;
 
+/// One send of a block: the block and the sender's number for the send (its attempt,
+/// [`super::sender`]), which the receiver's control frames answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Attempt {
+    pub(super) block: BlockId,
+    pub(super) number: u32,
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Attempt { block: BlockId(0), number: 0 }
+    }
+}
+
+/// A send the receiver refused, and why (the ABORT's reason).
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) send: Attempt,
+    pub(super) reason: String,
+}
+
 /// Receives blocks from a [`Link`]; answers MTU probes while it waits.
 #[derive(Debug, Default)]
 pub struct DatagramReceiver {
     /// Session settings.
     pub config: DatagramConfig,
     last_done: Option<BlockId>,
-    /// The block the last receive refused, until a receive succeeds (see the module docs).
-    last_refused: Option<BlockId>,
-    /// The send (attempt) of the block being received, or last received, that control frames
-    /// answer (`rx.rs`).
-    attempt: u32,
+    /// The send the last receive refused, until a receive succeeds (see the module docs).
+    last_refused: Option<Refusal>,
+    /// The send being received, or last received, that control frames answer (`rx.rs`), and
+    /// that a failed receive refuses.
+    attempt: Attempt,
     /// Room for compressed payloads.
     scratch: Vec<u8>,
     /// Room for bodies received into a store.
@@ -87,7 +115,7 @@ impl DatagramReceiver {
             config,
             last_done: None,
             last_refused: None,
-            attempt: 0,
+            attempt: Attempt::default(),
             scratch: Vec::new(),
             stored: Vec::new(),
         }
@@ -177,10 +205,13 @@ impl DatagramReceiver {
             Ok(_) => self.last_refused = None,
             Err(e) => {
                 body.clear();
-                if let Some(b) = e.block() {
+                // An error that names a block came from a frame, which made its send the one
+                // this receive answers (`rx.rs`): refused, as the module docs say.
+                if e.block().is_some() {
                     let reason = e.to_string();
-                    let _ = send_frame(link, control(Kind::Abort, b, self.attempt, 0, 0), reason.as_bytes());
-                    self.last_refused = Some(b);
+                    let a = self.attempt;
+                    let _ = send_frame(link, control(Kind::Abort, a.block, a.number, 0, 0), reason.as_bytes());
+                    self.last_refused = Some(Refusal { send: a, reason });
                 }
             }
         }
@@ -199,7 +230,8 @@ impl DatagramReceiver {
         body: &mut Vec<u8>,
         accept: &mut Accept<'_>,
     ) -> Result<BlockHeader, Error> {
-        let mut rx = Rx::new(link, expect, self.config, self.last_done, self.last_refused, store, &mut self.attempt);
+        let mut rx =
+            Rx::new(link, expect, self.config, self.last_done, self.last_refused.as_ref(), store, &mut self.attempt);
         let d = rx.until_descriptor()?;
         let len = d.payload_len as usize;
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
@@ -223,7 +255,7 @@ impl DatagramReceiver {
         // reads nothing from the link and may take seconds on a loaded machine: tell the sender,
         // which then waits for DONE or ABORT until its block_timeout rather than take the
         // silence for a dead receiver (module docs). Lost, the sender's silence limit applies.
-        let told = send_frame(rx.link, control(Kind::Progress, a.id, *rx.attempt, a.count, a.count), &[])
+        let told = send_frame(rx.link, control(Kind::Progress, a.id, rx.attempt.number, a.count, a.count), &[])
             .and_then(|()| rx.link.flush());
         if let Err(e) = told {
             tracing::debug!(block = %a.id, error = %e, "could not tell the sender that every frame is in");
@@ -249,7 +281,7 @@ impl DatagramReceiver {
         accept(&d.header, body)?;
         // Accepted (and published, into a store): from here the receive succeeds (module docs).
         self.last_done = Some(a.id);
-        if let Err(e) = send_frame(rx.link, control(Kind::Done, a.id, *rx.attempt, 0, 0), &[]) {
+        if let Err(e) = send_frame(rx.link, control(Kind::Done, a.id, rx.attempt.number, 0, 0), &[]) {
             tracing::warn!(block = %a.id, error = %e, "block accepted, but its DONE could not be sent; the sender will ask again");
         }
         Ok(d.header)

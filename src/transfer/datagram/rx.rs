@@ -33,7 +33,7 @@ use super::assembly::{check_descriptor, Assembly, Slot};
 use super::frame::{Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN};
 use super::link::{Link, RxFrame};
 use super::place::{self, Ident, Job, Outcome, Work};
-use super::receiver::MAX_PENDING;
+use super::receiver::{Attempt, Refusal, MAX_PENDING};
 use super::session::{control, send_frame, DatagramConfig, NACK_RANGES};
 use super::tree;
 use crate::transfer::{BlockId, BlockStore, Error, Expect};
@@ -51,17 +51,18 @@ pub(super) struct Rx<'a> {
     expect: &'a Expect,
     cfg: DatagramConfig,
     last_done: Option<BlockId>,
-    /// The block the last receive refused (and told its sender so), while none was accepted
-    /// since: frames of it do not start a receive ([`Rx::admit`]).
-    last_refused: Option<BlockId>,
+    /// The send the last receive refused (and told its sender so, with the reason), while none
+    /// was accepted since: frames of it do not start a receive ([`Rx::admit`]).
+    last_refused: Option<&'a Refusal>,
     /// The store a block is received into: a block it holds is refused at its first frame.
     store: Option<&'a BlockStore>,
     pub(super) asm: Option<Assembly>,
     /// The send of the block being received that control frames answer (module docs of
     /// [`super::sender`]): set by every frame of the block until its descriptor is in, and by
-    /// every descriptor since (a new send starts with, and nudges with, its descriptor). Kept by
-    /// the caller, so that an ABORT after the receive failed answers it too.
-    pub(super) attempt: &'a mut u32,
+    /// every descriptor since (a new send starts with, and nudges with, its descriptor); never
+    /// by a frame of another block, so that while a block is assembled it is that block's send.
+    /// Kept by the caller, so that the ABORT of a failed receive refuses it ([`super::receiver`]).
+    pub(super) attempt: &'a mut Attempt,
     corrupt: u64,
     rounds: u32,
     progress_mark: u32,
@@ -88,9 +89,9 @@ impl<'a> Rx<'a> {
         expect: &'a Expect,
         cfg: DatagramConfig,
         last_done: Option<BlockId>,
-        last_refused: Option<BlockId>,
+        last_refused: Option<&'a Refusal>,
         store: Option<&'a BlockStore>,
-        attempt: &'a mut u32,
+        attempt: &'a mut Attempt,
     ) -> Self {
         let now = Instant::now();
         Rx {
@@ -203,7 +204,7 @@ impl<'a> Rx<'a> {
             if a.done_n > self.told_n && now.duration_since(self.told) >= self.cfg.resend_timeout {
                 self.told = now;
                 self.told_n = a.done_n;
-                send_frame(self.link, control(Kind::Progress, a.id, *self.attempt, a.done_n, a.count), &[])
+                send_frame(self.link, control(Kind::Progress, a.id, self.attempt.number, a.done_n, a.count), &[])
                     .map_err(|e| Error::io("send PROGRESS", Some(a.id), e))?;
             }
             return Ok(());
@@ -228,7 +229,7 @@ impl<'a> Rx<'a> {
         for ranges in a.missing_ranges().chunks(NACK_RANGES) {
             let p: Vec<u8> =
                 ranges.iter().flat_map(|(s, l)| s.to_le_bytes().into_iter().chain(l.to_le_bytes())).collect();
-            send_frame(self.link, control(Kind::Nack, a.id, *self.attempt, 0, ranges.len() as u32), &p)
+            send_frame(self.link, control(Kind::Nack, a.id, self.attempt.number, 0, ranges.len() as u32), &p)
                 .map_err(|e| Error::io("send NACK", Some(a.id), e))?;
         }
         Ok(())
@@ -261,12 +262,17 @@ impl<'a> Rx<'a> {
             let _ = send_frame(self.link, control(Kind::Done, h.block, h.attempt, 0, 0), &[]);
             return Ok(None);
         }
-        if self.asm.is_none() && self.last_refused == Some(h.block) {
+        if let Some(r) = self.last_refused.filter(|r| self.asm.is_none() && r.send.block == h.block) {
             // What the sender of a refused block had queued, or sent before it heard the ABORT
-            // (its nudges repeat the descriptor): not a new block. Only a descriptor that would
-            // now be accepted — a new send of it — starts a receive; any other is refused again
-            // at once, and the receive goes on waiting.
+            // (its nudges repeat the descriptor): not a new block. A descriptor of the refused
+            // send is refused again, for the same reason (the first ABORT may have been lost);
+            // only one of another send that would now be accepted starts a receive, any other is
+            // refused at once. Either way the receive goes on waiting.
             if h.index != 0 {
+                return Ok(None);
+            }
+            if h.attempt == r.send.number {
+                let _ = send_frame(self.link, control(Kind::Abort, h.block, h.attempt, 0, 0), r.reason.as_bytes());
                 return Ok(None);
             }
             if let Err(e) = self.may_start(&h) {
@@ -276,9 +282,11 @@ impl<'a> Rx<'a> {
         }
         let reject = |reason: String| Self::reject(h.block, h.index, reason);
         // The send this frame belongs to is the one a refusal of it answers: recorded before
-        // any check that can refuse it (an ABORT after a failed receive carries it).
+        // any check that can refuse it (an ABORT after a failed receive carries it). A frame of
+        // another block than the one being assembled is not: the receive it ends is that
+        // block's, whose send the ABORT refuses ([`super::receiver`], step 6).
         if self.asm.as_ref().is_none_or(|a| a.id == h.block && (h.index == 0 || a.desc.is_none())) {
-            *self.attempt = h.attempt;
+            *self.attempt = Attempt { block: h.block, number: h.attempt };
         }
         let a = match &mut self.asm {
             Some(a) => {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::transfer::datagram::frame::Codec;
 use crate::transfer::datagram::link::{Impairments, MemLink};
+use crate::transfer::datagram::receiver::Attempt;
 use crate::transfer::BlockHeader;
 
 fn data_frame(block: BlockId, index: u32, count: u32, chunk: usize, payload: &[u8]) -> RxFrame {
@@ -18,7 +19,7 @@ fn data_frame(block: BlockId, index: u32, count: u32, chunk: usize, payload: &[u
 }
 
 /// An `Rx` holding the descriptor of a 3-frame block (two data frames of `chunk`).
-fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize, attempt: &'a mut u32) -> Rx<'a> {
+fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize, attempt: &'a mut Attempt) -> Rx<'a> {
     let mut rx = Rx::new(link, expect, DatagramConfig::default(), None, None, None, attempt);
     let d = Descriptor {
         header: BlockHeader::for_body(BlockId(5), body),
@@ -61,7 +62,7 @@ fn waiting_for_the_first_frame_does_not_spin() {
             .sum::<Duration>()
     };
     let before = cpu();
-    let mut attempt = 0;
+    let mut attempt = Attempt::default();
     let mut rx = Rx::new(&mut link, &expect, cfg, None, None, None, &mut attempt);
     let e = rx.until_descriptor().expect_err("nothing arrives");
     assert!(matches!(e, Error::Timeout { block: None, .. }), "{e}");
@@ -79,7 +80,7 @@ fn duplicates_of_a_frame_in_flight() {
         let expect = Expect::default();
         let mut room: Vec<u8> = Vec::with_capacity(body.len());
         let work = Work::new(&mut room.spare_capacity_mut()[..body.len()], chunk);
-        let mut attempt = 0;
+        let mut attempt = Attempt::default();
         let mut rx = rx(&mut a, &expect, &body, chunk, &mut attempt);
 
         // Frame 1 queued, not yet checked; an exact copy and a corrupt copy arrive meanwhile.
@@ -125,7 +126,7 @@ fn frames_before_the_descriptor_are_kept_once() {
     let p = d.encode();
     a.send(&[&h.encode(&p), &p]).unwrap();
     let expect = Expect::default();
-    let mut attempt = 0;
+    let mut attempt = Attempt::default();
     let mut rx = Rx::new(&mut b, &expect, DatagramConfig::default(), None, None, None, &mut attempt);
     rx.until_descriptor().unwrap();
     let asm = rx.asm.as_ref().unwrap();
