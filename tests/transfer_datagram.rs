@@ -12,7 +12,7 @@ use parthenon::transfer::datagram::{
     Compression, DatagramConfig, DatagramReceiver, DatagramSender, Impairments, Link, MemLink, UdpLink,
 };
 use parthenon::transfer::wire::{BlockHeader, Digest, MAX_BODY_LEN};
-use parthenon::transfer::{BlockId, BlockStore, Error, Expect};
+use parthenon::transfer::{BlockId, BlockStore, Error, Expect, MAX_BLOCK_BYTES};
 use std::thread;
 use std::time::Duration;
 
@@ -217,10 +217,15 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     // Oversized.
     let e = feed(block_frames(2, &body, BlockHeader::for_body(BlockId(2), &body)), Expect { id: None, max_len: 4999 });
     assert!(matches!(e, Error::Oversized { block: BlockId(2), length: 5000, max: 4999 }), "{e}");
-    // A receiver without a limit of its own still has the protocol's, and a length near
-    // u64::MAX overflows nothing on the way to saying so.
+    // A receiver without a limit of its own still has its in-memory one (max_block_len), and
+    // without that the protocol's; a length near u64::MAX overflows nothing on the way to
+    // saying so.
     let huge = BlockHeader { length: u64::MAX, ..BlockHeader::for_body(BlockId(2), &body) };
-    let e = feed(block_frames(2, &body, huge), Expect { id: None, max_len: u64::MAX });
+    let any = Expect { id: None, max_len: u64::MAX };
+    let e = feed(block_frames(2, &body, huge), any);
+    assert!(matches!(e, Error::Oversized { block: BlockId(2), length: u64::MAX, max: MAX_BLOCK_BYTES }), "{e}");
+    let open = DatagramConfig { max_block_len: u64::MAX, ..feed_config() };
+    let (e, _) = feed_with(block_frames(2, &body, huge), any, open);
     assert!(matches!(e, Error::Oversized { block: BlockId(2), length: u64::MAX, max: MAX_BODY_LEN }), "{e}");
 
     // Truncated: the last frame never comes.
@@ -264,4 +269,69 @@ fn rejects_tampered_oversized_truncated_conflicting_and_interleaved() {
     // Unexpected block id.
     let e = feed(block_frames(9, &body, BlockHeader::for_body(BlockId(9), &body)), Expect::block(BlockId(10)));
     assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(10), got: BlockId(9) }), "{e}");
+}
+
+/// What a peer's numbers make a receiver hold in memory is bounded before they are trusted: its
+/// limit is at most `max_block_len` (it assembles blocks in memory), a first frame's count
+/// allocates nothing before the descriptor, a chunk larger than a frame carries is refused, and
+/// room that cannot be had (the payload, a compressed payload's decoded body) is an error naming
+/// the block, told to its sender (ABORT): never an abort of the process.
+#[test]
+fn receiver_bounds_what_a_peers_numbers_make_it_hold() {
+    let any = Expect { id: None, max_len: u64::MAX };
+    let open = DatagramConfig { max_block_len: u64::MAX, ..feed_config() };
+    let refused = |answers: &[(parthenon::transfer::datagram::frame::FrameHeader, Vec<u8>)], id: u64| {
+        let a = aborts(answers);
+        a.len() == 1 && a[0].0.block == BlockId(id) && a[0].0.attempt == 1
+    };
+    let out_of_memory = |e: &Error, id: u64| matches!(e, Error::Io { block: Some(b), source, .. } if *b == BlockId(id) && source.kind() == std::io::ErrorKind::OutOfMemory);
+    // One 48-byte frame claiming u32::MAX frames: more than a block of max_block_len has.
+    let t0 = std::time::Instant::now();
+    let claim = || vec![frame(Kind::Data, 1, 1, u32::MAX, &[])];
+    let (e, answers) = feed_with(claim(), any, feed_config());
+    assert!(
+        matches!(&e, Error::FrameRejected { block: BlockId(1), index: 1, reason } if reason.contains("frames cannot carry")),
+        "{e}"
+    );
+    assert!(refused(&answers, 1), "{answers:?}");
+    // Where the limit allows that many, the claim costs nothing until a descriptor comes: none
+    // does, and the receive gives up on the missing frames after max_rounds (5 × 5 ms). Room
+    // for u32::MAX frames, filled and scanned every round, would take seconds.
+    let (e, _) = feed_with(claim(), any, open);
+    assert!(matches!(e, Error::GaveUp { block: BlockId(1), count: u32::MAX, .. }), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+
+    // A descriptor of 2^56 bytes in 2^25 chunks of 2^31: more frames than a block of the
+    // in-memory limit has; without that limit, a chunk no frame carries.
+    let header = |id: u64, length: u64| BlockHeader { length, ..BlockHeader::for_body(BlockId(id), b"") };
+    let d =
+        Descriptor { header: header(2, MAX_BODY_LEN), payload_len: MAX_BODY_LEN, chunk: 1 << 31, codec: Codec::None };
+    let f = || vec![frame(Kind::Data, 2, 0, (1 << 25) + 1, &d.encode())];
+    let e = feed(f(), any);
+    assert!(
+        matches!(&e, Error::FrameRejected { block: BlockId(2), index: 0, reason } if reason.contains("frames cannot carry")),
+        "{e}"
+    );
+    let (e, answers) = feed_with(f(), any, open);
+    assert!(
+        matches!(&e, Error::FrameRejected { block: BlockId(2), index: 0, reason } if reason.contains("chunk size")),
+        "{e}"
+    );
+    assert!(refused(&answers, 2), "{answers:?}");
+
+    // The largest chunk and u32::MAX frames: a payload of 2^48 bytes, more than an address
+    // space holds, whose room cannot be reserved.
+    let len = (u32::MAX as u64 - 1) << 16;
+    let d = Descriptor { header: header(3, len), payload_len: len, chunk: 1 << 16, codec: Codec::None };
+    let (e, answers) = feed_with(vec![frame(Kind::Data, 3, 0, u32::MAX, &d.encode())], any, open);
+    assert!(out_of_memory(&e, 3) && e.to_string().contains("block 0000000000000003"), "{e}");
+    assert!(refused(&answers, 3), "{answers:?}");
+
+    // A compressed payload of 100 bytes said to decode into 2^56: the decoded body's room
+    // cannot be reserved.
+    let d = Descriptor { header: header(4, MAX_BODY_LEN), payload_len: 100, chunk: CHUNK as u32, codec: Codec::Lz4 };
+    let f = vec![frame(Kind::Data, 4, 0, 2, &d.encode()), frame(Kind::Data, 4, 1, 2, &[0; 100])];
+    let (e, answers) = feed_with(f, any, open);
+    assert!(out_of_memory(&e, 4), "{e}");
+    assert!(refused(&answers, 4), "{answers:?}");
 }

@@ -76,24 +76,42 @@ pub fn encode(body: &[u8], policy: Compression) -> (Cow<'_, [u8]>, Codec) {
     (Cow::Borrowed(body), Codec::None)
 }
 
-/// Decodes a payload into exactly `raw_len` bytes, or says why it cannot.
+/// Decodes a payload into exactly `raw_len` bytes, or says why it cannot (also when there is no
+/// memory for them: the room is reserved fallibly, `raw_len` being a peer's number).
 pub fn decode(payload: Vec<u8>, codec: Codec, raw_len: usize) -> Result<Vec<u8>, String> {
+    if codec == Codec::None {
+        if payload.len() != raw_len {
+            return Err(format!("payload {} bytes, header says {raw_len}", payload.len()));
+        }
+        return Ok(payload);
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(raw_len).map_err(|e| format!("no memory for {raw_len} decoded bytes: {e}"))?;
+    decode_into(&payload, codec, raw_len, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a payload into `out`, which then holds exactly `raw_len` bytes, or says why it
+/// cannot. `out`'s contents are replaced; the caller reserves its room (fallibly, for a length
+/// a peer sent): only what `out` lacks of `raw_len` is allocated here.
+pub fn decode_into(payload: &[u8], codec: Codec, raw_len: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
     match codec {
         Codec::None => {
             if payload.len() != raw_len {
                 return Err(format!("payload {} bytes, header says {raw_len}", payload.len()));
             }
-            Ok(payload)
+            out.extend_from_slice(payload);
         }
         Codec::Lz4 => {
-            let mut out = vec![0u8; raw_len];
-            let n = lz4_flex::block::decompress_into(&payload, &mut out).map_err(|e| format!("lz4: {e}"))?;
+            out.resize(raw_len, 0);
+            let n = lz4_flex::block::decompress_into(payload, out).map_err(|e| format!("lz4: {e}"))?;
             if n != raw_len {
                 return Err(format!("lz4 decoded {n} bytes, header says {raw_len}"));
             }
-            Ok(out)
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -118,5 +136,14 @@ mod tests {
         assert_eq!(encode(&noise, Compression::Auto).1, Codec::None);
         let (p, c) = encode(&text, Compression::Auto);
         assert_eq!(decode(p.into_owned(), c, text.len()).unwrap(), text);
+    }
+
+    /// A decoded length no memory can hold (a peer's number) is an error, not an abort.
+    #[test]
+    fn an_impossible_decoded_length_is_an_error() {
+        let (p, c) = encode(&[7u8; 10_000], Compression::Lz4);
+        assert_eq!(c, Codec::Lz4);
+        let e = decode(p.into_owned(), c, 1 << 56).unwrap_err();
+        assert!(e.contains("no memory"), "{e}");
     }
 }

@@ -47,7 +47,9 @@
 //! Everything else ends the block with an error naming it and the reason, and the receiver
 //! tells the sender (ABORT): a conflicting duplicate, an index or count out of range or changing
 //! between frames, a payload length that disagrees with the descriptor, a block larger than the
-//! receiver accepts ([`Error::Oversized`]), frames of another block interleaved
+//! receiver accepts ([`Error::Oversized`]; a receiver holds blocks in memory, and accepts at most
+//! [`DatagramConfig::max_block_len`] whatever its caller allows), room for the block that cannot
+//! be reserved ([`Error::Io`], `OutOfMemory`), frames of another block interleaved
 //! ([`Error::UnexpectedBlock`]: the receive of the block being assembled ends, and that block's
 //! send is the one refused), a digest mismatch ([`Error::Tampered`]), frames still missing
 //! after `max_rounds` requests ([`Error::GaveUp`], the datagram form of truncation). A receiver
@@ -55,6 +57,7 @@
 //! the refused send's later frames).
 //!
 //! [`Error::Oversized`]: crate::transfer::Error::Oversized
+//! [`Error::Io`]: crate::transfer::Error::Io
 //! [`Error::UnexpectedBlock`]: crate::transfer::Error::UnexpectedBlock
 //! [`Error::Tampered`]: crate::transfer::Error::Tampered
 //! [`Error::GaveUp`]: crate::transfer::Error::GaveUp

@@ -20,6 +20,11 @@ use std::time::Instant;
 static PROBE_PAD: [u8; 65_536] = [0; 65_536];
 /// Largest frame MTU discovery probes (and so the largest frame size it finds).
 pub const MAX_PROBE: usize = FRAME_HEADER + PROBE_PAD.len();
+/// Largest chunk (payload of a data frame) a sender uses: all the payload room of the largest
+/// frame discovery finds, a power of two ([`super::tree::chunk_for_frame`]). A receiver refuses
+/// a descriptor with a larger one.
+pub const MAX_CHUNK: usize = MAX_PROBE - FRAME_HEADER;
+const _: () = assert!(MAX_CHUNK.is_power_of_two());
 
 /// Largest working frame per peer, found by [`MtuCache::discover`].
 #[derive(Debug, Default)]
@@ -132,5 +137,7 @@ mod tests {
         let cache = MtuCache::default();
         assert_eq!(cache.discover(&mut a, &DatagramConfig::default()).unwrap(), MAX_PROBE);
         h.join().unwrap().unwrap();
+        // The largest frame's payload is the largest chunk, which receivers accept.
+        assert_eq!(crate::transfer::datagram::tree::chunk_for_frame(MAX_PROBE, FRAME_HEADER), Some(MAX_CHUNK));
     }
 }

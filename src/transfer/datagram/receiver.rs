@@ -7,7 +7,7 @@
 //!    own size, so a link's buffers are not held; one per index; at most [`MAX_PENDING`] frames
 //!    and the largest acceptable payload in bytes — see `rx.rs`).
 //! 2. The descriptor fixes the payload length and the chunk size; the payload's room is reserved
-//!    in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
+//!    (fallibly: see "Memory" below) in the caller's vector ([`DatagramReceiver::recv_block_into`] reuses its capacity, so a
 //!    receiver of many uncompressed blocks neither faults in fresh pages nor zero-fills per
 //!    block). A compressed payload is assembled in the receiver's scratch buffer instead and
 //!    decoded into a fresh vector that replaces the caller's.
@@ -49,6 +49,22 @@
 //! Duplicates: an exact duplicate is absorbed. A duplicate whose payload fails its check is
 //! dropped as corrupt. A duplicate that passes its check but differs from the frame already
 //! accepted (or being checked) for that index is a conflicting duplicate: an error.
+//!
+//! # Memory
+//! A receiver holds the whole block in memory, so it accepts at most
+//! [`DatagramConfig::max_block_len`] body bytes ([`crate::transfer::MAX_BLOCK_BYTES`] by
+//! default), whatever [`Expect::max_len`] allows: its limit is the smaller of the two. Nothing a
+//! peer's numbers ask for is allocated before they are checked against it: the frame count of a
+//! first frame must fit a block of that limit in frames of the smallest chunk, and allocates
+//! nothing until the descriptor (frames kept aside, bounded as step 1 says, are tracked by
+//! index); a descriptor's chunk must fit in a frame ([`super::mtu::MAX_CHUNK`]), its lengths
+//! within the limit. Then the payload's room is reserved first, the per-frame state after it (a
+//! byte per frame, and a 32-byte chaining value per frame of 16 KiB or more: about 1 % of the
+//! payload at most), and a compressed payload's decoded body once every frame is in. Each is
+//! reserved fallibly: room that cannot be had fails the receive with an [`Error::Io`] of kind
+//! `OutOfMemory` naming the block (and ABORT), never an abort of the process. So a frame's
+//! numbers alone allocate nothing in proportion to them, and a checked descriptor at most the
+//! room of a block of the limit and its per-frame state.
 
 use super::compress;
 use super::frame::{Codec, FrameHeader, Kind};
@@ -233,10 +249,14 @@ impl DatagramReceiver {
         let mut rx =
             Rx::new(link, expect, self.config, self.last_done, self.last_refused.as_ref(), store, &mut self.attempt);
         let d = rx.until_descriptor()?;
-        let len = d.payload_len as usize;
+        // Checked against the receiver's limit; one that does not fit a usize (a 32-bit target)
+        // cannot be reserved either.
+        let len = usize::try_from(d.payload_len).unwrap_or(usize::MAX);
         let room = if d.codec == Codec::None { &mut *body } else { &mut self.scratch };
         room.clear();
-        room.reserve(len);
+        // The payload's room first, then the per-frame state (module docs, "Memory").
+        room.try_reserve_exact(len).map_err(|e| no_memory(d.header.id, "the payload", len, e))?;
+        rx.allocate()?;
         advise_huge_pages(&mut room.spare_capacity_mut()[..len]);
         let threads = if len >= PARALLEL_MIN { self.config.hash_threads.max(1) } else { 1 };
         {
@@ -269,9 +289,15 @@ impl DatagramReceiver {
             }
             Codec::Lz4 => {
                 let payload = std::mem::take(&mut self.scratch);
-                *body = compress::decode(payload, d.codec, d.header.length as usize).map_err(|r| {
-                    Error::FrameRejected { block: a.id, index: 0, reason: format!("payload does not decode: {r}") }
+                let raw_len = usize::try_from(d.header.length).unwrap_or(usize::MAX);
+                let mut out = Vec::new();
+                out.try_reserve_exact(raw_len).map_err(|e| no_memory(a.id, "the decoded body", raw_len, e))?;
+                compress::decode_into(&payload, d.codec, raw_len, &mut out).map_err(|r| Error::FrameRejected {
+                    block: a.id,
+                    index: 0,
+                    reason: format!("payload does not decode: {r}"),
                 })?;
+                *body = out;
                 Digest::of(body)
             }
         };
@@ -286,6 +312,15 @@ impl DatagramReceiver {
         }
         Ok(d.header)
     }
+}
+
+/// The error of a reservation for `block` that failed: `bytes` for `what` (module docs, "Memory").
+pub(super) fn no_memory(block: BlockId, what: &str, bytes: usize, e: std::collections::TryReserveError) -> Error {
+    Error::io(
+        format!("reserve {bytes} bytes for {what}"),
+        Some(block),
+        std::io::Error::new(std::io::ErrorKind::OutOfMemory, e),
+    )
 }
 
 /// Asks the kernel to back a payload buffer with transparent huge pages where it can. A new

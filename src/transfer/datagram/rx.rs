@@ -27,17 +27,22 @@
 //! lost, and asked for again) and at most the largest payload the receiver accepts in payload
 //! bytes (more is an error: no sender of an acceptable block sends it). The frame count of the
 //! first header is bounded the same way: no acceptable block has more frames than its largest
-//! payload in frames of the smallest chunk ([`DESCRIPTOR_LEN`]), plus the descriptor.
+//! payload in frames of the smallest chunk ([`DESCRIPTOR_LEN`]), plus the descriptor. The
+//! largest payload is that of a block of the receiver's limit, the smaller of
+//! [`Expect::max_len`] and [`DatagramConfig::max_block_len`] ([`super::receiver`], "Memory").
+//! Until the descriptor, the count allocates nothing: frames kept aside are tracked by index, and
+//! NACKs list the gaps between them. The per-frame state is allocated once the descriptor is
+//! checked and the payload's room reserved ([`Rx::allocate`]).
 
 use super::assembly::{check_descriptor, Assembly, Slot};
 use super::frame::{Descriptor, FrameHeader, Kind, DESCRIPTOR_LEN};
 use super::link::{Link, RxFrame};
 use super::place::{self, Ident, Job, Outcome, Work};
-use super::receiver::{Attempt, Refusal, MAX_PENDING};
+use super::receiver::{no_memory, Attempt, Refusal, MAX_PENDING};
 use super::session::{control, send_frame, DatagramConfig, NACK_RANGES};
 use super::tree;
 use crate::transfer::{BlockId, BlockStore, Error, Expect};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -136,17 +141,23 @@ impl<'a> Rx<'a> {
                 format!(
                     "{} frames cannot carry a block of at most {} bytes (at most {max_count})",
                     h.count,
-                    self.expect.limit()
+                    self.limit()
                 ),
             ));
         }
         Ok(())
     }
 
+    /// The largest body the receiver accepts: the caller's limit, at most the configured
+    /// in-memory maximum ([`super::receiver`], "Memory").
+    fn limit(&self) -> u64 {
+        self.expect.limit().min(self.cfg.max_block_len)
+    }
+
     /// The largest payload an acceptable block has (its body, LZ4-encoded at worst).
     fn max_payload(&self) -> u64 {
         // `limit()` is at most MAX_BODY_LEN, whose LZ4 bound fits 64 bits.
-        lz4_flex::block::get_maximum_output_size(usize::try_from(self.expect.limit()).unwrap_or(usize::MAX)) as u64
+        lz4_flex::block::get_maximum_output_size(usize::try_from(self.limit()).unwrap_or(usize::MAX)) as u64
     }
 
     fn reject(block: BlockId, index: u32, reason: String) -> Error {
@@ -217,10 +228,9 @@ impl<'a> Rx<'a> {
         }
         self.rounds = self.rounds.saturating_add(1);
         if self.rounds > self.cfg.max_rounds {
-            let missing = a.slots.iter().filter(|s| **s != Slot::Done).count();
             return Err(Error::GaveUp {
                 block: a.id,
-                missing,
+                missing: a.missing(),
                 count: a.count,
                 rounds: self.rounds - 1,
                 corrupt: self.corrupt,
@@ -307,7 +317,9 @@ impl<'a> Rx<'a> {
                     id: h.block,
                     count: h.count,
                     desc: None,
-                    slots: vec![Slot::Empty; h.count as usize],
+                    // Allocated with the descriptor (`allocate`): the count is a peer's number.
+                    slots: Vec::new(),
+                    kept: BTreeSet::new(),
                     cvs: Vec::new(),
                     done_n: 0,
                     in_flight: 0,
@@ -335,6 +347,7 @@ impl<'a> Rx<'a> {
     fn descriptor(&mut self, h: FrameHeader, f: &RxFrame) -> Result<Option<Descriptor>, Error> {
         let reject = |reason: String| Self::reject(h.block, 0, reason);
         let d = Descriptor::decode(f.payload()).map_err(|r| reject(format!("bad descriptor: {r}")))?;
+        let limit = self.limit();
         let Some(a) = &mut self.asm else { return Ok(None) };
         if let Some(old) = a.desc {
             if old != d {
@@ -342,15 +355,35 @@ impl<'a> Rx<'a> {
             }
             return Ok(None);
         }
-        check_descriptor(&d, a.count, h.block, self.expect)?;
+        check_descriptor(&d, a.count, h.block, limit)?;
         a.desc = Some(d);
+        self.useful = true;
+        Ok(Some(d))
+    }
+
+    /// Once the descriptor is in and the payload's room reserved: the per-frame state (a slot
+    /// per frame, those kept aside pending, the descriptor's in; a chaining value per data frame
+    /// when frames are checked by them), reserved fallibly (module docs).
+    pub(super) fn allocate(&mut self) -> Result<(), Error> {
+        let Some(a) = &mut self.asm else { return Ok(()) };
+        let Some(d) = a.desc else { return Ok(()) };
+        if !a.slots.is_empty() {
+            return Ok(());
+        }
+        let n = a.count as usize;
+        a.slots.try_reserve_exact(n).map_err(|e| no_memory(a.id, "the frame slots", n, e))?;
+        a.slots.resize(n, Slot::Empty);
+        for i in std::mem::take(&mut a.kept) {
+            a.slots[i as usize] = Slot::Pending;
+        }
         if tree::by_cv(d.chunk as u64) {
-            a.cvs = vec![[0u8; 32]; a.count as usize - 1];
+            let bytes = (n - 1).saturating_mul(size_of::<tree::Cv>());
+            a.cvs.try_reserve_exact(n - 1).map_err(|e| no_memory(a.id, "the frame chaining values", bytes, e))?;
+            a.cvs.resize(n - 1, [0u8; 32]);
         }
         a.slots[0] = Slot::Done;
         a.done_n += 1;
-        self.useful = true;
-        Ok(Some(d))
+        Ok(())
     }
 
     /// Receives until the descriptor is in, keeping data frames aside (module docs).
@@ -371,7 +404,7 @@ impl<'a> Rx<'a> {
             }
             let Some(a) = &mut self.asm else { continue };
             // The first copy of an index is kept; the descriptor decides whether it is good.
-            if a.slots[h.index as usize] != Slot::Empty || a.pending.len() >= MAX_PENDING {
+            if a.kept.contains(&h.index) || a.pending.len() >= MAX_PENDING {
                 continue;
             }
             let bytes = f.payload().len() as u64;
@@ -383,7 +416,7 @@ impl<'a> Rx<'a> {
                 ));
             }
             a.pending_bytes += bytes;
-            a.slots[h.index as usize] = Slot::Pending;
+            a.kept.insert(h.index);
             a.pending.push((h, check, f.into_owned()));
             self.useful = true;
         }
@@ -478,7 +511,9 @@ impl<'a> Rx<'a> {
         let i = h.index;
         let ident = |f: &RxFrame| place::check(i, check, f.payload(), d.chunk as usize);
         let conflict = || Self::reject(h.block, i, "conflicting duplicate (same index, different bytes)".into());
-        match a.slots[i as usize] {
+        // No slot: not allocated yet (`allocate`), which no frame comes before.
+        let Some(&slot) = a.slots.get(i as usize) else { return Ok(()) };
+        match slot {
             Slot::Empty | Slot::Pending => {
                 a.slots[i as usize] = Slot::InFlight;
                 a.in_flight += 1;

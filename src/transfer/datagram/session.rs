@@ -39,6 +39,12 @@ pub struct DatagramConfig {
     /// Threads a receiver checks and places data frames on (itself included) for payloads of
     /// [`super::receiver::PARALLEL_MIN`] bytes or more; 1 keeps it on the receiving thread.
     pub hash_threads: usize,
+    /// The largest block body a receiver accepts, whatever [`crate::transfer::Expect::max_len`]
+    /// says (its limit is the smaller of the two; values above
+    /// [`crate::transfer::MAX_BODY_LEN`] act as it): a receiver holds the whole block in memory,
+    /// and reserves room for a block of this size on one checked descriptor ([`super::receiver`],
+    /// "Memory"). Default [`crate::transfer::MAX_BLOCK_BYTES`]. Senders ignore it.
+    pub max_block_len: u64,
 }
 
 impl Default for DatagramConfig {
@@ -51,6 +57,7 @@ impl Default for DatagramConfig {
             idle_timeout: Duration::from_secs(10),
             block_timeout: Duration::from_secs(60),
             hash_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4),
+            max_block_len: crate::transfer::MAX_BLOCK_BYTES,
         }
     }
 }

@@ -34,6 +34,7 @@ fn rx<'a>(link: &'a mut MemLink, expect: &'a Expect, body: &[u8], chunk: usize, 
     let f = RxFrame::owned(f);
     let (h, _) = rx.admit(&f).unwrap().unwrap();
     assert!(rx.descriptor(h, &f).unwrap().is_some());
+    rx.allocate().unwrap();
     rx
 }
 
@@ -131,5 +132,30 @@ fn frames_before_the_descriptor_are_kept_once() {
     rx.until_descriptor().unwrap();
     let asm = rx.asm.as_ref().unwrap();
     assert_eq!((asm.pending.len(), asm.pending_bytes), (1, chunk as u64));
-    assert_eq!(asm.slots[1], Slot::Pending);
+    assert_eq!(asm.kept.iter().copied().collect::<Vec<_>>(), [1]);
+    rx.allocate().unwrap();
+    let asm = rx.asm.as_ref().unwrap();
+    assert_eq!(asm.slots, [Slot::Done, Slot::Pending, Slot::Empty, Slot::Empty]);
+    assert_eq!(asm.done_n, 1);
+}
+
+/// A first frame's count is a peer's number: up to u32::MAX frames where the receiver's limit
+/// allows them, it allocates nothing until the descriptor, and NACK rounds list the gaps
+/// between the frames kept aside without visiting every index.
+#[test]
+fn a_frame_count_allocates_nothing_before_the_descriptor() {
+    let (mut a, _b) = MemLink::pair(1 << 16, Impairments::default(), Impairments::default());
+    let expect = Expect { id: None, max_len: u64::MAX };
+    let cfg = DatagramConfig { max_block_len: u64::MAX, ..DatagramConfig::default() };
+    let mut attempt = Attempt::default();
+    let mut rx = Rx::new(&mut a, &expect, cfg, None, None, None, &mut attempt);
+    let f = data_frame(BlockId(9), 7, u32::MAX, 1000, &[1; 100]);
+    rx.admit(&f).unwrap().expect("a data frame");
+    let asm = rx.asm.as_mut().unwrap();
+    assert_eq!((asm.count, asm.slots.capacity(), asm.cvs.capacity()), (u32::MAX, 0, 0));
+    asm.kept.insert(7);
+    asm.kept.insert(8);
+    asm.kept.insert(20);
+    assert_eq!(asm.missing_ranges(), [(0, 7), (9, 11), (21, u32::MAX - 21)]);
+    assert_eq!(asm.missing(), u32::MAX as usize);
 }
