@@ -1,7 +1,8 @@
 //! MTU discovery: the largest frame that gets through to a peer, found by binary search with
 //! probe frames the peer's receiver answers, and cached per peer ([`Link::peer`]).
 //!
-//! The search starts by confirming [`MIN_FRAME`] (a peer that answers nothing is an error), tries
+//! The search starts by confirming [`MIN_FRAME`] (a peer that answers nothing is an error, and a
+//! link whose maximum frame is smaller is refused without a probe, saying so), tries
 //! the link's maximum, then halves the interval between the largest frame answered and the
 //! smallest not answered. Each probe is sent twice and waits `probe_timeout` for its answer, so
 //! a lost probe or answer does not shrink the MTU on its own. A frame refused locally with
@@ -95,7 +96,18 @@ impl MtuCache {
             }
             Ok(false)
         };
-        if max < MIN_FRAME || !probe(MIN_FRAME)? {
+        if max < MIN_FRAME {
+            // Nothing probed: the link itself is too small for the protocol.
+            return Err(Error::io(
+                format!("MTU discovery to peer {peer}"),
+                None,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the link carries frames of at most {max} bytes, under the protocol's {MIN_FRAME}"),
+                ),
+            ));
+        }
+        if !probe(MIN_FRAME)? {
             return Err(Error::Timeout {
                 block: None,
                 what: format!("peer {peer} answers no MTU probe of {MIN_FRAME} bytes"),
@@ -139,5 +151,22 @@ mod tests {
         h.join().unwrap().unwrap();
         // The largest frame's payload is the largest chunk, which receivers accept.
         assert_eq!(crate::transfer::datagram::tree::chunk_for_frame(MAX_PROBE, FRAME_HEADER), Some(MAX_CHUNK));
+    }
+
+    /// A link too small for the protocol's smallest frame fails discovery saying so, without a
+    /// probe (the peer, which would answer, hears nothing).
+    #[test]
+    fn a_link_under_the_smallest_frame_is_refused_unprobed() {
+        let (mut a, mut b) = MemLink::pair(MIN_FRAME - 1, Impairments::default(), Impairments::default());
+        let e = MtuCache::default().discover(&mut a, &DatagramConfig::default()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(&e, Error::Io { block: None, source, .. } if source.kind() == std::io::ErrorKind::InvalidInput)
+                && text.contains(&format!("at most {} bytes", MIN_FRAME - 1))
+                && !text.contains("answers no"),
+            "{text}"
+        );
+        let mut buf = vec![0u8; MIN_FRAME];
+        assert_eq!(b.recv(&mut buf, Duration::from_millis(50)).unwrap(), None, "no probe went out");
     }
 }
