@@ -10,9 +10,12 @@
 //!   events, CUDA events).
 //!
 //! Each figure is the best of `--repeat` runs after one warm-up run (which also builds the
-//! program and grows the device buffers). Every run's verdicts are checked: a valid signature
-//! reported invalid, a verdict missing, or (for `auto`) a batch the engine verified on the CPU
-//! after a device fault is a failure, not a figure.
+//! program and grows the device buffers). For `auto`, the device is prepared before anything is
+//! timed (`Engine::prepare_verify`: kernels built, crossover loaded or calibrated), since an
+//! auto route verifies on the CPU until its device is ready; a device that cannot be prepared is
+//! a failure. Every run's verdicts are checked: a valid signature reported invalid, a verdict
+//! missing, or (for `auto`) a batch the engine verified on the CPU after a device fault is a
+//! failure, not a figure.
 
 use super::Failure;
 use parthenon::sigverify::gpu::synthetic::{valid_batch, Mix};
@@ -102,8 +105,9 @@ fn run_once(
             (v, Some(k))
         }
         Runner::Auto(e) => {
-            // A device fault (or a failed calibration) makes `verify_with` verify on the CPU:
-            // a figure then, labelled `auto -> cuda`, would be the CPU's. Not a figure.
+            // A device fault makes `verify_with` verify on the CPU: a figure then, labelled
+            // `auto -> cuda`, would be the CPU's. Not a figure. (A failed setup was refused by
+            // `prepare_verify` before anything was timed.)
             let fallbacks = parthenon::sigverify::stats().device_fallbacks;
             let v = e.verify_with(batch, rules).as_bytes().to_vec();
             if parthenon::sigverify::stats().device_fallbacks > fallbacks {
@@ -156,6 +160,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "auto" => {
             let e = Engine::new()?;
             let name = format!("auto -> {}", e.backend(parthenon::Job::Verify));
+            // Until its device is ready an auto route verifies on the CPU: the first points
+            // would time the CPU while the kernels build. Prepared first, or refused.
+            e.prepare_verify(rules).map_err(|fault| {
+                Failure::Runtime(format!("{name}: the device could not be prepared ({fault}): no auto figure"))
+            })?;
             (Runner::Auto(e), name)
         }
         "cpu" => {

@@ -15,7 +15,8 @@
 //!   backend of a job is [`Error::NoBackend`].
 //!
 //! Jobs refine the route at run time (verification crosses over from CPU to GPU above a
-//! calibrated batch size; transfer picks by block size and peer). Those refinements live with the
+//! calibrated batch size, and stays on the CPU while the GPU is being prepared; transfer picks by
+//! block size and peer). Those refinements live with the
 //! job and are reported by it, not by [`Report`]: transfer by `Engine::transport()?.report()`
 //! (its thresholds and why), the verification crossover in the `info` log and in its cache file
 //! (`crate::sigverify::gpu::route`).

@@ -196,6 +196,8 @@ const FETCH_RETRY: Duration = Duration::from_secs(1);
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
     // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
     raise_fd_limit();
+    // A GPU's kernel build and calibration start now, off the handshake and consensus paths.
+    engine.warm_up_verify(crate::sigverify::Rules::default());
     let set = cfg.validator_set()?;
     let key = cfg.signing_key(&set)?;
     if cfg.fetch_deadline_ms == 0 {

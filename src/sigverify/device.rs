@@ -4,25 +4,54 @@
 //! # Contract
 //!
 //! [`try_verify`] either returns one verdict per item, equal to [`super::cpu::verify_one`] on
-//! every item, or a [`DeviceFault`] saying why the device could not; the dispatcher then
-//! verifies the whole batch on the CPU (logged, counted). A fault is never a verdict.
+//! every item, and whether the device served the batch (whole, or its share of a split) or the
+//! CPU did, or a [`DeviceFault`] saying why the device could not; the dispatcher then verifies
+//! the whole batch on the CPU (logged, counted). A fault is never a verdict.
 //!
 //! # Routing inside the device path
 //!
 //! - A *forced* route (`--force cuda`, `EngineBuilder::force`) sends every batch to the device:
-//!   the caller asked for that device, and benchmarks and agreement tests rely on it.
+//!   the caller asked for that device, and benchmarks and agreement tests rely on it. Its first
+//!   batch waits for the device's setup, and a device whose setup failed is a [`DeviceFault`]
+//!   for every batch.
 //! - An *auto* route applies the calibrated [`Crossover`] ([`super::gpu::route`]): batches below
 //!   the crossover are verified on the CPU here (small batches cannot amortise a launch), large
 //!   ones are split between the device and the CPU cores so both finish together. The crossover
 //!   is measured once per device identity, rules and CPU (model, usable cores, IFMA or portable
 //!   arithmetic), and cached on disk; [`route::pin`] replaces it (tests reach the split path on
-//!   small batches with it). A calibration that fails is a [`DeviceFault`] for every auto-routed
-//!   batch for a minute (those batches are verified on the CPU), then is tried again.
+//!   small batches with it).
+//!
+//! # Preparing the device
+//!
+//! The device's first-time setup is slow: building the verifier (NVRTC compiles the CUDA kernels
+//! in about half a minute when no CUBIN is cached; an OpenCL driver builds its program), then
+//! the crossover (read from the disk cache, or calibrated: a 16,384-item corpus timed at five
+//! sizes on both sides, seconds). An auto-routed batch never waits for it:
+//!
+//! - while the verifier is not built, or the crossover of (device, rules, CPU) is not known in
+//!   this process (neither pinned nor loaded nor calibrated yet), the batch is verified on the
+//!   CPU: not a device fault (no warning, not counted in `device_fallbacks`). The setup is
+//!   started on a background thread named `gpu-warmup`, at most one per (backend, rules) at a
+//!   time (log at `info`); the batches after it finishes follow the crossover;
+//! - a verifier whose build failed (no device, driver, compiler or kernels refused) stays failed
+//!   for the process: auto-routed batches are verified on the CPU, with one warning per backend
+//!   for the process, not one per batch;
+//! - a calibration that fails is warned about when it fails; for [`RETRY_CALIBRATION`] the
+//!   auto-routed batches for that device and rules are verified on the CPU, then the setup is
+//!   started again;
+//! - a device that fails while it verifies a batch (the whole batch, or its share of a split) is
+//!   a [`DeviceFault`]: the dispatcher warns, counts it and verifies the batch on the CPU.
+//!
+//! [`prepare`] (`Engine::prepare_verify`) performs the setup synchronously and returns its
+//! fault (benchmarks, and tests that need the device on their first batch); [`warm_up`]
+//! (`Engine::warm_up_verify`) starts it in the background and returns at once (the node, at
+//! startup).
 
 use super::gpu::route::{self, Crossover, Plan};
 use super::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch, SCHEME_BIP340, SCHEME_ED25519};
 use super::{cpu, Batch, Rules, Scheme, Verdicts};
-use crate::engine::{Backend, Engine, Job};
+use crate::engine::{Backend, Engine, Job, Route};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Why the device path produced no verdicts.
@@ -55,6 +84,26 @@ pub(crate) fn verifier(backend: Backend) -> Result<&'static dyn GpuVerifier, Dev
         _ => {
             let _ = dev;
             Err(DeviceFault::NotBuilt { backend })
+        }
+    }
+}
+
+/// The process-wide verifier for `backend` if its build has finished (successfully or not);
+/// `None` while it was never started or is under way. Never waits.
+fn verifier_if_ready(backend: Backend) -> Option<Result<&'static dyn GpuVerifier, DeviceFault>> {
+    let dev = |source: GpuError| DeviceFault::Device { backend, source };
+    match backend {
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => {
+            super::gpu::cuda::CudaVerifier::shared_if_ready().map(|r| r.map(|v| v as &dyn GpuVerifier).map_err(dev))
+        }
+        #[cfg(feature = "opencl")]
+        Backend::Opencl => {
+            super::gpu::opencl::OpenClVerifier::shared_if_ready().map(|r| r.map(|v| v as &dyn GpuVerifier).map_err(dev))
+        }
+        _ => {
+            let _ = dev;
+            Some(Err(DeviceFault::NotBuilt { backend }))
         }
     }
 }
@@ -99,10 +148,9 @@ pub(crate) fn crossover_fingerprint(identity: &str, rules: Rules, cpu_model: &st
     route::fingerprint(&format!("{identity}; rules {rules:?}; cpu {cpu_path}"), cpu_model, cores)
 }
 
-/// How long a failed calibration stands before the next auto-routed batch tries again; until
-/// then auto-routed batches for that device and rules are verified on the CPU without retrying
-/// (a device that fails at some calibration size would otherwise re-run the smaller sizes,
-/// under the lock, for every batch).
+/// How long a failed calibration stands before the setup is tried again; until then auto-routed
+/// batches for that device and rules are verified on the CPU without retrying (a device that
+/// fails at some calibration size would otherwise re-run the smaller sizes for every batch).
 const RETRY_CALIBRATION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What this process knows of one crossover fingerprint.
@@ -112,27 +160,65 @@ enum Calibration {
     Failed(std::time::Instant, DeviceFault),
 }
 
+/// What this process knows of each crossover fingerprint. Held only to look up or store, never
+/// through a calibration, so an auto-routed batch asks without waiting.
+static KNOWN: Mutex<Vec<(String, Calibration)>> = Mutex::new(Vec::new());
+
+/// Held through a calibration: one caller calibrates at a time (the others wait for its result
+/// instead of timing the device concurrently, which would skew both measurements).
+static CALIBRATING: Mutex<()> = Mutex::new(());
+
+/// The fingerprint the crossover of `v` under `rules` on `engine`'s CPU is known by.
+fn fingerprint_of(v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> String {
+    let model = engine.capabilities().cpu.model.as_deref().unwrap_or("unknown");
+    crossover_fingerprint(&v.identity(), rules, model, super::cpu_threads(engine), cpu::uses_ifma())
+}
+
+/// What [`KNOWN`] says of `fp`: the crossover, the fault of a calibration that failed less than
+/// [`RETRY_CALIBRATION`] ago, or `None` (not known, or time to try again).
+fn known(fp: &str) -> Option<Result<Crossover, DeviceFault>> {
+    let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    match known.iter().find(|(f, _)| f == fp).map(|(_, c)| c) {
+        Some(Calibration::Done(c)) => Some(Ok(c.clone().with_env_override())),
+        Some(Calibration::Failed(at, fault)) if at.elapsed() < RETRY_CALIBRATION => Some(Err(fault.clone())),
+        _ => None,
+    }
+}
+
+/// Records what became of `fp`, in place of what was known of it.
+fn remember(fp: String, c: Calibration) {
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    known.retain(|(f, _)| *f != fp);
+    known.push((fp, c));
+}
+
+/// The crossover for this device, these rules and this machine if this process knows it
+/// (pinned, or loaded or calibrated by [`crossover`]; or the fault of a recent failed
+/// calibration), without waiting; `None` when [`crossover`] has work to do.
+fn crossover_if_known(v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> Option<Result<Crossover, DeviceFault>> {
+    if let Some(c) = route::pinned() {
+        return Some(Ok(c));
+    }
+    known(&fingerprint_of(v, engine, rules))
+}
+
 /// The crossover for this device, these rules and this machine: pinned ([`route::pin`]), else
-/// calibrated once and cached per process and on disk. One caller calibrates at a time (the
-/// others wait for its result instead of timing the device concurrently, which would skew both
-/// measurements). A failed calibration is the same fault for every caller for
-/// [`RETRY_CALIBRATION`] (the dispatcher verifies those batches on the CPU), then is retried.
+/// calibrated once and cached per process and on disk. One caller calibrates at a time. A failed
+/// calibration is the same fault for every caller for [`RETRY_CALIBRATION`], then is retried.
 fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> Result<Crossover, DeviceFault> {
     if let Some(c) = route::pinned() {
         return Ok(c);
     }
-    static CACHE: Mutex<Vec<(String, Calibration)>> = Mutex::new(Vec::new());
-    let cpu_info = &engine.capabilities().cpu;
-    let threads = super::cpu_threads(engine);
-    let model = cpu_info.model.as_deref().unwrap_or("unknown");
-    let fp = crossover_fingerprint(&v.identity(), rules, model, threads, cpu::uses_ifma());
-    // Held through lookup, calibration and store: a second first caller finds the result.
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    match cache.iter().find(|(f, _)| *f == fp).map(|(_, c)| c) {
-        Some(Calibration::Done(c)) => return Ok(c.clone().with_env_override()),
-        Some(Calibration::Failed(at, fault)) if at.elapsed() < RETRY_CALIBRATION => return Err(fault.clone()),
-        _ => cache.retain(|(f, _)| *f != fp),
+    let fp = fingerprint_of(v, engine, rules);
+    if let Some(known) = known(&fp) {
+        return known;
     }
+    let _calibrating = CALIBRATING.lock().unwrap_or_else(|e| e.into_inner());
+    // A caller that calibrated while this one waited left its result.
+    if let Some(known) = known(&fp) {
+        return known;
+    }
+    let threads = super::cpu_threads(engine);
     let c = match route::load_cached(&fp) {
         Some(c) => c,
         None => {
@@ -163,8 +249,12 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
             let c = match c {
                 Ok(c) => c,
                 Err(fault) => {
-                    tracing::warn!(%fault, retry_in = ?RETRY_CALIBRATION, "calibration failed");
-                    cache.push((fp, Calibration::Failed(std::time::Instant::now(), fault.clone())));
+                    tracing::warn!(
+                        %fault,
+                        retry_in = ?RETRY_CALIBRATION,
+                        "calibration failed; auto-routed batches are verified on the CPU until it is tried again"
+                    );
+                    remember(fp, Calibration::Failed(std::time::Instant::now(), fault.clone()));
                     return Err(fault);
                 }
             };
@@ -182,50 +272,301 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
         device_rate = c.device_rate,
         "verification crossover"
     );
-    cache.push((fp, Calibration::Done(c.clone())));
+    remember(fp, Calibration::Done(c.clone()));
     Ok(c.with_env_override())
+}
+
+/// Who verified a batch that got verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// The device: the whole batch, or its share of a CPU+GPU split.
+    Device,
+    /// The CPU alone: the crossover's plan, or an auto route while the device is not ready.
+    Cpu,
+}
+
+/// Where the device path gets its verifier and its crossover: [`Devices`] (the real ones), or a
+/// fake in tests. The `_if_ready` / `_if_known` halves never wait; the others may take tens of
+/// seconds the first time.
+trait Setup: Send + Sync + 'static {
+    /// The verifier for `backend`, built on first use.
+    fn verifier(&self, backend: Backend) -> Result<&'static dyn GpuVerifier, DeviceFault>;
+    /// The verifier for `backend` if its build has finished; `None` while it has not.
+    fn verifier_if_ready(&self, backend: Backend) -> Option<Result<&'static dyn GpuVerifier, DeviceFault>>;
+    /// The crossover of `v` under `rules` on `engine`'s CPU, calibrated on first use.
+    fn crossover(
+        &self,
+        backend: Backend,
+        v: &dyn GpuVerifier,
+        engine: &Engine,
+        rules: Rules,
+    ) -> Result<Crossover, DeviceFault>;
+    /// The crossover if this process knows it; `None` while [`Setup::crossover`] has work to do.
+    fn crossover_if_known(
+        &self,
+        v: &dyn GpuVerifier,
+        engine: &Engine,
+        rules: Rules,
+    ) -> Option<Result<Crossover, DeviceFault>>;
+}
+
+/// The devices of this process: [`verifier`] and [`crossover`].
+struct Devices;
+
+impl Setup for Devices {
+    fn verifier(&self, backend: Backend) -> Result<&'static dyn GpuVerifier, DeviceFault> {
+        verifier(backend)
+    }
+    fn verifier_if_ready(&self, backend: Backend) -> Option<Result<&'static dyn GpuVerifier, DeviceFault>> {
+        verifier_if_ready(backend)
+    }
+    fn crossover(
+        &self,
+        backend: Backend,
+        v: &dyn GpuVerifier,
+        engine: &Engine,
+        rules: Rules,
+    ) -> Result<Crossover, DeviceFault> {
+        crossover(backend, v, engine, rules)
+    }
+    fn crossover_if_known(
+        &self,
+        v: &dyn GpuVerifier,
+        engine: &Engine,
+        rules: Rules,
+    ) -> Option<Result<Crossover, DeviceFault>> {
+        crossover_if_known(v, engine, rules)
+    }
+}
+
+/// The device path of this process.
+static DEVICES: Warmer<Devices> = Warmer::new(Devices);
+
+/// Whether `route` was forced by the caller (not chosen by `auto`).
+fn is_forced(route: &Route) -> bool {
+    route.reason == "forced"
+}
+
+/// The device path over one [`Setup`]: routes batches, and prepares the device in the
+/// background for auto routes (see the module docs).
+struct Warmer<S> {
+    setup: S,
+    /// The (backend, rules) whose setup thread is running.
+    running: Mutex<Vec<(Backend, Rules)>>,
+    /// The backends whose failed setup has been reported (once each).
+    reported: Mutex<Vec<Backend>>,
+    /// Setup threads started (for tests).
+    started: AtomicUsize,
+}
+
+/// Removes its key from [`Warmer::running`] when the setup thread ends, however it ends.
+struct Running<'a, S> {
+    warmer: &'a Warmer<S>,
+    key: (Backend, Rules),
+}
+
+impl<S> Drop for Running<'_, S> {
+    fn drop(&mut self) {
+        self.warmer.running.lock().unwrap_or_else(|e| e.into_inner()).retain(|k| *k != self.key);
+    }
+}
+
+impl<S: Setup> Warmer<S> {
+    const fn new(setup: S) -> Self {
+        Warmer {
+            setup,
+            running: Mutex::new(Vec::new()),
+            reported: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
+        }
+    }
+
+    /// Performs the setup of `engine`'s verify route for `rules` now, waiting for it: the
+    /// verifier, and for an auto route the crossover. `Ok` for a CPU route.
+    fn prepare(&self, engine: &Engine, rules: Rules) -> Result<(), DeviceFault> {
+        let route = engine.route(Job::Verify);
+        if !matches!(route.backend, Backend::Cuda | Backend::Opencl) {
+            return Ok(());
+        }
+        let v = self.setup.verifier(route.backend)?;
+        if !is_forced(route) {
+            self.setup.crossover(route.backend, v, engine, rules)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the setup of `engine`'s verify route for `rules` in the background unless it is
+    /// done or under way; returns at once.
+    fn warm_up(&'static self, engine: &Engine, rules: Rules) {
+        let route = engine.route(Job::Verify);
+        if !matches!(route.backend, Backend::Cuda | Backend::Opencl) {
+            return;
+        }
+        if !is_forced(route) {
+            let _ = self.ready(engine, rules);
+        } else if self.setup.verifier_if_ready(route.backend).is_none() {
+            self.start(engine, rules);
+        }
+    }
+
+    /// For an auto route: the verifier and the crossover when both are ready. Otherwise `None`
+    /// (the batch goes to the CPU), after starting the setup in the background, or after
+    /// reporting (once) a verifier that failed for good.
+    fn ready(&'static self, engine: &Engine, rules: Rules) -> Option<(&'static dyn GpuVerifier, Crossover)> {
+        let backend = engine.backend(Job::Verify);
+        let v = match self.setup.verifier_if_ready(backend) {
+            Some(Ok(v)) => v,
+            Some(Err(fault)) => {
+                self.report_unusable(backend, &fault);
+                return None;
+            }
+            None => {
+                self.start(engine, rules);
+                return None;
+            }
+        };
+        match self.setup.crossover_if_known(v, engine, rules) {
+            Some(Ok(c)) => Some((v, c)),
+            // Warned when the calibration failed; the setup starts again after RETRY_CALIBRATION.
+            Some(Err(_)) => None,
+            None => {
+                self.start(engine, rules);
+                None
+            }
+        }
+    }
+
+    /// Warns, once per backend for the process, that its setup failed and auto-routed batches
+    /// are verified on the CPU.
+    fn report_unusable(&self, backend: Backend, fault: &DeviceFault) {
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if !reported.contains(&backend) {
+            reported.push(backend);
+            tracing::warn!(
+                %fault,
+                "device verification is unavailable in this process; auto-routed batches are verified on the CPU"
+            );
+        }
+    }
+
+    /// Runs [`Warmer::prepare`] on a `gpu-warmup` thread, unless one runs for this backend and
+    /// these rules already.
+    fn start(&'static self, engine: &Engine, rules: Rules) {
+        let backend = engine.backend(Job::Verify);
+        let key = (backend, rules);
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if running.contains(&key) {
+                return;
+            }
+            running.push(key);
+        }
+        let running = Running { warmer: self, key };
+        self.started.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            %backend,
+            ?rules,
+            "preparing the device for verification in the background; until it is ready, auto-routed batches are verified on the CPU"
+        );
+        let engine = engine.clone();
+        let spawned = std::thread::Builder::new().name("gpu-warmup".into()).spawn(move || {
+            let _running = running;
+            match self.setup.verifier(backend) {
+                Err(fault) => self.report_unusable(backend, &fault),
+                Ok(_) if is_forced(engine.route(Job::Verify)) => {}
+                // A failed calibration is warned about where it fails, and tried again after
+                // RETRY_CALIBRATION.
+                Ok(v) => {
+                    if let Ok(c) = self.setup.crossover(backend, v, &engine, rules) {
+                        tracing::info!(
+                            device = %v.describe(),
+                            ?rules,
+                            min_device_batch = c.min_device_batch,
+                            "device ready: auto-routed verification follows the crossover"
+                        );
+                    }
+                }
+            }
+        });
+        // A thread that did not start dropped its closure, and with it `running`: the next
+        // auto-routed batch tries again.
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the device's setup thread; verifying on the CPU meanwhile");
+        }
+    }
+
+    /// Verifies `batch` under `rules` on the device the engine routes [`Job::Verify`] to (see
+    /// the module docs for when part or all of it is served by the CPU instead).
+    fn try_verify(
+        &'static self,
+        engine: &Engine,
+        batch: &Batch,
+        rules: Rules,
+    ) -> Result<(Verdicts, Served), DeviceFault> {
+        let route = engine.route(Job::Verify);
+        let backend = route.backend;
+        let n = batch.len();
+        let (v, plan) = if is_forced(route) {
+            (self.setup.verifier(backend)?, Plan::Device)
+        } else {
+            match self.ready(engine, rules) {
+                Some((v, c)) => (v, c.plan(n)),
+                None => return Ok((cpu::verify_batch(batch, rules, super::cpu_threads(engine)), Served::Cpu)),
+            }
+        };
+        let codes = scheme_codes(batch);
+        let soa = SoaBatch {
+            schemes: &codes,
+            pubkeys: batch.pubkeys(),
+            signatures: batch.signatures(),
+            messages: batch.messages(),
+            offsets: batch.message_offsets(),
+        };
+        let dev = |source: GpuError| DeviceFault::Device { backend, source };
+        match plan {
+            Plan::Cpu => Ok((cpu::verify_batch(batch, rules, super::cpu_threads(engine)), Served::Cpu)),
+            Plan::Device => {
+                v.verify_soa(&soa, ed_rules(rules)).map(|b| (Verdicts::from_bytes(b), Served::Device)).map_err(dev)
+            }
+            Plan::Split { device } => {
+                // One core drives the device; the others verify the CPU share meanwhile.
+                let threads = super::cpu_threads(engine).saturating_sub(1).max(1);
+                let rest = sub_batch(batch, device..n);
+                let on_device = || v.verify_soa(&soa.slice(0..device), ed_rules(rules));
+                let (gpu, cpu_part) = std::thread::scope(|s| {
+                    match std::thread::Builder::new().spawn_scoped(s, on_device) {
+                        Ok(h) => {
+                            let c = cpu::verify_batch(&rest, rules, threads);
+                            (h.join().map_err(|_| dev(GpuError::call("device thread", "panicked"))), c)
+                        }
+                        // No thread for the device: the two shares one after the other.
+                        Err(_) => (Ok(on_device()), cpu::verify_batch(&rest, rules, threads)),
+                    }
+                });
+                let mut bytes = gpu?.map_err(dev)?;
+                bytes.extend_from_slice(cpu_part.as_bytes());
+                Ok((Verdicts::from_bytes(bytes), Served::Device))
+            }
+        }
+    }
 }
 
 /// Verifies `batch` under `rules` on the device the engine routes [`Job::Verify`] to (see the
 /// module docs for when part or all of it is served by the CPU instead).
-pub(crate) fn try_verify(engine: &Engine, batch: &Batch, rules: Rules) -> Result<Verdicts, DeviceFault> {
-    let route = engine.route(Job::Verify);
-    let backend = route.backend;
-    let v = verifier(backend)?;
-    let n = batch.len();
-    let plan = if route.reason == "forced" { Plan::Device } else { crossover(backend, v, engine, rules)?.plan(n) };
-    let codes = scheme_codes(batch);
-    let soa = SoaBatch {
-        schemes: &codes,
-        pubkeys: batch.pubkeys(),
-        signatures: batch.signatures(),
-        messages: batch.messages(),
-        offsets: batch.message_offsets(),
-    };
-    let dev = |source: GpuError| DeviceFault::Device { backend, source };
-    match plan {
-        Plan::Cpu => Ok(cpu::verify_batch(batch, rules, super::cpu_threads(engine))),
-        Plan::Device => v.verify_soa(&soa, ed_rules(rules)).map(Verdicts::from_bytes).map_err(dev),
-        Plan::Split { device } => {
-            // One core drives the device; the others verify the CPU share meanwhile.
-            let threads = super::cpu_threads(engine).saturating_sub(1).max(1);
-            let rest = sub_batch(batch, device..n);
-            let on_device = || v.verify_soa(&soa.slice(0..device), ed_rules(rules));
-            let (gpu, cpu_part) = std::thread::scope(|s| {
-                match std::thread::Builder::new().spawn_scoped(s, on_device) {
-                    Ok(h) => {
-                        let c = cpu::verify_batch(&rest, rules, threads);
-                        (h.join().map_err(|_| dev(GpuError::call("device thread", "panicked"))), c)
-                    }
-                    // No thread for the device: the two shares one after the other.
-                    Err(_) => (Ok(on_device()), cpu::verify_batch(&rest, rules, threads)),
-                }
-            });
-            let mut bytes = gpu?.map_err(dev)?;
-            bytes.extend_from_slice(cpu_part.as_bytes());
-            Ok(Verdicts::from_bytes(bytes))
-        }
-    }
+pub(crate) fn try_verify(engine: &Engine, batch: &Batch, rules: Rules) -> Result<(Verdicts, Served), DeviceFault> {
+    DEVICES.try_verify(engine, batch, rules)
+}
+
+/// Performs the device's setup for `engine`'s verify route and `rules` now, waiting for it (see
+/// the module docs); `Ok` for a CPU route.
+pub(crate) fn prepare(engine: &Engine, rules: Rules) -> Result<(), DeviceFault> {
+    DEVICES.prepare(engine, rules)
+}
+
+/// Starts the device's setup for `engine`'s verify route and `rules` in the background unless
+/// it is done or under way; returns at once.
+pub(crate) fn warm_up(engine: &Engine, rules: Rules) {
+    DEVICES.warm_up(engine, rules)
 }
 
 #[cfg(test)]
@@ -270,6 +611,261 @@ mod tests {
             }
             Ok((vec![1; n], 0.0))
         }
+    }
+
+    /// An engine whose verify route is CUDA, auto or forced, on capabilities that claim a CUDA
+    /// device (the [`SlowSetup`] tests never touch it).
+    fn cuda_engine(forced: bool) -> Engine {
+        use crate::detect::{self, CudaDevice, CudaInfo, DetectOptions, Probe};
+        let mut caps = detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
+        caps.cuda = Probe::Available(CudaInfo {
+            driver_version: 12080,
+            nvrtc_version: (12, 8),
+            devices: vec![CudaDevice {
+                ordinal: 0,
+                name: "test device".into(),
+                compute_capability: (9, 0),
+                sm_count: 1,
+                memory_bytes: 1 << 30,
+            }],
+        });
+        let mut builder = Engine::builder().capabilities(caps);
+        if forced {
+            builder = builder.force(Backend::Cuda);
+        }
+        let engine = builder.build().expect("engine");
+        assert_eq!(engine.backend(Job::Verify), Backend::Cuda);
+        assert_eq!(is_forced(engine.route(Job::Verify)), forced);
+        engine
+    }
+
+    /// A device that answers "valid" for every item and counts its batches.
+    struct CountingDevice {
+        batches: std::sync::atomic::AtomicUsize,
+    }
+
+    impl GpuVerifier for CountingDevice {
+        fn describe(&self) -> String {
+            "counting test device".into()
+        }
+        fn chunk_items(&self) -> usize {
+            1 << 20
+        }
+        fn verify_chunked(
+            &self,
+            batch: &SoaBatch<'_>,
+            _rules: EdRules,
+            _chunk_items: usize,
+        ) -> Result<(Vec<u8>, f64), GpuError> {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            Ok((vec![1; batch.len()], 0.0))
+        }
+    }
+
+    /// A [`Setup`] whose verifier build waits until the test opens its gate, then succeeds (a
+    /// [`CountingDevice`]) or fails; the crossover sends every batch to the device. Counts builds
+    /// and calibrations.
+    struct SlowSetup {
+        open: Mutex<bool>,
+        opened: std::sync::Condvar,
+        fails: bool,
+        built: std::sync::OnceLock<Result<&'static dyn GpuVerifier, DeviceFault>>,
+        builds: AtomicUsize,
+        crossover: Mutex<Option<Crossover>>,
+        calibrations: AtomicUsize,
+        device: &'static CountingDevice,
+    }
+
+    impl SlowSetup {
+        /// A leaked warmer over a new setup, its gate closed.
+        fn warmer(fails: bool) -> &'static Warmer<SlowSetup> {
+            let device = Box::leak(Box::new(CountingDevice { batches: Default::default() }));
+            Box::leak(Box::new(Warmer::new(SlowSetup {
+                open: Mutex::new(false),
+                opened: Default::default(),
+                fails,
+                built: Default::default(),
+                builds: Default::default(),
+                crossover: Mutex::new(None),
+                calibrations: Default::default(),
+                device,
+            })))
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    impl Setup for SlowSetup {
+        fn verifier(&self, backend: Backend) -> Result<&'static dyn GpuVerifier, DeviceFault> {
+            self.built
+                .get_or_init(|| {
+                    self.builds.fetch_add(1, Ordering::Relaxed);
+                    let mut open = self.open.lock().unwrap();
+                    while !*open {
+                        open = self.opened.wait(open).unwrap();
+                    }
+                    if self.fails {
+                        Err(DeviceFault::Device { backend, source: GpuError::Build("kernels refused".into()) })
+                    } else {
+                        Ok(self.device as &dyn GpuVerifier)
+                    }
+                })
+                .clone()
+        }
+        fn verifier_if_ready(&self, _backend: Backend) -> Option<Result<&'static dyn GpuVerifier, DeviceFault>> {
+            self.built.get().cloned()
+        }
+        fn crossover(&self, _: Backend, _: &dyn GpuVerifier, _: &Engine, _: Rules) -> Result<Crossover, DeviceFault> {
+            self.calibrations.fetch_add(1, Ordering::Relaxed);
+            let all_on_device = Crossover {
+                fingerprint: "slow setup".into(),
+                min_device_batch: 1,
+                split_from: usize::MAX,
+                device_share: 1.0,
+                cpu_rate: 1.0,
+                device_rate: 2.0,
+            };
+            *self.crossover.lock().unwrap() = Some(all_on_device.clone());
+            Ok(all_on_device)
+        }
+        fn crossover_if_known(
+            &self,
+            _: &dyn GpuVerifier,
+            _: &Engine,
+            _: Rules,
+        ) -> Option<Result<Crossover, DeviceFault>> {
+            self.crossover.lock().unwrap().clone().map(Ok)
+        }
+    }
+
+    /// Waits (up to a minute: generous on a loaded machine) until `done` holds.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "gave up waiting: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Runs `f` while `w`'s gate is closed and returns its result, asserting that it did not
+    /// wait for the setup: it must return within a minute (generous on a loaded machine; a call
+    /// that waits for the gate never returns). Opens the gate before failing, so the test fails
+    /// instead of hanging.
+    fn without_waiting<T: Send>(w: &'static Warmer<SlowSetup>, what: &str, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            let h = s.spawn(f);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let waited = !h.is_finished();
+            if waited {
+                w.setup.open();
+            }
+            let out = h.join().expect("no panic");
+            assert!(!waited, "{what} waited for the device's setup");
+            out
+        })
+    }
+
+    fn valid_batch(n: usize) -> Batch {
+        super::super::gpu::synthetic::valid_batch(super::super::gpu::synthetic::Mix::Mixed, n, 3).to_batch()
+    }
+
+    #[test]
+    fn an_auto_batch_does_not_wait_for_the_device_setup() {
+        let w = SlowSetup::warmer(false);
+        let engine = cuda_engine(false);
+        let batch = valid_batch(8);
+        let cpu_verdicts = cpu::verify_batch(&batch, Rules::Zip215, 1);
+        // The first batch: the setup waits behind the closed gate, the batch must not.
+        let first = without_waiting(w, "the first auto-routed batch", || w.try_verify(&engine, &batch, Rules::Zip215));
+        assert_eq!(first, Ok((cpu_verdicts.clone(), Served::Cpu)));
+        assert_eq!(w.setup.device.batches.load(Ordering::Relaxed), 0);
+        // One setup thread, in the verifier's build now.
+        wait_until("the setup thread building the verifier", || w.setup.builds.load(Ordering::Relaxed) == 1);
+        assert_eq!(w.started.load(Ordering::Relaxed), 1);
+        // A batch while the setup runs: the CPU again, and no second setup thread.
+        let second = without_waiting(w, "a batch during the setup", || w.try_verify(&engine, &batch, Rules::Zip215));
+        assert_eq!(second, Ok((cpu_verdicts.clone(), Served::Cpu)));
+        without_waiting(w, "warm_up during the setup", || w.warm_up(&engine, Rules::Zip215));
+        assert_eq!(w.started.load(Ordering::Relaxed), 1, "one setup per backend and rules at a time");
+        // The setup finishes; from then on the crossover's plan (the device, here) applies.
+        w.setup.open();
+        wait_until("the setup thread to finish", || w.running.lock().unwrap().is_empty());
+        assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215), Ok((cpu_verdicts, Served::Device)));
+        assert_eq!(w.setup.device.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(w.setup.builds.load(Ordering::Relaxed), 1);
+        assert_eq!(w.setup.calibrations.load(Ordering::Relaxed), 1);
+        assert_eq!(w.started.load(Ordering::Relaxed), 1);
+        assert!(w.reported.lock().unwrap().is_empty(), "nothing failed");
+    }
+
+    #[test]
+    fn prepare_waits_for_the_setup_then_the_first_batch_uses_the_device() {
+        let w = SlowSetup::warmer(false);
+        let engine = cuda_engine(false);
+        std::thread::scope(|s| {
+            // The gate opens some time after prepare started waiting (or before: either way
+            // prepare returns only once the setup is done).
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                w.setup.open();
+            });
+            assert_eq!(w.prepare(&engine, Rules::Strict), Ok(()));
+        });
+        assert_eq!((w.setup.builds.load(Ordering::Relaxed), w.setup.calibrations.load(Ordering::Relaxed)), (1, 1));
+        let batch = valid_batch(5);
+        let got = w.try_verify(&engine, &batch, Rules::Strict).map(|(_, served)| served);
+        assert_eq!(got, Ok(Served::Device));
+        assert_eq!(w.started.load(Ordering::Relaxed), 0, "no background setup after prepare");
+    }
+
+    #[test]
+    fn a_failed_setup_is_returned_by_prepare_and_leaves_auto_batches_on_the_cpu() {
+        let w = SlowSetup::warmer(true);
+        w.setup.open();
+        let engine = cuda_engine(false);
+        let fault = w.prepare(&engine, Rules::Zip215).expect_err("the build fails");
+        assert!(matches!(&fault, DeviceFault::Device { source: GpuError::Build(_), .. }), "{fault:?}");
+        // Auto-routed batches: on the CPU, no new setup, one report for the process.
+        let batch = valid_batch(6);
+        let cpu_verdicts = cpu::verify_batch(&batch, Rules::Zip215, 1);
+        for _ in 0..3 {
+            assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215), Ok((cpu_verdicts.clone(), Served::Cpu)));
+        }
+        assert_eq!(w.started.load(Ordering::Relaxed), 0);
+        assert_eq!(w.setup.builds.load(Ordering::Relaxed), 1);
+        assert_eq!(*w.reported.lock().unwrap(), [Backend::Cuda], "reported once");
+        // A forced route asked for the device: every batch is the fault.
+        let forced = cuda_engine(true);
+        for _ in 0..2 {
+            assert_eq!(w.try_verify(&forced, &batch, Rules::Zip215), Err(fault.clone()));
+        }
+        assert_eq!(w.prepare(&forced, Rules::Zip215), Err(fault));
+    }
+
+    /// The failure seen first by the background setup: reported there, once, and the batches
+    /// after it stay on the CPU without starting another setup.
+    #[test]
+    fn a_setup_failing_in_the_background_is_reported_once() {
+        let w = SlowSetup::warmer(true);
+        let engine = cuda_engine(false);
+        let batch = valid_batch(3);
+        without_waiting(w, "warm_up", || w.warm_up(&engine, Rules::Zip215));
+        assert_eq!(w.started.load(Ordering::Relaxed), 1);
+        w.setup.open();
+        wait_until("the setup thread to finish", || w.running.lock().unwrap().is_empty());
+        assert_eq!(*w.reported.lock().unwrap(), [Backend::Cuda]);
+        for _ in 0..3 {
+            assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215).map(|(_, s)| s), Ok(Served::Cpu));
+        }
+        assert_eq!(w.started.load(Ordering::Relaxed), 1, "a failed build is not retried");
+        assert_eq!(w.reported.lock().unwrap().len(), 1);
+        assert_eq!(w.setup.calibrations.load(Ordering::Relaxed), 0);
     }
 
     #[test]

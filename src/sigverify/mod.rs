@@ -37,6 +37,16 @@
 //! [`stats`]`().device_fallbacks`, and the batch is verified on the CPU: a device fault is never
 //! turned into a verdict.
 //!
+//! An *auto* GPU route never makes a batch wait for the device's first-time setup (kernel build:
+//! about half a minute for CUDA without a cached CUBIN; crossover calibration: seconds): until the
+//! device is ready, its batches are verified on the CPU (not a fault: not warned, not counted)
+//! while the setup runs once in the background; afterwards they follow the calibrated crossover.
+//! A setup that failed for good (no device, kernels refused) leaves auto-routed batches on the
+//! CPU with one warning for the process. A *forced* route waits for the setup and reports a
+//! failed one as a fault for every batch. [`Engine::prepare_verify`] performs the setup and waits
+//! for it (benchmarks, tests); [`Engine::warm_up_verify`] starts it without waiting (the node, at
+//! startup). The device module's docs (`src/sigverify/device.rs`) have the details.
+//!
 //! # Errors
 //!
 //! Only [`Batch::push`] fails: a public key or signature of the wrong length is refused
@@ -168,6 +178,7 @@ pub enum Error {
 }
 
 static DEVICE_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+static DEVICE_BATCHES: AtomicU64 = AtomicU64::new(0);
 static BATCHES: AtomicU64 = AtomicU64::new(0);
 static ITEMS: AtomicU64 = AtomicU64::new(0);
 
@@ -180,6 +191,9 @@ pub struct Stats {
     pub items: u64,
     /// Batches routed to a device that failed and were verified on the CPU instead.
     pub device_fallbacks: u64,
+    /// Batches a device verified: whole, or its share of a CPU+GPU split.
+    #[serde(default)]
+    pub device_batches: u64,
 }
 
 /// A snapshot of the process-wide counters.
@@ -188,6 +202,7 @@ pub fn stats() -> Stats {
         batches: BATCHES.load(Ordering::Relaxed),
         items: ITEMS.load(Ordering::Relaxed),
         device_fallbacks: DEVICE_FALLBACKS.load(Ordering::Relaxed),
+        device_batches: DEVICE_BATCHES.load(Ordering::Relaxed),
     }
 }
 
@@ -198,14 +213,21 @@ impl Engine {
     }
 
     /// Verifies every item of `batch` under `rules`, on the backend routed for
-    /// [`Job::Verify`]. A device failure falls back to the CPU (logged, counted in [`stats`]).
+    /// [`Job::Verify`]. A device failure falls back to the CPU (logged, counted in [`stats`]). An
+    /// auto route to a device that is not ready yet verifies on the CPU and prepares the device
+    /// in the background (see the module docs).
     pub fn verify_with(&self, batch: &Batch, rules: Rules) -> Verdicts {
         BATCHES.fetch_add(1, Ordering::Relaxed);
         ITEMS.fetch_add(batch.len() as u64, Ordering::Relaxed);
         match self.backend(Job::Verify) {
             Backend::Cuda | Backend::Opencl => match device::try_verify(self, batch, rules) {
-                Ok(v) if v.len() == batch.len() => return v,
-                Ok(v) => {
+                Ok((v, served)) if v.len() == batch.len() => {
+                    if served == device::Served::Device {
+                        DEVICE_BATCHES.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return v;
+                }
+                Ok((v, _)) => {
                     DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         got = v.len(),
@@ -221,6 +243,24 @@ impl Engine {
             _ => {}
         }
         cpu::verify_batch(batch, rules, cpu_threads(self))
+    }
+
+    /// Prepares the device [`Job::Verify`] is routed to for batches under `rules`, and waits
+    /// for it: builds the device's verifier (compiling or loading its kernels: about half a
+    /// minute for CUDA without a cached CUBIN) and, for an auto route, finds the CPU/GPU
+    /// crossover (cached, or calibrated now: seconds). Afterwards auto-routed batches follow the
+    /// crossover from the first one. Returns the fault of a setup that failed (then auto-routed
+    /// batches are verified on the CPU); `Ok` at once for a CPU route or a device already
+    /// prepared.
+    pub fn prepare_verify(&self, rules: Rules) -> Result<(), DeviceFault> {
+        device::prepare(self, rules)
+    }
+
+    /// Starts preparing the device [`Job::Verify`] is routed to for batches under `rules` (as
+    /// [`Engine::prepare_verify`] does) on a background thread, unless it is prepared or being
+    /// prepared, and returns at once. A failure is logged; batches meanwhile go to the CPU.
+    pub fn warm_up_verify(&self, rules: Rules) {
+        device::warm_up(self, rules)
     }
 }
 

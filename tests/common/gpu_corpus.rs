@@ -505,9 +505,11 @@ pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
     items.extend(bip340_items(&mut rng, 100));
     let batch = to_batch(&items);
     for rules in [Rules::Zip215, Rules::Strict] {
-        let before = stats().device_fallbacks;
+        let before = stats();
         let got = engine.verify_with(&batch, rules);
-        assert_eq!(stats().device_fallbacks, before, "the device path fell back to the CPU");
+        let after = stats();
+        assert_eq!(after.device_fallbacks, before.device_fallbacks, "the device path fell back to the CPU");
+        assert!(after.device_batches > before.device_batches, "the device verified no batch");
         let want = cpu::verify_batch(&batch, rules, 2);
         assert_eq!(got.as_bytes(), want.as_bytes(), "{rules:?}");
     }
@@ -569,7 +571,9 @@ impl Drop for Unpin {
 /// The CPU+GPU split of an auto-routed `engine` (whose verify route must be a device): with a
 /// crossover pinned so that every batch is split — about a third of the items on the device,
 /// then a single item, then all but one — the engine returns the CPU backend's verdicts, item by
-/// item, on the mixed adversarial corpus under both Ed25519 rules, with no fallback to the CPU.
+/// item, on the mixed adversarial corpus under both Ed25519 rules, with no fallback to the CPU
+/// and the device's share verified by the device. The device is prepared first
+/// (`Engine::prepare_verify`): until it is, an auto route verifies on the CPU.
 pub fn engine_split_matches_cpu_backend(engine: &parthenon::Engine, items: &[Item]) {
     let n = items.len() as f64;
     for share in [0.37, 1.0 / n, (n - 1.0) / n] {
@@ -595,9 +599,12 @@ fn engine_split_share_matches_cpu_backend(engine: &parthenon::Engine, items: &[I
     pin(Some(split));
     let _unpin = Unpin;
     for rules in [Rules::Zip215, Rules::Strict] {
-        let before = stats().device_fallbacks;
+        engine.prepare_verify(rules).expect("the device is prepared");
+        let before = stats();
         let got = engine.verify_with(&batch, rules);
-        assert_eq!(stats().device_fallbacks, before, "the device share fell back to the CPU");
+        let after = stats();
+        assert_eq!(after.device_fallbacks, before.device_fallbacks, "the device share fell back to the CPU");
+        assert!(after.device_batches > before.device_batches, "the device verified no share of the split");
         let want = cpu::verify_batch(&batch, rules, 2);
         let bad: Vec<String> = (0..items.len())
             .filter(|&i| got.as_bytes()[i] != want.as_bytes()[i])

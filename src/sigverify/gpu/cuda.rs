@@ -282,6 +282,9 @@ fn load_kernels(
     Err(failures.join("; "))
 }
 
+/// The process-wide verifier ([`CudaVerifier::shared`]).
+static SHARED: OnceLock<Result<CudaVerifier, GpuError>> = OnceLock::new();
+
 impl CudaVerifier {
     /// Compiles and loads the kernels on device `ordinal`.
     pub fn new(ordinal: usize) -> Result<Self, GpuError> {
@@ -315,9 +318,9 @@ impl CudaVerifier {
         })
     }
 
-    /// The process-wide verifier on device 0, built once; a failure is remembered.
+    /// The process-wide verifier on device 0, built once (NVRTC takes about half a minute when
+    /// no CUBIN is cached); a failure is remembered.
     pub fn shared() -> Result<&'static CudaVerifier, GpuError> {
-        static SHARED: OnceLock<Result<CudaVerifier, GpuError>> = OnceLock::new();
         SHARED
             .get_or_init(|| {
                 crate::detect::cuda::contain_library_panic(|| CudaVerifier::new(0))
@@ -325,6 +328,12 @@ impl CudaVerifier {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// What [`CudaVerifier::shared`] built, if it has finished (successfully or not); `None`
+    /// while it was never called or is still building. Never waits.
+    pub fn shared_if_ready() -> Option<Result<&'static CudaVerifier, GpuError>> {
+        SHARED.get().map(|r| r.as_ref().map_err(Clone::clone))
     }
 
     fn run(&self, batch: &SoaBatch<'_>, rules: EdRules, chunk_items: usize) -> Result<(Vec<u8>, f64), GpuError> {

@@ -244,6 +244,9 @@ fn base_tables(context: &Context, program: &Program) -> Result<(Buffer<u8>, Buff
     Ok((btab, gtab))
 }
 
+/// The process-wide verifier ([`OpenClVerifier::shared`]).
+static SHARED: OnceLock<Result<OpenClVerifier, GpuError>> = OnceLock::new();
+
 impl OpenClVerifier {
     /// Builds the program on device `device` of platform `platform` (indices as in
     /// [`crate::detect::OpenClInfo`]).
@@ -286,9 +289,9 @@ impl OpenClVerifier {
     }
 
     /// The process-wide verifier: the first OpenCL GPU if there is one, else the first device
-    /// (PoCL on CI). Built once; a failure is remembered and returned again.
+    /// (PoCL on CI). Built once (the driver compiles the program: seconds); a failure is
+    /// remembered and returned again.
     pub fn shared() -> Result<&'static OpenClVerifier, GpuError> {
-        static SHARED: OnceLock<Result<OpenClVerifier, GpuError>> = OnceLock::new();
         SHARED
             .get_or_init(|| {
                 let caps = crate::detect::detect();
@@ -302,6 +305,12 @@ impl OpenClVerifier {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// What [`OpenClVerifier::shared`] built, if it has finished (successfully or not); `None`
+    /// while it was never called or is still building. Never waits.
+    pub fn shared_if_ready() -> Option<Result<&'static OpenClVerifier, GpuError>> {
+        SHARED.get().map(|r| r.as_ref().map_err(Clone::clone))
     }
 
     /// Whether the device is a GPU (PoCL and other CPU implementations are not).
