@@ -210,15 +210,20 @@ fn store_cached_in(dir: &std::path::Path, c: &Crossover) {
 }
 
 /// Writes a cache file whole: to a name of this process's first, then renamed over `path`, so a
-/// reader (another process, too) sees the old file or the complete new one, never a part.
+/// reader (another process, too) sees the old file or the complete new one, never a part. When
+/// the write or the rename fails, the temporary file is removed: nothing is left behind.
 pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // Best effort: the write may have failed before creating it.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -268,6 +273,25 @@ mod tests {
         assert_eq!((back.min_device_batch, back.split_from), (c.min_device_batch, c.split_from));
         assert!((back.device_share - c.device_share).abs() < 1e-12);
         assert_eq!(load_cached_in(&dir, "other"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_cache_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("parthenon-route-tmp-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // The target is a folder that is not empty: the temporary file is written, the rename
+        // over it fails.
+        let target = dir.join("verify-crossover-x.json");
+        std::fs::create_dir_all(target.join("occupied")).unwrap();
+        assert!(write_cache_file(&target, b"{}").is_err());
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("verify-crossover-x.json")], "only the folder is left");
+        // And a write that succeeds leaves only the file.
+        let good = dir.join("good.json");
+        write_cache_file(&good, b"{}").unwrap();
+        assert_eq!(std::fs::read(&good).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
