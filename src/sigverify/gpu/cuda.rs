@@ -43,6 +43,18 @@ fn drv(call: &'static str) -> impl Fn(result::DriverError) -> GpuError {
     move |e| GpuError::call(call, format!("{e:?}"))
 }
 
+/// The label of an error cudarc stored earlier and reports now: a `Drop` that cannot return one
+/// (a failed `cuEventRecord`, `cuMemFreeAsync` or `cuEventDestroy` of an earlier batch) stores it
+/// in the context, and the context's next `bind_to_thread` (which nearly every cudarc call makes
+/// first) returns it as that call's error. [`CudaVerifier::run`] asks for it with
+/// `CudaContext::check_err` at its start and end, so it is named for what it is.
+const EARLIER_ERROR: &str = "an earlier asynchronous CUDA error";
+
+/// The label of cudarc's `PinnedHostSlice` accessors (`as_mut_ptr`, `as_slice`,
+/// `as_mut_slice`): they bind the context (which reports an error stored since the last check,
+/// see [`EARLIER_ERROR`]) and wait for the slice's event (`cuEventSynchronize`).
+const PINNED_ACCESS: &str = "pinned buffer access (context bind, then cuEventSynchronize)";
+
 /// One stream with its pinned staging and device buffers.
 struct Lane {
     stream: Arc<CudaStream>,
@@ -76,7 +88,7 @@ fn pinned<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     // SAFETY: the allocation is uninitialised; it is zeroed below, before any reference to it
     // is made.
     let mut p = unsafe { ctx.alloc_pinned_with_flags::<T>(n, flags) }.map_err(drv("cuMemHostAlloc"))?;
-    let ptr = p.as_mut_ptr().map_err(drv("cuEventSynchronize"))?;
+    let ptr = p.as_mut_ptr().map_err(drv(PINNED_ACCESS))?;
     // SAFETY: `ptr` points to `n` elements of `T` just allocated and owned by `p`, which nothing
     // else uses yet; all-zero bytes are a valid `T` (`ValidAsZeroBits`). After
     // this the slice views `stage` and `drain` make cover initialised memory.
@@ -124,7 +136,7 @@ fn stage<T: Copy + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>
     if src.is_empty() {
         return Ok(());
     }
-    let h = host.as_mut_slice().map_err(drv("cuEventSynchronize"))?;
+    let h = host.as_mut_slice().map_err(drv(PINNED_ACCESS))?;
     let h = &mut h[..src.len()];
     h.copy_from_slice(src);
     let (dptr, _record) = dev.device_ptr_mut(stream);
@@ -344,6 +356,8 @@ impl CudaVerifier {
             return Ok((out, 0.0));
         }
         let mut lanes = self.lanes.lock().map_err(|_| GpuError::call("lock", "a previous launch panicked"))?;
+        // An error an earlier batch's drops stored would otherwise surface as the first call's.
+        self.ctx.check_err().map_err(drv(EARLIER_ERROR))?;
         // Invariant between calls: no lane has work in flight (see the error path below), so
         // regrowing a lane here never frees memory a copy still reads or writes.
         let chunk = chunk_items.min(n.div_ceil(STREAMS)).max(1);
@@ -361,7 +375,11 @@ impl CudaVerifier {
                 // the allocation fail, the lanes left are whole and the next call grows anew.
                 let stream = if i < lanes.len() {
                     let old = lanes.remove(i);
-                    old.stream.clone()
+                    let stream = old.stream.clone();
+                    // Its drops free the buffers and store what failed in the context.
+                    drop(old);
+                    self.ctx.check_err().map_err(drv("freeing a lane's buffers (cuMemFreeAsync, cuMemFreeHost)"))?;
+                    stream
                 } else {
                     self.ctx.new_stream().map_err(drv("cuStreamCreate"))?
                 };
@@ -389,6 +407,9 @@ impl CudaVerifier {
             }
             return Err(e);
         }
+        // Stored while this batch ran (a lane regrown above frees its buffers in drops): named
+        // here, not by the next batch's first call. Every lane is drained: nothing in flight.
+        self.ctx.check_err().map_err(drv(EARLIER_ERROR))?;
         // Every kernel's interval against the first start event: chunks on the two streams may
         // overlap, and the union counts the overlap once.
         let mut intervals = Vec::with_capacity(events.len());
@@ -472,7 +493,7 @@ impl CudaVerifier {
             }
             let end = stream.record_event(timing).map_err(drv("cuEventRecord"))?;
             events.push((start, end));
-            let h = lane.h_verdicts.as_mut_slice().map_err(drv("cuEventSynchronize"))?;
+            let h = lane.h_verdicts.as_mut_slice().map_err(drv(PINNED_ACCESS))?;
             let (dptr, _record) = lane.d_verdicts.device_ptr_mut(&stream);
             // SAFETY: `h[..m]` is page-locked memory owned by the lane; it is read only after the
             // lane's stream is synchronised in `drain`, and neither restaged nor freed while the
@@ -492,7 +513,7 @@ impl CudaVerifier {
 fn drain(lane: &mut Lane, out: &mut [u8]) -> Result<(), GpuError> {
     if let Some((start, m)) = lane.pending.take() {
         lane.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
-        let h = lane.h_verdicts.as_slice().map_err(drv("cuEventSynchronize"))?;
+        let h = lane.h_verdicts.as_slice().map_err(drv(PINNED_ACCESS))?;
         out[start..start + m].copy_from_slice(&h[..m]);
     }
     Ok(())
