@@ -41,7 +41,8 @@ DEVICE_FN void ss_reduce_once(u64 a[4]) {
   }
 }
 
-/* Bit i (0 = least significant) of a little-endian scalar. */
+/* Nibble w (4 bits, w = 0 the least significant) of a little-endian scalar of four 64-bit limbs:
+ * bits 4w .. 4w + 3, w from 0 to 63. */
 DEVICE_FN int ss_nibble(const u64 a[4], int w) { return (int)((a[w >> 4] >> ((w & 15) * 4)) & 15); }
 
 
