@@ -3,13 +3,16 @@
 # included), and the GPU/CPU verification figures. After scripts/device_build.sh ran here:
 #   run(command="bash scripts/device_run.sh", carry=[".device-bin"], timeout_s=600)
 # Writes at most 7 files under $OUT (default ./device-out); the device tool returns at most 8:
-#   summary.txt     REV, GPU, NVRTC candidates and choice, detection, each step's status and
-#                   time, verdicts (PASSED / FAILED / SKIPPED / VECTORS MISSING), crossover cache
+#   summary.txt     REV, GPU, glibc, NVRTC candidates and choice, detection, each step's status
+#                   and time, verdicts (PASSED / FAILED / SKIPPED / VECTORS MISSING), crossover
+#                   cache, AUTO >= CPU per point
 #   detect.json     parthenon detect --json
 #   agreement.txt   gpu_cuda_agreement --nocapture (vectors, corpus, chunks, order, split)
 #   bench-cuda.txt  bench --backend cuda, then the register-cap variant
-#   bench-auto.txt  bench --backend auto --json with RUST_LOG=info (calibration, crossover JSON)
-#   bench-cpu.txt   bench --backend cpu --json (summary.txt compares auto with it, point by point)
+#   bench-auto.txt  bench --backend auto --json with RUST_LOG=info (calibration, crossover JSON);
+#                   sizes up to 4,096 best of 10 runs, larger ones best of 2
+#   bench-cpu.txt   bench --backend cpu --json, the same runs (summary.txt compares auto with it,
+#                   point by point)
 #   opencl.txt      gpu_opencl_agreement on NVIDIA's OpenCL, when the image has an ICD
 # The whole script stays inside BUDGET seconds (default 540): every step has its own limit,
 # cut to what is left, so a step that hangs cannot eat the call, and a step that no longer
@@ -52,6 +55,14 @@ for f in parthenon gpu_cuda_agreement gpu_opencl_agreement; do
 done
 timeout 15 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv >>"$SUM" 2>&1 ||
   say "nvidia-smi failed (rc=$?)"
+# The binaries are built on a machine with a newer glibc and need GLIBC_2.34.
+glibc=$(ldd --version 2>&1 | head -1)
+say "glibc: ${glibc:-unknown (ldd --version printed nothing)} (the binaries need GLIBC_2.34)"
+glibc_version=$(printf '%s\n' "$glibc" | grep -o '[0-9]\+\.[0-9]\+$')
+if [ -n "$glibc_version" ] && [ "$(printf '%s\n%s\n' "$glibc_version" 2.34 | sort -V | head -1)" != 2.34 ]; then
+  fail=1
+  say "GLIBC TOO OLD: $glibc_version < 2.34, the binaries cannot start here"
+fi
 
 # --- NVRTC. cudarc (built against CUDA 12.8) dlopens libnvrtc.so, libnvrtc.so.12, .so.11, ...,
 # never libnvrtc.so.13: a CUDA 13 NVRTC (a toolkit under /usr/local/cuda*, or pip's
@@ -180,17 +191,31 @@ else
 fi
 grep -m3 -E "on CUDA: |kernels: " "$A" | sed 's/^/agreement | /' >>"$SUM"
 
-# 4096: the latency target (4,096 signatures end to end).
-sizes=64,1024,4096,16384,65536,1048576
+# 4096: the latency target (4,096 signatures end to end). Small batches take milliseconds, so
+# their figures are the best of 10 runs (2 would compare two noisy millisecond timings).
+small=64,1024,4096
+large=16384,65536,1048576
+sizes=$small,$large
 step 80 bench-cuda.txt "bench cuda" "$P" bench verify --backend cuda --sizes $sizes --schemes ed25519,bip340,mixed --repeat 2
 # Calibration shows at info: the crossover per rules, and the split it gives. auto and cpu as
 # JSON lines, compared below point by point.
-step 80 bench-auto.txt "bench auto" env RUST_LOG=info "$P" bench verify --backend auto --sizes $sizes \
+step 40 bench-auto.txt "bench auto (small, best of 10)" env RUST_LOG=info "$P" bench verify --backend auto \
+  --sizes $small --schemes ed25519,bip340,mixed --repeat 10 --json
+step 80 bench-auto.txt "bench auto" env RUST_LOG=info "$P" bench verify --backend auto --sizes $large \
   --schemes ed25519,bip340,mixed --repeat 2 --json
-step 60 bench-cpu.txt "bench cpu" "$P" bench verify --backend cpu --sizes $sizes --schemes ed25519,bip340,mixed \
+step 30 bench-cpu.txt "bench cpu (small, best of 10)" "$P" bench verify --backend cpu --sizes $small \
+  --schemes ed25519,bip340,mixed --repeat 10 --json
+step 60 bench-cpu.txt "bench cpu" "$P" bench verify --backend cpu --sizes $large --schemes ed25519,bip340,mixed \
   --repeat 2 --json
 
-# auto >= cpu at every point (issue 5): "yes", "within 5 % (noise)", or "NO" (a failure).
+# auto >= cpu at every point (issue 5): "yes", "within N % (noise)", or "NO" (a failure). Below
+# the crossover's min_device_batch auto's plan is the CPU: the very call `bench cpu` times, so
+# any difference there is timing noise, and the tolerance is wider (15 %, said so on the line);
+# where auto's plan uses the device, 5 %. The crossover is the one auto logged (ANSI colours
+# stripped); PARTHENON_GPU_CROSSOVER overrides it, as in the engine.
+min_device=${PARTHENON_GPU_CROSSOVER:-$(sed 's/\x1b\[[0-9;]*m//g' "$OUT/bench-auto.txt" 2>/dev/null |
+  grep "verification crossover" | grep -o 'min_device_batch=[0-9]*' | head -1 | cut -d= -f2)}
+say "auto's crossover: min_device_batch=${min_device:-unknown} (smaller batches are verified on the CPU)"
 rate() { # FILE SCHEME SIZE: the point's end-to-end signatures per second
   grep -F "\"scheme\":\"$2\"" "$1" | grep -F "\"size\":$3," |
     sed -n 's/.*"end_to_end_per_second":\([0-9.eE+-]*\).*/\1/p' | head -1
@@ -204,9 +229,19 @@ for s in ed25519 bip340 mixed; do
       say "AUTO vs CPU $s $n: MISSING (auto ${a:-none}, cpu ${c:-none})"
       continue
     fi
-    verdict=$(awk -v a="$a" -v c="$c" 'BEGIN { r = a / c; v = (r >= 1) ? "yes" : (r >= 0.95) ? "within 5 % (noise)" : "NO"; printf "%s, %.2fx", v, r }')
+    if [ -n "$min_device" ] && awk -v n="$n" -v m="$min_device" 'BEGIN { exit !(n < m) }'; then
+      plan="CPU plan: the same CPU call on both sides"
+      tolerance=0.85
+    elif [ -n "$min_device" ]; then
+      plan="device plan"
+      tolerance=0.95
+    else
+      plan="plan unknown: no crossover logged"
+      tolerance=0.95
+    fi
+    verdict=$(awk -v a="$a" -v c="$c" -v t="$tolerance" 'BEGIN { r = a / c; v = (r >= 1) ? "yes" : (r >= t) ? sprintf("within %.0f %% (noise)", (1 - t) * 100) : "NO"; printf "%s, %.2fx", v, r }')
     case $verdict in NO*) fail=1 ;; esac
-    say "AUTO >= CPU $s $n: $verdict (auto $a, cpu $c sig/s end to end)"
+    say "AUTO >= CPU $s $n ($plan): $verdict (auto $a, cpu $c sig/s end to end)"
   done
 done
 # The register cap: at 168 registers sig_verify fits three blocks per SM instead of two, with a
