@@ -272,7 +272,7 @@ fn cpu_threads(engine: &Engine) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -288,13 +288,12 @@ mod tests {
         assert_eq!(Rules::default(), Rules::Zip215);
     }
 
-    /// A route to a device whose path fails gives CPU verdicts and counts a fallback.
-    #[test]
-    fn device_fault_falls_back_to_cpu_and_is_counted() {
+    /// This machine's capabilities (DPDK not probed), claiming one CUDA device: on a machine
+    /// without one, a route to it fails at its first use. `(capabilities, whether a real CUDA
+    /// device was found)`.
+    pub(crate) fn claiming_a_cuda_device() -> (crate::detect::Capabilities, bool) {
         use crate::detect::{self, CudaDevice, CudaInfo, DetectOptions, Probe};
         let mut caps = detect::detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
-        // Claim a CUDA device that is not there, so the device path must fail. On a machine with
-        // a real one the device succeeds instead, and only the verdicts are checked.
         let real_device = caps.cuda.is_available();
         caps.cuda = Probe::Available(CudaInfo {
             driver_version: 12080,
@@ -307,6 +306,15 @@ mod tests {
                 memory_bytes: 1 << 30,
             }],
         });
+        (caps, real_device)
+    }
+
+    /// A route to a device whose path fails gives CPU verdicts and counts a fallback.
+    #[test]
+    fn device_fault_falls_back_to_cpu_and_is_counted() {
+        // Claim a CUDA device that is not there, so the device path must fail. On a machine with
+        // a real one the device succeeds instead, and only the verdicts are checked.
+        let (caps, real_device) = claiming_a_cuda_device();
         let engine = Engine::builder().capabilities(caps).force(Backend::Cuda).build().unwrap();
         assert_eq!(engine.backend(Job::Verify), Backend::Cuda);
         let mut batch = Batch::new();
