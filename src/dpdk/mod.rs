@@ -130,10 +130,12 @@ fn hold_runtime_lock(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let tmp = dir.join(format!("{LOCK_FILE}.{}", std::process::id()));
     let f = std::fs::File::create(&tmp)?;
-    if !try_lock(&f) {
-        return Err(std::io::Error::last_os_error());
+    let placed =
+        if try_lock(&f) { std::fs::rename(&tmp, dir.join(LOCK_FILE)) } else { Err(std::io::Error::last_os_error()) };
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, dir.join(LOCK_FILE))?;
     // Held until the process ends.
     std::mem::forget(f);
     Ok(())
