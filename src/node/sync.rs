@@ -82,7 +82,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest a catch-up fetch may take by default (`fetch_deadline_ms` in `node.toml`), from its
 /// connect to its last block: then its connection is shut down and it fails (module docs). Time
-/// for a full answer ([`MAX_FETCH`] blocks) of 1 MiB blocks at about 2 MiB/s.
+/// for a full answer ([`MAX_FETCH`] blocks) of 1 MiB blocks at about 2 MiB/s; an answer of
+/// larger blocks (a payload may reach 24 MiB) can take several fetches: one cut by its deadline
+/// after it moved our height keeps its peer's claim, and the next continues from there.
 pub const FETCH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Most anonymous block connections served at once; more are refused (closed at once and

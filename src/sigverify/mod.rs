@@ -45,7 +45,7 @@
 //! CPU with one warning for the process. A *forced* route waits for the setup and reports a
 //! failed one as a fault for every batch. [`Engine::prepare_verify`] performs the setup and waits
 //! for it (benchmarks, tests); [`Engine::warm_up_verify`] starts it without waiting (the node, at
-//! startup). The device module's docs (`src/sigverify/device.rs`) have the details.
+//! startup). The device module's docs (`src/sigverify/device/mod.rs`) have the details.
 //!
 //! # Errors
 //!

@@ -10,7 +10,11 @@
 //! address"), which says nothing of the disk, and a store by user space would get `SIGBUS`. So a
 //! full disk is an I/O error (`ENOSPC`) naming the block, before any body byte is read; a file
 //! system without `fallocate` receives with plain reads and writes instead (the `copy`
-//! receiver's method).
+//! receiver's method). The price: the whole announced body is allocated before its first byte
+//! arrives, so a peer whose header announces `Expect::max_len` bytes and then sends nothing
+//! holds that much disk until the receive fails (its socket timeout) and the temp file is
+//! removed. The `io-uring` receiver allocates only ahead of the bytes received; `copy`,
+//! `sendfile` and `splice` grow the file as bytes arrive.
 
 use super::recv::{self, read_full, socket_error, BodyMover, Waits};
 use super::store::TempBlock;

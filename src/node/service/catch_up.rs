@@ -36,7 +36,10 @@ impl Node {
     ///
     /// Otherwise (nothing delivered, a block refused, less than claimed, or a failure) the fetch
     /// was *fruitless*: the peer's claim is dropped (it is not asked again until it claims
-    /// again) and the peer is marked until a fetch from it is fruitful. A marked peer is fetched
+    /// again) and the peer is marked until a fetch from it is fruitful. One exception: a fetch
+    /// that failed (its deadline, say: large blocks on a slow link) after it moved our height
+    /// keeps the peer's claim; the peer is marked all the same, so the next fetch goes to an
+    /// unmarked peer claiming more if there is one, else back to it after [`FETCH_RETRY`]. A marked peer is fetched
     /// from only when no unmarked peer claims a height above ours, and never at once on a
     /// claim ([`Node::ahead`]). So a peer that claims blocks it does not serve, or serves blocks
     /// that are not final, cannot keep a lagging validator from its honest peers.
@@ -57,22 +60,14 @@ impl Node {
         }
         self.fetching = None;
         let ours = self.store.height();
-        let applied = ours.saturating_sub(from);
-        let (fruitful, full) = match result {
-            Ok(n) if n > 0 && applied >= n && (n >= MAX_FETCH || from.saturating_add(n) >= claimed) => {
-                (true, n >= MAX_FETCH)
-            }
-            Ok(n) => {
-                tracing::debug!(peer, delivered = n, applied, claimed, "fruitless fetch");
-                (false, false)
-            }
-            Err(e) => {
-                tracing::warn!(peer, error = %e, "fetch stopped");
-                (false, false)
-            }
-        };
+        let FetchJudgement { fruitful, full, keep_claim } = judge(&result, from, ours, claimed);
+        match &result {
+            Ok(n) if !fruitful => tracing::debug!(peer, delivered = n, ours, from, claimed, "fruitless fetch"),
+            Err(e) => tracing::warn!(peer, error = %e, applied = ours.saturating_sub(from), "fetch stopped"),
+            Ok(_) => {}
+        }
         self.mark(peer, fruitful);
-        if !fruitful {
+        if !fruitful && !keep_claim {
             self.forget_claim(peer);
         } else if full && self.tips.get(usize::from(peer)).is_some_and(|&t| t > ours) {
             return self.fetch(peer);
@@ -177,5 +172,29 @@ impl Node {
             let result = result.map_err(|e| e.to_string());
             let _ = tx.send(Event::FetchDone { id, peer, from, claimed, result }).await;
         });
+    }
+}
+
+/// What a fetch that ended was worth ([`Node::fetch_done`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct FetchJudgement {
+    /// It delivered what the peer claimed (or a full answer), every block moving our height.
+    pub(super) fruitful: bool,
+    /// A full answer ([`MAX_FETCH`] blocks): the peer may have more.
+    pub(super) full: bool,
+    /// Fruitless, but the peer keeps its claim: the fetch failed after it moved our height.
+    pub(super) keep_claim: bool,
+}
+
+/// Judges a fetch that started at height `from`, when its peer claimed `claimed`, ended with
+/// `result` (blocks delivered, or why it failed), our height now `ours`.
+pub(super) fn judge(result: &Result<u64, String>, from: u64, ours: u64, claimed: u64) -> FetchJudgement {
+    let applied = ours.saturating_sub(from);
+    match *result {
+        Ok(n) if n > 0 && applied >= n && (n >= MAX_FETCH || from.saturating_add(n) >= claimed) => {
+            FetchJudgement { fruitful: true, full: n >= MAX_FETCH, keep_claim: false }
+        }
+        Ok(_) => FetchJudgement { fruitful: false, full: false, keep_claim: false },
+        Err(_) => FetchJudgement { fruitful: false, full: false, keep_claim: applied > 0 },
     }
 }

@@ -200,3 +200,21 @@ async fn a_fetch_given_up_for_lost_changes_nothing() {
     assert_eq!(node.tips[2], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding: a fetch cut by its deadline was fruitless whatever it delivered, so an honest peer
+/// serving large blocks on a slow link lost its claim after every fetch and catch-up stalled.
+/// A failed fetch that moved our height keeps the claim (still marked); one that moved nothing,
+/// or refused blocks, does not.
+#[test]
+fn a_failed_fetch_that_moved_our_height_keeps_its_claim() {
+    use super::catch_up::{judge, FetchJudgement};
+    let deadline = Err("deadline".to_string());
+    let j = |r: &Result<u64, String>, from, ours, claimed| judge(r, from, ours, claimed);
+    assert_eq!(j(&deadline, 10, 13, 500), FetchJudgement { fruitful: false, full: false, keep_claim: true });
+    assert_eq!(j(&deadline, 10, 10, 500), FetchJudgement { fruitful: false, full: false, keep_claim: false });
+    assert_eq!(j(&Ok(3), 10, 13, 13), FetchJudgement { fruitful: true, full: false, keep_claim: false });
+    assert_eq!(j(&Ok(MAX_FETCH), 0, MAX_FETCH, 900), FetchJudgement { fruitful: true, full: true, keep_claim: false });
+    // Delivered but refused (our height did not move that far), or less than claimed: fruitless.
+    assert_eq!(j(&Ok(3), 10, 11, 13), FetchJudgement { fruitful: false, full: false, keep_claim: false });
+    assert_eq!(j(&Ok(3), 10, 13, 20), FetchJudgement { fruitful: false, full: false, keep_claim: false });
+}

@@ -51,7 +51,7 @@ use super::gpu::route::{self, Crossover, Plan};
 use super::gpu::{EdRules, GpuError, GpuVerifier, SoaBatch, SCHEME_BIP340, SCHEME_ED25519};
 use super::{cpu, Batch, Rules, Scheme, Verdicts};
 use crate::engine::{Backend, Engine, Job, Route};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Why the device path produced no verdicts.
@@ -202,6 +202,10 @@ fn crossover_if_known(v: &dyn GpuVerifier, engine: &Engine, rules: Rules) -> Opt
     known(&fingerprint_of(v, engine, rules))
 }
 
+/// Auto-routed batches verified on the CPU because the device was not ready yet, in this process:
+/// a calibration during which this moved timed a CPU that was busy ([`crossover`]).
+static CPU_WHILE_PREPARING: AtomicU64 = AtomicU64::new(0);
+
 /// The crossover for this device, these rules and this machine: pinned ([`route::pin`]), else
 /// calibrated once and cached per process and on disk. One caller calibrates at a time. A failed
 /// calibration is the same fault for every caller for [`RETRY_CALIBRATION`], then is retried.
@@ -223,6 +227,7 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
         Some(c) => c,
         None => {
             tracing::info!(device = %v.describe(), ?rules, "calibrating the CPU/GPU crossover for verification");
+            let cpu_batches_before = CPU_WHILE_PREPARING.load(Ordering::Relaxed);
             // A mixed batch: the device groups it by scheme ([`super::gpu::grouped_by_scheme`]).
             let corpus = super::gpu::synthetic::valid_batch(
                 super::gpu::synthetic::Mix::Mixed,
@@ -258,7 +263,17 @@ fn crossover(backend: Backend, v: &dyn GpuVerifier, engine: &Engine, rules: Rule
                     return Err(fault);
                 }
             };
-            route::store_cached(&c);
+            // Auto-routed batches verified on the CPU meanwhile took cores from the CPU's
+            // timing, so the CPU looked slower than it is: such a crossover serves this process,
+            // but is not kept on disk for later ones (the next process calibrates again).
+            if CPU_WHILE_PREPARING.load(Ordering::Relaxed) == cpu_batches_before {
+                route::store_cached(&c);
+            } else {
+                tracing::info!(
+                    fingerprint = %fp,
+                    "calibrated while batches were verified on the CPU; this crossover is not cached on disk"
+                );
+            }
             c
         }
     };
@@ -472,6 +487,8 @@ impl<S: Setup> Warmer<S> {
         let spawned = std::thread::Builder::new().name("gpu-warmup".into()).spawn(move || {
             let _running = running;
             match self.setup.verifier(backend) {
+                // A forced route reports the fault with every batch routed to it.
+                Err(_) if is_forced(engine.route(Job::Verify)) => {}
                 Err(fault) => self.report_unusable(backend, &fault),
                 Ok(_) if is_forced(engine.route(Job::Verify)) => {}
                 // A failed calibration is warned about where it fails, and tried again after
@@ -511,7 +528,10 @@ impl<S: Setup> Warmer<S> {
         } else {
             match self.ready(engine, rules) {
                 Some((v, c)) => (v, c.plan(n)),
-                None => return Ok((cpu::verify_batch(batch, rules, super::cpu_threads(engine)), Served::Cpu)),
+                None => {
+                    CPU_WHILE_PREPARING.fetch_add(1, Ordering::Relaxed);
+                    return Ok((cpu::verify_batch(batch, rules, super::cpu_threads(engine)), Served::Cpu));
+                }
             }
         };
         let codes = scheme_codes(batch);
