@@ -422,20 +422,25 @@ mod tests {
     use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
     use std::time::Duration;
 
+    /// A transport, or `None` (the test skips, saying why) where io_uring is refused outside CI.
+    fn transport_or_skip() -> Option<UringTransport> {
+        match UringTransport::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {e}");
+                println!("skip: {e}");
+                None
+            }
+        }
+    }
+
     /// Sends one chunk per wait, as on a kernel before 5.12 (`Ring::links_sends`), deliver the
     /// stream byte-exact and in order, from the registered buffers and from the mapping, and say
     /// so in their method.
     #[test]
     fn unlinked_sends_deliver_byte_exact() {
         use crate::transfer::{copy::CopyTransport, BlockStore, Expect};
-        let t = match UringTransport::new() {
-            Ok(t) => t,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {e}");
-                println!("skip: {e}");
-                return;
-            }
-        };
+        let Some(t) = transport_or_skip() else { return };
         let t = UringTransport { unlinked_sends: true, ..t.zero_copy_on_loopback(true) };
         let dir = std::env::temp_dir().join(format!("parthenon-uring-unlinked-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -476,14 +481,7 @@ mod tests {
     /// leaked ring must not keep the socket open.
     #[test]
     fn a_leaked_rings_late_write_reaches_no_reused_descriptor() {
-        let t = match UringTransport::new() {
-            Ok(t) => t,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "CI: io_uring must be usable: {e}");
-                println!("skip: {e}");
-                return;
-            }
-        };
+        let Some(t) = transport_or_skip() else { return };
         let dir = std::env::temp_dir().join(format!("parthenon-uring-leak-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

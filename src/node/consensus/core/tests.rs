@@ -292,11 +292,8 @@ fn a_restored_inactive_validator_resends_its_view_change() {
     assert_eq!(r.view(), 1);
 }
 
-/// A peer whose messages show it below our height is told our tip once per higher height it
-/// shows (and on each view change it asks for), with one remembered height per peer: before,
-/// every height a validator signed a message for was remembered until our next height.
-#[test]
-fn a_lagging_peer_is_told_once_per_height_it_shows() {
+/// Validator 0 of four at height 3, its blocks 0..3 decided through validator 2.
+fn at_height_3() -> (Core, App) {
     let mut c = core(4, 0);
     let mut app = App::default();
     for h in 0..3u64 {
@@ -304,6 +301,15 @@ fn a_lagging_peer_is_told_once_per_height_it_shows() {
         deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(h, &p), payload: p });
     }
     assert_eq!(c.height(), 3);
+    (c, app)
+}
+
+/// A peer whose messages show it below our height is told our tip once per higher height it
+/// shows (and on each view change it asks for), with one remembered height per peer: before,
+/// every height a validator signed a message for was remembered until our next height.
+#[test]
+fn a_lagging_peer_is_told_once_per_height_it_shows() {
+    let (mut c, mut app) = at_height_3();
     let told = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::Behind { peer: 1, .. })).count();
     let prepare = |h: Height| Message::Vote(vote(VoteKind::Prepare, h, 0, Digest::default(), 1));
     assert_eq!(told(&deliver(&mut c, &mut app, 1, prepare(1))), 1);
@@ -320,13 +326,7 @@ fn a_lagging_peer_is_told_once_per_height_it_shows() {
 /// same answers, from the same one height per peer, as feeding those messages in.
 #[test]
 fn lagging_answers_as_a_message_below_our_height_would() {
-    let mut c = core(4, 0);
-    let mut app = App::default();
-    for h in 0..3u64 {
-        let p = format!("block {h}").into_bytes();
-        deliver(&mut c, &mut app, 2, Message::Decided { cert: decided(h, &p), payload: p });
-    }
-    assert_eq!(c.height(), 3);
+    let (mut c, mut app) = at_height_3();
     assert_eq!(c.lagging(1, 1), Some(Effect::Behind { peer: 1, height: 1 }));
     assert_eq!(c.lagging(1, 1), None, "the same height is told once");
     assert_eq!(c.lagging(1, 0), None, "a lower one is not");
