@@ -112,6 +112,49 @@ fn an_interleaved_block_ends_the_receive_of_the_block_being_assembled() {
     assert_eq!(r.recv_block(&mut b, &Expect::default()).unwrap(), (h6, body));
 }
 
+/// The frames a refused send's sender had queued, delivered late (behind the first frames of
+/// the next block), do not end the next block's receive: they are dropped, as they are while no
+/// block is being received. A frame of another send of the refused block still would.
+#[test]
+fn a_refused_sends_late_frames_do_not_end_the_next_receive() {
+    let body = pattern(5000, 62);
+    let h5 = BlockHeader::for_body(BlockId(5), &body);
+    let h6 = BlockHeader::for_body(BlockId(6), &body);
+    let five = block_frames_of(5, 1, &body, h5);
+    let six = block_frames_of(6, 2, &body, h6);
+    assert!(five.len() > 4 && six.len() > 3, "{} {}", five.len(), six.len());
+    let (mut a, mut b) = MemLink::pair(1500, Impairments::default(), Impairments::default());
+    let cfg = DatagramConfig { resend_timeout: Duration::from_millis(5), max_rounds: 5, ..Default::default() };
+    let mut r = DatagramReceiver::new(cfg);
+    // Block 5's send is refused: a frame of block 6 interleaved.
+    for x in five[..3].iter().chain([&six[1]]) {
+        a.send(&[x]).unwrap();
+    }
+    let e = r.recv_block(&mut b, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(5), got: BlockId(6) }), "{e}");
+    // Block 6's first frames, then what block 5's sender had queued (its descriptor again too),
+    // then the rest of block 6.
+    for x in six[..2].iter().chain(&five[3..]).chain([&five[0]]).chain(&six[2..]) {
+        a.send(&[x]).unwrap();
+    }
+    assert_eq!(r.recv_block(&mut b, &Expect::default()).unwrap(), (h6, body.clone()));
+    // Block 5's repeated descriptor was refused again, answering the refused send.
+    let aborts = aborts(&answers(&mut a));
+    assert_eq!(aborts.len(), 2, "{aborts:?}");
+    assert!(aborts.iter().all(|(h, _)| (h.block, h.attempt) == (BlockId(5), 1)), "{aborts:?}");
+    assert_eq!(aborts[0].1, aborts[1].1);
+
+    // After that success nothing is refused any more: block 5's frames interleaved in block 7's
+    // receive end it, as any other block's would.
+    let h7 = BlockHeader::for_body(BlockId(7), &body);
+    let seven = block_frames_of(7, 1, &body, h7);
+    for x in seven[..2].iter().chain([&five[3]]) {
+        a.send(&[x]).unwrap();
+    }
+    let e = r.recv_block(&mut b, &Expect::default()).unwrap_err();
+    assert!(matches!(e, Error::UnexpectedBlock { expected: BlockId(7), got: BlockId(5) }), "{e}");
+}
+
 /// An ABORT that answers an earlier send of a block (from a receive that gave up on it), read
 /// by a new send of the block after its first pass, does not fail the new send: a sender reads
 /// only the answers to its own attempt.

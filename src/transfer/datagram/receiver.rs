@@ -33,10 +33,11 @@
 //!    another block interleaved ([`Error::UnexpectedBlock`]), the block being assembled, whose
 //!    receive is what ended (the interleaved block's sender is not refused: its frames may start
 //!    the next receive). After a refusal, the frames its sender had already queued do not start
-//!    the next receive: until a receive succeeds, while no block is being received, frames of
-//!    the refused block other than its descriptor are dropped, and a descriptor of the refused
-//!    send (the same attempt: a copy, or the sender's nudge before it heard the ABORT) is refused
-//!    again with the same reason and dropped. A descriptor of another attempt — a new send of
+//!    the next receive, nor end it: until a receive succeeds, while no block is being received,
+//!    frames of the refused block other than its descriptor are dropped, and a descriptor of the
+//!    refused send (the same attempt: a copy, or the sender's nudge before it heard the ABORT) is
+//!    refused again with the same reason and dropped; while another block is being received,
+//!    so are the refused send's own frames (delivered late, behind that block's first frames). A descriptor of another attempt — a new send of
 //!    the block — starts a receive as any block's would, except that one that would be refused
 //!    at once (a block the store holds, another than the one expected) is refused (ABORT), and
 //!    the receive goes on waiting for another block.

@@ -272,7 +272,17 @@ impl<'a> Rx<'a> {
             let _ = send_frame(self.link, control(Kind::Done, h.block, h.attempt, 0, 0), &[]);
             return Ok(None);
         }
-        if let Some(r) = self.last_refused.filter(|r| self.asm.is_none() && r.send.block == h.block) {
+        // While another block is being assembled, a frame of the refused send itself is what its
+        // sender had queued (a network may deliver it late, behind the next block's first frames):
+        // dropped as below, rather than ending that block's receive as an interleaved block.
+        let stale = |r: &&Refusal| {
+            r.send.block == h.block
+                && match &self.asm {
+                    None => true,
+                    Some(a) => a.id != h.block && h.attempt == r.send.number,
+                }
+        };
+        if let Some(r) = self.last_refused.filter(stale) {
             // What the sender of a refused block had queued, or sent before it heard the ABORT
             // (its nudges repeat the descriptor): not a new block. A descriptor of the refused
             // send is refused again, for the same reason (the first ABORT may have been lost);
