@@ -69,6 +69,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         builder = builder.force(backend);
     }
     let engine = builder.build()?;
+    // A GPU route's device is prepared while the first chunk is read; batches go to the CPU
+    // until it is ready (`Engine::verify_with`).
+    engine.warm_up_verify(rules);
     let mut reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
