@@ -12,7 +12,9 @@
 //! multiplication by windows); only its `lift_x` decoding uses IFMA where present. Verdicts are
 //! scattered back into item order. A verdict does not depend on how the batch was cut, on the
 //! thread count or on the arithmetic: each equals [`verify_one`] of its item (up to the
-//! ≤ 2^-127 soundness error of a random linear combination, argued in each scheme's module).
+//! soundness error of the batch equation, argued in each scheme's module: ≤ 2^-127 for
+//! Ed25519's random coefficients; for BIP-340's coefficients, hashed from the batch, about
+//! 2^128 hash evaluations to grind one that hides an invalid item).
 //! Every scheme uses at most [`threads_used`] threads for its items.
 //!
 //! # AVX-512 IFMA and the portable path
