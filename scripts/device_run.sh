@@ -170,7 +170,9 @@ step 15 summary.txt "detect" "$P" detect
 # detect.json holds the JSON alone (its status goes to the summary).
 t0=$SECONDS
 timeout -k 5 15 "$P" detect --json >"$OUT/detect.json" 2>>"$SUM"
-say "== detect --json: rc=$? in $((SECONDS - t0))s -> detect.json"
+rc=$?
+[ $rc -eq 0 ] || fail=1
+say "== detect --json: rc=$rc in $((SECONDS - t0))s -> detect.json"
 
 # The agreement test compiles the kernels first (NVRTC, CUBIN for the device: ~30-45 s).
 step 170 agreement.txt "CUDA agreement" env PARTHENON_GPU_CORPUS=5000 "$B/gpu_cuda_agreement" --nocapture

@@ -4,5 +4,5 @@
 # recomputes it on the device machine and says STALE BUILD when they differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-find src kernels tests Cargo.toml Cargo.lock build.rs -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
+find src kernels tests ffi Cargo.toml Cargo.lock build.rs .cargo/config.toml -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
   sha256sum | cut -c1-16
