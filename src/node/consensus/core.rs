@@ -64,7 +64,9 @@ pub struct Core {
     /// that leader for that view is equivocation, reported and never validated, so one leader
     /// costs at most one `validate` per view.
     headers: BTreeMap<View, Signed<ProposalHeader>>,
-    /// Per view, the proposal accepted (valid payload and justification).
+    /// Per view, the proposal accepted (valid payload and justification); for a view below ours
+    /// when the header arrived, the leader's header unchecked (`voting.rs`: it only names what a
+    /// quorum of prepares at that view certifies).
     proposals: BTreeMap<View, Signed<ProposalHeader>>,
     /// The proposal that made the current view run (above view 0, with its justification: the
     /// new-view message), without the justification's payloads; cleared when we leave the view.

@@ -38,8 +38,10 @@ pub struct Config {
     pub chain: Digest,
     /// Timeout of view 0 in milliseconds; view `v` waits `base · 2^min(v, 5)`.
     pub base_timeout_ms: u64,
-    /// Messages for views further than this above the current one are ignored (bounds memory
-    /// against a validator that signs votes for arbitrary views).
+    /// Proposals and votes for views further than this above the current one are dropped
+    /// (bounds memory against a validator that signs votes for arbitrary views); a view change
+    /// beyond it is kept only as the highest view its validator asked for (the weak-support
+    /// join, docs/consensus.md).
     pub max_view_ahead: u64,
     /// At most this many messages for the next height are buffered in all, and at most
     /// `max_buffered / n` (at least 16) signed by any one validator; at most this many decided

@@ -2,7 +2,9 @@
 //! leader, with a payload that hashes to its digest, a justification that checks and a payload
 //! the application accepts; one vote per validator, kind and view (a second, different one is
 //! evidence); and the quorums that make a validator prepared, make it commit, and decide
-//! (docs/consensus.md, steps 1–4 and 6).
+//! (docs/consensus.md, steps 1–4 and 6). The leader's header for a view below ours is recorded
+//! unchecked (nothing is voted for it): it only names the digest a quorum of prepares at that
+//! view certifies, and such a quorum holds honest prepares, made after the checks.
 
 use super::super::interface::*;
 use super::super::rules::check_justification;
