@@ -232,14 +232,18 @@ mod tests {
     #[test]
     fn every_thread_runs_the_job_once_and_all_finish_before_return() {
         for helpers in [0, 1, 3, 1, 2] {
-            let runs = AtomicUsize::new(0);
+            let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
             run(helpers, &|| {
-                runs.fetch_add(1, Ordering::SeqCst);
+                started.fetch_add(1, Ordering::SeqCst);
+                // Long enough that a helper still running when `run` returned would be seen.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                finished.fetch_add(1, Ordering::SeqCst);
             });
-            // The caller always runs it; each helper that took a slot ran it once, before `run`
-            // returned.
-            let n = runs.load(Ordering::SeqCst);
+            // The caller always runs it; each helper that took a slot ran it once, and finished
+            // before `run` returned.
+            let (n, done) = (started.load(Ordering::SeqCst), finished.load(Ordering::SeqCst));
             assert!((1..=helpers + 1).contains(&n), "helpers {helpers}: {n} runs");
+            assert_eq!(done, n, "helpers {helpers}: {n} runs started, {done} finished when run returned");
         }
     }
 
