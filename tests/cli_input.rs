@@ -37,3 +37,18 @@ fn testnet_arguments_out_of_range() {
     input_error(&["testnet", "--tx-rate", "18446744073709551615"], "--tx-rate");
     input_error(&["testnet", "--max-block-txs", "0"], "--max-block-txs 0");
 }
+
+#[cfg(feature = "node")]
+#[test]
+fn testnet_crash_that_would_not_restart_within_the_load_or_leaves_no_quorum() {
+    // Restart due at 14 s of a 10 s load: the killed validator would stay down.
+    input_error(
+        &["testnet", "--duration", "10s", "--kill-at", "9s", "--down-for", "5s"],
+        "--kill-at 9s plus --down-for 5s must be less than --duration 10s",
+    );
+    // Kill due after the load: no crash at all.
+    input_error(&["testnet", "--duration", "10s", "--kill-at", "20s"], "--kill-at 20s plus --down-for 2s");
+    // The only validator (the commit subscription too), and three of which two are no quorum.
+    input_error(&["testnet", "--validators", "1", "--kill-at", "2s"], "--kill-at with --validators 1");
+    input_error(&["testnet", "--validators", "3", "--kill-at", "2s"], "below the quorum of 3");
+}

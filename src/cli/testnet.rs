@@ -15,10 +15,11 @@ pub struct Args {
     /// Target signed transfers per second.
     #[arg(long, default_value_t = 6000)]
     tx_rate: u64,
-    /// Kill the last validator with SIGKILL this long into the run, then restart it.
+    /// Kill the last validator with SIGKILL this long into the run, then restart it. Needs at
+    /// least 4 validators (a quorum left running) and --kill-at + --down-for below --duration.
     #[arg(long, value_parser = parse_duration)]
     kill_at: Option<Duration>,
-    /// How long the killed validator stays down.
+    /// How long the killed validator stays down (with --kill-at).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     down_for: Duration,
     /// Leader's block fill delay in ms.
@@ -75,6 +76,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
         propose_delay_ms: a.propose_delay_ms,
         max_block_txs: a.max_block_txs,
     };
+    // A crash that leaves no quorum, or whose restart would come after the load: refused before
+    // any validator starts.
+    opts.check().map_err(Failure::Input)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -13,9 +13,13 @@
 //! load (`committed_during_load`), divided by the load's duration: counting the drain's commits
 //! against the load alone would overstate it by up to (load + 3 s) / load. At the end it asks every validator
 //! for the SHA-256 over all its block digests up to a common height: equal hashes mean identical
-//! chains at every height. Optionally one validator is killed with SIGKILL under load and
-//! restarted from its data directory; the harness then waits (up to 10 s, reported) for it to
-//! catch up with the others.
+//! chains at every height. Optionally one validator (the last) is killed with SIGKILL under load
+//! and restarted from its data directory; the harness then waits (up to 10 s, reported) for it to
+//! catch up with the others. A crash needs a restart before the load ends (`crash_at +
+//! crash_down < duration`) and a network that keeps a quorum with one validator down (at least
+//! [`MIN_VALIDATORS_FOR_CRASH`] of equal stake): [`run`] refuses other options
+//! ([`Options::check`]). Should the kill itself come late (a slow status answer just before it),
+//! the load loop still does not end while the killed validator waits for its restart.
 //!
 //! SIGKILL ends the process, not the machine: what it wrote stays in the kernel's page cache, so
 //! the kill checks that recovery from whatever the process left is consistent (no block lost,
@@ -53,6 +57,55 @@ pub struct Options {
     pub propose_delay_ms: u64,
     /// Largest block, in transactions.
     pub max_block_txs: usize,
+}
+
+/// Fewest validators for which [`Options::crash_at`] is accepted: with `n` validators of equal
+/// stake a quorum is `n − ⌊(n−1)/3⌋` ([`crate::node::consensus::ValidatorSet::quorum`]), so one
+/// validator down leaves a quorum from 4 on. With fewer, nothing commits while it is down (and
+/// with one, the killed validator is the one the harness takes commit notices from).
+pub const MIN_VALIDATORS_FOR_CRASH: usize = 4;
+
+/// Quorum of `n` validators of stake 1 (see [`MIN_VALIDATORS_FOR_CRASH`]).
+fn equal_stake_quorum(n: usize) -> usize {
+    n - n.saturating_sub(1) / 3
+}
+
+impl Options {
+    /// Why [`run`] cannot do what these options ask, if it cannot: no validators; a crash whose
+    /// restart (`crash_at + crash_down`) does not come before the load ends (`duration`), so the
+    /// killed validator would stay down, or the crash would not happen at all; or a crash with
+    /// fewer than [`MIN_VALIDATORS_FOR_CRASH`] validators, which leaves no quorum running. The
+    /// message names the command-line flags of `parthenon testnet`.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.validators;
+        if n == 0 {
+            return Err("--validators must be at least 1".into());
+        }
+        let Some(at) = self.crash_at else { return Ok(()) };
+        if n < MIN_VALIDATORS_FOR_CRASH {
+            return Err(format!(
+                "--kill-at with --validators {n}: killing one leaves {} running, below the quorum of {}; \
+                 a crash needs at least {MIN_VALIDATORS_FOR_CRASH} validators",
+                n - 1,
+                equal_stake_quorum(n)
+            ));
+        }
+        match at.checked_add(self.crash_down) {
+            Some(up) if up < self.duration => Ok(()),
+            _ => Err(format!(
+                "--kill-at {at:?} plus --down-for {:?} must be less than --duration {:?}: the killed validator \
+                 is restarted after --down-for, and the load must still run then",
+                self.crash_down, self.duration
+            )),
+        }
+    }
+}
+
+/// Whether the load loop ends, once the load is over: the drain is done (nothing pending, or 3 s
+/// of draining), and no killed validator still waits for its restart (ending then would leave it
+/// down and report it as not caught up).
+fn drain_done(pending_empty: bool, draining_for: Duration, awaiting_restart: bool) -> bool {
+    !awaiting_restart && (pending_empty || draining_for > Duration::from_secs(3))
 }
 
 /// What happened.
@@ -178,10 +231,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs a testnet (see the module docs).
 pub async fn run(opts: Options) -> Result<Report, String> {
+    opts.check()?;
     let n = opts.validators;
-    if n == 0 {
-        return Err("--validators must be at least 1".into());
-    }
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let dir = std::env::temp_dir().join(format!("parthenon-testnet-{}-{stamp}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -297,7 +348,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         }
         if elapsed >= opts.duration {
             let d = *draining_since.get_or_insert(now);
-            if pending.is_empty() || d.elapsed() > Duration::from_secs(3) {
+            if drain_done(pending.is_empty(), d.elapsed(), crashed.is_some() && !restarted) {
                 break;
             }
             continue;
@@ -431,6 +482,67 @@ pub async fn run(opts: Options) -> Result<Report, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts(validators: usize, duration: u64, crash_at: Option<u64>, crash_down: u64) -> Options {
+        Options {
+            validators,
+            duration: Duration::from_secs(duration),
+            tx_rate: 100,
+            crash_at: crash_at.map(Duration::from_secs),
+            crash_down: Duration::from_secs(crash_down),
+            exe: PathBuf::from("/nonexistent"),
+            keep: false,
+            propose_delay_ms: 20,
+            max_block_txs: 100,
+        }
+    }
+
+    #[test]
+    fn a_crash_must_restart_within_the_load() {
+        assert_eq!(opts(4, 10, Some(2), 2).check(), Ok(()));
+        assert_eq!(opts(4, 10, None, 50).check(), Ok(()));
+        // Restarted at 14 s of a 10 s load: never, before the loop ended.
+        let e = opts(4, 10, Some(9), 5).check().unwrap_err();
+        assert!(e.contains("--kill-at 9s") && e.contains("--down-for 5s") && e.contains("--duration 10s"), "{e}");
+        // Killed after the load: no crash at all.
+        assert!(opts(4, 10, Some(20), 2).check().unwrap_err().contains("--kill-at 20s"));
+        // Restarted exactly as the load ends: too late to count.
+        assert!(opts(4, 10, Some(8), 2).check().is_err());
+        let huge = Options { crash_down: Duration::MAX, ..opts(4, 10, Some(1), 0) };
+        assert!(huge.check().is_err());
+    }
+
+    #[test]
+    fn a_crash_needs_a_quorum_left_running() {
+        assert!(opts(0, 10, None, 2).check().unwrap_err().contains("--validators"));
+        assert_eq!(opts(1, 10, None, 2).check(), Ok(()));
+        for n in 1..MIN_VALIDATORS_FOR_CRASH {
+            let e = opts(n, 10, Some(2), 2).check().unwrap_err();
+            assert!(e.contains(&format!("--validators {n}")) && e.contains("quorum"), "{e}");
+        }
+        assert_eq!(opts(MIN_VALIDATORS_FOR_CRASH, 10, Some(2), 2).check(), Ok(()));
+        // The threshold is the consensus rule's: one down leaves a quorum exactly from 4 on.
+        for n in 1..=10usize {
+            let set = crate::node::consensus::ValidatorSet::new(
+                (0..n).map(|i| crate::node::consensus::Validator { public_key: [i as u8; 32], stake: 1 }).collect(),
+            )
+            .unwrap();
+            assert_eq!(equal_stake_quorum(n) as u64, set.quorum(), "{n}");
+            let running = n - 1;
+            assert_eq!(running >= equal_stake_quorum(n), n >= MIN_VALIDATORS_FOR_CRASH, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_load_loop_waits_for_a_pending_restart() {
+        let s = Duration::from_secs;
+        assert!(drain_done(true, s(0), false));
+        assert!(drain_done(false, s(4), false));
+        assert!(!drain_done(false, s(1), false));
+        // The killed validator is still down: keep going, however long the drain has run.
+        assert!(!drain_done(true, s(0), true));
+        assert!(!drain_done(false, s(60), true));
+    }
 
     #[test]
     fn throughput_counts_only_commits_within_the_load() {
