@@ -26,6 +26,16 @@ fn transfer_bench_backends_that_cannot_serve() {
 }
 
 #[test]
+fn bench_sizes_above_the_caps() {
+    // Overflowed the allocation's size (a panic), or aborted on it.
+    input_error(&["bench", "verify", "--sizes", "18446744073709551615"], "--sizes 18446744073709551615");
+    input_error(&["bench", "verify", "--sizes", "64,10000000000"], "at most 16777216 signatures");
+    // Within GCM's limit, but far beyond memory: the OOM killer ended it.
+    input_error(&["bench", "cipher", "--sizes", "60000m"], "`60000m` is above the benchmark's cap");
+    input_error(&["bench", "cipher", "--sizes", "4097m"], "cap of 4294967296 bytes");
+}
+
+#[test]
 fn verify_bench_with_a_backend_of_another_job() {
     input_error(&["bench", "verify", "--backend", "aes-ni"], "serves cipher, not verify");
 }

@@ -30,7 +30,7 @@ pub struct Args {
     /// cpu, opencl, cuda or auto.
     #[arg(long, default_value = "auto")]
     backend: String,
-    /// Batch sizes, comma-separated.
+    /// Batch sizes, comma-separated; at most 16777216 (2^24) signatures each.
     #[arg(long, value_delimiter = ',', default_value = "64,1024,16384,65536,1048576")]
     sizes: Vec<usize>,
     /// Schemes to measure, comma-separated: ed25519, bip340, mixed.
@@ -149,7 +149,14 @@ fn cpu_threads_used(batch: &Batch, threads: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// Largest `--sizes` value: 2^24 signatures, a few GiB of synthetic batch (structure of arrays
+/// plus its `Batch` copy). Larger ones overflowed the allocation's size or aborted on it.
+const MAX_SIZE: usize = 1 << 24;
+
 pub fn run(args: Args) -> Result<(), Failure> {
+    if let Some(n) = args.sizes.iter().find(|n| **n > MAX_SIZE) {
+        return Err(Failure::Input(format!("--sizes {n}: a batch holds at most {MAX_SIZE} signatures (2^24)")));
+    }
     let rules = match args.rules.as_str() {
         "zip215" => Rules::Zip215,
         "strict" => Rules::Strict,
