@@ -9,6 +9,12 @@
 //! - kernel only (device backends): the device's own timing of the two kernels (OpenCL profiling
 //!   events, CUDA events).
 //!
+//! An `auto` row says what served its timed runs, counted by `sigverify::stats().device_batches`
+//! ([`auto_label`]): `auto -> cuda` (or `opencl`) when every run was a device batch, which
+//! includes a batch the crossover splits between the device and the CPU (the counters do not
+//! tell a split from a whole batch); `auto -> cpu (below the crossover)` when none was; both, with
+//! the counts, when some were; `auto -> cpu` when the route itself is the CPU (no device).
+//!
 //! Each figure is the best of `--repeat` runs after one warm-up run (which also builds the
 //! program and grows the device buffers). For `auto`, the device is prepared before anything is
 //! timed (`Engine::prepare_verify`: kernels built, crossover loaded or calibrated), since an
@@ -137,6 +143,21 @@ fn rules_label(mix: Mix, rules: Rules) -> &'static str {
     }
 }
 
+/// What an `auto` row ran on: `routed` is the engine's verify backend, `device_batches` the
+/// batches a device verified (whole, or its share of a split: `sigverify::Stats::device_batches`)
+/// over the row's `runs` timed runs. The crossover plan decides per batch size, so a row below it
+/// ran on the CPU although the route is a device.
+fn auto_label(routed: Backend, device_batches: u64, runs: u64) -> String {
+    match routed {
+        Backend::Cuda | Backend::Opencl => match device_batches {
+            0 => "auto -> cpu (below the crossover)".to_string(),
+            d if d >= runs => format!("auto -> {routed}"),
+            d => format!("auto -> {routed} in {d} of {runs} runs, cpu (below the crossover) in the others"),
+        },
+        b => format!("auto -> {b}"),
+    }
+}
+
 /// The threads `cpu::verify_batch(batch, _, threads)` uses: each scheme's items run in turn on
 /// `cpu::threads_used` threads.
 fn cpu_threads_used(batch: &Batch, threads: usize) -> usize {
@@ -166,7 +187,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let (runner, device_name) = match args.backend.as_str() {
         "auto" => {
             let e = Engine::new()?;
-            let name = format!("auto -> {}", e.backend(parthenon::Job::Verify));
+            let name = format!("auto (routed to {}; each row says what ran)", e.backend(parthenon::Job::Verify));
             // Until its device is ready an auto route verifies on the CPU: the first points
             // would time the CPU while the kernels build. Prepared first, or refused.
             e.prepare_verify(rules).map_err(|fault| {
@@ -192,9 +213,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             (Runner::Device(v), v.describe())
         }
     };
+    let auto = matches!(runner, Runner::Auto(_));
     if !args.json {
         outln!("device: {device_name}")?;
-        outln!(
+        out!(
             "{:<8} {:<7} {:>9} {:>7} {:>12} {:>14} {:>12} {:>14}",
             "scheme",
             "rules",
@@ -205,6 +227,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             "kernel ms",
             "kernel sig/s"
         )?;
+        outln!("{}", if auto { "  ran on" } else { "" })?;
     }
     for scheme in &args.schemes {
         let mix = match scheme.as_str() {
@@ -218,7 +241,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             let batch = soa.to_batch();
             run_once(&runner, &soa, &batch, rules, ed)?; // warm-up
             let mut best = (f64::MAX, None::<f64>);
-            for _ in 0..args.repeat.max(1) {
+            let runs = args.repeat.max(1);
+            let device_batches_before = parthenon::sigverify::stats().device_batches;
+            for _ in 0..runs {
                 let (s, k) = run_once(&runner, &soa, &batch, rules, ed)?;
                 if s < best.0 {
                     best.0 = s;
@@ -231,9 +256,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 Runner::Cpu { threads } => Some(cpu_threads_used(&batch, *threads)),
                 _ => None,
             };
-            let device = match threads {
-                Some(t) => format!("CPU, {t} thread(s)"),
-                None => device_name.clone(),
+            let device_batches = parthenon::sigverify::stats().device_batches.saturating_sub(device_batches_before);
+            let device = match (&runner, threads) {
+                (_, Some(t)) => format!("CPU, {t} thread(s)"),
+                (Runner::Auto(e), _) => auto_label(e.backend(parthenon::Job::Verify), device_batches, runs as u64),
+                _ => device_name.clone(),
             };
             let p = Point {
                 scheme: scheme.clone(),
@@ -252,7 +279,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             } else {
                 let k_ms = p.kernel_seconds.map_or("-".to_string(), |k| format!("{:.3}", k * 1e3));
                 let k_rate = p.kernel_per_second.map_or("-".to_string(), |r| format!("{r:.0}"));
-                outln!(
+                out!(
                     "{:<8} {:<7} {:>9} {:>7} {:>12.3} {:>14.0} {:>12} {:>14}",
                     scheme,
                     p.rules,
@@ -263,6 +290,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     k_ms,
                     k_rate
                 )?;
+                if auto {
+                    outln!("  {}", p.device)?;
+                } else {
+                    outln!()?;
+                }
             }
         }
     }
@@ -279,6 +311,20 @@ mod tests {
         assert_eq!(rules_label(Mix::Bip340, Rules::Strict), "bip340");
         assert_eq!(rules_label(Mix::Ed25519, Rules::Strict), "strict");
         assert_eq!(rules_label(Mix::Mixed, Rules::Zip215), "zip215");
+    }
+
+    #[test]
+    fn auto_rows_say_what_ran() {
+        // The route is a device, but the crossover kept every timed run on the CPU.
+        assert_eq!(auto_label(Backend::Cuda, 0, 3), "auto -> cpu (below the crossover)");
+        assert_eq!(auto_label(Backend::Cuda, 3, 3), "auto -> cuda");
+        assert_eq!(auto_label(Backend::Opencl, 1, 1), "auto -> opencl");
+        assert_eq!(
+            auto_label(Backend::Cuda, 2, 3),
+            "auto -> cuda in 2 of 3 runs, cpu (below the crossover) in the others"
+        );
+        // No device: the route is the CPU, whatever the counters.
+        assert_eq!(auto_label(Backend::Cpu, 0, 3), "auto -> cpu");
     }
 
     #[test]
