@@ -12,7 +12,8 @@
 //! (the pass slower than 90 % of them).
 //!
 //! `cargo run --release --example mem_bandwidth -- [rounds] [MiB] [huge]` (`huge`: advise
-//! transparent huge pages for the buffer). Figures: `docs/benchmarks.md`, "Cipher".
+//! transparent huge pages for the buffer; rounds and MiB are positive integers, 30 and 64 by
+//! default). Figures: `docs/benchmarks.md`, "Cipher".
 
 use parthenon::cipher::{backends_present, Aes256Gcm};
 use std::sync::{Barrier, Mutex};
@@ -128,11 +129,28 @@ enum Split {
     HalvesSpawned,
 }
 
+/// Command-line argument `i` (1-based), a positive integer named `what`, or `default` when
+/// absent; anything else ends the process with a message naming it.
+fn positive_arg(i: usize, what: &str, default: usize) -> usize {
+    let Some(s) = std::env::args().nth(i) else { return default };
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            eprintln!("mem_bandwidth: {what} `{s}`: must be a positive integer (usage: [rounds] [MiB] [huge])");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
-    let mib: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(64);
+    let rounds = positive_arg(1, "rounds", 30);
+    let mib = positive_arg(2, "MiB", 64);
     let huge = std::env::args().nth(3).is_some_and(|s| s == "huge");
-    let len = mib << 20;
+    // The allocation below adds 2 MiB; a `Vec` holds at most `isize::MAX` bytes.
+    let Some(len) = mib.checked_mul(1 << 20).filter(|l| *l <= isize::MAX as usize - (2 << 20)) else {
+        eprintln!("mem_bandwidth: MiB `{mib}`: larger than this machine can address");
+        std::process::exit(2);
+    };
     // 2 MiB more than needed, so a 2 MiB-aligned window exists (transparent huge pages).
     let mut backing = vec![0u8; len + (2 << 20)];
     let skip = backing.as_ptr().align_offset(2 << 20);
@@ -178,9 +196,19 @@ fn main() {
 
     // One thread's share of a raw pass (`who` 0 or 1 of `n`).
     let share = |work: Work, split: Split, who: usize, n: usize| {
-        // SAFETY: `buf` outlives the scope below; the two threads touch disjoint ranges (halves
-        // or alternate pieces), and the main thread does not touch `buf` while they run.
-        let all = unsafe { std::slice::from_raw_parts_mut(base as *mut u8, len) };
+        // The bytes `range` of the buffer, and no others: each thread makes slices over its own
+        // share only, so no two threads ever hold overlapping `&mut`.
+        let piece = |range: std::ops::Range<usize>| {
+            debug_assert!(range.start <= range.end && range.end <= len);
+            // SAFETY: `range` lies within the `len` bytes at `base` (the callers below clamp it
+            // to `len`), which `backing` keeps allocated and initialised for the whole scope
+            // below. No other reference to these bytes exists while the slice lives: a pass on
+            // two threads gives them disjoint shares (the two halves; or pieces `who`, `who + n`,
+            // ... to one thread and the others to the other), a `Split::One` pass runs on the
+            // main thread alone, a thread makes one piece at a time, and the main thread makes
+            // no slice over the buffer (the seal's) while a share runs.
+            unsafe { std::slice::from_raw_parts_mut((base as *mut u8).add(range.start), range.len()) }
+        };
         let run = |piece: &mut [u8]| match work {
             Work::Rmw => xor_const(piece, 0x5a),
             Work::RmwPrefetch1k => xor_const_prefetch::<1024>(piece, 0x5a),
@@ -191,9 +219,17 @@ fn main() {
             Work::Seal => {}
         };
         match split {
-            Split::One => run(all),
-            Split::Halves | Split::HalvesSpawned => run(all.chunks_mut(len.div_ceil(n)).nth(who).unwrap_or(&mut [])),
-            Split::Interleaved(p) => all.chunks_mut(p).skip(who).step_by(n).for_each(run),
+            Split::One => run(piece(0..len)),
+            Split::Halves | Split::HalvesSpawned => {
+                let half = len.div_ceil(n);
+                let start = (who * half).min(len);
+                run(piece(start..(start + half).min(len)))
+            }
+            Split::Interleaved(p) => {
+                for start in (who * p..len).step_by(n * p) {
+                    run(piece(start..(start + p).min(len)))
+                }
+            }
         }
     };
 
