@@ -62,3 +62,65 @@ fn testnet_crash_that_would_not_restart_within_the_load_or_leaves_no_quorum() {
     input_error(&["testnet", "--validators", "1", "--kill-at", "2s"], "--kill-at with --validators 1");
     input_error(&["testnet", "--validators", "3", "--kill-at", "2s"], "below the quorum of 3");
 }
+
+/// A one-validator `node.toml` in a fresh directory (its `data_dir` not created), changed by
+/// `edit`; returns the file and the data directory.
+#[cfg(feature = "node")]
+fn node_config(
+    name: &str,
+    edit: impl FnOnce(&mut parthenon::node::config::NodeConfig),
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use parthenon::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
+    let dir = std::env::temp_dir().join(format!("parthenon-cli-input-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let listen: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut cfg = NodeConfig {
+        index: 0,
+        key: hex::encode(key.to_bytes()),
+        listen,
+        data_dir: dir.join("data"),
+        base_timeout_ms: 1000,
+        propose_delay_ms: 20,
+        max_block_txs: 100,
+        validators: vec![ValidatorEntry {
+            public_key: hex::encode(key.verifying_key().to_bytes()),
+            stake: 1,
+            address: listen,
+        }],
+        genesis: GenesisSpec {
+            chain: "cli-input".into(),
+            wallet_seed: hex::encode([9u8; 32]),
+            keys: 2,
+            outputs: 4,
+            value: 1,
+        },
+        metrics: None,
+        client_idle_timeout_ms: 10_000,
+        fetch_deadline_ms: 10_000,
+    };
+    edit(&mut cfg);
+    let file = dir.join("node.toml");
+    std::fs::write(&file, cfg.to_toml()).unwrap();
+    (file, dir.join("data"))
+}
+
+#[cfg(feature = "node")]
+#[test]
+fn node_config_with_bad_values_is_input_naming_the_file() {
+    type Edit = fn(&mut parthenon::node::config::NodeConfig);
+    let cases: [(&str, Edit, &str); 3] = [
+        ("key-mismatch", |c| c.key = hex::encode([8u8; 32]), "key: does not match validators[index].public_key"),
+        ("fetch-deadline", |c| c.fetch_deadline_ms = 0, "fetch_deadline_ms: must be positive"),
+        ("bad-hex", |c| c.validators[0].public_key = "zz".into(), "validators[0].public_key"),
+    ];
+    for (name, edit, says) in cases {
+        let (file, data) = node_config(name, edit);
+        let path = file.to_str().unwrap();
+        input_error(&["node", "--no-dpdk", "--config", path], &format!("{path}: {says}"));
+        // Refused before any disk work (and so before any network work).
+        assert!(!data.exists(), "{name}: {} was created", data.display());
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+}

@@ -1,6 +1,7 @@
 //! `parthenon node --config node.toml`: one validator (see `parthenon::node::config` for the file).
 
 use super::{Failure, RoutingArgs};
+use parthenon::node::service::NodeError;
 use std::path::PathBuf;
 
 /// Arguments of `parthenon node`.
@@ -23,7 +24,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("tokio runtime: {e}")))?;
     rt.block_on(async {
         tokio::select! {
-            r = parthenon::node::service::run(cfg, engine) => r.map_err(|e| Failure::Runtime(e.to_string())),
+            r = parthenon::node::service::run(cfg, engine) => r.map_err(|e| match e {
+                // A field of the file with a bad value: bad input, named with the file.
+                NodeError::Config(e) => Failure::Input(format!("{}: {e}", a.config.display())),
+                e => Failure::Runtime(e.to_string()),
+            }),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })

@@ -192,18 +192,19 @@ const STARTUP_WAIT: Duration = Duration::from_secs(2);
 /// Pause before a fetch is tried again after one that delivered nothing or failed.
 const FETCH_RETRY: Duration = Duration::from_secs(1);
 
-/// Runs a validator until the process is killed.
+/// Runs a validator until the process is killed. A bad configuration ([`NodeError::Config`]) is
+/// refused first, before any disk, network or device work starts.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
-    // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
-    raise_fd_limit();
-    // A GPU's kernel build and calibration start now, off the handshake and consensus paths.
-    engine.warm_up_verify(crate::sigverify::Rules::default());
     let set = cfg.validator_set()?;
     let key = cfg.signing_key(&set)?;
     if cfg.fetch_deadline_ms == 0 {
         return Err(ConfigError::Field { field: "fetch_deadline_ms".into(), reason: "must be positive".into() }.into());
     }
     let genesis = cfg.genesis.genesis()?;
+    // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
+    raise_fd_limit();
+    // A GPU's kernel build and calibration start now, off the handshake and consensus paths.
+    engine.warm_up_verify(crate::sigverify::Rules::default());
     let (store, rec) = Store::open(&cfg.data_dir, &genesis)?;
     tracing::info!(index = cfg.index, height = rec.height, "recovered");
     let ledger = Ledger::from_parts(engine.clone(), rec.utxo, rec.height, rec.tip);
