@@ -368,7 +368,8 @@ impl Store {
         let Some(e) = blocks.get(height).map_err(|e| self.db_err(e))? else {
             return Err(self.corrupt_index(format!("index entry {height} missing")));
         };
-        let e: IndexEntry = postcard::from_bytes(e.value()).map_err(|e| corrupt(format!("index entry: {e}")))?;
+        let e: IndexEntry =
+            postcard::from_bytes(e.value()).map_err(|x| self.corrupt_index(format!("index entry {height}: {x}")))?;
         let buf = self.blocks.get(BlockId(height))?.read_body()?;
         if buf.len() as u64 != e.len {
             return Err(corrupt(format!("{} bytes, index says {}", buf.len(), e.len)));
@@ -505,6 +506,43 @@ mod tests {
         // A final height without its index entry is corruption to every reader, never "not final".
         assert!(matches!(s.digest(0), Err(StoreError::Corrupt { .. })));
         assert!(matches!(s.read(0), Err(StoreError::Corrupt { .. })));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Blocks `0..n` of a chain from `genesis` (block 0's parent is the genesis id).
+    fn chain(genesis: &Genesis, n: Height) -> Vec<Block> {
+        let mut parent = genesis.id();
+        (0..n)
+            .map(|h| {
+                let b = Block { height: h, parent, proposer: 0, transactions: vec![] };
+                parent = Digest::of(&b.encode());
+                b
+            })
+            .collect()
+    }
+
+    /// A corrupt index entry is reported against the index, not the block file.
+    #[test]
+    fn a_corrupt_index_entry_names_the_index() {
+        let dir = std::env::temp_dir().join(format!("parthenon-store-entry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let genesis = Genesis { chain: "e".into(), outputs: vec![] };
+        let blocks = chain(&genesis, 1);
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        s.append(0, &blocks[0].encode(), &CommitCert { votes: vec![] }, &blocks[0]).unwrap();
+        let w = s.db.begin_write().unwrap();
+        w.open_table(BLOCKS).unwrap().insert(0, [0xffu8; 3].as_slice()).unwrap();
+        w.commit().unwrap();
+        for err in [s.read(0).unwrap_err(), s.digest(0).unwrap_err()] {
+            match &err {
+                StoreError::Corrupt { path, reason } => {
+                    assert_eq!(path, &dir.join("index.redb"), "{err}");
+                    assert!(reason.starts_with("index entry 0: "), "{err}");
+                }
+                _ => panic!("{err}"),
+            }
+        }
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
