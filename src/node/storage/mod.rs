@@ -14,9 +14,13 @@
 //!   durable, so when `append` returns the block survives a crash, and the node only then sends
 //!   anything that depends on it.
 //! - [`Store::open`] recovers to the last committed block: the index says how many blocks are
-//!   final. A block file above that height was sealed but never indexed (a crash between the two
-//!   steps): nothing was acknowledged for it, so it is removed, and the height is decided or
-//!   fetched again. On open, only the file of the last final block (height − 1) must exist:
+//!   final (its height). The block file *at* that height, if any, was sealed but never indexed
+//!   (a crash between the two steps; a failed commit stops the node, so there is at most one):
+//!   nothing was acknowledged for it, so it is removed, and the height is decided or fetched
+//!   again. A block file *above* it means the index is older than the blocks (lost, or restored
+//!   from an older copy), and block files beside a missing or empty index mean the index was
+//!   lost: both are [`StoreError::Corrupt`] naming `index.redb` and the highest block file, and
+//!   nothing is removed. On open, only the file of the last final block (height − 1) must exist:
 //!   without it, [`StoreError::Corrupt`]. The files below it are not looked at (a check per
 //!   block would make opening a long chain slow): one missing there is never taken for a block
 //!   that is not final, but surfaces only when it is read ([`Store::read`]:
@@ -133,6 +137,10 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
         let blocks = BlockStore::open(dir)?;
         let dpath = dir.join("index.redb");
+        if !dpath.try_exists().map_err(io(dpath.clone()))? {
+            // Checked before `Database::create`, so that a refused open leaves no new index behind.
+            refuse_lost_index(&blocks, &dpath)?;
+        }
         let db =
             Database::create(&dpath).map_err(|e| StoreError::Db { path: dpath.clone(), source: Box::new(e.into()) })?;
         let store = Store { dir: dir.to_path_buf(), blocks, db, height: 0, chain: Sha256::new() };
@@ -148,6 +156,8 @@ impl Store {
         };
         drop(r);
         if !initialized {
+            // A new (or emptied) index beside block files is a lost index, not a new store.
+            refuse_lost_index(&self.blocks, &self.dir.join("index.redb"))?;
             let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
             {
                 let mut utxo = w.open_table(UTXO).map_err(|e| self.db_err(e))?;
@@ -186,18 +196,29 @@ impl Store {
         }
         drop(meta);
         drop(r);
+        self.height = height;
         if height > 0 && !self.blocks.contains(BlockId(height - 1)) {
             return Err(StoreError::Corrupt {
                 path: self.blocks.path(BlockId(height - 1)),
                 reason: format!("missing, but the index says {height} blocks are final"),
             });
         }
-        for id in self.blocks.ids()?.into_iter().filter(|id| id.0 >= height) {
-            let path = self.blocks.path(id);
+        // `append` seals the file of `height` before it commits the index entry, and a failed
+        // commit stops the node: a crash leaves at most that one file unindexed. A file above it
+        // means the index is older than the blocks (lost, or restored from an older copy).
+        let ids = self.blocks.ids()?;
+        if let Some(&top) = ids.last().filter(|id| id.0 > height) {
+            return Err(self.corrupt_index(format!(
+                "says {height} blocks are final, but block file {} is above them (a crash leaves at most the \
+                 file of block {height}): the index is older than the blocks; no block file was removed",
+                self.blocks.path(top).display()
+            )));
+        }
+        if ids.last() == Some(&BlockId(height)) {
+            let path = self.blocks.path(BlockId(height));
             tracing::warn!(file = %path.display(), "removing a block sealed but never indexed (crash in between)");
             std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
         }
-        self.height = height;
         self.chain = self.recover_chain_hash()?;
         Ok((self, Recovered { height, tip, utxo, safety }))
     }
@@ -383,6 +404,22 @@ impl Store {
     }
 }
 
+/// Refuses to start a new index beside block files: they are a chain whose index was lost (or
+/// replaced), and starting over would remove or overwrite them. Nothing is removed.
+fn refuse_lost_index(blocks: &BlockStore, dpath: &Path) -> Result<(), StoreError> {
+    match blocks.ids()?.last() {
+        Some(&top) => Err(StoreError::Corrupt {
+            path: dpath.to_path_buf(),
+            reason: format!(
+                "missing or empty, but block files up to {} exist: the index was lost; no block file was removed \
+                 (restore the index, or move the block files away to start a new chain)",
+                blocks.path(top).display()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +557,65 @@ mod tests {
                 b
             })
             .collect()
+    }
+
+    /// The ids of the block files in the store at `dir`.
+    fn files(dir: &Path) -> Vec<u64> {
+        BlockStore::open(dir).unwrap().ids().unwrap().into_iter().map(|id| id.0).collect()
+    }
+
+    /// A crash leaves at most the file at the index height unindexed: a file above it, or block
+    /// files beside a missing or empty index, mean a lost or older index, and nothing is removed.
+    #[test]
+    fn a_lost_or_older_index_is_corrupt_and_removes_no_block_file() {
+        let dir = std::env::temp_dir().join(format!("parthenon-store-lost-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let genesis = Genesis { chain: "l".into(), outputs: vec![] };
+        let blocks = chain(&genesis, 3);
+        let cert = CommitCert { votes: vec![] };
+        let index = dir.join("index.redb");
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        s.append(0, &blocks[0].encode(), &cert, &blocks[0]).unwrap();
+        drop(s);
+        let older = dir.join("index-at-1.redb");
+        std::fs::copy(&index, &older).unwrap();
+        let (mut s, _) = Store::open(&dir, &genesis).unwrap();
+        for h in 1..3 {
+            s.append(h, &blocks[h as usize].encode(), &cert, &blocks[h as usize]).unwrap();
+        }
+        let top = s.blocks().path(BlockId(2));
+        drop(s);
+        let good = dir.join("index-at-3.redb");
+        std::fs::copy(&index, &good).unwrap();
+        let refused = |what: &str| {
+            let err = Store::open(&dir, &genesis).err().unwrap_or_else(|| panic!("{what}: opened"));
+            match &err {
+                StoreError::Corrupt { path, reason } => {
+                    assert_eq!(path, &index, "{what}: {err}");
+                    assert!(reason.contains(&top.display().to_string()), "{what}: {err}");
+                }
+                _ => panic!("{what}: {err}"),
+            }
+            assert_eq!(files(&dir), vec![0, 1, 2], "{what}: {err}");
+        };
+        // The index deleted (it looks like a cache): refused, and no new index is left behind.
+        std::fs::remove_file(&index).unwrap();
+        refused("index deleted");
+        assert!(!index.exists());
+        // Replaced by an empty database.
+        drop(Database::create(&index).unwrap());
+        refused("empty index");
+        refused("empty index, again");
+        // Restored from an older copy (height 1: file 1 at the height, file 2 above it).
+        std::fs::copy(&older, &index).unwrap();
+        refused("older index");
+        // The right index opens the whole chain.
+        std::fs::copy(&good, &index).unwrap();
+        let (s, rec) = Store::open(&dir, &genesis).unwrap();
+        assert_eq!(rec.height, 3);
+        assert_eq!(s.read(2).unwrap().unwrap().0, blocks[2].encode());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A corrupt index entry is reported against the index, not the block file.
