@@ -26,6 +26,10 @@
 //!   that is not final, but surfaces only when it is read ([`Store::read`]:
 //!   [`StoreError::Blocks`] naming the block and the store) or served to a peer (the block
 //!   connection fails, counted in the sync errors, [`crate::node::sync`]).
+//! - The index keeps the id of the genesis the store was created with; opening it with another
+//!   genesis (a changed chain name or wallet seed) is [`StoreError::Genesis`] naming both ids,
+//!   before anything is removed. A store written before the id was kept gets it from its chain
+//!   on open (the tip at height 0, else block 0's parent), checked the same way, then stored.
 //! - [`Store::read`] returns a stored block and checks it against the digest in the index.
 //! - [`Store::persist_safety`] keeps the consensus [`SafetyState`] (one redb commit).
 //! - [`Store::chain_hash`] is one index lookup: `append` stores, in the same transaction as the
@@ -50,6 +54,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain_hash");
 /// Key in [`META`] of the serialized SHA-256 state over the digests of every stored block.
 const CHAIN_STATE: &str = "chain_state";
+/// Key in [`META`] of the id of the genesis the store was created with ([`Genesis::id`]).
+const GENESIS: &str = "genesis";
 
 /// Storage errors, each naming the file and what went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +87,19 @@ pub enum StoreError {
     /// The block files.
     #[error("block store: {0}")]
     Blocks(#[from] transfer::Error),
+    /// The store holds the chain of another genesis than the one it is opened with.
+    #[error(
+        "{path}: holds the chain of genesis {stored:?}, not of the configured genesis {given:?} (chain name, wallet \
+         seed or outputs changed?): a new chain needs a new data directory"
+    )]
+    Genesis {
+        /// The index (`index.redb`).
+        path: PathBuf,
+        /// Genesis id the store was created with.
+        stored: Digest,
+        /// Genesis id it was opened with.
+        given: Digest,
+    },
     /// A block appended out of order.
     #[error("block {got} appended, expected {want}")]
     OutOfOrder {
@@ -169,6 +188,7 @@ impl Store {
                 let mut meta = w.open_table(META).map_err(|e| self.db_err(e))?;
                 meta.insert("height", 0u64.to_le_bytes().as_slice()).map_err(|e| self.db_err(e))?;
                 meta.insert("tip", id.0.as_slice()).map_err(|e| self.db_err(e))?;
+                meta.insert(GENESIS, id.0.as_slice()).map_err(|e| self.db_err(e))?;
                 w.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
             }
             w.commit().map_err(|e| self.db_err(e))?;
@@ -183,6 +203,10 @@ impl Store {
             get("height")?.and_then(|v| v.try_into().ok()).ok_or_else(|| corrupt("height missing".into()))?,
         );
         let tip = Digest(get("tip")?.and_then(|v| v.try_into().ok()).ok_or_else(|| corrupt("tip missing".into()))?);
+        let stored_genesis = match get(GENESIS)? {
+            Some(v) => Some(Digest(v.try_into().map_err(|_| corrupt("genesis id is not 32 bytes".into()))?)),
+            None => None,
+        };
         let safety = match get("safety")? {
             Some(b) => Some(postcard::from_bytes(&b).map_err(|e| corrupt(format!("safety state: {e}")))?),
             None => None,
@@ -197,6 +221,7 @@ impl Store {
         drop(meta);
         drop(r);
         self.height = height;
+        self.check_genesis(stored_genesis, tip, genesis)?;
         if height > 0 && !self.blocks.contains(BlockId(height - 1)) {
             return Err(StoreError::Corrupt {
                 path: self.blocks.path(BlockId(height - 1)),
@@ -276,6 +301,42 @@ impl Store {
         }
         w.commit().map_err(|e| self.db_err(e))?;
         Ok(chain)
+    }
+
+    /// Checks that the store holds the chain of `genesis`. A store written before the genesis id
+    /// was kept gets it from its chain (the tip at height 0, else block 0's parent) and stored.
+    fn check_genesis(&self, stored: Option<Digest>, tip: Digest, genesis: &Genesis) -> Result<(), StoreError> {
+        let given = genesis.id();
+        let stored = match stored {
+            Some(id) => id,
+            None => {
+                let id = if self.height == 0 {
+                    tip
+                } else {
+                    let Some((payload, _)) = self.read(0)? else {
+                        return Err(self.corrupt_index("block 0 is not final".into()));
+                    };
+                    let block = Block::decode(&payload).map_err(|e| StoreError::Corrupt {
+                        path: self.blocks.path(BlockId(0)),
+                        reason: format!("block 0 payload: {e}"),
+                    })?;
+                    block.parent
+                };
+                if id == given {
+                    let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
+                    w.open_table(META)
+                        .map_err(|e| self.db_err(e))?
+                        .insert(GENESIS, id.0.as_slice())
+                        .map_err(|e| self.db_err(e))?;
+                    w.commit().map_err(|e| self.db_err(e))?;
+                }
+                id
+            }
+        };
+        if stored != given {
+            return Err(StoreError::Genesis { path: self.dir.join("index.redb"), stored, given });
+        }
+        Ok(())
     }
 
     fn corrupt_index(&self, reason: String) -> StoreError {
@@ -615,6 +676,68 @@ mod tests {
         assert_eq!(rec.height, 3);
         assert_eq!(s.read(2).unwrap().unwrap().0, blocks[2].encode());
         drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A data directory holds the chain of the genesis it was created with, and says so when
+    /// opened with another one, also when written before the genesis id was kept.
+    #[test]
+    fn a_store_opened_with_another_genesis_is_refused() {
+        let dir = std::env::temp_dir().join(format!("parthenon-store-genesis-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Genesis { chain: "a".into(), outputs: vec![] };
+        let b = Genesis { chain: "b".into(), outputs: vec![] };
+        let blocks = chain(&a, 1);
+        let cert = CommitCert { votes: vec![] };
+        let refused = |what: &str| {
+            let err = Store::open(&dir, &b).err().unwrap_or_else(|| panic!("{what}: opened"));
+            match &err {
+                StoreError::Genesis { path, stored, given } => {
+                    assert_eq!((path, *stored, *given), (&dir.join("index.redb"), a.id(), b.id()), "{what}: {err}");
+                }
+                _ => panic!("{what}: {err}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains("index.redb") && msg.contains(&format!("{:?}", a.id())), "{msg}");
+            assert!(msg.contains(&format!("{:?}", b.id())), "{msg}");
+        };
+        let forget = |s: Store| {
+            let w = s.db.begin_write().unwrap();
+            w.open_table(META).unwrap().remove(GENESIS).unwrap();
+            w.commit().unwrap();
+        };
+        let (s, _) = Store::open(&dir, &a).unwrap();
+        drop(s);
+        refused("height 0");
+        let (mut s, _) = Store::open(&dir, &a).unwrap();
+        s.append(0, &blocks[0].encode(), &cert, &blocks[0]).unwrap();
+        // A block sealed but never indexed is not removed for a store that is refused.
+        s.blocks().put(BlockId(1), b"sealed, never indexed").unwrap();
+        drop(s);
+        refused("height 1");
+        assert_eq!(files(&dir), vec![0, 1]);
+        // Written before the genesis id was kept: taken from block 0's parent.
+        let (s, _) = Store::open(&dir, &a).unwrap();
+        assert_eq!(files(&dir), vec![0]);
+        forget(s);
+        refused("height 1, no genesis id");
+        let (s, rec) = Store::open(&dir, &a).unwrap();
+        assert_eq!(rec.height, 1);
+        assert_eq!(
+            s.db.begin_read().unwrap().open_table(META).unwrap().get(GENESIS).unwrap().unwrap().value(),
+            a.id().0
+        );
+        drop(s);
+        refused("height 1, genesis id stored again");
+        // At height 0 the tip is the genesis id.
+        let _ = std::fs::remove_dir_all(&dir);
+        let (s, _) = Store::open(&dir, &a).unwrap();
+        forget(s);
+        refused("height 0, no genesis id");
+        let (s, rec) = Store::open(&dir, &a).unwrap();
+        assert_eq!(rec.tip, a.id());
+        drop(s);
+        refused("height 0, genesis id stored again");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
