@@ -6,6 +6,9 @@
 //! dropped and counted; the valid part is accepted.
 #![cfg(feature = "node")]
 
+mod common;
+
+use common::TempDir;
 use parthenon::node::config::{GenesisSpec, NodeConfig, ValidatorEntry};
 use parthenon::node::consensus::{CommitCert, Digest, Message, Sign, Signable, Signed, Vote, VoteKind};
 use parthenon::node::handshake;
@@ -65,7 +68,7 @@ fn genesis() -> GenesisSpec {
 async fn start_validator(
     name: &str,
     peer1: std::net::SocketAddr,
-) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+) -> (std::net::SocketAddr, TempDir, TcpStream, std::net::SocketAddr) {
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
     start_validator_with(name, [peer1, nowhere, nowhere]).await
 }
@@ -74,7 +77,7 @@ async fn start_validator(
 async fn start_validator_with(
     name: &str,
     peers: [std::net::SocketAddr; 3],
-) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+) -> (std::net::SocketAddr, TempDir, TcpStream, std::net::SocketAddr) {
     start_validator_idle(name, peers, 60_000).await
 }
 
@@ -83,7 +86,7 @@ async fn start_validator_idle(
     name: &str,
     peers: [std::net::SocketAddr; 3],
     client_idle_ms: u64,
-) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+) -> (std::net::SocketAddr, TempDir, TcpStream, std::net::SocketAddr) {
     let fetch_deadline_ms = parthenon::node::sync::FETCH_DEADLINE.as_millis() as u64;
     start_validator_deadlines(name, peers, client_idle_ms, fetch_deadline_ms).await
 }
@@ -94,11 +97,11 @@ async fn start_validator_deadlines(
     peers: [std::net::SocketAddr; 3],
     client_idle_ms: u64,
     fetch_deadline_ms: u64,
-) -> (std::net::SocketAddr, std::path::PathBuf, TcpStream, std::net::SocketAddr) {
+) -> (std::net::SocketAddr, TempDir, TcpStream, std::net::SocketAddr) {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (addr, metrics) = (free(), free());
-    let dir = std::env::temp_dir().join(format!("parthenon-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends, failed or not.
+    let dir = TempDir::new(name);
     let validators = (0..4)
         .map(|i| ValidatorEntry {
             public_key: hex::encode(key(i).verifying_key().to_bytes()),
@@ -110,7 +113,7 @@ async fn start_validator_deadlines(
         index: 0,
         key: hex::encode(key(0).to_bytes()),
         listen: addr,
-        data_dir: dir.clone(),
+        data_dir: dir.path().to_path_buf(),
         base_timeout_ms: 60_000,
         propose_delay_ms: 0,
         max_block_txs: 100,
@@ -124,20 +127,42 @@ async fn start_validator_deadlines(
         .detect_options(parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() })
         .build()
         .unwrap();
-    tokio::spawn(parthenon::node::service::run(cfg, engine));
-    let s = loop {
-        match TcpStream::connect(addr).await {
-            Ok(s) => break s,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let node = tokio::spawn(parthenon::node::service::run(cfg, engine));
+    wait_until_serving(addr, node).await;
+    let s = TcpStream::connect(addr).await.expect("connect to validator 0, which answers its status");
     (addr, dir, s, metrics)
+}
+
+/// Waits until the validator `node` runs answers a status request at `addr`, so that it is up
+/// (its metrics listener included) and the one listening there. A node that stops instead (a
+/// configuration error, a port taken by someone else) fails the test with its error, and one
+/// that does not answer within 60 s fails it too, rather than the test waiting for ever.
+async fn wait_until_serving(
+    addr: std::net::SocketAddr,
+    node: tokio::task::JoinHandle<Result<(), parthenon::node::service::NodeError>>,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        if node.is_finished() {
+            panic!("validator 0 stopped before it answered at {addr}: {:?}", node.await);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "validator 0 did not answer at {addr} within 60 s");
+        let answered = async {
+            let mut s = TcpStream::connect(addr).await.ok()?;
+            write_frame(&mut s, &Frame::StatusRequest { at: None }).await.ok()?;
+            matches!(read_frame(&mut s).await.ok()?, Some(Frame::Status(_))).then_some(())
+        };
+        if let Ok(Some(())) = tokio::time::timeout(Duration::from_secs(2), answered).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_and_signatures_are_dropped_and_counted() {
     let genesis = genesis();
-    let (addr, dir, mut s, metrics) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, mut s, metrics) = start_validator("net-test", ([127, 0, 0, 1], 1).into()).await;
     let chain = genesis.genesis().unwrap().id();
     let vote_on = |chain: Digest, signer: u16, k: &ed25519_dalek::SigningKey| {
         let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
@@ -209,7 +234,6 @@ async fn bad_frames_and_signatures_are_dropped_and_counted() {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
     assert!(scrape(metrics, "/other").await.starts_with("HTTP/1.1 404"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Validator 1 (played by this test) tells validator 0 that it holds three final blocks, then
@@ -244,7 +268,10 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
                 });
             }
         });
-        let (conn, from) = block_connection.recv().unwrap();
+        // The accept loop above keeps a sender for ever: without a limit here, a validator 0
+        // that never fetches would hang the test at the join below.
+        let (conn, from) =
+            block_connection.recv_timeout(Duration::from_secs(60)).expect("validator 0 never fetched from validator 1");
         assert_eq!(from, 0);
         let copy = transport_for(parthenon::Backend::Copy).unwrap();
         let chain = genesis().genesis().unwrap().id();
@@ -264,7 +291,7 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
             copy.send_bytes(&conn, BlockId(h), &record).unwrap();
         }
     });
-    let (addr, dir, _client, _) = start_validator("sync-test", fake_addr).await;
+    let (addr, _dir, _client, _) = start_validator("sync-test", fake_addr).await;
     let mut s = hello_as(addr, 1).await;
     write_frame(&mut s, &Frame::Tip(3)).await.unwrap();
     s.flush().await.unwrap();
@@ -276,18 +303,18 @@ async fn forged_blocks_served_through_transfer_are_fetched_and_refused() {
             break;
         }
     }
-    server.join().unwrap();
     assert_eq!(st["sync"]["blocks_fetched"], 3, "every block arrived whole: {st}");
     assert_eq!(st["net"]["bad_signatures"], 2, "forged certificate signatures: {st}");
     assert_eq!(st["net"]["refused_unverified"], 1, "the certificate below a quorum: {st}");
     assert_eq!(st["net"]["messages_in"], 0, "{st}");
     assert_eq!(st["height"], 0, "no forged block became final: {st}");
+    // All three were fetched, so the fake validator has sent them and returned.
+    server.join().expect("fake validator 1 failed (its panic is printed above)");
     // A fetch whose blocks were all refused moved nothing: validator 1's claim is dropped, so it
     // is not asked again (it would be after the retry pause, had the delivered blocks counted).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let st = status(addr).await;
     assert_eq!(st["sync"]["fetches"], 1, "{st}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A validator played by this test on a loopback port: it welcomes every `Hello` (it is not the
@@ -388,7 +415,7 @@ async fn a_peer_trickling_a_fetch_loses_it_at_its_deadline() {
     let (honest, honest_fetches) =
         fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, dir, _client, _) =
+    let (addr, _dir, _client, _) =
         start_validator_deadlines("sync-trickle", [trickler, honest, nowhere], 60_000, 2_000).await;
     let started = std::time::Instant::now();
     let mut s1 = hello_as(addr, 1).await;
@@ -422,7 +449,6 @@ async fn a_peer_trickling_a_fetch_loses_it_at_its_deadline() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(trickler_fetches.load(Ordering::Relaxed), 1);
     assert_eq!(status(addr).await["height"], 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: a Byzantine validator that claims a far height and answers every fetch with a full
@@ -442,7 +468,7 @@ async fn a_peer_serving_refused_blocks_does_not_keep_the_fetch() {
     let (honest, honest_fetches) =
         fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, dir, _client, _) = start_validator_with("sync-byzantine", [byzantine, honest, nowhere]).await;
+    let (addr, _dir, _client, _) = start_validator_with("sync-byzantine", [byzantine, honest, nowhere]).await;
     let started = std::time::Instant::now();
     let mut claims = hello_as(addr, 1).await;
     write_frame(&mut claims, &Frame::Tip(u64::MAX)).await.unwrap();
@@ -470,7 +496,6 @@ async fn a_peer_serving_refused_blocks_does_not_keep_the_fetch() {
     let bound = started.elapsed().as_secs() + 2;
     assert!(asked <= bound, "validator 1 was asked {asked} times in {:?}", started.elapsed());
     assert_eq!(status(addr).await["height"], 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The next frame on `s`, or `None` if it closes, fails or stays silent past the handshake timeout.
@@ -508,7 +533,7 @@ async fn closed(s: &mut TcpStream) -> bool {
 /// its `Hello` never reaches consensus.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_without_proof_of_the_validator_key_is_refused() {
-    let (addr, dir, _client, metrics) = start_validator("hello-test", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, _client, metrics) = start_validator("hello-test", ([127, 0, 0, 1], 1).into()).await;
     let chain = genesis().genesis().unwrap().id();
     let body = Vote { kind: VoteKind::Prepare, height: 0, view: 0, digest: Digest([1; 32]) };
     let vote = Message::Vote(Signed { body, signer: 1, signature: Sign::sign(&key(1), &body.signing_bytes(&chain)) });
@@ -583,7 +608,6 @@ async fn hello_without_proof_of_the_validator_key_is_refused() {
     assert_eq!(st["sync"]["fetches"], 0, "no spoofed Tip started a fetch: {st}");
     let text = scrape(metrics, "/metrics").await;
     assert!(text.lines().any(|l| l == "parthenon_refused_hellos_total 9"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: client submissions shared the consensus task's queue, so a flood of `Submit` frames
@@ -602,7 +626,7 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
     use parthenon::node::ledger::app::MAX_SUBMIT_TXS;
     use parthenon::node::ledger::{Lock, Transaction};
     const FRAMES: usize = 64;
-    let (addr, dir, mut flood, metrics) = start_validator("submit-flood", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, mut flood, metrics) = start_validator("submit-flood", ([127, 0, 0, 1], 1).into()).await;
     let g = genesis().genesis().unwrap().id();
     let mut bytes = Vec::new();
     for f in 0..FRAMES {
@@ -663,7 +687,6 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
     }
     assert_eq!(st["ledger_signatures_verified"], total, "{st}");
     assert_eq!(st["mempool"], 0, "{st}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: connections were unlimited and a connection that never sent a frame stayed open
@@ -676,7 +699,7 @@ async fn a_submission_flood_does_not_hold_up_consensus() {
 async fn idle_strangers_cannot_use_up_a_validators_connections() {
     use parthenon::node::peer::MAX_CLIENT_CONNECTIONS;
     use tokio::io::AsyncReadExt;
-    let (addr, dir, client, metrics) = start_validator("conn-limit", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, client, metrics) = start_validator("conn-limit", ([127, 0, 0, 1], 1).into()).await;
     drop(client);
     let stranger = || async {
         let s = tokio::net::TcpSocket::new_v4().unwrap();
@@ -723,7 +746,6 @@ async fn idle_strangers_cannot_use_up_a_validators_connections() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: only the first frame was timed, so a stranger could hold a client slot for ever with
@@ -734,7 +756,7 @@ async fn idle_strangers_cannot_use_up_a_validators_connections() {
 async fn a_silent_client_is_closed_a_busy_one_and_a_subscriber_are_not() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, dir, first, metrics) = start_validator_idle("client-idle", [nowhere; 3], 2_000).await;
+    let (addr, _dir, first, metrics) = start_validator_idle("client-idle", [nowhere; 3], 2_000).await;
     drop(first);
     async fn open_after(s: &mut TcpStream, wait: Duration) -> bool {
         let mut b = [0u8; 1];
@@ -761,7 +783,6 @@ async fn a_silent_client_is_closed_a_busy_one_and_a_subscriber_are_not() {
     let text = scrape(metrics, "/metrics").await;
     let line = "parthenon_connections_closed_total{reason=\"idle\"} 1";
     assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: a client that stops reading kept the frames queued for it (up to 4096) for as long
@@ -773,7 +794,7 @@ async fn a_silent_client_is_closed_a_busy_one_and_a_subscriber_are_not() {
 async fn a_client_that_does_not_read_is_closed() {
     use parthenon::node::peer::WRITE_TIMEOUT;
     use tokio::io::AsyncReadExt;
-    let (addr, dir, client, _metrics) = start_validator("slow-reader", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, client, _metrics) = start_validator("slow-reader", ([127, 0, 0, 1], 1).into()).await;
     drop(client);
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -793,7 +814,6 @@ async fn a_client_that_does_not_read_is_closed() {
     let mut sink = Vec::new();
     let drained = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
     assert!(matches!(drained, Ok(Ok(_)) | Ok(Err(_))), "the connection stays open");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Closed by the validator within `within` (end of stream or reset), or still open.
@@ -823,7 +843,7 @@ async fn metric_shows(metrics: std::net::SocketAddr, line: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_cannot_open_more_than_its_connections() {
     use parthenon::node::peer::CONNECTIONS_PER_VALIDATOR;
-    let (addr, dir, client, metrics) = start_validator("validator-limit", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, client, metrics) = start_validator("validator-limit", ([127, 0, 0, 1], 1).into()).await;
     drop(client);
     let mut open = Vec::new();
     for _ in 0..CONNECTIONS_PER_VALIDATOR {
@@ -859,7 +879,6 @@ async fn a_validator_cannot_open_more_than_its_connections() {
         }
     }
     assert!(reopened, "the permit of a closed connection was not freed");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: once a connection had proved a validator's key, a frame whose length prefix had
@@ -871,7 +890,7 @@ async fn a_validator_cannot_open_more_than_its_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_frame_closes_even_a_validators_connection() {
     use parthenon::node::net::{frame_deadline, FRAME_TIMEOUT};
-    let (addr, dir, client, metrics) = start_validator("stalled-frame", ([127, 0, 0, 1], 1).into()).await;
+    let (addr, _dir, client, metrics) = start_validator("stalled-frame", ([127, 0, 0, 1], 1).into()).await;
     drop(client);
     let mut s = hello_as(addr, 1).await;
     write_frame(&mut s, &Frame::Tip(0)).await.unwrap();
@@ -884,7 +903,6 @@ async fn a_stalled_frame_closes_even_a_validators_connection() {
     assert!(started.elapsed() >= FRAME_TIMEOUT, "closed before the frame's deadline: {:?}", started.elapsed());
     let line = "parthenon_connections_closed_total{reason=\"stalled_frame\"} 1";
     assert!(metric_shows(metrics, line).await, "missing `{line}`");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding: a connection whose `Subscribe` the node ignored (`MAX_SUBSCRIBERS` subscribed
@@ -897,7 +915,7 @@ async fn a_stalled_frame_closes_even_a_validators_connection() {
 async fn a_refused_subscriber_is_closed_when_idle() {
     use parthenon::node::service::MAX_SUBSCRIBERS;
     let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, dir, first, metrics) = start_validator_idle("subscriber-limit", [nowhere; 3], 2_000).await;
+    let (addr, _dir, first, metrics) = start_validator_idle("subscriber-limit", [nowhere; 3], 2_000).await;
     drop(first);
     let mut subscribers = Vec::new();
     for _ in 0..=MAX_SUBSCRIBERS {
@@ -919,5 +937,4 @@ async fn a_refused_subscriber_is_closed_when_idle() {
     }
     assert_eq!(closed, 1, "of {} subscriptions", MAX_SUBSCRIBERS + 1);
     assert!(metric_shows(metrics, line).await, "missing `{line}`");
-    let _ = std::fs::remove_dir_all(&dir);
 }
