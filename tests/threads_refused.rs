@@ -22,11 +22,14 @@ const CHILD_ENV: &str = "PARTHENON_THREADS_CHILD";
 #[test]
 fn multi_threaded_paths_work_when_no_thread_can_be_started() {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["child_threads_refused", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+    // Killed after `common::CHILD_LIMIT`: a path that waits for a thread it could not start
+    // fails the test instead of hanging it.
+    let out = common::output_within(
+        Command::new(exe)
+            .args(["child_threads_refused", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1"),
+    )
+    .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "child failed:\n{text}");
     assert!(text.contains("CHILD-OK"), "child did not run its checks:\n{text}");

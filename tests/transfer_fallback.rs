@@ -56,7 +56,8 @@ fn run_child(name: &str, restrict: fn() -> std::io::Result<()>) -> String {
     // SAFETY: the closure only calls prctl/setrlimit/setgroups/setgid/setuid (async-signal-safe)
     // and allocates nothing.
     unsafe { cmd.pre_exec(restrict) };
-    let out = cmd.output().unwrap();
+    // Killed after `common::CHILD_LIMIT`: a fallback that hangs fails the test.
+    let out = common::output_within(&mut cmd).unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "child {name} failed:\n{text}");
     assert!(text.contains("CHILD-OK"), "child {name} did not run its checks:\n{text}");

@@ -30,12 +30,6 @@ const GIVE_UP_WITHIN: Duration = Duration::from_secs(30);
 /// connection reset (module docs of `uring`, "Timeouts"), and room for a busy host.
 const URING_GIVES_UP_WITHIN: Duration = Duration::from_millis(3 * 300 + 700);
 
-/// Under CI (`CI` set) a backend the tests mean to run may not be skipped: io_uring is there
-/// whenever this build has it.
-fn ci() -> bool {
-    cfg!(feature = "io-uring") && std::env::var_os("CI").is_some()
-}
-
 fn is_uring(name: &str) -> bool {
     name.starts_with("io-uring")
 }
@@ -49,10 +43,8 @@ fn transports() -> Vec<(String, Box<dyn Transport>)> {
             .build()
         {
             Ok(e) => out.push((backend.to_string(), Box::new(e.transport().unwrap()))),
-            Err(e) => {
-                assert!(!(ci() && backend == Backend::IoUring), "CI: the io-uring backend must run here: {e}");
-                println!("skip {backend}: {e}");
-            }
+            // Copy, mmap, sendfile and splice on Linux, and io_uring under CI: a failure.
+            Err(e) => common::backend_absent(backend, &e),
         }
     }
     #[cfg(feature = "io-uring")]
@@ -60,8 +52,8 @@ fn transports() -> Vec<(String, Box<dyn Transport>)> {
         // SEND_ZC on the loopback peer: zero-copy pages held by a peer that reads nothing.
         Ok(t) => out.push(("io-uring (SEND_ZC)".into(), Box::new(t.zero_copy_on_loopback(true)))),
         Err(e) => {
-            assert!(!ci(), "CI: the io-uring (SEND_ZC) variant must run here: {e}");
-            println!("skip io-uring (SEND_ZC): {e}");
+            assert!(!common::io_uring_required(), "CI: the io-uring (SEND_ZC) variant must run here: {e}");
+            common::say(&format!("skip io-uring (SEND_ZC): {e}"));
         }
     }
     out

@@ -19,9 +19,8 @@ use parthenon::{Backend, Engine};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::Duration;
 
 const CHILD_ENV: &str = "PARTHENON_WRITE_FAILURE_CHILD";
 const LIMIT: u64 = 2 << 20;
@@ -45,22 +44,13 @@ fn receive_whose_write_fails_names_the_block_and_leaves_nothing() {
             Ok(())
         })
     };
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // A receiver that waits for the stalled peer hangs the child: fail instead of hanging.
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(120)) {
-            // SAFETY: kill(2) on our own child's pid; it is reaped only by wait_with_output below.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    drop(tx);
-    watchdog.join().unwrap();
+    // A receiver that waits for the stalled peer hangs the child: `output_within` kills it after
+    // `common::CHILD_LIMIT` and fails the test instead of hanging.
+    let out = common::output_within(&mut cmd).unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
-    assert!(out.status.success(), "child failed or hung (killed after 120 s):\n{text}");
+    forward_skips(&text);
+    assert!(out.status.success(), "child failed:\n{text}");
     assert!(text.contains("CHILD-OK"), "child did not run its checks:\n{text}");
 }
 
@@ -146,19 +136,22 @@ fn child_writes_fail() {
             Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() }).force(b).build();
         match engine {
             Ok(e) => check(b.name(), &e.transport().unwrap(), BlockId(i as u64 + 1)),
-            Err(e) => println!("skip {b}: {e}"),
+            Err(e) => common::backend_absent(b, &e),
         }
     }
     #[cfg(feature = "io-uring")]
-    if let Ok(u) = parthenon::transfer::uring::UringTransport::new() {
-        // Registered buffers on (WRITE_FIXED) when this host's memlock limit allows; the limit
-        // test of tests/transfer_fallback.rs covers WRITE without them.
-        println!("io-uring registered buffers: {}", u.registered_buffers());
-        check("io-uring (own transport)", &u, BlockId(9));
-        // Through the page cache even where the file system offers O_DIRECT: the write itself
-        // fails (with O_DIRECT the up-front allocation already does), while a RECV may wait.
-        let buffered = parthenon::transfer::uring::UringTransport::new().unwrap().direct_writes(false);
-        check("io-uring (page cache)", &buffered, BlockId(10));
+    match parthenon::transfer::uring::UringTransport::new() {
+        Err(e) => common::backend_absent(Backend::IoUring, &e),
+        Ok(u) => {
+            // Registered buffers on (WRITE_FIXED) when this host's memlock limit allows; the limit
+            // test of tests/transfer_fallback.rs covers WRITE without them.
+            println!("io-uring registered buffers: {}", u.registered_buffers());
+            check("io-uring (own transport)", &u, BlockId(9));
+            // Through the page cache even where the file system offers O_DIRECT: the write itself
+            // fails (with O_DIRECT the up-front allocation already does), while a RECV may wait.
+            let buffered = parthenon::transfer::uring::UringTransport::new().unwrap().direct_writes(false);
+            check("io-uring (page cache)", &buffered, BlockId(10));
+        }
     }
     println!("CHILD-OK");
 }
@@ -185,7 +178,8 @@ fn receive_into_a_full_file_system_is_an_error_not_a_signal() {
             Ok(())
         })
     };
-    let out = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output() {
+    // Killed after `common::CHILD_LIMIT` if it hangs.
+    let out = match common::output_within(&mut cmd) {
         Ok(o) => o,
         Err(e) => {
             // A mount namespace needs CAP_SYS_ADMIN: CI runs as root, where this must work.
@@ -196,6 +190,7 @@ fn receive_into_a_full_file_system_is_an_error_not_a_signal() {
     };
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
+    forward_skips(&text);
     assert!(out.status.success(), "child failed or was killed ({:?}):\n{text}", out.status);
     assert!(text.contains("CHILD-OK"), "child did not run its checks:\n{text}");
 }
@@ -235,9 +230,12 @@ fn child_file_system_full() {
     for (i, b) in backends.into_iter().enumerate() {
         let engine =
             Engine::builder().detect_options(DetectOptions { skip_dpdk: true, ..Default::default() }).force(b).build();
-        let Ok(engine) = engine else {
-            println!("skip {b}: absent");
-            continue;
+        let engine = match engine {
+            Ok(engine) => engine,
+            Err(e) => {
+                common::backend_absent(b, &e);
+                continue;
+            }
         };
         let rx = engine.transport().unwrap();
         let id = BlockId(i as u64 + 1);
@@ -254,4 +252,12 @@ fn child_file_system_full() {
     // SAFETY: unmounts the tmpfs mounted above, which nothing uses any more.
     unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     println!("CHILD-OK");
+}
+
+/// The child's skip lines (`common::backend_absent`), which the harness would hide in the
+/// captured output of a passing test, again on the parent's stderr.
+fn forward_skips(child_output: &str) {
+    for line in child_output.lines().filter(|l| l.starts_with("skip")) {
+        common::say(&format!("child: {line}"));
+    }
 }
