@@ -495,6 +495,17 @@ pub fn mixed_corpus(n: usize, seed: u64) -> Vec<Item> {
     mixed
 }
 
+/// Held from reading the process-wide [`parthenon::sigverify::stats`] before an engine call to
+/// reading them after it, by every test that checks what the call counted: the tests of one
+/// binary run in parallel, and another's device batch or fallback would count in this one's
+/// difference (a device that verified nothing would pass for one that did).
+static STATS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`STATS`], held (a test that failed holding it does not fail the others).
+fn stats_lock() -> std::sync::MutexGuard<'static, ()> {
+    STATS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The engine's own path: a route forced to `backend` serves a mixed batch on the device (no
 /// fallback counted) and returns the CPU backend's verdicts, under both Ed25519 rules.
 pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
@@ -505,9 +516,11 @@ pub fn engine_forced_matches_cpu_backend(backend: parthenon::Backend) {
     items.extend(bip340_items(&mut rng, 100));
     let batch = to_batch(&items);
     for rules in [Rules::Zip215, Rules::Strict] {
+        let counted = stats_lock();
         let before = stats();
         let got = engine.verify_with(&batch, rules);
         let after = stats();
+        drop(counted);
         assert_eq!(after.device_fallbacks, before.device_fallbacks, "the device path fell back to the CPU");
         assert!(after.device_batches > before.device_batches, "the device verified no batch");
         let want = cpu::verify_batch(&batch, rules, 2);
@@ -600,9 +613,11 @@ fn engine_split_share_matches_cpu_backend(engine: &parthenon::Engine, items: &[I
     let _unpin = Unpin;
     for rules in [Rules::Zip215, Rules::Strict] {
         engine.prepare_verify(rules).expect("the device is prepared");
+        let counted = stats_lock();
         let before = stats();
         let got = engine.verify_with(&batch, rules);
         let after = stats();
+        drop(counted);
         assert_eq!(after.device_fallbacks, before.device_fallbacks, "the device share fell back to the CPU");
         assert!(after.device_batches > before.device_batches, "the device verified no share of the split");
         let want = cpu::verify_batch(&batch, rules, 2);
