@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::pattern;
+use common::{pattern, TempDir};
 use parthenon::dpdk::Eal;
 use parthenon::transfer::datagram::frame::{FrameHeader, Kind};
 use parthenon::transfer::datagram::Link;
@@ -74,13 +74,13 @@ fn dpdk_net_ring_one_process() {
             assert!(&body == want, "size {} differs", want.len());
         }
         // Into a store, the same sizes: visible only whole and verified.
-        let sdir = std::env::temp_dir().join(format!("parthenon-ringtest-rx-{}", std::process::id()));
-        let rstore = BlockStore::open(&sdir).unwrap();
+        let sdir = TempDir::new("ringtest-rx");
+        let rstore = BlockStore::open(sdir.path()).unwrap();
         for (i, want) in expect.iter().enumerate() {
             let blk = r.recv_block_to_store(&mut b, &rstore, &Expect::block(BlockId(400 + i as u64))).unwrap();
             assert!(&blk.read_body().unwrap() == want, "store: size {} differs", want.len());
         }
-        let _ = std::fs::remove_dir_all(&sdir);
+        drop(sdir);
         // Throughput: 64 MiB blocks, received while the sender measures; cold (a new vector
         // per block), then warm (one vector reused).
         for i in 0..5u64 {
@@ -125,8 +125,8 @@ fn dpdk_net_ring_one_process() {
         5.0 * big.len() as f64 / secs / 1e9
     );
     // Warm: a stored block sent again (mapping and frame values kept), one receive vector.
-    let dir = std::env::temp_dir().join(format!("parthenon-ringtest-{}", std::process::id()));
-    let store = BlockStore::open(&dir).unwrap();
+    let dir = TempDir::new("ringtest");
+    let store = BlockStore::open(dir.path()).unwrap();
     let mut other = big.clone();
     other[0] ^= 1;
     let sealed = [store.put(BlockId(300), big).unwrap(), store.put(BlockId(301), &other).unwrap()];
@@ -141,7 +141,7 @@ fn dpdk_net_ring_one_process() {
         "net_ring one process, warm (stored block sent again, vector reused): 4 x 64 MiB in {secs:.3} s = {:.2} GB/s",
         4.0 * big.len() as f64 / secs / 1e9
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let e = s.send_block(&mut a, BlockId(200), &pattern(5000, 1)).unwrap_err();
     assert!(
         matches!(e, Error::RefusedByPeer { block: BlockId(200), .. }) && e.to_string().contains("oversized"),
@@ -308,8 +308,8 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
     let mut a = DpdkLink::new(0, 1).unwrap();
     a.set_release_timeout(Duration::from_millis(200));
     let mut b = DpdkLink::new(1, 0).unwrap();
-    let sdir = std::env::temp_dir().join(format!("parthenon-ringtest-busy-{}", std::process::id()));
-    let store = BlockStore::open(&sdir).unwrap();
+    let sdir = TempDir::new("ringtest-busy");
+    let store = BlockStore::open(sdir.path()).unwrap();
     let rcfg = DatagramConfig { compression: Compression::Off, ..Default::default() };
     let woke = Arc::new(AtomicBool::new(false));
     let woke2 = Arc::clone(&woke);
@@ -345,7 +345,6 @@ fn a_confirmed_send_does_not_wait_for_a_busy_receiver() {
     assert!(kept >= 1, "nudges left lent frames out when the block was confirmed ({} resent)", rep.resent);
     a.release().unwrap();
     assert_eq!(a.quarantined(), 0, "the receiver read them while lingering");
-    let _ = std::fs::remove_dir_all(&sdir);
 }
 
 /// A port's TX queue and its RX queue each belong to one live link: a second link on either is

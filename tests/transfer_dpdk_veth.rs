@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::pattern;
+use common::{pattern, TempDir};
 use parthenon::dpdk::Eal;
 use parthenon::transfer::datagram::{Compression, DatagramConfig, DatagramReceiver, DatagramSender};
 use parthenon::transfer::dpdk::DpdkLink;
@@ -115,8 +115,8 @@ fn child_veth() {
     if role == "receiver" {
         let mut r = DatagramReceiver::new(cfg);
         // Even blocks into memory, odd ones into a store.
-        let dir = std::env::temp_dir().join(format!("parthenon-veth-store-{}", std::process::id()));
-        let store = BlockStore::open(&dir).unwrap();
+        let dir = TempDir::new("veth-store");
+        let store = BlockStore::open(dir.path()).unwrap();
         for (i, &n) in SIZES.iter().enumerate() {
             let expect = Expect::block(BlockId(i as u64));
             let body = if i % 2 == 0 {
@@ -129,7 +129,7 @@ fn child_veth() {
             assert!(body == pattern(n, i as u64 + 21), "block {i} ({n} bytes) differs");
             println!("received block {i}: {n} bytes, digest ok{}", if i % 2 == 1 { ", stored" } else { "" });
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
         r.linger(&mut link, Duration::from_millis(500)).unwrap();
         println!("receiver {:?}", link.stats());
         println!("VETH-RECEIVER-OK");

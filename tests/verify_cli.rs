@@ -2,6 +2,9 @@
 //! boundaries, both Ed25519 rule sets, BIP-340, and exit code 2 naming the line of a malformed
 //! input (with the verdicts of the lines before it printed and none for it).
 
+mod common;
+
+use common::TempDir;
 use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
@@ -10,10 +13,13 @@ use sha2::{Digest, Sha512};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("parthenon-verify-cli-{}-{name}.jsonl", std::process::id()));
+/// A file holding `contents` in a fresh directory, removed with it when the returned `TempDir`
+/// drops (a failing test too).
+fn temp_file(name: &str, contents: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("verify-cli");
+    let path = dir.path().join(format!("{name}.jsonl"));
     std::fs::write(&path, contents).unwrap();
-    path
+    (dir, path)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -94,17 +100,16 @@ fn verdicts_in_order_across_chunks_both_schemes() {
         lines.push(if i % 2 == 0 { ed_line(i as u8, &msg, bad) } else { schnorr_line(i as u8, &msg[..i % 5], bad) });
         want.push((i, !bad));
     }
-    let path = temp_file("order", &(lines.join("\n") + "\n"));
+    let (_dir, path) = temp_file("order", &(lines.join("\n") + "\n"));
     let out = run(&["--input", path.to_str().unwrap(), "--backend", "cpu"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(verdicts(&out), want);
-    std::fs::remove_file(path).ok();
 }
 
 #[test]
 fn rules_flag_selects_ed25519_rule_set() {
     let text = format!("{}\n{}\n", zip215_only_line(), ed_line(9, b"both", false));
-    let path = temp_file("rules", &text);
+    let (_dir, path) = temp_file("rules", &text);
     let p = path.to_str().unwrap();
     let zip = run(&["--input", p]);
     assert!(zip.status.success());
@@ -115,7 +120,6 @@ fn rules_flag_selects_ed25519_rule_set() {
     let bad = run(&["--input", p, "--rules", "lenient"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown rules `lenient`"));
-    std::fs::remove_file(path).ok();
 }
 
 #[test]
@@ -138,19 +142,18 @@ fn malformed_line_stops_with_its_line_number() {
     ];
     for (name, bad, reason) in cases {
         let text = format!("{good}\n{good}\n{bad}\n{good}\n");
-        let path = temp_file(name, &text);
+        let (_dir, path) = temp_file(name, &text);
         let out = run(&["--input", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains("line 3:") && stderr.contains(reason), "{name}: {stderr}");
         assert_eq!(verdicts(&out), vec![(0, true), (1, true)], "{name}");
-        std::fs::remove_file(path).ok();
     }
 }
 
 #[test]
 fn unusable_backend_is_an_input_error() {
-    let path = temp_file("backend", &(ed_line(2, b"x", false) + "\n"));
+    let (_dir, path) = temp_file("backend", &(ed_line(2, b"x", false) + "\n"));
     let p = path.to_str().unwrap();
     let out = run(&["--input", p, "--backend", "aes-ni"]);
     assert_eq!(out.status.code(), Some(2));
@@ -159,13 +162,12 @@ fn unusable_backend_is_an_input_error() {
     assert_eq!(out.status.code(), Some(2));
     let missing = run(&["--input", "/nonexistent/file.jsonl"]);
     assert_eq!(missing.status.code(), Some(2));
-    std::fs::remove_file(path).ok();
 }
 
 #[test]
 fn a_line_that_is_not_utf8_is_malformed_input() {
     let good = ed_line(1, b"ok", false);
-    let path = temp_file("utf8", "");
+    let (_dir, path) = temp_file("utf8", "");
     let mut bytes = format!("{good}\n").into_bytes();
     bytes.extend_from_slice(b"{\"scheme\":\"ed25519\xff\"}\n");
     bytes.extend_from_slice(format!("{good}\n").as_bytes());
@@ -175,7 +177,6 @@ fn a_line_that_is_not_utf8_is_malformed_input() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("line 2:") && stderr.contains("not UTF-8"), "{stderr}");
     assert_eq!(verdicts(&out), vec![(0, true)]);
-    std::fs::remove_file(path).ok();
 }
 
 /// A line carrying an 8 MiB message (16 MiB of hex plus key, signature and JSON) is read and
@@ -185,7 +186,7 @@ fn a_line_that_is_not_utf8_is_malformed_input() {
 fn an_eight_mib_message_fits_a_line_and_a_longer_line_is_refused() {
     let big = vec![0x5au8; 8 << 20];
     let good = ed_line(3, b"ok", false);
-    let path = temp_file("long-lines", "");
+    let (_dir, path) = temp_file("long-lines", "");
     let mut text = format!("{}\n{good}\n", ed_line(2, &big, false));
     // Valid JSON whose ignored field pushes it past 16 MiB + 4 KiB.
     text.push_str(&format!(r#"{{"scheme":"ed25519","pad":"{}"}}"#, "0".repeat((16 << 20) + 4096)));
@@ -196,5 +197,4 @@ fn an_eight_mib_message_fits_a_line_and_a_longer_line_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("line 3:") && stderr.contains("longer than"), "{stderr}");
     assert_eq!(verdicts(&out), vec![(0, true), (1, true)]);
-    std::fs::remove_file(path).ok();
 }
