@@ -106,10 +106,14 @@ fn child_veth() {
     let eal = Eal::init(&args).unwrap();
     println!("ports: {:?}", eal.ports().unwrap());
     let mut link = DpdkLink::new(0, 0).unwrap();
+    // The sender's first MTU probe goes to a receiver process started 300 ms before it, on a
+    // possibly loaded machine: each probe waits up to 500 ms for its answer (the default 10 ms
+    // would make a slow receiver a failed discovery), as in tests/transfer_dpdk_ring.rs.
     let cfg = DatagramConfig {
         compression: Compression::Off,
         resend_timeout: Duration::from_millis(30),
         max_rounds: 200,
+        probe_timeout: Duration::from_millis(500),
         ..Default::default()
     };
     if role == "receiver" {
