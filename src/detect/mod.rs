@@ -24,7 +24,7 @@ mod cpu;
 pub(crate) mod cuda;
 mod dpdk;
 mod io_uring;
-mod opencl;
+pub(crate) mod opencl;
 mod splice;
 
 pub use cpu::{CpuFeatures, CpuInfo};
@@ -164,6 +164,7 @@ pub fn detect_with(opts: &DetectOptions) -> Capabilities {
     tracing::debug!(?cuda, "cuda probed");
     let opencl = opencl::probe();
     tracing::debug!(?opencl, "opencl probed");
+    note_effectful_probe();
     let io_uring = io_uring::probe();
     tracing::debug!(?io_uring, "io_uring probed");
     let sendfile = splice::probe_sendfile();
@@ -172,6 +173,7 @@ pub fn detect_with(opts: &DetectOptions) -> Capabilities {
         Probe::unavailable("DPDK probe skipped by configuration")
     } else {
         let args = opts.dpdk_args.clone().unwrap_or_else(default_dpdk_args);
+        note_effectful_probe();
         dpdk::probe(&args)
     };
     tracing::debug!(?dpdk, "dpdk probed");
@@ -186,6 +188,26 @@ pub fn detect_with(opts: &DetectOptions) -> Capabilities {
         dpdk,
         probe_micros: start.elapsed().as_micros() as u64,
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Probes with effects beyond their answer that this thread ran: io_uring's (sets up a ring
+    /// and registers [`REGISTERED_BUFFER_BYTES`] of buffers) and DPDK's (starts the EAL, once
+    /// per process). Tests of paths that need one backend's probe check that none ran.
+    static EFFECTFUL_PROBES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a probe with side effects in [`EFFECTFUL_PROBES`] (tests only; nothing otherwise).
+fn note_effectful_probe() {
+    #[cfg(test)]
+    EFFECTFUL_PROBES.with(|n| n.set(n.get() + 1));
+}
+
+/// How many probes with side effects (io_uring's, DPDK's) this thread has run.
+#[cfg(test)]
+pub(crate) fn effectful_probes_on_this_thread() -> usize {
+    EFFECTFUL_PROBES.with(|n| n.get())
 }
 
 /// `dlopen`s `name` to see whether a shared library can be loaded, and closes it again.
@@ -226,6 +248,14 @@ mod tests {
         let back: Capabilities = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(caps, back);
         assert_eq!(back.schema, SCHEMA);
+    }
+
+    #[test]
+    fn detection_counts_its_probes_with_side_effects() {
+        // The count that tests of single-backend paths rely on does move when detection runs.
+        let before = effectful_probes_on_this_thread();
+        let _ = detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
+        assert_eq!(effectful_probes_on_this_thread(), before + 1, "the io_uring probe");
     }
 
     #[test]

@@ -45,15 +45,17 @@ pub struct OpenClDevice {
 }
 
 #[cfg(not(feature = "opencl"))]
-pub(super) fn probe() -> Probe<OpenClInfo> {
+pub(crate) fn probe() -> Probe<OpenClInfo> {
     Probe::unavailable("built without feature `opencl`")
 }
 
 /// Probes once per process and returns the same answer afterwards. The ICD loader and some drivers
 /// (PoCL among them) are not safe to initialise from several threads at once, and installed
 /// platforms do not change while a process runs; the first caller probes while the others wait.
+/// The OpenCL verifier picks its device from this answer alone, not from a full detection (whose
+/// io_uring and DPDK probes have side effects an engine built without them never asked for).
 #[cfg(feature = "opencl")]
-pub(super) fn probe() -> Probe<OpenClInfo> {
+pub(crate) fn probe() -> Probe<OpenClInfo> {
     static PROBE: std::sync::OnceLock<Probe<OpenClInfo>> = std::sync::OnceLock::new();
     PROBE
         .get_or_init(|| match probe_inner() {

@@ -247,6 +247,19 @@ fn base_tables(context: &Context, program: &Program) -> Result<(Buffer<u8>, Buff
 /// The process-wide verifier ([`OpenClVerifier::shared`]).
 static SHARED: OnceLock<Result<OpenClVerifier, GpuError>> = OnceLock::new();
 
+/// The (platform, device) indices [`OpenClVerifier::shared`] builds on: the first GPU any
+/// platform lists, else the first device. Asks the OpenCL probe alone (cached for the process),
+/// never the whole detection: that would set up an io_uring ring with registered buffers and
+/// start DPDK's EAL, which the caller's engine may have been built without (`skip_dpdk`).
+fn shared_device() -> Result<(usize, usize), GpuError> {
+    let probe = crate::detect::opencl::probe();
+    let info = probe.check().map_err(|reason| GpuError::NoDevice(reason.to_string()))?;
+    let all = info.platforms.iter().flat_map(|p| p.devices.iter().map(move |d| (p.index, d)));
+    let pick = all.clone().find(|(_, d)| d.kind == "gpu").or_else(|| all.clone().next());
+    let (platform, d) = pick.ok_or_else(|| GpuError::NoDevice("no OpenCL device".into()))?;
+    Ok((platform, d.index))
+}
+
 impl OpenClVerifier {
     /// Builds the program on device `device` of platform `platform` (indices as in
     /// [`crate::detect::OpenClInfo`]).
@@ -294,14 +307,8 @@ impl OpenClVerifier {
     pub fn shared() -> Result<&'static OpenClVerifier, GpuError> {
         SHARED
             .get_or_init(|| {
-                let caps = crate::detect::detect();
-                let info = caps.opencl.available().ok_or_else(|| {
-                    GpuError::NoDevice(caps.opencl.check().err().unwrap_or("OpenCL unavailable").to_string())
-                })?;
-                let all = info.platforms.iter().flat_map(|p| p.devices.iter().map(move |d| (p.index, d)));
-                let pick = all.clone().find(|(_, d)| d.kind == "gpu").or_else(|| all.clone().next());
-                let (pi, d) = pick.ok_or_else(|| GpuError::NoDevice("no OpenCL device".into()))?;
-                OpenClVerifier::new(pi, d.index)
+                let (platform, device) = shared_device()?;
+                OpenClVerifier::new(platform, device)
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -499,5 +506,20 @@ impl GpuVerifier for OpenClVerifier {
         chunk_items: usize,
     ) -> Result<(Vec<u8>, f64), GpuError> {
         super::grouped_by_scheme(batch, |grouped| self.run(grouped, rules, chunk_items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Choosing the shared verifier's device probes OpenCL and nothing else: no io_uring ring,
+    /// no DPDK EAL (an engine built with `skip_dpdk` must not find the EAL started by it).
+    #[test]
+    fn the_shared_device_is_chosen_by_the_opencl_probe_alone() {
+        let before = crate::detect::effectful_probes_on_this_thread();
+        // Found or not (no OpenCL driver here is fine): what matters is what it probed.
+        let _ = shared_device();
+        assert_eq!(crate::detect::effectful_probes_on_this_thread(), before, "io_uring or DPDK was probed");
     }
 }
