@@ -127,16 +127,36 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Default)]
 pub struct DetectOptions {
     /// EAL arguments for the DPDK probe; `None` uses [`default_dpdk_args`] (or
-    /// `PARTHENON_DPDK_ARGS`, whitespace-separated, when set).
+    /// `PARTHENON_DPDK_ARGS`, whitespace-separated, when set and not blank).
     pub dpdk_args: Option<Vec<String>>,
     /// Skip the DPDK probe (it starts the EAL, which can happen once per process).
     pub skip_dpdk: bool,
 }
 
-/// The EAL arguments used when none are configured: no hugepages, no PCI scan, no shared
-/// configuration, one in-memory ring port. They work on any Linux machine; operators with NICs pass their own.
+/// Environment variable with the EAL arguments of the DPDK probe, whitespace-separated.
+pub const DPDK_ARGS_ENV: &str = "PARTHENON_DPDK_ARGS";
+
+/// The EAL arguments used when none are configured: [`DPDK_ARGS_ENV`] split at whitespace when it
+/// is set and not blank; else no hugepages, no PCI scan, no shared configuration, one in-memory
+/// ring port and a per-process file prefix. Those work on any Linux machine; operators with NICs
+/// pass their own. A value that is not UTF-8 is ignored with a warning.
 pub fn default_dpdk_args() -> Vec<String> {
-    if let Ok(s) = std::env::var("PARTHENON_DPDK_ARGS") {
+    let env = match std::env::var(DPDK_ARGS_ENV) {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(v)) => {
+            tracing::warn!("{DPDK_ARGS_ENV}={v:?} ignored: not UTF-8; using the default EAL arguments");
+            None
+        }
+    };
+    dpdk_args_from(env.as_deref(), std::process::id())
+}
+
+/// [`default_dpdk_args`] with `env` as the value of [`DPDK_ARGS_ENV`] and `pid` as the process.
+/// A blank value counts as unset: an empty argument list would start the EAL on DPDK's own
+/// defaults (hugepages, a PCI scan, the shared default runtime folder).
+fn dpdk_args_from(env: Option<&str>, pid: u32) -> Vec<String> {
+    if let Some(s) = env.filter(|s| !s.trim().is_empty()) {
         return s.split_whitespace().map(str::to_owned).collect();
     }
     let mut args: Vec<String> =
@@ -146,7 +166,7 @@ pub fn default_dpdk_args() -> Vec<String> {
             .collect();
     // A per-process prefix, so concurrent processes (tests, a sender and a receiver) never
     // contend for one runtime directory.
-    args.push(format!("--file-prefix=parthenon-{}", std::process::id()));
+    args.push(format!("--file-prefix=parthenon-{pid}"));
     args
 }
 
@@ -256,6 +276,16 @@ mod tests {
         let before = effectful_probes_on_this_thread();
         let _ = detect_with(&DetectOptions { skip_dpdk: true, ..Default::default() });
         assert_eq!(effectful_probes_on_this_thread(), before + 1, "the io_uring probe");
+    }
+
+    #[test]
+    fn blank_dpdk_args_count_as_unset() {
+        let defaults = dpdk_args_from(None, 42);
+        assert!(defaults.contains(&"--no-pci".to_string()), "{defaults:?}");
+        assert_eq!(defaults.last().map(String::as_str), Some("--file-prefix=parthenon-42"));
+        assert_eq!(dpdk_args_from(Some(""), 42), defaults);
+        assert_eq!(dpdk_args_from(Some(" \t\n"), 42), defaults);
+        assert_eq!(dpdk_args_from(Some(" -l 0-1  --no-huge\n"), 42), ["-l", "0-1", "--no-huge"]);
     }
 
     #[test]

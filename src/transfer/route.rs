@@ -8,7 +8,8 @@
 //!   `copy`: for a few KiB the set-up of a zero-copy path (a pipe, a ring submission, a
 //!   completion notification) costs more than the copy it saves. The default comes from
 //!   `parthenon bench transfer` on the reference machine (docs/benchmarks.md, "Transfer"); it is
-//!   configurable, and `PARTHENON_TRANSFER_SMALL_MAX` (bytes) overrides it.
+//!   configurable, and `PARTHENON_TRANSFER_SMALL_MAX` (bytes, a whole number) overrides it; a
+//!   value that is not one is ignored with a warning.
 //! - Under `auto` with io-uring routed, blocks to a peer on a loopback address go by `sendfile`:
 //!   the kernel copies zero-copy (`SEND_ZC`) data looped to a local socket, so io_uring sends
 //!   there with a plain copying `SEND`, and `parthenon bench transfer` measured `sendfile` as
@@ -49,14 +50,36 @@ impl Default for TransferPolicy {
     }
 }
 
+/// Environment variable that overrides [`TransferPolicy::small_block_max`], in bytes.
+pub const SMALL_MAX_ENV: &str = "PARTHENON_TRANSFER_SMALL_MAX";
+
 impl TransferPolicy {
-    /// The defaults, with `PARTHENON_TRANSFER_SMALL_MAX` (bytes) applied when set and valid.
+    /// The defaults, with [`SMALL_MAX_ENV`] (bytes) applied when set; a value that is not a
+    /// whole number of bytes is ignored with a warning naming it.
     pub fn from_env() -> Self {
         let mut p = TransferPolicy::default();
-        if let Some(v) = std::env::var("PARTHENON_TRANSFER_SMALL_MAX").ok().and_then(|s| s.trim().parse().ok()) {
-            p.small_block_max = v;
+        match small_max_override(std::env::var(SMALL_MAX_ENV).ok().as_deref()) {
+            Ok(Some(n)) => p.small_block_max = n,
+            Ok(None) => {}
+            Err(warning) => tracing::warn!("{warning}"),
         }
         p
+    }
+}
+
+/// The [`TransferPolicy::small_block_max`] that [`SMALL_MAX_ENV`] set to `value` asks for: `None`
+/// when it is unset or blank; an error (the warning to log, naming the variable, the value and
+/// what it takes) when it is not a whole number of bytes.
+fn small_max_override(value: Option<&str>) -> Result<Option<u64>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "{SMALL_MAX_ENV}={v:?} ignored: expected a block size in bytes, a whole number \
+                 (default {DEFAULT_SMALL_BLOCK_MAX})"
+            )
+        }),
     }
 }
 
@@ -294,6 +317,19 @@ fn backend_notes(engine: &Engine, backend: Backend) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_small_block_override_takes_whole_numbers_of_bytes_only() {
+        assert_eq!(small_max_override(None), Ok(None));
+        assert_eq!(small_max_override(Some(" ")), Ok(None));
+        assert_eq!(small_max_override(Some("0")), Ok(Some(0)));
+        assert_eq!(small_max_override(Some(" 65536\n")), Ok(Some(65536)));
+        for bad in ["64KiB", "-1", "16k", "lots", "1 2"] {
+            let warning = small_max_override(Some(bad)).expect_err(bad);
+            assert!(warning.starts_with(&format!("PARTHENON_TRANSFER_SMALL_MAX={bad:?} ignored")), "{warning}");
+            assert!(warning.contains("in bytes, a whole number"), "{warning}");
+        }
+    }
 
     /// A routed backend whose transport fails to set up is passed over with its reason, in
     /// speed order, for the next backend the route had not passed over.

@@ -15,7 +15,8 @@
 //!   whether the CPU verifies on its AVX-512 IFMA arithmetic or the portable path) by
 //!   timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
 //!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`). `PARTHENON_GPU_CROSSOVER=<n>`
-//!   overrides the threshold (0 sends everything to the device; the split still applies).
+//!   overrides the threshold (0 sends everything to the device; the split still applies); it is
+//!   read once per process, and a value that is not a whole number is ignored with a warning.
 //!   [`pin`] replaces the calibrated crossover for the whole process (tests and benchmarks that
 //!   must reach a given plan).
 //! - Routing never changes a verdict: every item is verified under the same rules on whichever
@@ -75,12 +76,39 @@ impl Crossover {
         }
     }
 
-    /// Applies `PARTHENON_GPU_CROSSOVER` when set to an integer.
+    /// Applies [`CROSSOVER_ENV`] when set to a whole number of items. The variable is read once
+    /// per process; a value that is not such a number is ignored with a warning (once).
     pub fn with_env_override(mut self) -> Self {
-        if let Some(n) = std::env::var("PARTHENON_GPU_CROSSOVER").ok().and_then(|v| v.trim().parse().ok()) {
+        static OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+        let n = OVERRIDE.get_or_init(|| {
+            crossover_override(std::env::var(CROSSOVER_ENV).ok().as_deref()).unwrap_or_else(|warning| {
+                tracing::warn!("{warning}");
+                None
+            })
+        });
+        if let Some(n) = *n {
             self.min_device_batch = n;
         }
         self
+    }
+}
+
+/// Environment variable that replaces the calibrated [`Crossover::min_device_batch`].
+pub const CROSSOVER_ENV: &str = "PARTHENON_GPU_CROSSOVER";
+
+/// The threshold [`CROSSOVER_ENV`] set to `value` asks for: `None` when it is unset or blank; an
+/// error (the warning to log, naming the variable, the value and what it takes) when it is not a
+/// whole number of items.
+fn crossover_override(value: Option<&str>) -> Result<Option<usize>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "{CROSSOVER_ENV}={v:?} ignored: expected a batch size in items, a whole number \
+                 (0 sends every batch to the device)"
+            )
+        }),
     }
 }
 
@@ -312,6 +340,20 @@ mod tests {
         assert_eq!(c.plan(10), Plan::Split { device: 5 });
         pin(None);
         assert_eq!(pinned(), None);
+    }
+
+    #[test]
+    fn the_crossover_override_takes_whole_numbers_only() {
+        assert_eq!(crossover_override(None), Ok(None));
+        assert_eq!(crossover_override(Some("")), Ok(None));
+        assert_eq!(crossover_override(Some("  ")), Ok(None));
+        assert_eq!(crossover_override(Some("0")), Ok(Some(0)));
+        assert_eq!(crossover_override(Some(" 4096\n")), Ok(Some(4096)));
+        for bad in ["4k", "-1", "1e3", "lots", "12 34"] {
+            let warning = crossover_override(Some(bad)).expect_err(bad);
+            assert!(warning.starts_with(&format!("PARTHENON_GPU_CROSSOVER={bad:?} ignored")), "{warning}");
+            assert!(warning.contains("whole number"), "{warning}");
+        }
     }
 
     #[test]
