@@ -15,7 +15,8 @@
 //!
 //! The check detects damage, not tampering: a cached image is code that decides verdicts, and
 //! whoever can write the cache folder can write one with a matching check. The folder must be
-//! as private as the node's binary and environment (`XDG_CACHE_HOME` moves it).
+//! as private as the node's binary and environment (`XDG_CACHE_HOME` moves it; with neither it
+//! nor `HOME` an absolute path, nothing is cached, never a folder under the current one).
 
 use std::path::Path;
 

@@ -14,9 +14,10 @@
 //!   verification costs the CPU about 2.5 times what ZIP-215 does; CPU model; usable cores;
 //!   whether the CPU verifies on its AVX-512 IFMA arithmetic or the portable path) by
 //!   timing both sides at a few sizes ([`calibrate`]), and cached as JSON in
-//!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`). `PARTHENON_GPU_CROSSOVER=<n>`
-//!   overrides the threshold (0 sends everything to the device; the split still applies); it is
-//!   read once per process, and a value that is not a whole number is ignored with a warning.
+//!   `$XDG_CACHE_HOME/parthenon/` (else `~/.cache/parthenon/`; not cached when neither is an
+//!   absolute path). `PARTHENON_GPU_CROSSOVER=<n>` overrides the threshold (0 sends everything
+//!   to the device; the split still applies); it is read once per process, and a value that is
+//!   not a whole number is ignored with a warning.
 //!   [`pin`] replaces the calibrated crossover for the whole process (tests and benchmarks that
 //!   must reach a given plan).
 //! - Routing never changes a verdict: every item is verified under the same rules on whichever
@@ -199,12 +200,18 @@ pub fn fingerprint(device: &str, cpu_model: &str, cores: usize) -> String {
     format!("{h:016x}")
 }
 
-/// The cache folder: `$XDG_CACHE_HOME/parthenon`, else `$HOME/.cache/parthenon`.
+/// The cache folder: `$XDG_CACHE_HOME/parthenon`, else `$HOME/.cache/parthenon`; `None` (no
+/// cache) when neither is an absolute path. An empty or relative value is ignored, as the XDG
+/// base directory specification asks: it would put the cache (compiled kernels among it, code
+/// that decides verdicts) under whatever folder the process was started in.
 pub fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    cache_dir_from(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`cache_dir`] with `xdg_cache_home` and `home` as the values of those variables.
+fn cache_dir_from(xdg_cache_home: Option<std::ffi::OsString>, home: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    let base = xdg_cache_home.and_then(absolute).or_else(|| home.and_then(absolute).map(|h| h.join(".cache")))?;
     Some(base.join("parthenon"))
 }
 
@@ -354,6 +361,21 @@ mod tests {
             assert!(warning.starts_with(&format!("PARTHENON_GPU_CROSSOVER={bad:?} ignored")), "{warning}");
             assert!(warning.contains("whole number"), "{warning}");
         }
+    }
+
+    #[test]
+    fn the_cache_dir_is_absolute_or_none() {
+        let dir = |xdg: Option<&str>, home: Option<&str>| cache_dir_from(xdg.map(Into::into), home.map(Into::into));
+        assert_eq!(dir(Some("/x/cache"), Some("/home/u")), Some(PathBuf::from("/x/cache/parthenon")));
+        assert_eq!(dir(None, Some("/home/u")), Some(PathBuf::from("/home/u/.cache/parthenon")));
+        // An empty or relative XDG_CACHE_HOME is ignored for HOME's.
+        assert_eq!(dir(Some(""), Some("/home/u")), Some(PathBuf::from("/home/u/.cache/parthenon")));
+        assert_eq!(dir(Some("cache"), Some("/home/u")), Some(PathBuf::from("/home/u/.cache/parthenon")));
+        // No absolute folder at all: no cache, never one under the current folder.
+        assert_eq!(dir(None, Some("")), None);
+        assert_eq!(dir(Some(""), Some("")), None);
+        assert_eq!(dir(Some("rel"), Some("home")), None);
+        assert_eq!(dir(None, None), None);
     }
 
     #[test]
