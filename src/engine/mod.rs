@@ -12,11 +12,14 @@
 //! - A forced backend ([`EngineBuilder::force`]) is used as is or the build fails with
 //!   [`Error::BackendUnavailable`] naming the reason; it never silently falls back.
 //! - A forbidden backend ([`EngineBuilder::forbid`]) is never routed to; forbidding the last
-//!   backend of a job is [`Error::NoBackend`].
+//!   backend of a job is [`Error::NoBackend`]. Nor do the jobs' run-time refinements below use
+//!   it: with `cpu` forbidden, a GPU verify route sends every batch to the device, as a forced
+//!   one does; the CPU then verifies a batch only as the fallback from a device fault (warned and
+//!   counted in `sigverify::stats().device_fallbacks`), since a fault is never a verdict.
 //!
 //! Jobs refine the route at run time (verification crosses over from CPU to GPU above a
-//! calibrated batch size, and stays on the CPU while the GPU is being prepared; transfer picks by
-//! block size and peer). Those refinements live with the
+//! calibrated batch size, and stays on the CPU while the GPU is being prepared, unless `cpu` is
+//! forbidden; transfer picks by block size and peer). Those refinements live with the
 //! job and are reported by it, not by [`Report`]: transfer by `Engine::transport()?.report()`
 //! (its thresholds and why), the verification crossover in the `info` log and in its cache file
 //! (`crate::sigverify::gpu::route`).

@@ -42,8 +42,9 @@
 //! device is ready, its batches are verified on the CPU (not a fault: not warned, not counted)
 //! while the setup runs once in the background; afterwards they follow the calibrated crossover.
 //! A setup that failed for good (no device, kernels refused) leaves auto-routed batches on the
-//! CPU with one warning for the process. A *forced* route waits for the setup and reports a
-//! failed one as a fault for every batch. [`Engine::prepare_verify`] performs the setup and waits
+//! CPU with one warning for the process. A *forced* route, and an auto one with the CPU backend
+//! forbidden, sends every batch to the device: it waits for the setup and reports a failed one
+//! as a fault for every batch (the CPU fallback above, warned and counted). [`Engine::prepare_verify`] performs the setup and waits
 //! for it (benchmarks, tests); [`Engine::warm_up_verify`] starts it without waiting (the node, at
 //! startup). The device module's docs (`src/sigverify/device/mod.rs`) have the details.
 //!
@@ -215,7 +216,7 @@ impl Engine {
     /// Verifies every item of `batch` under `rules`, on the backend routed for
     /// [`Job::Verify`]. A device failure falls back to the CPU (logged, counted in [`stats`]). An
     /// auto route to a device that is not ready yet verifies on the CPU and prepares the device
-    /// in the background (see the module docs).
+    /// in the background, unless the CPU backend is forbidden (see the module docs).
     pub fn verify_with(&self, batch: &Batch, rules: Rules) -> Verdicts {
         BATCHES.fetch_add(1, Ordering::Relaxed);
         ITEMS.fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -14,7 +14,12 @@
 //!   the caller asked for that device, and benchmarks and agreement tests rely on it. Its first
 //!   batch waits for the device's setup, and a device whose setup failed is a [`DeviceFault`]
 //!   for every batch.
-//! - An *auto* route applies the calibrated [`Crossover`] ([`super::gpu::route`]): batches below
+//! - An auto route with the CPU backend forbidden (`--forbid cpu`, `EngineBuilder::forbid`) is
+//!   served as a forced one: the crossover, which hands batches to the CPU, is not applied, and
+//!   no batch is verified on the CPU while the device is prepared. The CPU verifies a batch of
+//!   such a route only when the device faults (the dispatcher's fallback, warned and counted in
+//!   `device_fallbacks`, as for a forced route): the fault is never a verdict.
+//! - Any other *auto* route applies the calibrated [`Crossover`] ([`super::gpu::route`]): batches below
 //!   the crossover are verified on the CPU here (small batches cannot amortise a launch), large
 //!   ones are split between the device and the CPU cores so both finish together. The crossover
 //!   is measured once per device identity, rules and CPU (model, usable cores, IFMA or portable
@@ -26,7 +31,8 @@
 //! The device's first-time setup is slow: building the verifier (NVRTC compiles the CUDA kernels
 //! in about half a minute when no CUBIN is cached; an OpenCL driver builds its program), then
 //! the crossover (read from the disk cache, or calibrated: a 16,384-item corpus timed at five
-//! sizes on both sides, seconds). An auto-routed batch never waits for it:
+//! sizes on both sides, seconds; a forced route, or one with the CPU forbidden, needs only the
+//! verifier). A batch of an auto route with the CPU allowed never waits for it:
 //!
 //! - while the verifier is not built, or the crossover of (device, rules, CPU) is not known in
 //!   this process (neither pinned nor loaded nor calibrated yet), the batch is verified on the
@@ -362,6 +368,13 @@ fn is_forced(route: &Route) -> bool {
     route.reason == "forced"
 }
 
+/// Whether every batch of `engine`'s verify route goes to the device, waiting for its setup: the
+/// route was forced, or the CPU backend is forbidden (then the crossover, which sends batches to
+/// the CPU, and verifying on the CPU while the device is prepared are not allowed either).
+fn device_only(engine: &Engine) -> bool {
+    is_forced(engine.route(Job::Verify)) || engine.is_forbidden(Backend::Cpu)
+}
+
 /// The device path over one [`Setup`]: routes batches, and prepares the device in the
 /// background for auto routes (see the module docs).
 struct Warmer<S> {
@@ -397,14 +410,15 @@ impl<S: Setup> Warmer<S> {
     }
 
     /// Performs the setup of `engine`'s verify route for `rules` now, waiting for it: the
-    /// verifier, and for an auto route the crossover. `Ok` for a CPU route.
+    /// verifier, and the crossover unless every batch goes to the device ([`device_only`]).
+    /// `Ok` for a CPU route.
     fn prepare(&self, engine: &Engine, rules: Rules) -> Result<(), DeviceFault> {
         let route = engine.route(Job::Verify);
         if !matches!(route.backend, Backend::Cuda | Backend::Opencl) {
             return Ok(());
         }
         let v = self.setup.verifier(route.backend)?;
-        if !is_forced(route) {
+        if !device_only(engine) {
             self.setup.crossover(route.backend, v, engine, rules)?;
         }
         Ok(())
@@ -417,7 +431,7 @@ impl<S: Setup> Warmer<S> {
         if !matches!(route.backend, Backend::Cuda | Backend::Opencl) {
             return;
         }
-        if !is_forced(route) {
+        if !device_only(engine) {
             let _ = self.ready(engine, rules);
         } else if self.setup.verifier_if_ready(route.backend).is_none() {
             self.start(engine, rules);
@@ -478,19 +492,24 @@ impl<S: Setup> Warmer<S> {
         }
         let running = Running { warmer: self, key };
         self.started.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            %backend,
-            ?rules,
-            "preparing the device for verification in the background; until it is ready, auto-routed batches are verified on the CPU"
-        );
+        if device_only(engine) {
+            tracing::info!(%backend, ?rules, "preparing the device for verification in the background");
+        } else {
+            tracing::info!(
+                %backend,
+                ?rules,
+                "preparing the device for verification in the background; until it is ready, auto-routed batches are verified on the CPU"
+            );
+        }
         let engine = engine.clone();
         let spawned = std::thread::Builder::new().name("gpu-warmup".into()).spawn(move || {
             let _running = running;
             match self.setup.verifier(backend) {
-                // A forced route reports the fault with every batch routed to it.
-                Err(_) if is_forced(engine.route(Job::Verify)) => {}
+                // A forced route (or one with the CPU forbidden) reports the fault with every
+                // batch routed to it, and needs no crossover.
+                Err(_) if device_only(&engine) => {}
                 Err(fault) => self.report_unusable(backend, &fault),
-                Ok(_) if is_forced(engine.route(Job::Verify)) => {}
+                Ok(_) if device_only(&engine) => {}
                 // A failed calibration is warned about where it fails, and tried again after
                 // RETRY_CALIBRATION.
                 Ok(v) => {
@@ -523,7 +542,7 @@ impl<S: Setup> Warmer<S> {
         let route = engine.route(Job::Verify);
         let backend = route.backend;
         let n = batch.len();
-        let (v, plan) = if is_forced(route) {
+        let (v, plan) = if device_only(engine) {
             (self.setup.verifier(backend)?, Plan::Device)
         } else {
             match self.ready(engine, rules) {

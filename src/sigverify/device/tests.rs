@@ -43,10 +43,18 @@ impl GpuVerifier for FailsLarge {
 /// An engine whose verify route is CUDA, auto or forced, on capabilities that claim a CUDA
 /// device (the [`SlowSetup`] tests never touch it).
 fn cuda_engine(forced: bool) -> Engine {
+    cuda_engine_with(forced, false)
+}
+
+/// [`cuda_engine`], with the CPU backend forbidden when `forbid_cpu`.
+fn cuda_engine_with(forced: bool, forbid_cpu: bool) -> Engine {
     let (caps, _) = crate::sigverify::tests::claiming_a_cuda_device();
     let mut builder = Engine::builder().capabilities(caps);
     if forced {
         builder = builder.force(Backend::Cuda);
+    }
+    if forbid_cpu {
+        builder = builder.forbid(Backend::Cpu);
     }
     let engine = builder.build().expect("engine");
     assert_eq!(engine.backend(Job::Verify), Backend::Cuda);
@@ -294,4 +302,56 @@ fn a_failed_calibration_is_not_repeated_for_every_batch() {
     let second = crossover(Backend::Opencl, &v, &engine, Rules::Zip215);
     assert_eq!(second.err(), first.err(), "the same fault, remembered");
     assert_eq!(v.calls.load(std::sync::atomic::Ordering::Relaxed), calls, "no second calibration");
+}
+
+/// With the CPU backend forbidden, an auto route is served as a forced one: the first batch waits
+/// for the device's setup instead of going to the CPU, no crossover is calibrated or applied, and
+/// a failed setup is a fault for every batch (the dispatcher's logged fallback), not the quiet
+/// CPU path of an auto route.
+#[test]
+fn a_forbidden_cpu_verifies_nothing_while_the_device_is_prepared() {
+    let w = SlowSetup::warmer(false);
+    let engine = cuda_engine_with(false, true);
+    assert!(engine.is_forbidden(Backend::Cpu));
+    let batch = valid_batch(4);
+    let cpu_verdicts = cpu::verify_batch(&batch, Rules::Zip215, 1);
+    std::thread::scope(|s| {
+        // The gate opens some time after the batch started waiting (or before: either way the
+        // batch is served by the device).
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            w.setup.open();
+        });
+        assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215), Ok((cpu_verdicts.clone(), Served::Device)));
+    });
+    assert_eq!(w.setup.device.batches.load(Ordering::Relaxed), 1);
+    assert_eq!(w.setup.calibrations.load(Ordering::Relaxed), 0, "no crossover for a device-only route");
+    assert_eq!(w.started.load(Ordering::Relaxed), 0, "built by the batch, not in the background");
+    // A crossover that sends every batch to the CPU is known now: the auto route with the CPU
+    // allowed follows it, the one with the CPU forbidden does not.
+    *w.setup.crossover.lock().unwrap() = Some(Crossover {
+        fingerprint: "cpu only".into(),
+        min_device_batch: usize::MAX,
+        split_from: usize::MAX,
+        device_share: 1.0,
+        cpu_rate: 2.0,
+        device_rate: 1.0,
+    });
+    assert_eq!(w.try_verify(&cuda_engine(false), &batch, Rules::Zip215), Ok((cpu_verdicts.clone(), Served::Cpu)));
+    assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215), Ok((cpu_verdicts, Served::Device)));
+    assert_eq!(w.setup.device.batches.load(Ordering::Relaxed), 2);
+    assert_eq!(w.prepare(&engine, Rules::Zip215), Ok(()));
+    assert_eq!(w.setup.calibrations.load(Ordering::Relaxed), 0);
+
+    // A setup that fails: every batch is the fault, as for a forced route; nothing is reported
+    // as an auto route's unusable device, and no setup runs in the background.
+    let w = SlowSetup::warmer(true);
+    w.setup.open();
+    let fault = w.try_verify(&engine, &batch, Rules::Zip215).expect_err("the build fails");
+    assert!(matches!(&fault, DeviceFault::Device { source: GpuError::Build(_), .. }), "{fault:?}");
+    assert_eq!(w.try_verify(&engine, &batch, Rules::Zip215), Err(fault.clone()));
+    without_waiting(w, "warm_up", || w.warm_up(&engine, Rules::Zip215));
+    assert_eq!(w.prepare(&engine, Rules::Zip215), Err(fault));
+    assert_eq!(w.started.load(Ordering::Relaxed), 0);
+    assert!(w.reported.lock().unwrap().is_empty());
 }
