@@ -186,7 +186,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let ed = if rules == Rules::Strict { EdRules::Strict } else { EdRules::Zip215 };
     let (runner, device_name) = match args.backend.as_str() {
         "auto" => {
-            let e = Engine::new()?;
+            let e = Engine::builder().detect_options(no_dpdk()).build()?;
             let name = format!("auto (routed to {}; each row says what ran)", e.backend(parthenon::Job::Verify));
             // Until its device is ready an auto route verifies on the CPU: the first points
             // would time the CPU while the kernels build. Prepared first, or refused.
@@ -198,7 +198,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "cpu" => {
             // As `Engine::verify_with` allows: the usable cores, no more than the OS runs at once.
             let os = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let threads = parthenon::detect::detect().cpu.cores_usable.clamp(1, os.max(1));
+            let threads = parthenon::detect::detect_with(&no_dpdk()).cpu.cores_usable.clamp(1, os.max(1));
             (Runner::Cpu { threads }, format!("CPU, up to {threads} thread(s), one per 64 items"))
         }
         b => {
@@ -299,6 +299,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Detection for verification: DPDK's probe starts its EAL (once per process, with threads and
+/// memory), which nothing here uses.
+fn no_dpdk() -> parthenon::detect::DetectOptions {
+    parthenon::detect::DetectOptions { skip_dpdk: true, ..Default::default() }
 }
 
 #[cfg(test)]
