@@ -16,13 +16,25 @@
 //! the length): a length prefix alone costs no memory, and a half-sent frame at most about twice
 //! what was sent, not what its prefix claims.
 //!
-//! Decoding never allocates much more than the frame's own bytes: a `Submit` frame claiming more
-//! than [`MAX_SUBMIT_TXS`] transactions is malformed as soon as its length is read, before any
-//! transaction is decoded (an empty transaction is 3 bytes on the wire but 72 in memory, so a
-//! 64 MiB frame of them would have decoded to 1.6 GB). Every other vector in a frame has
-//! elements of at least 32 bytes on the wire, except view changes' payload lists (an empty payload
-//! is 1 byte on the wire, 24 in memory), which arrive only in validators' `Consensus` frames:
-//! those are read only from an identified validator at full size, or within the 1 MiB client limit.
+//! Decoding never allocates much more than the frame's own bytes. Every vector whose elements
+//! take much more memory than their smallest encoding is bounded by what a valid frame holds, and
+//! a longer one makes the frame malformed without decoding more than the bound's worth of
+//! elements: a `Submit` frame's transactions ([`MAX_SUBMIT_TXS`]; an empty transaction is 3
+//! bytes on the wire but 72 in memory, so a 64 MiB frame of them would decode to 1.6 GB), a view
+//! change's payloads ([`MAX_VIEW_CHANGE_PAYLOADS`]; an empty payload is 1 byte on the wire, 24 in
+//! memory), a proposal's justification (a view change is at least 71 bytes on the wire, 264 in
+//! memory) and a certificate's votes (both one per validator, [`MAX_VALIDATORS`]). Postcard
+//! announces a vector's length when the rest of the frame could hold that many one-byte
+//! elements, and the length alone refuses it then, before any element is decoded or allocated
+//! for; a longer claim is refused at the first element past the bound (or at the frame's end).
+//! Every other vector's elements take at most 1.5 times their smallest encoding in memory
+//! (payload and status bytes, transaction ids, a transaction's inputs, outputs and signatures;
+//! checked by a unit test), plus the room a growing vector keeps in reserve (at most as much
+//! again).
+//!
+//! [`MAX_VIEW_CHANGE_PAYLOADS`]: crate::node::consensus::MAX_VIEW_CHANGE_PAYLOADS
+//! [`MAX_VALIDATORS`]: crate::node::consensus::MAX_VALIDATORS
+//!
 //! Consensus frames carry signed messages: the node verifies every signature they carry in one
 //! engine batch per tick and drops (and counts) any message with a missing or invalid one.
 //!
@@ -131,7 +143,9 @@ pub enum Frame {
 }
 
 /// Decodes a `Submit` frame's transactions, refusing a length above [`MAX_SUBMIT_TXS`] before
-/// decoding (or allocating for) any of them. Postcard's length hint is the encoded length.
+/// decoding (or allocating for) any of them. Postcard's length hint is the encoded length when the
+/// rest of the frame could hold that many one-byte elements, and none otherwise: a larger claim is
+/// refused at the transaction past the limit, or at the frame's end.
 fn at_most_submit_txs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Transaction>, D::Error> {
     struct Bounded;
     impl<'de> serde::de::Visitor<'de> for Bounded {
@@ -278,7 +292,8 @@ mod tests {
 
     /// Finding: a `Submit` frame of empty transactions (3 bytes each on the wire, 72 in memory)
     /// decoded in full: 64 MiB became 1.6 GB. The length claim alone now refuses it, before any
-    /// transaction is decoded: a frame claiming 10 million is refused at once, and one of
+    /// transaction is decoded: a frame claiming 10 million is refused (at the end of its 1000
+    /// transactions: postcard announces no length the frame cannot hold), and one of
     /// `MAX_SUBMIT_TXS + 1` transactions, every one present, is malformed too (it decoded before).
     #[tokio::test]
     async fn a_submit_frame_claiming_too_many_transactions_is_refused_unread() {
@@ -386,6 +401,72 @@ mod tests {
             matches!(read_frame(&mut r).await, Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
         );
         assert!(r.most <= FRAME_CHUNK, "a read was offered {} bytes of room", r.most);
+    }
+
+    /// Finding: a view change's payload list was decoded in full before the rules allowed it two
+    /// payloads, so an identified validator's 64 MiB `Consensus` frame of empty payloads (1 byte
+    /// each on the wire, 24 in memory) decoded to 1.6 GB. A frame claiming a million payloads,
+    /// every one present, is now malformed on the claim alone (`SerdeDeCustom`, the bound's
+    /// refusal), and the stream stays in sync; one with two payloads decodes.
+    #[tokio::test]
+    async fn a_view_change_claiming_more_than_two_payloads_is_refused_at_decode() {
+        use crate::node::consensus::{Signed, ViewChange, ViewChangeBody, MAX_VIEW_CHANGE_PAYLOADS};
+        let body = ViewChangeBody { height: 1, new_view: 2, prepared: None, last_vote: None };
+        let vc = |payloads: usize| ViewChange {
+            signed: Signed { body: body.clone(), signer: 0, signature: Signature([2; 64]) },
+            payloads: vec![vec![]; payloads],
+        };
+        let frame = |payloads: u64| {
+            let mut body = postcard::to_stdvec(&Frame::Consensus(Message::ViewChange(vc(0)))).unwrap();
+            body.pop(); // the payload count (0), last
+            let mut v = payloads;
+            while v >= 0x80 {
+                body.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            body.push(v as u8);
+            body.resize(body.len() + payloads as usize, 0); // empty payloads
+            let mut out = (body.len() as u32).to_le_bytes().to_vec();
+            out.extend(body);
+            out
+        };
+        let mut buf = frame(1_000_000);
+        buf.extend(encode(&Frame::Tip(9)));
+        let mut r = buf.as_slice();
+        let first = read_frame(&mut r).await;
+        assert!(matches!(first, Err(FrameError::Malformed(postcard::Error::SerdeDeCustom))), "{first:?}");
+        assert!(matches!(read_frame(&mut r).await, Ok(Some(Frame::Tip(9)))), "the stream stays in sync");
+        let over = frame(MAX_VIEW_CHANGE_PAYLOADS as u64 + 1);
+        assert!(matches!(read_frame(&mut over.as_slice()).await, Err(FrameError::Malformed(_))));
+        let two = frame(MAX_VIEW_CHANGE_PAYLOADS as u64);
+        assert_eq!(two, encode(&Frame::Consensus(Message::ViewChange(vc(2)))));
+        let decoded = read_frame(&mut two.as_slice()).await;
+        assert!(
+            matches!(decoded, Ok(Some(Frame::Consensus(Message::ViewChange(ref v)))) if *v == vc(2)),
+            "{decoded:?}"
+        );
+    }
+
+    /// The module docs' claim: the elements of every vector a frame may carry unbounded take at
+    /// most 1.5 times their smallest encoding in memory (the bounded ones, transactions, view
+    /// changes, votes and payload lists, take more).
+    #[test]
+    fn unbounded_vectors_elements_are_at_most_half_again_their_smallest_encoding() {
+        use crate::node::ledger::{Lock, OutPoint, Output};
+        fn ratio<T: Serialize>(smallest: T) -> f64 {
+            std::mem::size_of::<T>() as f64 / postcard::to_stdvec(&smallest).unwrap().len() as f64
+        }
+        let smallest_output = Output { value: 0, lock: Lock::Ed25519([0; 32]) };
+        let ratios = [
+            ("payload byte", ratio(0u8)),
+            ("transaction id", ratio(Digest([0; 32]))),
+            ("input", ratio(OutPoint { tx: Digest([0; 32]), index: 0 })),
+            ("output", ratio(smallest_output)),
+            ("signature", ratio(Signature([0; 64]))),
+        ];
+        for (what, r) in ratios {
+            assert!(r <= 1.5, "{what}: {r} times its smallest encoding");
+        }
     }
 
     #[tokio::test]

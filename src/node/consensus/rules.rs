@@ -89,7 +89,7 @@ fn view_change_shape(set: &ValidatorSet, vc: &ViewChange, seen: &mut [bool]) -> 
         distinct(seen, &p.votes, |v| v.signer)?;
     }
     // The payloads of its prepared certificate and its last vote.
-    at_most("view change payloads", vc.payloads.len(), 2)
+    at_most("view change payloads", vc.payloads.len(), MAX_VIEW_CHANGE_PAYLOADS)
 }
 
 /// Cheap structural bounds of a message, checked *before* its signatures are verified, so a

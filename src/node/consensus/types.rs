@@ -13,8 +13,17 @@
 //! nested ones included ([`Message::signatures`]), in one batch through the engine, and feeds the
 //! core only messages whose signatures all hold. The core checks everything else (signer is a
 //! validator, stake thresholds, heights and views, digests).
+//!
+//! # Decoding
+//!
+//! Messages arrive from peers, so decoding bounds every vector whose elements take much more
+//! memory than their smallest encoding by what a valid message can hold, and refuses a longer
+//! one on its announced length, before decoding (or allocating for) any element: a view
+//! change's payloads ([`MAX_VIEW_CHANGE_PAYLOADS`]; an empty payload is 1 byte on the wire, 24 in
+//! memory), a proposal's justification and a certificate's votes (one per validator,
+//! [`MAX_VALIDATORS`]). The remaining vectors (payload bytes) take one byte of memory per byte.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 
@@ -272,6 +281,59 @@ pub const fn max_proposal_bytes(validators: usize, payload: usize) -> usize {
 /// (Checked by a unit test.)
 pub const MAX_VALIDATORS: usize = 587;
 
+/// Most payloads a [`ViewChange`] carries: its prepared certificate's and its last vote's. A
+/// longer list does not decode (module docs).
+pub const MAX_VIEW_CHANGE_PAYLOADS: usize = 2;
+
+/// Decodes a vector of at most `max` elements (`what`, for the error). Postcard announces a
+/// vector's length before its elements: a longer one is refused on that alone, before any
+/// element is decoded or allocated for (serde's own `Vec` decoding would push every element the
+/// length claims that the input holds). A format that announces no length is refused at the
+/// first element past `max`.
+fn at_most<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    max: usize,
+    what: &'static str,
+) -> Result<Vec<T>, D::Error> {
+    struct Bounded<T> {
+        max: usize,
+        what: &'static str,
+        elements: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "at most {} {}", self.max, self.what)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let n = seq.size_hint().unwrap_or(0);
+            if n > self.max {
+                return Err(serde::de::Error::invalid_length(n, &self));
+            }
+            let mut out = Vec::with_capacity(n);
+            while let Some(x) = seq.next_element()? {
+                if out.len() == self.max {
+                    return Err(serde::de::Error::invalid_length(out.len() + 1, &self));
+                }
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded { max, what, elements: std::marker::PhantomData })
+}
+
+/// A list of at most one item per validator ([`MAX_VALIDATORS`]): a certificate's votes, a
+/// justification's view changes.
+fn at_most_validators<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    at_most(d, MAX_VALIDATORS, "entries, one per validator")
+}
+
+/// A view change's payloads: at most [`MAX_VIEW_CHANGE_PAYLOADS`].
+fn at_most_view_change_payloads<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    at_most(d, MAX_VIEW_CHANGE_PAYLOADS, "view change payloads")
+}
+
 /// A body with its signer and signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signed<T> {
@@ -344,7 +406,9 @@ pub type SignedVote = Signed<Vote>;
 /// committed in that view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreparedCert {
-    /// The prepares (same height, view, digest; distinct signers).
+    /// The prepares (same height, view, digest; distinct signers); at most [`MAX_VALIDATORS`]
+    /// decode.
+    #[serde(deserialize_with = "at_most_validators")]
     pub votes: Vec<SignedVote>,
 }
 
@@ -363,7 +427,8 @@ impl PreparedCert {
 /// all stake (fast path), all for the same `(height, view, digest)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitCert {
-    /// The votes.
+    /// The votes; at most [`MAX_VALIDATORS`] decode.
+    #[serde(deserialize_with = "at_most_validators")]
     pub votes: Vec<SignedVote>,
 }
 
@@ -408,7 +473,8 @@ impl Signable for ViewChangeBody {
 pub struct ViewChange {
     /// The signed part.
     pub signed: Signed<ViewChangeBody>,
-    /// Payloads named by `prepared` and `last_vote`.
+    /// Payloads named by `prepared` and `last_vote`; at most [`MAX_VIEW_CHANGE_PAYLOADS`] decode.
+    #[serde(deserialize_with = "at_most_view_change_payloads")]
     pub payloads: Vec<Vec<u8>>,
 }
 
@@ -422,7 +488,9 @@ pub enum Message {
         header: Signed<ProposalHeader>,
         /// The payload (hashes to `header.body.digest`).
         payload: Vec<u8>,
-        /// View changes from a quorum for `(height, view)`; empty in view 0.
+        /// View changes from a quorum for `(height, view)`; empty in view 0. At most
+        /// [`MAX_VALIDATORS`] decode.
+        #[serde(deserialize_with = "at_most_validators")]
         justification: Vec<ViewChange>,
     },
     /// A prepare or commit vote.
@@ -518,5 +586,120 @@ impl Evidence {
             Evidence::Proposals(a, _) => a.signer,
             Evidence::Votes(a, _) => a.signer,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn vote(signer: ValidatorIndex) -> SignedVote {
+        let body = Vote { kind: VoteKind::Prepare, height: 1, view: 0, digest: Digest([7; 32]) };
+        Signed { body, signer, signature: Signature([1; 64]) }
+    }
+
+    fn view_change(payloads: usize) -> ViewChange {
+        let body = ViewChangeBody { height: 1, new_view: 2, prepared: None, last_vote: None };
+        ViewChange {
+            signed: Signed { body, signer: 0, signature: Signature([2; 64]) },
+            payloads: vec![vec![]; payloads],
+        }
+    }
+
+    /// Refused by a bounded list's length check (postcard keeps no message: a custom error).
+    fn refused<T>(r: Result<T, postcard::Error>) -> bool {
+        matches!(r, Err(postcard::Error::SerdeDeCustom))
+    }
+
+    /// The encoding of `items` as a vector claiming `claimed` elements.
+    fn list<T: Serialize>(claimed: u64, items: &[T]) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(claimed, &mut out);
+        for x in items {
+            out.extend(postcard::to_stdvec(x).unwrap());
+        }
+        out
+    }
+
+    /// Finding: every vector of a consensus message decoded in full before the rules counted
+    /// it, so a validator's 64 MiB frame of empty view change payloads (1 byte each on the wire,
+    /// 24 in memory) decoded to 1.6 GB. A list longer than any valid message holds is now
+    /// refused on its announced length (postcard announces it when the input is long enough to
+    /// hold that many one-byte elements), before any element is decoded: a claim followed by
+    /// bytes that are no element is refused by the bound (`SerdeDeCustom`), not by the first
+    /// element's decoding. A claim the input cannot hold is refused at the first element past
+    /// the bound, not at the end of the input (`DeserializeUnexpectedEnd`, as the old code did).
+    #[test]
+    fn lists_longer_than_a_valid_message_holds_are_refused_on_their_length() {
+        let garbage = |n: usize| vec![0xffu8; n];
+        // A view change's payloads: at most two.
+        let empty = postcard::to_stdvec(&view_change(0)).unwrap();
+        let payloads = |tail: Vec<u8>| {
+            let mut b = empty[..empty.len() - 1].to_vec(); // the payload count is last
+            b.extend(tail);
+            postcard::from_bytes::<ViewChange>(&b)
+        };
+        let with = |claimed: u64, present: usize| payloads(list::<Vec<u8>>(claimed, &vec![vec![]; present]));
+        assert_eq!(with(2, 2), Ok(view_change(2)));
+        assert!(refused(with(3, 3)));
+        assert!(refused(with(1_000_000, 1_000_000)));
+        let mut unread = list::<Vec<u8>>(1_000_000, &[]);
+        unread.extend(garbage(1_000_000));
+        assert!(refused(payloads(unread)));
+        assert!(refused(with(1_000_000_000, 1000)));
+        // Certificates' votes: one per validator at most.
+        let votes: Vec<SignedVote> = (0..=MAX_VALIDATORS as u16).map(vote).collect();
+        let n = MAX_VALIDATORS as u64;
+        let mut unread = list::<SignedVote>(n + 1, &[]);
+        unread.extend(garbage(MAX_VALIDATORS + 1));
+        let prepared = postcard::from_bytes::<PreparedCert>(&list(n, &votes[..MAX_VALIDATORS]));
+        assert_eq!(prepared.map(|c| c.votes.len()), Ok(MAX_VALIDATORS));
+        assert!(refused(postcard::from_bytes::<PreparedCert>(&list(n + 1, &votes))));
+        assert!(refused(postcard::from_bytes::<PreparedCert>(&unread)));
+        let commit = postcard::from_bytes::<CommitCert>(&list(n, &votes[..MAX_VALIDATORS]));
+        assert_eq!(commit.map(|c| c.votes.len()), Ok(MAX_VALIDATORS));
+        assert!(refused(postcard::from_bytes::<CommitCert>(&list(n + 1, &votes))));
+        assert!(refused(postcard::from_bytes::<CommitCert>(&unread)));
+        // A proposal's justification: one view change per validator at most.
+        let header = Signed {
+            body: ProposalHeader { height: 1, view: 2, digest: Digest::of(b"") },
+            signer: 0,
+            signature: Signature([3; 64]),
+        };
+        let proposal = Message::Proposal { header, payload: Vec::new(), justification: Vec::new() }.encode();
+        let justified = |tail: Vec<u8>| {
+            let mut b = proposal[..proposal.len() - 1].to_vec(); // the justification's count is last
+            b.extend(tail);
+            Message::decode(&b)
+        };
+        let vcs = vec![view_change(0); MAX_VALIDATORS + 1];
+        let full = justified(list(n, &vcs[..MAX_VALIDATORS]));
+        assert!(matches!(full, Ok(Message::Proposal { justification, .. }) if justification.len() == MAX_VALIDATORS));
+        assert!(refused(justified(list(n + 1, &vcs))));
+        let mut unread = list::<ViewChange>(n + 1, &[]);
+        unread.extend(garbage(MAX_VALIDATORS + 1));
+        assert!(refused(justified(unread)));
+        // The encoder's output round-trips.
+        let m = Message::ViewChange(view_change(2));
+        assert_eq!(Message::decode(&m.encode()), Ok(m));
+    }
+
+    /// A format that announces no length (JSON) is refused at the first element past the limit,
+    /// and the error names the limit.
+    #[test]
+    fn a_list_without_an_announced_length_is_refused_past_its_limit() {
+        let mut json = serde_json::to_value(view_change(2)).unwrap();
+        assert_eq!(serde_json::from_value::<ViewChange>(json.clone()).unwrap(), view_change(2));
+        json["payloads"] = serde_json::json!([[], [], []]);
+        let e = serde_json::from_value::<ViewChange>(json).unwrap_err().to_string();
+        assert!(e.contains("at most 2 view change payloads"), "{e}");
     }
 }
