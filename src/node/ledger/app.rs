@@ -3,11 +3,13 @@
 //! - `propose` builds the next block from the mempool (oldest first, up to `max_block_txs` and
 //!   [`MAX_PAYLOAD_BYTES`], skipping transactions whose inputs are gone or already taken by an
 //!   earlier one).
-//! - `validate` rejects a payload above [`MAX_PAYLOAD_BYTES`], one that is not the canonical
-//!   encoding of a block ([`Block::decode`]: no trailing bytes), and a block with more than
-//!   `max_block_txs` transactions, then runs [`Ledger::validate_block`] against the tip. The
-//!   limits are validity rules: every validator of a chain must configure the same
-//!   `max_block_txs`.
+//! - `validate` rejects a payload above [`MAX_PAYLOAD_BYTES`], a block with more than
+//!   `max_block_txs` transactions (the count is read from the block's header before any
+//!   transaction is decoded, [`Block::transaction_count`]: a leader's 24 MiB of empty
+//!   transactions, 72 bytes each in memory, is refused without decoding them), and one that is
+//!   not the canonical encoding of a block ([`Block::decode`]: no trailing bytes), then runs
+//!   [`Ledger::validate_block`] against the tip. The limits are validity rules: every validator
+//!   of a chain must configure the same `max_block_txs`.
 //! - `commit` applies a final block and drops the mempool entries it made obsolete. A final
 //!   block that does not apply is an error ([`CommitError`]): the local ledger diverged from the
 //!   quorum's, and the node stops rather than store and serve it.
@@ -134,10 +136,12 @@ impl LedgerApp {
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(BlockError::TooLarge { bytes: payload.len(), max: MAX_PAYLOAD_BYTES });
         }
-        let b = Block::decode(payload).map_err(|e| BlockError::Decode(e.to_string()))?;
-        if b.transactions.len() > self.max_block_txs {
-            return Err(BlockError::TooManyTransactions { got: b.transactions.len(), max: self.max_block_txs });
+        // The count first, so that a block of too many transactions costs no decoding.
+        let count = Block::transaction_count(payload).map_err(|e| BlockError::Decode(e.to_string()))?;
+        if count > self.max_block_txs {
+            return Err(BlockError::TooManyTransactions { got: count, max: self.max_block_txs });
         }
+        let b = Block::decode(payload).map_err(|e| BlockError::Decode(e.to_string()))?;
         if b.height != height {
             return Err(BlockError::Height { got: b.height, want: height });
         }

@@ -176,6 +176,48 @@ fn block_payloads_must_be_canonical_and_bounded() {
     assert_eq!(Block::decode(&app.propose(0)).unwrap().transactions.len(), 2);
 }
 
+/// Finding: `check_block` decoded a leader's whole payload before counting its transactions, so
+/// 24 MiB of empty transactions (3 bytes each on the wire, 72 in memory: 8 million of them) made
+/// every validator allocate about 1 GB on the consensus thread before refusing the block. The
+/// count is now read from the block's header first: a payload claiming 8 million transactions
+/// with none present is refused as too many (the old code decoded until the bytes ran out and
+/// called it undecodable), and so is one where all 8 million are present.
+#[test]
+fn a_block_claiming_too_many_transactions_is_refused_on_its_count() {
+    let (l, _, g) = setup();
+    let mut app = LedgerApp::new(l, 0, 2, 10_000);
+    let header = Block { height: 0, parent: g, proposer: 1, transactions: Vec::new() }.encode();
+    let claiming = |count: u64, present: usize| {
+        let mut b = header[..header.len() - 1].to_vec(); // the transaction count (0), last
+        let mut v = count;
+        while v >= 0x80 {
+            b.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        b.push(v as u8);
+        b.resize(b.len() + present * MIN_TX_BYTES, 0); // empty transactions
+        b
+    };
+    let claim = claiming(8_000_000, 0);
+    assert_eq!(Block::transaction_count(&claim), Ok(8_000_000));
+    assert_eq!(Block::decode(&claim), Err(DecodeError::Truncated { claimed: 8_000_000, bytes: 0 }));
+    assert!(!app.validate(0, &claim));
+    assert_eq!(app.last_rejection(), Some(&BlockError::TooManyTransactions { got: 8_000_000, max: 2 }));
+    // All of them present: 24 MB, within `MAX_PAYLOAD_BYTES`, refused without decoding them.
+    let full = claiming(8_000_000, 8_000_000);
+    assert!(full.len() <= MAX_PAYLOAD_BYTES);
+    assert!(!app.validate(0, &full));
+    assert_eq!(app.last_rejection(), Some(&BlockError::TooManyTransactions { got: 8_000_000, max: 2 }));
+    // Within the limit but not present: undecodable, refused before any transaction is decoded.
+    assert!(!app.validate(0, &claiming(2, 0)));
+    assert!(matches!(app.last_rejection(), Some(BlockError::Decode(e)) if e.contains("claims 2 transactions")));
+    // The count of a real block is its length, and an empty block within the limits is valid.
+    let two = claiming(2, 2);
+    assert_eq!(Block::decode(&two).map(|b| b.transactions.len()), Ok(2));
+    assert_eq!(Block::transaction_count(&header), Ok(0));
+    assert!(app.validate(0, &header));
+}
+
 #[test]
 fn payload_bound_fits_the_transfer_and_frame_limits() {
     use crate::node::consensus::{CommitCert, Signed, Vote, VoteKind, MAX_SIGNED_VOTE_BYTES};

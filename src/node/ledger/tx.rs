@@ -13,6 +13,10 @@
 //! - A block has exactly one encoding: [`Block::decode`] accepts only bytes that [`Block::encode`]
 //!   produces again byte for byte (no trailing bytes, no overlong varints), so a proposer cannot
 //!   pad a block or give one block several digests. A payload is at most [`MAX_PAYLOAD_BYTES`].
+//! - A block's transaction count can be read from its header ([`Block::transaction_count`])
+//!   before any transaction is decoded: an empty transaction is [`MIN_TX_BYTES`] on the wire but
+//!   72 in memory, so a validity limit on the count is checked on the count alone
+//!   ([`LedgerApp::check_block`](super::app::LedgerApp::check_block)).
 
 use crate::node::consensus::{Digest, Height, ValidatorIndex};
 use serde::{Deserialize, Serialize};
@@ -125,6 +129,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 24 << 20;
 /// most 10 bytes each), parent (32), proposer (varint of at most 3).
 pub const BLOCK_OVERHEAD_BYTES: usize = 10 + 32 + 3 + 10;
 
+/// Smallest encoding of a transaction: three empty vectors, one length byte each.
+pub const MIN_TX_BYTES: usize = 3;
+
 /// Why bytes are not a block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -137,6 +144,14 @@ pub enum DecodeError {
     /// A block whose canonical encoding differs from the bytes (e.g. an overlong varint).
     #[error("non-canonical encoding")]
     NonCanonical,
+    /// A transaction count that the bytes after it cannot hold ([`MIN_TX_BYTES`] each).
+    #[error("block claims {claimed} transactions in {bytes} bytes (each takes at least {MIN_TX_BYTES})")]
+    Truncated {
+        /// Transactions claimed.
+        claimed: usize,
+        /// Bytes after the count.
+        bytes: usize,
+    },
 }
 
 impl Block {
@@ -144,9 +159,32 @@ impl Block {
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).unwrap_or_default()
     }
+    /// The number of transactions the block encoded in `bytes` claims, read from its header
+    /// (height, parent, proposer, then the count) without decoding any transaction; a header
+    /// that does not decode is an error. Nothing after the count is checked: for bytes that
+    /// [`Block::decode`] accepts it is `transactions.len()`.
+    pub fn transaction_count(bytes: &[u8]) -> Result<usize, DecodeError> {
+        Block::count_and_rest(bytes).map(|(claimed, _)| claimed)
+    }
+
+    /// The claimed transaction count and the bytes after it. Postcard writes a vector's length
+    /// as a `usize` varint, the encoding of a `u64` on a 64-bit target (on a narrower one a count
+    /// past `usize::MAX` reads as `usize::MAX`: too many either way).
+    fn count_and_rest(bytes: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
+        let ((_, _, _, claimed), rest): ((Height, Digest, ValidatorIndex, u64), &[u8]) =
+            postcard::take_from_bytes(bytes)?;
+        Ok((usize::try_from(claimed).unwrap_or(usize::MAX), rest))
+    }
+
     /// Decodes [`Block::encode`]'s output, and nothing else: trailing bytes and non-canonical
-    /// encodings are errors.
+    /// encodings are errors. A transaction count the bytes after it cannot hold at
+    /// [`MIN_TX_BYTES`] each is refused before any transaction is decoded
+    /// ([`DecodeError::Truncated`]).
     pub fn decode(bytes: &[u8]) -> Result<Block, DecodeError> {
+        let (claimed, rest) = Block::count_and_rest(bytes)?;
+        if claimed > rest.len() / MIN_TX_BYTES {
+            return Err(DecodeError::Truncated { claimed, bytes: rest.len() });
+        }
         let (block, rest): (Block, &[u8]) = postcard::take_from_bytes(bytes)?;
         if !rest.is_empty() {
             return Err(DecodeError::Trailing(rest.len()));
