@@ -15,7 +15,7 @@
 //! | `parthenon_consensus_messages` | counter | consensus messages accepted |
 //! | `parthenon_dropped_frames{reason}` | counter | frames dropped: `malformed`, `unidentified` (consensus or `Tip` without a completed handshake), `bad_signature`, `refused_unverified` (over a shape bound, out of view range, below our height, or a `Decided` without a quorum certificate: not verified), `queue_full` |
 //! | `parthenon_refused_hellos` | counter | `Hello` handshakes refused (unknown or own index, bad or missing proof, timeout, repeated `Hello`), each closing its connection |
-//! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout, or a client that has not subscribed silent past the client idle timeout), `write_timeout` (a client that did not take a frame within 10 s), `validator_limit` (right after its handshake: 8 connections of that validator open), `stalled_frame` (a frame's body not complete within its deadline: 5 s plus its length at 1 MiB/s) |
+//! | `parthenon_connections_closed{reason}` | counter | inbound connections closed by the node: `no_slot` (refused at once: every connection slot of its kind taken), `idle` (no first frame within the handshake timeout, or a client that has not subscribed silent past the client idle timeout), `write_timeout` (a client that did not take a frame within 10 s), `lagging` (a subscriber whose queue of commit notices was full: 4096 frames or 16 MiB not yet written), `validator_limit` (right after its handshake: 8 connections of that validator open), `stalled_frame` (a frame's body not complete within its deadline: 5 s plus its length at 1 MiB/s) |
 //! | `parthenon_evidence` | counter | equivocations seen |
 //! | `parthenon_view_changes` | counter | view changes this validator started |
 //! | `parthenon_sync_blocks{direction}` | counter | final blocks `fetched` from / `served` to peers through transfer |
@@ -142,6 +142,7 @@ impl Collector for NodeCollector {
                 ("no_slot", load(&net.refused_connections)),
                 ("idle", load(&net.idle_closed)),
                 ("write_timeout", load(&net.write_timeouts)),
+                ("lagging", load(&net.lagging_subscribers)),
                 ("validator_limit", load(&net.validator_limit)),
                 ("stalled_frame", load(&net.stalled_frames)),
             ],

@@ -41,10 +41,18 @@
 //! descriptors, say) is logged and retried after [`ACCEPT_BACKOFF`] rather than at once, which
 //! spun a core.
 //!
-//! Frames the node sends a client (commit notices, status answers) wait in a queue of 4096 per
-//! connection; one the client does not take within [`WRITE_TIMEOUT`] closes the connection
-//! ([`NetCounters::write_timeouts`]), which frees the queue: a subscriber dropped for lagging
-//! does not keep its queue for as long as it keeps the connection open.
+//! Frames the node sends a client (commit notices, status answers) wait, encoded, in a queue of
+//! at most [`CLIENT_QUEUE`] frames per connection; one the client does not take within
+//! [`WRITE_TIMEOUT`] closes the connection ([`NetCounters::write_timeouts`]), which frees the
+//! queue. A commit notice is encoded once and shared by every subscriber's queue; one that finds
+//! its subscriber's queue full ([`CLIENT_QUEUE`] frames, or
+//! [`SUBSCRIBER_BACKLOG`](crate::node::service::SUBSCRIBER_BACKLOG) bytes not yet written) closes
+//! that connection at once, freeing its queue ([`NetCounters::lagging_subscribers`]). So a reader
+//! slow enough to lag that far, yet fast enough to take each frame within [`WRITE_TIMEOUT`],
+//! cannot keep more than that queued for it; before, it was only unsubscribed, and kept its
+//! 4096 notices (each its own copy) for as long as it took them. A subscriber has no idle
+//! timeout: one that reads nothing is closed once notices fill its queue, or one waits past
+//! [`WRITE_TIMEOUT`].
 //!
 //! The first frame of an accepted connection says what it is:
 //!
@@ -77,16 +85,16 @@
 
 use crate::node::consensus::{Digest, ValidatorIndex};
 use crate::node::handshake::{self, Verifier, HANDSHAKE_TIMEOUT};
-use crate::node::net::{read_frame_within, write_frame, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
+use crate::node::net::{encode, read_frame_within, Frame, FrameError, MAX_CLIENT_FRAME, MAX_FRAME};
 use crate::node::service::{ClientRequest, Event, NetCounters, MAX_SUBSCRIBERS};
 use crate::node::sync::BlockServer;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// How long a validator waits before calling a peer again after a failed handshake.
 pub const HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
@@ -120,6 +128,87 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest a validator waits for a peer to accept its outbound connection; then it drops what
 /// queued for that peer and calls again (module docs).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most frames queued for one client connection (module docs).
+pub const CLIENT_QUEUE: usize = 4096;
+
+/// The frames queued for one client connection, encoded, as its reader and (for a subscriber)
+/// the consensus task hold it; the connection's writer takes them (module docs).
+#[derive(Clone)]
+pub(crate) struct ClientQueue {
+    frames: mpsc::Sender<Arc<Vec<u8>>>,
+    /// Bytes of the frames queued and not yet written.
+    backlog: Arc<AtomicUsize>,
+    /// Notified to close the connection: its writer stops, dropping what is queued.
+    close: Arc<Notify>,
+}
+
+/// What became of a commit notice offered to a subscriber's queue ([`ClientQueue::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued.
+    Queued,
+    /// The connection has ended.
+    Closed,
+    /// The queue was full: the connection is being closed, its queue dropped.
+    Lagging,
+}
+
+/// The writer's end of a [`ClientQueue`].
+struct QueueEnd {
+    frames: mpsc::Receiver<Arc<Vec<u8>>>,
+    backlog: Arc<AtomicUsize>,
+    close: Arc<Notify>,
+}
+
+impl ClientQueue {
+    fn new() -> (ClientQueue, QueueEnd) {
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let (backlog, close) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        let end = QueueEnd { frames: rx, backlog: backlog.clone(), close: close.clone() };
+        (ClientQueue { frames: tx, backlog, close }, end)
+    }
+
+    /// Queues `frame`, waiting for room; false when the connection has ended.
+    async fn send(&self, frame: Arc<Vec<u8>>) -> bool {
+        let len = frame.len();
+        self.backlog.fetch_add(len, Ordering::Relaxed);
+        let sent = self.frames.send(frame).await.is_ok();
+        if !sent {
+            self.backlog.fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Queues a commit notice without waiting; when the queue holds [`CLIENT_QUEUE`] frames
+    /// already, or frames waiting and with `notice` more than `max_backlog` bytes, tells the
+    /// connection to close instead (module docs). A notice larger than `max_backlog` is still
+    /// queued for a subscriber that has taken everything else.
+    pub(crate) fn offer(&self, notice: &Arc<Vec<u8>>, max_backlog: usize) -> Offer {
+        let waiting = self.backlog.load(Ordering::Relaxed);
+        if waiting > 0 && waiting.saturating_add(notice.len()) > max_backlog {
+            self.close.notify_one();
+            return Offer::Lagging;
+        }
+        // Counted before it is queued: the writer may take it and uncount it at once.
+        self.backlog.fetch_add(notice.len(), Ordering::Relaxed);
+        let offer = match self.frames.try_send(notice.clone()) {
+            Ok(()) => return Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close.notify_one();
+                Offer::Lagging
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        };
+        self.backlog.fetch_sub(notice.len(), Ordering::Relaxed);
+        offer
+    }
+
+    /// Whether the connection's writer has ended (its queue dropped).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+    }
+}
 
 /// Inbound connection slots (module docs).
 pub(crate) struct Slots {
@@ -264,7 +353,12 @@ fn stalled(counters: &NetCounters, remote: SocketAddr, e: &FrameError) {
 }
 
 /// One accepted connection; `slot` is held until both its halves are closed.
-async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbound>, slot: OwnedSemaphorePermit) {
+pub(crate) async fn connection(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    inbound: Arc<Inbound>,
+    slot: OwnedSemaphorePermit,
+) {
     let counters = &inbound.counters;
     let mut identified: Option<ValidatorIndex> = None;
     let mut slot = Held { _slot: slot, _validator: None };
@@ -316,17 +410,34 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
     // Full-size frames only from a validator that proved its key (crate::node::net).
     let limit = if identified.is_some() { MAX_FRAME } else { MAX_CLIENT_FRAME };
     let (mut rd, mut wr) = stream.into_split();
-    let (otx, mut orx) = mpsc::channel::<Frame>(1 << 12);
+    let (queue, mut end) = ClientQueue::new();
     let slot = Arc::new(slot);
     let writer_slot = slot.clone();
     // Dropped when the writer ends: the reader then ends too, closing the connection.
     let (writer_alive, mut writer_ended) = oneshot::channel::<()>();
     let writer_counters = inbound.counters.clone();
     tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
         let (_slot, _alive) = (writer_slot, writer_alive);
-        while let Some(f) = orx.recv().await {
-            match tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut wr, &f)).await {
-                Ok(Ok(())) => {}
+        loop {
+            // Told to close (a subscriber lagging, module docs): at once, even mid-frame.
+            let buf = tokio::select! {
+                biased;
+                _ = end.close.notified() => break,
+                f = end.frames.recv() => match f {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
+            let written = tokio::select! {
+                biased;
+                _ = end.close.notified() => break,
+                w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&buf)) => w,
+            };
+            match written {
+                Ok(Ok(())) => {
+                    end.backlog.fetch_sub(buf.len(), Ordering::Relaxed);
+                }
                 Ok(Err(_)) => break,
                 Err(_) => {
                     writer_counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -335,7 +446,9 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                 }
             }
         }
-        // Dropping `orx` frees the frames still queued for this connection.
+        // Frees the frames still queued for this connection, then closes its write half.
+        drop(end);
+        drop(wr);
     });
     // Whether it asked for commit notices, and whether the node took it as a subscriber.
     let (mut asked, mut subscribed) = (false, false);
@@ -413,7 +526,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
             Frame::Subscribe => {
                 asked = true;
                 let (taken, answer) = oneshot::channel();
-                if inbound.tx.send(Event::Subscribe(otx.clone(), taken)).await.is_err() {
+                if inbound.tx.send(Event::Subscribe(queue.clone(), taken)).await.is_err() {
                     return;
                 }
                 subscribed = answer.await.unwrap_or(false);
@@ -428,7 +541,7 @@ async fn connection(mut stream: TcpStream, remote: SocketAddr, inbound: Arc<Inbo
                     return;
                 }
                 if let Ok(s) = rrx.await {
-                    let _ = otx.send(Frame::Status(s)).await;
+                    let _ = queue.send(Arc::new(encode(&Frame::Status(s)))).await;
                 }
                 continue;
             }
@@ -519,6 +632,36 @@ mod tests {
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), KEEPALIVE_IDLE.as_secs() as u32);
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 10);
         assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 3);
+    }
+
+    /// A notice is queued by reference (one buffer for every subscriber); one that finds the queue
+    /// full, in frames or in bytes, tells the connection to close; dropping the writer's end
+    /// frees every queued notice.
+    #[tokio::test]
+    async fn a_full_client_queue_closes_its_connection() {
+        async fn closing(end: &QueueEnd) -> bool {
+            tokio::time::timeout(Duration::from_secs(10), end.close.notified()).await.is_ok()
+        }
+        // In bytes: a notice larger than the bound still goes to a queue with nothing waiting.
+        let (q, end) = ClientQueue::new();
+        assert_eq!(q.offer(&Arc::new(vec![0; 100]), 10), Offer::Queued);
+        assert_eq!(q.offer(&Arc::new(vec![0; 1]), 10), Offer::Lagging);
+        assert!(closing(&end).await, "not told to close");
+        assert_eq!(q.backlog.load(Ordering::Relaxed), 100);
+        // In frames.
+        let (q, end) = ClientQueue::new();
+        let notice = Arc::new(vec![0u8; 1]);
+        for _ in 0..CLIENT_QUEUE {
+            assert_eq!(q.offer(&notice, usize::MAX), Offer::Queued);
+        }
+        assert_eq!(Arc::strong_count(&notice), CLIENT_QUEUE + 1, "one buffer, shared");
+        assert_eq!(q.offer(&notice, usize::MAX), Offer::Lagging);
+        assert!(closing(&end).await, "not told to close");
+        assert_eq!(q.backlog.load(Ordering::Relaxed), CLIENT_QUEUE);
+        drop(end);
+        assert_eq!(Arc::strong_count(&notice), 1, "the queued notices were kept");
+        assert!(q.is_closed());
+        assert_eq!(q.offer(&notice, usize::MAX), Offer::Closed);
     }
 
     /// Finding: the outbound `connect` had no timeout, so a peer whose host drops our SYNs (here

@@ -24,8 +24,10 @@
 //!
 //! Clients subscribe to commit notices once per connection (at most [`MAX_SUBSCRIBERS`] at a
 //! time: the node answers each `Event::Subscribe` with whether it took it, and a connection
-//! it refused stays subject to the client idle timeout); a subscriber whose queue is full is
-//! dropped rather than buffered for, and a connection
+//! it refused stays subject to the client idle timeout). Each final block's notice is encoded
+//! once and shared by every subscriber's queue; a subscriber whose queue is full (4096 frames,
+//! or [`SUBSCRIBER_BACKLOG`] bytes not yet written) has its connection closed and its queue
+//! freed rather than buffered for ([`crate::node::peer`]), and a connection
 //! that does not take a queued frame within [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT)
 //! is closed, its queue freed.
 //!
@@ -55,7 +57,7 @@ use crate::node::ledger::app::LedgerApp;
 use crate::node::ledger::{Block, Ledger, Transaction};
 use crate::node::metrics::{NodeCollector, NodeGauges};
 use crate::node::net::{encode, Frame};
-use crate::node::peer::{accept_loop, outbound, raise_fd_limit, Identity, Inbound, Slots};
+use crate::node::peer::{accept_loop, outbound, raise_fd_limit, ClientQueue, Identity, Inbound, Offer, Slots};
 use crate::node::storage::{Store, StoreError};
 use crate::node::sync::{BlockServer, SyncError, IO_TIMEOUT, MAX_FETCH};
 use crate::sigverify::{Batch, Scheme};
@@ -121,6 +123,10 @@ pub struct NetCounters {
     /// Client connections closed because a frame for them was not taken within
     /// [`WRITE_TIMEOUT`](crate::node::peer::WRITE_TIMEOUT) ([`crate::node::peer`]).
     pub write_timeouts: AtomicU64,
+    /// Subscriber connections closed because a commit notice found their queue full
+    /// ([`CLIENT_QUEUE`](crate::node::peer::CLIENT_QUEUE) frames, or [`SUBSCRIBER_BACKLOG`]
+    /// bytes not yet written; [`crate::node::peer`]).
+    pub lagging_subscribers: AtomicU64,
     /// Connections closed right after their handshake because
     /// [`CONNECTIONS_PER_VALIDATOR`](crate::node::peer::CONNECTIONS_PER_VALIDATOR) connections
     /// of the validator they proved to be were open ([`crate::node::peer`]).
@@ -152,7 +158,7 @@ pub(crate) enum Event {
     },
     /// A client's commit-notice queue, and where to say whether it was taken (not when
     /// [`MAX_SUBSCRIBERS`] are subscribed).
-    Subscribe(mpsc::Sender<Frame>, oneshot::Sender<bool>),
+    Subscribe(ClientQueue, oneshot::Sender<bool>),
     /// Start consensus (see `run`).
     Start,
 }
@@ -181,6 +187,13 @@ enum Verdict {
 
 /// Most clients subscribed to commit notices at once (one subscription per connection).
 pub const MAX_SUBSCRIBERS: usize = 256;
+
+/// Most bytes queued for one subscriber and not yet written before a commit notice that would
+/// add to them closes its connection instead (module docs): some 100 notices of
+/// 5000-transaction blocks. Notices are shared between subscribers, so this also bounds the
+/// memory that lagging subscribers together hold in notices (plus the one notice a subscriber
+/// that has taken everything gets whatever its size).
+pub const SUBSCRIBER_BACKLOG: usize = 16 << 20;
 
 /// Most client requests (`Submit` frames and status requests) waiting for the consensus task
 /// (module docs).
@@ -288,6 +301,7 @@ pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
         fruitless: vec![None; cfg.validators.len()],
         retry_pending: false,
         subscribers: Vec::new(),
+        subscriber_backlog: SUBSCRIBER_BACKLOG,
         evidence: 0,
         recovered_height,
     };
@@ -334,7 +348,9 @@ struct Node {
     fruitless: Vec<Option<Instant>>,
     /// A [`Event::RetryFetch`] is on its way.
     retry_pending: bool,
-    subscribers: Vec<mpsc::Sender<Frame>>,
+    subscribers: Vec<ClientQueue>,
+    /// [`SUBSCRIBER_BACKLOG`] (smaller in tests).
+    subscriber_backlog: usize,
     evidence: u64,
     recovered_height: u64,
 }
@@ -458,12 +474,23 @@ impl Node {
                     std::process::exit(1);
                 }
                 self.server.final_height.store(height + 1, Ordering::Release);
-                let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
-                let f = Frame::Committed { height, txids };
-                // A subscriber whose queue is full lags by thousands of notices: drop it rather
-                // than keep buffering for it (its connection gets no more notices, and is closed
-                // once a queued frame waits past crate::node::peer::WRITE_TIMEOUT).
-                self.subscribers.retain(|s| s.try_send(f.clone()).is_ok());
+                if !self.subscribers.is_empty() {
+                    let txids: Vec<_> = block.transactions.iter().map(|t| t.id()).collect();
+                    // Encoded once, shared by every subscriber's queue.
+                    let notice = Arc::new(encode(&Frame::Committed { height, txids }));
+                    // A subscriber whose queue is full lags by thousands of notices, or by
+                    // SUBSCRIBER_BACKLOG bytes: its connection is closed and its queue freed
+                    // rather than buffered for (module docs).
+                    let (max, counters) = (self.subscriber_backlog, &self.counters);
+                    self.subscribers.retain(|s| match s.offer(&notice, max) {
+                        Offer::Queued => true,
+                        Offer::Closed => false,
+                        Offer::Lagging => {
+                            counters.lagging_subscribers.fetch_add(1, Ordering::Relaxed);
+                            false
+                        }
+                    });
+                }
             }
             Effect::Persist(s) => {
                 if let Err(err) = self.store.persist_safety(&s) {

@@ -56,6 +56,7 @@ fn node(name: &str, height: u64) -> (Node, Vec<mpsc::Receiver<Arc<Vec<u8>>>>, st
         fruitless: vec![None; 4],
         retry_pending: false,
         subscribers: Vec::new(),
+        subscriber_backlog: SUBSCRIBER_BACKLOG,
         evidence: 0,
         recovered_height: 0,
     };
@@ -217,4 +218,96 @@ fn a_failed_fetch_that_moved_our_height_keeps_its_claim() {
     // Delivered but refused (our height did not move that far), or less than claimed: fruitless.
     assert_eq!(j(&Ok(3), 10, 11, 13), FetchJudgement { fruitful: false, full: false, keep_claim: false });
     assert_eq!(j(&Ok(3), 10, 13, 20), FetchJudgement { fruitful: false, full: false, keep_claim: false });
+}
+
+/// Decides a block of `txs` transactions at `height` (its notice carries `txs` ids).
+fn decide(node: &mut Node, height: u64, txs: u32) {
+    use crate::node::ledger::{Lock, OutPoint, Output};
+    let transactions = (0..txs)
+        .map(|i| Transaction {
+            inputs: vec![OutPoint { tx: Digest([1; 32]), index: height as u32 * txs + i }],
+            outputs: vec![Output { value: 1, lock: Lock::Ed25519([2; 32]) }],
+            signatures: vec![],
+        })
+        .collect();
+    let payload = Block { height, parent: Digest::default(), proposer: 0, transactions }.encode();
+    node.effect(Effect::Decide { height, payload, cert: CommitCert { votes: vec![] } });
+}
+
+/// Finding: a subscriber whose queue was full was only unsubscribed: its connection stayed
+/// open, and its writer kept every notice queued (each its own copy of the block's ids, up to
+/// 4096 of them), writing one per `WRITE_TIMEOUT` to a reader just fast enough, for hours. Now
+/// a notice that finds the queue full (here: over a 16 KiB backlog, with small socket buffers)
+/// closes the connection at once: the client reads what was sent, then the end of the stream;
+/// its queue is dropped and no more notices are queued for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_closed() {
+    use crate::node::net::{read_frame, write_frame, FrameError};
+    use crate::node::peer::connection;
+    let (mut node, _inboxes, dir) = node("lagging-subscriber", 0);
+    node.subscriber_backlog = 16 << 10;
+    let (tx, mut events) = mpsc::channel(16);
+    let (submits, _submitted) = mpsc::channel(16);
+    let verifier = Verifier {
+        engine: node.engine.clone(),
+        set: Arc::new(node.core.validators().clone()),
+        chain: node.identity.chain,
+        me: 0,
+    };
+    let inbound = Arc::new(Inbound {
+        tx,
+        submits,
+        counters: node.counters.clone(),
+        server: node.server.clone(),
+        verifier,
+        slots: Slots::new([]),
+        client_idle: Duration::from_secs(60),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = socket.connect(listener.local_addr().unwrap()).await.unwrap();
+    let (stream, remote) = listener.accept().await.unwrap();
+    // Small kernel buffers at both ends: a few notices fill them.
+    nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &4096).unwrap();
+    let slot = Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().unwrap();
+    tokio::spawn(connection(stream, remote, inbound, slot));
+    write_frame(&mut client, &Frame::Subscribe).await.unwrap();
+    let Some(Event::Subscribe(queue, taken)) = events.recv().await else { panic!("no subscription") };
+    let (_tx, mut rx) = mpsc::channel(1);
+    node.round(Event::Subscribe(queue.clone(), taken), &mut rx);
+    assert_eq!(node.subscribers.len(), 1);
+    // Notices of 32 ids (1 KiB) until the subscriber is dropped.
+    let mut height = 0;
+    while !node.subscribers.is_empty() {
+        assert!(height < 1000, "still subscribed after {height} notices");
+        decide(&mut node, height, 32);
+        height += 1;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(node.counters.lagging_subscribers.load(Ordering::Relaxed), 1);
+    // The connection is closed: what was written can be read, in order, then the stream ends
+    // (perhaps in a frame: the writer stops at once).
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut heights = Vec::new();
+        loop {
+            match read_frame(&mut client).await {
+                Ok(Some(Frame::Committed { height, txids })) => {
+                    assert_eq!(txids.len(), 32);
+                    heights.push(height);
+                }
+                // The end of the stream, between frames or in one (closed mid-write).
+                Ok(None) => return heights,
+                Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return heights,
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let heights = read.await.expect("the connection stays open");
+    assert!(heights.len() < height as usize, "every notice was written: {heights:?}");
+    assert_eq!(heights, (0..heights.len() as u64).collect::<Vec<_>>());
+    assert!(queue.is_closed(), "its queue is kept");
+    decide(&mut node, height, 32);
+    assert!(node.subscribers.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
