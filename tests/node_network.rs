@@ -62,6 +62,12 @@ fn genesis() -> GenesisSpec {
     GenesisSpec { chain: "net-test".into(), wallet_seed: hex::encode([7u8; 32]), keys: 4, outputs: 1024, value: 5 }
 }
 
+/// A loopback address nothing listens on (port `port`, 1 to 3), for a validator that is not
+/// running; each validator needs its own (`NodeConfig::validate`).
+fn nowhere(port: u16) -> std::net::SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
 /// Starts validator 0 of four on a free loopback port; validator 1 is at `peer1`, the others
 /// are not running, so validator 0 alone can never reach a quorum. Returns its address, its
 /// data directory, a connection to it and its metrics address.
@@ -69,8 +75,7 @@ async fn start_validator(
     name: &str,
     peer1: std::net::SocketAddr,
 ) -> (std::net::SocketAddr, TempDir, TcpStream, std::net::SocketAddr) {
-    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    start_validator_with(name, [peer1, nowhere, nowhere]).await
+    start_validator_with(name, [peer1, nowhere(2), nowhere(3)]).await
 }
 
 /// [`start_validator`] with validators 1, 2 and 3 at `peers`.
@@ -414,9 +419,8 @@ async fn a_peer_trickling_a_fetch_loses_it_at_its_deadline() {
     let genuine = final_block0();
     let (honest, honest_fetches) =
         fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
-    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
     let (addr, _dir, _client, _) =
-        start_validator_deadlines("sync-trickle", [trickler, honest, nowhere], 60_000, 2_000).await;
+        start_validator_deadlines("sync-trickle", [trickler, honest, nowhere(3)], 60_000, 2_000).await;
     let started = std::time::Instant::now();
     let mut s1 = hello_as(addr, 1).await;
     write_frame(&mut s1, &Frame::Tip(1)).await.unwrap();
@@ -467,8 +471,7 @@ async fn a_peer_serving_refused_blocks_does_not_keep_the_fetch() {
     let genuine = final_block0();
     let (honest, honest_fetches) =
         fake_validator(move |from| if from == 0 { vec![genuine.clone()] } else { Vec::new() });
-    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, _dir, _client, _) = start_validator_with("sync-byzantine", [byzantine, honest, nowhere]).await;
+    let (addr, _dir, _client, _) = start_validator_with("sync-byzantine", [byzantine, honest, nowhere(3)]).await;
     let started = std::time::Instant::now();
     let mut claims = hello_as(addr, 1).await;
     write_frame(&mut claims, &Frame::Tip(u64::MAX)).await.unwrap();
@@ -755,8 +758,8 @@ async fn idle_strangers_cannot_use_up_a_validators_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_closed_a_busy_one_and_a_subscriber_are_not() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, _dir, first, metrics) = start_validator_idle("client-idle", [nowhere; 3], 2_000).await;
+    let peers = [nowhere(1), nowhere(2), nowhere(3)];
+    let (addr, _dir, first, metrics) = start_validator_idle("client-idle", peers, 2_000).await;
     drop(first);
     async fn open_after(s: &mut TcpStream, wait: Duration) -> bool {
         let mut b = [0u8; 1];
@@ -914,8 +917,8 @@ async fn a_stalled_frame_closes_even_a_validators_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_subscriber_is_closed_when_idle() {
     use parthenon::node::service::MAX_SUBSCRIBERS;
-    let nowhere: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let (addr, _dir, first, metrics) = start_validator_idle("subscriber-limit", [nowhere; 3], 2_000).await;
+    let peers = [nowhere(1), nowhere(2), nowhere(3)];
+    let (addr, _dir, first, metrics) = start_validator_idle("subscriber-limit", peers, 2_000).await;
     drop(first);
     let mut subscribers = Vec::new();
     for _ in 0..=MAX_SUBSCRIBERS {

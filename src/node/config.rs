@@ -22,6 +22,15 @@
 //! outputs = 20000                # output j locked to key j mod keys
 //! value = 1000
 //! ```
+//!
+//! A key the schema does not know (a typo such as `fetch_deadline = 600000`) is refused
+//! ([`ConfigError::Parse`]) rather than ignored, in the file, each `[[validators]]` entry and
+//! `[genesis]`. [`NodeConfig::validate`] refuses what parses but cannot run: a zero
+//! `base_timeout_ms` (every view timer would fire at once: a storm of view changes),
+//! `client_idle_timeout_ms` (every client closed at once) or `fetch_deadline_ms` (every catch-up
+//! fetch cut at once), and two validators at one `address`. [`NodeConfig::validator_set`],
+//! [`NodeConfig::signing_key`] and [`GenesisSpec::genesis`] check the rest; each error names
+//! the field and, where it helps, the value.
 
 use crate::node::consensus::{Digest, Validator, ValidatorSet};
 use crate::node::ledger::{Genesis, Output, SpendKey};
@@ -60,6 +69,7 @@ pub enum ConfigError {
 
 /// One validator entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ValidatorEntry {
     /// Ed25519 public key, hex.
     pub public_key: String,
@@ -71,6 +81,7 @@ pub struct ValidatorEntry {
 
 /// Seed-derived genesis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenesisSpec {
     /// Chain name.
     pub chain: String,
@@ -86,6 +97,7 @@ pub struct GenesisSpec {
 
 /// `node.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This validator's index.
     pub index: u16,
@@ -143,7 +155,8 @@ fn default_max_block() -> usize {
 pub fn hex32(field: &str, s: &str) -> Result<[u8; 32], ConfigError> {
     let bad = |reason: &str| ConfigError::Field { field: field.to_string(), reason: reason.to_string() };
     let v = hex::decode(s.trim()).map_err(|e| bad(&e.to_string()))?;
-    v.try_into().map_err(|_| bad("must be 32 bytes (64 hex digits)"))
+    let n = v.len();
+    v.try_into().map_err(|_| bad(&format!("must be 32 bytes (64 hex digits), not {n} bytes")))
 }
 
 impl GenesisSpec {
@@ -160,11 +173,10 @@ impl GenesisSpec {
 
     /// The genesis these parameters describe.
     pub fn genesis(&self) -> Result<Genesis, ConfigError> {
-        if self.keys == 0 || self.value == 0 {
-            return Err(ConfigError::Field {
-                field: "genesis".into(),
-                reason: "keys and value must be positive".into(),
-            });
+        for (field, v) in [("genesis.keys", u64::from(self.keys)), ("genesis.value", self.value)] {
+            if v == 0 {
+                return Err(ConfigError::Field { field: field.into(), reason: "must be positive, not 0".into() });
+            }
         }
         let locks: Vec<_> = (0..self.keys).map(|i| self.spend_key(i).map(|k| k.lock())).collect::<Result<_, _>>()?;
         let outputs =
@@ -178,6 +190,33 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), source: Box::new(e) })
+    }
+
+    /// Refuses what parses but cannot run (module docs): a zero duration, two validators at one
+    /// address. [`crate::node::service::run`] calls it first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("base_timeout_ms", self.base_timeout_ms, "every view timer would fire at once"),
+            ("client_idle_timeout_ms", self.client_idle_timeout_ms, "every client would be closed at once"),
+            ("fetch_deadline_ms", self.fetch_deadline_ms, "every catch-up fetch would be cut at once"),
+        ];
+        for (field, ms, why) in durations {
+            if ms == 0 {
+                return Err(ConfigError::Field {
+                    field: field.into(),
+                    reason: format!("must be positive, not 0: {why}"),
+                });
+            }
+        }
+        for (i, v) in self.validators.iter().enumerate() {
+            if let Some(j) = self.validators[..i].iter().position(|w| w.address == v.address) {
+                return Err(ConfigError::Field {
+                    field: format!("validators[{i}].address"),
+                    reason: format!("{} is validators[{j}].address too", v.address),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// TOML text of this configuration.
@@ -201,7 +240,10 @@ impl NodeConfig {
         let set = ValidatorSet::new(vs)
             .map_err(|e| ConfigError::Field { field: "validators".into(), reason: e.to_string() })?;
         if usize::from(self.index) >= set.len() {
-            return Err(ConfigError::Field { field: "index".into(), reason: format!("{} validators", set.len()) });
+            return Err(ConfigError::Field {
+                field: "index".into(),
+                reason: format!("{} is out of range for {} validators", self.index, set.len()),
+            });
         }
         Ok(set)
     }
@@ -212,9 +254,153 @@ impl NodeConfig {
         if set.get(self.index).map(|v| v.public_key) != Some(k.verifying_key().to_bytes()) {
             return Err(ConfigError::Field {
                 field: "key".into(),
-                reason: "does not match validators[index].public_key".into(),
+                reason: format!("does not match validators[{}].public_key", self.index),
             });
         }
         Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[i + 10; 32])
+    }
+
+    /// Validator 1 of four, as the testnet harness writes it.
+    fn config() -> NodeConfig {
+        let validators = (0..4)
+            .map(|i| ValidatorEntry {
+                public_key: hex::encode(key(i).verifying_key().to_bytes()),
+                stake: 1,
+                address: ([127, 0, 0, 1], 7000 + u16::from(i)).into(),
+            })
+            .collect();
+        NodeConfig {
+            index: 1,
+            key: hex::encode(key(1).to_bytes()),
+            listen: ([127, 0, 0, 1], 7001).into(),
+            data_dir: "/tmp/v1".into(),
+            base_timeout_ms: default_timeout(),
+            propose_delay_ms: default_propose_delay(),
+            max_block_txs: default_max_block(),
+            validators,
+            genesis: GenesisSpec {
+                chain: "config-test".into(),
+                wallet_seed: hex::encode([7u8; 32]),
+                keys: 4,
+                outputs: 8,
+                value: 5,
+            },
+            metrics: None,
+            client_idle_timeout_ms: default_client_idle(),
+            fetch_deadline_ms: default_fetch_deadline(),
+        }
+    }
+
+    fn field_error(r: Result<impl std::fmt::Debug, ConfigError>) -> (String, String) {
+        match r {
+            Err(ConfigError::Field { field, reason }) => (field, reason),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    /// Finding: keys the schema does not know were ignored, so a typo (`fetch_deadline` for
+    /// `fetch_deadline_ms`) ran on the default without a word. Now they are refused, at the top,
+    /// in a `[[validators]]` entry and in `[genesis]`; what `to_toml` writes still loads.
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("parthenon-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        let text = config().to_toml();
+        std::fs::write(&path, &text).unwrap();
+        let loaded = NodeConfig::load(&path).unwrap();
+        assert_eq!(loaded.to_toml(), text);
+        loaded.validate().unwrap();
+        let set = loaded.validator_set().unwrap();
+        loaded.signing_key(&set).unwrap();
+        for (typo, bad) in [
+            ("fetch_deadline", format!("fetch_deadline = 600000\n{text}")),
+            ("weight", text.replacen("[[validators]]\n", "[[validators]]\nweight = 2\n", 1)),
+            ("seed", text.replacen("[genesis]\n", "[genesis]\nseed = \"00\"\n", 1)),
+        ] {
+            assert_ne!(bad, text);
+            std::fs::write(&path, &bad).unwrap();
+            match NodeConfig::load(&path) {
+                Err(e @ ConfigError::Parse { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("unknown field `{typo}`")), "{msg}");
+                    assert!(msg.contains("node.toml"), "{msg}");
+                }
+                other => panic!("{typo}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Finding: `base_timeout_ms = 0` was accepted (every view timer fired at once: a storm of
+    /// view changes), as was `client_idle_timeout_ms = 0` (every client closed at once); only
+    /// `fetch_deadline_ms = 0` was refused, in the service. All three are refused in
+    /// `validate`.
+    #[test]
+    fn zero_durations_are_refused() {
+        config().validate().unwrap();
+        type Set = fn(&mut NodeConfig);
+        let zeros: [(&str, Set); 3] = [
+            ("base_timeout_ms", |c| c.base_timeout_ms = 0),
+            ("client_idle_timeout_ms", |c| c.client_idle_timeout_ms = 0),
+            ("fetch_deadline_ms", |c| c.fetch_deadline_ms = 0),
+        ];
+        for (name, zero) in zeros {
+            let mut c = config();
+            zero(&mut c);
+            let (field, reason) = field_error(c.validate());
+            assert_eq!(field, name);
+            assert!(reason.starts_with("must be positive, not 0"), "{reason}");
+        }
+    }
+
+    /// Finding: two validators with the same `address` were accepted (calls meant for one reach
+    /// the other, whose handshake then fails for ever). Refused, naming both entries.
+    #[test]
+    fn duplicate_validator_addresses_are_refused() {
+        let mut c = config();
+        c.validators[2].address = c.validators[0].address;
+        let (field, reason) = field_error(c.validate());
+        assert_eq!(field, "validators[2].address");
+        assert_eq!(reason, "127.0.0.1:7000 is validators[0].address too");
+        // Another port on the same host is another address.
+        c.validators[2].address = ([127, 0, 0, 1], 7100).into();
+        c.validate().unwrap();
+    }
+
+    /// Errors name the offending value where it helps.
+    #[test]
+    fn field_errors_name_the_value() {
+        let mut c = config();
+        c.index = 4;
+        let e = c.validator_set().unwrap_err();
+        assert_eq!(e.to_string(), "index: 4 is out of range for 4 validators");
+
+        let c = config();
+        let set = c.validator_set().unwrap();
+        let mut other = c.clone();
+        other.key = hex::encode(key(2).to_bytes());
+        assert_eq!(other.signing_key(&set).unwrap_err().to_string(), "key: does not match validators[1].public_key");
+        other.key = "abcd".into();
+        assert_eq!(
+            other.signing_key(&set).unwrap_err().to_string(),
+            "key: must be 32 bytes (64 hex digits), not 2 bytes"
+        );
+
+        let mut g = c.genesis.clone();
+        g.keys = 0;
+        assert_eq!(g.genesis().unwrap_err().to_string(), "genesis.keys: must be positive, not 0");
+        let mut g = c.genesis.clone();
+        g.value = 0;
+        assert_eq!(g.genesis().unwrap_err().to_string(), "genesis.value: must be positive, not 0");
     }
 }

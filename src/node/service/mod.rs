@@ -208,11 +208,9 @@ const FETCH_RETRY: Duration = Duration::from_secs(1);
 /// Runs a validator until the process is killed. A bad configuration ([`NodeError::Config`]) is
 /// refused first, before any disk, network or device work starts.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
+    cfg.validate()?;
     let set = cfg.validator_set()?;
     let key = cfg.signing_key(&set)?;
-    if cfg.fetch_deadline_ms == 0 {
-        return Err(ConfigError::Field { field: "fetch_deadline_ms".into(), reason: "must be positive".into() }.into());
-    }
     let genesis = cfg.genesis.genesis()?;
     // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
     raise_fd_limit();
