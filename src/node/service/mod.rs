@@ -167,8 +167,8 @@ pub(crate) enum Event {
 pub(crate) enum ClientRequest {
     /// A `Submit` frame's transactions.
     Submit(Vec<Transaction>),
-    /// A `StatusRequest`: the status (with the block digest at the height, if given), answered
-    /// on the channel.
+    /// A `StatusRequest`: the status (with the block digest and chain hash at the height, if
+    /// given, or why the index could not give them), answered on the channel.
     Status(Option<u64>, oneshot::Sender<String>),
 }
 
@@ -535,8 +535,10 @@ impl Node {
 
     fn status(&self, at: Option<u64>) -> String {
         // Index lookups only: a status request, open to any client, never reads a block file.
-        let digest_at = at.and_then(|h| self.store.digest(h).ok().flatten()).map(|d| hex::encode(d.0));
-        let chain_hash_at = at.and_then(|h| self.store.chain_hash(h).ok().flatten()).map(|d| hex::encode(d.0));
+        // An index that cannot be read (a corrupt entry, say) is reported as such, not taken for
+        // a height that is not final yet (`null`).
+        let (digest_at, digest_at_error) = lookup("digest", at.map(|h| self.store.digest(h)));
+        let (chain_hash_at, chain_hash_at_error) = lookup("chain hash", at.map(|h| self.store.chain_hash(h)));
         serde_json::json!({
             "index": self.core.me(),
             "height": self.store.height(),
@@ -544,7 +546,9 @@ impl Node {
             "view": self.core.view(),
             "tip": hex::encode(self.app.ledger().tip().0),
             "digest_at": digest_at,
+            "digest_at_error": digest_at_error,
             "chain_hash_at": chain_hash_at,
+            "chain_hash_at_error": chain_hash_at_error,
             "mempool": self.app.mempool_len(),
             "rejected_blocks": self.app.rejected_blocks(),
             "ledger_signatures_verified": self.app.ledger().signatures_verified(),
@@ -558,6 +562,19 @@ impl Node {
             "engine": self.engine.report(),
         })
         .to_string()
+    }
+}
+
+/// A status lookup (`what` at the requested height) as the status reports it: the digest in hex,
+/// or the error; both `None` when no height was asked for or it is not final here.
+fn lookup(what: &str, r: Option<Result<Option<cs::Digest>, StoreError>>) -> (Option<String>, Option<String>) {
+    match r {
+        None | Some(Ok(None)) => (None, None),
+        Some(Ok(Some(d))) => (Some(hex::encode(d.0)), None),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "status: cannot read the {what}");
+            (None, Some(e.to_string()))
+        }
     }
 }
 

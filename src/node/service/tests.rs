@@ -311,3 +311,48 @@ async fn a_subscriber_that_does_not_read_is_closed() {
     assert!(node.subscribers.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding: the status mapped an index it could not read (a corrupt entry) to `null`, the same
+/// as a height not final yet, so a corrupt index looked like a validator behind. The error is
+/// now reported (`digest_at_error`, `chain_hash_at_error`).
+#[test]
+fn status_reports_an_index_it_cannot_read() {
+    use crate::node::ledger::Genesis;
+    use redb::TableDefinition;
+    let (mut node, _inboxes, dir) = node("status-corrupt", 0);
+    decide(&mut node, 0, 1);
+    decide(&mut node, 1, 1);
+    let status = |node: &Node, at| serde_json::from_str::<serde_json::Value>(&node.status(Some(at))).unwrap();
+    let final_block = status(&node, 0);
+    assert!(final_block["digest_at"].is_string() && final_block["chain_hash_at"].is_string(), "{final_block}");
+    assert!(final_block["digest_at_error"].is_null() && final_block["chain_hash_at_error"].is_null());
+    let not_final = status(&node, 2);
+    for k in ["digest_at", "digest_at_error", "chain_hash_at", "chain_hash_at_error"] {
+        assert!(not_final[k].is_null(), "{k}: {not_final}");
+    }
+    // Block 0's index entry made garbage and its chain hash removed, with the store closed (the
+    // store's tables, by name); reopening reads neither.
+    let genesis = Genesis { chain: "unused".into(), outputs: Vec::new() };
+    let spare = dir.with_extension("spare");
+    node.store = Store::open(&spare, &genesis).unwrap().0;
+    {
+        let db = redb::Database::open(dir.join("index.redb")).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut blocks = w.open_table(TableDefinition::<u64, &[u8]>::new("blocks")).unwrap();
+            blocks.insert(0, [0xff].as_slice()).unwrap();
+            let mut chain = w.open_table(TableDefinition::<u64, &[u8]>::new("chain_hash")).unwrap();
+            assert!(chain.remove(0).unwrap().is_some());
+        }
+        w.commit().unwrap();
+    }
+    node.store = Store::open(&dir, &genesis).unwrap().0;
+    let corrupt = status(&node, 0);
+    assert!(corrupt["digest_at"].is_null() && corrupt["chain_hash_at"].is_null(), "{corrupt}");
+    let error = |k: &str| corrupt[k].as_str().unwrap_or_default().to_string();
+    assert!(error("digest_at_error").contains("corrupt: index entry 0"), "{corrupt}");
+    assert!(error("chain_hash_at_error").contains("corrupt: chain hash 0 missing"), "{corrupt}");
+    assert!(status(&node, 1)["digest_at"].is_string(), "block 1 is still readable");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spare);
+}
