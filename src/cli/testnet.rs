@@ -61,8 +61,13 @@ pub fn run(a: Args) -> Result<(), Failure> {
     if !(1..=MAX_TX_RATE).contains(&a.tx_rate) {
         return Err(Failure::Input(format!("--tx-rate {}: between 1 and {MAX_TX_RATE}", a.tx_rate)));
     }
-    if a.max_block_txs == 0 {
-        return Err(Failure::Input("--max-block-txs 0: a block must hold at least one transaction".into()));
+    let max_txs = parthenon::node::config::MAX_BLOCK_TXS;
+    if !(1..=max_txs).contains(&a.max_block_txs) {
+        return Err(Failure::Input(format!(
+            "--max-block-txs {}: between 1 and {max_txs} (a block holds at least one transaction, and a \
+             24 MiB payload no more than about that many)",
+            a.max_block_txs
+        )));
     }
     let exe = std::env::current_exe().map_err(|e| Failure::Runtime(format!("own executable: {e}")))?;
     let opts = parthenon::node::testnet::Options {

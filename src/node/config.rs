@@ -28,9 +28,10 @@
 //! `[genesis]`. [`NodeConfig::validate`] refuses what parses but cannot run: a zero
 //! `base_timeout_ms` (every view timer would fire at once: a storm of view changes),
 //! `client_idle_timeout_ms` (every client closed at once) or `fetch_deadline_ms` (every catch-up
-//! fetch cut at once), and two validators at one `address`. [`NodeConfig::validator_set`],
-//! [`NodeConfig::signing_key`] and [`GenesisSpec::genesis`] check the rest; each error names
-//! the field and, where it helps, the value.
+//! fetch cut at once), a `max_block_txs` outside `1..=`[`MAX_BLOCK_TXS`], and two validators at
+//! one `address`. [`NodeConfig::validator_set`], [`NodeConfig::signing_key`] and
+//! [`GenesisSpec::genesis`] (at most [`MAX_GENESIS_KEYS`] keys and [`MAX_GENESIS_OUTPUTS`]
+//! outputs) check the rest; each error names the field and, where it helps, the value.
 
 use crate::node::consensus::{Digest, Validator, ValidatorSet};
 use crate::node::ledger::{Genesis, Output, SpendKey};
@@ -78,6 +79,16 @@ pub struct ValidatorEntry {
     /// Where it listens.
     pub address: SocketAddr,
 }
+
+/// Most spend keys a genesis derives (one Ed25519 key each, at every start).
+pub const MAX_GENESIS_KEYS: u32 = 1 << 16;
+/// Most outputs a genesis creates (48 bytes each in every validator's UTXO set, before any block).
+pub const MAX_GENESIS_OUTPUTS: u32 = 1 << 22;
+/// Largest `max_block_txs`: near the most a 24 MiB payload holds
+/// ([`crate::node::ledger::MAX_PAYLOAD_BYTES`], about 150 bytes for the smallest signed
+/// transaction: one input, one output, one signature), and a bound on what a leader's block that
+/// claims no more than the limit makes every validator decode before its transactions are checked.
+pub const MAX_BLOCK_TXS: usize = 1 << 17;
 
 /// Seed-derived genesis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +189,16 @@ impl GenesisSpec {
                 return Err(ConfigError::Field { field: field.into(), reason: "must be positive, not 0".into() });
             }
         }
+        for (field, v, max) in
+            [("genesis.keys", self.keys, MAX_GENESIS_KEYS), ("genesis.outputs", self.outputs, MAX_GENESIS_OUTPUTS)]
+        {
+            if v > max {
+                return Err(ConfigError::Field {
+                    field: field.into(),
+                    reason: format!("{v} is above {max}: the genesis is built in memory by every validator"),
+                });
+            }
+        }
         let locks: Vec<_> = (0..self.keys).map(|i| self.spend_key(i).map(|k| k.lock())).collect::<Result<_, _>>()?;
         let outputs =
             (0..self.outputs).map(|j| Output { value: self.value, lock: locks[(j % self.keys) as usize] }).collect();
@@ -207,6 +228,16 @@ impl NodeConfig {
                     reason: format!("must be positive, not 0: {why}"),
                 });
             }
+        }
+        if !(1..=MAX_BLOCK_TXS).contains(&self.max_block_txs) {
+            return Err(ConfigError::Field {
+                field: "max_block_txs".into(),
+                reason: format!(
+                    "{} is outside 1..={MAX_BLOCK_TXS}: a block holds at least one transaction, and a \
+                     leader's block of more is decoded in full before it is refused",
+                    self.max_block_txs
+                ),
+            });
         }
         for (i, v) in self.validators.iter().enumerate() {
             if let Some(j) = self.validators[..i].iter().position(|w| w.address == v.address) {
@@ -361,6 +392,30 @@ mod tests {
             assert_eq!(field, name);
             assert!(reason.starts_with("must be positive, not 0"), "{reason}");
         }
+    }
+
+    /// A limit beyond what a payload can hold, or none at all, and a genesis too large to build
+    /// in memory, are refused naming the field and the bound.
+    #[test]
+    fn sizes_beyond_their_bounds_are_refused() {
+        for n in [0, MAX_BLOCK_TXS + 1, usize::MAX] {
+            let mut c = config();
+            c.max_block_txs = n;
+            let (field, reason) = field_error(c.validate());
+            assert_eq!(field, "max_block_txs");
+            assert!(reason.starts_with(&format!("{n} is outside 1..={MAX_BLOCK_TXS}")), "{reason}");
+        }
+        let mut c = config();
+        c.max_block_txs = MAX_BLOCK_TXS;
+        c.validate().unwrap();
+        let mut c = config();
+        c.genesis.outputs = u32::MAX;
+        let (field, reason) = field_error(c.genesis.genesis().map(|_| ()));
+        assert_eq!(field, "genesis.outputs");
+        assert!(reason.starts_with(&format!("{} is above {MAX_GENESIS_OUTPUTS}", u32::MAX)), "{reason}");
+        c.genesis.outputs = 8;
+        c.genesis.keys = MAX_GENESIS_KEYS + 1;
+        assert_eq!(field_error(c.genesis.genesis().map(|_| ())).0, "genesis.keys");
     }
 
     /// Finding: two validators with the same `address` were accepted (calls meant for one reach
