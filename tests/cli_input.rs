@@ -111,7 +111,7 @@ fn node_config(
 fn node_config_with_bad_values_is_input_naming_the_file() {
     type Edit = fn(&mut parthenon::node::config::NodeConfig);
     let cases: [(&str, Edit, &str); 3] = [
-        ("key-mismatch", |c| c.key = hex::encode([8u8; 32]), "key: does not match validators[index].public_key"),
+        ("key-mismatch", |c| c.key = hex::encode([8u8; 32]), "key: does not match validators[0].public_key"),
         ("fetch-deadline", |c| c.fetch_deadline_ms = 0, "fetch_deadline_ms: must be positive"),
         ("bad-hex", |c| c.validators[0].public_key = "zz".into(), "validators[0].public_key"),
     ];

@@ -185,6 +185,11 @@ impl ClientQueue {
     /// connection to close instead (module docs). A notice larger than `max_backlog` is still
     /// queued for a subscriber that has taken everything else.
     pub(crate) fn offer(&self, notice: &Arc<Vec<u8>>, max_backlog: usize) -> Offer {
+        // A writer that ended (a write error, its timeout, the client gone) left its backlog
+        // counted: the connection is closed, not lagging.
+        if self.frames.is_closed() {
+            return Offer::Closed;
+        }
         let waiting = self.backlog.load(Ordering::Relaxed);
         if waiting > 0 && waiting.saturating_add(notice.len()) > max_backlog {
             self.close.notify_one();
