@@ -18,10 +18,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let cfg = parthenon::node::config::NodeConfig::load(&a.config).map_err(|e| Failure::Input(e.to_string()))?;
     // Every value checked before detection (which starts devices, a ring, maybe DPDK's EAL);
     // `service::run` checks them again, for library callers.
-    let bad = |e: parthenon::node::config::ConfigError| Failure::Input(format!("{}: {e}", a.config.display()));
-    cfg.validate().map_err(bad)?;
-    cfg.signing_key(&cfg.validator_set().map_err(bad)?).map_err(bad)?;
-    cfg.genesis.genesis().map_err(bad)?;
+    cfg.check().map_err(|e| Failure::Input(format!("{}: {e}", a.config.display())))?;
     let engine = a.routing.builder()?.build()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

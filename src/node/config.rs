@@ -90,6 +90,16 @@ pub const MAX_GENESIS_OUTPUTS: u32 = 1 << 22;
 /// claims no more than the limit makes every validator decode before its transactions are checked.
 pub const MAX_BLOCK_TXS: usize = 1 << 17;
 
+/// What [`NodeConfig::check`] derives from a configuration that passes every check.
+pub struct Checked {
+    /// The validator set.
+    pub set: ValidatorSet,
+    /// This validator's consensus signing key (it matches its entry in `set`).
+    pub key: ed25519_dalek::SigningKey,
+    /// The genesis.
+    pub genesis: Genesis,
+}
+
 /// Seed-derived genesis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +258,17 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+
+    /// Every check of this configuration ([`NodeConfig::validate`], the validator set, the
+    /// signing key, the genesis), and what they produce: what a validator needs before it
+    /// touches a disk, a socket or a device.
+    pub fn check(&self) -> Result<Checked, ConfigError> {
+        self.validate()?;
+        let set = self.validator_set()?;
+        let key = self.signing_key(&set)?;
+        let genesis = self.genesis.genesis()?;
+        Ok(Checked { set, key, genesis })
     }
 
     /// TOML text of this configuration.

@@ -208,10 +208,7 @@ const FETCH_RETRY: Duration = Duration::from_secs(1);
 /// Runs a validator until the process is killed. A bad configuration ([`NodeError::Config`]) is
 /// refused first, before any disk, network or device work starts.
 pub async fn run(cfg: NodeConfig, engine: Engine) -> Result<(), NodeError> {
-    cfg.validate()?;
-    let set = cfg.validator_set()?;
-    let key = cfg.signing_key(&set)?;
-    let genesis = cfg.genesis.genesis()?;
+    let crate::node::config::Checked { set, key, genesis } = cfg.check()?;
     // Block files, the index, peers and clients all take file descriptors (crate::node::peer).
     raise_fd_limit();
     // A GPU's kernel build and calibration start now, off the handshake and consensus paths.
